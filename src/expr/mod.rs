@@ -1,0 +1,136 @@
+//! The expression language (expression core): compiling bare expressions and `${ … }` templates
+//! once at load time, and evaluating them against a response or an action text.
+//!
+//! Owns: lexing, parsing, the function table, JSON path selection and one-pass extraction,
+//! evaluation. Knows nothing of profiles, devices, storage, HTTP or the web; the outside world
+//! is reached only through the [`Environment`] trait.
+
+mod ast;
+pub mod error;
+mod eval;
+pub mod functions;
+pub mod json_path;
+mod lex;
+mod parse;
+mod template;
+pub mod value;
+
+use std::sync::Arc;
+
+pub use ast::JsonSelector;
+pub use error::{CompileError, CompileWarning, EvalError, EvalErrorKind, Span};
+pub use eval::{Document, EmptyEnvironment, Environment, Scope};
+pub use json_path::{DottedPath, ExtractionPlan, PathTrie};
+pub use lex::literal_ranges;
+pub use template::{Template, TemplatePart};
+pub use value::Value;
+
+use ast::{Node, NodeKind};
+
+/// A compiled bare expression.
+#[derive(Debug, Clone)]
+pub struct Expression {
+    source: Arc<str>,
+    root: Node,
+    warnings: Vec<CompileWarning>,
+}
+
+/// All problems of one compilation; the first is usually the one to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", .errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+pub struct CompileErrors {
+    pub errors: Vec<CompileError>,
+}
+
+impl Expression {
+    /// Compiles `source`, reporting every unknown function, wrong arity and bad literal path or
+    /// pattern (a syntax error stops at its first occurrence).
+    pub fn compile(source: &str) -> Result<Expression, CompileErrors> {
+        let located = |errors: Vec<CompileError>| CompileErrors {
+            errors: errors.into_iter().map(|e| e.located(source)).collect(),
+        };
+        let lexed = lex::lex(source).map_err(|e| located(vec![e]))?;
+        let mut parser = parse::Parser::new(lexed.tokens, source);
+        let root = parser.parse_all().map_err(|e| {
+            let mut errors = parser.problems.clone();
+            errors.push(e);
+            errors.sort_by_key(|e| e.span.start);
+            located(errors)
+        })?;
+        if !parser.problems.is_empty() {
+            return Err(located(std::mem::take(&mut parser.problems)));
+        }
+        let warnings = lexed
+            .warnings
+            .into_iter()
+            .map(|mut w| {
+                w.column = w.span.column_in(source);
+                w
+            })
+            .collect();
+        Ok(Expression {
+            source: source.into(),
+            root,
+            warnings,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn warnings(&self) -> &[CompileWarning] {
+        &self.warnings
+    }
+
+    /// Evaluates against a scope; errors carry the column of the failing sub-expression.
+    pub fn evaluate(&self, scope: &Scope<'_>) -> Result<Value, EvalError> {
+        eval::eval(&self.root, scope).map_err(|mut e| {
+            e.column = e.span.column_in(&self.source);
+            e
+        })
+    }
+
+    /// Adds what this expression reads from `input` as JSON to a plan.
+    pub fn plan_into(&self, plan: &mut ExtractionPlan) {
+        self.root.walk(&mut |node| {
+            if let NodeKind::Json { source, selector } = &node.kind {
+                if matches!(source.kind, NodeKind::Input) {
+                    match selector {
+                        JsonSelector::Dotted(path) => plan.trie.insert(path),
+                        _ => plan.needs_whole_tree = true,
+                    }
+                }
+            }
+        });
+    }
+
+    /// A plan for evaluating this expression alone.
+    pub fn plan(&self) -> Arc<ExtractionPlan> {
+        let mut plan = ExtractionPlan::default();
+        self.plan_into(&mut plan);
+        plan.shared()
+    }
+
+    /// Whether the expression is a literal text (used for names that need no evaluation).
+    pub fn literal_text(&self) -> Option<&str> {
+        match &self.root.kind {
+            NodeKind::Literal(Value::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Evaluates one expression against `input` text with no devices: the sandbox.
+pub fn evaluate_once(
+    source: &str,
+    input: &str,
+    env: &dyn Environment,
+) -> Result<Result<Value, EvalError>, CompileErrors> {
+    let expression = Expression::compile(source)?;
+    let document = Document::new(input, expression.plan());
+    Ok(expression.evaluate(&Scope::new(&document, env)))
+}
+
+#[cfg(test)]
+mod tests;

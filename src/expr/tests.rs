@@ -1,0 +1,231 @@
+//! Table-driven tests of the language: one line per case.
+
+use super::*;
+
+struct Devices;
+
+impl Environment for Devices {
+    fn device_value(&self, reference: u64) -> Option<f64> {
+        (reference == 123).then_some(71.6)
+    }
+    fn device_string(&self, reference: u64) -> Option<String> {
+        (reference == 123).then(|| "Hello world".to_string())
+    }
+    fn global_value(&self, name: &str) -> Option<f64> {
+        (name == "global1").then_some(4.0)
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        name.eq_ignore_ascii_case("content-type")
+            .then(|| "application/json".to_string())
+    }
+    fn status(&self) -> Option<u16> {
+        Some(200)
+    }
+}
+
+fn run(source: &str, input: &str) -> Result<Value, String> {
+    match evaluate_once(source, input, &Devices) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(format!("eval: {error}")),
+        Err(errors) => Err(format!("compile: {errors}")),
+    }
+}
+
+fn text_of(source: &str, input: &str) -> String {
+    match run(source, input) {
+        Ok(value) => value.to_text(),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn documented_examples_hold() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("sin(90) + ceiling(100.3) * floor(13.9) + round(14.4)", "", "1328"),
+        ("(val123 - 32) * 5 / 9", "", "22"),
+        ("str123", "", "Hello world"),
+        ("ParseNumber(input) + 100", "30.5", "130.5"),
+        ("Length(input)", "Hello world", "11"),
+        ("Numbers(input)[0]", "Hello 123 world 56 and 10", "123"),
+        ("Words(input)[2]", "Hello 123 world 56 and 10", "and"),
+        ("OnOffs(input)[2]", "Hello on on world off bye on", "off"),
+        ("Substring(input, 8)", "Pin is: 1234 to enter", "1234 to enter"),
+        ("Split(input, \",\")[3]", "comma,separated,words,as,example", "as"),
+        (r#"Regex(input, "\b\d{3}\b")[1]"#, "76 8987 765 4 543 7865 435", "543"),
+        ("JSON(input,\"email\")", r#"{"email":"ann@example.com"}"#, "ann@example.com"),
+        ("If(val123 < 22 or val123 > 336, \"North\", \"South\")", "", "South"),
+        ("GVval(\"global1\") * 2", "", "8"),
+    ];
+    for (source, input, expected) in cases {
+        assert_eq!(&text_of(source, input), expected, "{source}");
+    }
+}
+
+#[test]
+fn operators_follow_usual_precedence() {
+    let cases: &[(&str, &str)] = &[
+        ("1 + 2 * 3", "7"),
+        ("(1 + 2) * 3", "9"),
+        ("-2 * 3", "-6"),
+        ("7 % 4", "3"),
+        ("1 < 2 and 2 < 1", "false"),
+        ("not 1 < 2 or true", "true"),
+        ("1 = 1", "true"),
+        ("\"a\" + 1", "a1"),
+        ("1 + \"a\"", "1a"),
+        ("\"10\" * 2", "20"),
+        ("\"abc\" < \"abd\"", "true"),
+        ("2 != \"2\"", "false"),
+        ("Split(\"a b c\", \" \")[-1]", "c"),
+        ("round(2.345, 2)", "2.35"),
+        ("max(3, 9, 4)", "9"),
+        ("min(Numbers(\"5 2 8\"))", "2"),
+        ("pow(2, 10)", "1024"),
+        ("Join(Split(\"a-b\", \"-\"), \"+\")", "a+b"),
+        ("Count(\"banana\", \"a\")", "3"),
+        ("Count(Split(\"a,b,c\", \",\"))", "3"),
+        ("Hex(\"41 31\")", "A1"),
+        ("Upper(Trim(\"  hi \"))", "HI"),
+        ("Replace(\"a.b.c\", \".\", \"/\")", "a/b/c"),
+        ("Contains(\"hello\", \"ell\")", "true"),
+        ("StartsWith(\"hello\", \"he\") and EndsWith(\"hello\", \"lo\")", "true"),
+        ("Status()", "200"),
+        ("Header(\"Content-Type\")", "application/json"),
+        ("FormatDate(ParseDate(\"2024-03-01T12:00:00Z\"), \"%Y\")", "2024"),
+        ("ParseDate(\"2024-03-01T00:00:00Z\")", "1709251200"),
+        ("if(true, 1, 2)", "1"),
+        ("json(input, \"a\")", "a"),
+    ];
+    for (source, expected) in cases {
+        assert_eq!(&text_of(source, r#"{"a":"a"}"#), expected, "{source}");
+    }
+}
+
+#[test]
+fn json_paths_select_like_the_docs_say() {
+    let body = r#"{"user":{"email":"a@b","tags":["x","y"]},"rooms":[{"name":"Kitchen","temp":21.5},{"name":"Hall","temp":19}],
+                   "odd key":{"v":1},"flag":true,"nothing":null}"#;
+    let cases: &[(&str, &str)] = &[
+        ("JSON(input, \"user.email\")", "a@b"),
+        ("JSON(input, \"user.tags[1]\")", "y"),
+        ("JSON(input, \"user.tags[-1]\")", "y"),
+        ("JSON(input, \"rooms[1].name\")", "Hall"),
+        ("JSON(input, \"rooms[*].temp\")[0]", "21.5"),
+        ("JSON(input, \"[\\\"odd key\\\"].v\")", "1"),
+        ("JSON(input, \"$.rooms[?(@.temp < 20)].name\")[0]", "Hall"),
+        ("JSON(input, \"$.user.email\")", "a@b"),
+        ("JSON(input, \"flag\") and true", "true"),
+        ("Count(JSON(input, \"rooms\"))", "2"),
+        ("JSON(JSON(input, \"rooms\")[0], \"name\")", "Kitchen"),
+        ("JSON(input, \"user\")", r#"{"email":"a@b","tags":["x","y"]}"#),
+        ("JSON(input, \"rooms[\" + 0 + \"].name\")", "Kitchen"),
+    ];
+    for (source, expected) in cases {
+        assert_eq!(&text_of(source, body), expected, "{source}");
+    }
+    assert_eq!(run("JSON(input, \"nothing\")", body), Ok(Value::Null));
+}
+
+#[test]
+fn evaluation_errors_name_what_failed() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("JSON(input, \"user.phone\")", r#"{"user":{}}"#, "JSON key `phone` is missing at `user`"),
+        ("JSON(input, \"list[5]\")", r#"{"list":[1]}"#, "index 5 is out of range"),
+        ("JSON(input, \"a\")", "<html>oops</html>", "not valid JSON"),
+        ("JSON(input, \"a\")", r#"{"a": 1"#, "not valid JSON"),
+        ("1 / (2 - 2)", "", "division by zero (column 1)"),
+        ("10 + 1 % 0", "", "division by zero (column 6)"),
+        ("val999", "", "device 999 does not exist"),
+        ("ParseNumber(\"abc\")", "", "expected a number, found text `abc`"),
+        ("Numbers(\"1 2\")[7]", "", "index 7 is out of range"),
+        ("sqrt(-1)", "", "not a finite number"),
+        ("item", "", "`item` is only bound"),
+    ];
+    for (source, input, expected) in cases {
+        let message = text_of(source, input);
+        assert!(message.starts_with("eval: "), "{source}: {message}");
+        assert!(message.contains(expected), "{source}: {message}");
+    }
+}
+
+#[test]
+fn compile_errors_name_their_column() {
+    let cases: &[(&str, &str, usize)] = &[
+        ("1 +", "expected a value", 4),
+        ("Foo(1)", "unknown function `Foo`", 1),
+        ("1 + Bar(2) + Baz()", "unknown function `Bar`", 5),
+        ("round()", "takes 1 to 2 arguments, not 0", 1),
+        ("JSON(input, \"a..b\")", "invalid JSON path", 16),
+        ("Regex(input, \"(\")", "invalid regular expression", 14),
+        ("\"abc", "unclosed text literal", 1),
+        ("1 2", "unexpected number", 3),
+        ("(1 + 2", "expected `)`", 7),
+        ("a && b", "write `and`", 3),
+        ("1 < 2 < 3", "cannot be chained", 7),
+        ("JSON(input, \"$.[\")", "invalid JSONPath", 13),
+        ("", "empty", 1),
+    ];
+    for (source, expected, column) in cases {
+        match Expression::compile(source) {
+            Ok(_) => panic!("{source} compiled"),
+            Err(errors) => {
+                let first = &errors.errors[0];
+                assert!(first.message.contains(expected), "{source}: {}", first.message);
+                assert_eq!(first.column, *column, "{source}: {}", first.message);
+            }
+        }
+    }
+    // Every unknown function is reported, not only the first.
+    let all = Expression::compile("Foo(1) + Bar(2)").err().map(|e| e.errors.len());
+    assert_eq!(all, Some(2));
+}
+
+#[test]
+fn typographic_quotes_compile_with_a_warning() {
+    let compiled = Expression::compile("JSON(input,\u{201C}email\u{201D})");
+    let warnings = compiled.map(|e| e.warnings().len()).unwrap_or(0);
+    assert_eq!(warnings, 1);
+    assert_eq!(text_of("10 \u{2013} 4", ""), "6");
+}
+
+#[test]
+fn templates_splice_and_escape() {
+    let template = Template::compile(r#"a=${ 1 + 1 }\n${ "}" }\$x"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let document = Document::new("", Default::default());
+    let scope = Scope::new(&document, &EmptyEnvironment);
+    let rendered = template.render(&scope, &|s| s.to_string());
+    assert_eq!(rendered, Ok(Some("a=2\n}$x".to_string())));
+}
+
+#[test]
+fn template_null_means_send_nothing() {
+    let template = Template::compile("x=${ If(1 > 2, \"a\", null) }").unwrap_or_else(|e| panic!("{e}"));
+    let document = Document::new("", Default::default());
+    let scope = Scope::new(&document, &EmptyEnvironment);
+    assert_eq!(template.render(&scope, &|s| s.to_string()), Ok(None));
+}
+
+#[test]
+fn unclosed_template_names_its_position() {
+    let error = Template::compile("abc ${ input ").err().map(|e| e.errors[0].column);
+    assert_eq!(error, Some(5));
+    let error = Template::compile("a ${ Nope() } b").err().map(|e| e.errors[0].column);
+    assert_eq!(error, Some(6));
+}
+
+#[test]
+fn input_is_parsed_once_for_all_planned_paths() {
+    let first = Expression::compile("JSON(input, \"a\")").unwrap_or_else(|e| panic!("{e}"));
+    let second = Expression::compile("JSON(input, \"b.c\")").unwrap_or_else(|e| panic!("{e}"));
+    let mut plan = ExtractionPlan::default();
+    first.plan_into(&mut plan);
+    second.plan_into(&mut plan);
+    let document = Document::new(r#"{"a":1,"b":{"c":2,"d":3},"e":[1,2]}"#, plan.shared());
+    let scope = Scope::new(&document, &EmptyEnvironment);
+    assert_eq!(first.evaluate(&scope), Ok(Value::Number(1.0)));
+    assert_eq!(second.evaluate(&scope), Ok(Value::Number(2.0)));
+    // A path outside the plan still works (through a full parse).
+    let other = Expression::compile("JSON(input, \"b.d\")").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.evaluate(&scope), Ok(Value::Number(3.0)));
+}

@@ -1,0 +1,9 @@
+//! Bellhop: a home-automation hub plugin with an HTTP action engine, an expression language
+//! that maps API responses onto devices, an embedded device hub and OAuth2.
+//!
+//! Module map (dependencies point down this list, never up): `expr` (expression core) and
+//! `devices` (device model and store) know no other module; `profile` loads and compiles profile
+//! files using `expr`; `engine` runs actions and ties profiles, expressions and devices together;
+//! `web` and the CLI call the engine. See ARCHITECTURE.md.
+
+pub mod expr;
