@@ -6,4 +6,5 @@
 //! files using `expr`; `engine` runs actions and ties profiles, expressions and devices together;
 //! `web` and the CLI call the engine. See ARCHITECTURE.md.
 
+pub mod devices;
 pub mod expr;

@@ -1,0 +1,511 @@
+//! The embedded device hub (device model): root devices with features, global variables, and
+//! their crash-safe store. A device is identified by profile + root name + feature name and gets
+//! a numeric reference once, on creation, that is never reused.
+//!
+//! Knows nothing of profiles' contents, expressions, HTTP or the web.
+
+mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::broadcast;
+
+use store::WriteOp;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("device store {path}: {message}")]
+    Sqlite { path: String, message: String },
+    #[error("device store folder {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("device store is closed")]
+    Closed,
+    #[error("device store commit failed: {0}")]
+    Commit(String),
+    #[error("device {0} does not exist")]
+    UnknownDevice(u64),
+    #[error("a device name must not be empty")]
+    EmptyName,
+}
+
+/// Identity of a device: stable across runs and restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct DeviceKey {
+    pub profile: String,
+    pub root: String,
+    /// `None` for a root device.
+    pub feature: Option<String>,
+}
+
+impl DeviceKey {
+    pub fn root(profile: &str, root: &str) -> DeviceKey {
+        DeviceKey {
+            profile: profile.to_string(),
+            root: root.to_string(),
+            feature: None,
+        }
+    }
+
+    pub fn feature(profile: &str, root: &str, feature: &str) -> DeviceKey {
+        DeviceKey {
+            profile: profile.to_string(),
+            root: root.to_string(),
+            feature: Some(feature.to_string()),
+        }
+    }
+
+    fn parent(&self) -> Option<DeviceKey> {
+        self.feature
+            .as_ref()
+            .map(|_| DeviceKey::root(&self.profile, &self.root))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Device {
+    pub reference: u64,
+    pub key: DeviceKey,
+    pub value: f64,
+    pub string: String,
+    pub changed_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Global {
+    pub name: String,
+    pub value: f64,
+    pub string: String,
+    pub changed_at_ms: i64,
+}
+
+/// What a run wants a device to become. `None` leaves that part as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceUpdate {
+    pub key: DeviceKey,
+    pub value: Option<f64>,
+    pub string: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Created,
+    Updated,
+}
+
+/// A change that happened to a device: the event published to subscribers and kept in run records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceChange {
+    pub kind: ChangeKind,
+    pub device: Device,
+}
+
+/// How `apply` treats devices that do not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creation {
+    Allowed,
+    /// The profile is locked: update existing devices only.
+    Forbidden,
+}
+
+struct State {
+    by_ref: BTreeMap<u64, Device>,
+    by_key: HashMap<DeviceKey, u64>,
+    globals: BTreeMap<String, Global>,
+    next_ref: u64,
+}
+
+/// The device hub: an in-memory view for fast reads, written through to the store.
+pub struct DeviceHub {
+    state: Mutex<State>,
+    writes: Mutex<Option<store::Writer>>,
+    changes: broadcast::Sender<DeviceChange>,
+    path: PathBuf,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl DeviceHub {
+    /// Opens (or creates) the store at `path`. Writes are group-committed within `window`.
+    pub fn open(path: &Path, window: Duration) -> Result<DeviceHub, StoreError> {
+        let (connection, loaded) = store::open(path)?;
+        let mut state = State {
+            by_ref: BTreeMap::new(),
+            by_key: HashMap::new(),
+            globals: BTreeMap::new(),
+            next_ref: loaded.next_ref,
+        };
+        for device in loaded.devices {
+            state.by_key.insert(device.key.clone(), device.reference);
+            state.by_ref.insert(device.reference, device);
+        }
+        for global in loaded.globals {
+            state.globals.insert(global.name.clone(), global);
+        }
+        let (changes, _) = broadcast::channel(1024);
+        Ok(DeviceHub {
+            state: Mutex::new(state),
+            writes: Mutex::new(Some(store::spawn_writer(connection, window))),
+            changes,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent maps (every mutation is a single
+        // insert), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn send(&self, op: WriteOp) -> Result<(), StoreError> {
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        match writes.as_ref() {
+            Some(writer) => writer.sender.send(op).map_err(|_| StoreError::Closed),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// Subscribes to device changes (for live views).
+    pub fn subscribe(&self) -> broadcast::Receiver<DeviceChange> {
+        self.changes.subscribe()
+    }
+
+    /// Applies updates atomically with respect to other callers. Creations (which assign
+    /// references) are durable when this returns; plain updates within the commit window.
+    pub async fn apply(
+        &self,
+        updates: &[DeviceUpdate],
+        creation: Creation,
+    ) -> Result<Vec<DeviceChange>, StoreError> {
+        let (changes, created) = self.apply_in_memory(updates, creation)?;
+        if created {
+            self.flush().await?;
+        }
+        Ok(changes)
+    }
+
+    fn apply_in_memory(
+        &self,
+        updates: &[DeviceUpdate],
+        creation: Creation,
+    ) -> Result<(Vec<DeviceChange>, bool), StoreError> {
+        if updates.iter().any(|u| {
+            u.key.root.trim().is_empty() || u.key.feature.as_ref().is_some_and(|f| f.trim().is_empty())
+        }) {
+            return Err(StoreError::EmptyName);
+        }
+        let mut state = self.lock();
+        let mut changes = Vec::new();
+        let mut ops = Vec::new();
+        let now = now_ms();
+        let mut created_any = false;
+        for update in updates {
+            let mut keys = Vec::with_capacity(2);
+            if let Some(parent) = update.key.parent() {
+                keys.push((parent, None));
+            }
+            keys.push((update.key.clone(), Some(update)));
+            for (key, wanted) in keys {
+                let existing = state.by_key.get(&key).copied();
+                let reference = match existing {
+                    Some(reference) => reference,
+                    None if creation == Creation::Forbidden => break,
+                    None => {
+                        let reference = state.next_ref;
+                        state.next_ref += 1;
+                        let device = Device {
+                            reference,
+                            key: key.clone(),
+                            value: wanted.and_then(|w| w.value).unwrap_or(0.0),
+                            string: wanted.and_then(|w| w.string.clone()).unwrap_or_default(),
+                            changed_at_ms: now,
+                        };
+                        state.by_key.insert(key, reference);
+                        state.by_ref.insert(reference, device.clone());
+                        ops.push(WriteOp::NextRef(state.next_ref));
+                        ops.push(WriteOp::Device(device.clone()));
+                        changes.push(DeviceChange {
+                            kind: ChangeKind::Created,
+                            device,
+                        });
+                        created_any = true;
+                        continue;
+                    }
+                };
+                let Some(wanted) = wanted else { continue };
+                let Some(device) = state.by_ref.get_mut(&reference) else {
+                    continue;
+                };
+                let value = wanted.value.unwrap_or(device.value);
+                let string = wanted.string.as_deref().unwrap_or(&device.string);
+                if value == device.value && string == device.string {
+                    continue;
+                }
+                device.string = string.to_string();
+                device.value = value;
+                device.changed_at_ms = now;
+                ops.push(WriteOp::Device(device.clone()));
+                changes.push(DeviceChange {
+                    kind: ChangeKind::Updated,
+                    device: device.clone(),
+                });
+            }
+        }
+        drop(state);
+        for op in ops {
+            self.send(op)?;
+        }
+        for change in &changes {
+            let _ = self.changes.send(change.clone());
+        }
+        Ok((changes, created_any))
+    }
+
+    /// Sets a device's value and/or string by reference (the API's manual control).
+    pub async fn set(
+        &self,
+        reference: u64,
+        value: Option<f64>,
+        string: Option<String>,
+    ) -> Result<Option<DeviceChange>, StoreError> {
+        let key = self
+            .get(reference)
+            .map(|d| d.key)
+            .ok_or(StoreError::UnknownDevice(reference))?;
+        let update = DeviceUpdate { key, value, string };
+        let (mut changes, _) = self.apply_in_memory(&[update], Creation::Forbidden)?;
+        Ok(changes.pop())
+    }
+
+    pub fn get(&self, reference: u64) -> Option<Device> {
+        self.lock().by_ref.get(&reference).cloned()
+    }
+
+    pub fn find(&self, key: &DeviceKey) -> Option<Device> {
+        let state = self.lock();
+        state
+            .by_key
+            .get(key)
+            .and_then(|reference| state.by_ref.get(reference))
+            .cloned()
+    }
+
+    pub fn value(&self, reference: u64) -> Option<f64> {
+        self.lock().by_ref.get(&reference).map(|d| d.value)
+    }
+
+    pub fn string(&self, reference: u64) -> Option<String> {
+        self.lock().by_ref.get(&reference).map(|d| d.string.clone())
+    }
+
+    /// All devices, ordered by reference.
+    pub fn list(&self) -> Vec<Device> {
+        self.lock().by_ref.values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().by_ref.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn global(&self, name: &str) -> Option<Global> {
+        self.lock().globals.get(name).cloned()
+    }
+
+    pub fn globals(&self) -> Vec<Global> {
+        self.lock().globals.values().cloned().collect()
+    }
+
+    pub fn set_global(
+        &self,
+        name: &str,
+        value: Option<f64>,
+        string: Option<String>,
+    ) -> Result<Global, StoreError> {
+        if name.trim().is_empty() {
+            return Err(StoreError::EmptyName);
+        }
+        let mut state = self.lock();
+        let now = now_ms();
+        let global = state
+            .globals
+            .entry(name.to_string())
+            .or_insert_with(|| Global {
+                name: name.to_string(),
+                value: 0.0,
+                string: String::new(),
+                changed_at_ms: now,
+            });
+        let new_value = value.unwrap_or(global.value);
+        let new_string = string.unwrap_or_else(|| global.string.clone());
+        if new_value != global.value || new_string != global.string {
+            global.changed_at_ms = now;
+        }
+        global.value = new_value;
+        global.string = new_string;
+        let global = global.clone();
+        drop(state);
+        self.send(WriteOp::Global(global.clone()))?;
+        Ok(global)
+    }
+
+    /// Appends an opaque record (a run, as JSON) to a profile's journal, keeping the newest `keep`.
+    pub fn journal(&self, profile: &str, record: String, keep: usize) -> Result<(), StoreError> {
+        self.send(WriteOp::Journal {
+            profile: profile.to_string(),
+            record,
+            keep,
+        })
+    }
+
+    /// The newest journal records, newest first (reads what is committed).
+    pub fn read_journal(&self, profile: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        store::read_journal(&self.path, profile, limit)
+    }
+
+    /// Reads the journal of a store without opening a hub (for the CLI).
+    pub fn read_journal_at(
+        path: &Path,
+        profile: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        store::read_journal(path, profile, limit)
+    }
+
+    /// Commits everything written so far and waits until it is durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.send(WriteOp::Flush(reply))?;
+        done.await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(StoreError::Commit)
+    }
+
+    /// Commits what is pending and stops the writer.
+    pub fn close(&self) {
+        let writer = self.writes.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut writer) = writer {
+            drop(writer.sender);
+            if let Some(thread) = writer.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Drop for DeviceHub {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(root: &str, feature: Option<&str>, value: f64, string: &str) -> DeviceUpdate {
+        DeviceUpdate {
+            key: DeviceKey {
+                profile: "p".into(),
+                root: root.into(),
+                feature: feature.map(str::to_string),
+            },
+            value: Some(value),
+            string: Some(string.into()),
+        }
+    }
+
+    fn open(dir: &Path) -> DeviceHub {
+        DeviceHub::open(&dir.join("hub.sqlite"), Duration::from_millis(20))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn creates_roots_for_features_and_survives_reopen() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let hub = open(dir.path());
+        let changes = hub
+            .apply(&[update("Kitchen", Some("temp"), 21.5, "warm")], Creation::Allowed)
+            .await?;
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].device.key.feature, None);
+        assert_eq!(changes[1].device.value, 21.5);
+        // The same update again changes nothing.
+        let again = hub
+            .apply(&[update("Kitchen", Some("temp"), 21.5, "warm")], Creation::Allowed)
+            .await?;
+        assert!(again.is_empty());
+        let changed = hub
+            .apply(&[update("Kitchen", Some("temp"), 22.0, "warm")], Creation::Allowed)
+            .await?;
+        assert_eq!(changed[0].kind, ChangeKind::Updated);
+        hub.flush().await?;
+        drop(hub);
+        let reopened = open(dir.path());
+        let kitchen = reopened.find(&DeviceKey::feature("p", "Kitchen", "temp"));
+        assert_eq!(kitchen.map(|d| (d.reference, d.value)), Some((2, 22.0)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn references_are_never_reused() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        {
+            let hub = open(dir.path());
+            hub.apply(&[update("a", None, 1.0, "")], Creation::Allowed).await?;
+            hub.apply(&[update("b", None, 1.0, "")], Creation::Allowed).await?;
+        }
+        // Simulate removing the newest device by hand: its number must not come back.
+        let connection = rusqlite::Connection::open(dir.path().join("hub.sqlite"))
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
+        connection
+            .execute("DELETE FROM devices WHERE ref = 2", [])
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
+        drop(connection);
+        let hub = open(dir.path());
+        let created = hub.apply(&[update("c", None, 1.0, "")], Creation::Allowed).await?;
+        assert_eq!(created[0].device.reference, 3);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn locked_profiles_create_nothing() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let hub = open(dir.path());
+        let changes = hub
+            .apply(&[update("x", Some("y"), 1.0, "")], Creation::Forbidden)
+            .await?;
+        assert!(changes.is_empty());
+        assert!(hub.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn journal_keeps_the_newest_records() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let hub = open(dir.path());
+        for n in 0..10 {
+            hub.journal("p", format!("{n}"), 3)?;
+        }
+        hub.journal("q", "other".into(), 3)?;
+        hub.flush().await?;
+        assert_eq!(hub.read_journal(Some("p"), 100)?, vec!["9", "8", "7"]);
+        assert_eq!(hub.read_journal(None, 2)?, vec!["other", "9"]);
+        Ok(())
+    }
+}
