@@ -7,4 +7,7 @@
 //! `web` and the CLI call the engine. See ARCHITECTURE.md.
 
 pub mod devices;
+pub mod engine;
 pub mod expr;
+pub mod profile;
+pub mod secret;

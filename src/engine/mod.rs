@@ -1,0 +1,456 @@
+//! The action engine: runs actions (a profile plus an action text) from start to end — render,
+//! authenticate, send, map the response onto devices, record the run — and holds the loaded
+//! profiles, reloading them without disturbing runs in flight.
+//!
+//! Ties together `profile`, `expr` and `devices`. Never imports `web` or the CLI.
+
+pub mod mapping;
+pub mod request;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::devices::{Creation, DeviceChange, DeviceHub};
+use crate::expr::{Document, Environment, ExtractionPlan, Scope, Template};
+use crate::profile::{self, Profile, ProfileSet};
+use crate::secret::SecretSource;
+
+/// One problem of a run, where the user looks for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunError {
+    /// `action`, `request`, `response` or `devices`.
+    pub stage: &'static str,
+    pub message: String,
+    /// Column inside the expression or template, when the problem is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+/// One HTTP exchange of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExchangeRecord {
+    pub method: &'static str,
+    /// The URL without credentials.
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub response_bytes: usize,
+}
+
+/// The record of one run: kept in the per-profile history and returned by the API and CLI.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub profile: String,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub action_text: String,
+    pub ok: bool,
+    /// Nothing was sent because the action text (or a request template) gave `null`.
+    pub skipped: bool,
+    pub exchanges: Vec<ExchangeRecord>,
+    pub changes: Vec<DeviceChange>,
+    pub errors: Vec<RunError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("no profile named `{0}` is loaded")]
+    UnknownProfile(String),
+    #[error("the HTTP client could not be built: {0}")]
+    Client(String),
+}
+
+/// Where profiles and secrets come from, for loading and reloading.
+#[derive(Debug, Clone)]
+pub struct ProfileSource {
+    pub dir: PathBuf,
+    pub secrets_file: Option<PathBuf>,
+}
+
+impl ProfileSource {
+    pub fn load(&self) -> ProfileSet {
+        let secrets = match &self.secrets_file {
+            Some(path) => match SecretSource::from_file(path) {
+                Ok(source) => source,
+                Err(message) => {
+                    let mut set = ProfileSet::default();
+                    set.diagnostics
+                        .push(profile::Diagnostic::error(path, "", message));
+                    return set;
+                }
+            },
+            None => SecretSource::default(),
+        };
+        profile::load_dir(&self.dir, &secrets)
+    }
+}
+
+pub struct Engine {
+    profiles: RwLock<Arc<ProfileSet>>,
+    source: Option<ProfileSource>,
+    hub: Arc<DeviceHub>,
+    client: reqwest::Client,
+    insecure_client: reqwest::Client,
+    history: Mutex<HashMap<String, VecDeque<Arc<RunRecord>>>>,
+    last_responses: Mutex<HashMap<String, Arc<str>>>,
+}
+
+/// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
+/// before each.
+pub fn split_waits(text: &str) -> Vec<(Duration, &str)> {
+    static WAIT: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let Some(pattern) = WAIT
+        .get_or_init(|| regex::Regex::new(r"(?i)<\s*wait\s*(\d{1,9})\s*>").ok())
+        .as_ref()
+    else {
+        return vec![(Duration::ZERO, text)];
+    };
+    let mut pieces = Vec::new();
+    let mut pause = Duration::ZERO;
+    let mut last = 0;
+    for captures in pattern.captures_iter(text) {
+        let (Some(whole), Some(millis)) = (captures.get(0), captures.get(1)) else {
+            continue;
+        };
+        pieces.push((pause, &text[last..whole.start()]));
+        pause = Duration::from_millis(millis.as_str().parse().unwrap_or(0));
+        last = whole.end();
+    }
+    pieces.push((pause, &text[last..]));
+    pieces
+}
+
+/// Expressions' view of the hub and of the response being mapped.
+struct RunEnvironment<'a> {
+    hub: &'a DeviceHub,
+    response: Option<&'a request::Response>,
+}
+
+impl Environment for RunEnvironment<'_> {
+    fn device_value(&self, reference: u64) -> Option<f64> {
+        self.hub.value(reference)
+    }
+    fn device_string(&self, reference: u64) -> Option<String> {
+        self.hub.string(reference)
+    }
+    fn global_value(&self, name: &str) -> Option<f64> {
+        self.hub.global(name).map(|g| g.value)
+    }
+    fn global_string(&self, name: &str) -> Option<String> {
+        self.hub.global(name).map(|g| g.string)
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.response?
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+    fn status(&self) -> Option<u16> {
+        self.response.map(|r| r.status)
+    }
+}
+
+fn build_client(verify_tls: bool) -> Result<reqwest::Client, EngineError> {
+    reqwest::Client::builder()
+        .redirect(request::same_origin_redirects())
+        .danger_accept_invalid_certs(!verify_tls)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("bellhop/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| EngineError::Client(e.to_string()))
+}
+
+impl Engine {
+    /// An engine over a fixed profile set (tests, `eval`), or one that can reload from `source`.
+    pub fn new(profiles: ProfileSet, source: Option<ProfileSource>, hub: Arc<DeviceHub>) -> Result<Engine, EngineError> {
+        Ok(Engine {
+            profiles: RwLock::new(Arc::new(profiles)),
+            source,
+            hub,
+            client: build_client(true)?,
+            insecure_client: build_client(false)?,
+            history: Mutex::new(HashMap::new()),
+            last_responses: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn hub(&self) -> &Arc<DeviceHub> {
+        &self.hub
+    }
+
+    /// The profiles as loaded now. Runs keep the set they started with.
+    pub fn profiles(&self) -> Arc<ProfileSet> {
+        self.profiles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Loads the profile folder again and swaps the new set in. Returns the new set.
+    pub fn reload(&self) -> Arc<ProfileSet> {
+        let Some(source) = &self.source else {
+            return self.profiles();
+        };
+        let fresh = Arc::new(source.load());
+        *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        fresh
+    }
+
+    /// The last response body a profile received (for the sandbox's live preview).
+    pub fn last_response(&self, profile: &str) -> Option<Arc<str>> {
+        self.last_responses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(profile)
+            .cloned()
+    }
+
+    /// The newest runs, newest first, of one profile or of all.
+    pub fn history(&self, profile: Option<&str>, limit: usize) -> Vec<Arc<RunRecord>> {
+        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let mut runs: Vec<Arc<RunRecord>> = match profile {
+            Some(name) => history.get(name).map(|q| q.iter().cloned().collect()).unwrap_or_default(),
+            None => history.values().flat_map(|q| q.iter().cloned()).collect(),
+        };
+        runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        runs.truncate(limit);
+        runs
+    }
+
+    /// Runs an action. Every failure ends up in the record; only an unknown profile is an `Err`.
+    pub async fn run(&self, profile_name: &str, action_text: &str) -> Result<Arc<RunRecord>, EngineError> {
+        let profile = self
+            .profiles()
+            .get(profile_name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownProfile(profile_name.to_string()))?;
+        let started = Instant::now();
+        let mut record = RunRecord {
+            profile: profile.name.clone(),
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_ms: 0,
+            action_text: action_text.to_string(),
+            ok: true,
+            skipped: false,
+            exchanges: Vec::new(),
+            changes: Vec::new(),
+            errors: Vec::new(),
+        };
+        for (pause, piece) in split_waits(action_text) {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            self.run_piece(&profile, piece, &mut record).await;
+            if !record.errors.is_empty() {
+                break;
+            }
+        }
+        record.ok = record.errors.is_empty();
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        let record = Arc::new(record);
+        self.remember(&profile, record.clone());
+        Ok(record)
+    }
+
+    fn remember(&self, profile: &Profile, record: Arc<RunRecord>) {
+        if let Ok(json) = serde_json::to_string(&*record) {
+            if let Err(error) = self.hub.journal(&profile.name, json, profile.history_keep) {
+                tracing::warn!(profile = %profile.name, error = %error, "run not journaled");
+            }
+        }
+        if !record.ok {
+            for error in &record.errors {
+                tracing::warn!(profile = %profile.name, stage = error.stage, error = %error.message, "run failed");
+            }
+        }
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let runs = history.entry(profile.name.clone()).or_default();
+        runs.push_back(record);
+        while runs.len() > profile.history_keep {
+            runs.pop_front();
+        }
+    }
+
+    async fn run_piece(&self, profile: &Profile, piece: &str, record: &mut RunRecord) {
+        let env = RunEnvironment {
+            hub: &self.hub,
+            response: None,
+        };
+        // The action text is itself a template (`position=${val12}`).
+        let action_template = match Template::compile(piece) {
+            Ok(t) => t,
+            Err(errors) => {
+                for error in errors.errors {
+                    record.errors.push(RunError {
+                        stage: "action",
+                        message: format!("action text: {}", error.message),
+                        column: Some(error.column),
+                    });
+                }
+                return;
+            }
+        };
+        let empty_plan = Arc::new(ExtractionPlan::default());
+        let nothing = Document::new("", empty_plan.clone());
+        let text = match action_template.render(&Scope::new(&nothing, &env), &|s| s.to_string()) {
+            Ok(Some(text)) => text,
+            Ok(None) => {
+                record.skipped = true;
+                return;
+            }
+            Err(error) => {
+                record.errors.push(RunError {
+                    stage: "action",
+                    message: format!("action text: {}", error.kind),
+                    column: Some(error.column),
+                });
+                return;
+            }
+        };
+        let mut request_plan = ExtractionPlan::default();
+        profile.request.url.plan_into(&mut request_plan);
+        let action_input = Document::new(text.as_str(), request_plan.shared());
+        let prepared = match request::prepare(profile, &Scope::new(&action_input, &env)) {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => {
+                record.skipped = true;
+                return;
+            }
+            Err(error) => {
+                let column = match &error {
+                    request::RequestError::Template { error, .. } => Some(error.column),
+                    _ => None,
+                };
+                record.errors.push(RunError {
+                    stage: "request",
+                    message: error.to_string(),
+                    column,
+                });
+                return;
+            }
+        };
+        let mut exchange = ExchangeRecord {
+            method: prepared.method.as_str(),
+            url: prepared.display_url.clone(),
+            status: None,
+            duration_ms: 0,
+            response_bytes: 0,
+        };
+        let client = if profile.request.verify_tls {
+            &self.client
+        } else {
+            &self.insecure_client
+        };
+        let sent = Instant::now();
+        let result = request::send(
+            client,
+            prepared,
+            profile.request.timeout,
+            profile.request.max_response_bytes,
+        )
+        .await;
+        exchange.duration_ms = sent.elapsed().as_millis() as u64;
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                record.exchanges.push(exchange);
+                record.errors.push(RunError {
+                    stage: "request",
+                    message: error.to_string(),
+                    column: None,
+                });
+                return;
+            }
+        };
+        exchange.status = Some(response.status);
+        exchange.response_bytes = response.body.len();
+        record.exchanges.push(exchange);
+        let body: Arc<str> = Arc::from(response.body.as_str());
+        self.last_responses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(profile.name.clone(), body.clone());
+        if !(200..300).contains(&response.status) {
+            record.errors.push(RunError {
+                stage: "response",
+                message: format!(
+                    "the API answered HTTP {}{}",
+                    response.status,
+                    body_hint(&response.body)
+                ),
+                column: None,
+            });
+            return;
+        }
+        self.map_response(profile, &response, body, record).await;
+    }
+
+    async fn map_response(&self, profile: &Profile, response: &request::Response, body: Arc<str>, record: &mut RunRecord) {
+        let env = RunEnvironment {
+            hub: &self.hub,
+            response: Some(response),
+        };
+        let document = Document::new(body, profile.response_plan.clone());
+        let outcome = mapping::evaluate(&profile.name, &profile.mapping, &Scope::new(&document, &env));
+        for failure in outcome.errors {
+            record.errors.push(RunError {
+                stage: "devices",
+                message: format!("{}: {}", failure.target, failure.error.kind),
+                column: Some(failure.error.column),
+            });
+        }
+        if outcome.updates.is_empty() {
+            return;
+        }
+        let creation = if profile.mapping.locked {
+            Creation::Forbidden
+        } else {
+            Creation::Allowed
+        };
+        match self.hub.apply(&outcome.updates, creation).await {
+            Ok(changes) => record.changes.extend(changes),
+            Err(error) => record.errors.push(RunError {
+                stage: "devices",
+                message: error.to_string(),
+                column: None,
+            }),
+        }
+    }
+}
+
+/// A short, safe hint of what an error response said (its first line, shortened).
+fn body_hint(body: &str) -> String {
+    let first = body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    if first.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", crate::expr::error::excerpt(first))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_split_the_action_text() {
+        let pieces = split_waits("AUX11=0<wait1000>Pool=1<wait 20>SPA=0");
+        assert_eq!(
+            pieces,
+            vec![
+                (Duration::ZERO, "AUX11=0"),
+                (Duration::from_millis(1000), "Pool=1"),
+                (Duration::from_millis(20), "SPA=0"),
+            ]
+        );
+        assert_eq!(split_waits("plain"), vec![(Duration::ZERO, "plain")]);
+    }
+}

@@ -1,0 +1,289 @@
+//! Turning a profile and an action text into an HTTP request, sending it with the profile's
+//! limits, and reading the response body within the size cap.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+
+use crate::expr::{EvalError, Scope, Template};
+use crate::profile::{AuthSpec, BodySpec, Method, Profile};
+
+/// Characters left as they are when a `${…}` result is spliced into a URL: RFC 3986 unreserved.
+const URL_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    #[error("{what}: {error}")]
+    Template { what: String, error: EvalError },
+    #[error("the URL `{0}` is not valid: {1}")]
+    BadUrl(String, String),
+    #[error("header `{0}` has a value that cannot be sent")]
+    BadHeader(String),
+    #[error("{0}")]
+    Transport(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the response is larger than the profile's limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the server redirected to another origin ({0}); not followed")]
+    CrossOriginRedirect(String),
+}
+
+/// A request ready to send. `display_url` is what records and errors show (no credentials).
+pub struct PreparedRequest {
+    pub method: Method,
+    pub url: url::Url,
+    pub display_url: String,
+    pub headers: HeaderMap,
+    pub body: Option<(String, String)>,
+}
+
+fn render(template: &Template, scope: &Scope<'_>, what: &str, encode: bool) -> Result<Option<String>, RequestError> {
+    let encoder = |text: &str| -> String {
+        if encode {
+            utf8_percent_encode(text, URL_SEGMENT).to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    template.render(scope, &encoder).map_err(|error| RequestError::Template {
+        what: what.to_string(),
+        error,
+    })
+}
+
+/// Renders the request. `Ok(None)`: a template gave `null`, so nothing is sent.
+/// `scope.input` is the action text.
+pub fn prepare(profile: &Profile, scope: &Scope<'_>) -> Result<Option<PreparedRequest>, RequestError> {
+    let spec = &profile.request;
+    let Some(url_text) = render(&spec.url, scope, "url", spec.encode_url_segments)? else {
+        return Ok(None);
+    };
+    let mut url = url::Url::parse(&url_text)
+        .map_err(|e| RequestError::BadUrl(url_text.clone(), e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(RequestError::BadUrl(url_text, "not http or https".into()));
+    }
+    let display_url = url.to_string();
+    let mut headers = HeaderMap::new();
+    for (name, template) in &spec.headers {
+        let Some(value) = render(template, scope, &format!("header `{name}`"), false)? else {
+            return Ok(None);
+        };
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| RequestError::BadHeader(name.clone()))?;
+        let value = HeaderValue::from_str(&value).map_err(|_| RequestError::BadHeader(name.clone()))?;
+        headers.insert(header, value);
+    }
+    let action_text = scope.input.text();
+    let body = match &spec.body {
+        Some(BodySpec::Json(template)) => render(template, scope, "body", false)?
+            .map(|b| ("application/json".to_string(), b)),
+        Some(BodySpec::Raw { content_type, template }) => {
+            render(template, scope, "body", false)?.map(|b| (content_type.clone(), b))
+        }
+        Some(BodySpec::Form(fields)) => {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for (name, template) in fields {
+                let Some(value) = render(template, scope, &format!("form field `{name}`"), false)? else {
+                    return Ok(None);
+                };
+                form.append_pair(name, &value);
+            }
+            Some(("application/x-www-form-urlencoded".to_string(), form.finish()))
+        }
+        // Without a body template, the action text is the body of a non-GET request.
+        None if spec.method != Method::Get && !action_text.trim().is_empty() => {
+            let trimmed = action_text.trim_start();
+            let content_type = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            Some((content_type.to_string(), action_text.to_string()))
+        }
+        None => None,
+    };
+    if let Some((content_type, _)) = &body {
+        if !headers.contains_key(CONTENT_TYPE) {
+            let value = HeaderValue::from_str(content_type)
+                .map_err(|_| RequestError::BadHeader("Content-Type".into()))?;
+            headers.insert(CONTENT_TYPE, value);
+        }
+    }
+    apply_static_auth(&profile.auth, &mut url, &mut headers)?;
+    Ok(Some(PreparedRequest {
+        method: spec.method,
+        url,
+        display_url,
+        headers,
+        body,
+    }))
+}
+
+fn apply_static_auth(auth: &AuthSpec, url: &mut url::Url, headers: &mut HeaderMap) -> Result<(), RequestError> {
+    let sensitive = |value: String, name: &str| {
+        HeaderValue::from_str(&value)
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+            .map_err(|_| RequestError::BadHeader(name.to_string()))
+    };
+    match auth {
+        AuthSpec::None | AuthSpec::OAuth2(_) => {}
+        AuthSpec::Basic { username, password } => {
+            use base64::Engine;
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode(format!("{username}:{}", password.expose()));
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                sensitive(format!("Basic {encoded}"), "Authorization")?,
+            );
+        }
+        AuthSpec::Bearer { token } => {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                sensitive(format!("Bearer {}", token.expose()), "Authorization")?,
+            );
+        }
+        AuthSpec::ApiKeyHeader { header, key } => {
+            let name = HeaderName::from_bytes(header.as_bytes())
+                .map_err(|_| RequestError::BadHeader(header.clone()))?;
+            headers.insert(name, sensitive(key.expose().to_string(), header)?);
+        }
+        AuthSpec::ApiKeyQuery { parameter, key } => {
+            url.query_pairs_mut().append_pair(parameter, key.expose());
+        }
+    }
+    Ok(())
+}
+
+/// What came back.
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+/// Describes a transport error by its causes, without the URL (which may carry a key).
+pub fn describe(error: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p: &String| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    let kind = if error.is_connect() {
+        "cannot connect"
+    } else if error.is_redirect() {
+        "too many redirects"
+    } else if error.is_body() || error.is_decode() {
+        "the response body broke off"
+    } else {
+        "request failed"
+    };
+    if parts.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {}", parts.join(": "))
+    }
+}
+
+pub async fn send(
+    client: &reqwest::Client,
+    request: PreparedRequest,
+    timeout: Duration,
+    limit: u64,
+) -> Result<Response, RequestError> {
+    let method = match request.method {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+    };
+    let origin = request.url.origin();
+    let mut builder = client
+        .request(method, request.url)
+        .headers(request.headers)
+        .timeout(timeout);
+    if let Some((_, body)) = request.body {
+        builder = builder.body(body);
+    }
+    let exchange = async {
+        let response = builder.send().await.map_err(|e| {
+            if e.is_timeout() {
+                RequestError::Timeout(timeout)
+            } else {
+                RequestError::Transport(describe(&e))
+            }
+        })?;
+        if response.status().is_redirection() && response.url().origin() == origin {
+            if let Some(target) = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| response.url().join(l).ok())
+            {
+                if target.origin() != origin {
+                    return Err(RequestError::CrossOriginRedirect(target.origin().ascii_serialization()));
+                }
+            }
+        }
+        if response.content_length().is_some_and(|len| len > limit) {
+            return Err(RequestError::TooLarge { limit });
+        }
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut bytes = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                if e.is_timeout() {
+                    RequestError::Timeout(timeout)
+                } else {
+                    RequestError::Transport(describe(&e))
+                }
+            })?;
+            if bytes.len() as u64 + chunk.len() as u64 > limit {
+                return Err(RequestError::TooLarge { limit });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    };
+    // The client's timeout covers the body too; this is a second fence for a dripping body.
+    tokio::time::timeout(timeout + Duration::from_millis(250), exchange)
+        .await
+        .map_err(|_| RequestError::Timeout(timeout))?
+}
+
+/// The redirect policy: follow at most 10 redirects, and only within the first URL's origin, so
+/// credentials never travel to another host.
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first_origin = attempt.previous().first().map(|u| u.origin());
+        if attempt.previous().len() > 10 {
+            attempt.error("too many redirects")
+        } else if first_origin.is_some_and(|o| o != attempt.url().origin()) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
+}

@@ -1,0 +1,166 @@
+//! Diagnostics: one problem in one file, with the line of the key it concerns and, for
+//! expressions, the column inside the expression. Shared by `check`, the API and the tests.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub file: PathBuf,
+    /// 1-based line of the key in the file, when known.
+    pub line: Option<usize>,
+    /// The key, as a dotted path (`devices.values`, `device[1].feature[0].name`).
+    pub key: String,
+    /// 1-based column inside the expression or template the key holds, when the problem is in one.
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn error(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line: None,
+            key: key.into(),
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(file, key, message)
+        }
+    }
+
+    pub fn at_line(mut self, line: Option<usize>) -> Diagnostic {
+        self.line = self.line.or(line);
+        self
+    }
+
+    pub fn at_column(mut self, column: usize) -> Diagnostic {
+        self.column = Some(column);
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, ": {severity}")?;
+        if !self.key.is_empty() {
+            write!(f, " in `{}`", self.key)?;
+        }
+        if let Some(column) = self.column {
+            write!(f, " at column {column}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Finds the 1-based line of a dotted key path (`a.b`, `device[1].name`) in TOML text: the line
+/// of the deepest part of the path that exists.
+pub fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
+    enum Cursor<'a> {
+        Table(&'a dyn toml_edit::TableLike),
+        Array(&'a toml_edit::ArrayOfTables),
+        Leaf,
+    }
+    fn enter(item: &toml_edit::Item) -> Cursor<'_> {
+        match item {
+            toml_edit::Item::ArrayOfTables(array) => Cursor::Array(array),
+            other => other.as_table_like().map(Cursor::Table).unwrap_or(Cursor::Leaf),
+        }
+    }
+    let document = toml_edit::Document::parse(text.to_string()).ok()?;
+    let mut cursor = Cursor::Table(document.as_table());
+    let mut span = None;
+    for part in split_key_path(key_path) {
+        match (part, cursor) {
+            (KeyPart::Key(name), Cursor::Table(table)) => {
+                let Some((key, child)) = table.get_key_value(&name) else { break };
+                span = key.span().or(span);
+                cursor = enter(child);
+            }
+            (KeyPart::Index(index), Cursor::Array(array)) => {
+                let Some(table) = array.get(index) else { break };
+                span = table.span().or(span);
+                cursor = Cursor::Table(table);
+            }
+            _ => break,
+        }
+    }
+    span.map(|s| line_number(text, s.start))
+}
+
+enum KeyPart {
+    Key(String),
+    Index(usize),
+}
+
+fn split_key_path(path: &str) -> Vec<KeyPart> {
+    let mut parts = Vec::new();
+    for piece in path.split('.') {
+        let mut rest = piece;
+        if let Some(open) = rest.find('[') {
+            if open > 0 {
+                parts.push(KeyPart::Key(rest[..open].to_string()));
+            }
+            rest = &rest[open..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let close = stripped.find(']').unwrap_or(stripped.len());
+                if let Ok(index) = stripped[..close].parse() {
+                    parts.push(KeyPart::Index(index));
+                }
+                rest = stripped.get(close + 1..).unwrap_or("");
+            }
+        } else if !rest.is_empty() {
+            parts.push(KeyPart::Key(rest.to_string()));
+        }
+    }
+    parts
+}
+
+/// 1-based line number of a byte offset.
+pub fn line_number(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_lines_of_nested_and_array_keys() {
+        let text = "name = \"x\"\n\n[devices]\nvalues = \"1\"\n\n[[device]]\nname = \"a\"\n\n[[device]]\nname = \"b\"\n[[device.feature]]\nname = \"f\"\n";
+        assert_eq!(line_of_key(text, "name"), Some(1));
+        assert_eq!(line_of_key(text, "devices.values"), Some(4));
+        assert_eq!(line_of_key(text, "device[1].name"), Some(10));
+        assert_eq!(line_of_key(text, "device[1].feature[0].name"), Some(12));
+        assert_eq!(line_of_key(text, "nothing"), None);
+    }
+}

@@ -1,0 +1,236 @@
+//! HTTP profiles (configuration loading): reading profile files, reporting every problem with
+//! file, line, key and column, and compiling the valid ones into [`Profile`]s whose URLs,
+//! templates, expressions and auth settings are known to be well formed.
+//!
+//! Uses the expression core to compile; knows nothing of the engine, devices, storage or web.
+
+pub mod diagnostic;
+mod raw;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::expr::{Expression, ExtractionPlan, Template};
+use crate::secret::{Secret, SecretSource};
+pub use diagnostic::{Diagnostic, Severity};
+
+/// A compiled, valid profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub file: PathBuf,
+    pub description: String,
+    pub request: RequestSpec,
+    pub auth: AuthSpec,
+    pub mapping: DeviceMapping,
+    /// What the mapping's expressions read from the response as JSON, for one-pass extraction.
+    pub response_plan: Arc<ExtractionPlan>,
+    /// How many run records to keep.
+    pub history_keep: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Method {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+    #[serde(rename = "DELETE")]
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    pub method: Method,
+    pub url: Template,
+    /// URL-encode what `${…}` segments splice into the URL (the default).
+    pub encode_url_segments: bool,
+    pub headers: Vec<(String, Template)>,
+    pub body: Option<BodySpec>,
+    pub timeout: Duration,
+    pub max_response_bytes: u64,
+    pub verify_tls: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum BodySpec {
+    Json(Template),
+    Form(Vec<(String, Template)>),
+    Raw {
+        content_type: String,
+        template: Template,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthSpec {
+    None,
+    Basic { username: String, password: Secret },
+    Bearer { token: Secret },
+    ApiKeyHeader { header: String, key: Secret },
+    ApiKeyQuery { parameter: String, key: Secret },
+    OAuth2(OAuth2Spec),
+}
+
+impl AuthSpec {
+    pub fn mode(&self) -> &'static str {
+        match self {
+            AuthSpec::None => "none",
+            AuthSpec::Basic { .. } => "basic",
+            AuthSpec::Bearer { .. } => "bearer",
+            AuthSpec::ApiKeyHeader { .. } => "api_key_header",
+            AuthSpec::ApiKeyQuery { .. } => "api_key_query",
+            AuthSpec::OAuth2(_) => "oauth2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret.
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Body,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OAuth2Spec {
+    pub provider: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub scopes: String,
+    pub authorize_url: url::Url,
+    pub token_url: url::Url,
+    /// `None`: use `<public base URL>/oauth2/callback`.
+    pub redirect_url: Option<url::Url>,
+    pub extra_authorize_params: BTreeMap<String, String>,
+    pub client_auth: ClientAuth,
+    pub pkce: bool,
+    pub header_template: String,
+}
+
+/// The device boxes (or list form) compiled: one rule per root device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceMapping {
+    /// Update existing devices only; create none.
+    pub locked: bool,
+    /// Must be true for any device to be created or updated.
+    pub affect: Option<Expression>,
+    pub roots: Vec<DeviceRule>,
+}
+
+/// How to name one device (or, when the name gives a list, one per element) and what to set.
+#[derive(Debug, Clone)]
+pub struct DeviceRule {
+    pub name: Expression,
+    pub value: Option<Expression>,
+    pub string: Option<Expression>,
+    pub features: Vec<DeviceRule>,
+}
+
+/// The result of loading a folder: the valid profiles and every problem found.
+#[derive(Debug, Default, Clone)]
+pub struct ProfileSet {
+    pub profiles: BTreeMap<String, Arc<Profile>>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ProfileSet {
+    pub fn get(&self, name: &str) -> Option<&Arc<Profile>> {
+        self.profiles.get(name)
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// Problems of one profile file (by profile name or file stem).
+    pub fn diagnostics_for(&self, name: &str) -> Vec<&Diagnostic> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.file.file_stem().is_some_and(|s| s == name))
+            .collect()
+    }
+}
+
+/// Loads every `*.toml` file of `dir` (not recursively). A broken file is reported and skipped;
+/// the others load.
+pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
+    let mut set = ProfileSet::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            set.diagnostics.push(Diagnostic::error(
+                dir,
+                "",
+                format!("cannot read the profile folder: {e}"),
+            ));
+            return set;
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) => {
+                set.diagnostics
+                    .push(Diagnostic::error(&file, "", format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let (profile, diagnostics) = load_text(&file, &text, secrets);
+        set.diagnostics.extend(diagnostics);
+        if let Some(profile) = profile {
+            if let Some(existing) = set.profiles.get(&profile.name) {
+                set.diagnostics.push(
+                    Diagnostic::error(
+                        &file,
+                        "name",
+                        format!(
+                            "profile name `{}` is already used by {}",
+                            profile.name,
+                            existing.file.display()
+                        ),
+                    )
+                    .at_line(diagnostic::line_of_key(&text, "name")),
+                );
+                continue;
+            }
+            set.profiles.insert(profile.name.clone(), Arc::new(profile));
+        }
+    }
+    set
+}
+
+/// Loads one profile from its text. Returns the profile when it has no errors, and every
+/// diagnostic (errors and warnings) either way.
+pub fn load_text(file: &Path, text: &str, secrets: &SecretSource) -> (Option<Profile>, Vec<Diagnostic>) {
+    resolve::load(file, text, secrets)
+}

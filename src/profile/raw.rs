@@ -1,0 +1,123 @@
+//! Serde mirrors of profile files, exactly as written. Nothing here is validated; `resolve`
+//! turns a [`RawProfile`] into a [`super::Profile`] that can only hold valid data.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+pub struct RawProfile {
+    pub version: Option<u32>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    pub request: Option<RawRequest>,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub devices: RawDevices,
+    #[serde(default)]
+    pub device: Vec<RawDevice>,
+    #[serde(default)]
+    pub history: RawHistory,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRequest {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub url: String,
+    /// Splice `${…}` results into the URL as they are instead of URL-encoding them.
+    #[serde(default)]
+    pub raw_url: bool,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<RawBody>,
+    pub timeout_secs: Option<f64>,
+    pub max_response_bytes: Option<u64>,
+    #[serde(default = "yes")]
+    pub verify_tls: bool,
+}
+
+fn default_method() -> String {
+    "GET".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawBody {
+    /// `json`, `form` or `raw`.
+    pub kind: String,
+    pub template: Option<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct RawAuth {
+    pub mode: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub header: Option<String>,
+    pub parameter: Option<String>,
+    pub key: Option<String>,
+    pub oauth2: Option<RawOAuth2>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct RawOAuth2 {
+    pub provider: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: String,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub redirect_url: Option<String>,
+    #[serde(default)]
+    pub extra_authorize_params: BTreeMap<String, String>,
+    /// `basic` or `body`.
+    pub client_auth: Option<String>,
+    pub pkce: Option<bool>,
+    /// The Authorization header's value, e.g. `Zoho-oauthtoken {AccessToken}`.
+    pub header_template: Option<String>,
+}
+
+/// The family's four boxes.
+#[derive(Debug, Deserialize, Default)]
+pub struct RawDevices {
+    #[serde(default)]
+    pub locked: bool,
+    pub affect: Option<String>,
+    pub root_names: Option<String>,
+    pub feature_names: Option<String>,
+    pub values: Option<String>,
+    pub strings: Option<String>,
+}
+
+/// The list form: one `[[device]]` per root, features nested.
+#[derive(Debug, Deserialize)]
+pub struct RawDevice {
+    pub name: String,
+    pub value: Option<String>,
+    pub string: Option<String>,
+    #[serde(default)]
+    pub feature: Vec<RawFeature>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawFeature {
+    pub name: String,
+    pub value: Option<String>,
+    pub string: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct RawHistory {
+    pub keep: Option<usize>,
+}

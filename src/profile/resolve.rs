@@ -1,0 +1,774 @@
+//! Raw → resolved: parses a profile file, reports unknown keys, checks every field and compiles
+//! every expression and template, collecting all problems before deciding.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::diagnostic::{line_of_key, line_number, Diagnostic};
+use super::raw::{RawAuth, RawBody, RawDevices, RawOAuth2, RawProfile, RawRequest};
+use super::{
+    AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, Method, OAuth2Spec, Profile,
+    RequestSpec,
+};
+use crate::expr::{literal_ranges, CompileErrors, Expression, ExtractionPlan, Template};
+use crate::secret::{Secret, SecretSource};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_HISTORY_KEEP: usize = 50;
+const SUPPORTED_VERSION: u32 = 1;
+
+/// Collects diagnostics for one file, locating each key in the text.
+struct Collector<'a> {
+    file: &'a Path,
+    text: &'a str,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Collector<'_> {
+    fn error(&mut self, key: &str, message: impl Into<String>) {
+        let line = line_of_key(self.text, key);
+        self.diagnostics
+            .push(Diagnostic::error(self.file, key, message).at_line(line));
+    }
+
+    fn warning(&mut self, key: &str, message: impl Into<String>) {
+        let line = line_of_key(self.text, key);
+        self.diagnostics
+            .push(Diagnostic::warning(self.file, key, message).at_line(line));
+    }
+
+    /// Reports compile errors of an expression or template held by `key`. `source` is the
+    /// key's whole text and `offset` where the compiled part starts in it.
+    fn compile_errors(&mut self, key: &str, source: &str, offset: usize, errors: CompileErrors) {
+        let line = line_of_key(self.text, key);
+        for error in errors.errors {
+            let column = column_at(source, offset + error.span.start);
+            self.diagnostics.push(
+                Diagnostic::error(self.file, key, error.message)
+                    .at_line(line)
+                    .at_column(column),
+            );
+        }
+    }
+
+    fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+fn column_at(source: &str, byte: usize) -> usize {
+    source
+        .get(..byte.min(source.len()))
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1
+}
+
+pub fn load(file: &Path, text: &str, secrets: &SecretSource) -> (Option<Profile>, Vec<Diagnostic>) {
+    let mut c = Collector {
+        file,
+        text,
+        diagnostics: Vec::new(),
+    };
+    let deserializer = match toml::de::Deserializer::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            return (None, vec![toml_error(file, text, &e)]);
+        }
+    };
+    let mut unknown = Vec::new();
+    let raw: RawProfile = match serde_ignored::deserialize(deserializer, |path| {
+        unknown.push(path.to_string())
+    }) {
+        Ok(raw) => raw,
+        Err(e) => return (None, vec![toml_error(file, text, &e)]),
+    };
+    for key in unknown {
+        let key = bracket_indexes(&key);
+        c.error(&key, format!("unknown key `{key}`"));
+    }
+    let profile = resolve(raw, &mut c, secrets);
+    if c.has_errors() {
+        (None, c.diagnostics)
+    } else {
+        (profile, c.diagnostics)
+    }
+}
+
+/// serde_ignored writes `device.1.name`; diagnostics use `device[1].name`.
+fn bracket_indexes(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split('.') {
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+fn toml_error(file: &Path, text: &str, error: &toml::de::Error) -> Diagnostic {
+    let line = error.span().map(|s| line_number(text, s.start));
+    let column = error.span().map(|s| {
+        let start = s.start.min(text.len());
+        let line_start = text[..start].rfind('\n').map(|p| p + 1).unwrap_or(0);
+        text[line_start..start].chars().count() + 1
+    });
+    let message = error.message().trim().to_string();
+    let mut diagnostic = Diagnostic::error(file, "", format!("invalid TOML: {message}")).at_line(line);
+    if let Some(column) = column {
+        diagnostic = diagnostic.at_column(column);
+    }
+    diagnostic
+}
+
+fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<Profile> {
+    if let Some(version) = raw.version {
+        if version != SUPPORTED_VERSION {
+            c.error(
+                "version",
+                format!("profile version {version} is not supported (this Bellhop reads version {SUPPORTED_VERSION})"),
+            );
+        }
+    }
+    let name = raw.name.clone().unwrap_or_else(|| {
+        c.file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    if name.trim().is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_alphanumeric() || matches!(ch, '-' | '_' | '.' | ' '))
+    {
+        c.error(
+            "name",
+            format!("profile name `{name}` may only hold letters, digits, spaces, `-`, `_` and `.`"),
+        );
+    }
+    let request = match &raw.request {
+        Some(request) => resolve_request(request, c),
+        None => {
+            c.error("request", "a profile needs a `[request]` table with at least `url`");
+            None
+        }
+    };
+    let auth = resolve_auth(&raw.auth, c, secrets);
+    let mapping = resolve_mapping(&raw, c);
+    let history_keep = raw.history.keep.unwrap_or(DEFAULT_HISTORY_KEEP);
+    if history_keep == 0 || history_keep > 10_000 {
+        c.error("history.keep", "history.keep must be between 1 and 10000");
+    }
+    let mut plan = ExtractionPlan::default();
+    if let Some(affect) = &mapping.affect {
+        affect.plan_into(&mut plan);
+    }
+    for rule in &mapping.roots {
+        plan_rule(rule, &mut plan);
+    }
+    Some(Profile {
+        name,
+        file: c.file.to_path_buf(),
+        description: raw.description,
+        request: request?,
+        auth: auth?,
+        mapping,
+        response_plan: plan.shared(),
+        history_keep,
+    })
+}
+
+fn plan_rule(rule: &DeviceRule, plan: &mut ExtractionPlan) {
+    rule.name.plan_into(plan);
+    for expression in rule.value.iter().chain(rule.string.iter()) {
+        expression.plan_into(plan);
+    }
+    for feature in &rule.features {
+        plan_rule(feature, plan);
+    }
+}
+
+fn template(c: &mut Collector<'_>, key: &str, source: &str) -> Option<Template> {
+    match Template::compile(source) {
+        Ok(t) => Some(t),
+        Err(errors) => {
+            c.compile_errors(key, source, 0, errors);
+            None
+        }
+    }
+}
+
+fn resolve_request(raw: &RawRequest, c: &mut Collector<'_>) -> Option<RequestSpec> {
+    let method = match raw.method.to_ascii_uppercase().as_str() {
+        "GET" => Some(Method::Get),
+        "POST" => Some(Method::Post),
+        "PUT" => Some(Method::Put),
+        "PATCH" => Some(Method::Patch),
+        "DELETE" => Some(Method::Delete),
+        other => {
+            c.error(
+                "request.method",
+                format!("method `{other}` is not one of GET, POST, PUT, PATCH, DELETE"),
+            );
+            None
+        }
+    };
+    let url = template(c, "request.url", &raw.url);
+    if let Some(url) = &url {
+        check_url_shape(url, c);
+    }
+    let mut headers = Vec::new();
+    for (name, value) in &raw.headers {
+        let key = format!("request.headers.{name}");
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            c.error(&key, format!("`{name}` is not a valid header name"));
+            continue;
+        }
+        if let Some(t) = template(c, &key, value) {
+            headers.push((name.clone(), t));
+        }
+    }
+    let body = raw.body.as_ref().and_then(|b| resolve_body(b, c));
+    let timeout = match raw.timeout_secs {
+        None => Some(DEFAULT_TIMEOUT),
+        Some(secs) if secs > 0.0 && secs <= 3600.0 => Some(Duration::from_secs_f64(secs)),
+        Some(secs) => {
+            c.error(
+                "request.timeout_secs",
+                format!("timeout_secs must be above 0 and at most 3600, not {secs}"),
+            );
+            None
+        }
+    };
+    let max_response_bytes = raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+    if max_response_bytes == 0 {
+        c.error("request.max_response_bytes", "max_response_bytes must be above 0");
+    }
+    if !raw.verify_tls {
+        c.warning(
+            "request.verify_tls",
+            "TLS certificates are not verified for this profile",
+        );
+    }
+    Some(RequestSpec {
+        method: method?,
+        url: url?,
+        encode_url_segments: !raw.raw_url,
+        headers,
+        body,
+        timeout: timeout?,
+        max_response_bytes,
+        verify_tls: raw.verify_tls,
+    })
+}
+
+/// A URL template must be an absolute http(s) URL once its segments are filled in.
+fn check_url_shape(url: &Template, c: &mut Collector<'_>) {
+    let sample: String = url
+        .parts()
+        .iter()
+        .map(|p| match p {
+            crate::expr::TemplatePart::Text(t) => t.as_str(),
+            crate::expr::TemplatePart::Expression(..) => "x",
+        })
+        .collect();
+    match url::Url::parse(&sample) {
+        Ok(parsed) if parsed.scheme() == "http" || parsed.scheme() == "https" => {
+            if parsed.host_str().is_none_or(str::is_empty) {
+                c.error("request.url", format!("`{}` has no host", url.source()));
+            }
+        }
+        Ok(parsed) => c.error(
+            "request.url",
+            format!("scheme `{}` is not http or https", parsed.scheme()),
+        ),
+        Err(e) => c.error(
+            "request.url",
+            format!("`{}` is not a valid URL: {e}", url.source()),
+        ),
+    }
+}
+
+fn resolve_body(raw: &RawBody, c: &mut Collector<'_>) -> Option<BodySpec> {
+    match raw.kind.as_str() {
+        "json" | "raw" => {
+            let Some(source) = &raw.template else {
+                c.error("request.body.template", format!("a `{}` body needs `template`", raw.kind));
+                return None;
+            };
+            let compiled = template(c, "request.body.template", source)?;
+            if raw.kind == "json" {
+                Some(BodySpec::Json(compiled))
+            } else {
+                Some(BodySpec::Raw {
+                    content_type: raw
+                        .content_type
+                        .clone()
+                        .unwrap_or_else(|| "text/plain; charset=utf-8".into()),
+                    template: compiled,
+                })
+            }
+        }
+        "form" => {
+            let mut fields = Vec::new();
+            for (name, value) in &raw.fields {
+                let key = format!("request.body.fields.{name}");
+                if let Some(t) = template(c, &key, value) {
+                    fields.push((name.clone(), t));
+                }
+            }
+            Some(BodySpec::Form(fields))
+        }
+        other => {
+            c.error(
+                "request.body.kind",
+                format!("body kind `{other}` is not one of json, form, raw"),
+            );
+            None
+        }
+    }
+}
+
+fn required<'v>(c: &mut Collector<'_>, key: &str, value: &'v Option<String>, mode: &str) -> Option<&'v str> {
+    match value.as_deref() {
+        Some(v) if !v.trim().is_empty() => Some(v),
+        _ => {
+            c.error(key, format!("auth mode `{mode}` needs `{}`", key.rsplit('.').next().unwrap_or(key)));
+            None
+        }
+    }
+}
+
+fn secret(c: &mut Collector<'_>, secrets: &SecretSource, key: &str, value: &str) -> Option<Secret> {
+    match secrets.resolve(value) {
+        Ok(s) => Some(s),
+        Err(message) => {
+            c.error(key, message);
+            None
+        }
+    }
+}
+
+fn resolve_auth(raw: &RawAuth, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<AuthSpec> {
+    let mode = raw.mode.as_deref().unwrap_or(if raw.oauth2.is_some() { "oauth2" } else { "none" });
+    match mode {
+        "none" => Some(AuthSpec::None),
+        "basic" => {
+            let username = required(c, "auth.username", &raw.username, mode).map(str::to_string);
+            let password = required(c, "auth.password", &raw.password, mode)
+                .and_then(|p| secret(c, secrets, "auth.password", p));
+            Some(AuthSpec::Basic {
+                username: username?,
+                password: password?,
+            })
+        }
+        "bearer" => {
+            let token = required(c, "auth.token", &raw.token, mode)
+                .and_then(|t| secret(c, secrets, "auth.token", t));
+            Some(AuthSpec::Bearer { token: token? })
+        }
+        "api_key_header" => {
+            let header = required(c, "auth.header", &raw.header, mode).map(str::to_string);
+            if let Some(h) = &header {
+                if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    c.error("auth.header", format!("`{h}` is not a valid header name"));
+                }
+            }
+            let key = required(c, "auth.key", &raw.key, mode)
+                .and_then(|k| secret(c, secrets, "auth.key", k));
+            Some(AuthSpec::ApiKeyHeader {
+                header: header?,
+                key: key?,
+            })
+        }
+        "api_key_query" => {
+            let parameter = required(c, "auth.parameter", &raw.parameter, mode).map(str::to_string);
+            let key = required(c, "auth.key", &raw.key, mode)
+                .and_then(|k| secret(c, secrets, "auth.key", k));
+            Some(AuthSpec::ApiKeyQuery {
+                parameter: parameter?,
+                key: key?,
+            })
+        }
+        "oauth2" => match &raw.oauth2 {
+            Some(oauth2) => resolve_oauth2(oauth2, c, secrets).map(AuthSpec::OAuth2),
+            None => {
+                c.error("auth.oauth2", "auth mode `oauth2` needs an `[auth.oauth2]` table");
+                None
+            }
+        },
+        other => {
+            c.error(
+                "auth.mode",
+                format!("auth mode `{other}` is not one of none, basic, bearer, api_key_header, api_key_query, oauth2"),
+            );
+            None
+        }
+    }
+}
+
+fn endpoint(c: &mut Collector<'_>, key: &str, value: &Option<String>) -> Option<url::Url> {
+    let text = required(c, key, value, "oauth2")?;
+    match url::Url::parse(text) {
+        Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Some(u),
+        Ok(u) => {
+            c.error(key, format!("scheme `{}` is not http or https", u.scheme()));
+            None
+        }
+        Err(e) => {
+            c.error(key, format!("`{text}` is not a valid URL: {e}"));
+            None
+        }
+    }
+}
+
+fn resolve_oauth2(raw: &RawOAuth2, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<OAuth2Spec> {
+    let client_id = required(c, "auth.oauth2.client_id", &raw.client_id, "oauth2").map(str::to_string);
+    let client_secret = match raw.client_secret.as_deref() {
+        Some(s) if !s.is_empty() => secret(c, secrets, "auth.oauth2.client_secret", s).map(Some),
+        _ => Some(None),
+    };
+    let authorize_url = endpoint(c, "auth.oauth2.authorize_url", &raw.authorize_url);
+    let token_url = endpoint(c, "auth.oauth2.token_url", &raw.token_url);
+    let redirect_url = match &raw.redirect_url {
+        Some(text) if !text.trim().is_empty() => endpoint(c, "auth.oauth2.redirect_url", &raw.redirect_url).map(Some),
+        _ => Some(None),
+    };
+    let client_auth = match raw.client_auth.as_deref().unwrap_or("basic") {
+        "basic" => Some(ClientAuth::Basic),
+        "body" => Some(ClientAuth::Body),
+        other => {
+            c.error(
+                "auth.oauth2.client_auth",
+                format!("client_auth `{other}` is not `basic` or `body`"),
+            );
+            None
+        }
+    };
+    let header_template = raw
+        .header_template
+        .clone()
+        .unwrap_or_else(|| "Bearer {AccessToken}".to_string());
+    if !header_template.contains("{AccessToken}") {
+        c.error(
+            "auth.oauth2.header_template",
+            "header_template must contain `{AccessToken}`",
+        );
+    }
+    Some(OAuth2Spec {
+        provider: raw.provider.clone(),
+        client_id: client_id?,
+        client_secret: client_secret?,
+        scopes: raw.scopes.clone(),
+        authorize_url: authorize_url?,
+        token_url: token_url?,
+        redirect_url: redirect_url?,
+        extra_authorize_params: raw.extra_authorize_params.clone(),
+        client_auth: client_auth?,
+        pkce: raw.pkce.unwrap_or(true),
+        header_template,
+    })
+}
+
+/// One element of a device box: its text and byte offset inside the box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxElement<'a> {
+    pub text: &'a str,
+    pub offset: usize,
+}
+
+/// Splits a box on `&&&` (roots), then `&&` (features), never inside a text literal.
+pub fn split_box(source: &str) -> Vec<Vec<BoxElement<'_>>> {
+    let literals = literal_ranges(source);
+    let inside = |i: usize| literals.iter().any(|(s, e)| s <= &i && i < *e);
+    let separators = |from: usize, to: usize, token: &str| -> Vec<usize> {
+        let mut found = Vec::new();
+        let mut i = from;
+        while let Some(p) = source[i..to].find(token) {
+            let at = i + p;
+            if inside(at) {
+                i = at + 1;
+                continue;
+            }
+            // `&&&` must not be read as `&&` followed by `&`.
+            if token == "&&" && source[at..].starts_with("&&&") {
+                i = at + 3;
+                continue;
+            }
+            found.push(at);
+            i = at + token.len();
+        }
+        found
+    };
+    let mut groups = Vec::new();
+    let mut start = 0;
+    let mut root_cuts = separators(0, source.len(), "&&&");
+    root_cuts.push(source.len());
+    for cut in root_cuts {
+        let mut elements = Vec::new();
+        let mut element_start = start;
+        let mut feature_cuts = separators(start, cut, "&&");
+        feature_cuts.push(cut);
+        for feature_cut in feature_cuts {
+            elements.push(BoxElement {
+                text: &source[element_start..feature_cut],
+                offset: element_start,
+            });
+            element_start = (feature_cut + 2).min(cut);
+        }
+        groups.push(elements);
+        start = (cut + 3).min(source.len());
+    }
+    groups
+}
+
+fn compile_element(c: &mut Collector<'_>, key: &str, source: &str, element: &BoxElement<'_>) -> Option<Option<Expression>> {
+    let trimmed = element.text.trim_start();
+    if trimmed.trim().is_empty() {
+        return Some(None);
+    }
+    let offset = element.offset + (element.text.len() - trimmed.len());
+    match Expression::compile(trimmed.trim_end()) {
+        Ok(expression) => {
+            for warning in expression.warnings() {
+                let column = column_at(source, offset + warning.span.start);
+                let line = line_of_key(c.text, key);
+                c.diagnostics.push(
+                    Diagnostic::warning(c.file, key, warning.message.clone())
+                        .at_line(line)
+                        .at_column(column),
+                );
+            }
+            Some(Some(expression))
+        }
+        Err(errors) => {
+            c.compile_errors(key, source, offset, errors);
+            None
+        }
+    }
+}
+
+fn compile_required(c: &mut Collector<'_>, key: &str, source: &str, element: &BoxElement<'_>, what: &str) -> Option<Expression> {
+    match compile_element(c, key, source, element)? {
+        Some(e) => Some(e),
+        None => {
+            c.error(key, format!("{what} is empty"));
+            None
+        }
+    }
+}
+
+fn resolve_mapping(raw: &RawProfile, c: &mut Collector<'_>) -> DeviceMapping {
+    let devices: &RawDevices = &raw.devices;
+    let affect = devices.affect.as_deref().and_then(|source| {
+        compile_element(c, "devices.affect", source, &BoxElement { text: source, offset: 0 }).flatten()
+    });
+    let uses_boxes = devices.root_names.is_some()
+        || devices.feature_names.is_some()
+        || devices.values.is_some()
+        || devices.strings.is_some();
+    if uses_boxes && !raw.device.is_empty() {
+        c.error(
+            "device",
+            "use either the boxes in `[devices]` or `[[device]]` tables, not both",
+        );
+    }
+    let roots = if uses_boxes {
+        resolve_boxes(devices, c)
+    } else {
+        resolve_list(raw, c)
+    };
+    DeviceMapping {
+        locked: devices.locked,
+        affect,
+        roots,
+    }
+}
+
+fn resolve_boxes(devices: &RawDevices, c: &mut Collector<'_>) -> Vec<DeviceRule> {
+    let Some(root_source) = devices.root_names.as_deref() else {
+        c.error("devices.root_names", "the device boxes need `root_names`");
+        return Vec::new();
+    };
+    let root_groups = split_box(root_source);
+    let mut roots = Vec::new();
+    for group in &root_groups {
+        if group.len() > 1 {
+            c.error(
+                "devices.root_names",
+                "`&&` separates features: put feature names in `feature_names`",
+            );
+            return Vec::new();
+        }
+        if let Some(name) = compile_required(c, "devices.root_names", root_source, &group[0], "a root device name") {
+            roots.push(DeviceRule {
+                name,
+                value: None,
+                string: None,
+                features: Vec::new(),
+            });
+        }
+    }
+    if roots.len() != root_groups.len() {
+        return Vec::new();
+    }
+    let shape_of = |groups: &[Vec<BoxElement<'_>>]| groups.iter().map(Vec::len).collect::<Vec<_>>();
+    let feature_groups = devices
+        .feature_names
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(split_box);
+    let expected_shape = match &feature_groups {
+        Some(groups) => shape_of(groups),
+        None => vec![1; roots.len()],
+    };
+    if expected_shape.len() != roots.len() {
+        c.error(
+            "devices.feature_names",
+            format!(
+                "feature_names has {} group(s) separated by `&&&` but root_names names {} root(s)",
+                expected_shape.len(),
+                roots.len()
+            ),
+        );
+        return Vec::new();
+    }
+    let mut per_box = |key: &str, source: Option<&str>| -> Option<Vec<Vec<Option<Expression>>>> {
+        let Some(source) = source.filter(|s| !s.trim().is_empty()) else {
+            return Some(expected_shape.iter().map(|n| vec![None; *n]).collect());
+        };
+        let groups = split_box(source);
+        if shape_of(&groups) != expected_shape {
+            c.error(
+                key,
+                format!(
+                    "`{}` must line up with {}: {} element(s) per `&&&` group, found {:?}",
+                    key.trim_start_matches("devices."),
+                    if feature_groups.is_some() { "feature_names" } else { "root_names" },
+                    format_shape(&expected_shape),
+                    shape_of(&groups)
+                ),
+            );
+            return None;
+        }
+        let mut compiled = Vec::new();
+        let mut ok = true;
+        for group in &groups {
+            let mut row = Vec::new();
+            for element in group {
+                match compile_element(c, key, source, element) {
+                    Some(e) => row.push(e),
+                    None => ok = false,
+                }
+            }
+            compiled.push(row);
+        }
+        ok.then_some(compiled)
+    };
+    let values = per_box("devices.values", devices.values.as_deref());
+    let strings = per_box("devices.strings", devices.strings.as_deref());
+    let (Some(values), Some(strings)) = (values, strings) else {
+        return Vec::new();
+    };
+    match (&feature_groups, devices.feature_names.as_deref()) {
+        (Some(groups), Some(source)) => {
+            for (position, root) in roots.iter_mut().enumerate() {
+                for (element_position, element) in groups[position].iter().enumerate() {
+                    if let Some(name) = compile_required(c, "devices.feature_names", source, element, "a feature name") {
+                        root.features.push(DeviceRule {
+                            name,
+                            value: values[position][element_position].clone(),
+                            string: strings[position][element_position].clone(),
+                            features: Vec::new(),
+                        });
+                    }
+                }
+            }
+        }
+        _ => {
+            for (position, root) in roots.iter_mut().enumerate() {
+                root.value = values[position][0].clone();
+                root.string = strings[position][0].clone();
+            }
+        }
+    }
+    roots
+}
+
+fn format_shape(shape: &[usize]) -> String {
+    format!("{shape:?}")
+}
+
+fn resolve_list(raw: &RawProfile, c: &mut Collector<'_>) -> Vec<DeviceRule> {
+    let mut roots = Vec::new();
+    for (position, device) in raw.device.iter().enumerate() {
+        let key = |field: &str| format!("device[{position}].{field}");
+        let rule = |c: &mut Collector<'_>, key: &dyn Fn(&str) -> String, name: &str, value: &Option<String>, string: &Option<String>| {
+            let compile = |c: &mut Collector<'_>, field: &str, source: &str| {
+                compile_element(c, &key(field), source, &BoxElement { text: source, offset: 0 })
+            };
+            let name = compile(c, "name", name);
+            let value = value.as_deref().map(|s| compile(c, "value", s));
+            let string = string.as_deref().map(|s| compile(c, "string", s));
+            match (name, value, string) {
+                (Some(Some(name)), value, string) if value.as_ref().is_none_or(Option::is_some) && string.as_ref().is_none_or(Option::is_some) => {
+                    Some(DeviceRule {
+                        name,
+                        value: value.flatten().flatten(),
+                        string: string.flatten().flatten(),
+                        features: Vec::new(),
+                    })
+                }
+                (Some(None), ..) => {
+                    c.error(&key("name"), "a device name is empty");
+                    None
+                }
+                _ => None,
+            }
+        };
+        let Some(mut root) = rule(c, &key, &device.name, &device.value, &device.string) else {
+            continue;
+        };
+        for (feature_position, feature) in device.feature.iter().enumerate() {
+            let feature_key = |field: &str| format!("device[{position}].feature[{feature_position}].{field}");
+            if let Some(f) = rule(c, &feature_key, &feature.name, &feature.value, &feature.string) {
+                root.features.push(f);
+            }
+        }
+        roots.push(root);
+    }
+    roots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(source: &str) -> Vec<Vec<&str>> {
+        split_box(source)
+            .into_iter()
+            .map(|g| g.into_iter().map(|e| e.text.trim()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn boxes_split_roots_then_features_outside_literals() {
+        assert_eq!(texts("a && b &&& c"), vec![vec!["a", "b"], vec!["c"]]);
+        assert_eq!(texts(r#""x&&&y" &&& "p&&q""#), vec![vec![r#""x&&&y""#], vec![r#""p&&q""#]]);
+        assert_eq!(texts("a"), vec![vec!["a"]]);
+        assert_eq!(texts("a &&&  && b"), vec![vec!["a"], vec!["", "b"]]);
+    }
+
+    #[test]
+    fn element_offsets_point_into_the_box() {
+        let groups = split_box("a &&& bc && d");
+        assert_eq!(groups[1][0].offset, 5);
+        assert_eq!(groups[1][1].offset, 11);
+    }
+}

@@ -1,0 +1,178 @@
+//! Secrets: a redacted string type and the resolution of `${env:NAME}` and `${secret:NAME}`
+//! references. A [`Secret`] prints as `••••••` in `Debug`, `Display` and serialization; its value
+//! comes out only through [`Secret::expose`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Serialize, Serializer};
+
+/// What a secret shows wherever it is printed or serialized.
+pub const REDACTED: &str = "••••••";
+
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(SecretString::from(value.into()))
+    }
+
+    /// The secret's value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.expose().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+/// Where `${env:NAME}` and `${secret:NAME}` are looked up.
+#[derive(Default, Clone)]
+pub struct SecretSource {
+    file_values: HashMap<String, Secret>,
+    environment: Option<HashMap<String, String>>,
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretSource")
+            .field("names", &self.file_values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SecretSource {
+    /// Reads a secrets file (TOML, `NAME = "value"`); a missing file is an empty source.
+    pub fn from_file(path: &Path) -> Result<SecretSource, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SecretSource::default()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            // Never echo the file's content: only where the problem is.
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            format!(
+                "{}: not a valid secrets file (line {})",
+                path.display(),
+                line.unwrap_or(1)
+            )
+        })?;
+        let mut file_values = HashMap::new();
+        for (name, value) in table {
+            match value {
+                toml::Value::String(s) => {
+                    file_values.insert(name, Secret::new(s));
+                }
+                _ => return Err(format!("{}: `{name}` must be text", path.display())),
+            }
+        }
+        Ok(SecretSource {
+            file_values,
+            environment: None,
+        })
+    }
+
+    /// A source with a fixed environment instead of the process's (for tests).
+    pub fn with_environment(mut self, environment: HashMap<String, String>) -> SecretSource {
+        self.environment = Some(environment);
+        self
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        match &self.environment {
+            Some(fixed) => fixed.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        }
+    }
+
+    /// Replaces every `${env:NAME}` and `${secret:NAME}` in `text`.
+    pub fn resolve(&self, text: &str) -> Result<Secret, String> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                return Err("`${` is never closed with `}`".into());
+            };
+            let reference = after[..end].trim();
+            let value = if let Some(name) = reference.strip_prefix("env:") {
+                self.env(name.trim())
+                    .ok_or_else(|| format!("environment variable `{}` is not set", name.trim()))?
+            } else if let Some(name) = reference.strip_prefix("secret:") {
+                self.file_values
+                    .get(name.trim())
+                    .map(|s| s.expose().to_string())
+                    .ok_or_else(|| format!("secret `{}` is not in the secrets file", name.trim()))?
+            } else {
+                return Err(format!(
+                    "`${{{reference}}}`: secrets take `${{env:NAME}}` or `${{secret:NAME}}`"
+                ));
+            };
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(Secret::new(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret} {secret:?}"), format!("{REDACTED} {REDACTED}"));
+        assert_eq!(
+            serde_json::to_string(&secret).unwrap_or_default(),
+            format!("\"{REDACTED}\"")
+        );
+    }
+
+    #[test]
+    fn references_resolve_from_environment_and_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("secrets.toml");
+        std::fs::write(&path, "api = \"k3y\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let source = SecretSource::from_file(&path)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_environment(HashMap::from([("USER_X".to_string(), "ann".to_string())]));
+        let resolved = source.resolve("${env:USER_X}:${secret:api}");
+        assert_eq!(resolved.map(|s| s.expose().to_string()), Ok("ann:k3y".into()));
+        assert!(source.resolve("${env:MISSING}").is_err());
+        assert!(source.resolve("${other}").is_err());
+    }
+}
