@@ -11,3 +11,5 @@ pub mod engine;
 pub mod expr;
 pub mod profile;
 pub mod secret;
+pub mod settings;
+pub mod web;

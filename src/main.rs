@@ -1,1 +1,324 @@
-fn main(){}
+//! The `bellhop` command: composition root. Reads settings, sets up logging, opens the device
+//! hub, loads profiles, and runs the chosen subcommand. The only place that builds everything.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use bellhop::devices::DeviceHub;
+use bellhop::engine::{Engine, HubEnvironment, ProfileSource, RunRecord};
+use bellhop::expr::{self, Document, Expression, Scope};
+use bellhop::settings::Settings;
+use bellhop::web;
+
+#[derive(Parser)]
+#[command(name = "bellhop", version, about = "HTTP action engine and device hub for home automation")]
+struct Cli {
+    /// Settings file (defaults are built in; this file and BELLHOP_* variables override them).
+    #[arg(long, short, global = true, default_value = "plugin.toml", env = "BELLHOP_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API (and run actions) until interrupted.
+    Serve,
+    /// Run one action: a profile and an optional action text.
+    Run {
+        profile: String,
+        #[arg(default_value = "")]
+        text: String,
+        /// Print the whole run record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check plugin.toml and every profile; list every problem.
+    Check,
+    /// Evaluate an expression (the sandbox).
+    Eval {
+        expression: String,
+        /// A file whose text is `input` (default: empty input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// List devices.
+    Devices,
+    /// Show recent runs, newest first.
+    Runs {
+        profile: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// List the expression functions.
+    Functions,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BELLHOP_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if settings.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn real_main(cli: Cli) -> Result<ExitCode> {
+    let explicit = std::env::var_os("BELLHOP_CONFIG").is_some() || cli.config != Path::new("plugin.toml");
+    let settings = Settings::load(&cli.config, explicit)?;
+    init_logging(&settings);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(settings).await,
+            Command::Run { profile, text, json } => run(settings, &profile, &text, json).await,
+            Command::Check => Ok(check(&settings)),
+            Command::Eval { expression, input } => eval(&settings, &expression, input.as_deref()),
+            Command::Devices => devices(&settings),
+            Command::Runs { profile, limit } => runs(&settings, profile.as_deref(), limit),
+            Command::Functions => {
+                for function in expr::functions::FUNCTIONS {
+                    println!("{:<40} {}", function.signature, function.doc);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+fn profile_source(settings: &Settings) -> ProfileSource {
+    ProfileSource {
+        dir: settings.paths.profiles_dir.clone(),
+        secrets_file: settings.paths.secrets_file.clone(),
+    }
+}
+
+fn open_hub(settings: &Settings) -> Result<Arc<DeviceHub>> {
+    Ok(Arc::new(DeviceHub::open(&settings.store_path(), settings.commit_window())?))
+}
+
+fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
+    let source = profile_source(settings);
+    let set = source.load();
+    for diagnostic in &set.diagnostics {
+        tracing::warn!("{diagnostic}");
+    }
+    Ok(Arc::new(Engine::new(set, Some(source), open_hub(settings)?)?))
+}
+
+async fn serve(settings: Settings) -> Result<ExitCode> {
+    let address = settings.listen_address().map_err(anyhow::Error::msg)?;
+    let engine = build_engine(&settings)?;
+    let set = engine.profiles();
+    tracing::info!(
+        profiles = set.profiles.len(),
+        problems = set.diagnostics.len(),
+        devices = engine.hub().len(),
+        "profiles loaded"
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (bound, server) = web::serve(web::AppState { engine: engine.clone() }, address, async {
+        let _ = stopped.await;
+    })
+    .await
+    .with_context(|| format!("cannot listen on {address}"))?;
+    tracing::info!(address = %bound, public = %settings.web.public_base_url, "serving");
+    wait_for_shutdown(&engine).await;
+    tracing::info!("stopping");
+    let _ = stop.send(());
+    let _ = server.await;
+    engine.hub().flush().await?;
+    engine.hub().close();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for Ctrl-C or SIGTERM; reloads profiles on SIGHUP meanwhile.
+async fn wait_for_shutdown(engine: &Engine) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut hangup), Ok(mut terminate)) = (signal(SignalKind::hangup()), signal(SignalKind::terminate())) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = terminate.recv() => return,
+                _ = hangup.recv() => {
+                    let set = engine.reload();
+                    tracing::info!(profiles = set.profiles.len(), problems = set.diagnostics.len(), "profiles reloaded");
+                    for diagnostic in &set.diagnostics {
+                        tracing::warn!("{diagnostic}");
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run(settings: Settings, profile: &str, text: &str, as_json: bool) -> Result<ExitCode> {
+    let engine = build_engine(&settings)?;
+    let record = engine.run(profile, text).await?;
+    engine.hub().flush().await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&*record)?);
+    } else {
+        print_run(&record);
+    }
+    Ok(if record.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_run(record: &RunRecord) {
+    let status = if record.skipped {
+        "skipped (the action text gave null: nothing sent)"
+    } else if record.ok {
+        "ok"
+    } else {
+        "failed"
+    };
+    println!("{} {} — {} in {} ms", record.started_at, record.profile, status, record.duration_ms);
+    for exchange in &record.exchanges {
+        let status = exchange.status.map(|s| s.to_string()).unwrap_or_else(|| "no answer".into());
+        println!(
+            "  {} {} → {} ({} bytes, {} ms)",
+            exchange.method, exchange.url, status, exchange.response_bytes, exchange.duration_ms
+        );
+    }
+    for change in &record.changes {
+        let device = &change.device;
+        let name = match &device.key.feature {
+            Some(feature) => format!("{} / {}", device.key.root, feature),
+            None => device.key.root.clone(),
+        };
+        println!(
+            "  {:?} #{} {name}: value {} string {:?}",
+            change.kind,
+            device.reference,
+            expr::value::format_number(device.value),
+            device.string
+        );
+    }
+    for error in &record.errors {
+        match error.column {
+            Some(column) => eprintln!("  error ({}) at column {column}: {}", error.stage, error.message),
+            None => eprintln!("  error ({}): {}", error.stage, error.message),
+        }
+    }
+}
+
+fn check(settings: &Settings) -> ExitCode {
+    let set = profile_source(settings).load();
+    for diagnostic in &set.diagnostics {
+        println!("{diagnostic}");
+    }
+    let errors = set.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = set.diagnostics.len() - errors;
+    println!(
+        "plugin settings ok; {} profile(s) loaded from {}; {errors} error(s), {warnings} warning(s)",
+        set.profiles.len(),
+        settings.paths.profiles_dir.display()
+    );
+    if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn eval(settings: &Settings, source: &str, input: Option<&Path>) -> Result<ExitCode> {
+    let input = match input {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => String::new(),
+    };
+    let expression = match Expression::compile(source) {
+        Ok(e) => e,
+        Err(errors) => {
+            for error in errors.errors {
+                eprintln!("{source}");
+                eprintln!("{}^ column {}: {}", " ".repeat(error.column.saturating_sub(1)), error.column, error.message);
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for warning in expression.warnings() {
+        eprintln!("warning at column {}: {}", warning.column, warning.message);
+    }
+    let hub = open_hub(settings)?;
+    let env = HubEnvironment::new(&hub);
+    let document = Document::new(input, expression.plan());
+    match expression.evaluate(&Scope::new(&document, &env)) {
+        Ok(value) => {
+            println!("{}", value.to_text());
+            eprintln!("({})", value.type_name());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{source}");
+            eprintln!("{}^ column {}: {}", " ".repeat(error.column.saturating_sub(1)), error.column, error.kind);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn devices(settings: &Settings) -> Result<ExitCode> {
+    let hub = open_hub(settings)?;
+    if hub.is_empty() {
+        println!("no devices yet");
+    }
+    for device in hub.list() {
+        let name = match &device.key.feature {
+            Some(feature) => format!("  {} / {}", device.key.root, feature),
+            None => device.key.root.clone(),
+        };
+        println!(
+            "#{:<5} {:<16} {:<32} value {:<10} string {:?}",
+            device.reference,
+            device.key.profile,
+            name,
+            expr::value::format_number(device.value),
+            device.string
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runs(settings: &Settings, profile: Option<&str>, limit: usize) -> Result<ExitCode> {
+    let path = settings.store_path();
+    if !path.exists() {
+        println!("no runs yet");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for record in DeviceHub::read_journal_at(&path, profile, limit)? {
+        match serde_json::from_str::<serde_json::Value>(&record) {
+            Ok(value) => println!("{value}"),
+            Err(_) => println!("{record}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

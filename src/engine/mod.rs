@@ -126,13 +126,20 @@ pub fn split_waits(text: &str) -> Vec<(Duration, &str)> {
     pieces
 }
 
-/// Expressions' view of the hub and of the response being mapped.
-struct RunEnvironment<'a> {
+/// Expressions' view of the hub (devices, globals) and, while mapping, of the response.
+pub struct HubEnvironment<'a> {
     hub: &'a DeviceHub,
     response: Option<&'a request::Response>,
 }
 
-impl Environment for RunEnvironment<'_> {
+impl<'a> HubEnvironment<'a> {
+    /// Devices and globals only: for the sandbox and action texts.
+    pub fn new(hub: &'a DeviceHub) -> HubEnvironment<'a> {
+        HubEnvironment { hub, response: None }
+    }
+}
+
+impl Environment for HubEnvironment<'_> {
     fn device_value(&self, reference: u64) -> Option<f64> {
         self.hub.value(reference)
     }
@@ -280,10 +287,7 @@ impl Engine {
     }
 
     async fn run_piece(&self, profile: &Profile, piece: &str, record: &mut RunRecord) {
-        let env = RunEnvironment {
-            hub: &self.hub,
-            response: None,
-        };
+        let env = HubEnvironment::new(&self.hub);
         // The action text is itself a template (`position=${val12}`).
         let action_template = match Template::compile(piece) {
             Ok(t) => t,
@@ -394,7 +398,7 @@ impl Engine {
     }
 
     async fn map_response(&self, profile: &Profile, response: &request::Response, body: Arc<str>, record: &mut RunRecord) {
-        let env = RunEnvironment {
+        let env = HubEnvironment {
             hub: &self.hub,
             response: Some(response),
         };

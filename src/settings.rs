@@ -1,0 +1,170 @@
+//! Plugin settings: `plugin.toml` read through the `config` crate on top of the same file's
+//! embedded copy (so no file is needed), overridden by `BELLHOP_<SECTION>__<KEY>` variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The manifest as shipped: also the defaults.
+pub const EMBEDDED_MANIFEST: &str = include_str!("../plugin.toml");
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub plugin: PluginInfo,
+    pub web: WebSettings,
+    pub paths: PathSettings,
+    pub devices: DeviceSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginInfo {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    pub listen: String,
+    pub public_base_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathSettings {
+    pub data_dir: PathBuf,
+    pub profiles_dir: PathBuf,
+    #[serde(default)]
+    pub secrets_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSettings {
+    pub commit_window_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: String,
+}
+
+impl Settings {
+    /// Embedded defaults, then `file` (required only when `explicit`), then the environment.
+    pub fn load(file: &Path, explicit: bool) -> Result<Settings, SettingsError> {
+        Self::load_with_env(file, explicit, config::Environment::with_prefix("BELLHOP").separator("__").prefix_separator("_"))
+    }
+
+    fn load_with_env(file: &Path, explicit: bool, env: config::Environment) -> Result<Settings, SettingsError> {
+        let invalid = |message: String| SettingsError::Invalid {
+            path: file.display().to_string(),
+            message,
+        };
+        if explicit && !file.is_file() {
+            return Err(invalid("the settings file does not exist".into()));
+        }
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(EMBEDDED_MANIFEST, config::FileFormat::Toml))
+            .add_source(config::File::from(file).format(config::FileFormat::Toml).required(false))
+            .add_source(env)
+            .build()
+            .map_err(|e| invalid(e.to_string()))?;
+        let settings: Settings = built.try_deserialize().map_err(|e| invalid(e.to_string()))?;
+        settings.validate().map_err(invalid)?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.listen_address()?;
+        let base = url::Url::parse(&self.web.public_base_url)
+            .map_err(|e| format!("web.public_base_url `{}` is not a URL: {e}", self.web.public_base_url))?;
+        if base.scheme() != "http" && base.scheme() != "https" {
+            return Err("web.public_base_url must be http or https".into());
+        }
+        if self.devices.commit_window_ms == 0 || self.devices.commit_window_ms > 100 {
+            return Err("devices.commit_window_ms must be between 1 and 100".into());
+        }
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err(format!("log.format `{}` is not text or json", self.log.format));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| format!("log.level `{}`: {e}", self.log.level))?;
+        Ok(())
+    }
+
+    pub fn listen_address(&self) -> Result<SocketAddr, String> {
+        self.web
+            .listen
+            .parse()
+            .map_err(|_| format!("web.listen `{}` is not an address such as 127.0.0.1:8765", self.web.listen))
+    }
+
+    pub fn commit_window(&self) -> Duration {
+        Duration::from_millis(self.devices.commit_window_ms)
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.paths.data_dir.join("bellhop.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> config::Environment {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        config::Environment::with_prefix("BELLHOP")
+            .separator("__")
+            .prefix_separator("_")
+            .source(Some(map))
+    }
+
+    #[test]
+    fn embedded_defaults_need_no_file() {
+        let settings = Settings::load_with_env(Path::new("/nonexistent/plugin.toml"), false, env(&[]));
+        let settings = settings.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.web.listen, "127.0.0.1:8765");
+        assert_eq!(settings.plugin.id, "bellhop");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let settings = Settings::load_with_env(
+            Path::new("/nonexistent/plugin.toml"),
+            false,
+            env(&[("BELLHOP_WEB__LISTEN", "127.0.0.1:9999")]),
+        );
+        assert_eq!(settings.map(|s| s.web.listen).ok().as_deref(), Some("127.0.0.1:9999"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("plugin.toml");
+        std::fs::write(&file, "[web]\nlisten = \"nowhere\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let error = Settings::load_with_env(&file, true, env(&[])).err().map(|e| e.to_string());
+        assert!(error.is_some_and(|e| e.contains("web.listen")));
+        std::fs::write(&file, "[web]\nlisen = \"x\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let error = Settings::load_with_env(&file, true, env(&[])).err().map(|e| e.to_string());
+        assert!(error.is_some_and(|e| e.contains("lisen")), "unknown keys are refused");
+    }
+}

@@ -1,0 +1,247 @@
+//! The API's wire types, converted by hand from domain types so that nothing private (a secret,
+//! an internal field) reaches a response by accident.
+
+use serde::{Deserialize, Serialize};
+
+use crate::devices::{Device, Global};
+use crate::profile::{AuthSpec, BodySpec, Diagnostic, DeviceRule, Profile};
+use crate::secret::REDACTED;
+
+#[derive(Serialize)]
+pub struct ProfileSummary {
+    pub name: String,
+    pub file: String,
+    pub description: String,
+    pub method: &'static str,
+    pub url: String,
+    pub auth_mode: &'static str,
+    pub locked: bool,
+    pub device_rules: usize,
+}
+
+impl From<&Profile> for ProfileSummary {
+    fn from(p: &Profile) -> ProfileSummary {
+        ProfileSummary {
+            name: p.name.clone(),
+            file: p.file.display().to_string(),
+            description: p.description.clone(),
+            method: p.request.method.as_str(),
+            url: p.request.url.source().to_string(),
+            auth_mode: p.auth.mode(),
+            locked: p.mapping.locked,
+            device_rules: p.mapping.roots.len(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ProfileList {
+    pub profiles: Vec<ProfileSummary>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Serialize)]
+pub struct RuleView {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub string: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<RuleView>,
+}
+
+impl From<&DeviceRule> for RuleView {
+    fn from(rule: &DeviceRule) -> RuleView {
+        RuleView {
+            name: rule.name.source().to_string(),
+            value: rule.value.as_ref().map(|e| e.source().to_string()),
+            string: rule.string.as_ref().map(|e| e.source().to_string()),
+            features: rule.features.iter().map(RuleView::from).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ProfileDetail {
+    #[serde(flatten)]
+    pub summary: ProfileSummary,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<serde_json::Value>,
+    pub timeout_secs: f64,
+    pub max_response_bytes: u64,
+    pub verify_tls: bool,
+    pub auth: serde_json::Value,
+    pub affect: Option<String>,
+    pub devices: Vec<RuleView>,
+    pub history_keep: usize,
+}
+
+/// Header names whose values are shown redacted.
+fn is_sensitive_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["authorization", "cookie", "token", "key", "secret", "password"]
+        .iter()
+        .any(|word| lower.contains(word))
+}
+
+impl From<&Profile> for ProfileDetail {
+    fn from(p: &Profile) -> ProfileDetail {
+        let auth = match &p.auth {
+            AuthSpec::None => serde_json::json!({"mode": "none"}),
+            AuthSpec::Basic { username, .. } => {
+                serde_json::json!({"mode": "basic", "username": username, "password": REDACTED})
+            }
+            AuthSpec::Bearer { .. } => serde_json::json!({"mode": "bearer", "token": REDACTED}),
+            AuthSpec::ApiKeyHeader { header, .. } => {
+                serde_json::json!({"mode": "api_key_header", "header": header, "key": REDACTED})
+            }
+            AuthSpec::ApiKeyQuery { parameter, .. } => {
+                serde_json::json!({"mode": "api_key_query", "parameter": parameter, "key": REDACTED})
+            }
+            AuthSpec::OAuth2(spec) => serde_json::json!({"mode": "oauth2", "oauth2": spec}),
+        };
+        let body = p.request.body.as_ref().map(|b| match b {
+            BodySpec::Json(t) => serde_json::json!({"kind": "json", "template": t.source()}),
+            BodySpec::Raw { content_type, template } => {
+                serde_json::json!({"kind": "raw", "content_type": content_type, "template": template.source()})
+            }
+            BodySpec::Form(fields) => serde_json::json!({
+                "kind": "form",
+                "fields": fields.iter().map(|(k, t)| (k.clone(), t.source().to_string())).collect::<std::collections::BTreeMap<_, _>>()
+            }),
+        });
+        ProfileDetail {
+            summary: ProfileSummary::from(p),
+            headers: p
+                .request
+                .headers
+                .iter()
+                .map(|(name, t)| {
+                    let shown = if is_sensitive_header(name) { REDACTED.to_string() } else { t.source().to_string() };
+                    (name.clone(), shown)
+                })
+                .collect(),
+            body,
+            timeout_secs: p.request.timeout.as_secs_f64(),
+            max_response_bytes: p.request.max_response_bytes,
+            verify_tls: p.request.verify_tls,
+            auth,
+            affect: p.mapping.affect.as_ref().map(|e| e.source().to_string()),
+            devices: p.mapping.roots.iter().map(RuleView::from).collect(),
+            history_keep: p.history_keep,
+        }
+    }
+}
+
+fn time_text(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+pub struct DeviceView {
+    #[serde(rename = "ref")]
+    pub reference: u64,
+    pub profile: String,
+    pub name: String,
+    pub feature: Option<String>,
+    pub value: f64,
+    pub string: String,
+    pub changed_at: String,
+}
+
+impl From<&Device> for DeviceView {
+    fn from(d: &Device) -> DeviceView {
+        DeviceView {
+            reference: d.reference,
+            profile: d.key.profile.clone(),
+            name: d.key.root.clone(),
+            feature: d.key.feature.clone(),
+            value: d.value,
+            string: d.string.clone(),
+            changed_at: time_text(d.changed_at_ms),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct GlobalView {
+    pub name: String,
+    pub value: f64,
+    pub string: String,
+    pub changed_at: String,
+}
+
+impl From<&Global> for GlobalView {
+    fn from(g: &Global) -> GlobalView {
+        GlobalView {
+            name: g.name.clone(),
+            value: g.value,
+            string: g.string.clone(),
+            changed_at: time_text(g.changed_at_ms),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub profile: String,
+    #[serde(default)]
+    pub text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRequest {
+    pub value: Option<f64>,
+    pub string: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalRequest {
+    pub expression: String,
+    /// The input text; or, with `profile`, that profile's last response.
+    pub input: Option<String>,
+    pub profile: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct EvalResponse {
+    pub result: serde_json::Value,
+    pub text: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub warnings: Vec<crate::expr::CompileWarning>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// The profile file's text.
+    pub text: String,
+    #[serde(default)]
+    pub file_name: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ValidateResponse {
+    pub valid: bool,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Deserialize)]
+pub struct RunsQuery {
+    pub profile: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+pub struct FunctionView {
+    pub name: &'static str,
+    pub signature: &'static str,
+    pub doc: &'static str,
+}

@@ -1,0 +1,333 @@
+//! The web adapter: the REST API under `/api/v1` (warp, JSON) and a small demo JSON source.
+//! Calls the engine and reads the device hub; nothing imports this module.
+
+pub mod dto;
+pub mod error;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::engine::{Engine, EngineError, HubEnvironment};
+use crate::expr::{self, Document, Expression, Scope};
+use crate::secret::SecretSource;
+use dto::*;
+use error::ApiError;
+
+/// Largest request body the API accepts.
+const BODY_LIMIT: u64 = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+fn ok<T: serde::Serialize>(value: &T) -> Response {
+    json(StatusCode::OK, value)
+}
+
+fn respond(result: Result<Response, ApiError>) -> Result<Response, Infallible> {
+    Ok(result.unwrap_or_else(|e| e.into_response()))
+}
+
+fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+fn json_body<T: serde::de::DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(BODY_LIMIT).and(warp::body::json())
+}
+
+/// Every route of the API.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let api = warp::path("api").and(warp::path("v1"));
+    let s = || with_state(state.clone());
+
+    // GET /api/v1/health
+    let health = api
+        .and(warp::path("health"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|| ok(&serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})));
+    // GET /api/v1/profiles
+    let profiles_list = api
+        .and(warp::path("profiles"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(s())
+        .map(|state: AppState| {
+            let set = state.engine.profiles();
+            ok(&ProfileList {
+                profiles: set.profiles.values().map(|p| ProfileSummary::from(p.as_ref())).collect(),
+                diagnostics: set.diagnostics.clone(),
+            })
+        });
+    // POST /api/v1/profiles/validate
+    let profiles_validate = api
+        .and(warp::path!("profiles" / "validate"))
+        .and(warp::post())
+        .and(json_body())
+        .map(|request: ValidateRequest| {
+            let name = request.file_name.unwrap_or_else(|| "profile.toml".into());
+            let (profile, diagnostics) =
+                crate::profile::load_text(&PathBuf::from(name), &request.text, &SecretSource::default());
+            ok(&ValidateResponse {
+                valid: profile.is_some(),
+                diagnostics,
+            })
+        });
+    // GET /api/v1/profiles/{name}
+    let profiles_get = api
+        .and(warp::path!("profiles" / String))
+        .and(warp::get())
+        .and(s())
+        .map(|name: String, state: AppState| {
+            let name = decode(&name);
+            let set = state.engine.profiles();
+            match set.get(&name) {
+                Some(profile) => ok(&ProfileDetail::from(profile.as_ref())),
+                None => {
+                    let mut error = ApiError::not_found(format!("no profile named `{name}` is loaded"));
+                    error.diagnostics = set.diagnostics_for(&name).into_iter().cloned().collect();
+                    error.into_response()
+                }
+            }
+        });
+    // POST /api/v1/reload
+    let reload = api
+        .and(warp::path("reload"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(s())
+        .map(|state: AppState| {
+            let set = state.engine.reload();
+            ok(&serde_json::json!({
+                "profiles": set.profiles.keys().collect::<Vec<_>>(),
+                "diagnostics": set.diagnostics,
+            }))
+        });
+    // POST /api/v1/actions/run
+    let run = api
+        .and(warp::path!("actions" / "run"))
+        .and(warp::post())
+        .and(json_body())
+        .and(s())
+        .and_then(|request: RunRequest, state: AppState| async move {
+            respond(match state.engine.run(&request.profile, &request.text).await {
+                Ok(record) => Ok(ok(&*record)),
+                Err(EngineError::UnknownProfile(name)) => {
+                    Err(ApiError::not_found(format!("no profile named `{name}` is loaded")))
+                }
+                Err(other) => Err(ApiError::internal(other.to_string())),
+            })
+        });
+    // GET /api/v1/runs?profile=&limit=
+    let runs = api
+        .and(warp::path("runs"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(warp::query::<RunsQuery>())
+        .and(s())
+        .map(|query: RunsQuery, state: AppState| {
+            let limit = query.limit.unwrap_or(50).min(1000);
+            let runs = state.engine.history(query.profile.as_deref(), limit);
+            ok(&serde_json::json!({ "runs": runs }))
+        });
+    // GET /api/v1/devices
+    let devices_list = api
+        .and(warp::path("devices"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(s())
+        .map(|state: AppState| {
+            let devices: Vec<DeviceView> = state.engine.hub().list().iter().map(DeviceView::from).collect();
+            ok(&serde_json::json!({ "devices": devices }))
+        });
+    // GET /api/v1/devices/{ref}
+    let devices_get = api
+        .and(warp::path!("devices" / u64))
+        .and(warp::get())
+        .and(s())
+        .map(|reference: u64, state: AppState| match state.engine.hub().get(reference) {
+            Some(device) => ok(&DeviceView::from(&device)),
+            None => ApiError::not_found(format!("device {reference} does not exist")).into_response(),
+        });
+    // PUT /api/v1/devices/{ref}  {value?, string?}
+    let devices_set = api
+        .and(warp::path!("devices" / u64))
+        .and(warp::put().or(warp::post()).unify())
+        .and(json_body())
+        .and(s())
+        .and_then(|reference: u64, request: SetRequest, state: AppState| async move {
+            let hub = state.engine.hub();
+            respond(match hub.set(reference, request.value, request.string).await {
+                Ok(_) => hub
+                    .get(reference)
+                    .map(|d| ok(&DeviceView::from(&d)))
+                    .ok_or_else(|| ApiError::not_found(format!("device {reference} does not exist"))),
+                Err(crate::devices::StoreError::UnknownDevice(r)) => {
+                    Err(ApiError::not_found(format!("device {r} does not exist")))
+                }
+                Err(e) => Err(ApiError::internal(e.to_string())),
+            })
+        });
+    // GET /api/v1/globals
+    let globals_list = api
+        .and(warp::path("globals"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(s())
+        .map(|state: AppState| {
+            let globals: Vec<GlobalView> = state.engine.hub().globals().iter().map(GlobalView::from).collect();
+            ok(&serde_json::json!({ "globals": globals }))
+        });
+    // PUT /api/v1/globals/{name}  {value?, string?}
+    let globals_set = api
+        .and(warp::path!("globals" / String))
+        .and(warp::put().or(warp::post()).unify())
+        .and(json_body())
+        .and(s())
+        .map(|name: String, request: SetRequest, state: AppState| {
+            let name = decode(&name);
+            match state.engine.hub().set_global(&name, request.value, request.string) {
+                Ok(global) => ok(&GlobalView::from(&global)),
+                Err(e) => ApiError::bad_request(e.to_string()).into_response(),
+            }
+        });
+    // POST /api/v1/eval  {expression, input? | profile?}
+    let eval = api
+        .and(warp::path("eval"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(json_body())
+        .and(s())
+        .map(|request: EvalRequest, state: AppState| evaluate(&state, request).unwrap_or_else(|e| e.into_response()));
+    // GET /api/v1/functions
+    let functions = api
+        .and(warp::path("functions"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|| {
+            let list: Vec<FunctionView> = expr::functions::FUNCTIONS
+                .iter()
+                .map(|f| FunctionView {
+                    name: f.name,
+                    signature: f.signature,
+                    doc: f.doc,
+                })
+                .collect();
+            ok(&serde_json::json!({ "functions": list }))
+        });
+    // GET /demo/rooms.json: a local JSON source for the quick start.
+    let demo = warp::path!("demo" / "rooms.json").and(warp::get()).map(|| ok(&demo_rooms()));
+
+    health
+        .or(profiles_list)
+        .unify()
+        .or(profiles_validate)
+        .unify()
+        .or(profiles_get)
+        .unify()
+        .or(reload)
+        .unify()
+        .or(run)
+        .unify()
+        .or(runs)
+        .unify()
+        .or(devices_list)
+        .unify()
+        .or(devices_get)
+        .unify()
+        .or(devices_set)
+        .unify()
+        .or(globals_list)
+        .unify()
+        .or(globals_set)
+        .unify()
+        .or(eval)
+        .unify()
+        .or(functions)
+        .unify()
+        .or(demo)
+        .unify()
+        .recover(error::recover)
+        .unify()
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn evaluate(state: &AppState, request: EvalRequest) -> Result<Response, ApiError> {
+    let input: std::sync::Arc<str> = match (&request.input, &request.profile) {
+        (Some(input), _) => input.as_str().into(),
+        (None, Some(profile)) => state.engine.last_response(profile).ok_or_else(|| {
+            ApiError::not_found(format!("profile `{profile}` has no response yet: run it first"))
+        })?,
+        (None, None) => "".into(),
+    };
+    let expression = Expression::compile(&request.expression).map_err(|errors| {
+        let first = errors.errors.first();
+        let mut error = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "compile_error",
+            errors.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; "),
+        );
+        error.column = first.map(|e| e.column);
+        error.span = first.map(|e| e.span);
+        error
+    })?;
+    let document = Document::new(input, expression.plan());
+    let hub_env = HubEnvironment::new(state.engine.hub());
+    let value = expression.evaluate(&Scope::new(&document, &hub_env)).map_err(|e| {
+        let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "eval_error", e.kind.to_string());
+        error.column = Some(e.column);
+        error.span = Some(e.span);
+        error
+    })?;
+    Ok(ok(&EvalResponse {
+        result: value.to_json(),
+        text: value.to_text(),
+        kind: value.type_name(),
+        warnings: expression.warnings().to_vec(),
+    }))
+}
+
+fn demo_rooms() -> serde_json::Value {
+    let minutes = chrono::Utc::now().timestamp() as f64 / 60.0;
+    let wave = |phase: f64| ((minutes / 30.0 + phase).sin() * 10.0).round() / 10.0;
+    serde_json::json!({
+        "home": "Demo house",
+        "rooms": [
+            {"name": "Kitchen", "temp": 21.0 + wave(0.0), "humidity": 45, "light": "on"},
+            {"name": "Living room", "temp": 20.5 + wave(1.0), "humidity": 40, "light": "off"},
+            {"name": "Bedroom", "temp": 18.5 + wave(2.0), "humidity": 50, "light": "off"}
+        ],
+        "updated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    })
+}
+
+/// Binds `address` and serves until `shutdown` resolves. Returns the bound address first
+/// through `bound` (useful with port 0).
+pub async fn serve(
+    state: AppState,
+    address: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let server = warp::serve(routes(state)).incoming(listener).graceful(shutdown);
+    let task = tokio::spawn(server.run());
+    Ok((bound, task))
+}
