@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use bellhop::devices::DeviceHub;
+use bellhop::devices::{DeviceHub, StoreError};
 use bellhop::engine::{Engine, HubEnvironment, ProfileSource, RunRecord};
 use bellhop::expr::{self, Document, Expression, Scope};
 use bellhop::settings::Settings;
@@ -118,6 +118,15 @@ fn open_hub(settings: &Settings) -> Result<Arc<DeviceHub>> {
     Ok(Arc::new(DeviceHub::open(&settings.store_path(), settings.commit_window())?))
 }
 
+/// The committed devices, read without taking the store (works while `serve` runs).
+fn read_hub(settings: &Settings) -> Result<Option<DeviceHub>> {
+    let path = settings.store_path();
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(DeviceHub::open_read_only(&path)?))
+}
+
 fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     let source = profile_source(settings);
     let set = source.load();
@@ -183,15 +192,46 @@ async fn wait_for_shutdown(engine: &Engine) {
 }
 
 async fn run(settings: Settings, profile: &str, text: &str, as_json: bool) -> Result<ExitCode> {
-    let engine = build_engine(&settings)?;
-    let record = engine.run(profile, text).await?;
-    engine.hub().flush().await?;
+    let record = match build_engine(&settings) {
+        Ok(engine) => {
+            let record = engine.run(profile, text).await?;
+            engine.hub().flush().await?;
+            (*record).clone()
+        }
+        Err(error) if matches!(error.downcast_ref::<StoreError>(), Some(StoreError::Busy { .. })) => {
+            tracing::info!("a running `bellhop serve` owns the store: running the action through its API");
+            run_through_server(&settings, profile, text).await?
+        }
+        Err(error) => return Err(error),
+    };
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&*record)?);
+        println!("{}", serde_json::to_string_pretty(&record)?);
     } else {
         print_run(&record);
     }
     Ok(if record.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Sends the action to the running server, so that one process owns the device store.
+async fn run_through_server(settings: &Settings, profile: &str, text: &str) -> Result<RunRecord> {
+    let mut address = settings.listen_address().map_err(anyhow::Error::msg)?;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{address}/api/v1/actions/run");
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({ "profile": profile, "text": text }))
+        .send()
+        .await
+        .with_context(|| format!("the store is busy and the server at {address} does not answer"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.context("reading the server's answer")?;
+    if !status.is_success() {
+        let message = body["error"]["message"].as_str().unwrap_or("unknown error");
+        anyhow::bail!("the server refused the action: {message}");
+    }
+    Ok(serde_json::from_value(body).context("reading the run record")?)
 }
 
 fn print_run(record: &RunRecord) {
@@ -207,7 +247,7 @@ fn print_run(record: &RunRecord) {
         let status = exchange.status.map(|s| s.to_string()).unwrap_or_else(|| "no answer".into());
         println!(
             "  {} {} → {} ({} bytes, {} ms)",
-            exchange.method, exchange.url, status, exchange.response_bytes, exchange.duration_ms
+            exchange.method.as_str(), exchange.url, status, exchange.response_bytes, exchange.duration_ms
         );
     }
     for change in &record.changes {
@@ -269,10 +309,15 @@ fn eval(settings: &Settings, source: &str, input: Option<&Path>) -> Result<ExitC
     for warning in expression.warnings() {
         eprintln!("warning at column {}: {}", warning.column, warning.message);
     }
-    let hub = open_hub(settings)?;
-    let env = HubEnvironment::new(&hub);
+    let hub = read_hub(settings)?;
+    let empty = expr::EmptyEnvironment;
+    let hub_env = hub.as_ref().map(HubEnvironment::new);
+    let env: &dyn expr::Environment = match &hub_env {
+        Some(env) => env,
+        None => &empty,
+    };
     let document = Document::new(input, expression.plan());
-    match expression.evaluate(&Scope::new(&document, &env)) {
+    match expression.evaluate(&Scope::new(&document, env)) {
         Ok(value) => {
             println!("{}", value.to_text());
             eprintln!("({})", value.type_name());
@@ -287,11 +332,11 @@ fn eval(settings: &Settings, source: &str, input: Option<&Path>) -> Result<ExitC
 }
 
 fn devices(settings: &Settings) -> Result<ExitCode> {
-    let hub = open_hub(settings)?;
-    if hub.is_empty() {
+    let devices = read_hub(settings)?.map(|hub| hub.list()).unwrap_or_default();
+    if devices.is_empty() {
         println!("no devices yet");
     }
-    for device in hub.list() {
+    for device in devices {
         let name = match &device.key.feature {
             Some(feature) => format!("  {} / {}", device.key.root, feature),
             None => device.key.root.clone(),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::broadcast;
 
@@ -30,12 +30,16 @@ pub enum StoreError {
     Commit(String),
     #[error("device {0} does not exist")]
     UnknownDevice(u64),
+    #[error("the device store {path} is in use by another Bellhop process (a running `bellhop serve`?)")]
+    Busy { path: String },
+    #[error("the device store was opened read-only")]
+    ReadOnly,
     #[error("a device name must not be empty")]
     EmptyName,
 }
 
 /// Identity of a device: stable across runs and restarts.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeviceKey {
     pub profile: String,
     pub root: String,
@@ -67,7 +71,7 @@ impl DeviceKey {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Device {
     pub reference: u64,
     pub key: DeviceKey,
@@ -92,7 +96,7 @@ pub struct DeviceUpdate {
     pub string: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     Created,
@@ -100,7 +104,7 @@ pub enum ChangeKind {
 }
 
 /// A change that happened to a device: the event published to subscribers and kept in run records.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceChange {
     pub kind: ChangeKind,
     pub device: Device,
@@ -124,6 +128,8 @@ struct State {
 /// The device hub: an in-memory view for fast reads, written through to the store.
 pub struct DeviceHub {
     state: Mutex<State>,
+    /// Held for the hub's lifetime: one writing process per store.
+    _lock: Option<std::fs::File>,
     writes: Mutex<Option<store::Writer>>,
     changes: broadcast::Sender<DeviceChange>,
     path: PathBuf,
@@ -134,9 +140,25 @@ fn now_ms() -> i64 {
 }
 
 impl DeviceHub {
-    /// Opens (or creates) the store at `path`. Writes are group-committed within `window`.
+    /// Opens (or creates) the store at `path` for writing, taking its lock: only one process
+    /// writes a store. Writes are group-committed within `window`.
     pub fn open(path: &Path, window: Duration) -> Result<DeviceHub, StoreError> {
+        let lock = store::lock(path)?;
         let (connection, loaded) = store::open(path)?;
+        let mut hub = DeviceHub::from_loaded(path, loaded);
+        hub._lock = Some(lock);
+        hub.writes = Mutex::new(Some(store::spawn_writer(connection, window)));
+        Ok(hub)
+    }
+
+    /// Opens a store to read what is committed, without its lock (while `serve` runs, say).
+    /// Every write answers [`StoreError::ReadOnly`].
+    pub fn open_read_only(path: &Path) -> Result<DeviceHub, StoreError> {
+        let (_, loaded) = store::open(path)?;
+        Ok(DeviceHub::from_loaded(path, loaded))
+    }
+
+    fn from_loaded(path: &Path, loaded: store::Loaded) -> DeviceHub {
         let mut state = State {
             by_ref: BTreeMap::new(),
             by_key: HashMap::new(),
@@ -151,12 +173,13 @@ impl DeviceHub {
             state.globals.insert(global.name.clone(), global);
         }
         let (changes, _) = broadcast::channel(1024);
-        Ok(DeviceHub {
+        DeviceHub {
             state: Mutex::new(state),
-            writes: Mutex::new(Some(store::spawn_writer(connection, window))),
+            _lock: None,
+            writes: Mutex::new(None),
             changes,
             path: path.to_path_buf(),
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -173,6 +196,7 @@ impl DeviceHub {
         let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         match writes.as_ref() {
             Some(writer) => writer.sender.send(op).map_err(|_| StoreError::Closed),
+            None if self._lock.is_none() => Err(StoreError::ReadOnly),
             None => Err(StoreError::Closed),
         }
     }
@@ -480,6 +504,19 @@ mod tests {
         let hub = open(dir.path());
         let created = hub.apply(&[update("c", None, 1.0, "")], Creation::Allowed).await?;
         assert_eq!(created[0].device.reference, 3);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn one_writer_per_store_and_readers_see_commits() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let hub = open(dir.path());
+        hub.apply(&[update("a", None, 7.0, "x")], Creation::Allowed).await?;
+        let second = DeviceHub::open(&dir.path().join("hub.sqlite"), Duration::from_millis(20));
+        assert!(matches!(second, Err(StoreError::Busy { .. })));
+        let reader = DeviceHub::open_read_only(&dir.path().join("hub.sqlite"))?;
+        assert_eq!(reader.list().len(), 1);
+        assert_eq!(reader.set_global("g", Some(1.0), None), Err(StoreError::ReadOnly));
         Ok(())
     }
 

@@ -12,18 +12,42 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::devices::{Creation, DeviceChange, DeviceHub};
 use crate::expr::{Document, Environment, ExtractionPlan, Scope, Template};
 use crate::profile::{self, Profile, ProfileSet};
 use crate::secret::SecretSource;
 
+/// Where in a run a problem happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStage {
+    /// Compiling or rendering the action text.
+    Action,
+    /// Rendering or sending the request.
+    Request,
+    /// The API's answer (status, body).
+    Response,
+    /// Mapping the response onto devices.
+    Devices,
+}
+
+impl std::fmt::Display for RunStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunStage::Action => "action",
+            RunStage::Request => "request",
+            RunStage::Response => "response",
+            RunStage::Devices => "devices",
+        })
+    }
+}
+
 /// One problem of a run, where the user looks for it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunError {
-    /// `action`, `request`, `response` or `devices`.
-    pub stage: &'static str,
+    pub stage: RunStage,
     pub message: String,
     /// Column inside the expression or template, when the problem is in one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,9 +55,9 @@ pub struct RunError {
 }
 
 /// One HTTP exchange of a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExchangeRecord {
-    pub method: &'static str,
+    pub method: crate::profile::Method,
     /// The URL without credentials.
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,7 +67,7 @@ pub struct ExchangeRecord {
 }
 
 /// The record of one run: kept in the per-profile history and returned by the API and CLI.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub profile: String,
     pub started_at: String,
@@ -275,7 +299,7 @@ impl Engine {
         }
         if !record.ok {
             for error in &record.errors {
-                tracing::warn!(profile = %profile.name, stage = error.stage, error = %error.message, "run failed");
+                tracing::warn!(profile = %profile.name, stage = %error.stage, error = %error.message, "run failed");
             }
         }
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
@@ -294,7 +318,7 @@ impl Engine {
             Err(errors) => {
                 for error in errors.errors {
                     record.errors.push(RunError {
-                        stage: "action",
+                        stage: RunStage::Action,
                         message: format!("action text: {}", error.message),
                         column: Some(error.column),
                     });
@@ -312,7 +336,7 @@ impl Engine {
             }
             Err(error) => {
                 record.errors.push(RunError {
-                    stage: "action",
+                    stage: RunStage::Action,
                     message: format!("action text: {}", error.kind),
                     column: Some(error.column),
                 });
@@ -334,7 +358,7 @@ impl Engine {
                     _ => None,
                 };
                 record.errors.push(RunError {
-                    stage: "request",
+                    stage: RunStage::Request,
                     message: error.to_string(),
                     column,
                 });
@@ -342,7 +366,7 @@ impl Engine {
             }
         };
         let mut exchange = ExchangeRecord {
-            method: prepared.method.as_str(),
+            method: prepared.method,
             url: prepared.display_url.clone(),
             status: None,
             duration_ms: 0,
@@ -367,7 +391,7 @@ impl Engine {
             Err(error) => {
                 record.exchanges.push(exchange);
                 record.errors.push(RunError {
-                    stage: "request",
+                    stage: RunStage::Request,
                     message: error.to_string(),
                     column: None,
                 });
@@ -384,7 +408,7 @@ impl Engine {
             .insert(profile.name.clone(), body.clone());
         if !(200..300).contains(&response.status) {
             record.errors.push(RunError {
-                stage: "response",
+                stage: RunStage::Response,
                 message: format!(
                     "the API answered HTTP {}{}",
                     response.status,
@@ -406,7 +430,7 @@ impl Engine {
         let outcome = mapping::evaluate(&profile.name, &profile.mapping, &Scope::new(&document, &env));
         for failure in outcome.errors {
             record.errors.push(RunError {
-                stage: "devices",
+                stage: RunStage::Devices,
                 message: format!("{}: {}", failure.target, failure.error.kind),
                 column: Some(failure.error.column),
             });
@@ -422,7 +446,7 @@ impl Engine {
         match self.hub.apply(&outcome.updates, creation).await {
             Ok(changes) => record.changes.extend(changes),
             Err(error) => record.errors.push(RunError {
-                stage: "devices",
+                stage: RunStage::Devices,
                 message: error.to_string(),
                 column: None,
             }),

@@ -34,7 +34,7 @@ pub trait Environment {
     fn now(&self) -> f64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
+            .map(|d| d.as_millis() as f64 / 1000.0)
             .unwrap_or(0.0)
     }
 }

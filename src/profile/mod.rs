@@ -34,7 +34,7 @@ pub struct Profile {
     pub history_keep: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Method {
     #[serde(rename = "GET")]
     Get,
