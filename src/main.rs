@@ -15,10 +15,20 @@ use bellhop::settings::Settings;
 use bellhop::web;
 
 #[derive(Parser)]
-#[command(name = "bellhop", version, about = "HTTP action engine and device hub for home automation")]
+#[command(
+    name = "bellhop",
+    version,
+    about = "HTTP action engine and device hub for home automation"
+)]
 struct Cli {
     /// Settings file (defaults are built in; this file and BELLHOP_* variables override them).
-    #[arg(long, short, global = true, default_value = "plugin.toml", env = "BELLHOP_CONFIG")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "plugin.toml",
+        env = "BELLHOP_CONFIG"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -73,7 +83,10 @@ fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BELLHOP_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     let _ = if settings.log.format == "json" {
         builder.json().try_init()
     } else {
@@ -82,7 +95,8 @@ fn init_logging(settings: &Settings) {
 }
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
-    let explicit = std::env::var_os("BELLHOP_CONFIG").is_some() || cli.config != Path::new("plugin.toml");
+    let explicit =
+        std::env::var_os("BELLHOP_CONFIG").is_some() || cli.config != Path::new("plugin.toml");
     let settings = Settings::load(&cli.config, explicit)?;
     init_logging(&settings);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -92,7 +106,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve(settings).await,
-            Command::Run { profile, text, json } => run(settings, &profile, &text, json).await,
+            Command::Run {
+                profile,
+                text,
+                json,
+            } => run(settings, &profile, &text, json).await,
             Command::Check => Ok(check(&settings)),
             Command::Eval { expression, input } => eval(&settings, &expression, input.as_deref()),
             Command::Devices => devices(&settings),
@@ -115,7 +133,10 @@ fn profile_source(settings: &Settings) -> ProfileSource {
 }
 
 fn open_hub(settings: &Settings) -> Result<Arc<DeviceHub>> {
-    Ok(Arc::new(DeviceHub::open(&settings.store_path(), settings.commit_window())?))
+    Ok(Arc::new(DeviceHub::open(
+        &settings.store_path(),
+        settings.commit_window(),
+    )?))
 }
 
 /// The committed devices, read without taking the store (works while `serve` runs).
@@ -133,7 +154,11 @@ fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     for diagnostic in &set.diagnostics {
         tracing::warn!("{diagnostic}");
     }
-    Ok(Arc::new(Engine::new(set, Some(source), open_hub(settings)?)?))
+    Ok(Arc::new(Engine::new(
+        set,
+        Some(source),
+        open_hub(settings)?,
+    )?))
 }
 
 async fn serve(settings: Settings) -> Result<ExitCode> {
@@ -147,9 +172,15 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
         "profiles loaded"
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (bound, server) = web::serve(web::AppState { engine: engine.clone() }, address, async {
-        let _ = stopped.await;
-    })
+    let (bound, server) = web::serve(
+        web::AppState {
+            engine: engine.clone(),
+        },
+        address,
+        async {
+            let _ = stopped.await;
+        },
+    )
     .await
     .with_context(|| format!("cannot listen on {address}"))?;
     tracing::info!(address = %bound, public = %settings.web.public_base_url, "serving");
@@ -167,7 +198,10 @@ async fn wait_for_shutdown(engine: &Engine) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut hangup), Ok(mut terminate)) = (signal(SignalKind::hangup()), signal(SignalKind::terminate())) else {
+        let (Ok(mut hangup), Ok(mut terminate)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+        ) else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };
@@ -198,8 +232,15 @@ async fn run(settings: Settings, profile: &str, text: &str, as_json: bool) -> Re
             engine.hub().flush().await?;
             (*record).clone()
         }
-        Err(error) if matches!(error.downcast_ref::<StoreError>(), Some(StoreError::Busy { .. })) => {
-            tracing::info!("a running `bellhop serve` owns the store: running the action through its API");
+        Err(error)
+            if matches!(
+                error.downcast_ref::<StoreError>(),
+                Some(StoreError::Busy { .. })
+            ) =>
+        {
+            tracing::info!(
+                "a running `bellhop serve` owns the store: running the action through its API"
+            );
             run_through_server(&settings, profile, text).await?
         }
         Err(error) => return Err(error),
@@ -209,7 +250,11 @@ async fn run(settings: Settings, profile: &str, text: &str, as_json: bool) -> Re
     } else {
         print_run(&record);
     }
-    Ok(if record.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if record.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Sends the action to the running server, so that one process owns the device store.
@@ -224,14 +269,19 @@ async fn run_through_server(settings: &Settings, profile: &str, text: &str) -> R
         .json(&serde_json::json!({ "profile": profile, "text": text }))
         .send()
         .await
-        .with_context(|| format!("the store is busy and the server at {address} does not answer"))?;
+        .with_context(|| {
+            format!("the store is busy and the server at {address} does not answer")
+        })?;
     let status = response.status();
-    let body: serde_json::Value = response.json().await.context("reading the server's answer")?;
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .context("reading the server's answer")?;
     if !status.is_success() {
         let message = body["error"]["message"].as_str().unwrap_or("unknown error");
         anyhow::bail!("the server refused the action: {message}");
     }
-    Ok(serde_json::from_value(body).context("reading the run record")?)
+    serde_json::from_value(body).context("reading the run record")
 }
 
 fn print_run(record: &RunRecord) {
@@ -242,12 +292,22 @@ fn print_run(record: &RunRecord) {
     } else {
         "failed"
     };
-    println!("{} {} — {} in {} ms", record.started_at, record.profile, status, record.duration_ms);
+    println!(
+        "{} {} — {} in {} ms",
+        record.started_at, record.profile, status, record.duration_ms
+    );
     for exchange in &record.exchanges {
-        let status = exchange.status.map(|s| s.to_string()).unwrap_or_else(|| "no answer".into());
+        let status = exchange
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "no answer".into());
         println!(
             "  {} {} → {} ({} bytes, {} ms)",
-            exchange.method.as_str(), exchange.url, status, exchange.response_bytes, exchange.duration_ms
+            exchange.method.as_str(),
+            exchange.url,
+            status,
+            exchange.response_bytes,
+            exchange.duration_ms
         );
     }
     for change in &record.changes {
@@ -266,7 +326,10 @@ fn print_run(record: &RunRecord) {
     }
     for error in &record.errors {
         match error.column {
-            Some(column) => eprintln!("  error ({}) at column {column}: {}", error.stage, error.message),
+            Some(column) => eprintln!(
+                "  error ({}) at column {column}: {}",
+                error.stage, error.message
+            ),
             None => eprintln!("  error ({}): {}", error.stage, error.message),
         }
     }
@@ -293,7 +356,9 @@ fn check(settings: &Settings) -> ExitCode {
 
 fn eval(settings: &Settings, source: &str, input: Option<&Path>) -> Result<ExitCode> {
     let input = match input {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
         None => String::new(),
     };
     let expression = match Expression::compile(source) {
@@ -301,7 +366,12 @@ fn eval(settings: &Settings, source: &str, input: Option<&Path>) -> Result<ExitC
         Err(errors) => {
             for error in errors.errors {
                 eprintln!("{source}");
-                eprintln!("{}^ column {}: {}", " ".repeat(error.column.saturating_sub(1)), error.column, error.message);
+                eprintln!(
+                    "{}^ column {}: {}",
+                    " ".repeat(error.column.saturating_sub(1)),
+                    error.column,
+                    error.message
+                );
             }
             return Ok(ExitCode::from(1));
         }
@@ -325,14 +395,21 @@ fn eval(settings: &Settings, source: &str, input: Option<&Path>) -> Result<ExitC
         }
         Err(error) => {
             eprintln!("{source}");
-            eprintln!("{}^ column {}: {}", " ".repeat(error.column.saturating_sub(1)), error.column, error.kind);
+            eprintln!(
+                "{}^ column {}: {}",
+                " ".repeat(error.column.saturating_sub(1)),
+                error.column,
+                error.kind
+            );
             Ok(ExitCode::from(1))
         }
     }
 }
 
 fn devices(settings: &Settings) -> Result<ExitCode> {
-    let devices = read_hub(settings)?.map(|hub| hub.list()).unwrap_or_default();
+    let devices = read_hub(settings)?
+        .map(|hub| hub.list())
+        .unwrap_or_default();
     if devices.is_empty() {
         println!("no devices yet");
     }
@@ -359,9 +436,13 @@ fn runs(settings: &Settings, profile: Option<&str>, limit: usize) -> Result<Exit
         println!("no runs yet");
         return Ok(ExitCode::SUCCESS);
     }
-    for record in DeviceHub::read_journal_at(&path, profile, limit)? {
-        match serde_json::from_str::<serde_json::Value>(&record) {
-            Ok(value) => println!("{value}"),
+    let records = DeviceHub::read_journal_at(&path, profile, limit)?;
+    if records.is_empty() {
+        println!("no runs yet");
+    }
+    for record in records {
+        match serde_json::from_str::<RunRecord>(&record) {
+            Ok(run) => print_run(&run),
             Err(_) => println!("{record}"),
         }
     }

@@ -74,7 +74,9 @@ impl SecretSource {
     pub fn from_file(path: &Path) -> Result<SecretSource, String> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SecretSource::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(SecretSource::default())
+            }
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         let table: toml::Table = toml::from_str(&text).map_err(|e| {
@@ -155,7 +157,10 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         let secret = Secret::new("hunter2");
-        assert_eq!(format!("{secret} {secret:?}"), format!("{REDACTED} {REDACTED}"));
+        assert_eq!(
+            format!("{secret} {secret:?}"),
+            format!("{REDACTED} {REDACTED}")
+        );
         assert_eq!(
             serde_json::to_string(&secret).unwrap_or_default(),
             format!("\"{REDACTED}\"")
@@ -171,7 +176,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .with_environment(HashMap::from([("USER_X".to_string(), "ann".to_string())]));
         let resolved = source.resolve("${env:USER_X}:${secret:api}");
-        assert_eq!(resolved.map(|s| s.expose().to_string()), Ok("ann:k3y".into()));
+        assert_eq!(
+            resolved.map(|s| s.expose().to_string()),
+            Ok("ann:k3y".into())
+        );
         assert!(source.resolve("${env:MISSING}").is_err());
         assert!(source.resolve("${other}").is_err());
     }

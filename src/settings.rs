@@ -69,10 +69,20 @@ pub struct LogSettings {
 impl Settings {
     /// Embedded defaults, then `file` (required only when `explicit`), then the environment.
     pub fn load(file: &Path, explicit: bool) -> Result<Settings, SettingsError> {
-        Self::load_with_env(file, explicit, config::Environment::with_prefix("BELLHOP").separator("__").prefix_separator("_"))
+        Self::load_with_env(
+            file,
+            explicit,
+            config::Environment::with_prefix("BELLHOP")
+                .separator("__")
+                .prefix_separator("_"),
+        )
     }
 
-    fn load_with_env(file: &Path, explicit: bool, env: config::Environment) -> Result<Settings, SettingsError> {
+    fn load_with_env(
+        file: &Path,
+        explicit: bool,
+        env: config::Environment,
+    ) -> Result<Settings, SettingsError> {
         let invalid = |message: String| SettingsError::Invalid {
             path: file.display().to_string(),
             message,
@@ -81,20 +91,33 @@ impl Settings {
             return Err(invalid("the settings file does not exist".into()));
         }
         let built = config::Config::builder()
-            .add_source(config::File::from_str(EMBEDDED_MANIFEST, config::FileFormat::Toml))
-            .add_source(config::File::from(file).format(config::FileFormat::Toml).required(false))
+            .add_source(config::File::from_str(
+                EMBEDDED_MANIFEST,
+                config::FileFormat::Toml,
+            ))
+            .add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(false),
+            )
             .add_source(env)
             .build()
             .map_err(|e| invalid(e.to_string()))?;
-        let settings: Settings = built.try_deserialize().map_err(|e| invalid(e.to_string()))?;
+        let settings: Settings = built
+            .try_deserialize()
+            .map_err(|e| invalid(e.to_string()))?;
         settings.validate().map_err(invalid)?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), String> {
         self.listen_address()?;
-        let base = url::Url::parse(&self.web.public_base_url)
-            .map_err(|e| format!("web.public_base_url `{}` is not a URL: {e}", self.web.public_base_url))?;
+        let base = url::Url::parse(&self.web.public_base_url).map_err(|e| {
+            format!(
+                "web.public_base_url `{}` is not a URL: {e}",
+                self.web.public_base_url
+            )
+        })?;
         if base.scheme() != "http" && base.scheme() != "https" {
             return Err("web.public_base_url must be http or https".into());
         }
@@ -102,7 +125,10 @@ impl Settings {
             return Err("devices.commit_window_ms must be between 1 and 100".into());
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
-            return Err(format!("log.format `{}` is not text or json", self.log.format));
+            return Err(format!(
+                "log.format `{}` is not text or json",
+                self.log.format
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| format!("log.level `{}`: {e}", self.log.level))?;
@@ -110,10 +136,12 @@ impl Settings {
     }
 
     pub fn listen_address(&self) -> Result<SocketAddr, String> {
-        self.web
-            .listen
-            .parse()
-            .map_err(|_| format!("web.listen `{}` is not an address such as 127.0.0.1:8765", self.web.listen))
+        self.web.listen.parse().map_err(|_| {
+            format!(
+                "web.listen `{}` is not an address such as 127.0.0.1:8765",
+                self.web.listen
+            )
+        })
     }
 
     pub fn commit_window(&self) -> Duration {
@@ -131,7 +159,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> config::Environment {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         config::Environment::with_prefix("BELLHOP")
             .separator("__")
             .prefix_separator("_")
@@ -140,7 +171,8 @@ mod tests {
 
     #[test]
     fn embedded_defaults_need_no_file() {
-        let settings = Settings::load_with_env(Path::new("/nonexistent/plugin.toml"), false, env(&[]));
+        let settings =
+            Settings::load_with_env(Path::new("/nonexistent/plugin.toml"), false, env(&[]));
         let settings = settings.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(settings.web.listen, "127.0.0.1:8765");
         assert_eq!(settings.plugin.id, "bellhop");
@@ -153,7 +185,10 @@ mod tests {
             false,
             env(&[("BELLHOP_WEB__LISTEN", "127.0.0.1:9999")]),
         );
-        assert_eq!(settings.map(|s| s.web.listen).ok().as_deref(), Some("127.0.0.1:9999"));
+        assert_eq!(
+            settings.map(|s| s.web.listen).ok().as_deref(),
+            Some("127.0.0.1:9999")
+        );
     }
 
     #[test]
@@ -161,10 +196,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let file = dir.path().join("plugin.toml");
         std::fs::write(&file, "[web]\nlisten = \"nowhere\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let error = Settings::load_with_env(&file, true, env(&[])).err().map(|e| e.to_string());
+        let error = Settings::load_with_env(&file, true, env(&[]))
+            .err()
+            .map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("web.listen")));
         std::fs::write(&file, "[web]\nlisen = \"x\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let error = Settings::load_with_env(&file, true, env(&[])).err().map(|e| e.to_string());
-        assert!(error.is_some_and(|e| e.contains("lisen")), "unknown keys are refused");
+        let error = Settings::load_with_env(&file, true, env(&[]))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            error.is_some_and(|e| e.contains("lisen")),
+            "unknown keys are refused"
+        );
     }
 }

@@ -1,1 +1,9 @@
+//! The single integration-test binary: one module per theme.
 
+mod support;
+
+mod api;
+mod architecture;
+mod cli;
+mod engine;
+mod profiles;

@@ -30,7 +30,9 @@ pub enum StoreError {
     Commit(String),
     #[error("device {0} does not exist")]
     UnknownDevice(u64),
-    #[error("the device store {path} is in use by another Bellhop process (a running `bellhop serve`?)")]
+    #[error(
+        "the device store {path} is in use by another Bellhop process (a running `bellhop serve`?)"
+    )]
     Busy { path: String },
     #[error("the device store was opened read-only")]
     ReadOnly,
@@ -189,7 +191,9 @@ impl DeviceHub {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent maps (every mutation is a single
         // insert), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn send(&self, op: WriteOp) -> Result<(), StoreError> {
@@ -226,7 +230,8 @@ impl DeviceHub {
         creation: Creation,
     ) -> Result<(Vec<DeviceChange>, bool), StoreError> {
         if updates.iter().any(|u| {
-            u.key.root.trim().is_empty() || u.key.feature.as_ref().is_some_and(|f| f.trim().is_empty())
+            u.key.root.trim().is_empty()
+                || u.key.feature.as_ref().is_some_and(|f| f.trim().is_empty())
         }) {
             return Err(StoreError::EmptyName);
         }
@@ -398,7 +403,11 @@ impl DeviceHub {
     }
 
     /// The newest journal records, newest first (reads what is committed).
-    pub fn read_journal(&self, profile: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+    pub fn read_journal(
+        &self,
+        profile: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         store::read_journal(&self.path, profile, limit)
     }
 
@@ -464,18 +473,27 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
         let hub = open(dir.path());
         let changes = hub
-            .apply(&[update("Kitchen", Some("temp"), 21.5, "warm")], Creation::Allowed)
+            .apply(
+                &[update("Kitchen", Some("temp"), 21.5, "warm")],
+                Creation::Allowed,
+            )
             .await?;
         assert_eq!(changes.len(), 2);
         assert_eq!(changes[0].device.key.feature, None);
         assert_eq!(changes[1].device.value, 21.5);
         // The same update again changes nothing.
         let again = hub
-            .apply(&[update("Kitchen", Some("temp"), 21.5, "warm")], Creation::Allowed)
+            .apply(
+                &[update("Kitchen", Some("temp"), 21.5, "warm")],
+                Creation::Allowed,
+            )
             .await?;
         assert!(again.is_empty());
         let changed = hub
-            .apply(&[update("Kitchen", Some("temp"), 22.0, "warm")], Creation::Allowed)
+            .apply(
+                &[update("Kitchen", Some("temp"), 22.0, "warm")],
+                Creation::Allowed,
+            )
             .await?;
         assert_eq!(changed[0].kind, ChangeKind::Updated);
         hub.flush().await?;
@@ -491,8 +509,10 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
         {
             let hub = open(dir.path());
-            hub.apply(&[update("a", None, 1.0, "")], Creation::Allowed).await?;
-            hub.apply(&[update("b", None, 1.0, "")], Creation::Allowed).await?;
+            hub.apply(&[update("a", None, 1.0, "")], Creation::Allowed)
+                .await?;
+            hub.apply(&[update("b", None, 1.0, "")], Creation::Allowed)
+                .await?;
         }
         // Simulate removing the newest device by hand: its number must not come back.
         let connection = rusqlite::Connection::open(dir.path().join("hub.sqlite"))
@@ -502,7 +522,9 @@ mod tests {
             .map_err(|e| StoreError::Commit(e.to_string()))?;
         drop(connection);
         let hub = open(dir.path());
-        let created = hub.apply(&[update("c", None, 1.0, "")], Creation::Allowed).await?;
+        let created = hub
+            .apply(&[update("c", None, 1.0, "")], Creation::Allowed)
+            .await?;
         assert_eq!(created[0].device.reference, 3);
         Ok(())
     }
@@ -511,12 +533,16 @@ mod tests {
     async fn one_writer_per_store_and_readers_see_commits() -> Result<(), StoreError> {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
         let hub = open(dir.path());
-        hub.apply(&[update("a", None, 7.0, "x")], Creation::Allowed).await?;
+        hub.apply(&[update("a", None, 7.0, "x")], Creation::Allowed)
+            .await?;
         let second = DeviceHub::open(&dir.path().join("hub.sqlite"), Duration::from_millis(20));
         assert!(matches!(second, Err(StoreError::Busy { .. })));
         let reader = DeviceHub::open_read_only(&dir.path().join("hub.sqlite"))?;
         assert_eq!(reader.list().len(), 1);
-        assert_eq!(reader.set_global("g", Some(1.0), None), Err(StoreError::ReadOnly));
+        assert_eq!(
+            reader.set_global("g", Some(1.0), None),
+            Err(StoreError::ReadOnly)
+        );
         Ok(())
     }
 

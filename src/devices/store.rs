@@ -45,7 +45,11 @@ pub(crate) enum WriteOp {
     Device(Device),
     Global(Global),
     NextRef(u64),
-    Journal { profile: String, record: String, keep: usize },
+    Journal {
+        profile: String,
+        record: String,
+        keep: usize,
+    },
     Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
 }
 
@@ -148,7 +152,9 @@ pub(crate) fn open(path: &Path) -> Result<(Connection, Loaded), StoreError> {
         rows.collect::<Result<Vec<_>, _>>().map_err(&error)?
     };
     let stored_next: Option<i64> = connection
-        .query_row("SELECT value FROM meta WHERE key = 'next_ref'", [], |row| row.get(0))
+        .query_row("SELECT value FROM meta WHERE key = 'next_ref'", [], |row| {
+            row.get(0)
+        })
         .optional()
         .map_err(&error)?;
     let highest = devices.iter().map(|d| d.reference).max().unwrap_or(0);
@@ -180,7 +186,9 @@ pub(crate) fn read_journal(
         )
         .map_err(&error)?;
     let rows = statement
-        .query_map(params![profile, limit as i64], |row| row.get::<_, String>(0))
+        .query_map(params![profile, limit as i64], |row| {
+            row.get::<_, String>(0)
+        })
         .map_err(&error)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(&error)
 }
@@ -262,7 +270,12 @@ fn commit(connection: &mut Connection, ops: Vec<WriteOp>) -> Result<(), String> 
                 "INSERT INTO globals (name, value, string, changed_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, string = excluded.string,
                                                   changed_at = excluded.changed_at",
-                params![global.name, global.value, global.string, global.changed_at_ms],
+                params![
+                    global.name,
+                    global.value,
+                    global.string,
+                    global.changed_at_ms
+                ],
             ),
             WriteOp::NextRef(next) => transaction.execute(
                 "INSERT INTO meta (key, value) VALUES ('next_ref', ?1)

@@ -56,13 +56,22 @@ pub fn evaluate(profile: &str, mapping: &DeviceMapping, scope: &Scope<'_>) -> Ma
         for (root_name, binding) in &roots {
             let root_scope = bind(scope, binding);
             let key = DeviceKey::root(profile, root_name);
-            push_update(rule, key, &root_scope, &format!("device `{root_name}`"), &mut outcome);
+            push_update(
+                rule,
+                key,
+                &root_scope,
+                &format!("device `{root_name}`"),
+                &mut outcome,
+            );
             for (feature_position, feature) in rule.features.iter().enumerate() {
                 let features = match names(feature, &root_scope) {
                     Ok(features) => features,
                     Err(error) => {
                         outcome.errors.push(MappingError {
-                            target: format!("feature {} name of `{root_name}`", feature_position + 1),
+                            target: format!(
+                                "feature {} name of `{root_name}`",
+                                feature_position + 1
+                            ),
                             error,
                         });
                         continue;
@@ -124,18 +133,22 @@ fn push_update(
     outcome: &mut MappingOutcome,
 ) {
     let errors = &mut outcome.errors;
-    let mut evaluate = |expression: &Option<crate::expr::Expression>, what: &str| -> Result<Value, ()> {
-        match expression {
-            None => Ok(Value::Null),
-            Some(e) => e.evaluate(scope).map_err(|error| {
-                errors.push(MappingError {
-                    target: format!("{target} {what}"),
-                    error,
-                })
-            }),
-        }
-    };
-    let (Ok(value), Ok(string)) = (evaluate(&rule.value, "value"), evaluate(&rule.string, "string")) else {
+    let mut evaluate =
+        |expression: &Option<crate::expr::Expression>, what: &str| -> Result<Value, ()> {
+            match expression {
+                None => Ok(Value::Null),
+                Some(e) => e.evaluate(scope).map_err(|error| {
+                    errors.push(MappingError {
+                        target: format!("{target} {what}"),
+                        error,
+                    })
+                }),
+            }
+        };
+    let (Ok(value), Ok(string)) = (
+        evaluate(&rule.value, "value"),
+        evaluate(&rule.string, "string"),
+    ) else {
         return;
     };
     let mut update = DeviceUpdate {

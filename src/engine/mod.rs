@@ -159,7 +159,10 @@ pub struct HubEnvironment<'a> {
 impl<'a> HubEnvironment<'a> {
     /// Devices and globals only: for the sandbox and action texts.
     pub fn new(hub: &'a DeviceHub) -> HubEnvironment<'a> {
-        HubEnvironment { hub, response: None }
+        HubEnvironment {
+            hub,
+            response: None,
+        }
     }
 }
 
@@ -201,7 +204,11 @@ fn build_client(verify_tls: bool) -> Result<reqwest::Client, EngineError> {
 
 impl Engine {
     /// An engine over a fixed profile set (tests, `eval`), or one that can reload from `source`.
-    pub fn new(profiles: ProfileSet, source: Option<ProfileSource>, hub: Arc<DeviceHub>) -> Result<Engine, EngineError> {
+    pub fn new(
+        profiles: ProfileSet,
+        source: Option<ProfileSource>,
+        hub: Arc<DeviceHub>,
+    ) -> Result<Engine, EngineError> {
         Ok(Engine {
             profiles: RwLock::new(Arc::new(profiles)),
             source,
@@ -248,7 +255,10 @@ impl Engine {
     pub fn history(&self, profile: Option<&str>, limit: usize) -> Vec<Arc<RunRecord>> {
         let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let mut runs: Vec<Arc<RunRecord>> = match profile {
-            Some(name) => history.get(name).map(|q| q.iter().cloned().collect()).unwrap_or_default(),
+            Some(name) => history
+                .get(name)
+                .map(|q| q.iter().cloned().collect())
+                .unwrap_or_default(),
             None => history.values().flat_map(|q| q.iter().cloned()).collect(),
         };
         runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
@@ -257,7 +267,11 @@ impl Engine {
     }
 
     /// Runs an action. Every failure ends up in the record; only an unknown profile is an `Err`.
-    pub async fn run(&self, profile_name: &str, action_text: &str) -> Result<Arc<RunRecord>, EngineError> {
+    pub async fn run(
+        &self,
+        profile_name: &str,
+        action_text: &str,
+    ) -> Result<Arc<RunRecord>, EngineError> {
         let profile = self
             .profiles()
             .get(profile_name)
@@ -421,13 +435,23 @@ impl Engine {
         self.map_response(profile, &response, body, record).await;
     }
 
-    async fn map_response(&self, profile: &Profile, response: &request::Response, body: Arc<str>, record: &mut RunRecord) {
+    async fn map_response(
+        &self,
+        profile: &Profile,
+        response: &request::Response,
+        body: Arc<str>,
+        record: &mut RunRecord,
+    ) {
         let env = HubEnvironment {
             hub: &self.hub,
             response: Some(response),
         };
         let document = Document::new(body, profile.response_plan.clone());
-        let outcome = mapping::evaluate(&profile.name, &profile.mapping, &Scope::new(&document, &env));
+        let outcome = mapping::evaluate(
+            &profile.name,
+            &profile.mapping,
+            &Scope::new(&document, &env),
+        );
         for failure in outcome.errors {
             record.errors.push(RunError {
                 stage: RunStage::Devices,
@@ -456,7 +480,11 @@ impl Engine {
 
 /// A short, safe hint of what an error response said (its first line, shortened).
 fn body_hint(body: &str) -> String {
-    let first = body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let first = body
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     if first.is_empty() {
         String::new()
     } else {

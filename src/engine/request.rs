@@ -45,7 +45,12 @@ pub struct PreparedRequest {
     pub body: Option<(String, String)>,
 }
 
-fn render(template: &Template, scope: &Scope<'_>, what: &str, encode: bool) -> Result<Option<String>, RequestError> {
+fn render(
+    template: &Template,
+    scope: &Scope<'_>,
+    what: &str,
+    encode: bool,
+) -> Result<Option<String>, RequestError> {
     let encoder = |text: &str| -> String {
         if encode {
             utf8_percent_encode(text, URL_SEGMENT).to_string()
@@ -53,15 +58,20 @@ fn render(template: &Template, scope: &Scope<'_>, what: &str, encode: bool) -> R
             text.to_string()
         }
     };
-    template.render(scope, &encoder).map_err(|error| RequestError::Template {
-        what: what.to_string(),
-        error,
-    })
+    template
+        .render(scope, &encoder)
+        .map_err(|error| RequestError::Template {
+            what: what.to_string(),
+            error,
+        })
 }
 
 /// Renders the request. `Ok(None)`: a template gave `null`, so nothing is sent.
 /// `scope.input` is the action text.
-pub fn prepare(profile: &Profile, scope: &Scope<'_>) -> Result<Option<PreparedRequest>, RequestError> {
+pub fn prepare(
+    profile: &Profile,
+    scope: &Scope<'_>,
+) -> Result<Option<PreparedRequest>, RequestError> {
     let spec = &profile.request;
     let Some(url_text) = render(&spec.url, scope, "url", spec.encode_url_segments)? else {
         return Ok(None);
@@ -79,25 +89,32 @@ pub fn prepare(profile: &Profile, scope: &Scope<'_>) -> Result<Option<PreparedRe
         };
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| RequestError::BadHeader(name.clone()))?;
-        let value = HeaderValue::from_str(&value).map_err(|_| RequestError::BadHeader(name.clone()))?;
+        let value =
+            HeaderValue::from_str(&value).map_err(|_| RequestError::BadHeader(name.clone()))?;
         headers.insert(header, value);
     }
     let action_text = scope.input.text();
     let body = match &spec.body {
-        Some(BodySpec::Json(template)) => render(template, scope, "body", false)?
-            .map(|b| ("application/json".to_string(), b)),
-        Some(BodySpec::Raw { content_type, template }) => {
-            render(template, scope, "body", false)?.map(|b| (content_type.clone(), b))
+        Some(BodySpec::Json(template)) => {
+            render(template, scope, "body", false)?.map(|b| ("application/json".to_string(), b))
         }
+        Some(BodySpec::Raw {
+            content_type,
+            template,
+        }) => render(template, scope, "body", false)?.map(|b| (content_type.clone(), b)),
         Some(BodySpec::Form(fields)) => {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             for (name, template) in fields {
-                let Some(value) = render(template, scope, &format!("form field `{name}`"), false)? else {
+                let Some(value) = render(template, scope, &format!("form field `{name}`"), false)?
+                else {
                     return Ok(None);
                 };
                 form.append_pair(name, &value);
             }
-            Some(("application/x-www-form-urlencoded".to_string(), form.finish()))
+            Some((
+                "application/x-www-form-urlencoded".to_string(),
+                form.finish(),
+            ))
         }
         // Without a body template, the action text is the body of a non-GET request.
         None if spec.method != Method::Get && !action_text.trim().is_empty() => {
@@ -128,7 +145,11 @@ pub fn prepare(profile: &Profile, scope: &Scope<'_>) -> Result<Option<PreparedRe
     }))
 }
 
-fn apply_static_auth(auth: &AuthSpec, url: &mut url::Url, headers: &mut HeaderMap) -> Result<(), RequestError> {
+fn apply_static_auth(
+    auth: &AuthSpec,
+    url: &mut url::Url,
+    headers: &mut HeaderMap,
+) -> Result<(), RequestError> {
     let sensitive = |value: String, name: &str| {
         HeaderValue::from_str(&value)
             .map(|mut v| {
@@ -179,12 +200,17 @@ pub fn describe(error: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
     while let Some(cause) = source {
         let text = cause.to_string();
-        if !parts.iter().any(|p: &String| p.contains(&text)) {
+        // hyper's wrapper texts say nothing the causes below them do not.
+        let noise = text.starts_with("client error (");
+        if !noise && !parts.iter().any(|p: &String| p.contains(&text)) {
             parts.push(text);
         }
         source = cause.source();
     }
-    let kind = if error.is_connect() {
+    let resolving = parts.iter().any(|p| p.contains("dns error"));
+    let kind = if resolving {
+        "cannot resolve the host name"
+    } else if error.is_connect() {
         "cannot connect"
     } else if error.is_redirect() {
         "too many redirects"
@@ -237,7 +263,9 @@ pub async fn send(
                 .and_then(|l| response.url().join(l).ok())
             {
                 if target.origin() != origin {
-                    return Err(RequestError::CrossOriginRedirect(target.origin().ascii_serialization()));
+                    return Err(RequestError::CrossOriginRedirect(
+                        target.origin().ascii_serialization(),
+                    ));
                 }
             }
         }

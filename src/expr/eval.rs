@@ -153,14 +153,16 @@ pub(crate) fn eval(node: &Node, scope: &Scope<'_>) -> Result<Value, EvalError> {
     match &node.kind {
         NodeKind::Literal(value) => Ok(value.clone()),
         NodeKind::Input => Ok(Value::Text(scope.input.text().clone())),
-        NodeKind::Item => scope
-            .item
-            .cloned()
-            .ok_or_else(|| fail(EvalErrorKind::Invalid("`item` is only bound while a name expression fans out over a list".into()))),
-        NodeKind::Index => scope
-            .index
-            .map(|i| Value::Number(i as f64))
-            .ok_or_else(|| fail(EvalErrorKind::Invalid("`index` is only bound while a name expression fans out over a list".into()))),
+        NodeKind::Item => scope.item.cloned().ok_or_else(|| {
+            fail(EvalErrorKind::Invalid(
+                "`item` is only bound while a name expression fans out over a list".into(),
+            ))
+        }),
+        NodeKind::Index => scope.index.map(|i| Value::Number(i as f64)).ok_or_else(|| {
+            fail(EvalErrorKind::Invalid(
+                "`index` is only bound while a name expression fans out over a list".into(),
+            ))
+        }),
         NodeKind::DeviceValue(reference) => scope
             .env
             .device_value(*reference)
@@ -176,12 +178,12 @@ pub(crate) fn eval(node: &Node, scope: &Scope<'_>) -> Result<Value, EvalError> {
             number(&value).map(|n| Value::Number(-n)).map_err(fail)
         }
         NodeKind::Not(inner) => Ok(Value::Bool(!eval(inner, scope)?.is_truthy())),
-        NodeKind::And(a, b) => {
-            Ok(Value::Bool(eval(a, scope)?.is_truthy() && eval(b, scope)?.is_truthy()))
-        }
-        NodeKind::Or(a, b) => {
-            Ok(Value::Bool(eval(a, scope)?.is_truthy() || eval(b, scope)?.is_truthy()))
-        }
+        NodeKind::And(a, b) => Ok(Value::Bool(
+            eval(a, scope)?.is_truthy() && eval(b, scope)?.is_truthy(),
+        )),
+        NodeKind::Or(a, b) => Ok(Value::Bool(
+            eval(a, scope)?.is_truthy() || eval(b, scope)?.is_truthy(),
+        )),
         NodeKind::If(condition, then, otherwise) => {
             if eval(condition, scope)?.is_truthy() {
                 eval(then, scope)
@@ -210,7 +212,10 @@ pub(crate) fn eval(node: &Node, scope: &Scope<'_>) -> Result<Value, EvalError> {
             functions::regex_matches(pattern, &text, group.as_ref()).map_err(fail)
         }
         NodeKind::Call(function, args) => {
-            debug_assert!(matches!(function.kind, FunctionKind::Plain | FunctionKind::Regex));
+            debug_assert!(matches!(
+                function.kind,
+                FunctionKind::Plain | FunctionKind::Regex
+            ));
             let values = args
                 .iter()
                 .map(|arg| eval(arg, scope))
@@ -240,9 +245,11 @@ fn json(source: &Node, selector: &JsonSelector, scope: &Scope<'_>) -> Result<Val
                 single: !text.contains(['*', '?', ':', ',']) && !text.contains(".."),
             })
         }
-        Some(text) => Some(JsonSelector::Dotted(Arc::new(DottedPath::parse(text).map_err(
-            |e| EvalErrorKind::Invalid(format!("invalid JSON path `{text}`: {}", e.message)),
-        )?))),
+        Some(text) => Some(JsonSelector::Dotted(Arc::new(
+            DottedPath::parse(text).map_err(|e| {
+                EvalErrorKind::Invalid(format!("invalid JSON path `{text}`: {}", e.message))
+            })?,
+        ))),
         None => None,
     };
     let selector = computed.as_ref().unwrap_or(selector);
@@ -277,12 +284,15 @@ fn json(source: &Node, selector: &JsonSelector, scope: &Scope<'_>) -> Result<Val
                 ))
             }
         }
-        JsonSelector::Computed(_) => Err(EvalErrorKind::Invalid("internal: unresolved path".into())),
+        JsonSelector::Computed(_) => {
+            Err(EvalErrorKind::Invalid("internal: unresolved path".into()))
+        }
     }
 }
 
 fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value, EvalErrorKind> {
-    let both_numbers = || -> Result<(f64, f64), EvalErrorKind> { Ok((number(left)?, number(right)?)) };
+    let both_numbers =
+        || -> Result<(f64, f64), EvalErrorKind> { Ok((number(left)?, number(right)?)) };
     let finite = |n: f64| {
         if n.is_finite() {
             Ok(Value::Number(n))
@@ -293,10 +303,9 @@ fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value, EvalErrorK
     match op {
         BinaryOp::Add => match (left, right) {
             (Value::Number(a), Value::Number(b)) => finite(a + b),
-            (Value::Null, _) | (_, Value::Null) => Err(functions::mismatch(
-                "a number or text",
-                &Value::Null,
-            )),
+            (Value::Null, _) | (_, Value::Null) => {
+                Err(functions::mismatch("a number or text", &Value::Null))
+            }
             (Value::Text(_) | Value::Object(_), _) | (_, Value::Text(_) | Value::Object(_)) => {
                 Ok(Value::text(format!("{left}{right}")))
             }
@@ -330,9 +339,7 @@ fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value, EvalErrorK
 
 fn compare(left: &Value, right: &Value) -> Result<Ordering, EvalErrorKind> {
     match (left.as_number(), right.as_number()) {
-        (Some(a), Some(b)) => a
-            .partial_cmp(&b)
-            .ok_or(EvalErrorKind::NotFinite),
+        (Some(a), Some(b)) => a.partial_cmp(&b).ok_or(EvalErrorKind::NotFinite),
         _ => match (left, right) {
             (Value::Text(a), Value::Text(b)) => Ok(a.cmp(b)),
             (Value::Number(_), other) | (other, _) => Err(functions::mismatch("a number", other)),

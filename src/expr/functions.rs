@@ -42,7 +42,11 @@ impl Function {
         match self.max_args {
             Some(max) if max == self.min_args => format!("{max} argument{}", plural(max)),
             Some(max) => format!("{} to {max} arguments", self.min_args),
-            None => format!("at least {} argument{}", self.min_args, plural(self.min_args)),
+            None => format!(
+                "at least {} argument{}",
+                self.min_args,
+                plural(self.min_args)
+            ),
         }
     }
 }
@@ -62,7 +66,9 @@ macro_rules! function {
 }
 
 fn not_direct(_: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
-    Err(EvalErrorKind::Invalid("internal: special form called directly".into()))
+    Err(EvalErrorKind::Invalid(
+        "internal: special form called directly".into(),
+    ))
 }
 
 /// Every function of the language, in the order the docs list them.
@@ -228,7 +234,9 @@ fn extreme(args: &[Value], pick: fn(f64, f64) -> f64) -> Result<Value, EvalError
     let first = numbers
         .next()
         .ok_or_else(|| EvalErrorKind::Invalid("min/max of an empty list".into()))??;
-    numbers.try_fold(first, |acc, n| Ok(pick(acc, n?))).map(Value::Number)
+    numbers
+        .try_fold(first, |acc, n| Ok(pick(acc, n?)))
+        .map(Value::Number)
 }
 
 fn numbers(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
@@ -321,8 +329,9 @@ fn hex(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
 fn format_date(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
     let seconds = number(&args[0])?;
     let format = args[1].to_text();
-    let utc = DateTime::<Utc>::from_timestamp(seconds.floor() as i64, 0)
-        .ok_or_else(|| EvalErrorKind::Invalid(format!("{} is not a time", format_number(seconds))))?;
+    let utc = DateTime::<Utc>::from_timestamp(seconds.floor() as i64, 0).ok_or_else(|| {
+        EvalErrorKind::Invalid(format!("{} is not a time", format_number(seconds)))
+    })?;
     let local = utc.with_timezone(&Local);
     let mut out = String::new();
     use std::fmt::Write;
@@ -334,7 +343,8 @@ fn format_date(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKi
 fn parse_date(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
     let text = args[0].to_text();
     let text = text.trim();
-    let invalid = || EvalErrorKind::Invalid(format!("`{}` is not a date", super::error::excerpt(text)));
+    let invalid =
+        || EvalErrorKind::Invalid(format!("`{}` is not a date", super::error::excerpt(text)));
     let local = |naive: NaiveDateTime| {
         Local
             .from_local_datetime(&naive)
@@ -347,7 +357,11 @@ fn parse_date(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKin
             DateTime::parse_from_str(text, &format)
                 .map(|t| t.timestamp() as f64)
                 .ok()
-                .or_else(|| NaiveDateTime::parse_from_str(text, &format).ok().and_then(local))
+                .or_else(|| {
+                    NaiveDateTime::parse_from_str(text, &format)
+                        .ok()
+                        .and_then(local)
+                })
                 .or_else(|| {
                     NaiveDate::parse_from_str(text, &format)
                         .ok()

@@ -108,7 +108,10 @@ impl DottedPath {
                         Segment::Key(quoted)
                     } else {
                         Segment::Index(inner.parse::<i64>().map_err(|_| {
-                            error("an index must be a whole number, `*` or a quoted key", i + 1)
+                            error(
+                                "an index must be a whole number, `*` or a quoted key",
+                                i + 1,
+                            )
                         })?)
                     };
                     segments.push(segment);
@@ -277,10 +280,9 @@ impl PathTrie {
             }
             let next = match segment {
                 Segment::Key(key) => node.keys.get(key),
-                Segment::Index(i) if *i >= 0 => node
-                    .indexes
-                    .get(&(*i as usize))
-                    .or(node.every.as_deref()),
+                Segment::Index(i) if *i >= 0 => {
+                    node.indexes.get(&(*i as usize)).or(node.every.as_deref())
+                }
                 Segment::Index(_) => None,
                 Segment::Wildcard => node.every.as_deref(),
             };
@@ -330,9 +332,7 @@ impl PathTrie {
             self.indexes.entry(*index).or_default().merge(child);
         }
         if let Some(every) = &other.every {
-            self.every
-                .get_or_insert_with(Default::default)
-                .merge(every);
+            self.every.get_or_insert_with(Default::default).merge(every);
         }
     }
 }
@@ -340,7 +340,10 @@ impl PathTrie {
 impl<'de> DeserializeSeed<'de> for &PathTrie {
     type Value = serde_json::Value;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         if self.whole {
             return serde::Deserialize::deserialize(deserializer);
         }
@@ -355,7 +358,10 @@ struct KeySeed<'t>(&'t PathTrie);
 impl<'de, 't> DeserializeSeed<'de> for KeySeed<'t> {
     type Value = Option<(String, &'t PathTrie)>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }

@@ -318,8 +318,14 @@ mod tests {
 
     #[test]
     fn backslashes_stay_for_regexes() {
-        assert_eq!(kinds(r#""\b\d{3}\b""#)[0], TokenKind::Str(r"\b\d{3}\b".into()));
-        assert_eq!(kinds(r#""say \"hi\"""#)[0], TokenKind::Str("say \"hi\"".into()));
+        assert_eq!(
+            kinds(r#""\b\d{3}\b""#)[0],
+            TokenKind::Str(r"\b\d{3}\b".into())
+        );
+        assert_eq!(
+            kinds(r#""say \"hi\"""#)[0],
+            TokenKind::Str("say \"hi\"".into())
+        );
     }
 
     #[test]

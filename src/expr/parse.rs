@@ -66,7 +66,10 @@ impl<'s> Parser<'s> {
     /// Parses one whole expression; anything after it is an error.
     pub fn parse_all(&mut self) -> Result<Node, CompileError> {
         if self.peek().kind == TokenKind::Eof {
-            return Err(CompileError::new("the expression is empty", self.peek().span));
+            return Err(CompileError::new(
+                "the expression is empty",
+                self.peek().span,
+            ));
         }
         let node = self.expression(0)?;
         let rest = self.peek().clone();
@@ -247,8 +250,7 @@ impl<'s> Parser<'s> {
             ));
             return Ok(Node::new(NodeKind::Literal(Value::Null), span));
         };
-        if args.len() < function.min_args || function.max_args.is_some_and(|max| args.len() > max)
-        {
+        if args.len() < function.min_args || function.max_args.is_some_and(|max| args.len() > max) {
             self.problems.push(CompileError::new(
                 format!(
                     "`{}` takes {}, not {} argument{}",
@@ -309,7 +311,10 @@ impl<'s> Parser<'s> {
                     }
                     Err(error) => {
                         self.problems.push(CompileError::new(
-                            format!("invalid regular expression: {}", first_line(&error.to_string())),
+                            format!(
+                                "invalid regular expression: {}",
+                                first_line(&error.to_string())
+                            ),
                             pattern_node.span,
                         ));
                         NodeKind::Literal(Value::Null)
@@ -346,7 +351,10 @@ impl<'s> Parser<'s> {
                 Ok(dotted) => JsonSelector::Dotted(Arc::new(dotted)),
                 Err(error) => {
                     // Point inside the literal when its text maps one-to-one onto the source.
-                    let raw = self.source.get(path.span.start..path.span.end).unwrap_or("");
+                    let raw = self
+                        .source
+                        .get(path.span.start..path.span.end)
+                        .unwrap_or("");
                     let start = if raw.len() == text.len() + 2 {
                         path.span.start + 1 + error.offset
                     } else {

@@ -68,9 +68,12 @@ impl Template {
             }
             match Expression::compile(inner) {
                 Ok(expression) => parts.push(TemplatePart::Expression(expression, inner_start)),
-                Err(compile) => errors.extend(compile.errors.into_iter().map(|e| {
-                    CompileError::new(e.message, e.span.shifted(inner_start))
-                })),
+                Err(compile) => errors.extend(
+                    compile
+                        .errors
+                        .into_iter()
+                        .map(|e| CompileError::new(e.message, e.span.shifted(inner_start))),
+                ),
             }
             rest = &inner_text[close + 1..];
             offset = inner_start + close + 1;
@@ -101,7 +104,9 @@ impl Template {
 
     /// Whether the template is plain text with no expressions.
     pub fn is_literal(&self) -> bool {
-        self.parts.iter().all(|p| matches!(p, TemplatePart::Text(_)))
+        self.parts
+            .iter()
+            .all(|p| matches!(p, TemplatePart::Text(_)))
     }
 
     pub fn plan_into(&self, plan: &mut ExtractionPlan) {

@@ -41,7 +41,11 @@ fn text_of(source: &str, input: &str) -> String {
 #[test]
 fn documented_examples_hold() {
     let cases: &[(&str, &str, &str)] = &[
-        ("sin(90) + ceiling(100.3) * floor(13.9) + round(14.4)", "", "1328"),
+        (
+            "sin(90) + ceiling(100.3) * floor(13.9) + round(14.4)",
+            "",
+            "1328",
+        ),
         ("(val123 - 32) * 5 / 9", "", "22"),
         ("str123", "", "Hello world"),
         ("ParseNumber(input) + 100", "30.5", "130.5"),
@@ -49,11 +53,31 @@ fn documented_examples_hold() {
         ("Numbers(input)[0]", "Hello 123 world 56 and 10", "123"),
         ("Words(input)[2]", "Hello 123 world 56 and 10", "and"),
         ("OnOffs(input)[2]", "Hello on on world off bye on", "off"),
-        ("Substring(input, 8)", "Pin is: 1234 to enter", "1234 to enter"),
-        ("Split(input, \",\")[3]", "comma,separated,words,as,example", "as"),
-        (r#"Regex(input, "\b\d{3}\b")[1]"#, "76 8987 765 4 543 7865 435", "543"),
-        ("JSON(input,\"email\")", r#"{"email":"ann@example.com"}"#, "ann@example.com"),
-        ("If(val123 < 22 or val123 > 336, \"North\", \"South\")", "", "South"),
+        (
+            "Substring(input, 8)",
+            "Pin is: 1234 to enter",
+            "1234 to enter",
+        ),
+        (
+            "Split(input, \",\")[3]",
+            "comma,separated,words,as,example",
+            "as",
+        ),
+        (
+            r#"Regex(input, "\b\d{3}\b")[1]"#,
+            "76 8987 765 4 543 7865 435",
+            "543",
+        ),
+        (
+            "JSON(input,\"email\")",
+            r#"{"email":"ann@example.com"}"#,
+            "ann@example.com",
+        ),
+        (
+            "If(val123 < 22 or val123 > 336, \"North\", \"South\")",
+            "",
+            "South",
+        ),
         ("GVval(\"global1\") * 2", "", "8"),
     ];
     for (source, input, expected) in cases {
@@ -88,10 +112,16 @@ fn operators_follow_usual_precedence() {
         ("Upper(Trim(\"  hi \"))", "HI"),
         ("Replace(\"a.b.c\", \".\", \"/\")", "a/b/c"),
         ("Contains(\"hello\", \"ell\")", "true"),
-        ("StartsWith(\"hello\", \"he\") and EndsWith(\"hello\", \"lo\")", "true"),
+        (
+            "StartsWith(\"hello\", \"he\") and EndsWith(\"hello\", \"lo\")",
+            "true",
+        ),
         ("Status()", "200"),
         ("Header(\"Content-Type\")", "application/json"),
-        ("FormatDate(ParseDate(\"2024-03-01T12:00:00Z\"), \"%Y\")", "2024"),
+        (
+            "FormatDate(ParseDate(\"2024-03-01T12:00:00Z\"), \"%Y\")",
+            "2024",
+        ),
         ("ParseDate(\"2024-03-01T00:00:00Z\")", "1709251200"),
         ("if(true, 1, 2)", "1"),
         ("json(input, \"a\")", "a"),
@@ -117,7 +147,10 @@ fn json_paths_select_like_the_docs_say() {
         ("JSON(input, \"flag\") and true", "true"),
         ("Count(JSON(input, \"rooms\"))", "2"),
         ("JSON(JSON(input, \"rooms\")[0], \"name\")", "Kitchen"),
-        ("JSON(input, \"user\")", r#"{"email":"a@b","tags":["x","y"]}"#),
+        (
+            "JSON(input, \"user\")",
+            r#"{"email":"a@b","tags":["x","y"]}"#,
+        ),
         ("JSON(input, \"rooms[\" + 0 + \"].name\")", "Kitchen"),
     ];
     for (source, expected) in cases {
@@ -129,14 +162,26 @@ fn json_paths_select_like_the_docs_say() {
 #[test]
 fn evaluation_errors_name_what_failed() {
     let cases: &[(&str, &str, &str)] = &[
-        ("JSON(input, \"user.phone\")", r#"{"user":{}}"#, "JSON key `phone` is missing at `user`"),
-        ("JSON(input, \"list[5]\")", r#"{"list":[1]}"#, "index 5 is out of range"),
+        (
+            "JSON(input, \"user.phone\")",
+            r#"{"user":{}}"#,
+            "JSON key `phone` is missing at `user`",
+        ),
+        (
+            "JSON(input, \"list[5]\")",
+            r#"{"list":[1]}"#,
+            "index 5 is out of range",
+        ),
         ("JSON(input, \"a\")", "<html>oops</html>", "not valid JSON"),
         ("JSON(input, \"a\")", r#"{"a": 1"#, "not valid JSON"),
         ("1 / (2 - 2)", "", "division by zero (column 1)"),
         ("10 + 1 % 0", "", "division by zero (column 6)"),
         ("val999", "", "device 999 does not exist"),
-        ("ParseNumber(\"abc\")", "", "expected a number, found text `abc`"),
+        (
+            "ParseNumber(\"abc\")",
+            "",
+            "expected a number, found text `abc`",
+        ),
         ("Numbers(\"1 2\")[7]", "", "index 7 is out of range"),
         ("sqrt(-1)", "", "not a finite number"),
         ("item", "", "`item` is only bound"),
@@ -170,13 +215,19 @@ fn compile_errors_name_their_column() {
             Ok(_) => panic!("{source} compiled"),
             Err(errors) => {
                 let first = &errors.errors[0];
-                assert!(first.message.contains(expected), "{source}: {}", first.message);
+                assert!(
+                    first.message.contains(expected),
+                    "{source}: {}",
+                    first.message
+                );
                 assert_eq!(first.column, *column, "{source}: {}", first.message);
             }
         }
     }
     // Every unknown function is reported, not only the first.
-    let all = Expression::compile("Foo(1) + Bar(2)").err().map(|e| e.errors.len());
+    let all = Expression::compile("Foo(1) + Bar(2)")
+        .err()
+        .map(|e| e.errors.len());
     assert_eq!(all, Some(2));
 }
 
@@ -190,8 +241,8 @@ fn typographic_quotes_compile_with_a_warning() {
 
 #[test]
 fn templates_splice_and_escape() {
-    let template = Template::compile(r#"a=${ 1 + 1 }\n${ "}" }\$x"#)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let template =
+        Template::compile(r#"a=${ 1 + 1 }\n${ "}" }\$x"#).unwrap_or_else(|e| panic!("{e}"));
     let document = Document::new("", Default::default());
     let scope = Scope::new(&document, &EmptyEnvironment);
     let rendered = template.render(&scope, &|s| s.to_string());
@@ -200,7 +251,8 @@ fn templates_splice_and_escape() {
 
 #[test]
 fn template_null_means_send_nothing() {
-    let template = Template::compile("x=${ If(1 > 2, \"a\", null) }").unwrap_or_else(|e| panic!("{e}"));
+    let template =
+        Template::compile("x=${ If(1 > 2, \"a\", null) }").unwrap_or_else(|e| panic!("{e}"));
     let document = Document::new("", Default::default());
     let scope = Scope::new(&document, &EmptyEnvironment);
     assert_eq!(template.render(&scope, &|s| s.to_string()), Ok(None));
@@ -208,9 +260,13 @@ fn template_null_means_send_nothing() {
 
 #[test]
 fn unclosed_template_names_its_position() {
-    let error = Template::compile("abc ${ input ").err().map(|e| e.errors[0].column);
+    let error = Template::compile("abc ${ input ")
+        .err()
+        .map(|e| e.errors[0].column);
     assert_eq!(error, Some(5));
-    let error = Template::compile("a ${ Nope() } b").err().map(|e| e.errors[0].column);
+    let error = Template::compile("a ${ Nope() } b")
+        .err()
+        .map(|e| e.errors[0].column);
     assert_eq!(error, Some(6));
 }
 

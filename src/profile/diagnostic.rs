@@ -92,7 +92,10 @@ pub fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
     fn enter(item: &toml_edit::Item) -> Cursor<'_> {
         match item {
             toml_edit::Item::ArrayOfTables(array) => Cursor::Array(array),
-            other => other.as_table_like().map(Cursor::Table).unwrap_or(Cursor::Leaf),
+            other => other
+                .as_table_like()
+                .map(Cursor::Table)
+                .unwrap_or(Cursor::Leaf),
         }
     }
     let document = toml_edit::Document::parse(text.to_string()).ok()?;
@@ -101,7 +104,9 @@ pub fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
     for part in split_key_path(key_path) {
         match (part, cursor) {
             (KeyPart::Key(name), Cursor::Table(table)) => {
-                let Some((key, child)) = table.get_key_value(&name) else { break };
+                let Some((key, child)) = table.get_key_value(&name) else {
+                    break;
+                };
                 span = key.span().or(span);
                 cursor = enter(child);
             }
@@ -147,7 +152,11 @@ fn split_key_path(path: &str) -> Vec<KeyPart> {
 /// 1-based line number of a byte offset.
 pub fn line_number(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]

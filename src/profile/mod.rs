@@ -90,7 +90,7 @@ pub enum AuthSpec {
     Bearer { token: Secret },
     ApiKeyHeader { header: String, key: Secret },
     ApiKeyQuery { parameter: String, key: Secret },
-    OAuth2(OAuth2Spec),
+    OAuth2(Box<OAuth2Spec>),
 }
 
 impl AuthSpec {
@@ -231,6 +231,10 @@ pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
 
 /// Loads one profile from its text. Returns the profile when it has no errors, and every
 /// diagnostic (errors and warnings) either way.
-pub fn load_text(file: &Path, text: &str, secrets: &SecretSource) -> (Option<Profile>, Vec<Diagnostic>) {
+pub fn load_text(
+    file: &Path,
+    text: &str,
+    secrets: &SecretSource,
+) -> (Option<Profile>, Vec<Diagnostic>) {
     resolve::load(file, text, secrets)
 }

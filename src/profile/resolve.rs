@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::diagnostic::{line_of_key, line_number, Diagnostic};
+use super::diagnostic::{line_number, line_of_key, Diagnostic};
 use super::raw::{RawAuth, RawBody, RawDevices, RawOAuth2, RawProfile, RawRequest};
 use super::{
     AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, Method, OAuth2Spec, Profile,
@@ -78,12 +78,11 @@ pub fn load(file: &Path, text: &str, secrets: &SecretSource) -> (Option<Profile>
         }
     };
     let mut unknown = Vec::new();
-    let raw: RawProfile = match serde_ignored::deserialize(deserializer, |path| {
-        unknown.push(path.to_string())
-    }) {
-        Ok(raw) => raw,
-        Err(e) => return (None, vec![toml_error(file, text, &e)]),
-    };
+    let raw: RawProfile =
+        match serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string())) {
+            Ok(raw) => raw,
+            Err(e) => return (None, vec![toml_error(file, text, &e)]),
+        };
     for key in unknown {
         let key = bracket_indexes(&key);
         c.error(&key, format!("unknown key `{key}`"));
@@ -99,7 +98,7 @@ pub fn load(file: &Path, text: &str, secrets: &SecretSource) -> (Option<Profile>
 /// serde_ignored writes `device.1.name`; diagnostics use `device[1].name`.
 fn bracket_indexes(path: &str) -> String {
     let mut out = String::new();
-    for part in path.split('.') {
+    for part in path.split('.').filter(|p| *p != "?") {
         if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
             out.push_str(&format!("[{part}]"));
         } else {
@@ -120,7 +119,8 @@ fn toml_error(file: &Path, text: &str, error: &toml::de::Error) -> Diagnostic {
         text[line_start..start].chars().count() + 1
     });
     let message = error.message().trim().to_string();
-    let mut diagnostic = Diagnostic::error(file, "", format!("invalid TOML: {message}")).at_line(line);
+    let mut diagnostic =
+        Diagnostic::error(file, "", format!("invalid TOML: {message}")).at_line(line);
     if let Some(column) = column {
         diagnostic = diagnostic.at_column(column);
     }
@@ -149,13 +149,18 @@ fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Op
     {
         c.error(
             "name",
-            format!("profile name `{name}` may only hold letters, digits, spaces, `-`, `_` and `.`"),
+            format!(
+                "profile name `{name}` may only hold letters, digits, spaces, `-`, `_` and `.`"
+            ),
         );
     }
     let request = match &raw.request {
         Some(request) => resolve_request(request, c),
         None => {
-            c.error("request", "a profile needs a `[request]` table with at least `url`");
+            c.error(
+                "request",
+                "a profile needs a `[request]` table with at least `url`",
+            );
             None
         }
     };
@@ -248,7 +253,10 @@ fn resolve_request(raw: &RawRequest, c: &mut Collector<'_>) -> Option<RequestSpe
     };
     let max_response_bytes = raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
     if max_response_bytes == 0 {
-        c.error("request.max_response_bytes", "max_response_bytes must be above 0");
+        c.error(
+            "request.max_response_bytes",
+            "max_response_bytes must be above 0",
+        );
     }
     if !raw.verify_tls {
         c.warning(
@@ -299,7 +307,10 @@ fn resolve_body(raw: &RawBody, c: &mut Collector<'_>) -> Option<BodySpec> {
     match raw.kind.as_str() {
         "json" | "raw" => {
             let Some(source) = &raw.template else {
-                c.error("request.body.template", format!("a `{}` body needs `template`", raw.kind));
+                c.error(
+                    "request.body.template",
+                    format!("a `{}` body needs `template`", raw.kind),
+                );
                 return None;
             };
             let compiled = template(c, "request.body.template", source)?;
@@ -335,11 +346,22 @@ fn resolve_body(raw: &RawBody, c: &mut Collector<'_>) -> Option<BodySpec> {
     }
 }
 
-fn required<'v>(c: &mut Collector<'_>, key: &str, value: &'v Option<String>, mode: &str) -> Option<&'v str> {
+fn required<'v>(
+    c: &mut Collector<'_>,
+    key: &str,
+    value: &'v Option<String>,
+    mode: &str,
+) -> Option<&'v str> {
     match value.as_deref() {
         Some(v) if !v.trim().is_empty() => Some(v),
         _ => {
-            c.error(key, format!("auth mode `{mode}` needs `{}`", key.rsplit('.').next().unwrap_or(key)));
+            c.error(
+                key,
+                format!(
+                    "auth mode `{mode}` needs `{}`",
+                    key.rsplit('.').next().unwrap_or(key)
+                ),
+            );
             None
         }
     }
@@ -356,7 +378,11 @@ fn secret(c: &mut Collector<'_>, secrets: &SecretSource, key: &str, value: &str)
 }
 
 fn resolve_auth(raw: &RawAuth, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<AuthSpec> {
-    let mode = raw.mode.as_deref().unwrap_or(if raw.oauth2.is_some() { "oauth2" } else { "none" });
+    let mode = raw.mode.as_deref().unwrap_or(if raw.oauth2.is_some() {
+        "oauth2"
+    } else {
+        "none"
+    });
     match mode {
         "none" => Some(AuthSpec::None),
         "basic" => {
@@ -397,9 +423,14 @@ fn resolve_auth(raw: &RawAuth, c: &mut Collector<'_>, secrets: &SecretSource) ->
             })
         }
         "oauth2" => match &raw.oauth2 {
-            Some(oauth2) => resolve_oauth2(oauth2, c, secrets).map(AuthSpec::OAuth2),
+            Some(oauth2) => {
+                resolve_oauth2(oauth2, c, secrets).map(|spec| AuthSpec::OAuth2(Box::new(spec)))
+            }
             None => {
-                c.error("auth.oauth2", "auth mode `oauth2` needs an `[auth.oauth2]` table");
+                c.error(
+                    "auth.oauth2",
+                    "auth mode `oauth2` needs an `[auth.oauth2]` table",
+                );
                 None
             }
         },
@@ -428,8 +459,13 @@ fn endpoint(c: &mut Collector<'_>, key: &str, value: &Option<String>) -> Option<
     }
 }
 
-fn resolve_oauth2(raw: &RawOAuth2, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<OAuth2Spec> {
-    let client_id = required(c, "auth.oauth2.client_id", &raw.client_id, "oauth2").map(str::to_string);
+fn resolve_oauth2(
+    raw: &RawOAuth2,
+    c: &mut Collector<'_>,
+    secrets: &SecretSource,
+) -> Option<OAuth2Spec> {
+    let client_id =
+        required(c, "auth.oauth2.client_id", &raw.client_id, "oauth2").map(str::to_string);
     let client_secret = match raw.client_secret.as_deref() {
         Some(s) if !s.is_empty() => secret(c, secrets, "auth.oauth2.client_secret", s).map(Some),
         _ => Some(None),
@@ -437,7 +473,9 @@ fn resolve_oauth2(raw: &RawOAuth2, c: &mut Collector<'_>, secrets: &SecretSource
     let authorize_url = endpoint(c, "auth.oauth2.authorize_url", &raw.authorize_url);
     let token_url = endpoint(c, "auth.oauth2.token_url", &raw.token_url);
     let redirect_url = match &raw.redirect_url {
-        Some(text) if !text.trim().is_empty() => endpoint(c, "auth.oauth2.redirect_url", &raw.redirect_url).map(Some),
+        Some(text) if !text.trim().is_empty() => {
+            endpoint(c, "auth.oauth2.redirect_url", &raw.redirect_url).map(Some)
+        }
         _ => Some(None),
     };
     let client_auth = match raw.client_auth.as_deref().unwrap_or("basic") {
@@ -528,7 +566,12 @@ pub fn split_box(source: &str) -> Vec<Vec<BoxElement<'_>>> {
     groups
 }
 
-fn compile_element(c: &mut Collector<'_>, key: &str, source: &str, element: &BoxElement<'_>) -> Option<Option<Expression>> {
+fn compile_element(
+    c: &mut Collector<'_>,
+    key: &str,
+    source: &str,
+    element: &BoxElement<'_>,
+) -> Option<Option<Expression>> {
     let trimmed = element.text.trim_start();
     if trimmed.trim().is_empty() {
         return Some(None);
@@ -554,7 +597,13 @@ fn compile_element(c: &mut Collector<'_>, key: &str, source: &str, element: &Box
     }
 }
 
-fn compile_required(c: &mut Collector<'_>, key: &str, source: &str, element: &BoxElement<'_>, what: &str) -> Option<Expression> {
+fn compile_required(
+    c: &mut Collector<'_>,
+    key: &str,
+    source: &str,
+    element: &BoxElement<'_>,
+    what: &str,
+) -> Option<Expression> {
     match compile_element(c, key, source, element)? {
         Some(e) => Some(e),
         None => {
@@ -567,7 +616,16 @@ fn compile_required(c: &mut Collector<'_>, key: &str, source: &str, element: &Bo
 fn resolve_mapping(raw: &RawProfile, c: &mut Collector<'_>) -> DeviceMapping {
     let devices: &RawDevices = &raw.devices;
     let affect = devices.affect.as_deref().and_then(|source| {
-        compile_element(c, "devices.affect", source, &BoxElement { text: source, offset: 0 }).flatten()
+        compile_element(
+            c,
+            "devices.affect",
+            source,
+            &BoxElement {
+                text: source,
+                offset: 0,
+            },
+        )
+        .flatten()
     });
     let uses_boxes = devices.root_names.is_some()
         || devices.feature_names.is_some()
@@ -606,7 +664,13 @@ fn resolve_boxes(devices: &RawDevices, c: &mut Collector<'_>) -> Vec<DeviceRule>
             );
             return Vec::new();
         }
-        if let Some(name) = compile_required(c, "devices.root_names", root_source, &group[0], "a root device name") {
+        if let Some(name) = compile_required(
+            c,
+            "devices.root_names",
+            root_source,
+            &group[0],
+            "a root device name",
+        ) {
             roots.push(DeviceRule {
                 name,
                 value: None,
@@ -650,7 +714,11 @@ fn resolve_boxes(devices: &RawDevices, c: &mut Collector<'_>) -> Vec<DeviceRule>
                 format!(
                     "`{}` must line up with {}: {} element(s) per `&&&` group, found {:?}",
                     key.trim_start_matches("devices."),
-                    if feature_groups.is_some() { "feature_names" } else { "root_names" },
+                    if feature_groups.is_some() {
+                        "feature_names"
+                    } else {
+                        "root_names"
+                    },
                     format_shape(&expected_shape),
                     shape_of(&groups)
                 ),
@@ -680,7 +748,13 @@ fn resolve_boxes(devices: &RawDevices, c: &mut Collector<'_>) -> Vec<DeviceRule>
         (Some(groups), Some(source)) => {
             for (position, root) in roots.iter_mut().enumerate() {
                 for (element_position, element) in groups[position].iter().enumerate() {
-                    if let Some(name) = compile_required(c, "devices.feature_names", source, element, "a feature name") {
+                    if let Some(name) = compile_required(
+                        c,
+                        "devices.feature_names",
+                        source,
+                        element,
+                        "a feature name",
+                    ) {
                         root.features.push(DeviceRule {
                             name,
                             value: values[position][element_position].clone(),
@@ -709,15 +783,30 @@ fn resolve_list(raw: &RawProfile, c: &mut Collector<'_>) -> Vec<DeviceRule> {
     let mut roots = Vec::new();
     for (position, device) in raw.device.iter().enumerate() {
         let key = |field: &str| format!("device[{position}].{field}");
-        let rule = |c: &mut Collector<'_>, key: &dyn Fn(&str) -> String, name: &str, value: &Option<String>, string: &Option<String>| {
+        let rule = |c: &mut Collector<'_>,
+                    key: &dyn Fn(&str) -> String,
+                    name: &str,
+                    value: &Option<String>,
+                    string: &Option<String>| {
             let compile = |c: &mut Collector<'_>, field: &str, source: &str| {
-                compile_element(c, &key(field), source, &BoxElement { text: source, offset: 0 })
+                compile_element(
+                    c,
+                    &key(field),
+                    source,
+                    &BoxElement {
+                        text: source,
+                        offset: 0,
+                    },
+                )
             };
             let name = compile(c, "name", name);
             let value = value.as_deref().map(|s| compile(c, "value", s));
             let string = string.as_deref().map(|s| compile(c, "string", s));
             match (name, value, string) {
-                (Some(Some(name)), value, string) if value.as_ref().is_none_or(Option::is_some) && string.as_ref().is_none_or(Option::is_some) => {
+                (Some(Some(name)), value, string)
+                    if value.as_ref().is_none_or(Option::is_some)
+                        && string.as_ref().is_none_or(Option::is_some) =>
+                {
                     Some(DeviceRule {
                         name,
                         value: value.flatten().flatten(),
@@ -736,8 +825,15 @@ fn resolve_list(raw: &RawProfile, c: &mut Collector<'_>) -> Vec<DeviceRule> {
             continue;
         };
         for (feature_position, feature) in device.feature.iter().enumerate() {
-            let feature_key = |field: &str| format!("device[{position}].feature[{feature_position}].{field}");
-            if let Some(f) = rule(c, &feature_key, &feature.name, &feature.value, &feature.string) {
+            let feature_key =
+                |field: &str| format!("device[{position}].feature[{feature_position}].{field}");
+            if let Some(f) = rule(
+                c,
+                &feature_key,
+                &feature.name,
+                &feature.value,
+                &feature.string,
+            ) {
                 root.features.push(f);
             }
         }
@@ -760,7 +856,10 @@ mod tests {
     #[test]
     fn boxes_split_roots_then_features_outside_literals() {
         assert_eq!(texts("a && b &&& c"), vec![vec!["a", "b"], vec!["c"]]);
-        assert_eq!(texts(r#""x&&&y" &&& "p&&q""#), vec![vec![r#""x&&&y""#], vec![r#""p&&q""#]]);
+        assert_eq!(
+            texts(r#""x&&&y" &&& "p&&q""#),
+            vec![vec![r#""x&&&y""#], vec![r#""p&&q""#]]
+        );
         assert_eq!(texts("a"), vec![vec!["a"]]);
         assert_eq!(texts("a &&&  && b"), vec![vec!["a"], vec!["", "b"]]);
     }

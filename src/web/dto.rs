@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::devices::{Device, Global};
-use crate::profile::{AuthSpec, BodySpec, Diagnostic, DeviceRule, Profile};
+use crate::profile::{AuthSpec, BodySpec, DeviceRule, Diagnostic, Profile};
 use crate::secret::REDACTED;
 
 #[derive(Serialize)]
@@ -80,9 +80,16 @@ pub struct ProfileDetail {
 /// Header names whose values are shown redacted.
 fn is_sensitive_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    ["authorization", "cookie", "token", "key", "secret", "password"]
-        .iter()
-        .any(|word| lower.contains(word))
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "key",
+        "secret",
+        "password",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
 }
 
 impl From<&Profile> for ProfileDetail {
@@ -118,7 +125,11 @@ impl From<&Profile> for ProfileDetail {
                 .headers
                 .iter()
                 .map(|(name, t)| {
-                    let shown = if is_sensitive_header(name) { REDACTED.to_string() } else { t.source().to_string() };
+                    let shown = if is_sensitive_header(name) {
+                        REDACTED.to_string()
+                    } else {
+                        t.source().to_string()
+                    };
                     (name.clone(), shown)
                 })
                 .collect(),

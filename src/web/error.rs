@@ -57,7 +57,8 @@ struct Envelope<'a> {
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
-        warp::reply::with_status(warp::reply::json(&Envelope { error: &self }), status).into_response()
+        warp::reply::with_status(warp::reply::json(&Envelope { error: &self }), status)
+            .into_response()
     }
 }
 
@@ -69,10 +70,21 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         ApiError::bad_request(format!("the request body is not the expected JSON: {e}"))
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is too large",
+        )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
-    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed here",
+        )
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -43,7 +43,8 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
     warp::any().map(move || state.clone())
 }
 
-fn json_body<T: serde::de::DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
+fn json_body<T: serde::de::DeserializeOwned + Send>(
+) -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
     warp::body::content_length_limit(BODY_LIMIT).and(warp::body::json())
 }
 
@@ -67,7 +68,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .map(|state: AppState| {
             let set = state.engine.profiles();
             ok(&ProfileList {
-                profiles: set.profiles.values().map(|p| ProfileSummary::from(p.as_ref())).collect(),
+                profiles: set
+                    .profiles
+                    .values()
+                    .map(|p| ProfileSummary::from(p.as_ref()))
+                    .collect(),
                 diagnostics: set.diagnostics.clone(),
             })
         });
@@ -78,8 +83,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(json_body())
         .map(|request: ValidateRequest| {
             let name = request.file_name.unwrap_or_else(|| "profile.toml".into());
-            let (profile, diagnostics) =
-                crate::profile::load_text(&PathBuf::from(name), &request.text, &SecretSource::default());
+            let (profile, diagnostics) = crate::profile::load_text(
+                &PathBuf::from(name),
+                &request.text,
+                &SecretSource::default(),
+            );
             ok(&ValidateResponse {
                 valid: profile.is_some(),
                 diagnostics,
@@ -96,7 +104,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             match set.get(&name) {
                 Some(profile) => ok(&ProfileDetail::from(profile.as_ref())),
                 None => {
-                    let mut error = ApiError::not_found(format!("no profile named `{name}` is loaded"));
+                    let mut error =
+                        ApiError::not_found(format!("no profile named `{name}` is loaded"));
                     error.diagnostics = set.diagnostics_for(&name).into_iter().cloned().collect();
                     error.into_response()
                 }
@@ -122,13 +131,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(json_body())
         .and(s())
         .and_then(|request: RunRequest, state: AppState| async move {
-            respond(match state.engine.run(&request.profile, &request.text).await {
-                Ok(record) => Ok(ok(&*record)),
-                Err(EngineError::UnknownProfile(name)) => {
-                    Err(ApiError::not_found(format!("no profile named `{name}` is loaded")))
-                }
-                Err(other) => Err(ApiError::internal(other.to_string())),
-            })
+            respond(
+                match state.engine.run(&request.profile, &request.text).await {
+                    Ok(record) => Ok(ok(&*record)),
+                    Err(EngineError::UnknownProfile(name)) => Err(ApiError::not_found(format!(
+                        "no profile named `{name}` is loaded"
+                    ))),
+                    Err(other) => Err(ApiError::internal(other.to_string())),
+                },
+            )
         });
     // GET /api/v1/runs?profile=&limit=
     let runs = api
@@ -149,7 +160,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(s())
         .map(|state: AppState| {
-            let devices: Vec<DeviceView> = state.engine.hub().list().iter().map(DeviceView::from).collect();
+            let devices: Vec<DeviceView> = state
+                .engine
+                .hub()
+                .list()
+                .iter()
+                .map(DeviceView::from)
+                .collect();
             ok(&serde_json::json!({ "devices": devices }))
         });
     // GET /api/v1/devices/{ref}
@@ -157,29 +174,38 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::path!("devices" / u64))
         .and(warp::get())
         .and(s())
-        .map(|reference: u64, state: AppState| match state.engine.hub().get(reference) {
-            Some(device) => ok(&DeviceView::from(&device)),
-            None => ApiError::not_found(format!("device {reference} does not exist")).into_response(),
-        });
+        .map(
+            |reference: u64, state: AppState| match state.engine.hub().get(reference) {
+                Some(device) => ok(&DeviceView::from(&device)),
+                None => ApiError::not_found(format!("device {reference} does not exist"))
+                    .into_response(),
+            },
+        );
     // PUT /api/v1/devices/{ref}  {value?, string?}
     let devices_set = api
         .and(warp::path!("devices" / u64))
         .and(warp::put().or(warp::post()).unify())
         .and(json_body())
         .and(s())
-        .and_then(|reference: u64, request: SetRequest, state: AppState| async move {
-            let hub = state.engine.hub();
-            respond(match hub.set(reference, request.value, request.string).await {
-                Ok(_) => hub
-                    .get(reference)
-                    .map(|d| ok(&DeviceView::from(&d)))
-                    .ok_or_else(|| ApiError::not_found(format!("device {reference} does not exist"))),
-                Err(crate::devices::StoreError::UnknownDevice(r)) => {
-                    Err(ApiError::not_found(format!("device {r} does not exist")))
-                }
-                Err(e) => Err(ApiError::internal(e.to_string())),
-            })
-        });
+        .and_then(
+            |reference: u64, request: SetRequest, state: AppState| async move {
+                let hub = state.engine.hub();
+                respond(
+                    match hub.set(reference, request.value, request.string).await {
+                        Ok(_) => hub
+                            .get(reference)
+                            .map(|d| ok(&DeviceView::from(&d)))
+                            .ok_or_else(|| {
+                                ApiError::not_found(format!("device {reference} does not exist"))
+                            }),
+                        Err(crate::devices::StoreError::UnknownDevice(r)) => {
+                            Err(ApiError::not_found(format!("device {r} does not exist")))
+                        }
+                        Err(e) => Err(ApiError::internal(e.to_string())),
+                    },
+                )
+            },
+        );
     // GET /api/v1/globals
     let globals_list = api
         .and(warp::path("globals"))
@@ -187,7 +213,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(s())
         .map(|state: AppState| {
-            let globals: Vec<GlobalView> = state.engine.hub().globals().iter().map(GlobalView::from).collect();
+            let globals: Vec<GlobalView> = state
+                .engine
+                .hub()
+                .globals()
+                .iter()
+                .map(GlobalView::from)
+                .collect();
             ok(&serde_json::json!({ "globals": globals }))
         });
     // PUT /api/v1/globals/{name}  {value?, string?}
@@ -198,7 +230,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(s())
         .map(|name: String, request: SetRequest, state: AppState| {
             let name = decode(&name);
-            match state.engine.hub().set_global(&name, request.value, request.string) {
+            match state
+                .engine
+                .hub()
+                .set_global(&name, request.value, request.string)
+            {
                 Ok(global) => ok(&GlobalView::from(&global)),
                 Err(e) => ApiError::bad_request(e.to_string()).into_response(),
             }
@@ -210,7 +246,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::post())
         .and(json_body())
         .and(s())
-        .map(|request: EvalRequest, state: AppState| evaluate(&state, request).unwrap_or_else(|e| e.into_response()));
+        .map(|request: EvalRequest, state: AppState| {
+            evaluate(&state, request).unwrap_or_else(|e| e.into_response())
+        });
     // GET /api/v1/functions
     let functions = api
         .and(warp::path("functions"))
@@ -228,7 +266,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             ok(&serde_json::json!({ "functions": list }))
         });
     // GET /demo/rooms.json: a local JSON source for the quick start.
-    let demo = warp::path!("demo" / "rooms.json").and(warp::get()).map(|| ok(&demo_rooms()));
+    let demo = warp::path!("demo" / "rooms.json")
+        .and(warp::get())
+        .map(|| ok(&demo_rooms()));
 
     health
         .or(profiles_list)
@@ -273,7 +313,9 @@ fn evaluate(state: &AppState, request: EvalRequest) -> Result<Response, ApiError
     let input: std::sync::Arc<str> = match (&request.input, &request.profile) {
         (Some(input), _) => input.as_str().into(),
         (None, Some(profile)) => state.engine.last_response(profile).ok_or_else(|| {
-            ApiError::not_found(format!("profile `{profile}` has no response yet: run it first"))
+            ApiError::not_found(format!(
+                "profile `{profile}` has no response yet: run it first"
+            ))
         })?,
         (None, None) => "".into(),
     };
@@ -282,7 +324,12 @@ fn evaluate(state: &AppState, request: EvalRequest) -> Result<Response, ApiError
         let mut error = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "compile_error",
-            errors.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; "),
+            errors
+                .errors
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
         );
         error.column = first.map(|e| e.column);
         error.span = first.map(|e| e.span);
@@ -290,12 +337,18 @@ fn evaluate(state: &AppState, request: EvalRequest) -> Result<Response, ApiError
     })?;
     let document = Document::new(input, expression.plan());
     let hub_env = HubEnvironment::new(state.engine.hub());
-    let value = expression.evaluate(&Scope::new(&document, &hub_env)).map_err(|e| {
-        let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "eval_error", e.kind.to_string());
-        error.column = Some(e.column);
-        error.span = Some(e.span);
-        error
-    })?;
+    let value = expression
+        .evaluate(&Scope::new(&document, &hub_env))
+        .map_err(|e| {
+            let mut error = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "eval_error",
+                e.kind.to_string(),
+            );
+            error.column = Some(e.column);
+            error.span = Some(e.span);
+            error
+        })?;
     Ok(ok(&EvalResponse {
         result: value.to_json(),
         text: value.to_text(),
@@ -327,7 +380,9 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
-    let server = warp::serve(routes(state)).incoming(listener).graceful(shutdown);
+    let server = warp::serve(routes(state))
+        .incoming(listener)
+        .graceful(shutdown);
     let task = tokio::spawn(server.run());
     Ok((bound, task))
 }

@@ -1,0 +1,256 @@
+//! The REST API through `warp::test` (no socket): runs, devices, globals, the sandbox, profiles
+//! with secrets redacted, reload, and one error shape for every failure.
+
+use std::sync::Arc;
+
+use bellhop::engine::{Engine, ProfileSource};
+use bellhop::web::{routes, AppState};
+use serde_json::Value;
+
+use crate::support::{profile_text, start_stub, Workspace};
+
+struct Api {
+    state: AppState,
+}
+
+impl Api {
+    fn new(ws: &Workspace) -> Api {
+        let source = ProfileSource {
+            dir: ws.profiles_dir(),
+            secrets_file: None,
+        };
+        let engine =
+            Engine::new(source.load(), Some(source), ws.hub()).unwrap_or_else(|e| panic!("{e}"));
+        Api {
+            state: AppState {
+                engine: Arc::new(engine),
+            },
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = warp::test::request().method(method).path(path);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .json(&body);
+        }
+        let response = request.reply(&routes(self.state.clone())).await;
+        let status = response.status().as_u16();
+        let json = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        (status, json)
+    }
+}
+
+fn assert_error_shape(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn run_then_read_and_set_devices() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "discord",
+        &profile_text(
+            &stub.url("/user"),
+            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input,\"email\")'",
+        ),
+    );
+    let api = Api::new(&ws);
+    let (status, record) = api
+        .call(
+            "POST",
+            "/api/v1/actions/run",
+            Some(serde_json::json!({"profile": "discord", "text": ""})),
+        )
+        .await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["ok"], true);
+    assert_eq!(record["changes"][0]["device"]["string"], "ann@example.com");
+
+    let (status, devices) = api.call("GET", "/api/v1/devices", None).await;
+    assert_eq!(status, 200);
+    let device = &devices["devices"][0];
+    assert_eq!(
+        (device["name"].as_str(), device["string"].as_str()),
+        (Some("email"), Some("ann@example.com"))
+    );
+    let reference = device["ref"].as_u64().unwrap_or(0);
+
+    let (status, updated) = api
+        .call(
+            "PUT",
+            &format!("/api/v1/devices/{reference}"),
+            Some(serde_json::json!({"value": 42})),
+        )
+        .await;
+    assert_eq!(
+        (status, updated["value"].as_f64()),
+        (200, Some(42.0)),
+        "{updated}"
+    );
+    let (status, missing) = api.call("GET", "/api/v1/devices/999", None).await;
+    assert_eq!(status, 404);
+    assert_error_shape(&missing, "not_found");
+
+    let (status, runs) = api.call("GET", "/api/v1/runs?profile=discord", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1));
+
+    // The sandbox can read the profile's last response.
+    let (status, result) = api
+        .call("POST", "/api/v1/eval", Some(serde_json::json!({"expression": "Upper(JSON(input, \"username\"))", "profile": "discord"})))
+        .await;
+    assert_eq!(
+        (status, result["result"].as_str()),
+        (200, Some("ANN")),
+        "{result}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_profiles_and_bad_requests_share_one_error_shape() {
+    let ws = Workspace::new();
+    let api = Api::new(&ws);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/v1/actions/run",
+            Some(serde_json::json!({"profile": "ghost"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_error_shape(&body, "not_found");
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/v1/actions/run",
+            Some(serde_json::json!({"profil": "x"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_error_shape(&body, "bad_request");
+    let (status, body) = api.call("GET", "/api/v1/nothing-here", None).await;
+    assert_eq!(status, 404);
+    assert_error_shape(&body, "not_found");
+}
+
+#[tokio::test]
+async fn the_sandbox_gives_results_types_and_error_spans() {
+    let ws = Workspace::new();
+    let api = Api::new(&ws);
+    let eval = |expression: &str, input: &str| serde_json::json!({"expression": expression, "input": input});
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/v1/eval",
+            Some(eval("Numbers(input)", "a 1 b 2.5")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["type"].as_str(), body["result"].clone()),
+        (Some("list"), serde_json::json!([1.0, 2.5]))
+    );
+    let (status, body) = api
+        .call("POST", "/api/v1/eval", Some(eval("1 + Foo(2)", "")))
+        .await;
+    assert_eq!(status, 422);
+    assert_error_shape(&body, "compile_error");
+    assert_eq!(
+        (
+            body["error"]["column"].as_u64(),
+            body["error"]["span"]["start"].as_u64()
+        ),
+        (Some(5), Some(4))
+    );
+    let (status, body) = api
+        .call("POST", "/api/v1/eval", Some(eval("2 + 10 / (1 - 1)", "")))
+        .await;
+    assert_eq!(status, 422);
+    assert_error_shape(&body, "eval_error");
+    assert_eq!(body["error"]["column"].as_u64(), Some(5));
+
+    let (status, _) = api
+        .call(
+            "PUT",
+            "/api/v1/globals/mode",
+            Some(serde_json::json!({"value": 3, "string": "away"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, body) = api
+        .call(
+            "POST",
+            "/api/v1/eval",
+            Some(eval("GVval(\"mode\") * 2 + GVstr(\"mode\")", "")),
+        )
+        .await;
+    assert_eq!(body["result"], "6away", "{body}");
+    let (_, globals) = api.call("GET", "/api/v1/globals", None).await;
+    assert_eq!(globals["globals"][0]["name"], "mode");
+
+    let (_, functions) = api.call("GET", "/api/v1/functions", None).await;
+    assert!(functions["functions"]
+        .as_array()
+        .is_some_and(|f| f.len() > 30));
+}
+
+#[tokio::test]
+async fn profiles_are_listed_with_diagnostics_and_secrets_redacted() {
+    let ws = Workspace::new();
+    ws.write_profile(
+        "secretive",
+        "[request]\nurl = \"http://127.0.0.1:1/x\"\n[request.headers]\nX-Token = \"header-secret\"\n[auth]\nmode = \"basic\"\nusername = \"ann\"\npassword = \"pw-secret\"\n",
+    );
+    ws.write_profile("broken", "[request]\nurl = 5\n");
+    let api = Api::new(&ws);
+    let (status, list) = api.call("GET", "/api/v1/profiles", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["profiles"][0]["name"], "secretive");
+    assert!(
+        list["diagnostics"][0]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("broken.toml")),
+        "{list}"
+    );
+    assert_eq!(list["diagnostics"][0]["line"], 2);
+
+    let (status, detail) = api.call("GET", "/api/v1/profiles/secretive", None).await;
+    assert_eq!(status, 200);
+    let text = detail.to_string();
+    assert!(
+        !text.contains("pw-secret") && !text.contains("header-secret"),
+        "{text}"
+    );
+    assert_eq!(detail["auth"]["username"], "ann");
+
+    let (status, body) = api.call("GET", "/api/v1/profiles/broken", None).await;
+    assert_eq!(status, 404);
+    assert!(
+        body["error"]["diagnostics"][0]["message"]
+            .as_str()
+            .is_some(),
+        "{body}"
+    );
+
+    let (status, body) = api
+        .call("POST", "/api/v1/profiles/validate", Some(serde_json::json!({"text": "[request]\nurl = \"http://x/\"\n[devices]\nroot_names = 'Nope()'\n"})))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["valid"], false);
+    assert_eq!(body["diagnostics"][0]["key"], "devices.root_names");
+
+    // Reload picks up a fixed file without a restart.
+    ws.write_profile("broken", "[request]\nurl = \"http://127.0.0.1:1/y\"\n");
+    let (status, body) = api.call("POST", "/api/v1/reload", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["profiles"], serde_json::json!(["broken", "secretive"]));
+}

@@ -1,0 +1,93 @@
+//! The rules of ARCHITECTURE.md, enforced: which modules may use which, and that every source
+//! file opens with a `//!` doc saying what it owns.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// The project modules a module's files mention through `crate::`.
+fn uses_of(module: &str) -> Vec<(PathBuf, String)> {
+    let root = src();
+    let mut files = rust_files(&root.join(module));
+    let single = root.join(format!("{module}.rs"));
+    if single.exists() {
+        files.push(single);
+    }
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (position, _) in text.match_indices("crate::") {
+            let rest = &text[position + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if name != module {
+                found.push((file.clone(), name));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn dependencies_point_one_way() {
+    let allowed: &[(&str, &[&str])] = &[
+        ("expr", &[]),
+        ("devices", &[]),
+        ("secret", &[]),
+        ("settings", &[]),
+        ("profile", &["expr", "secret"]),
+        ("engine", &["expr", "devices", "profile", "secret"]),
+        ("web", &["engine", "expr", "devices", "profile", "secret"]),
+    ];
+    let mut violations = Vec::new();
+    for (module, may_use) in allowed {
+        for (file, used) in uses_of(module) {
+            if !may_use.contains(&used.as_str()) {
+                violations.push(format!("{} uses crate::{used}", file.display()));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "forbidden dependencies:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn every_module_says_what_it_owns() {
+    let missing: Vec<String> = rust_files(&src())
+        .into_iter()
+        .filter(|f| {
+            !std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .trim_start()
+                .starts_with("//!")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "files without a //! module doc: {missing:?}"
+    );
+}
