@@ -2,7 +2,6 @@
 //! and the one-pass sparse extraction that keeps only the parts of a body that paths need.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -231,14 +230,58 @@ fn select_from(
     }
 }
 
+/// A trie node's children, looked up by a linear scan.
+#[derive(Debug, Clone)]
+struct Children<K>(Vec<(K, PathTrie)>);
+
+impl<K> Default for Children<K> {
+    fn default() -> Self {
+        Children(Vec::new())
+    }
+}
+
+impl<K: PartialEq + Clone> Children<K> {
+    fn get<Q>(&self, key: &Q) -> Option<&PathTrie>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: PartialEq + ?Sized,
+    {
+        self.0.iter().find(|(k, _)| k.borrow() == key).map(|(_, child)| child)
+    }
+
+    fn entry(&mut self, key: K) -> &mut PathTrie {
+        let position = match self.0.iter().position(|(k, _)| *k == key) {
+            Some(position) => position,
+            None => {
+                self.0.push((key, PathTrie::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[position].1
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &PathTrie)> {
+        self.0.iter().map(|(k, child)| (k, child))
+    }
+}
+
 /// The union of the dotted paths a set of expressions reads from `input`, as a tree.
 /// Extraction through it parses a body once and keeps only what those paths reach.
 #[derive(Debug, Default, Clone)]
 pub struct PathTrie {
     /// The whole subtree below this node is needed.
     whole: bool,
-    keys: HashMap<String, PathTrie>,
-    indexes: HashMap<usize, PathTrie>,
+    // Small vectors beat hashing here: a trie node rarely has more than a dozen children.
+    keys: Children<String>,
+    indexes: Children<usize>,
     /// Applies to every element; merged with `indexes` entries on extraction.
     every: Option<Box<PathTrie>>,
 }
@@ -251,8 +294,8 @@ impl PathTrie {
                 return;
             }
             node = match segment {
-                Segment::Key(key) => node.keys.entry(key.clone()).or_default(),
-                Segment::Index(i) if *i >= 0 => node.indexes.entry(*i as usize).or_default(),
+                Segment::Key(key) => node.keys.entry(key.clone()),
+                Segment::Index(i) if *i >= 0 => node.indexes.entry(*i as usize),
                 // Negative indexes need the list's length: keep the whole list.
                 Segment::Index(_) => {
                     node.mark_whole();
@@ -279,7 +322,7 @@ impl PathTrie {
                 return true;
             }
             let next = match segment {
-                Segment::Key(key) => node.keys.get(key),
+                Segment::Key(key) => node.keys.get(key.as_str()),
                 Segment::Index(i) if *i >= 0 => {
                     node.indexes.get(&(*i as usize)).or(node.every.as_deref())
                 }
@@ -325,11 +368,11 @@ impl PathTrie {
             self.mark_whole();
             return;
         }
-        for (key, child) in &other.keys {
-            self.keys.entry(key.clone()).or_default().merge(child);
+        for (key, child) in other.keys.iter() {
+            self.keys.entry(key.clone()).merge(child);
         }
-        for (index, child) in &other.indexes {
-            self.indexes.entry(*index).or_default().merge(child);
+        for (index, child) in other.indexes.iter() {
+            self.indexes.entry(*index).merge(child);
         }
         if let Some(every) = &other.every {
             self.every.get_or_insert_with(Default::default).merge(every);
@@ -429,7 +472,7 @@ impl<'de> Visitor<'de> for SparseVisitor<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let trie = self.0;
-        let last_wanted = trie.indexes.keys().max().copied();
+        let last_wanted = trie.indexes.iter().map(|(i, _)| *i).max();
         let mut kept = Vec::new();
         let mut position = 0usize;
         loop {

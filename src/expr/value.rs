@@ -43,7 +43,11 @@ impl Value {
 
     /// The value as text, the way it is spliced into templates and device strings.
     pub fn to_text(&self) -> String {
-        self.to_string()
+        match self {
+            Value::Text(t) => t.to_string(),
+            Value::Number(n) => format_number(*n),
+            other => other.to_string(),
+        }
     }
 
     /// The value as a number, if it is one or is text that reads as one.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use warp::http::StatusCode;
 use warp::reply::Response;
+use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
 use crate::engine::{Engine, EngineError, HubEnvironment};
@@ -270,35 +271,33 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .map(|| ok(&demo_rooms()));
 
-    health
-        .or(profiles_list)
-        .unify()
-        .or(profiles_validate)
-        .unify()
-        .or(profiles_get)
-        .unify()
-        .or(reload)
-        .unify()
-        .or(run)
-        .unify()
-        .or(runs)
-        .unify()
-        .or(devices_list)
-        .unify()
-        .or(devices_get)
-        .unify()
-        .or(devices_set)
-        .unify()
-        .or(globals_list)
-        .unify()
-        .or(globals_set)
-        .unify()
-        .or(eval)
-        .unify()
-        .or(functions)
-        .unify()
-        .or(demo)
-        .unify()
+    // Boxing each route keeps the filter's type small (deep `or` chains overflow the compiler).
+    let all: Vec<BoxedFilter<(Response,)>> = vec![
+        health.boxed(),
+        profiles_list.boxed(),
+        profiles_validate.boxed(),
+        profiles_get.boxed(),
+        reload.boxed(),
+        run.boxed(),
+        runs.boxed(),
+        devices_list.boxed(),
+        devices_get.boxed(),
+        devices_set.boxed(),
+        globals_list.boxed(),
+        globals_set.boxed(),
+        eval.boxed(),
+        functions.boxed(),
+        demo.boxed(),
+    ];
+    let mut combined: Option<BoxedFilter<(Response,)>> = None;
+    for route in all {
+        combined = Some(match combined {
+            None => route,
+            Some(previous) => previous.or(route).unify().boxed(),
+        });
+    }
+    combined
+        .unwrap_or_else(|| warp::any().and_then(|| async { Err::<Response, _>(warp::reject::not_found()) }).boxed())
         .recover(error::recover)
         .unify()
 }
