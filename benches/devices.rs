@@ -49,7 +49,9 @@ fn benches(c: &mut Criterion) {
                     .unwrap_or(0)
             })
         });
-        runtime.block_on(hub.flush()).unwrap_or_else(|e| panic!("{e}"));
+        runtime
+            .block_on(hub.flush())
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     group.finish();
 }

@@ -86,7 +86,9 @@ struct TwentyItem<'a> {
 fn compile(paths: &[&str]) -> (Vec<Expression>, std::sync::Arc<ExtractionPlan>) {
     let expressions: Vec<Expression> = paths
         .iter()
-        .map(|p| Expression::compile(&format!("JSON(input, \"{p}\")")).unwrap_or_else(|e| panic!("{e}")))
+        .map(|p| {
+            Expression::compile(&format!("JSON(input, \"{p}\")")).unwrap_or_else(|e| panic!("{e}"))
+        })
         .collect();
     let mut plan = ExtractionPlan::default();
     for e in &expressions {
@@ -116,24 +118,39 @@ fn benches(c: &mut Criterion) {
         if size > 4096 {
             group.sample_size(30);
         }
-        group.bench_with_input(BenchmarkId::new("typed_single_field", label), &body, |b, body| {
-            b.iter(|| {
-                let parsed: EmailOnly = serde_json::from_str(black_box(body)).unwrap_or_else(|e| panic!("{e}"));
-                parsed.email.len()
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("typed_twenty_fields", label), &body, |b, body| {
-            b.iter(|| {
-                let parsed: Twenty = serde_json::from_str(black_box(body)).unwrap_or_else(|e| panic!("{e}"));
-                parsed.email.len() + parsed.items.len()
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("full_value_tree", label), &body, |b, body| {
-            b.iter(|| {
-                let parsed: serde_json::Value = serde_json::from_str(black_box(body)).unwrap_or_default();
-                parsed["email"].as_str().map(str::len)
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("typed_single_field", label),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let parsed: EmailOnly =
+                        serde_json::from_str(black_box(body)).unwrap_or_else(|e| panic!("{e}"));
+                    parsed.email.len()
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("typed_twenty_fields", label),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let parsed: Twenty =
+                        serde_json::from_str(black_box(body)).unwrap_or_else(|e| panic!("{e}"));
+                    parsed.email.len() + parsed.items.len()
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("full_value_tree", label),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let parsed: serde_json::Value =
+                        serde_json::from_str(black_box(body)).unwrap_or_default();
+                    parsed["email"].as_str().map(str::len)
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("json_email", label), &body, |b, body| {
             b.iter(|| run(&one, &one_plan, black_box(body)))
         });
@@ -156,9 +173,19 @@ fn main() {
             println!("  {label}: no baseline estimate (filtered out?)");
             continue;
         };
-        for case in ["json_email", "twenty_paths", "typed_twenty_fields", "full_value_tree"] {
+        for case in [
+            "json_email",
+            "twenty_paths",
+            "typed_twenty_fields",
+            "full_value_tree",
+        ] {
             if let Some(mean) = common::mean_ns("expressions", case, label) {
-                println!("  {label:<4} {case:<16} {:>8.2}x   ({:.1} µs vs {:.1} µs)", mean / baseline, mean / 1000.0, baseline / 1000.0);
+                println!(
+                    "  {label:<4} {case:<16} {:>8.2}x   ({:.1} µs vs {:.1} µs)",
+                    mean / baseline,
+                    mean / 1000.0,
+                    baseline / 1000.0
+                );
             }
         }
     }
@@ -167,6 +194,9 @@ fn main() {
         common::mean_ns("expressions", "typed_twenty_fields", "1KB"),
         common::mean_ns("expressions", "twenty_paths", "1KB"),
     ) {
-        println!("  1KB twenty_paths vs a typed parse of the same twenty fields: {:.2}x", ours / typed);
+        println!(
+            "  1KB twenty_paths vs a typed parse of the same twenty fields: {:.2}x",
+            ours / typed
+        );
     }
 }

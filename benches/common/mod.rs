@@ -55,7 +55,8 @@ pub fn body(size: usize) -> String {
     }
     if size < 4096 {
         // Trim to about 1 KB with a filler string instead of items.
-        doc["items"] = serde_json::json!([{"n": 0, "label": "item number 0", "tags": ["x"], "value": 0.0}]);
+        doc["items"] =
+            serde_json::json!([{"n": 0, "label": "item number 0", "tags": ["x"], "value": 0.0}]);
         let current = doc.to_string().len();
         doc["filler"] = serde_json::Value::String("x".repeat(size.saturating_sub(current + 12)));
     }

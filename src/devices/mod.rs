@@ -196,13 +196,20 @@ impl DeviceHub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn send(&self, op: WriteOp) -> Result<(), StoreError> {
+    fn with_writer<T>(
+        &self,
+        act: impl FnOnce(&store::Writer) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         match writes.as_ref() {
-            Some(writer) => writer.sender.send(op).map_err(|_| StoreError::Closed),
+            Some(writer) => act(writer),
             None if self._lock.is_none() => Err(StoreError::ReadOnly),
             None => Err(StoreError::Closed),
         }
+    }
+
+    fn send(&self, op: WriteOp) -> Result<(), StoreError> {
+        self.with_writer(|writer| writer.send(op))
     }
 
     /// Subscribes to device changes (for live views).
@@ -394,10 +401,16 @@ impl DeviceHub {
     }
 
     /// Appends an opaque record (a run, as JSON) to a profile's journal, keeping the newest `keep`.
-    pub fn journal(&self, profile: &str, record: String, keep: usize) -> Result<(), StoreError> {
+    /// `render` produces the text on the writer thread; `None` skips the record.
+    pub fn journal(
+        &self,
+        profile: &str,
+        render: Box<dyn FnOnce() -> Option<String> + Send>,
+        keep: usize,
+    ) -> Result<(), StoreError> {
         self.send(WriteOp::Journal {
             profile: profile.to_string(),
-            record,
+            render,
             keep,
         })
     }
@@ -423,7 +436,7 @@ impl DeviceHub {
     /// Commits everything written so far and waits until it is durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
-        self.send(WriteOp::Flush(reply))?;
+        self.with_writer(|writer| writer.flush(reply))?;
         done.await
             .map_err(|_| StoreError::Closed)?
             .map_err(StoreError::Commit)
@@ -432,11 +445,8 @@ impl DeviceHub {
     /// Commits what is pending and stops the writer.
     pub fn close(&self) {
         let writer = self.writes.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(mut writer) = writer {
-            drop(writer.sender);
-            if let Some(thread) = writer.thread.take() {
-                let _ = thread.join();
-            }
+        if let Some(writer) = writer {
+            writer.close();
         }
     }
 }
@@ -563,9 +573,9 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
         let hub = open(dir.path());
         for n in 0..10 {
-            hub.journal("p", format!("{n}"), 3)?;
+            hub.journal("p", Box::new(move || Some(format!("{n}"))), 3)?;
         }
-        hub.journal("q", "other".into(), 3)?;
+        hub.journal("q", Box::new(|| Some("other".into())), 3)?;
         hub.flush().await?;
         assert_eq!(hub.read_journal(Some("p"), 100)?, vec!["9", "8", "7"]);
         assert_eq!(hub.read_journal(None, 2)?, vec!["other", "9"]);

@@ -4,7 +4,7 @@
 //! once and answers when the data is durable.
 
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,12 +45,12 @@ pub(crate) enum WriteOp {
     Device(Device),
     Global(Global),
     NextRef(u64),
+    /// `render` runs on the writer thread, off the caller's path.
     Journal {
         profile: String,
-        record: String,
+        render: Box<dyn FnOnce() -> Option<String> + Send>,
         keep: usize,
     },
-    Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
 }
 
 pub(crate) struct Loaded {
@@ -193,52 +193,110 @@ pub(crate) fn read_journal(
     rows.collect::<Result<Vec<_>, _>>().map_err(&error)
 }
 
+/// The queue between callers and the writer thread. Callers append under a short lock and wake
+/// the writer only when the queue goes from empty to non-empty, so a burst of writes costs one
+/// wake-up per commit window instead of one per write.
+#[derive(Default)]
+struct Queue {
+    ops: Vec<WriteOp>,
+    waiters: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    closed: bool,
+}
+
 pub(crate) struct Writer {
-    pub sender: Sender<WriteOp>,
-    pub thread: Option<JoinHandle<()>>,
+    shared: Arc<(Mutex<Queue>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn send(&self, op: WriteOp) -> Result<(), StoreError> {
+        let mut queue = self.queue();
+        if queue.closed {
+            return Err(StoreError::Closed);
+        }
+        let was_idle = queue.ops.is_empty() && queue.waiters.is_empty();
+        queue.ops.push(op);
+        drop(queue);
+        if was_idle {
+            self.shared.1.notify_one();
+        }
+        Ok(())
+    }
+
+    pub fn flush(
+        &self,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    ) -> Result<(), StoreError> {
+        let mut queue = self.queue();
+        if queue.closed {
+            return Err(StoreError::Closed);
+        }
+        queue.waiters.push(reply);
+        drop(queue);
+        self.shared.1.notify_one();
+        Ok(())
+    }
+
+    /// Commits what is queued and stops the thread.
+    pub fn close(mut self) {
+        self.queue().closed = true;
+        self.shared.1.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 pub(crate) fn spawn_writer(connection: Connection, window: Duration) -> Writer {
-    let (sender, receiver) = mpsc::channel();
+    let shared: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
+    let for_thread = shared.clone();
     let thread = std::thread::Builder::new()
         .name("bellhop-store".into())
-        .spawn(move || writer_loop(connection, receiver, window))
+        .spawn(move || writer_loop(connection, &for_thread, window))
         .ok();
-    Writer { sender, thread }
+    Writer { shared, thread }
 }
 
-fn writer_loop(mut connection: Connection, receiver: Receiver<WriteOp>, window: Duration) {
-    let mut pending: Vec<WriteOp> = Vec::new();
-    let mut waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>> = Vec::new();
-    let mut deadline: Option<Instant> = None;
+fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), window: Duration) {
+    let (lock, wake) = shared;
     loop {
-        let received = match deadline {
-            None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(at) => receiver.recv_timeout(at.saturating_duration_since(Instant::now())),
-        };
-        let disconnected = match received {
-            Ok(WriteOp::Flush(reply)) => {
-                waiting.push(reply);
-                false
+        let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while queue.ops.is_empty() && queue.waiters.is_empty() && !queue.closed {
+            queue = wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
+        // Gather a window's worth of writes, unless someone waits for a flush or we are closing.
+        let deadline = Instant::now() + window;
+        while queue.waiters.is_empty() && !queue.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
             }
-            Ok(op) => {
-                pending.push(op);
-                deadline.get_or_insert_with(|| Instant::now() + window);
-                continue;
-            }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
-        };
-        let outcome = commit(&mut connection, std::mem::take(&mut pending));
+            queue = wake
+                .wait_timeout(queue, left)
+                .map(|(q, _)| q)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        let ops = std::mem::take(&mut queue.ops);
+        let waiters = std::mem::take(&mut queue.waiters);
+        let closing = queue.closed;
+        drop(queue);
+        let outcome = commit(&mut connection, ops);
         if let Err(message) = &outcome {
             tracing::error!(error = %message, "device store commit failed");
         }
-        for reply in waiting.drain(..) {
+        for reply in waiters {
             let _ = reply.send(outcome.clone());
         }
-        deadline = None;
-        if disconnected {
-            break;
+        if closing {
+            let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+            if queue.ops.is_empty() && queue.waiters.is_empty() {
+                return;
+            }
+            queue.closed = true;
         }
     }
 }
@@ -284,9 +342,10 @@ fn commit(connection: &mut Connection, ops: Vec<WriteOp>) -> Result<(), String> 
             ),
             WriteOp::Journal {
                 profile,
-                record,
+                render,
                 keep,
             } => {
+                let Some(record) = render() else { continue };
                 let result = transaction.execute(
                     "INSERT INTO journal (profile, record) VALUES (?1, ?2)",
                     params![profile, record],
@@ -294,7 +353,6 @@ fn commit(connection: &mut Connection, ops: Vec<WriteOp>) -> Result<(), String> 
                 journaled.insert(profile, keep);
                 result
             }
-            WriteOp::Flush(_) => Ok(0),
         };
         result.map_err(|e| e.to_string())?;
     }

@@ -128,6 +128,9 @@ pub struct Engine {
 /// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
 /// before each.
 pub fn split_waits(text: &str) -> Vec<(Duration, &str)> {
+    if !text.contains('<') {
+        return vec![(Duration::ZERO, text)];
+    }
     static WAIT: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let Some(pattern) = WAIT
         .get_or_init(|| regex::Regex::new(r"(?i)<\s*wait\s*(\d{1,9})\s*>").ok())
@@ -306,10 +309,13 @@ impl Engine {
     }
 
     fn remember(&self, profile: &Profile, record: Arc<RunRecord>) {
-        if let Ok(json) = serde_json::to_string(&*record) {
-            if let Err(error) = self.hub.journal(&profile.name, json, profile.history_keep) {
-                tracing::warn!(profile = %profile.name, error = %error, "run not journaled");
-            }
+        let journaled = record.clone();
+        let render = Box::new(move || serde_json::to_string(&*journaled).ok());
+        if let Err(error) = self
+            .hub
+            .journal(&profile.name, render, profile.history_keep)
+        {
+            tracing::warn!(profile = %profile.name, error = %error, "run not journaled");
         }
         if !record.ok {
             for error in &record.errors {
@@ -326,8 +332,13 @@ impl Engine {
 
     async fn run_piece(&self, profile: &Profile, piece: &str, record: &mut RunRecord) {
         let env = HubEnvironment::new(&self.hub);
-        // The action text is itself a template (`position=${val12}`).
-        let action_template = match Template::compile(piece) {
+        // The action text is itself a template (`position=${val12}`); plain text needs no compiling.
+        let plain = !piece.contains("${") && !piece.contains('\\');
+        let action_template = match if plain {
+            Template::literal(piece)
+        } else {
+            Template::compile(piece)
+        } {
             Ok(t) => t,
             Err(errors) => {
                 for error in errors.errors {
@@ -357,9 +368,7 @@ impl Engine {
                 return;
             }
         };
-        let mut request_plan = ExtractionPlan::default();
-        profile.request.url.plan_into(&mut request_plan);
-        let action_input = Document::new(text.as_str(), request_plan.shared());
+        let action_input = Document::new(text.as_str(), profile.request_plan.clone());
         let prepared = match request::prepare(profile, &Scope::new(&action_input, &env)) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => {
@@ -415,7 +424,7 @@ impl Engine {
         exchange.status = Some(response.status);
         exchange.response_bytes = response.body.len();
         record.exchanges.push(exchange);
-        let body: Arc<str> = Arc::from(response.body.as_str());
+        let body = response.body.clone();
         self.last_responses
             .lock()
             .unwrap_or_else(|p| p.into_inner())

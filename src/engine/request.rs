@@ -191,7 +191,7 @@ fn apply_static_auth(
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
-    pub body: String,
+    pub body: std::sync::Arc<str>,
 }
 
 /// Describes a transport error by its causes, without the URL (which may carry a key).
@@ -247,58 +247,58 @@ pub async fn send(
     if let Some((_, body)) = request.body {
         builder = builder.body(body);
     }
-    let exchange = async {
-        let response = builder.send().await.map_err(|e| {
+    // The client's timeout covers connecting, the headers and the whole body, so a body that
+    // drips forever ends there too.
+    let response = builder.send().await.map_err(|e| {
+        if e.is_timeout() {
+            RequestError::Timeout(timeout)
+        } else {
+            RequestError::Transport(describe(&e))
+        }
+    })?;
+    if response.status().is_redirection() && response.url().origin() == origin {
+        if let Some(target) = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| response.url().join(l).ok())
+        {
+            if target.origin() != origin {
+                return Err(RequestError::CrossOriginRedirect(
+                    target.origin().ascii_serialization(),
+                ));
+            }
+        }
+    }
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(RequestError::TooLarge { limit });
+    }
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut bytes = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
             if e.is_timeout() {
                 RequestError::Timeout(timeout)
             } else {
                 RequestError::Transport(describe(&e))
             }
         })?;
-        if response.status().is_redirection() && response.url().origin() == origin {
-            if let Some(target) = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| response.url().join(l).ok())
-            {
-                if target.origin() != origin {
-                    return Err(RequestError::CrossOriginRedirect(
-                        target.origin().ascii_serialization(),
-                    ));
-                }
-            }
-        }
-        if response.content_length().is_some_and(|len| len > limit) {
+        if bytes.len() as u64 + chunk.len() as u64 > limit {
             return Err(RequestError::TooLarge { limit });
         }
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let mut bytes = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                if e.is_timeout() {
-                    RequestError::Timeout(timeout)
-                } else {
-                    RequestError::Transport(describe(&e))
-                }
-            })?;
-            if bytes.len() as u64 + chunk.len() as u64 > limit {
-                return Err(RequestError::TooLarge { limit });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(Response {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        })
+        bytes.extend_from_slice(&chunk);
+    }
+    let body: std::sync::Arc<str> = match String::from_utf8(bytes) {
+        Ok(text) => text.into(),
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into(),
     };
-    // The client's timeout covers the body too; this is a second fence for a dripping body.
-    tokio::time::timeout(timeout + Duration::from_millis(250), exchange)
-        .await
-        .map_err(|_| RequestError::Timeout(timeout))?
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// The redirect policy: follow at most 10 redirects, and only within the first URL's origin, so

@@ -246,7 +246,10 @@ impl<K: PartialEq + Clone> Children<K> {
         K: std::borrow::Borrow<Q>,
         Q: PartialEq + ?Sized,
     {
-        self.0.iter().find(|(k, _)| k.borrow() == key).map(|(_, child)| child)
+        self.0
+            .iter()
+            .find(|(k, _)| k.borrow() == key)
+            .map(|(_, child)| child)
     }
 
     fn entry(&mut self, key: K) -> &mut PathTrie {

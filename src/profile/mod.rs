@@ -30,6 +30,8 @@ pub struct Profile {
     pub mapping: DeviceMapping,
     /// What the mapping's expressions read from the response as JSON, for one-pass extraction.
     pub response_plan: Arc<ExtractionPlan>,
+    /// What the request templates read from the action text as JSON.
+    pub request_plan: Arc<ExtractionPlan>,
     /// How many run records to keep.
     pub history_keep: usize,
 }

@@ -177,14 +177,30 @@ fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Op
     for rule in &mapping.roots {
         plan_rule(rule, &mut plan);
     }
+    let request = request?;
+    let mut request_plan = ExtractionPlan::default();
+    request.url.plan_into(&mut request_plan);
+    for (_, header) in &request.headers {
+        header.plan_into(&mut request_plan);
+    }
+    match &request.body {
+        Some(BodySpec::Json(t)) | Some(BodySpec::Raw { template: t, .. }) => {
+            t.plan_into(&mut request_plan)
+        }
+        Some(BodySpec::Form(fields)) => fields
+            .iter()
+            .for_each(|(_, t)| t.plan_into(&mut request_plan)),
+        None => {}
+    }
     Some(Profile {
         name,
         file: c.file.to_path_buf(),
         description: raw.description,
-        request: request?,
+        request,
         auth: auth?,
         mapping,
         response_plan: plan.shared(),
+        request_plan: request_plan.shared(),
         history_keep,
     })
 }

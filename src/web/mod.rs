@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
 use crate::engine::{Engine, EngineError, HubEnvironment};
@@ -272,13 +272,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .map(|| ok(&demo_rooms()));
 
     // Boxing each route keeps the filter's type small (deep `or` chains overflow the compiler).
+    // The busiest route goes first.
     let all: Vec<BoxedFilter<(Response,)>> = vec![
+        run.boxed(),
         health.boxed(),
         profiles_list.boxed(),
         profiles_validate.boxed(),
         profiles_get.boxed(),
         reload.boxed(),
-        run.boxed(),
         runs.boxed(),
         devices_list.boxed(),
         devices_get.boxed(),
@@ -297,7 +298,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         });
     }
     combined
-        .unwrap_or_else(|| warp::any().and_then(|| async { Err::<Response, _>(warp::reject::not_found()) }).boxed())
+        .unwrap_or_else(|| {
+            warp::any()
+                .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
+                .boxed()
+        })
         .recover(error::recover)
         .unify()
 }
