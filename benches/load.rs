@@ -252,7 +252,13 @@ fn idle_memory() -> Option<u64> {
 }
 
 fn main() {
-    let seconds = env_number("BELLHOP_LOAD_SECS", 5);
+    // Under `cargo test` (no `--bench`), check that both sides work with one short round.
+    let measuring = std::env::args().any(|arg| arg == "--bench");
+    let seconds = if measuring {
+        env_number("BELLHOP_LOAD_SECS", 5)
+    } else {
+        1
+    };
     let concurrency = env_number("BELLHOP_LOAD_CONCURRENCY", 32) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -266,6 +272,14 @@ fn main() {
         let bare_url = format!("http://{bare}/run");
         let ours_url = format!("http://{ours}/api/v1/actions/run");
         let action = r#"{"profile":"discord","text":""}"#;
+        if !measuring {
+            let b = measure(bare_url.clone(), "", 4, 1).await;
+            let o = measure(ours_url.clone(), action, 4, 1).await;
+            assert!(b.per_second > 0.0 && b.failures == 0, "the baseline does not work");
+            assert!(o.per_second > 0.0 && o.failures == 0, "bellhop's action endpoint does not work");
+            println!("load tool check: both sides answer ({:.0}/s and {:.0}/s); run `cargo bench --bench load` to measure", b.per_second, o.per_second);
+            return;
+        }
         // Warm both up, then alternate rounds so that noise hits both alike.
         measure(bare_url.clone(), "", concurrency, 1).await;
         measure(ours_url.clone(), action, concurrency, 1).await;
@@ -288,6 +302,9 @@ fn main() {
         println!("  throughput ratio bellhop/bare: {throughput_ratio:.2}x (target at least 0.7x)");
         println!("  median latency ratio bellhop/bare: {latency_ratio:.2}x (target at most 1.3x)");
     });
+    if !measuring {
+        return;
+    }
     match idle_memory() {
         Some(kib) => println!(
             "Idle `bellhop serve` with 100 profiles and 10,000 devices: {:.1} MiB RSS (target under 30 MiB)",

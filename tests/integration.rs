@@ -5,5 +5,6 @@ mod support;
 mod api;
 mod architecture;
 mod cli;
+mod docs;
 mod engine;
 mod profiles;

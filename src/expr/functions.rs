@@ -155,6 +155,19 @@ pub static FUNCTIONS: &[Function] = &[
         |a, env| { let name = a[0].to_text(); env.global_string(&name).map(Value::text).ok_or(EvalErrorKind::UnknownGlobal(name)) }),
 ];
 
+/// The function table as a Markdown table (for `profiles/README.md`, kept in step by a test).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| function | what it does |\n| --- | --- |\n");
+    for function in FUNCTIONS {
+        out.push_str(&format!(
+            "| `{}` | {} |\n",
+            function.signature,
+            function.doc.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 /// Finds a function by name, ignoring case.
 pub fn lookup(name: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().find(|f| f.name.eq_ignore_ascii_case(name))
