@@ -192,24 +192,24 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// Starts the real `bellhop serve` with 100 profiles and 10,000 devices and reads its idle RSS.
-fn idle_memory() -> Option<u64> {
-    let dir = tempfile::tempdir().ok()?;
+fn idle_memory() -> Result<u64, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let profiles = dir.path().join("profiles");
-    std::fs::create_dir_all(&profiles).ok()?;
+    std::fs::create_dir_all(&profiles).map_err(|e| e.to_string())?;
     for n in 0..100 {
         std::fs::write(
             profiles.join(format!("p{n}.toml")),
             format!("version = 1\n[request]\nurl = \"http://127.0.0.1:9/item/{n}?q=${{input}}\"\n[devices]\nroot_names = 'JSON(input, \"rooms[*].name\")'\nfeature_names = '\"temp\" && \"light\"'\nvalues = 'JSON(input, \"rooms[*].temp\")[index] && JSON(input, \"rooms[*].light\")[index]'\n"),
         )
-        .ok()?;
+        .map_err(|e| e.to_string())?;
     }
     let store = dir.path().join("data/bellhop.sqlite");
     {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .ok()?;
-        let hub = DeviceHub::open(&store, Duration::from_millis(50)).ok()?;
+            .map_err(|e| e.to_string())?;
+        let hub = DeviceHub::open(&store, Duration::from_millis(50)).map_err(|e| e.to_string())?;
         let updates: Vec<DeviceUpdate> = (0..10_000)
             .map(|n| DeviceUpdate {
                 key: DeviceKey::feature(
@@ -223,8 +223,8 @@ fn idle_memory() -> Option<u64> {
             .collect();
         runtime
             .block_on(hub.apply(&updates, Creation::Allowed))
-            .ok()?;
-        runtime.block_on(hub.flush()).ok()?;
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(hub.flush()).map_err(|e| e.to_string())?;
     }
     let config = dir.path().join("plugin.toml");
     std::fs::write(
@@ -235,20 +235,30 @@ fn idle_memory() -> Option<u64> {
             profiles.display()
         ),
     )
-    .ok()?;
+    .map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bellhop"))
         .arg("--config")
         .arg(&config)
         .arg("serve")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).map_err(|e| e.to_string())?)
         .spawn()
-        .ok()?;
+        .map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_secs(3));
     let rss = rss_kib(child.id());
+    let exited = child.try_wait().ok().flatten();
     let _ = child.kill();
     let _ = child.wait();
-    rss
+    match (rss, exited) {
+        (_, Some(status)) => Err(format!(
+            "bellhop serve exited early ({status}): {}",
+            std::fs::read_to_string(dir.path().join("serve.log"))
+                .unwrap_or_default()
+                .trim()
+        )),
+        (Some(kib), None) => Ok(kib),
+        (None, None) => Err("no VmRSS in /proc".into()),
+    }
 }
 
 fn main() {
@@ -306,10 +316,10 @@ fn main() {
         return;
     }
     match idle_memory() {
-        Some(kib) => println!(
+        Ok(kib) => println!(
             "Idle `bellhop serve` with 100 profiles and 10,000 devices: {:.1} MiB RSS (target under 30 MiB)",
             kib as f64 / 1024.0
         ),
-        None => println!("Idle memory: could not be measured"),
+        Err(why) => println!("Idle memory: could not be measured: {why}"),
     }
 }

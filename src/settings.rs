@@ -69,13 +69,7 @@ pub struct LogSettings {
 impl Settings {
     /// Embedded defaults, then `file` (required only when `explicit`), then the environment.
     pub fn load(file: &Path, explicit: bool) -> Result<Settings, SettingsError> {
-        Self::load_with_env(
-            file,
-            explicit,
-            config::Environment::with_prefix("BELLHOP")
-                .separator("__")
-                .prefix_separator("_"),
-        )
+        Self::load_with_env(file, explicit, settings_environment(std::env::vars()))
     }
 
     fn load_with_env(
@@ -153,20 +147,27 @@ impl Settings {
     }
 }
 
+/// The `BELLHOP_<SECTION>__<KEY>` variables only: other `BELLHOP_…` variables (`BELLHOP_CONFIG`,
+/// `BELLHOP_LOG`, tools' own) are not settings.
+fn settings_environment(vars: impl Iterator<Item = (String, String)>) -> config::Environment {
+    let map: std::collections::HashMap<String, String> = vars
+        .filter(|(name, _)| {
+            name.strip_prefix("BELLHOP_")
+                .is_some_and(|rest| rest.contains("__"))
+        })
+        .collect();
+    config::Environment::with_prefix("BELLHOP")
+        .separator("__")
+        .prefix_separator("_")
+        .source(Some(map))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> config::Environment {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        config::Environment::with_prefix("BELLHOP")
-            .separator("__")
-            .prefix_separator("_")
-            .source(Some(map))
+        settings_environment(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
     }
 
     #[test]
@@ -183,7 +184,11 @@ mod tests {
         let settings = Settings::load_with_env(
             Path::new("/nonexistent/plugin.toml"),
             false,
-            env(&[("BELLHOP_WEB__LISTEN", "127.0.0.1:9999")]),
+            env(&[
+                ("BELLHOP_WEB__LISTEN", "127.0.0.1:9999"),
+                ("BELLHOP_CONFIG", "elsewhere.toml"),
+                ("BELLHOP_LOG", "debug"),
+            ]),
         );
         assert_eq!(
             settings.map(|s| s.web.listen).ok().as_deref(),
