@@ -57,13 +57,11 @@ fn benches(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut criterion = Criterion::default()
-        .output_directory(&common::criterion_dir())
-        .configure_from_args();
+    let mut criterion = common::criterion();
     benches(&mut criterion);
     criterion.final_summary();
     // Under `cargo test` each benchmark runs once as a check; there are no estimates to compare.
-    if !std::env::args().any(|arg| arg == "--bench") {
+    if !common::measuring() {
         return;
     }
     if let (Some(small), Some(large)) = (

@@ -312,14 +312,11 @@ fn print_run(record: &RunRecord) {
     }
     for change in &record.changes {
         let device = &change.device;
-        let name = match &device.key.feature {
-            Some(feature) => format!("{} / {}", device.key.root, feature),
-            None => device.key.root.clone(),
-        };
         println!(
-            "  {:?} #{} {name}: value {} string {:?}",
+            "  {:?} #{} {}: value {} string {:?}",
             change.kind,
             device.reference,
+            device.key,
             expr::value::format_number(device.value),
             device.string
         );
@@ -414,10 +411,12 @@ fn devices(settings: &Settings) -> Result<ExitCode> {
         println!("no devices yet");
     }
     for device in devices {
-        let name = match &device.key.feature {
-            Some(feature) => format!("  {} / {}", device.key.root, feature),
-            None => device.key.root.clone(),
+        let indent = if device.key.feature.is_some() {
+            "  "
+        } else {
+            ""
         };
+        let name = format!("{indent}{}", device.key);
         println!(
             "#{:<5} {:<16} {:<32} value {:<10} string {:?}",
             device.reference,

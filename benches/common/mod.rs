@@ -13,6 +13,18 @@ pub fn criterion_dir() -> PathBuf {
     target.join("criterion")
 }
 
+/// Criterion writing to [`criterion_dir`], configured from the command line.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .output_directory(&criterion_dir())
+        .configure_from_args()
+}
+
+/// Whether this is a measuring run (`cargo bench`), not a `cargo test` check of the benches.
+pub fn measuring() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
 /// The mean time (ns) criterion estimated for `group/function/parameter` in this run.
 pub fn mean_ns(group: &str, function: &str, parameter: &str) -> Option<f64> {
     let path = criterion_dir()

@@ -73,6 +73,16 @@ impl DeviceKey {
     }
 }
 
+/// Shows `root` or `root / feature`.
+impl std::fmt::Display for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.feature {
+            Some(feature) => write!(f, "{} / {feature}", self.root),
+            None => f.write_str(&self.root),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Device {
     pub reference: u64,
