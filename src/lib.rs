@@ -9,7 +9,9 @@
 pub mod devices;
 pub mod engine;
 pub mod expr;
+pub mod oauth;
 pub mod profile;
 pub mod secret;
 pub mod settings;
+pub mod tokens;
 pub mod web;

@@ -1,0 +1,249 @@
+//! The token store: each profile's tokens in its own file, encrypted with XChaCha20-Poly1305
+//! under a key kept outside the data directory, written atomically (temporary file, fsync,
+//! rename, fsync of the folder) with owner-only permissions. A rotated refresh token is on disk
+//! before `save` returns.
+//!
+//! Uses `oauth` (the token type) and `secret`; knows nothing of profiles, the engine or the web.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+
+use crate::oauth::TokenSet;
+
+const MAGIC: &[u8; 4] = b"BHT1";
+const NONCE_LEN: usize = 24;
+/// The environment variable that may hold the key (base64 of 32 bytes) instead of a key file.
+pub const KEY_VARIABLE: &str = "BELLHOP_TOKEN_KEY";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenStoreError {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("the token key in {0} is not 32 bytes of base64")]
+    BadKey(String),
+    #[error("the stored tokens of `{0}` cannot be read with this key (wrong key or damaged file): authorize the profile again")]
+    Unreadable(String),
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> TokenStoreError + '_ {
+    move |e| TokenStoreError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Where the key comes from: the environment variable, or a key file created on first use.
+pub fn load_or_create_key(key_file: &Path) -> Result<Key, TokenStoreError> {
+    use base64::Engine;
+    let decode = |text: &str, origin: &str| -> Result<Key, TokenStoreError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| TokenStoreError::BadKey(origin.to_string()))?;
+        if bytes.len() != 32 {
+            return Err(TokenStoreError::BadKey(origin.to_string()));
+        }
+        Ok(*Key::from_slice(&bytes))
+    };
+    if let Ok(text) = std::env::var(KEY_VARIABLE) {
+        return decode(&text, KEY_VARIABLE);
+    }
+    match std::fs::read_to_string(key_file) {
+        Ok(text) => decode(&text, &key_file.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+            let text = base64::engine::general_purpose::STANDARD.encode(key);
+            if let Some(parent) = key_file.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            write_atomically(key_file, text.as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(io(key_file)(e)),
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, never a
+/// mix; the file is owner-only from the first byte.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TokenStoreError> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let temporary = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temporary).map_err(io(&temporary))?;
+    file.write_all(bytes).map_err(io(&temporary))?;
+    file.sync_all().map_err(io(&temporary))?;
+    drop(file);
+    std::fs::rename(&temporary, path).map_err(io(path))?;
+    if let Ok(folder) = std::fs::File::open(dir) {
+        folder.sync_all().map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+pub struct TokenStore {
+    dir: PathBuf,
+    cipher: XChaCha20Poly1305,
+}
+
+impl TokenStore {
+    /// A store in `dir` (created owner-only) encrypting with `key`.
+    pub fn open(dir: &Path, key: &Key) -> Result<TokenStore, TokenStoreError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(dir))?;
+        }
+        Ok(TokenStore {
+            dir: dir.to_path_buf(),
+            cipher: XChaCha20Poly1305::new(key),
+        })
+    }
+
+    fn path(&self, profile: &str) -> PathBuf {
+        let hex: String = profile.bytes().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("{hex}.tokens"))
+    }
+
+    /// Stores a profile's tokens durably (they are on disk when this returns).
+    pub fn save(&self, profile: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
+        let path = self.path(profile);
+        let plain = serde_json::to_vec(tokens).map_err(|e| TokenStoreError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &plain,
+                    aad: profile.as_bytes(),
+                },
+            )
+            .map_err(|_| TokenStoreError::Unreadable(profile.to_string()))?;
+        let mut bytes = Vec::with_capacity(MAGIC.len() + NONCE_LEN + sealed.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(&sealed);
+        write_atomically(&path, &bytes)
+    }
+
+    /// A profile's tokens, or `None` when it was never authorized (or forgotten).
+    pub fn load(&self, profile: &str) -> Result<Option<TokenSet>, TokenStoreError> {
+        let path = self.path(profile);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let unreadable = || TokenStoreError::Unreadable(profile.to_string());
+        if bytes.len() < MAGIC.len() + NONCE_LEN || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(unreadable());
+        }
+        let nonce = XNonce::from_slice(&bytes[MAGIC.len()..MAGIC.len() + NONCE_LEN]);
+        let plain = self
+            .cipher
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &bytes[MAGIC.len() + NONCE_LEN..],
+                    aad: profile.as_bytes(),
+                },
+            )
+            .map_err(|_| unreadable())?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|_| unreadable())
+    }
+
+    /// Wipes a profile's tokens ("Forget authorization").
+    pub fn delete(&self, profile: &str) -> Result<(), TokenStoreError> {
+        let path = self.path(profile);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::parse_token_response;
+
+    fn tokens(access: &str) -> TokenSet {
+        let body = format!(
+            r#"{{"access_token":"{access}","refresh_token":"r-{access}","expires_in":60}}"#
+        );
+        parse_token_response(&body, None, 1_000).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn tokens_round_trip_encrypted_and_owner_only() -> Result<(), TokenStoreError> {
+        let dir = tempfile::tempdir().map_err(io(Path::new("tmp")))?;
+        let key = load_or_create_key(&dir.path().join("keys/token.key"))?;
+        let store = TokenStore::open(&dir.path().join("tokens"), &key)?;
+        assert!(store.load("discord")?.is_none());
+        store.save("discord", &tokens("access-one"))?;
+        let loaded = store
+            .load("discord")?
+            .map(|t| t.access_token.expose().to_string());
+        assert_eq!(loaded.as_deref(), Some("access-one"));
+        // Nothing readable on disk, and only the owner may read it.
+        let path = store.path("discord");
+        let raw = std::fs::read(&path).map_err(io(&path))?;
+        assert!(!raw.windows(10).any(|w| w == b"access-one"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .map_err(io(&path))?
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let key_mode = std::fs::metadata(dir.path().join("keys/token.key"))
+                .map_err(io(&path))?
+                .permissions()
+                .mode();
+            assert_eq!(key_mode & 0o777, 0o600);
+        }
+        // The same key file gives the same key; another key cannot read the tokens.
+        let again = load_or_create_key(&dir.path().join("keys/token.key"))?;
+        assert_eq!(again, key);
+        let other = TokenStore::open(
+            &dir.path().join("tokens"),
+            &XChaCha20Poly1305::generate_key(&mut OsRng),
+        )?;
+        assert!(matches!(
+            other.load("discord"),
+            Err(TokenStoreError::Unreadable(_))
+        ));
+        // A file moved to another profile's name does not decrypt (the name is bound in).
+        std::fs::copy(&path, store.path("zoho")).map_err(io(&path))?;
+        assert!(matches!(
+            store.load("zoho"),
+            Err(TokenStoreError::Unreadable(_))
+        ));
+        store.delete("discord")?;
+        assert!(store.load("discord")?.is_none());
+        Ok(())
+    }
+}
