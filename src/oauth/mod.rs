@@ -2,8 +2,8 @@
 //! `state`; the code exchange and refresh requests with the profile's client authentication
 //! (HTTP Basic or body, the same choice everywhere); lenient parsing of token responses.
 //!
-//! Knows nothing of profiles' files, storage, the engine or the web: it receives an
-//! [`OAuth2Spec`](crate::profile::OAuth2Spec)-like [`ClientConfig`] and an HTTP client.
+//! Knows nothing of profile files, storage, the engine or the web: it receives a
+//! [`ClientConfig`] (the engine builds one from a profile) and an HTTP client.
 
 mod flow;
 mod state;
