@@ -230,9 +230,10 @@ fn idle_memory() -> Result<u64, String> {
     std::fs::write(
         &config,
         format!(
-            "[web]\nlisten = \"127.0.0.1:0\"\n[paths]\ndata_dir = \"{}\"\nprofiles_dir = \"{}\"\n",
+            "[web]\nlisten = \"127.0.0.1:0\"\n[paths]\ndata_dir = \"{}\"\nprofiles_dir = \"{}\"\n[oauth]\nkey_file = \"{}\"\n",
             dir.path().join("data").display(),
-            profiles.display()
+            profiles.display(),
+            dir.path().join("token.key").display()
         ),
     )
     .map_err(|e| e.to_string())?;

@@ -9,9 +9,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use bellhop::devices::{DeviceHub, StoreError};
+use bellhop::engine::authorization::Authorizer;
 use bellhop::engine::{Engine, HubEnvironment, ProfileSource, RunRecord};
 use bellhop::expr::{self, Document, Expression, Scope};
 use bellhop::settings::Settings;
+use bellhop::tokens;
 use bellhop::web;
 
 #[derive(Parser)]
@@ -154,11 +156,19 @@ fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     for diagnostic in &set.diagnostics {
         tracing::warn!("{diagnostic}");
     }
-    Ok(Arc::new(Engine::new(
-        set,
-        Some(source),
-        open_hub(settings)?,
-    )?))
+    let hub = open_hub(settings)?;
+    let key_file = settings.token_key_file();
+    let key = tokens::load_or_create_key(&key_file)
+        .with_context(|| format!("preparing the token key {}", key_file.display()))?;
+    let store = tokens::TokenStore::open(&settings.tokens_dir(), &key)?;
+    let authorizer = Authorizer::new(
+        store,
+        settings.public_base_url().map_err(anyhow::Error::msg)?,
+        std::time::Duration::from_secs(settings.oauth.refresh_margin_secs),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let engine = Engine::new(set, Some(source), hub)?.with_authorizer(Arc::new(authorizer));
+    Ok(Arc::new(engine))
 }
 
 async fn serve(settings: Settings) -> Result<ExitCode> {

@@ -23,8 +23,16 @@ pub struct Settings {
     pub plugin: PluginInfo,
     pub web: WebSettings,
     pub paths: PathSettings,
+    pub oauth: OAuthSettings,
     pub devices: DeviceSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSettings {
+    pub key_file: PathBuf,
+    pub refresh_margin_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,6 +148,30 @@ impl Settings {
 
     pub fn commit_window(&self) -> Duration {
         Duration::from_millis(self.devices.commit_window_ms)
+    }
+
+    /// Where the token key lives: the configured file, or the user's configuration folder.
+    pub fn token_key_file(&self) -> PathBuf {
+        if !self.oauth.key_file.as_os_str().is_empty() {
+            return self.oauth.key_file.clone();
+        }
+        let config_home = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        config_home.join("bellhop").join("token.key")
+    }
+
+    pub fn tokens_dir(&self) -> PathBuf {
+        self.paths.data_dir.join("tokens")
+    }
+
+    pub fn public_base_url(&self) -> Result<url::Url, String> {
+        let mut text = self.web.public_base_url.clone();
+        if !text.ends_with('/') {
+            text.push('/');
+        }
+        url::Url::parse(&text).map_err(|e| format!("web.public_base_url: {e}"))
     }
 
     pub fn store_path(&self) -> PathBuf {

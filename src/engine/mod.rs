@@ -4,6 +4,7 @@
 //!
 //! Ties together `profile`, `expr` and `devices`. Never imports `web` or the CLI.
 
+pub mod authorization;
 pub mod mapping;
 pub mod request;
 
@@ -123,6 +124,7 @@ pub struct Engine {
     insecure_client: reqwest::Client,
     history: Mutex<HashMap<String, VecDeque<Arc<RunRecord>>>>,
     last_responses: Mutex<HashMap<String, Arc<str>>>,
+    authorizer: Option<Arc<authorization::Authorizer>>,
 }
 
 /// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
@@ -220,7 +222,18 @@ impl Engine {
             insecure_client: build_client(false)?,
             history: Mutex::new(HashMap::new()),
             last_responses: Mutex::new(HashMap::new()),
+            authorizer: None,
         })
+    }
+
+    /// Gives OAuth2 profiles their tokens.
+    pub fn with_authorizer(mut self, authorizer: Arc<authorization::Authorizer>) -> Engine {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
+    pub fn authorizer(&self) -> Option<&Arc<authorization::Authorizer>> {
+        self.authorizer.as_ref()
     }
 
     pub fn hub(&self) -> &Arc<DeviceHub> {
@@ -369,56 +382,41 @@ impl Engine {
             }
         };
         let action_input = Document::new(text.as_str(), profile.request_plan.clone());
-        let prepared = match request::prepare(profile, &Scope::new(&action_input, &env)) {
-            Ok(Some(prepared)) => prepared,
-            Ok(None) => {
-                record.skipped = true;
-                return;
-            }
-            Err(error) => {
-                let column = match &error {
-                    request::RequestError::Template { error, .. } => Some(error.column),
-                    _ => None,
+        let scope = Scope::new(&action_input, &env);
+        let mut rejected: Option<crate::secret::Secret> = None;
+        // At most two exchanges: the second only to replay once with a refreshed token.
+        let (response, mut exchange) = loop {
+            let (result, exchange, token) =
+                match self.exchange(profile, &scope, rejected.as_ref()).await {
+                    Ok(Some(sent)) => sent,
+                    Ok(None) => {
+                        record.skipped = true;
+                        return;
+                    }
+                    Err(error) => {
+                        record.errors.push(error);
+                        return;
+                    }
                 };
-                record.errors.push(RunError {
-                    stage: RunStage::Request,
-                    message: error.to_string(),
-                    column,
-                });
-                return;
-            }
-        };
-        let mut exchange = ExchangeRecord {
-            method: prepared.method,
-            url: prepared.display_url.clone(),
-            status: None,
-            duration_ms: 0,
-            response_bytes: 0,
-        };
-        let client = if profile.request.verify_tls {
-            &self.client
-        } else {
-            &self.insecure_client
-        };
-        let sent = Instant::now();
-        let result = request::send(
-            client,
-            prepared,
-            profile.request.timeout,
-            profile.request.max_response_bytes,
-        )
-        .await;
-        exchange.duration_ms = sent.elapsed().as_millis() as u64;
-        let response = match result {
-            Ok(response) => response,
-            Err(error) => {
-                record.exchanges.push(exchange);
-                record.errors.push(RunError {
-                    stage: RunStage::Request,
-                    message: error.to_string(),
-                    column: None,
-                });
-                return;
+            match (result, token) {
+                (Ok(response), Some(token))
+                    if rejected.is_none() && reauthorize_on(profile).contains(&response.status) =>
+                {
+                    let mut replaced = exchange;
+                    replaced.status = Some(response.status);
+                    record.exchanges.push(replaced);
+                    rejected = Some(token);
+                }
+                (Ok(response), _) => break (response, exchange),
+                (Err(error), _) => {
+                    record.exchanges.push(exchange);
+                    record.errors.push(RunError {
+                        stage: RunStage::Request,
+                        message: error.to_string(),
+                        column: None,
+                    });
+                    return;
+                }
             }
         };
         exchange.status = Some(response.status);
@@ -442,6 +440,92 @@ impl Engine {
             return;
         }
         self.map_response(profile, &response, body, record).await;
+    }
+
+    /// Renders, authenticates and sends one request. `Ok(None)`: a template gave `null`.
+    /// Returns the outcome, its record and the OAuth2 token used (if any).
+    async fn exchange(
+        &self,
+        profile: &Profile,
+        scope: &Scope<'_>,
+        rejected: Option<&crate::secret::Secret>,
+    ) -> Result<
+        Option<(
+            Result<request::Response, request::RequestError>,
+            ExchangeRecord,
+            Option<crate::secret::Secret>,
+        )>,
+        RunError,
+    > {
+        let mut prepared = match request::prepare(profile, scope) {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                let column = match &error {
+                    request::RequestError::Template { error, .. } => Some(error.column),
+                    _ => None,
+                };
+                return Err(RunError {
+                    stage: RunStage::Request,
+                    message: error.to_string(),
+                    column,
+                });
+            }
+        };
+        let token = match &profile.auth {
+            crate::profile::AuthSpec::OAuth2(spec) => {
+                let authorizer = self.authorizer.as_ref().ok_or_else(|| RunError {
+                    stage: RunStage::Request,
+                    message: "OAuth2 is not available in this process".into(),
+                    column: None,
+                })?;
+                let token = authorizer
+                    .access_token(profile, rejected)
+                    .await
+                    .map_err(|e| RunError {
+                        stage: RunStage::Request,
+                        message: e.to_string(),
+                        column: None,
+                    })?;
+                let value = spec
+                    .header_template
+                    .replace("{AccessToken}", token.expose());
+                let mut header =
+                    reqwest::header::HeaderValue::from_str(&value).map_err(|_| RunError {
+                        stage: RunStage::Request,
+                        message: "the access token cannot be sent in a header".into(),
+                        column: None,
+                    })?;
+                header.set_sensitive(true);
+                prepared
+                    .headers
+                    .insert(reqwest::header::AUTHORIZATION, header);
+                Some(token)
+            }
+            _ => None,
+        };
+        let mut exchange = ExchangeRecord {
+            method: prepared.method,
+            url: prepared.display_url.clone(),
+            status: None,
+            duration_ms: 0,
+            response_bytes: 0,
+        };
+        let client = if profile.request.verify_tls {
+            &self.client
+        } else {
+            &self.insecure_client
+        };
+        let sent = Instant::now();
+        let result = request::send(
+            client,
+            prepared,
+            profile.request.timeout,
+            profile.request.max_response_bytes,
+        )
+        .await;
+        exchange.duration_ms = sent.elapsed().as_millis() as u64;
+        Ok(Some((result, exchange, token)))
     }
 
     async fn map_response(
@@ -484,6 +568,13 @@ impl Engine {
                 column: None,
             }),
         }
+    }
+}
+
+fn reauthorize_on(profile: &Profile) -> &[u16] {
+    match &profile.auth {
+        crate::profile::AuthSpec::OAuth2(spec) => &spec.reauthorize_on,
+        _ => &[],
     }
 }
 

@@ -12,7 +12,7 @@ use super::value::Value;
 
 /// What an expression can ask of the world outside it. The expression core knows no device
 /// store, no HTTP client and no clock of its own.
-pub trait Environment {
+pub trait Environment: Sync {
     fn device_value(&self, _reference: u64) -> Option<f64> {
         None
     }

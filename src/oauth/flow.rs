@@ -177,16 +177,19 @@ async fn token_request(
         // A public client identifies itself in the body.
         (_, None) => form.push(("client_id", config.client_id.clone())),
     }
-    let mut encoded = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in &form {
-        encoded.append_pair(name, value);
-    }
+    let body = {
+        let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &form {
+            encoded.append_pair(name, value);
+        }
+        encoded.finish()
+    };
     let response = request
         .header(
             reqwest::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
-        .body(encoded.finish())
+        .body(body)
         .send()
         .await
         .map_err(|e| {

@@ -131,6 +131,7 @@ pub struct OAuth2Spec {
     pub client_auth: ClientAuth,
     pub pkce: bool,
     pub header_template: String,
+    pub reauthorize_on: Vec<u16>,
 }
 
 /// The device boxes (or list form) compiled: one rule per root device.

@@ -86,6 +86,8 @@ pub struct RawOAuth2 {
     pub pkce: Option<bool>,
     /// The Authorization header's value, e.g. `Zoho-oauthtoken {AccessToken}`.
     pub header_template: Option<String>,
+    /// API statuses that mean "token expired": refresh once and replay (default [401]).
+    pub reauthorize_on: Option<Vec<u16>>,
 }
 
 /// The family's four boxes.

@@ -527,6 +527,7 @@ fn resolve_oauth2(
         client_auth: client_auth?,
         pkce: raw.pkce.unwrap_or(true),
         header_template,
+        reauthorize_on: raw.reauthorize_on.clone().unwrap_or_else(|| vec![401]),
     })
 }
 

@@ -56,11 +56,22 @@ pub fn load_or_create_key(key_file: &Path) -> Result<Key, TokenStoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = XChaCha20Poly1305::generate_key(&mut OsRng);
             let text = base64::engine::general_purpose::STANDARD.encode(key);
-            if let Some(parent) = key_file.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            let dir = key_file.parent().unwrap_or_else(|| Path::new("."));
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            // Written whole under a private name, then linked into place only if no other
+            // process created the key meanwhile: every process ends up with the same key.
+            let candidate = dir.join(format!(".token.key.{}.new", std::process::id()));
+            write_atomically(&candidate, text.as_bytes())?;
+            let linked = std::fs::hard_link(&candidate, key_file);
+            let _ = std::fs::remove_file(&candidate);
+            match linked {
+                Ok(()) => Ok(key),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let existing = std::fs::read_to_string(key_file).map_err(io(key_file))?;
+                    decode(&existing, &key_file.display().to_string())
+                }
+                Err(e) => Err(io(key_file)(e)),
             }
-            write_atomically(key_file, text.as_bytes())?;
-            Ok(key)
         }
         Err(e) => Err(io(key_file)(e)),
     }

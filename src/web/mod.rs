@@ -3,7 +3,9 @@
 
 pub mod dto;
 pub mod error;
+pub mod oauth;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -266,6 +268,32 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 .collect();
             ok(&serde_json::json!({ "functions": list }))
         });
+    // GET /oauth2/start?profile=NAME: Request Authorization.
+    let oauth_start = warp::path!("oauth2" / "start")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(s())
+        .map(|query: HashMap<String, String>, state: AppState| oauth::start(&state, &query));
+    // GET /oauth2/callback and the family's /oauth2_callback.html
+    let oauth_callback = warp::path!("oauth2" / "callback")
+        .or(warp::path!("oauth2_callback.html"))
+        .unify()
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(s())
+        .then(|query: HashMap<String, String>, state: AppState| oauth::callback(state, query));
+    // GET /api/v1/profiles/{name}/authorization
+    let authorization_get = api
+        .and(warp::path!("profiles" / String / "authorization"))
+        .and(warp::get())
+        .and(s())
+        .map(|name: String, state: AppState| authorization(&state, &decode(&name), false));
+    // DELETE /api/v1/profiles/{name}/authorization: Forget authorization.
+    let authorization_forget = api
+        .and(warp::path!("profiles" / String / "authorization"))
+        .and(warp::delete())
+        .and(s())
+        .map(|name: String, state: AppState| authorization(&state, &decode(&name), true));
     // GET /demo/rooms.json: a local JSON source for the quick start.
     let demo = warp::path!("demo" / "rooms.json")
         .and(warp::get())
@@ -289,6 +317,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         eval.boxed(),
         functions.boxed(),
         demo.boxed(),
+        oauth_start.boxed(),
+        oauth_callback.boxed(),
+        authorization_get.boxed(),
+        authorization_forget.boxed(),
     ];
     let mut combined: Option<BoxedFilter<(Response,)>> = None;
     for route in all {
@@ -305,6 +337,38 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         })
         .recover(error::recover)
         .unify()
+}
+
+/// A profile's authorization status (and, with `forget`, after wiping its tokens).
+fn authorization(state: &AppState, name: &str, forget: bool) -> Response {
+    let profiles = state.engine.profiles();
+    let Some(profile) = profiles.get(name) else {
+        return ApiError::not_found(format!("no profile named `{name}` is loaded")).into_response();
+    };
+    let Some(authorizer) = state.engine.authorizer() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "OAuth2 is not available in this process",
+        )
+        .into_response();
+    };
+    if forget {
+        if let Err(error) = authorizer.forget(&profile.name) {
+            return ApiError::internal(error.to_string()).into_response();
+        }
+    }
+    match authorizer.status(profile) {
+        Ok(status) => ok(&serde_json::json!({
+            "profile": profile.name,
+            "status": status,
+            "redirect_uri": match &profile.auth {
+                crate::profile::AuthSpec::OAuth2(spec) => Some(authorizer.redirect_uri(spec)),
+                _ => None,
+            },
+        })),
+        Err(error) => ApiError::bad_request(error.to_string()).into_response(),
+    }
 }
 
 fn decode(segment: &str) -> String {

@@ -1,0 +1,143 @@
+//! The OAuth2 pages: `GET /oauth2/start?profile=…` (Request Authorization: redirects the browser
+//! to the provider) and the callback page at `/oauth2/callback` (and the family's legacy
+//! `/oauth2_callback.html`), which checks `state`, exchanges the code and says what happened.
+//! No code, token or secret is ever put on a page.
+
+use std::collections::HashMap;
+
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Reply;
+
+use super::AppState;
+use crate::engine::authorization::AuthorizationError;
+use crate::secret::Secret;
+
+const PAGE: &str = include_str!("../../web/callback.html");
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The callback page with an outcome: `ok` or `refused`.
+pub fn page(status: StatusCode, kind: &str, title: &str, message: &str) -> Response {
+    let html = PAGE
+        .replace("{{kind}}", kind)
+        .replace("{{title}}", &escape(title))
+        .replace("{{message}}", &escape(message))
+        .replace("{{back}}", "/");
+    let reply = warp::reply::with_header(warp::reply::html(html), "cache-control", "no-store");
+    warp::reply::with_status(reply, status).into_response()
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    page(status, "refused", "Authorization refused", message)
+}
+
+/// `GET /oauth2/start?profile=NAME`
+pub fn start(state: &AppState, query: &HashMap<String, String>) -> Response {
+    let Some(name) = query.get("profile") else {
+        return refused(StatusCode::BAD_REQUEST, "No profile was named.");
+    };
+    let profiles = state.engine.profiles();
+    let Some(profile) = profiles.get(name) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!("No profile named “{name}” is loaded."),
+        );
+    };
+    let Some(authorizer) = state.engine.authorizer() else {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "OAuth2 is not available in this process.",
+        );
+    };
+    match authorizer.begin(profile) {
+        Ok(url) => {
+            let location = warp::http::HeaderValue::from_str(url.as_str());
+            match location {
+                Ok(location) => {
+                    let mut response = warp::reply::with_header(
+                        warp::reply::with_status("", StatusCode::FOUND),
+                        "cache-control",
+                        "no-store",
+                    )
+                    .into_response();
+                    response.headers_mut().insert("location", location);
+                    response
+                }
+                Err(_) => refused(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The authorize URL cannot be used.",
+                ),
+            }
+        }
+        Err(error) => refused(StatusCode::BAD_REQUEST, &error.to_string()),
+    }
+}
+
+/// `GET /oauth2/callback?code=…&state=…` (or `?error=…&state=…`)
+pub async fn callback(state: AppState, query: HashMap<String, String>) -> Response {
+    let Some(authorizer) = state.engine.authorizer() else {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "OAuth2 is not available in this process.",
+        );
+    };
+    let Some(state_value) = query.get("state").filter(|s| !s.is_empty()) else {
+        return refused(StatusCode::BAD_REQUEST, "The provider's answer has no state, so it cannot be trusted. Start again with Request Authorization.");
+    };
+    // The state is spent here, whatever comes next: a replay finds nothing.
+    let pending = match authorizer.take_state(state_value) {
+        Ok(pending) => pending,
+        Err(error) => return refused(StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    if let Some(error) = query.get("error") {
+        let description = query
+            .get("error_description")
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let message = if error == "access_denied" {
+            format!("Access was denied at the provider{description}. Nothing was stored; you can try again from the profile.")
+        } else {
+            format!("The provider answered “{error}”{description}. Nothing was stored.")
+        };
+        return refused(StatusCode::BAD_REQUEST, &message);
+    }
+    let Some(code) = query.get("code").filter(|c| !c.is_empty()) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "The provider's answer has no authorization code.",
+        );
+    };
+    let profiles = state.engine.profiles();
+    let Some(profile) = profiles.get(&pending.profile) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!("Profile “{}” is no longer loaded.", pending.profile),
+        );
+    };
+    match authorizer
+        .complete(profile, &pending, &Secret::new(code.clone()))
+        .await
+    {
+        Ok(()) => page(
+            StatusCode::OK,
+            "ok",
+            "Profile authorized",
+            &format!(
+                "Profile “{}” is authorized. Bellhop keeps its tokens and refreshes them.",
+                profile.name
+            ),
+        ),
+        Err(error @ AuthorizationError::Protocol(_)) => refused(
+            StatusCode::BAD_GATEWAY,
+            &format!("The code could not be exchanged for tokens: {error}"),
+        ),
+        Err(error) => refused(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    }
+}
