@@ -7,4 +7,5 @@ mod architecture;
 mod cli;
 mod docs;
 mod engine;
+mod oauth;
 mod profiles;

@@ -1,0 +1,430 @@
+//! OAuth2 against an in-process stub provider on 127.0.0.1: the whole authorization-code flow
+//! with PKCE through the callback page, both client authentication styles, refusals of bad,
+//! replayed and denied callbacks, rotation, the 1,000-way single-flight refresh, invalid_grant
+//! without a retry storm, and the replay after a 401.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bellhop::devices::DeviceKey;
+use bellhop::engine::authorization::{AuthorizationStatus, Authorizer};
+use bellhop::engine::Engine;
+use bellhop::tokens::{load_or_create_key, TokenStore};
+use bellhop::web::{routes, AppState};
+use warp::Filter;
+
+use crate::support::Workspace;
+
+#[derive(Default)]
+struct Provider {
+    /// code → PKCE challenge
+    codes: HashMap<String, String>,
+    valid_access: HashSet<String>,
+    valid_refresh: HashSet<String>,
+    issued: usize,
+    code_exchanges: usize,
+    refreshes: usize,
+    /// Whether each token request came with HTTP Basic client authentication.
+    basic: Vec<bool>,
+    refuse_refresh: bool,
+    first_expires_in: u64,
+}
+
+type Shared = Arc<Mutex<Provider>>;
+
+fn issue(p: &mut Provider, expires_in: u64) -> serde_json::Value {
+    p.issued += 1;
+    let access = format!("at-{}", p.issued);
+    let refresh = format!("rt-{}", p.issued);
+    p.valid_access.insert(access.clone());
+    p.valid_refresh.insert(refresh.clone());
+    // expires_in as a string and scope as a list: lenient parsing is part of the test.
+    serde_json::json!({"access_token": access, "refresh_token": refresh, "expires_in": expires_in.to_string(), "scope": ["identify", "email"]})
+}
+
+async fn start_provider(shared: Shared) -> SocketAddr {
+    let token_state = shared.clone();
+    let token = warp::path("token")
+        .and(warp::post())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .map(
+            move |authorization: Option<String>, form: HashMap<String, String>| {
+                let mut p = token_state.lock().unwrap_or_else(|e| e.into_inner());
+                let basic = authorization.is_some_and(|a| a.starts_with("Basic "));
+                p.basic.push(basic);
+                let client_ok = basic
+                    || (form.get("client_id").map(String::as_str) == Some("client-1")
+                        && form.get("client_secret").map(String::as_str) == Some("secret-1"));
+                let refuse = |error: &str| {
+                    warp::reply::with_status(
+                        warp::reply::json(&serde_json::json!({"error": error})),
+                        warp::http::StatusCode::BAD_REQUEST,
+                    )
+                };
+                if !client_ok {
+                    return refuse("invalid_client");
+                }
+                match form.get("grant_type").map(String::as_str) {
+                    Some("authorization_code") => {
+                        p.code_exchanges += 1;
+                        let code = form.get("code").cloned().unwrap_or_default();
+                        let Some(challenge) = p.codes.remove(&code) else {
+                            return refuse("invalid_grant");
+                        };
+                        let verifier = oauth2::PkceCodeVerifier::new(
+                            form.get("code_verifier").cloned().unwrap_or_default(),
+                        );
+                        if oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier).as_str()
+                            != challenge
+                        {
+                            return refuse("invalid_grant");
+                        }
+                        let expires = p.first_expires_in;
+                        let body = issue(&mut p, expires);
+                        warp::reply::with_status(
+                            warp::reply::json(&body),
+                            warp::http::StatusCode::OK,
+                        )
+                    }
+                    Some("refresh_token") => {
+                        p.refreshes += 1;
+                        let refresh = form.get("refresh_token").cloned().unwrap_or_default();
+                        // Rotation: a refresh token works once.
+                        if p.refuse_refresh || !p.valid_refresh.remove(&refresh) {
+                            return refuse("invalid_grant");
+                        }
+                        let body = issue(&mut p, 3600);
+                        warp::reply::with_status(
+                            warp::reply::json(&body),
+                            warp::http::StatusCode::OK,
+                        )
+                    }
+                    _ => refuse("unsupported_grant_type"),
+                }
+            },
+        );
+    let api_state = shared.clone();
+    let me = warp::path("me")
+        .and(warp::header::optional::<String>("authorization"))
+        .map(move |authorization: Option<String>| {
+            let p = api_state.lock().unwrap_or_else(|e| e.into_inner());
+            let token = authorization
+                .and_then(|a| a.strip_prefix("Bearer ").map(str::to_string))
+                .unwrap_or_default();
+            if p.valid_access.contains(&token) {
+                warp::reply::with_status(
+                    r#"{"email":"ann@example.com","username":"ann"}"#.to_string(),
+                    warp::http::StatusCode::OK,
+                )
+            } else {
+                warp::reply::with_status(
+                    r#"{"message":"401: Unauthorized"}"#.to_string(),
+                    warp::http::StatusCode::UNAUTHORIZED,
+                )
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(warp::serve(token.or(me)).incoming(listener).run());
+    address
+}
+
+struct Setup {
+    provider: Shared,
+    engine: Arc<Engine>,
+    state: AppState,
+    _ws: Workspace,
+    tokens_dir: std::path::PathBuf,
+    key_file: std::path::PathBuf,
+}
+
+async fn setup(client_auth: &str) -> Setup {
+    let provider: Shared = Arc::new(Mutex::new(Provider {
+        first_expires_in: 3600,
+        ..Provider::default()
+    }));
+    let address = start_provider(provider.clone()).await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "discord",
+        &format!(
+            "version = 1\n[request]\nurl = \"http://{address}/me\"\ntimeout_secs = 5\n\n\
+             [auth.oauth2]\nprovider = \"discord\"\nclient_id = \"client-1\"\nclient_secret = \"secret-1\"\nscopes = \"identify email\"\n\
+             authorize_url = \"http://{address}/authorize\"\ntoken_url = \"http://{address}/token\"\nclient_auth = \"{client_auth}\"\n\
+             [auth.oauth2.extra_authorize_params]\nprompt = \"consent\"\n\n\
+             [devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input,\"email\")'\n"
+        ),
+    );
+    let key_file = ws.path().join("keys/token.key");
+    let tokens_dir = ws.path().join("data/tokens");
+    let key = load_or_create_key(&key_file).unwrap_or_else(|e| panic!("{e}"));
+    let store = TokenStore::open(&tokens_dir, &key).unwrap_or_else(|e| panic!("{e}"));
+    let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
+    let authorizer = Authorizer::new(store, base, std::time::Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let engine = Arc::new(
+        Engine::new(ws.load(), None, ws.hub())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_authorizer(Arc::new(authorizer)),
+    );
+    let state = AppState {
+        engine: engine.clone(),
+    };
+    Setup {
+        provider,
+        engine,
+        state,
+        _ws: ws,
+        tokens_dir,
+        key_file,
+    }
+}
+
+impl Setup {
+    /// Request Authorization → (the provider logs the user in) → the callback URL's query.
+    async fn authorize(&self) -> (u16, String, HashMap<String, String>) {
+        let response = warp::test::request()
+            .path("/oauth2/start?profile=discord")
+            .reply(&routes(self.state.clone()))
+            .await;
+        assert_eq!(response.status(), 302);
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let url = url::Url::parse(&location).unwrap_or_else(|e| panic!("{location}: {e}"));
+        let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        self.provider
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .codes
+            .insert("code-1".into(), query["code_challenge"].clone());
+        let (status, page) = self
+            .callback(&format!("code=code-1&state={}", query["state"]))
+            .await;
+        (status, page, query)
+    }
+
+    async fn callback(&self, query: &str) -> (u16, String) {
+        let response = warp::test::request()
+            .path(&format!("/oauth2/callback?{query}"))
+            .reply(&routes(self.state.clone()))
+            .await;
+        (
+            response.status().as_u16(),
+            String::from_utf8_lossy(response.body()).into_owned(),
+        )
+    }
+
+    fn provider(&self) -> std::sync::MutexGuard<'_, Provider> {
+        self.provider.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn profile(&self) -> Arc<bellhop::profile::Profile> {
+        self.engine
+            .profiles()
+            .get("discord")
+            .cloned()
+            .unwrap_or_else(|| panic!("no profile"))
+    }
+}
+
+#[tokio::test]
+async fn the_whole_flow_authorizes_and_runs_with_either_client_authentication() {
+    for style in ["basic", "body"] {
+        let setup = setup(style).await;
+        let status_before = setup
+            .engine
+            .authorizer()
+            .map(|a| a.status(&setup.profile()).ok());
+        assert_eq!(
+            status_before,
+            Some(Some(AuthorizationStatus::NeverAuthorized))
+        );
+        let (status, page, query) = setup.authorize().await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Profile authorized"), "{page}");
+        assert!(
+            !page.contains("at-1") && !page.contains("code-1"),
+            "the page shows a credential"
+        );
+        assert_eq!(query["response_type"], "code");
+        assert_eq!(
+            query["redirect_uri"],
+            "http://127.0.0.1:8765/oauth2/callback"
+        );
+        assert_eq!(query["scope"], "identify email");
+        assert_eq!(query["code_challenge_method"], "S256");
+        assert_eq!(query["prompt"], "consent");
+
+        let record = setup
+            .engine
+            .run("discord", "")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(record.ok, "{:?}", record.errors);
+        let email = setup
+            .engine
+            .hub()
+            .find(&DeviceKey::root("discord", "email"))
+            .map(|d| d.string);
+        assert_eq!(email.as_deref(), Some("ann@example.com"));
+
+        // The API says the token expired: one refresh, one replay, the same client auth.
+        setup.provider().valid_access.clear();
+        let record = setup
+            .engine
+            .run("discord", "")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(record.ok, "{:?}", record.errors);
+        assert_eq!(
+            record
+                .exchanges
+                .iter()
+                .map(|e| e.status)
+                .collect::<Vec<_>>(),
+            vec![Some(401), Some(200)]
+        );
+        let basic = setup.provider().basic.clone();
+        assert_eq!(basic, vec![style == "basic"; 2], "{style}: {basic:?}");
+        // The rotated refresh token is what the store holds.
+        let key = load_or_create_key(&setup.key_file).unwrap_or_else(|e| panic!("{e}"));
+        let stored = TokenStore::open(&setup.tokens_dir, &key)
+            .and_then(|s| s.load("discord"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .and_then(|t| t.refresh_token.map(|r| r.expose().to_string()));
+        assert_eq!(stored.as_deref(), Some("rt-2"));
+    }
+}
+
+#[tokio::test]
+async fn bad_replayed_and_denied_callbacks_are_refused_without_a_token_request() {
+    let setup = setup("basic").await;
+    let (status, page) = setup.callback("code=x&state=forged").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("unknown or was already used"), "{page}");
+    let (status, _) = setup.callback("code=x").await;
+    assert_eq!(status, 400);
+
+    let (status, _, query) = setup.authorize().await;
+    assert_eq!(status, 200);
+    let (status, page) = setup
+        .callback(&format!("code=code-1&state={}", query["state"]))
+        .await;
+    assert_eq!(status, 400, "a replayed state must be refused");
+    assert!(page.contains("already used"), "{page}");
+
+    let response = warp::test::request()
+        .path("/oauth2/start?profile=discord")
+        .reply(&routes(setup.state.clone()))
+        .await;
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let state = url::Url::parse(&location)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    let (status, page) = setup
+        .callback(&format!(
+            "error=access_denied&error_description=The+user+said+no&state={state}"
+        ))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("Access was denied") && page.contains("The user said no"),
+        "{page}"
+    );
+    assert_eq!(
+        setup.provider().code_exchanges,
+        1,
+        "only the one good callback reached the token endpoint"
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_runs_on_an_expired_token_make_one_refresh() {
+    let setup = setup("body").await;
+    setup.provider().first_expires_in = 1;
+    let (status, page, _) = setup.authorize().await;
+    assert_eq!(status, 200, "{page}");
+    let mut runs = Vec::new();
+    for _ in 0..1000 {
+        let engine = setup.engine.clone();
+        runs.push(tokio::spawn(async move {
+            engine.run("discord", "").await.map(|r| r.ok)
+        }));
+    }
+    let mut ok = 0;
+    for run in runs {
+        if matches!(run.await, Ok(Ok(true))) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1000);
+    assert_eq!(setup.provider().refreshes, 1);
+}
+
+#[tokio::test]
+async fn a_dead_grant_asks_for_reauthorization_once_and_stops_refreshing() {
+    let setup = setup("basic").await;
+    setup.provider().first_expires_in = 1;
+    let (status, _, _) = setup.authorize().await;
+    assert_eq!(status, 200);
+    setup.provider().refuse_refresh = true;
+    for _ in 0..50 {
+        let record = setup
+            .engine
+            .run("discord", "")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!record.ok);
+        assert!(
+            record.errors[0]
+                .message
+                .contains("needs to be authorized again"),
+            "{:?}",
+            record.errors
+        );
+    }
+    assert_eq!(
+        setup.provider().refreshes,
+        1,
+        "no retry storm after invalid_grant"
+    );
+    let status = setup
+        .engine
+        .authorizer()
+        .and_then(|a| a.status(&setup.profile()).ok());
+    assert!(
+        matches!(
+            status,
+            Some(AuthorizationStatus::NeedsReauthorization { .. })
+        ),
+        "{status:?}"
+    );
+    // Authorizing again needs no deleting, and works.
+    setup.provider().refuse_refresh = false;
+    let (status, _, _) = setup.authorize().await;
+    assert_eq!(status, 200);
+    let record = setup
+        .engine
+        .run("discord", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+}
