@@ -90,13 +90,19 @@ impl SecretSource {
                 line.unwrap_or(1)
             )
         })?;
+        SecretSource::from_table(table)
+            .map_err(|name| format!("{}: `{name}` must be text", path.display()))
+    }
+
+    /// A source from a secrets table (`NAME = "value"`); `Err` names an entry that is not text.
+    pub fn from_table(table: toml::Table) -> Result<SecretSource, String> {
         let mut file_values = HashMap::new();
         for (name, value) in table {
             match value {
                 toml::Value::String(s) => {
                     file_values.insert(name, Secret::new(s));
                 }
-                _ => return Err(format!("{}: `{name}` must be text", path.display())),
+                _ => return Err(name),
             }
         }
         Ok(SecretSource {

@@ -5,6 +5,7 @@
 //! Ties together `profile`, `expr` and `devices`. Never imports `web` or the CLI.
 
 pub mod authorization;
+pub mod editor;
 pub mod mapping;
 pub mod request;
 

@@ -62,10 +62,22 @@ impl Reply for ApiError {
     }
 }
 
+/// A state-changing request from another origin (see `same_origin_writes`).
+#[derive(Debug)]
+pub struct CrossOrigin;
+
+impl warp::reject::Reject for CrossOrigin {}
+
 /// Turns warp's rejections (unknown path, wrong method, bad JSON body, body too large) into the
 /// API's error shape.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
-    let error = if rejection.is_not_found() {
+    let error = if rejection.find::<CrossOrigin>().is_some() {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "requests that change something must come from Bellhop's own pages",
+        )
+    } else if rejection.is_not_found() {
         ApiError::not_found("no such endpoint")
     } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         ApiError::bad_request(format!("the request body is not the expected JSON: {e}"))

@@ -16,6 +16,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::engine::editor::{EditError, ProfileForm};
 use crate::engine::{Engine, EngineError, HubEnvironment};
 use crate::expr::{self, Document, Expression, Scope};
 use crate::secret::SecretSource;
@@ -294,6 +295,70 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::delete())
         .and(s())
         .map(|name: String, state: AppState| authorization(&state, &decode(&name), true));
+    // GET /api/v1/profiles/{name}/form: the editor's fields (secrets redacted).
+    let profiles_form = api
+        .and(warp::path!("profiles" / String / "form"))
+        .and(warp::get())
+        .and(s())
+        .map(|name: String, state: AppState| profile_form(&state, &decode(&name)));
+    // PUT /api/v1/profiles/{name}: save from the editor.
+    let profiles_save = api
+        .and(warp::path!("profiles" / String))
+        .and(warp::put())
+        .and(json_body())
+        .and(s())
+        .map(|_name: String, form: ProfileForm, state: AppState| {
+            match state.engine.save_profile(&form) {
+                Ok(()) => ok(&serde_json::json!({ "saved": form.name.trim() })),
+                Err(EditError::Invalid(diagnostics)) => {
+                    let mut error = ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_profile",
+                        "the profile has problems: nothing was saved",
+                    );
+                    error.diagnostics = diagnostics;
+                    error.into_response()
+                }
+                Err(other) => ApiError::internal(other.to_string()).into_response(),
+            }
+        });
+    // GET /api/v1/events: device changes as server-sent events.
+    let events = api
+        .and(warp::path("events"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(s())
+        .map(|state: AppState| {
+            let changes = state.engine.hub().subscribe();
+            let stream = futures_util::stream::unfold(changes, |mut changes| async move {
+                loop {
+                    match changes.recv().await {
+                        Ok(change) => {
+                            let event = warp::sse::Event::default()
+                                .event("device")
+                                .json_data(DeviceView::from(&change.device))
+                                .unwrap_or_else(|_| {
+                                    warp::sse::Event::default().comment("unserializable")
+                                });
+                            return Some((Ok::<_, Infallible>(event), changes));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            });
+            warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
+        });
+    // The UI: GET /, /app.js, /style.css (built into the binary from web/).
+    let ui = warp::get().and(
+        warp::path::end()
+            .map(|| static_file(UI_INDEX, "text/html; charset=utf-8"))
+            .or(warp::path!("app.js")
+                .map(|| static_file(UI_SCRIPT, "text/javascript; charset=utf-8")))
+            .unify()
+            .or(warp::path!("style.css").map(|| static_file(UI_STYLE, "text/css; charset=utf-8")))
+            .unify(),
+    );
     // GET /demo/rooms.json: a local JSON source for the quick start.
     let demo = warp::path!("demo" / "rooms.json")
         .and(warp::get())
@@ -321,6 +386,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         oauth_callback.boxed(),
         authorization_get.boxed(),
         authorization_forget.boxed(),
+        profiles_form.boxed(),
+        profiles_save.boxed(),
+        events.boxed(),
+        ui.boxed(),
     ];
     let mut combined: Option<BoxedFilter<(Response,)>> = None;
     for route in all {
@@ -329,14 +398,86 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             Some(previous) => previous.or(route).unify().boxed(),
         });
     }
-    combined
-        .unwrap_or_else(|| {
-            warp::any()
-                .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
-                .boxed()
-        })
+    let combined = combined.unwrap_or_else(|| {
+        warp::any()
+            .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
+            .boxed()
+    });
+    same_origin_writes()
+        .and(combined)
         .recover(error::recover)
         .unify()
+}
+
+const UI_INDEX: &str = include_str!("../../web/index.html");
+const UI_SCRIPT: &str = include_str!("../../web/app.js");
+const UI_STYLE: &str = include_str!("../../web/style.css");
+
+fn static_file(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = Response::new(body.into());
+    if let Ok(value) = warp::http::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert("content-type", value);
+    }
+    response.headers_mut().insert(
+        "x-content-type-options",
+        warp::http::HeaderValue::from_static("nosniff"),
+    );
+    response.headers_mut().insert(
+        "content-security-policy",
+        warp::http::HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+/// CSRF defence: a request that changes something (anything but GET and HEAD) is refused when
+/// a browser says it comes from another origin. Browsers send `Origin` with every cross-origin
+/// POST, PUT and DELETE; tools such as curl send none and are not browsers.
+fn same_origin_writes() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::method()
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and_then(
+            |method: warp::http::Method, origin: Option<String>, host: Option<String>| async move {
+                let safe = method == warp::http::Method::GET || method == warp::http::Method::HEAD;
+                let same = match (&origin, &host) {
+                    (None, _) => true,
+                    (Some(origin), Some(host)) => url::Url::parse(origin)
+                        .ok()
+                        .map(|u| match u.port() {
+                            Some(port) => format!("{}:{port}", u.host_str().unwrap_or_default()),
+                            None => u.host_str().unwrap_or_default().to_string(),
+                        })
+                        .is_some_and(|authority| authority.eq_ignore_ascii_case(host)),
+                    (Some(_), None) => false,
+                };
+                if safe || same {
+                    Ok(())
+                } else {
+                    Err(warp::reject::custom(error::CrossOrigin))
+                }
+            },
+        )
+        .untuple_one()
+}
+
+/// The editor's view of a profile: its fields, its redirect URI and its authorization status.
+fn profile_form(state: &AppState, name: &str) -> Response {
+    let profiles = state.engine.profiles();
+    let Some(profile) = profiles.get(name) else {
+        return ApiError::not_found(format!("no profile named `{name}` is loaded")).into_response();
+    };
+    let authorizer = state.engine.authorizer();
+    let (redirect_uri, status) = match (&profile.auth, authorizer) {
+        (crate::profile::AuthSpec::OAuth2(spec), Some(a)) => {
+            (Some(a.redirect_uri(spec)), a.status(profile).ok())
+        }
+        _ => (None, None),
+    };
+    ok(&serde_json::json!({
+        "form": ProfileForm::of(profile),
+        "redirect_uri": redirect_uri,
+        "status": status,
+    }))
 }
 
 /// A profile's authorization status (and, with `forget`, after wiping its tokens).
