@@ -8,4 +8,5 @@ mod cli;
 mod docs;
 mod engine;
 mod oauth;
+mod peers;
 mod profiles;

@@ -1,0 +1,255 @@
+//! Against real peers: the npm `oidc-provider` authorization server and Debian's Chromium driven
+//! by `playwright-core` (both under tests/peers/, installed by `.ci/run`). The whole user path in
+//! a real browser, then real refreshes with rotation, for both client authentication styles.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SETUP: &str = "bash .ci/run (it runs `apt-get install -y chromium nodejs npm` and `npm ci --prefix tests/peers`)";
+
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+}
+
+/// Whether the peers are installed. Under CI a missing peer fails the test; locally it skips, loudly.
+fn peers_ready() -> bool {
+    let missing: Vec<&str> = [
+        (
+            "node",
+            Command::new("node")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+        ),
+        (
+            "tests/peers/node_modules",
+            peers_dir().join("node_modules/oidc-provider").exists()
+                && peers_dir().join("node_modules/playwright-core").exists(),
+        ),
+        ("/usr/bin/chromium", Path::new("/usr/bin/chromium").exists()),
+    ]
+    .into_iter()
+    .filter(|(_, present)| !present)
+    .map(|(name, _)| name)
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!("real peers missing ({}): run {SETUP}", missing.join(", "));
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED (not CI): {message}");
+    false
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+struct Peer {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    fn spawn(mut command: Command) -> Peer {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Ok(mut lines) = lines.lock() {
+                        lines.push(line);
+                    }
+                }
+            });
+        }
+        Peer { child, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn wait_for(&self, needle: &str, within: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            if started.elapsed() > within {
+                panic!(
+                    "`{needle}` never appeared; output:\n{}",
+                    self.lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn run_path(client_auth: &str) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bellhop_port = free_port();
+    let bellhop_url = format!("http://127.0.0.1:{bellhop_port}");
+    let client_secret = format!("peer-secret-{}", std::process::id());
+    let mut provider_command = Command::new("node");
+    provider_command
+        .arg(peers_dir().join("provider.mjs"))
+        .env("PORT", "0")
+        .env("CLIENT_ID", "bellhop-test")
+        .env("CLIENT_SECRET", &client_secret)
+        .env("REDIRECT_URI", format!("{bellhop_url}/oauth2/callback"))
+        .env(
+            "AUTH_METHOD",
+            if client_auth == "body" {
+                "client_secret_post"
+            } else {
+                "client_secret_basic"
+            },
+        )
+        .env("ACCESS_TTL", "5");
+    let provider = Peer::spawn(provider_command);
+    let ready = provider.wait_for("READY ", Duration::from_secs(30));
+    let provider_url = format!(
+        "http://127.0.0.1:{}",
+        ready.trim_start_matches("READY ").trim()
+    );
+
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.path().join("plugin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{bellhop_port}\"\npublic_base_url = \"{bellhop_url}\"\n[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nsecrets_file = \"{d}/data/secrets.toml\"\n[oauth]\nkey_file = \"{d}/key/token.key\"\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut serve_command = Command::new(env!("CARGO_BIN_EXE_bellhop"));
+    serve_command
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env_remove("BELLHOP_LOG");
+    let serve = Peer::spawn(serve_command);
+    serve.wait_for("serving", Duration::from_secs(30));
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/peer-artifacts")
+        .join(client_auth);
+    let browser = Command::new("node")
+        .arg(peers_dir().join("browser.mjs"))
+        .env("BELLHOP_URL", &bellhop_url)
+        .env("PROVIDER_URL", &provider_url)
+        .env("CLIENT_ID", "bellhop-test")
+        .env("CLIENT_SECRET", &client_secret)
+        .env("CLIENT_AUTH", client_auth)
+        .env("ARTIFACTS", &artifacts)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the browser: {e}"));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&browser.stdout),
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    assert!(
+        browser.status.success() && printed.contains("BROWSER OK"),
+        "browser path failed (screenshots in {}):\n{printed}\nprovider:\n{}\nbellhop:\n{}",
+        artifacts.display(),
+        provider.lines().join("\n"),
+        serve.lines().join("\n")
+    );
+
+    // Real refreshes with rotation: the access token lives 5 s, inside the refresh margin, so
+    // each run refreshes with the refresh token the previous one received.
+    let client = reqwest::blocking::Client::new();
+    for _ in 0..3 {
+        let record: serde_json::Value = client
+            .post(format!("{bellhop_url}/api/v1/actions/run"))
+            .json(&serde_json::json!({"profile": "discord"}))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(record["ok"], true, "{record}");
+    }
+    let tokens: Vec<String> = provider
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("TOKEN "))
+        .collect();
+    let basic = client_auth == "basic";
+    assert!(
+        tokens
+            .iter()
+            .any(|l| l.contains("grant=authorization_code status=200")),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens
+            .iter()
+            .filter(|l| l.contains("grant=refresh_token status=200"))
+            .count()
+            >= 3,
+        "{tokens:?}"
+    );
+    assert!(
+        tokens.iter().all(|l| l.contains(&format!("basic={basic}"))),
+        "client auth not honoured everywhere: {tokens:?}"
+    );
+
+    // No secret in Bellhop's log or in the profile file.
+    let log = serve.lines().join("\n");
+    assert!(
+        !log.contains(&client_secret) && !log.contains("correct horse"),
+        "a secret reached the log"
+    );
+    let profile =
+        std::fs::read_to_string(dir.path().join("profiles/discord.toml")).unwrap_or_default();
+    assert!(
+        profile.contains("${secret:") && !profile.contains(&client_secret),
+        "{profile}"
+    );
+}
+
+#[test]
+fn a_person_authorizes_a_profile_in_chromium_against_oidc_provider() {
+    if !peers_ready() {
+        return;
+    }
+    run_path("basic");
+    run_path("body");
+}

@@ -1,0 +1,81 @@
+// Drives real Chromium (Debian's /usr/bin/chromium through playwright-core) through the user's
+// path: create an OAuth2 profile in Bellhop's UI, Request Authorization, sign in and consent at
+// the authorization server, land on the callback page, run the action, see the `email` device.
+// Settings from the environment: BELLHOP_URL, PROVIDER_URL, CLIENT_ID, CLIENT_SECRET,
+// CLIENT_AUTH (basic | body), ARTIFACTS (folder for screenshots). Exits non-zero on failure.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const env = process.env;
+const artifacts = env.ARTIFACTS || "target/peer-artifacts";
+mkdirSync(artifacts, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+});
+const shot = (page, name) => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+let page;
+try {
+  const context = await browser.newContext();
+  page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  await page.goto(env.BELLHOP_URL + "/");
+  await page.click("#new-profile");
+  const form = "#editor";
+  const fill = (name, value) => page.fill(`${form} [name="${name}"]`, value);
+  await fill("name", "discord");
+  await fill("url", `${env.PROVIDER_URL}/me`);
+  await page.selectOption(`${form} [name="auth_mode"]`, "oauth2");
+  await fill("client_id", env.CLIENT_ID);
+  await fill("client_secret", env.CLIENT_SECRET);
+  await fill("scopes", "openid email offline_access");
+  await fill("authorize_url", `${env.PROVIDER_URL}/auth`);
+  await fill("token_url", `${env.PROVIDER_URL}/token`);
+  await fill("extra_authorize_params", "prompt=consent");
+  await page.selectOption(`${form} [name="client_auth"]`, env.CLIENT_AUTH || "basic");
+  await fill("root_names", '"email"');
+  await fill("values", 'JSON(input,"email")');
+  const redirect = await page.inputValue("#redirect-url");
+  if (redirect !== `${env.BELLHOP_URL}/oauth2/callback`) throw new Error(`redirect URL shown is ${redirect}`);
+  await page.click("#save");
+  await page.waitForFunction(() => document.querySelector("#editor-message").textContent.includes("Saved"));
+  await page.waitForFunction(() => document.querySelector("#auth-status").textContent.includes("never authorized"));
+  await shot(page, "1-profile-editor");
+
+  await page.click("#authorize");
+  await page.waitForSelector("#username");
+  await shot(page, "2-provider-sign-in");
+  await page.fill("#username", "ann");
+  await page.fill("#password", "correct horse");
+  await page.click("#sign-in");
+  await page.waitForSelector("#allow");
+  await shot(page, "3-provider-consent");
+  await page.click("#allow");
+  await page.waitForSelector("#outcome");
+  await shot(page, "4-callback");
+  const outcome = await page.getAttribute("#outcome", "data-outcome");
+  const message = await page.textContent("#outcome");
+  if (outcome !== "ok") throw new Error(`callback page says: ${message}`);
+
+  await page.click("a.button");
+  await page.waitForSelector('tr[data-profile="discord"] a');
+  await page.click('tr[data-profile="discord"] a');
+  await page.waitForFunction(() => document.querySelector("#auth-status").textContent.startsWith("authorized"));
+  await page.click("#run-now");
+  await page.waitForFunction(() => document.querySelector("#run-result").textContent.includes("ann@example.com"));
+  await shot(page, "5-run-now");
+  await page.goto(env.BELLHOP_URL + "/#devices");
+  await page.waitForFunction(() => {
+    const row = document.querySelector('tr[data-device="email"]');
+    return row && row.textContent.includes("ann@example.com");
+  });
+  await shot(page, "6-devices");
+  console.log("BROWSER OK");
+} catch (error) {
+  if (page) await shot(page, "failure").catch(() => {});
+  console.error(`BROWSER FAILED: ${error.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
