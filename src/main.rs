@@ -128,10 +128,20 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
 }
 
 fn profile_source(settings: &Settings) -> ProfileSource {
-    ProfileSource {
-        dir: settings.paths.profiles_dir.clone(),
-        secrets_file: settings.paths.secrets_file.clone(),
-    }
+    ProfileSource::new(
+        settings.paths.profiles_dir.clone(),
+        settings.paths.secrets_file.clone(),
+    )
+}
+
+fn token_store(settings: &Settings) -> Result<Arc<tokens::TokenStore>> {
+    let key_file = settings.token_key_file();
+    let key = tokens::load_or_create_key(&key_file)
+        .with_context(|| format!("preparing the token key {}", key_file.display()))?;
+    Ok(Arc::new(tokens::TokenStore::open(
+        &settings.tokens_dir(),
+        &key,
+    )?))
 }
 
 fn open_hub(settings: &Settings) -> Result<Arc<DeviceHub>> {
@@ -151,16 +161,13 @@ fn read_hub(settings: &Settings) -> Result<Option<DeviceHub>> {
 }
 
 fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
-    let source = profile_source(settings);
+    let hub = open_hub(settings)?;
+    let store = token_store(settings)?;
+    let source = profile_source(settings).with_vault(store.clone());
     let set = source.load();
     for diagnostic in &set.diagnostics {
         tracing::warn!("{diagnostic}");
     }
-    let hub = open_hub(settings)?;
-    let key_file = settings.token_key_file();
-    let key = tokens::load_or_create_key(&key_file)
-        .with_context(|| format!("preparing the token key {}", key_file.display()))?;
-    let store = tokens::TokenStore::open(&settings.tokens_dir(), &key)?;
     let authorizer = Authorizer::new(
         store,
         settings.public_base_url().map_err(anyhow::Error::msg)?,
@@ -343,7 +350,14 @@ fn print_run(record: &RunRecord) {
 }
 
 fn check(settings: &Settings) -> ExitCode {
-    let set = profile_source(settings).load();
+    let source = match token_store(settings) {
+        Ok(store) => profile_source(settings).with_vault(store),
+        Err(error) => {
+            println!("warning: the encrypted store cannot be opened ({error:#}); secrets saved from the UI are not checked");
+            profile_source(settings)
+        }
+    };
+    let set = source.load();
     for diagnostic in &set.diagnostics {
         println!("{diagnostic}");
     }

@@ -111,6 +111,17 @@ impl SecretSource {
         })
     }
 
+    /// Adds secrets (e.g. from the encrypted vault); they win over the file's of the same name.
+    pub fn with_values(
+        mut self,
+        values: impl IntoIterator<Item = (String, String)>,
+    ) -> SecretSource {
+        for (name, value) in values {
+            self.file_values.insert(name, Secret::new(value));
+        }
+        self
+    }
+
     /// A source with a fixed environment instead of the process's (for tests).
     pub fn with_environment(mut self, environment: HashMap<String, String>) -> SecretSource {
         self.environment = Some(environment);

@@ -15,10 +15,11 @@ struct Api {
 
 impl Api {
     fn new(ws: &Workspace) -> Api {
-        let source = ProfileSource {
-            dir: ws.profiles_dir(),
-            secrets_file: None,
-        };
+        let key = bellhop::tokens::load_or_create_key(&ws.path().join("token.key"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let vault = bellhop::tokens::TokenStore::open(&ws.path().join("data/tokens"), &key)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let source = ProfileSource::new(ws.profiles_dir(), None).with_vault(Arc::new(vault));
         let engine =
             Engine::new(source.load(), Some(source), ws.hub()).unwrap_or_else(|e| panic!("{e}"));
         Api {
@@ -253,4 +254,53 @@ async fn profiles_are_listed_with_diagnostics_and_secrets_redacted() {
     let (status, body) = api.call("POST", "/api/v1/reload", None).await;
     assert_eq!(status, 200);
     assert_eq!(body["profiles"], serde_json::json!(["broken", "secretive"]));
+}
+
+#[tokio::test]
+async fn the_editor_saves_valid_profiles_only_and_keeps_secrets_out_of_files() {
+    let ws = Workspace::new();
+    let api = Api::new(&ws);
+    let mut form = serde_json::json!({
+        "name": "cloud", "method": "GET", "url": "https://api.example.com/me", "auth_mode": "oauth2",
+        "client_id": "id-1", "client_secret": "form-secret-1", "scopes": "read",
+        "authorize_url": "https://auth.example.com/authorize", "token_url": "https://auth.example.com/token",
+        "client_auth": "body", "pkce": true, "root_names": "\"email\"", "values": "JSON(input, \"email\") +"
+    });
+    let (status, body) = api
+        .call("PUT", "/api/v1/profiles/cloud", Some(form.clone()))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["diagnostics"][0]["key"], "devices.values");
+    assert!(
+        !ws.profiles_dir().join("cloud.toml").exists(),
+        "an invalid profile was written"
+    );
+
+    form["values"] = serde_json::json!("JSON(input, \"email\")");
+    let (status, body) = api
+        .call("PUT", "/api/v1/profiles/cloud", Some(form.clone()))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let file = std::fs::read_to_string(ws.profiles_dir().join("cloud.toml")).unwrap_or_default();
+    assert!(
+        file.contains("${secret:cloud_client_secret}") && !file.contains("form-secret-1"),
+        "{file}"
+    );
+    let (_, detail) = api.call("GET", "/api/v1/profiles/cloud/form", None).await;
+    assert_eq!(detail["form"]["client_secret"], "••••••");
+    assert_eq!(detail["form"]["client_auth"], "body");
+    // Saving again with the redacted value keeps the stored secret.
+    form["client_secret"] = serde_json::json!("••••••");
+    form["scopes"] = serde_json::json!("read write");
+    let (status, body) = api.call("PUT", "/api/v1/profiles/cloud", Some(form)).await;
+    assert_eq!(status, 200, "{body}");
+    // A write from another origin is refused.
+    let response = warp::test::request()
+        .method("POST")
+        .path("/api/v1/reload")
+        .header("origin", "http://evil.example")
+        .header("host", "127.0.0.1:8765")
+        .reply(&routes(api.state.clone()))
+        .await;
+    assert_eq!(response.status(), 403);
 }

@@ -162,7 +162,7 @@ async fn setup(client_auth: &str) -> Setup {
     let key_file = ws.path().join("keys/token.key");
     let tokens_dir = ws.path().join("data/tokens");
     let key = load_or_create_key(&key_file).unwrap_or_else(|e| panic!("{e}"));
-    let store = TokenStore::open(&tokens_dir, &key).unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(TokenStore::open(&tokens_dir, &key).unwrap_or_else(|e| panic!("{e}")));
     let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
     let authorizer = Authorizer::new(store, base, std::time::Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"));

@@ -64,7 +64,7 @@ struct ProfileAuthorization {
 }
 
 pub struct Authorizer {
-    store: TokenStore,
+    store: Arc<TokenStore>,
     states: StateStore,
     http: reqwest::Client,
     public_base_url: url::Url,
@@ -115,7 +115,7 @@ fn oauth_spec(profile: &Profile) -> Result<&OAuth2Spec, AuthorizationError> {
 
 impl Authorizer {
     pub fn new(
-        store: TokenStore,
+        store: Arc<TokenStore>,
         public_base_url: url::Url,
         refresh_margin: Duration,
     ) -> Result<Authorizer, String> {

@@ -1,6 +1,6 @@
 //! Profile editing for the web UI: a flat form ↔ a profile file. Saving writes the file
 //! atomically only when it loads without errors, keeps secrets out of it (they go to the
-//! owner-only secrets file and the profile refers to them), and reloads the profile set.
+//! encrypted vault beside the tokens, and the profile refers to them), and reloads the set.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Engine, ProfileSource};
 use crate::profile::{self, AuthSpec, Diagnostic, Profile};
-use crate::secret::{SecretSource, REDACTED};
+use crate::secret::REDACTED;
 
 /// The editor's fields. Secrets come back as `••••••` and mean "unchanged" when sent as is.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -224,11 +224,7 @@ impl Engine {
         let source: &ProfileSource = self.source.as_ref().ok_or(EditError::NoFolder)?;
         let name = form.name.trim();
         let file = source.dir.join(format!("{name}.toml"));
-        let secrets_path = source
-            .secrets_file
-            .clone()
-            .unwrap_or_else(|| source.dir.join("secrets.toml"));
-        // New secret values go to the secrets file; "••••••" keeps what is stored.
+        // New secret values go to the vault; "••••••" keeps what is stored.
         let mut new_secrets = BTreeMap::new();
         let mut reference = |value: &str, what: &str| -> Option<String> {
             if value.is_empty() {
@@ -243,28 +239,27 @@ impl Engine {
         let token_ref = reference(&form.token, "token");
         let secret_ref = reference(&form.client_secret, "client_secret");
         let text = form.to_toml(token_ref.as_deref(), secret_ref.as_deref());
-        let mut secrets_table: toml::Table = std::fs::read_to_string(&secrets_path)
-            .ok()
-            .and_then(|t| toml::from_str(&t).ok())
-            .unwrap_or_default();
-        for (key, value) in &new_secrets {
-            secrets_table.insert(key.clone(), toml::Value::String(value.clone()));
-        }
-        let secrets_text = toml::to_string(&secrets_table).unwrap_or_default();
         // Check against the secrets as they will be.
-        let secrets = SecretSource::from_table(secrets_table).map_err(|name| {
-            EditError::Io(format!("{}: `{name}` must be text", secrets_path.display()))
-        })?;
+        let secrets = source
+            .secrets()
+            .map_err(|(_, message)| EditError::Io(message))?
+            .with_values(new_secrets.clone());
         let (profile, diagnostics) = profile::load_text(&file, &text, &secrets);
         if profile.is_none() {
             return Err(EditError::Invalid(diagnostics));
         }
         if !new_secrets.is_empty() {
-            if let Some(parent) = secrets_path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| EditError::Io(e.to_string()))?;
+            match &source.vault {
+                // Encrypted, beside the tokens.
+                Some(vault) => vault
+                    .store_secrets(&new_secrets)
+                    .map_err(|e| EditError::Io(e.to_string()))?,
+                None => {
+                    return Err(EditError::Io(
+                        "secrets cannot be saved: this engine has no encrypted store".into(),
+                    ))
+                }
             }
-            crate::tokens::write_atomically(&secrets_path, secrets_text.as_bytes())
-                .map_err(|e| EditError::Io(e.to_string()))?;
         }
         crate::tokens::write_atomically(&file, text.as_bytes())
             .map_err(|e| EditError::Io(e.to_string()))?;

@@ -93,27 +93,55 @@ pub enum EngineError {
 }
 
 /// Where profiles and secrets come from, for loading and reloading.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProfileSource {
     pub dir: PathBuf,
     pub secrets_file: Option<PathBuf>,
+    /// The encrypted store whose vault holds secrets entered in the UI.
+    pub vault: Option<Arc<crate::tokens::TokenStore>>,
 }
 
 impl ProfileSource {
-    pub fn load(&self) -> ProfileSet {
-        let secrets = match &self.secrets_file {
-            Some(path) => match SecretSource::from_file(path) {
-                Ok(source) => source,
-                Err(message) => {
-                    let mut set = ProfileSet::default();
-                    set.diagnostics
-                        .push(profile::Diagnostic::error(path, "", message));
-                    return set;
-                }
-            },
+    pub fn new(dir: PathBuf, secrets_file: Option<PathBuf>) -> ProfileSource {
+        ProfileSource {
+            dir,
+            secrets_file,
+            vault: None,
+        }
+    }
+
+    pub fn with_vault(mut self, vault: Arc<crate::tokens::TokenStore>) -> ProfileSource {
+        self.vault = Some(vault);
+        self
+    }
+
+    fn failed(path: &std::path::Path, message: String) -> ProfileSet {
+        let mut set = ProfileSet::default();
+        set.diagnostics
+            .push(profile::Diagnostic::error(path, "", message));
+        set
+    }
+
+    /// The secrets profiles may refer to: the secrets file, then the vault.
+    pub fn secrets(&self) -> Result<SecretSource, (PathBuf, String)> {
+        let mut secrets = match &self.secrets_file {
+            Some(path) => SecretSource::from_file(path).map_err(|m| (path.clone(), m))?,
             None => SecretSource::default(),
         };
-        profile::load_dir(&self.dir, &secrets)
+        if let Some(vault) = &self.vault {
+            let values = vault
+                .secrets()
+                .map_err(|e| (self.dir.clone(), format!("the secrets vault: {e}")))?;
+            secrets = secrets.with_values(values);
+        }
+        Ok(secrets)
+    }
+
+    pub fn load(&self) -> ProfileSet {
+        match self.secrets() {
+            Ok(secrets) => profile::load_dir(&self.dir, &secrets),
+            Err((path, message)) => ProfileSource::failed(&path, message),
+        }
     }
 }
 

@@ -15,6 +15,9 @@ use crate::oauth::TokenSet;
 
 const MAGIC: &[u8; 4] = b"BHT1";
 const NONCE_LEN: usize = 24;
+/// Associated data of the secrets vault; token files use their profile's name, which may not
+/// hold the vault's characters, so no token file can be passed off as the vault.
+const VAULT_LABEL: &str = "<secrets vault>";
 /// The environment variable that may hold the key (base64 of 32 bytes) instead of a key file.
 pub const KEY_VARIABLE: &str = "BELLHOP_TOKEN_KEY";
 
@@ -131,10 +134,14 @@ impl TokenStore {
         self.dir.join(format!("{hex}.tokens"))
     }
 
-    /// Stores a profile's tokens durably (they are on disk when this returns).
-    pub fn save(&self, profile: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
-        let path = self.path(profile);
-        let plain = serde_json::to_vec(tokens).map_err(|e| TokenStoreError::Io {
+    /// Encrypts `value` as JSON into `path`, bound to `label` (what the file is for).
+    fn seal<T: serde::Serialize>(
+        &self,
+        path: &Path,
+        label: &str,
+        value: &T,
+    ) -> Result<(), TokenStoreError> {
+        let plain = serde_json::to_vec(value).map_err(|e| TokenStoreError::Io {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
@@ -145,26 +152,29 @@ impl TokenStore {
                 &nonce,
                 Payload {
                     msg: &plain,
-                    aad: profile.as_bytes(),
+                    aad: label.as_bytes(),
                 },
             )
-            .map_err(|_| TokenStoreError::Unreadable(profile.to_string()))?;
+            .map_err(|_| TokenStoreError::Unreadable(label.to_string()))?;
         let mut bytes = Vec::with_capacity(MAGIC.len() + NONCE_LEN + sealed.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&sealed);
-        write_atomically(&path, &bytes)
+        write_atomically(path, &bytes)
     }
 
-    /// A profile's tokens, or `None` when it was never authorized (or forgotten).
-    pub fn load(&self, profile: &str) -> Result<Option<TokenSet>, TokenStoreError> {
-        let path = self.path(profile);
-        let bytes = match std::fs::read(&path) {
+    /// Decrypts what `seal` wrote; `None` when the file does not exist.
+    fn unseal<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        label: &str,
+    ) -> Result<Option<T>, TokenStoreError> {
+        let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&path)(e)),
+            Err(e) => return Err(io(path)(e)),
         };
-        let unreadable = || TokenStoreError::Unreadable(profile.to_string());
+        let unreadable = || TokenStoreError::Unreadable(label.to_string());
         if bytes.len() < MAGIC.len() + NONCE_LEN || &bytes[..MAGIC.len()] != MAGIC {
             return Err(unreadable());
         }
@@ -175,13 +185,44 @@ impl TokenStore {
                 nonce,
                 Payload {
                     msg: &bytes[MAGIC.len() + NONCE_LEN..],
-                    aad: profile.as_bytes(),
+                    aad: label.as_bytes(),
                 },
             )
             .map_err(|_| unreadable())?;
         serde_json::from_slice(&plain)
             .map(Some)
             .map_err(|_| unreadable())
+    }
+
+    /// Stores a profile's tokens durably (they are on disk when this returns).
+    pub fn save(&self, profile: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
+        self.seal(&self.path(profile), profile, tokens)
+    }
+
+    /// A profile's tokens, or `None` when it was never authorized (or forgotten).
+    pub fn load(&self, profile: &str) -> Result<Option<TokenSet>, TokenStoreError> {
+        self.unseal(&self.path(profile), profile)
+    }
+
+    fn vault_path(&self) -> PathBuf {
+        self.dir.join("secrets.vault")
+    }
+
+    /// The secrets entered in the UI (client secrets, static tokens), by name.
+    pub fn secrets(&self) -> Result<std::collections::BTreeMap<String, String>, TokenStoreError> {
+        Ok(self
+            .unseal(&self.vault_path(), VAULT_LABEL)?
+            .unwrap_or_default())
+    }
+
+    /// Adds or replaces secrets in the vault, durably.
+    pub fn store_secrets(
+        &self,
+        values: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), TokenStoreError> {
+        let mut all = self.secrets()?;
+        all.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.seal(&self.vault_path(), VAULT_LABEL, &all)
     }
 
     /// Wipes a profile's tokens ("Forget authorization").
@@ -255,6 +296,23 @@ mod tests {
         ));
         store.delete("discord")?;
         assert!(store.load("discord")?.is_none());
+        // The vault keeps UI-entered secrets encrypted too.
+        store.store_secrets(
+            &[(
+                "discord_client_secret".to_string(),
+                "vault-value".to_string(),
+            )]
+            .into(),
+        )?;
+        assert_eq!(
+            store
+                .secrets()?
+                .get("discord_client_secret")
+                .map(String::as_str),
+            Some("vault-value")
+        );
+        let vault = std::fs::read(store.vault_path()).map_err(io(&path))?;
+        assert!(!vault.windows(11).any(|w| w == b"vault-value"));
         Ok(())
     }
 }
