@@ -111,9 +111,7 @@ async fn bellhop_server(upstream: SocketAddr, dir: &std::path::Path) -> SocketAd
     let hub = DeviceHub::open(&dir.join("data/bellhop.sqlite"), Duration::from_millis(50))
         .unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::new(set, None, Arc::new(hub)).unwrap_or_else(|e| panic!("{e}"));
-    let state = bellhop::web::AppState {
-        engine: Arc::new(engine),
-    };
+    let state = bellhop::web::AppState::new(Arc::new(engine));
     bind(bellhop::web::routes(state)).await
 }
 

@@ -180,6 +180,7 @@ fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
 
 async fn serve(settings: Settings) -> Result<ExitCode> {
     let address = settings.listen_address().map_err(anyhow::Error::msg)?;
+    settings.check_exposure().map_err(anyhow::Error::msg)?;
     let engine = build_engine(&settings)?;
     let set = engine.profiles();
     tracing::info!(
@@ -192,6 +193,9 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
     let (bound, server) = web::serve(
         web::AppState {
             engine: engine.clone(),
+            admin_token: Some(settings.web.admin_token.trim())
+                .filter(|t| !t.is_empty())
+                .map(bellhop::secret::Secret::new),
         },
         address,
         async {

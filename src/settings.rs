@@ -50,6 +50,8 @@ pub struct PluginInfo {
 pub struct WebSettings {
     pub listen: String,
     pub public_base_url: String,
+    #[serde(default)]
+    pub admin_token: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +146,17 @@ impl Settings {
                 self.web.listen
             )
         })
+    }
+
+    /// `serve` refuses to listen beyond loopback without an admin token.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        let address = self.listen_address()?;
+        if !address.ip().is_loopback() && self.web.admin_token.trim().len() < 16 {
+            return Err(format!(
+                "web.listen {address} is reachable from other machines: set web.admin_token (16 characters or more, e.g. through BELLHOP_WEB__ADMIN_TOKEN) first"
+            ));
+        }
+        Ok(())
     }
 
     pub fn commit_window(&self) -> Duration {

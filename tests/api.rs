@@ -23,9 +23,7 @@ impl Api {
         let engine =
             Engine::new(source.load(), Some(source), ws.hub()).unwrap_or_else(|e| panic!("{e}"));
         Api {
-            state: AppState {
-                engine: Arc::new(engine),
-            },
+            state: AppState::new(Arc::new(engine)),
         }
     }
 
@@ -303,4 +301,61 @@ async fn the_editor_saves_valid_profiles_only_and_keeps_secrets_out_of_files() {
         .reply(&routes(api.state.clone()))
         .await;
     assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn an_admin_token_guards_everything_but_the_callback() {
+    let ws = Workspace::new();
+    let mut api = Api::new(&ws);
+    api.state.admin_token = Some(bellhop::secret::Secret::new("a-long-admin-token-123"));
+    let (status, body) = api.call("GET", "/api/v1/devices", None).await;
+    assert_eq!(status, 401);
+    assert_error_shape(&body, "unauthorized");
+    let reply = |request: warp::test::RequestBuilder| {
+        let state = api.state.clone();
+        async move { request.reply(&routes(state)).await }
+    };
+    let ok = reply(
+        warp::test::request()
+            .path("/api/v1/devices")
+            .header("authorization", "Bearer a-long-admin-token-123"),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    let wrong = reply(
+        warp::test::request()
+            .path("/")
+            .header("cookie", "bellhop_admin=nope"),
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+    let login = reply(
+        warp::test::request()
+            .method("POST")
+            .path("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("token=a-long-admin-token-123"),
+    )
+    .await;
+    assert_eq!(login.status(), 303);
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let page = reply(
+        warp::test::request()
+            .path("/")
+            .header("cookie", "bellhop_admin=a-long-admin-token-123"),
+    )
+    .await;
+    assert_eq!(page.status(), 200);
+    // The OAuth2 callback stays reachable (its single-use state protects it).
+    let callback = reply(warp::test::request().path("/oauth2/callback?state=x")).await;
+    assert_ne!(callback.status(), 401);
 }

@@ -291,3 +291,12 @@ async fn serve_keeps_serving_through_bad_input_and_a_kill_loses_no_acknowledged_
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(integrity, "ok");
 }
+
+#[test]
+fn serve_refuses_to_listen_beyond_loopback_without_an_admin_token() {
+    let ws = Workspace::new();
+    let config = settings(&ws, "0.0.0.0:0");
+    let output = run(&config, &["serve"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("admin_token"), "{}", text(&output));
+}

@@ -171,9 +171,7 @@ async fn setup(client_auth: &str) -> Setup {
             .unwrap_or_else(|e| panic!("{e}"))
             .with_authorizer(Arc::new(authorizer)),
     );
-    let state = AppState {
-        engine: engine.clone(),
-    };
+    let state = AppState::new(engine.clone());
     Setup {
         provider,
         engine,

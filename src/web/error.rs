@@ -68,10 +68,22 @@ pub struct CrossOrigin;
 
 impl warp::reject::Reject for CrossOrigin {}
 
+/// A request without the admin token (see `admission`).
+#[derive(Debug)]
+pub struct NotAdmitted;
+
+impl warp::reject::Reject for NotAdmitted {}
+
 /// Turns warp's rejections (unknown path, wrong method, bad JSON body, body too large) into the
 /// API's error shape.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
-    let error = if rejection.find::<CrossOrigin>().is_some() {
+    let error = if rejection.find::<NotAdmitted>().is_some() {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this Bellhop needs its admin token: send `Authorization: Bearer <token>` or sign in at /login",
+        )
+    } else if rejection.find::<CrossOrigin>().is_some() {
         ApiError::new(
             StatusCode::FORBIDDEN,
             "cross_origin",

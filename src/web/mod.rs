@@ -29,6 +29,105 @@ const BODY_LIMIT: u64 = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// When set, every page and API call (but the OAuth2 callback) needs it.
+    pub admin_token: Option<crate::secret::Secret>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>) -> AppState {
+        AppState {
+            engine,
+            admin_token: None,
+        }
+    }
+}
+
+const ADMIN_COOKIE: &str = "bellhop_admin";
+
+/// Whether a request carries the admin token (header or cookie), compared in constant time.
+fn admitted(
+    expected: &crate::secret::Secret,
+    authorization: Option<&str>,
+    cookie: Option<&str>,
+) -> bool {
+    use subtle::ConstantTimeEq;
+    let matches = |given: &str| bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes()));
+    authorization
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .is_some_and(|t| matches(t.trim()))
+        || cookie.is_some_and(matches)
+}
+
+/// Admission: with an admin token configured, only the OAuth2 callback (protected by its
+/// single-use state) and the sign-in form are open.
+fn admission(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path::full()
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::cookie::optional::<String>(ADMIN_COOKIE))
+        .and_then(
+            move |path: warp::path::FullPath,
+                  authorization: Option<String>,
+                  cookie: Option<String>| {
+                let state = state.clone();
+                async move {
+                    let Some(expected) = &state.admin_token else {
+                        return Ok(());
+                    };
+                    let open = matches!(
+                        path.as_str(),
+                        "/oauth2/callback" | "/oauth2_callback.html" | "/login"
+                    );
+                    if open || admitted(expected, authorization.as_deref(), cookie.as_deref()) {
+                        Ok(())
+                    } else {
+                        Err(warp::reject::custom(error::NotAdmitted))
+                    }
+                }
+            },
+        )
+        .untuple_one()
+}
+
+/// `GET /login` (the form) and `POST /login` (sets the admin cookie when the token is right).
+fn login(state: AppState) -> BoxedFilter<(Response,)> {
+    let form = warp::path!("login").and(warp::get()).map(|| {
+        static_file(
+            "<!doctype html><meta charset=utf-8><title>Bellhop · sign in</title><form method=post action=/login><label>Admin token <input name=token type=password autofocus></label> <button>Sign in</button></form>",
+            "text/html; charset=utf-8",
+        )
+    });
+    let submit = warp::path!("login")
+        .and(warp::post())
+        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .map(move |form: HashMap<String, String>| {
+            let token = form
+                .get("token")
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default();
+            match &state.admin_token {
+                Some(expected) if admitted(expected, None, Some(&token)) => {
+                    let mut response =
+                        warp::reply::with_status("", StatusCode::SEE_OTHER).into_response();
+                    response
+                        .headers_mut()
+                        .insert("location", warp::http::HeaderValue::from_static("/"));
+                    if let Ok(cookie) = warp::http::HeaderValue::from_str(&format!(
+                        "{ADMIN_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/"
+                    )) {
+                        response.headers_mut().insert("set-cookie", cookie);
+                    }
+                    response
+                }
+                _ => ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "wrong admin token",
+                )
+                .into_response(),
+            }
+        });
+    form.or(submit).unify().boxed()
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
@@ -403,8 +502,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
             .boxed()
     });
+    let gated = admission(state.clone()).and(combined);
     same_origin_writes()
-        .and(combined)
+        .and(login(state.clone()).or(gated).unify())
         .recover(error::recover)
         .unify()
 }
