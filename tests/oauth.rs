@@ -29,6 +29,10 @@ struct Provider {
     basic: Vec<bool>,
     refuse_refresh: bool,
     first_expires_in: u64,
+    /// Misbehave at the token endpoint: "500", "html", "400" or "slow".
+    token_mode: Option<&'static str>,
+    /// Token requests answered by the misbehaving endpoint.
+    misbehaved: usize,
 }
 
 type Shared = Arc<Mutex<Provider>>;
@@ -45,6 +49,47 @@ fn issue(p: &mut Provider, expires_in: u64) -> serde_json::Value {
 
 async fn start_provider(shared: Shared) -> SocketAddr {
     let token_state = shared.clone();
+    let misbehaving_state = shared.clone();
+    let misbehaving = warp::path("token").and(warp::post()).and_then(move || {
+        let mode = {
+            let mut p = misbehaving_state.lock().unwrap_or_else(|e| e.into_inner());
+            if p.token_mode.is_some() {
+                p.misbehaved += 1;
+            }
+            p.token_mode
+        };
+        async move {
+            let reply = |status: u16, content_type: &str, body: &'static str, retry: bool| {
+                let mut response = warp::reply::Response::new(body.into());
+                *response.status_mut() =
+                    warp::http::StatusCode::from_u16(status).unwrap_or_default();
+                if let Ok(value) = warp::http::HeaderValue::from_str(content_type) {
+                    response.headers_mut().insert("content-type", value);
+                }
+                if retry {
+                    response
+                        .headers_mut()
+                        .insert("retry-after", warp::http::HeaderValue::from_static("120"));
+                }
+                response
+            };
+            match mode {
+                Some("500") => Ok(reply(500, "text/plain", "upstream broke", true)),
+                Some("html") => Ok(reply(200, "text/html", "<html>Maintenance</html>", false)),
+                Some("400") => Ok(reply(
+                    400,
+                    "application/json",
+                    r#"{"error":"invalid_request","error_description":"bad things"}"#,
+                    false,
+                )),
+                Some("slow") => {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    Ok(reply(200, "application/json", "{}", false))
+                }
+                _ => Err(warp::reject::not_found()),
+            }
+        }
+    });
     let token = warp::path("token")
         .and(warp::post())
         .and(warp::header::optional::<String>("authorization"))
@@ -129,7 +174,11 @@ async fn start_provider(shared: Shared) -> SocketAddr {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(warp::serve(token.or(me)).incoming(listener).run());
+    tokio::spawn(
+        warp::serve(misbehaving.or(token).or(me))
+            .incoming(listener)
+            .run(),
+    );
     address
 }
 
@@ -165,7 +214,8 @@ async fn setup(client_auth: &str) -> Setup {
     let store = Arc::new(TokenStore::open(&tokens_dir, &key).unwrap_or_else(|e| panic!("{e}")));
     let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
     let authorizer = Authorizer::new(store, base, std::time::Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_token_timeout(std::time::Duration::from_secs(1));
     let engine = Arc::new(
         Engine::new(ws.load(), None, ws.hub())
             .unwrap_or_else(|e| panic!("{e}"))
@@ -425,4 +475,65 @@ async fn a_dead_grant_asks_for_reauthorization_once_and_stops_refreshing() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(record.ok, "{:?}", record.errors);
+}
+
+#[tokio::test]
+async fn a_broken_token_endpoint_gets_a_readable_page_and_stores_nothing() {
+    for (mode, expected) in [
+        ("500", "HTTP 500"),
+        ("html", "not JSON"),
+        ("400", "invalid_request (bad things)"),
+        ("slow", "no answer within 1 s"),
+    ] {
+        let setup = setup("basic").await;
+        setup.provider().token_mode = Some(mode);
+        let (status, page, _) = setup.authorize().await;
+        assert_eq!(status, 502, "{mode}: {page}");
+        assert!(page.contains(expected), "{mode}: {page}");
+        let status = setup
+            .engine
+            .authorizer()
+            .and_then(|a| a.status(&setup.profile()).ok());
+        assert_eq!(status, Some(AuthorizationStatus::NeverAuthorized), "{mode}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_refresh_backs_off_instead_of_hammering() {
+    let setup = setup("basic").await;
+    setup.provider().first_expires_in = 1;
+    let (status, _, _) = setup.authorize().await;
+    assert_eq!(status, 200);
+    setup.provider().token_mode = Some("500");
+    for _ in 0..20 {
+        let record = setup
+            .engine
+            .run("discord", "")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!record.ok);
+    }
+    let record = setup
+        .engine
+        .run("discord", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        record.errors[0].message.contains("next try in"),
+        "{:?}",
+        record.errors
+    );
+    // The server's Retry-After (120 s) holds: only the first run asked.
+    assert_eq!(setup.provider().misbehaved, 1);
+    let status = setup
+        .engine
+        .authorizer()
+        .and_then(|a| a.status(&setup.profile()).ok());
+    assert!(
+        matches!(
+            status,
+            Some(AuthorizationStatus::Authorized { expiring: true, .. })
+        ),
+        "{status:?}"
+    );
 }

@@ -69,6 +69,7 @@ pub struct Authorizer {
     http: reqwest::Client,
     public_base_url: url::Url,
     refresh_margin: Duration,
+    token_timeout: Duration,
     profiles: Mutex<HashMap<String, Arc<ProfileAuthorization>>>,
 }
 
@@ -86,7 +87,7 @@ fn time_text(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub fn client_config(spec: &OAuth2Spec) -> ClientConfig {
+pub fn client_config(spec: &OAuth2Spec, timeout: Duration) -> ClientConfig {
     ClientConfig {
         client_id: spec.client_id.clone(),
         client_secret: spec.client_secret.clone(),
@@ -103,6 +104,7 @@ pub fn client_config(spec: &OAuth2Spec) -> ClientConfig {
             ClientAuth::Body => ClientAuthStyle::Body,
         },
         pkce: spec.pkce,
+        timeout,
     }
 }
 
@@ -131,8 +133,15 @@ impl Authorizer {
             http,
             public_base_url,
             refresh_margin,
+            token_timeout: Duration::from_secs(30),
             profiles: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How long a token request may take (30 s by default).
+    pub fn with_token_timeout(mut self, timeout: Duration) -> Authorizer {
+        self.token_timeout = timeout;
+        self
     }
 
     fn entry(&self, profile: &str) -> Arc<ProfileAuthorization> {
@@ -161,7 +170,7 @@ impl Authorizer {
         let spec = oauth_spec(profile)?;
         let redirect_uri = self.redirect_uri(spec);
         Ok(oauth::authorization_url(
-            &client_config(spec),
+            &client_config(spec, self.token_timeout),
             &profile.name,
             &redirect_uri,
             &self.states,
@@ -186,8 +195,14 @@ impl Authorizer {
         let spec = oauth_spec(profile)?;
         let entry = self.entry(&profile.name);
         let _guard = entry.refresh.lock().await;
-        let tokens =
-            oauth::exchange_code(&self.http, &client_config(spec), pending, code, now_ms()).await?;
+        let tokens = oauth::exchange_code(
+            &self.http,
+            &client_config(spec, self.token_timeout),
+            pending,
+            code,
+            now_ms(),
+        )
+        .await?;
         self.store.save(&profile.name, &tokens)?;
         *entry.tokens.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokens);
         *entry.dead.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -273,7 +288,14 @@ impl Authorizer {
                 ));
             }
         }
-        match oauth::refresh(&self.http, &client_config(spec), &refresh_token, now_ms()).await {
+        match oauth::refresh(
+            &self.http,
+            &client_config(spec, self.token_timeout),
+            &refresh_token,
+            now_ms(),
+        )
+        .await
+        {
             Ok(fresh) => {
                 // The rotated refresh token is on disk before the new access token is used.
                 self.store.save(&profile.name, &fresh)?;

@@ -27,6 +27,8 @@ pub struct ClientConfig {
     pub extra_authorize_params: Vec<(String, String)>,
     pub client_auth: ClientAuthStyle,
     pub pkce: bool,
+    /// How long a token request may take, answer included.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -152,7 +154,7 @@ async fn token_request(
     let mut request = http
         .post(config.token_url.clone())
         .header(reqwest::header::ACCEPT, "application/json")
-        .timeout(Duration::from_secs(30));
+        .timeout(config.timeout);
     match (config.client_auth, &config.client_secret) {
         (ClientAuthStyle::Basic, Some(secret)) => {
             use base64::Engine;
@@ -194,7 +196,7 @@ async fn token_request(
         .await
         .map_err(|e| {
             OAuthError::Transport(if e.is_timeout() {
-                "no answer within 30 s".into()
+                format!("no answer within {} s", config.timeout.as_secs_f64())
             } else {
                 describe(&e)
             })

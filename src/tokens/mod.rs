@@ -296,6 +296,14 @@ mod tests {
         ));
         store.delete("discord")?;
         assert!(store.load("discord")?.is_none());
+        // A crash mid-write leaves at most a stray temporary file; the store still works.
+        store.save("discord", &tokens("access-two"))?;
+        std::fs::write(store.dir.join(".half-written.tmp"), b"BHT1 partial").map_err(io(&path))?;
+        let loaded = store
+            .load("discord")?
+            .map(|t| t.access_token.expose().to_string());
+        assert_eq!(loaded.as_deref(), Some("access-two"));
+        store.delete("discord")?;
         // The vault keeps UI-entered secrets encrypted too.
         store.store_secrets(
             &[(
