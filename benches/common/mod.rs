@@ -27,12 +27,11 @@ pub fn measuring() -> bool {
 
 /// The mean time (ns) criterion estimated for `group/function/parameter` in this run.
 pub fn mean_ns(group: &str, function: &str, parameter: &str) -> Option<f64> {
-    let path = criterion_dir()
-        .join(group)
-        .join(function)
-        .join(parameter)
-        .join("new")
-        .join("estimates.json");
+    let mut path = criterion_dir().join(group).join(function);
+    if !parameter.is_empty() {
+        path = path.join(parameter);
+    }
+    let path = path.join("new").join("estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value["mean"]["point_estimate"].as_f64()

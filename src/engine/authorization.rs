@@ -59,6 +59,9 @@ struct ProfileAuthorization {
     /// Held while tokens are read, refreshed and saved: one refresh at a time.
     refresh: tokio::sync::Mutex<()>,
     tokens: Mutex<Option<TokenSet>>,
+    /// The Authorization header of the current access token, ready to send, with the token's
+    /// issue time (its identity) and expiry.
+    ready: Mutex<Option<(reqwest::header::HeaderValue, i64, Option<i64>)>>,
     dead: Mutex<Option<String>>,
     backoff: Mutex<Option<(Instant, Duration)>>,
 }
@@ -145,12 +148,11 @@ impl Authorizer {
     }
 
     fn entry(&self, profile: &str) -> Arc<ProfileAuthorization> {
-        self.profiles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(profile.to_string())
-            .or_default()
-            .clone()
+        let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = profiles.get(profile) {
+            return entry.clone();
+        }
+        profiles.entry(profile.to_string()).or_default().clone()
     }
 
     /// The redirect URI registered at the provider: the profile's own, or the callback page.
@@ -204,16 +206,31 @@ impl Authorizer {
         )
         .await?;
         self.store.save(&profile.name, &tokens)?;
-        *entry.tokens.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokens);
+        Authorizer::remember(&entry, Some(tokens), &spec.header_template);
         *entry.dead.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tracing::info!(profile = %profile.name, "profile authorized");
         Ok(())
     }
 
+    /// Makes `tokens` the profile's current tokens, with their header ready.
+    fn remember(entry: &ProfileAuthorization, tokens: Option<TokenSet>, template: &str) {
+        let ready = tokens.as_ref().and_then(|t| {
+            let mut value = reqwest::header::HeaderValue::from_str(
+                &template.replace("{AccessToken}", t.access_token.expose()),
+            )
+            .ok()?;
+            value.set_sensitive(true);
+            Some((value, t.issued_at_ms, t.expires_at_ms))
+        });
+        *entry.ready.lock().unwrap_or_else(|p| p.into_inner()) = ready;
+        *entry.tokens.lock().unwrap_or_else(|p| p.into_inner()) = tokens;
+    }
+
     fn cached_or_stored(
         &self,
         profile: &str,
+        template: &str,
         entry: &ProfileAuthorization,
     ) -> Result<Option<TokenSet>, AuthorizationError> {
         let cached = entry
@@ -225,17 +242,37 @@ impl Authorizer {
             return Ok(cached);
         }
         let stored = self.store.load(profile)?;
-        *entry.tokens.lock().unwrap_or_else(|p| p.into_inner()) = stored.clone();
+        Authorizer::remember(entry, stored.clone(), template);
         Ok(stored)
     }
 
-    /// An access token for a run. `rejected` is a token the API just refused: it is refreshed
-    /// (unless another caller already did).
+    /// The hot path, with no future and no copy of the token: the ready Authorization header of
+    /// the cached access token and its identity, when it is far from expiry and the grant is
+    /// alive. `None` means: use [`Self::access_token`].
+    pub fn fresh_header(&self, profile: &str) -> Option<(reqwest::header::HeaderValue, i64)> {
+        let entry = self.entry(profile);
+        if entry
+            .dead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return None;
+        }
+        let ready = entry.ready.lock().unwrap_or_else(|p| p.into_inner());
+        let (header, issued, expires) = ready.as_ref()?;
+        let margin = self.refresh_margin.as_millis() as i64;
+        let fresh = expires.is_none_or(|at| at - margin > now_ms());
+        fresh.then(|| (header.clone(), *issued))
+    }
+
+    /// An access token for a run, with its identity (issue time). `rejected` is the identity of
+    /// a token the API just refused: it is refreshed (unless another caller already did).
     pub async fn access_token(
         &self,
         profile: &Profile,
-        rejected: Option<&Secret>,
-    ) -> Result<Secret, AuthorizationError> {
+        rejected: Option<i64>,
+    ) -> Result<(Secret, i64), AuthorizationError> {
         let spec = oauth_spec(profile)?;
         let entry = self.entry(&profile.name);
         if let Some(reason) = entry.dead.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -254,7 +291,7 @@ impl Authorizer {
                 .as_ref()
             {
                 if !tokens.expires_within(now_ms(), margin) {
-                    return Ok(tokens.access_token.clone());
+                    return Ok((tokens.access_token.clone(), tokens.issued_at_ms));
                 }
             }
         }
@@ -265,12 +302,13 @@ impl Authorizer {
                 reason,
             });
         }
-        let Some(tokens) = self.cached_or_stored(&profile.name, &entry)? else {
+        let Some(tokens) = self.cached_or_stored(&profile.name, &spec.header_template, &entry)?
+        else {
             return Err(AuthorizationError::NotAuthorized(profile.name.clone()));
         };
-        let refused_now = rejected.is_some_and(|r| r == &tokens.access_token);
+        let refused_now = rejected == Some(tokens.issued_at_ms);
         if !refused_now && !tokens.expires_within(now_ms(), margin) {
-            return Ok(tokens.access_token);
+            return Ok((tokens.access_token, tokens.issued_at_ms));
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
             let reason =
@@ -299,8 +337,8 @@ impl Authorizer {
             Ok(fresh) => {
                 // The rotated refresh token is on disk before the new access token is used.
                 self.store.save(&profile.name, &fresh)?;
-                let access = fresh.access_token.clone();
-                *entry.tokens.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+                let access = (fresh.access_token.clone(), fresh.issued_at_ms);
+                Authorizer::remember(&entry, Some(fresh), &spec.header_template);
                 *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::info!(profile = %profile.name, "access token refreshed");
                 Ok(access)
@@ -335,31 +373,34 @@ impl Authorizer {
     }
 
     pub fn status(&self, profile: &Profile) -> Result<AuthorizationStatus, AuthorizationError> {
-        oauth_spec(profile)?;
+        let spec = oauth_spec(profile)?;
         let entry = self.entry(&profile.name);
         if let Some(reason) = entry.dead.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(AuthorizationStatus::NeedsReauthorization { reason });
         }
-        Ok(match self.cached_or_stored(&profile.name, &entry) {
-            Ok(Some(tokens)) => AuthorizationStatus::Authorized {
-                authorized_at: time_text(tokens.issued_at_ms),
-                expires_at: tokens.expires_at_ms.map(time_text),
-                scopes: tokens.scopes.clone(),
-                expiring: tokens.expires_within(now_ms(), self.refresh_margin.as_millis() as i64),
-                can_refresh: tokens.refresh_token.is_some(),
+        Ok(
+            match self.cached_or_stored(&profile.name, &spec.header_template, &entry) {
+                Ok(Some(tokens)) => AuthorizationStatus::Authorized {
+                    authorized_at: time_text(tokens.issued_at_ms),
+                    expires_at: tokens.expires_at_ms.map(time_text),
+                    scopes: tokens.scopes.clone(),
+                    expiring: tokens
+                        .expires_within(now_ms(), self.refresh_margin.as_millis() as i64),
+                    can_refresh: tokens.refresh_token.is_some(),
+                },
+                Ok(None) => AuthorizationStatus::NeverAuthorized,
+                Err(error) => AuthorizationStatus::NeedsReauthorization {
+                    reason: error.to_string(),
+                },
             },
-            Ok(None) => AuthorizationStatus::NeverAuthorized,
-            Err(error) => AuthorizationStatus::NeedsReauthorization {
-                reason: error.to_string(),
-            },
-        })
+        )
     }
 
     /// Forget authorization: wipes the stored tokens.
     pub fn forget(&self, profile: &str) -> Result<(), AuthorizationError> {
         let entry = self.entry(profile);
         self.store.delete(profile)?;
-        *entry.tokens.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Authorizer::remember(&entry, None, "");
         *entry.dead.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }

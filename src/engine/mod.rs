@@ -412,21 +412,21 @@ impl Engine {
         };
         let action_input = Document::new(text.as_str(), profile.request_plan.clone());
         let scope = Scope::new(&action_input, &env);
-        let mut rejected: Option<crate::secret::Secret> = None;
+        // The identity (issue time) of a token the API refused.
+        let mut rejected: Option<i64> = None;
         // At most two exchanges: the second only to replay once with a refreshed token.
         let (response, mut exchange) = loop {
-            let (result, exchange, token) =
-                match self.exchange(profile, &scope, rejected.as_ref()).await {
-                    Ok(Some(sent)) => sent,
-                    Ok(None) => {
-                        record.skipped = true;
-                        return;
-                    }
-                    Err(error) => {
-                        record.errors.push(error);
-                        return;
-                    }
-                };
+            let (result, exchange, token) = match self.exchange(profile, &scope, rejected).await {
+                Ok(Some(sent)) => sent,
+                Ok(None) => {
+                    record.skipped = true;
+                    return;
+                }
+                Err(error) => {
+                    record.errors.push(error);
+                    return;
+                }
+            };
             match (result, token) {
                 (Ok(response), Some(token))
                     if rejected.is_none() && reauthorize_on(profile).contains(&response.status) =>
@@ -472,17 +472,17 @@ impl Engine {
     }
 
     /// Renders, authenticates and sends one request. `Ok(None)`: a template gave `null`.
-    /// Returns the outcome, its record and the OAuth2 token used (if any).
+    /// Returns the outcome, its record and the identity of the OAuth2 token used (if any).
     async fn exchange(
         &self,
         profile: &Profile,
         scope: &Scope<'_>,
-        rejected: Option<&crate::secret::Secret>,
+        rejected: Option<i64>,
     ) -> Result<
         Option<(
             Result<request::Response, request::RequestError>,
             ExchangeRecord,
-            Option<crate::secret::Secret>,
+            Option<i64>,
         )>,
         RunError,
     > {
@@ -508,28 +508,41 @@ impl Engine {
                     message: "OAuth2 is not available in this process".into(),
                     column: None,
                 })?;
-                let token = authorizer
-                    .access_token(profile, rejected)
-                    .await
-                    .map_err(|e| RunError {
-                        stage: RunStage::Request,
-                        message: e.to_string(),
-                        column: None,
-                    })?;
-                let value = spec
-                    .header_template
-                    .replace("{AccessToken}", token.expose());
-                let mut header =
-                    reqwest::header::HeaderValue::from_str(&value).map_err(|_| RunError {
-                        stage: RunStage::Request,
-                        message: "the access token cannot be sent in a header".into(),
-                        column: None,
-                    })?;
-                header.set_sensitive(true);
+                // The hot path: a ready header, no future, no copy of the token.
+                let cached = if rejected.is_none() {
+                    authorizer.fresh_header(&profile.name)
+                } else {
+                    None
+                };
+                let (header, issued) =
+                    match cached {
+                        Some(ready) => ready,
+                        None => {
+                            let (token, issued) = authorizer
+                                .access_token(profile, rejected)
+                                .await
+                                .map_err(|e| RunError {
+                                    stage: RunStage::Request,
+                                    message: e.to_string(),
+                                    column: None,
+                                })?;
+                            let value = spec
+                                .header_template
+                                .replace("{AccessToken}", token.expose());
+                            let mut header = reqwest::header::HeaderValue::from_str(&value)
+                                .map_err(|_| RunError {
+                                    stage: RunStage::Request,
+                                    message: "the access token cannot be sent in a header".into(),
+                                    column: None,
+                                })?;
+                            header.set_sensitive(true);
+                            (header, issued)
+                        }
+                    };
                 prepared
                     .headers
                     .insert(reqwest::header::AUTHORIZATION, header);
-                Some(token)
+                Some(issued)
             }
             _ => None,
         };
