@@ -80,12 +80,10 @@ fn benches(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut criterion = common::criterion();
-    benches(&mut criterion);
-    criterion.final_summary();
-    if !common::measuring() {
-        return;
-    }
+    common::main_with(benches, report);
+}
+
+fn report() {
     if let (Some(fixed), Some(oauth)) = (
         common::mean_ns("auth", "static_bearer", ""),
         common::mean_ns("auth", "oauth2_cached_token", ""),

@@ -57,13 +57,10 @@ fn benches(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut criterion = common::criterion();
-    benches(&mut criterion);
-    criterion.final_summary();
-    // Under `cargo test` each benchmark runs once as a check; there are no estimates to compare.
-    if !common::measuring() {
-        return;
-    }
+    common::main_with(benches, report);
+}
+
+fn report() {
     if let (Some(small), Some(large)) = (
         common::mean_ns("devices", "update_one", "10"),
         common::mean_ns("devices", "update_one", "10000"),

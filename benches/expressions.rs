@@ -162,13 +162,10 @@ fn benches(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut criterion = common::criterion();
-    benches(&mut criterion);
-    criterion.final_summary();
-    // Under `cargo test` each benchmark runs once as a check; there are no estimates to compare.
-    if !common::measuring() {
-        return;
-    }
+    common::main_with(benches, report);
+}
+
+fn report() {
     println!("\nRatios to a typed single-field serde parse of the same body (same run; lower is better):");
     for label in ["1KB", "1MB"] {
         let Some(baseline) = common::mean_ns("expressions", "typed_single_field", label) else {

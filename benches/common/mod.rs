@@ -20,6 +20,17 @@ pub fn criterion() -> criterion::Criterion {
         .configure_from_args()
 }
 
+/// Runs `benches` with [`criterion`], then, in a measuring run only, `report` (the ratios).
+pub fn main_with(benches: fn(&mut criterion::Criterion), report: fn()) {
+    let mut criterion = criterion();
+    benches(&mut criterion);
+    criterion.final_summary();
+    // Under `cargo test` each benchmark runs once as a check; there are no estimates to compare.
+    if measuring() {
+        report();
+    }
+}
+
 /// Whether this is a measuring run (`cargo bench`), not a `cargo test` check of the benches.
 pub fn measuring() -> bool {
     std::env::args().any(|arg| arg == "--bench")
