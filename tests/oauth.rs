@@ -537,3 +537,84 @@ async fn a_failing_refresh_backs_off_instead_of_hammering() {
         "{status:?}"
     );
 }
+
+#[tokio::test]
+async fn the_legacy_callback_path_is_served_too() {
+    let setup = setup("basic").await;
+    let response = warp::test::request()
+        .path("/oauth2_callback.html?code=x&state=forged")
+        .reply(&routes(setup.state.clone()))
+        .await;
+    assert_eq!(response.status(), 400);
+    assert!(String::from_utf8_lossy(response.body()).contains("Authorization refused"));
+}
+
+/// Run in a child process by the test below: saves rotating tokens as fast as it can until killed.
+#[test]
+fn token_writer_child() {
+    let Ok(dir) = std::env::var("BELLHOP_TOKEN_WRITER_DIR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let key = load_or_create_key(&dir.join("token.key")).unwrap_or_else(|e| panic!("{e}"));
+    let store = TokenStore::open(&dir.join("tokens"), &key).unwrap_or_else(|e| panic!("{e}"));
+    for n in 0u64.. {
+        let body =
+            format!(r#"{{"access_token":"at-{n}","refresh_token":"rt-{n}","expires_in":60}}"#);
+        let tokens =
+            bellhop::oauth::parse_token_response(&body, None, 0).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .save("discord", &tokens)
+            .unwrap_or_else(|e| panic!("{e}"));
+        if n == 0 {
+            println!("WRITING");
+        }
+    }
+}
+
+#[test]
+fn a_process_killed_while_saving_tokens_leaves_a_working_store() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for round in 0..3 {
+        let mut child =
+            std::process::Command::new(std::env::current_exe().unwrap_or_else(|e| panic!("{e}")))
+                .args([
+                    "--exact",
+                    "oauth::token_writer_child",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env("BELLHOP_TOKEN_WRITER_DIR", dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        assert!(
+            lines.any(|l| l.is_ok_and(|l| l.contains("WRITING"))),
+            "the writer did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(150 + round * 70));
+        let _ = child.kill();
+        let _ = child.wait();
+        let key =
+            load_or_create_key(&dir.path().join("token.key")).unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            TokenStore::open(&dir.path().join("tokens"), &key).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = store
+            .load("discord")
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let tokens = loaded.unwrap_or_else(|| panic!("round {round}: no tokens"));
+        // The access and refresh tokens belong together: no half-written mix.
+        assert_eq!(
+            tokens.access_token.expose().trim_start_matches("at-"),
+            tokens
+                .refresh_token
+                .as_ref()
+                .map(|r| r.expose().trim_start_matches("rt-").to_string())
+                .unwrap_or_default()
+        );
+    }
+}
