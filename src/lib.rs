@@ -9,6 +9,7 @@
 pub mod devices;
 pub mod engine;
 pub mod expr;
+pub mod net;
 pub mod oauth;
 pub mod profile;
 pub mod secret;

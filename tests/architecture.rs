@@ -54,13 +54,16 @@ fn dependencies_point_one_way() {
         ("expr", &[]),
         ("devices", &[]),
         ("secret", &[]),
-        ("oauth", &["secret"]),
+        ("net", &[]),
+        ("oauth", &["secret", "net"]),
         ("tokens", &["oauth", "secret"]),
         ("settings", &[]),
         ("profile", &["expr", "secret"]),
         (
             "engine",
-            &["expr", "devices", "profile", "secret", "oauth", "tokens"],
+            &[
+                "expr", "devices", "profile", "secret", "oauth", "tokens", "net",
+            ],
         ),
         (
             "web",

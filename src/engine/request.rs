@@ -194,38 +194,6 @@ pub struct Response {
     pub body: std::sync::Arc<str>,
 }
 
-/// Describes a transport error by its causes, without the URL (which may carry a key).
-pub fn describe(error: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // hyper's wrapper texts say nothing the causes below them do not.
-        let noise = text.starts_with("client error (");
-        if !noise && !parts.iter().any(|p: &String| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    let resolving = parts.iter().any(|p| p.contains("dns error"));
-    let kind = if resolving {
-        "cannot resolve the host name"
-    } else if error.is_connect() {
-        "cannot connect"
-    } else if error.is_redirect() {
-        "too many redirects"
-    } else if error.is_body() || error.is_decode() {
-        "the response body broke off"
-    } else {
-        "request failed"
-    };
-    if parts.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {}", parts.join(": "))
-    }
-}
-
 pub async fn send(
     client: &reqwest::Client,
     request: PreparedRequest,
@@ -253,7 +221,7 @@ pub async fn send(
         if e.is_timeout() {
             RequestError::Timeout(timeout)
         } else {
-            RequestError::Transport(describe(&e))
+            RequestError::Transport(crate::net::describe(&e))
         }
     })?;
     if response.status().is_redirection() && response.url().origin() == origin {
@@ -282,7 +250,7 @@ pub async fn send(
             if e.is_timeout() {
                 RequestError::Timeout(timeout)
             } else {
-                RequestError::Transport(describe(&e))
+                RequestError::Transport(crate::net::describe(&e))
             }
         })?;
         if bytes.len() as u64 + chunk.len() as u64 > limit {

@@ -198,7 +198,7 @@ async fn token_request(
             OAuthError::Transport(if e.is_timeout() {
                 format!("no answer within {} s", config.timeout.as_secs_f64())
             } else {
-                describe(&e)
+                crate::net::describe(&e)
             })
         })?;
     let status = response.status().as_u16();
@@ -217,7 +217,7 @@ async fn token_request(
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| OAuthError::Transport(describe(&e)))?;
+        .map_err(|e| OAuthError::Transport(crate::net::describe(&e)))?;
     if bytes.len() > TOKEN_RESPONSE_LIMIT {
         return Err(OAuthError::Parse("the token response is too large".into()));
     }
@@ -247,24 +247,4 @@ fn server_error(body: &str) -> Option<OAuthError> {
         .and_then(|d| d.as_str())
         .map(|d| d.chars().take(200).collect());
     Some(OAuthError::Server { error, description })
-}
-
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !part.starts_with("client error (") && !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    if text.is_empty() {
-        "request failed".into()
-    } else {
-        text
-    }
 }
