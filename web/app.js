@@ -209,6 +209,7 @@ async function loadDevices() {
   renderDevices();
 }
 const events = new EventSource("/api/v1/events");
+events.addEventListener("open", () => { document.body.dataset.live = "yes"; });
 events.addEventListener("device", (event) => { const d = JSON.parse(event.data); devices.set(d.ref, d); renderDevices(); });
 
 // Sandbox

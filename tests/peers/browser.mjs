@@ -62,15 +62,19 @@ try {
   await page.waitForSelector('tr[data-profile="discord"] a');
   await page.click('tr[data-profile="discord"] a');
   await page.waitForFunction(() => document.querySelector("#auth-status").textContent.startsWith("authorized"));
+  // A second tab on the devices page, connected to the live stream before the device exists.
+  const live = await context.newPage();
+  await live.goto(env.BELLHOP_URL + "/#devices");
+  await live.waitForSelector('body[data-live="yes"]');
   await page.click("#run-now");
   await page.waitForFunction(() => document.querySelector("#run-result").textContent.includes("ann@example.com"));
   await shot(page, "5-run-now");
-  await page.goto(env.BELLHOP_URL + "/#devices");
-  await page.waitForFunction(() => {
+  // The device arrives on the open devices page through server-sent events, without a reload.
+  await live.waitForFunction(() => {
     const row = document.querySelector('tr[data-device="email"]');
     return row && row.textContent.includes("ann@example.com");
   });
-  await shot(page, "6-devices");
+  await shot(live, "6-devices-live");
   console.log("BROWSER OK");
 } catch (error) {
   if (page) await shot(page, "failure").catch(() => {});
