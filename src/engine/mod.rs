@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::devices::{Creation, DeviceChange, DeviceHub};
-use crate::expr::{Document, Environment, ExtractionPlan, Scope, Template};
+use crate::expr::{Document, Environment, Scope, Template};
 use crate::profile::{self, Profile, ProfileSet};
 use crate::secret::SecretSource;
 
@@ -374,13 +374,8 @@ impl Engine {
 
     async fn run_piece(&self, profile: &Profile, piece: &str, record: &mut RunRecord) {
         let env = HubEnvironment::new(&self.hub);
-        // The action text is itself a template (`position=${val12}`); plain text needs no compiling.
-        let plain = !piece.contains("${") && !piece.contains('\\');
-        let action_template = match if plain {
-            Template::literal(piece)
-        } else {
-            Template::compile(piece)
-        } {
+        // The action text is itself a template (`position=${val12}`).
+        let action_template = match Template::compile(piece) {
             Ok(t) => t,
             Err(errors) => {
                 for error in errors.errors {
@@ -393,8 +388,7 @@ impl Engine {
                 return;
             }
         };
-        let empty_plan = Arc::new(ExtractionPlan::default());
-        let nothing = Document::new("", empty_plan.clone());
+        let nothing = Document::new("", Default::default());
         let text = match action_template.render(&Scope::new(&nothing, &env), &|s| s.to_string()) {
             Ok(Some(text)) => text,
             Ok(None) => {

@@ -111,14 +111,6 @@ impl Expression {
         self.plan_into(&mut plan);
         plan.shared()
     }
-
-    /// Whether the expression is a literal text (used for names that need no evaluation).
-    pub fn literal_text(&self) -> Option<&str> {
-        match &self.root.kind {
-            NodeKind::Literal(Value::Text(t)) => Some(t),
-            _ => None,
-        }
-    }
 }
 
 /// Evaluates one expression against `input` text with no devices: the sandbox.

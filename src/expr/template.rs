@@ -94,19 +94,6 @@ impl Template {
         }
     }
 
-    /// A template that is exactly `text`, with no expressions and no escapes.
-    pub fn literal(text: &str) -> Result<Template, CompileErrors> {
-        let parts = if text.is_empty() {
-            Vec::new()
-        } else {
-            vec![TemplatePart::Text(text.to_string())]
-        };
-        Ok(Template {
-            source: text.into(),
-            parts,
-        })
-    }
-
     pub fn source(&self) -> &str {
         &self.source
     }
