@@ -283,6 +283,16 @@ impl Setup {
     }
 }
 
+/// A profile authorized with an access token that is already inside the refresh margin, so the
+/// next run refreshes.
+async fn authorized_with_an_expiring_token(client_auth: &str) -> Setup {
+    let setup = setup(client_auth).await;
+    setup.provider().first_expires_in = 1;
+    let (status, page, _) = setup.authorize().await;
+    assert_eq!(status, 200, "{page}");
+    setup
+}
+
 #[tokio::test]
 async fn the_whole_flow_authorizes_and_runs_with_either_client_authentication() {
     for style in ["basic", "body"] {
@@ -406,10 +416,7 @@ async fn bad_replayed_and_denied_callbacks_are_refused_without_a_token_request()
 
 #[tokio::test]
 async fn a_thousand_runs_on_an_expired_token_make_one_refresh() {
-    let setup = setup("body").await;
-    setup.provider().first_expires_in = 1;
-    let (status, page, _) = setup.authorize().await;
-    assert_eq!(status, 200, "{page}");
+    let setup = authorized_with_an_expiring_token("body").await;
     let mut runs = Vec::new();
     for _ in 0..1000 {
         let engine = setup.engine.clone();
@@ -429,10 +436,7 @@ async fn a_thousand_runs_on_an_expired_token_make_one_refresh() {
 
 #[tokio::test]
 async fn a_dead_grant_asks_for_reauthorization_once_and_stops_refreshing() {
-    let setup = setup("basic").await;
-    setup.provider().first_expires_in = 1;
-    let (status, _, _) = setup.authorize().await;
-    assert_eq!(status, 200);
+    let setup = authorized_with_an_expiring_token("basic").await;
     setup.provider().refuse_refresh = true;
     for _ in 0..50 {
         let record = setup
@@ -500,10 +504,7 @@ async fn a_broken_token_endpoint_gets_a_readable_page_and_stores_nothing() {
 
 #[tokio::test]
 async fn a_failing_refresh_backs_off_instead_of_hammering() {
-    let setup = setup("basic").await;
-    setup.provider().first_expires_in = 1;
-    let (status, _, _) = setup.authorize().await;
-    assert_eq!(status, 200);
+    let setup = authorized_with_an_expiring_token("basic").await;
     setup.provider().token_mode = Some("500");
     for _ in 0..20 {
         let record = setup
