@@ -406,7 +406,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::put())
         .and(json_body())
         .and(s())
-        .map(|_name: String, form: ProfileForm, state: AppState| {
+        .map(|name: String, form: ProfileForm, state: AppState| {
+            let name = decode(&name);
+            if name != form.name.trim() {
+                return ApiError::bad_request(format!(
+                    "the path names profile `{name}` but the form names `{}`",
+                    form.name.trim()
+                ))
+                .into_response();
+            }
             match state.engine.save_profile(&form) {
                 Ok(()) => ok(&serde_json::json!({ "saved": form.name.trim() })),
                 Err(EditError::Invalid(diagnostics)) => {
