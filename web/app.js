@@ -139,7 +139,9 @@ $("#editor").addEventListener("submit", async (event) => {
   const element = $("#editor");
   const form = { pkce: element.elements.pkce.checked };
   for (const field of formFields) form[field] = element.elements[field].value;
-  const { ok, data } = await api("PUT", `/profiles/${encodeURIComponent(form.name || "unnamed")}`, form);
+  form.name = form.name.trim();
+  if (!form.name) { showErrors([{ key: "name", message: "a profile needs a name" }]); return; }
+  const { ok, data } = await api("PUT", `/profiles/${encodeURIComponent(form.name)}`, form);
   if (ok) {
     $("#editor-message").textContent = "Saved.";
     await loadProfiles();
