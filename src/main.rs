@@ -386,7 +386,7 @@ fn eval(settings: &Settings, source: &str, input: Option<&Path>) -> Result<ExitC
         }
         None => String::new(),
     };
-    let expression = match Expression::compile(source) {
+    let expression = match Expression::compile_sandbox(source) {
         Ok(e) => e,
         Err(errors) => {
             for error in errors.errors {

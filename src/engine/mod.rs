@@ -389,7 +389,7 @@ impl Engine {
             }
         };
         let nothing = Document::new("", Default::default());
-        let text = match action_template.render(&Scope::new(&nothing, &env), &|s| s.to_string()) {
+        let text = match action_template.render_text(&Scope::new(&nothing, &env)) {
             Ok(Some(text)) => text,
             Ok(None) => {
                 record.skipped = true;

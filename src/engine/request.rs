@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
-use crate::expr::{EvalError, Scope, Template};
+use crate::expr::{EvalError, EvalErrorKind, Scope, Template, Value};
 use crate::profile::{AuthSpec, BodySpec, Method, Profile};
 
 /// Characters left as they are when a `${…}` result is spliced into a URL: RFC 3986 unreserved.
@@ -45,21 +45,60 @@ pub struct PreparedRequest {
     pub body: Option<(String, String)>,
 }
 
+/// How an expression's value is written into the text of a request.
+#[derive(Clone, Copy)]
+enum Splice {
+    /// As its text.
+    Text,
+    /// As its text, percent-encoded as a URL segment.
+    UrlSegment,
+    /// As its text, refusing line breaks (which would start another header).
+    HeaderValue,
+    /// As JSON: a JSON value where one goes, JSON-escaped text inside a JSON string.
+    Json,
+}
+
+fn splice(how: Splice, value: &Value, json_string: bool) -> Result<String, EvalErrorKind> {
+    match how {
+        Splice::Text => Ok(value.to_text()),
+        Splice::UrlSegment => Ok(utf8_percent_encode(&value.to_text(), URL_SEGMENT).to_string()),
+        Splice::HeaderValue => {
+            let text = value.to_text();
+            if text.contains(['\r', '\n', '\0']) {
+                Err(EvalErrorKind::Invalid(
+                    "the value holds a line break (or NUL), which a header cannot carry".into(),
+                ))
+            } else {
+                Ok(text)
+            }
+        }
+        Splice::Json if json_string => {
+            let quoted = serde_json::to_string(&value.to_text())
+                .map_err(|e| EvalErrorKind::Invalid(e.to_string()))?;
+            Ok(quoted[1..quoted.len() - 1].to_string())
+        }
+        Splice::Json => value.to_json_text(),
+    }
+}
+
 fn render(
     template: &Template,
     scope: &Scope<'_>,
     what: &str,
-    encode: bool,
+    how: Splice,
 ) -> Result<Option<String>, RequestError> {
-    let encoder = |text: &str| -> String {
-        if encode {
-            utf8_percent_encode(text, URL_SEGMENT).to_string()
-        } else {
-            text.to_string()
-        }
+    let json_strings = match how {
+        Splice::Json => template.json_string_contexts(),
+        _ => Vec::new(),
     };
     template
-        .render(scope, &encoder)
+        .render(scope, &|value, index| {
+            splice(
+                how,
+                value,
+                json_strings.get(index).copied().unwrap_or(false),
+            )
+        })
         .map_err(|error| RequestError::Template {
             what: what.to_string(),
             error,
@@ -73,7 +112,12 @@ pub fn prepare(
     scope: &Scope<'_>,
 ) -> Result<Option<PreparedRequest>, RequestError> {
     let spec = &profile.request;
-    let Some(url_text) = render(&spec.url, scope, "url", spec.encode_url_segments)? else {
+    let url_splice = if spec.encode_url_segments {
+        Splice::UrlSegment
+    } else {
+        Splice::Text
+    };
+    let Some(url_text) = render(&spec.url, scope, "url", url_splice)? else {
         return Ok(None);
     };
     let mut url = url::Url::parse(&url_text)
@@ -84,7 +128,13 @@ pub fn prepare(
     let display_url = url.to_string();
     let mut headers = HeaderMap::new();
     for (name, template) in &spec.headers {
-        let Some(value) = render(template, scope, &format!("header `{name}`"), false)? else {
+        let Some(value) = render(
+            template,
+            scope,
+            &format!("header `{name}`"),
+            Splice::HeaderValue,
+        )?
+        else {
             return Ok(None);
         };
         let header = HeaderName::from_bytes(name.as_bytes())
@@ -95,17 +145,21 @@ pub fn prepare(
     }
     let action_text = scope.input.text();
     let body = match &spec.body {
-        Some(BodySpec::Json(template)) => {
-            render(template, scope, "body", false)?.map(|b| ("application/json".to_string(), b))
-        }
+        Some(BodySpec::Json(template)) => render(template, scope, "body", Splice::Json)?
+            .map(|b| ("application/json".to_string(), b)),
         Some(BodySpec::Raw {
             content_type,
             template,
-        }) => render(template, scope, "body", false)?.map(|b| (content_type.clone(), b)),
+        }) => render(template, scope, "body", Splice::Text)?.map(|b| (content_type.clone(), b)),
         Some(BodySpec::Form(fields)) => {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             for (name, template) in fields {
-                let Some(value) = render(template, scope, &format!("form field `{name}`"), false)?
+                let Some(value) = render(
+                    template,
+                    scope,
+                    &format!("form field `{name}`"),
+                    Splice::Text,
+                )?
                 else {
                     return Ok(None);
                 };
@@ -116,8 +170,12 @@ pub fn prepare(
                 form.finish(),
             ))
         }
-        // Without a body template, the action text is the body of a non-GET request.
-        None if spec.method != Method::Get && !action_text.trim().is_empty() => {
+        // Without a body template, the action text is the body of a non-GET request, unless
+        // the URL already carries it (the family: one place or the other, never both).
+        None if spec.method != Method::Get
+            && !spec.url_reads_input
+            && !action_text.trim().is_empty() =>
+        {
             let trimmed = action_text.trim_start();
             let content_type = if trimmed.starts_with('{') || trimmed.starts_with('[') {
                 "application/json"

@@ -55,7 +55,7 @@ pub enum NodeKind {
     },
     Regex {
         subject: Box<Node>,
-        pattern: Arc<regex::Regex>,
+        pattern: Arc<fancy_regex::Regex>,
         group: Option<Box<Node>>,
     },
     Call(&'static Function, Vec<Node>),
@@ -66,49 +66,51 @@ pub enum NodeKind {
 pub struct Node {
     pub kind: NodeKind,
     pub span: Span,
+    /// How many nodes deep the tree below (and including) this node is. The parser refuses a
+    /// tree deeper than [`super::limits::MAX_DEPTH`], so every recursive walk is bounded.
+    pub depth: usize,
 }
 
 impl Node {
     pub fn new(kind: NodeKind, span: Span) -> Node {
-        Node { kind, span }
+        let depth = 1 + kind.children().map(|child| child.depth).max().unwrap_or(0);
+        Node { kind, span, depth }
     }
 
     /// Visits this node and all nodes below it.
     pub fn walk(&self, visit: &mut dyn FnMut(&Node)) {
         visit(self);
-        match &self.kind {
-            NodeKind::Negate(inner) | NodeKind::Not(inner) => inner.walk(visit),
+        for child in self.kind.children() {
+            child.walk(visit);
+        }
+    }
+}
+
+impl NodeKind {
+    /// The nodes directly below, in source order.
+    pub fn children(&self) -> impl Iterator<Item = &Node> {
+        let list: Vec<&Node> = match self {
+            NodeKind::Negate(inner) | NodeKind::Not(inner) => vec![inner],
             NodeKind::Binary(_, a, b)
             | NodeKind::And(a, b)
             | NodeKind::Or(a, b)
-            | NodeKind::Subscript(a, b) => {
-                a.walk(visit);
-                b.walk(visit);
-            }
-            NodeKind::If(c, a, b) => {
-                c.walk(visit);
-                a.walk(visit);
-                b.walk(visit);
-            }
-            NodeKind::Json { source, selector } => {
-                source.walk(visit);
-                if let JsonSelector::Computed(path) = selector {
-                    path.walk(visit);
-                }
-            }
-            NodeKind::Regex { subject, group, .. } => {
-                subject.walk(visit);
-                if let Some(group) = group {
-                    group.walk(visit);
-                }
-            }
-            NodeKind::Call(_, args) => args.iter().for_each(|arg| arg.walk(visit)),
+            | NodeKind::Subscript(a, b) => vec![a, b],
+            NodeKind::If(c, a, b) => vec![c, a, b],
+            NodeKind::Json { source, selector } => match selector {
+                JsonSelector::Computed(path) => vec![source, path],
+                _ => vec![source],
+            },
+            NodeKind::Regex { subject, group, .. } => std::iter::once(&**subject)
+                .chain(group.as_deref())
+                .collect(),
+            NodeKind::Call(_, args) => args.iter().collect(),
             NodeKind::Literal(_)
             | NodeKind::Input
             | NodeKind::Item
             | NodeKind::Index
             | NodeKind::DeviceValue(_)
-            | NodeKind::DeviceString(_) => {}
-        }
+            | NodeKind::DeviceString(_) => Vec::new(),
+        };
+        list.into_iter()
     }
 }

@@ -99,6 +99,12 @@ pub enum EvalErrorKind {
     UnknownDevice(u64),
     #[error("global variable `{0}` does not exist")]
     UnknownGlobal(String),
+    #[error("the {what} would be {size} long, over the limit of {limit}")]
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
     #[error("{0}")]
     Invalid(String),
 }

@@ -307,7 +307,9 @@ fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value, EvalErrorK
                 Err(functions::mismatch("a number or text", &Value::Null))
             }
             (Value::Text(_) | Value::Object(_), _) | (_, Value::Text(_) | Value::Object(_)) => {
-                Ok(Value::text(format!("{left}{right}")))
+                let (left, right) = (left.to_text(), right.to_text());
+                super::limits::text_fits(left.len() + right.len())?;
+                Ok(Value::text(left + &right))
             }
             _ => {
                 let (a, b) = both_numbers()?;

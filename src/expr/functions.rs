@@ -5,6 +5,7 @@ use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::error::EvalErrorKind;
 use super::eval::Environment;
+use super::limits;
 use super::value::{format_number, parse_number_text, Value};
 
 pub type Implementation = fn(&[Value], &dyn Environment) -> Result<Value, EvalErrorKind>;
@@ -99,22 +100,16 @@ pub static FUNCTIONS: &[Function] = &[
         |a, _| Ok(Value::Number(match &a[0] { Value::List(items) => items.len(), other => other.to_text().chars().count() } as f64))),
     function!("Numbers", 1, Some(1), "Numbers(text)", "List of the numbers in a text: `Numbers(\"a 12 b -3.5\")` is [12, -3.5].", Plain, numbers),
     function!("Words", 1, Some(1), "Words(text)", "List of the blank-separated words of a text that are not numbers.", Plain,
-        |a, _| Ok(Value::list(a[0].to_text().split_whitespace().filter(|w| parse_number_text(w).is_none()).map(Value::text).collect()))),
+        |a, _| bounded_list(a[0].to_text().split_whitespace().filter(|w| parse_number_text(w).is_none()).map(Value::text))),
     function!("OnOffs", 1, Some(1), "OnOffs(text)", "List of the words `on` and `off` in a text, in order, lowercase.", Plain,
-        |a, _| Ok(Value::list(a[0].to_text().split(|c: char| !c.is_alphanumeric()).filter_map(|w| {
+        |a, _| bounded_list(a[0].to_text().split(|c: char| !c.is_alphanumeric()).filter_map(|w| {
             let lower = w.to_ascii_lowercase();
             (lower == "on" || lower == "off").then(|| Value::text(lower))
-        }).collect()))),
+        }))),
     function!("Substring", 2, Some(3), "Substring(text, start[, length])", "Characters from `start` (0-based), to the end or `length` long.", Plain, substring),
-    function!("Split", 2, Some(2), "Split(text, separator)", "List of the pieces of a text between separators.", Plain,
-        |a, _| {
-            let separator = a[1].to_text();
-            if separator.is_empty() { return Err(EvalErrorKind::Invalid("Split needs a non-empty separator".into())); }
-            Ok(Value::list(a[0].to_text().split(separator.as_str()).map(Value::text).collect()))
-        }),
-    function!("Regex", 2, Some(3), "Regex(text, pattern[, group])", "List of all matches of a regular expression (Rust `regex` syntax: no look-around), or of one capture group of each match.", Regex, regex_computed),
-    function!("Replace", 3, Some(3), "Replace(text, from, to)", "Replaces every `from` with `to`.", Plain,
-        |a, _| Ok(Value::text(a[0].to_text().replace(a[1].to_text().as_str(), &a[2].to_text())))),
+    function!("Split", 2, Some(2), "Split(text, separator)", "List of the pieces of a text between separators.", Plain, split),
+    function!("Regex", 2, Some(3), "Regex(text, pattern[, group])", "List of all matches of a regular expression, or of one capture group of each match. .NET-style patterns work: look-around (`(?<=…)`, `(?!…)`), backreferences (`\\1`), named groups; a pattern that backtracks too long is an error.", Regex, regex_computed),
+    function!("Replace", 3, Some(3), "Replace(text, from, to)", "Replaces every `from` with `to`.", Plain, replace),
     function!("Trim", 1, Some(1), "Trim(text)", "Removes blanks at both ends.", Plain, |a, _| Ok(Value::text(a[0].to_text().trim()))),
     function!("Upper", 1, Some(1), "Upper(text)", "Uppercase.", Plain, |a, _| Ok(Value::text(a[0].to_text().to_uppercase()))),
     function!("Lower", 1, Some(1), "Lower(text)", "Lowercase.", Plain, |a, _| Ok(Value::text(a[0].to_text().to_lowercase()))),
@@ -127,11 +122,8 @@ pub static FUNCTIONS: &[Function] = &[
         |a, _| Ok(Value::Bool(a[0].to_text().starts_with(a[1].to_text().as_str())))),
     function!("EndsWith", 2, Some(2), "EndsWith(text, suffix)", "Whether a text ends with a suffix.", Plain,
         |a, _| Ok(Value::Bool(a[0].to_text().ends_with(a[1].to_text().as_str())))),
-    function!("Join", 1, Some(2), "Join(list[, separator])", "Joins the elements of a list into text (separator default `,`).", Plain,
-        |a, _| {
-            let separator = a.get(1).map(Value::to_text).unwrap_or_else(|| ",".into());
-            Ok(Value::text(list(&a[0])?.iter().map(Value::to_text).collect::<Vec<_>>().join(&separator)))
-        }),
+    function!("Join", 1, Some(2), "Join(list[, separator])", "Joins the elements of a list into text (separator default `,`).", Plain, join),
+    function!("ParseJSON", 1, Some(1), "ParseJSON(text)", "The JSON value a text holds (object, list, text, number, boolean). In a `json` body a value is written as JSON (text as a JSON string), so this is how JSON text from the action is spliced in as JSON on purpose: `{\"on\": ${ParseJSON(input)}}`.", Plain, parse_json),
     function!("Count", 1, Some(2), "Count(list) or Count(text, part)", "Number of elements of a list, or of occurrences of a part in a text.", Plain,
         |a, _| match a.get(1) {
             None => Ok(Value::Number(list(&a[0])?.len() as f64)),
@@ -261,13 +253,22 @@ fn numbers(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> 
         return Err(EvalErrorKind::Invalid("internal: number pattern".into()));
     };
     let text = args[0].to_text();
-    Ok(Value::list(
+    bounded_list(
         pattern
             .find_iter(&text)
             .filter_map(|m| m.as_str().parse::<f64>().ok())
-            .map(Value::Number)
-            .collect(),
-    ))
+            .map(Value::Number),
+    )
+}
+
+/// A list of what `items` yields, refused once it passes [`limits::MAX_LIST_LEN`].
+fn bounded_list(items: impl Iterator<Item = Value>) -> Result<Value, EvalErrorKind> {
+    let mut list = Vec::new();
+    for item in items {
+        limits::list_fits(list.len() + 1)?;
+        list.push(item);
+    }
+    Ok(Value::list(list))
 }
 
 fn substring(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
@@ -295,9 +296,20 @@ fn substring(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind
     Ok(Value::text(piece))
 }
 
+/// Compiles a regular expression in the family's (.NET-like) flavour: look-around and
+/// backreferences work; patterns without them run on the linear-time engine; backtracking is
+/// bounded so a pathological pattern is an error, not a hang.
+pub(crate) fn compile_regex(pattern: &str) -> Result<fancy_regex::Regex, String> {
+    fancy_regex::RegexBuilder::new(pattern)
+        .backtrack_limit(limits::REGEX_BACKTRACK_LIMIT)
+        .delegate_size_limit(limits::REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// Matches of `pattern` in `text`: whole matches, or one capture group of each match.
 pub(crate) fn regex_matches(
-    pattern: &regex::Regex,
+    pattern: &fancy_regex::Regex,
     text: &str,
     group: Option<&Value>,
 ) -> Result<Value, EvalErrorKind> {
@@ -310,21 +322,81 @@ pub(crate) fn regex_matches(
             "the pattern has no capture group {group}"
         )));
     }
-    Ok(Value::list(
-        pattern
-            .captures_iter(text)
-            .filter_map(|c| c.get(group as usize))
-            .map(|m| Value::text(m.as_str()))
-            .collect(),
-    ))
+    let mut found = Vec::new();
+    for captures in pattern.captures_iter(text) {
+        let captures = captures
+            .map_err(|e| EvalErrorKind::Invalid(format!("the regular expression gave up: {e}")))?;
+        if let Some(m) = captures.get(group as usize) {
+            limits::list_fits(found.len() + 1)?;
+            found.push(Value::text(m.as_str()));
+        }
+    }
+    Ok(Value::list(found))
 }
 
 fn regex_computed(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
-    let pattern = regex::RegexBuilder::new(&args[1].to_text())
-        .size_limit(1 << 20)
-        .build()
+    let pattern = compile_regex(&args[1].to_text())
         .map_err(|e| EvalErrorKind::Invalid(format!("invalid regular expression: {e}")))?;
     regex_matches(&pattern, &args[0].to_text(), args.get(2))
+}
+
+/// `Replace(text, from, to)`, its size known before anything is built.
+fn replace(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
+    let text = args[0].to_text();
+    let from = args[1].to_text();
+    let to = args[2].to_text();
+    // An empty `from` matches before every character and at the end.
+    let matches = if from.is_empty() {
+        text.chars().count() + 1
+    } else {
+        text.matches(from.as_str()).count()
+    };
+    let size = matches
+        .checked_mul(to.len())
+        .and_then(|added| {
+            (text.len() - matches.saturating_mul(from.len()).min(text.len())).checked_add(added)
+        })
+        .unwrap_or(usize::MAX);
+    limits::text_fits(size)?;
+    Ok(Value::text(text.replace(from.as_str(), &to)))
+}
+
+fn join(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
+    let separator = args
+        .get(1)
+        .map(Value::to_text)
+        .unwrap_or_else(|| ",".into());
+    let items = list(&args[0])?;
+    let mut out = String::new();
+    for (position, item) in items.iter().enumerate() {
+        let text = item.to_text();
+        let sep = if position > 0 { separator.len() } else { 0 };
+        limits::text_fits(out.len() + sep + text.len())?;
+        if position > 0 {
+            out.push_str(&separator);
+        }
+        out.push_str(&text);
+    }
+    Ok(Value::text(out))
+}
+
+fn split(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
+    let separator = args[1].to_text();
+    if separator.is_empty() {
+        return Err(EvalErrorKind::Invalid(
+            "Split needs a non-empty separator".into(),
+        ));
+    }
+    let text = args[0].to_text();
+    bounded_list(text.split(separator.as_str()).map(Value::text))
+}
+
+/// `ParseJSON(text)`: the JSON value a text holds.
+fn parse_json(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
+    let text = args[0].to_text();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .map(|json| Value::from_json(&json))
+        .map_err(|e| EvalErrorKind::InvalidJson(e.to_string()))
 }
 
 fn hex(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {

@@ -102,9 +102,16 @@ pub fn lex(source: &str) -> Result<Lexed, CompileError> {
                     }
                 }
                 let text = &source[start..end];
-                let number = text.parse::<f64>().map_err(|_| {
-                    CompileError::new(format!("`{text}` is not a number"), Span::new(start, end))
-                })?;
+                let number = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| {
+                        CompileError::new(
+                            format!("`{}` is not a finite number", super::error::excerpt(text)),
+                            Span::new(start, end),
+                        )
+                    })?;
                 tokens.push(Token {
                     kind: TokenKind::Number(number),
                     span: Span::new(start, end),
@@ -257,6 +264,35 @@ fn lex_string(
 
 /// Byte ranges of the text literals in `source` (quotes included), for splitters that must
 /// never cut inside a literal. Tolerates an unclosed literal (it runs to the end).
+/// Byte position of the first `target` outside text literals, reading no further than it.
+pub fn find_outside_literals(source: &str, target: char) -> Option<usize> {
+    let mut chars = source.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == target {
+            return Some(i);
+        }
+        let typographic = TYPOGRAPHIC_QUOTES.contains(&c);
+        if c == '"' || typographic {
+            while let Some((_, d)) = chars.next() {
+                if d == '\\' {
+                    chars.next();
+                    continue;
+                }
+                if d == '"' || (typographic && TYPOGRAPHIC_QUOTES.contains(&d)) {
+                    break;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Whether byte `at` lies inside one of `ranges` (sorted, as [`literal_ranges`] gives them).
+pub fn inside_ranges(ranges: &[(usize, usize)], at: usize) -> bool {
+    let after = ranges.partition_point(|(start, _)| *start <= at);
+    after > 0 && at < ranges[after - 1].1
+}
+
 pub fn literal_ranges(source: &str) -> Vec<(usize, usize)> {
     let mut ranges = Vec::new();
     let mut chars = source.char_indices().peekable();

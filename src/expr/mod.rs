@@ -11,6 +11,7 @@ mod eval;
 pub mod functions;
 pub mod json_path;
 mod lex;
+pub mod limits;
 mod parse;
 mod template;
 pub mod value;
@@ -21,7 +22,7 @@ pub use ast::JsonSelector;
 pub use error::{CompileError, CompileWarning, EvalError, EvalErrorKind, Span};
 pub use eval::{Document, EmptyEnvironment, Environment, Scope};
 pub use json_path::{DottedPath, ExtractionPlan, PathTrie};
-pub use lex::literal_ranges;
+pub use lex::{inside_ranges, literal_ranges};
 pub use template::{Template, TemplatePart};
 pub use value::Value;
 
@@ -49,6 +50,17 @@ impl Expression {
         let located = |errors: Vec<CompileError>| CompileErrors {
             errors: errors.into_iter().map(|e| e.located(source)).collect(),
         };
+        if source.len() > limits::MAX_SOURCE_BYTES {
+            let at = Span::new(limits::MAX_SOURCE_BYTES, limits::MAX_SOURCE_BYTES);
+            return Err(located(vec![CompileError::new(
+                format!(
+                    "the expression is {} bytes long, over the limit of {}",
+                    source.len(),
+                    limits::MAX_SOURCE_BYTES
+                ),
+                at,
+            )]));
+        }
         let lexed = lex::lex(source).map_err(|e| located(vec![e]))?;
         let mut parser = parse::Parser::new(lexed.tokens, source);
         let root = parser.parse_all().map_err(|e| {
@@ -75,6 +87,12 @@ impl Expression {
         })
     }
 
+    /// Compiles what a user types into a sandbox: a bare expression, or the family's
+    /// `${ … }`-wrapped form (columns stay those of what was typed).
+    pub fn compile_sandbox(source: &str) -> Result<Expression, CompileErrors> {
+        Expression::compile(&unwrap_template(source))
+    }
+
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -89,6 +107,14 @@ impl Expression {
             e.column = e.span.column_in(&self.source);
             e
         })
+    }
+
+    /// Whether the expression reads `input` anywhere.
+    pub fn reads_input(&self) -> bool {
+        let mut reads = false;
+        self.root
+            .walk(&mut |node| reads |= matches!(node.kind, NodeKind::Input));
+        reads
     }
 
     /// Adds what this expression reads from `input` as JSON to a plan.
@@ -113,13 +139,37 @@ impl Expression {
     }
 }
 
+/// `${ expression }` (the whole text one template segment) becomes the expression with the
+/// wrapper blanked out, so columns are unchanged; anything else is returned as it is.
+fn unwrap_template(source: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = source.trim();
+    let Some(inner) = trimmed.strip_prefix("${") else {
+        return source.into();
+    };
+    // The wrapper's `}` must be the one that closes the `${`, and the text's last.
+    match lex::find_outside_literals(inner, '}') {
+        Some(close) if close == inner.len() - 1 => {
+            let start = source.len() - source.trim_start().len();
+            let end = start + trimmed.len() - 1;
+            let mut blanked = String::with_capacity(source.len());
+            blanked.push_str(&source[..start]);
+            blanked.push_str("  ");
+            blanked.push_str(&source[start + 2..end]);
+            blanked.push(' ');
+            blanked.push_str(&source[end + 1..]);
+            blanked.into()
+        }
+        _ => source.into(),
+    }
+}
+
 /// Evaluates one expression against `input` text with no devices: the sandbox.
 pub fn evaluate_once(
     source: &str,
     input: &str,
     env: &dyn Environment,
 ) -> Result<Result<Value, EvalError>, CompileErrors> {
-    let expression = Expression::compile(source)?;
+    let expression = Expression::compile_sandbox(source)?;
     let document = Document::new(input, expression.plan());
     Ok(expression.evaluate(&Scope::new(&document, env)))
 }

@@ -10,12 +10,15 @@ use super::error::{CompileError, Span};
 use super::functions::{self, Function, FunctionKind};
 use super::json_path::DottedPath;
 use super::lex::{Token, TokenKind};
+use super::limits::MAX_DEPTH;
 use super::value::Value;
 
 pub struct Parser<'s> {
     tokens: Vec<Token>,
     position: usize,
     source: &'s str,
+    /// How many `expression` calls are open: bounded by [`MAX_DEPTH`].
+    nesting: usize,
     /// Problems that do not stop parsing (unknown functions, wrong arity, bad literal paths).
     pub problems: Vec<CompileError>,
 }
@@ -34,6 +37,7 @@ impl<'s> Parser<'s> {
             tokens,
             position: 0,
             source,
+            nesting: 0,
             problems: Vec::new(),
         }
     }
@@ -111,13 +115,33 @@ impl<'s> Parser<'s> {
         }
     }
 
+    /// Refuses a node deeper than [`MAX_DEPTH`], naming where the limit was crossed.
+    fn bounded(&self, node: Node, at: Span) -> Result<Node, CompileError> {
+        if node.depth > MAX_DEPTH {
+            Err(too_deep(at))
+        } else {
+            Ok(node)
+        }
+    }
+
     fn expression(&mut self, min_power: u8) -> Result<Node, CompileError> {
+        if self.nesting >= MAX_DEPTH {
+            return Err(too_deep(self.peek().span));
+        }
+        self.nesting += 1;
+        let result = self.expression_unbounded(min_power);
+        self.nesting -= 1;
+        result
+    }
+
+    fn expression_unbounded(&mut self, min_power: u8) -> Result<Node, CompileError> {
         let mut left = self.prefix()?;
         while let Some(power) = self.infix_power() {
             if power <= min_power {
                 break;
             }
             let operator = self.advance();
+            let operator_span = operator.span;
             let right = self.expression(power)?;
             let span = left.span.to(right.span);
             let boxed = |n: Node| Box::new(n);
@@ -149,7 +173,7 @@ impl<'s> Parser<'s> {
                     NodeKind::Binary(op, boxed(left), boxed(right))
                 }
             };
-            left = Node::new(kind, span);
+            left = self.bounded(Node::new(kind, span), operator_span)?;
         }
         Ok(left)
     }
@@ -162,7 +186,10 @@ impl<'s> Parser<'s> {
             TokenKind::Minus => {
                 let operand = self.expression(UNARY_POWER)?;
                 let span = token.span.to(operand.span);
-                Node::new(NodeKind::Negate(Box::new(operand)), span)
+                self.bounded(
+                    Node::new(NodeKind::Negate(Box::new(operand)), span),
+                    token.span,
+                )?
             }
             TokenKind::LParen => {
                 let inner = self.expression(0)?;
@@ -182,11 +209,14 @@ impl<'s> Parser<'s> {
 
     fn postfix(&mut self, mut node: Node) -> Result<Node, CompileError> {
         while self.peek().kind == TokenKind::LBracket {
-            self.advance();
+            let open = self.advance();
             let index = self.expression(0)?;
             let close = self.expect(TokenKind::RBracket, "`]`")?;
             let span = node.span.to(close.span);
-            node = Node::new(NodeKind::Subscript(Box::new(node), Box::new(index)), span);
+            node = self.bounded(
+                Node::new(NodeKind::Subscript(Box::new(node), Box::new(index)), span),
+                open.span,
+            )?;
         }
         Ok(node)
     }
@@ -206,7 +236,7 @@ impl<'s> Parser<'s> {
             "not" => {
                 let operand = self.expression(NOT_POWER)?;
                 let full = span.to(operand.span);
-                return Ok(Node::new(NodeKind::Not(Box::new(operand)), full));
+                return self.bounded(Node::new(NodeKind::Not(Box::new(operand)), full), span);
             }
             _ => {
                 if let Some(reference) = device_reference(&lower, "val") {
@@ -218,7 +248,7 @@ impl<'s> Parser<'s> {
                         format!("`{name}` is a function: call it with `(…)`")
                     } else {
                         format!(
-                            "unknown name `{name}` (names are input, item, index, valNNN, strNNN, true, false, null)"
+                            "unknown name `{name}`: a text needs quotes, as in \"{name}\" (names are input, item, index, valNNN, strNNN, true, false, null)"
                         )
                     };
                     return Err(CompileError::new(hint, span));
@@ -263,7 +293,8 @@ impl<'s> Parser<'s> {
             ));
             return Ok(Node::new(NodeKind::Literal(Value::Null), span));
         }
-        Ok(Node::new(self.special_form(function, args), span))
+        let kind = self.special_form(function, args);
+        self.bounded(Node::new(kind, span), name_span)
     }
 
     /// Functions whose arguments are compiled specially: `If` (lazy branches), `JSON` (paths
@@ -293,10 +324,7 @@ impl<'s> Parser<'s> {
             FunctionKind::Regex if literal_text(&args[1]).is_some() => {
                 let pattern_node = &args[1];
                 let pattern = literal_text(pattern_node).unwrap_or_default();
-                match regex::RegexBuilder::new(&pattern)
-                    .size_limit(1 << 20)
-                    .build()
-                {
+                match functions::compile_regex(&pattern) {
                     Ok(compiled) => {
                         let group = if args.len() > 2 { args.pop() } else { None };
                         args.truncate(1);
@@ -311,10 +339,7 @@ impl<'s> Parser<'s> {
                     }
                     Err(error) => {
                         self.problems.push(CompileError::new(
-                            format!(
-                                "invalid regular expression: {}",
-                                first_line(&error.to_string())
-                            ),
+                            format!("invalid regular expression: {}", first_line(&error)),
                             pattern_node.span,
                         ));
                         NodeKind::Literal(Value::Null)
@@ -369,6 +394,13 @@ impl<'s> Parser<'s> {
             }
         }
     }
+}
+
+fn too_deep(at: Span) -> CompileError {
+    CompileError::new(
+        format!("the expression nests deeper than {MAX_DEPTH} levels: split it into simpler parts"),
+        at,
+    )
 }
 
 fn first_line(text: &str) -> String {

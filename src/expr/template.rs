@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::error::{CompileError, Span};
 use super::eval::Scope;
 use super::json_path::ExtractionPlan;
-use super::lex::literal_ranges;
+use super::lex::find_outside_literals;
 use super::value::Value;
-use super::{CompileErrors, EvalError, Expression};
+use super::{limits, CompileErrors, EvalError, EvalErrorKind, Expression};
 
 #[derive(Debug, Clone)]
 pub enum TemplatePart {
@@ -109,6 +109,14 @@ impl Template {
             .all(|p| matches!(p, TemplatePart::Text(_)))
     }
 
+    /// Whether any expression of the template reads `input`.
+    pub fn reads_input(&self) -> bool {
+        self.parts.iter().any(|part| match part {
+            TemplatePart::Expression(expression, _) => expression.reads_input(),
+            TemplatePart::Text(_) => false,
+        })
+    }
+
     pub fn plan_into(&self, plan: &mut ExtractionPlan) {
         for part in &self.parts {
             if let TemplatePart::Expression(expression, _) = part {
@@ -117,38 +125,86 @@ impl Template {
         }
     }
 
+    /// Renders the template with each expression's text as it is.
+    pub fn render_text(&self, scope: &Scope<'_>) -> Result<Option<String>, EvalError> {
+        self.render(scope, &|value, _| Ok(value.to_text()))
+    }
+
     /// Renders the template. `Ok(None)` means an expression gave `null`: send nothing.
-    /// `encode` transforms each expression's text (e.g. URL-encoding) before it is spliced in.
+    /// `splice` turns each expression's value into the text spliced in (URL-encoding, JSON
+    /// encoding, refusing line breaks…); it is told which expression (0-based) it splices. The
+    /// result never grows past [`limits::MAX_TEXT_BYTES`].
     pub fn render(
         &self,
         scope: &Scope<'_>,
-        encode: &dyn Fn(&str) -> String,
+        splice: &dyn Fn(&Value, usize) -> Result<String, EvalErrorKind>,
     ) -> Result<Option<String>, EvalError> {
         let mut out = String::new();
+        let mut expression_index = 0;
         for part in &self.parts {
             match part {
-                TemplatePart::Text(text) => out.push_str(text),
+                TemplatePart::Text(text) => {
+                    limits::text_fits(out.len() + text.len())
+                        .map_err(|kind| self.error_at(kind, Span::new(0, 0), 0))?;
+                    out.push_str(text)
+                }
                 TemplatePart::Expression(expression, offset) => {
-                    let value = expression.evaluate(scope).map_err(|mut e| {
-                        e.span = e.span.shifted(*offset);
-                        e.column = e.span.column_in(&self.source);
-                        e
-                    })?;
+                    let value = expression
+                        .evaluate(scope)
+                        .map_err(|e| self.error_at(e.kind, e.span, *offset))?;
                     if value == Value::Null {
                         return Ok(None);
                     }
-                    out.push_str(&encode(&value.to_text()));
+                    let whole = Span::new(0, expression.source().len());
+                    let piece = splice(&value, expression_index)
+                        .map_err(|kind| self.error_at(kind, whole, *offset))?;
+                    limits::text_fits(out.len() + piece.len())
+                        .map_err(|kind| self.error_at(kind, whole, *offset))?;
+                    out.push_str(&piece);
+                    expression_index += 1;
                 }
             }
         }
         Ok(Some(out))
     }
+
+    fn error_at(&self, kind: EvalErrorKind, span: Span, offset: usize) -> EvalError {
+        let span = span.shifted(offset);
+        EvalError {
+            kind,
+            span,
+            column: span.column_in(&self.source),
+        }
+    }
+
+    /// For a template that writes JSON: whether each expression (in order) stands inside a JSON
+    /// string literal of the surrounding text (`"name": "${input}"`) rather than where a JSON
+    /// value goes (`"on": ${input}`).
+    pub fn json_string_contexts(&self) -> Vec<bool> {
+        let mut inside_string = false;
+        let mut escaped = false;
+        let mut contexts = Vec::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Text(text) => {
+                    for c in text.chars() {
+                        if escaped {
+                            escaped = false;
+                        } else if inside_string && c == '\\' {
+                            escaped = true;
+                        } else if c == '"' {
+                            inside_string = !inside_string;
+                        }
+                    }
+                }
+                TemplatePart::Expression(..) => contexts.push(inside_string),
+            }
+        }
+        contexts
+    }
 }
 
 /// Position of the `}` that closes a `${`, skipping braces inside text literals.
 fn closing_brace(text: &str) -> Option<usize> {
-    let literals = literal_ranges(text);
-    text.char_indices()
-        .find(|(i, c)| *c == '}' && !literals.iter().any(|(s, e)| s < i && i < e))
-        .map(|(i, _)| i)
+    find_outside_literals(text, '}')
 }

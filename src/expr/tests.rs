@@ -245,7 +245,7 @@ fn templates_splice_and_escape() {
         Template::compile(r#"a=${ 1 + 1 }\n${ "}" }\$x"#).unwrap_or_else(|e| panic!("{e}"));
     let document = Document::new("", Default::default());
     let scope = Scope::new(&document, &EmptyEnvironment);
-    let rendered = template.render(&scope, &|s| s.to_string());
+    let rendered = template.render_text(&scope);
     assert_eq!(rendered, Ok(Some("a=2\n}$x".to_string())));
 }
 
@@ -255,7 +255,7 @@ fn template_null_means_send_nothing() {
         Template::compile("x=${ If(1 > 2, \"a\", null) }").unwrap_or_else(|e| panic!("{e}"));
     let document = Document::new("", Default::default());
     let scope = Scope::new(&document, &EmptyEnvironment);
-    assert_eq!(template.render(&scope, &|s| s.to_string()), Ok(None));
+    assert_eq!(template.render_text(&scope), Ok(None));
 }
 
 #[test]
@@ -284,4 +284,144 @@ fn input_is_parsed_once_for_all_planned_paths() {
     // A path outside the plan still works (through a full parse).
     let other = Expression::compile("JSON(input, \"b.d\")").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(other.evaluate(&scope), Ok(Value::Number(3.0)));
+}
+
+/// Nesting that once overflowed the stack and aborted the process is a compile error at a column.
+#[test]
+fn deep_nesting_is_a_compile_error_not_a_stack_overflow() {
+    let cases = [
+        (
+            "parentheses",
+            format!("{}1{}", "(".repeat(1_200), ")".repeat(1_200)),
+        ),
+        ("unary minus", format!("{}1", "-".repeat(2_000))),
+        ("flat sum", vec!["1"; 20_000].join("+")),
+        ("not", format!("{}true", "not ".repeat(2_000))),
+        ("subscripts", format!("input{}", "[0]".repeat(2_000))),
+        (
+            "calls",
+            format!("{}1{}", "abs(".repeat(1_000), ")".repeat(1_000)),
+        ),
+        ("1 MB of (", "(".repeat(1 << 20)),
+    ];
+    for (what, source) in cases {
+        // Run on a thread with a small stack: a bound that only held on a big stack would fail.
+        let result = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || run(&source, "[1]"))
+            .map(|t| t.join());
+        let message = match result {
+            Ok(Ok(Err(message))) => message,
+            other => panic!("{what}: expected a compile error, got {other:?}"),
+        };
+        assert!(
+            message.contains("deeper than") || message.contains("over the limit"),
+            "{what}: {message}"
+        );
+        assert!(message.contains("column"), "{what}: {message}");
+    }
+    // Nesting just within the bound compiles and evaluates, on the same small stack.
+    let deepest = format!(
+        "{}-1{}",
+        "abs(".repeat(limits::MAX_DEPTH - 2),
+        ")".repeat(limits::MAX_DEPTH - 2)
+    );
+    let result = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || text_of(&deepest, ""))
+        .map(|t| t.join());
+    assert!(
+        matches!(result, Ok(Ok(ref text)) if text == "1"),
+        "{result:?}"
+    );
+    assert_eq!(text_of(&vec!["1"; 60].join("+"), ""), "60");
+}
+
+#[test]
+fn functions_refuse_to_build_huge_results_before_allocating() {
+    let input = "x".repeat(300_000);
+    for (source, what) in [
+        (r#"Length(Replace(input, "", input))"#, "text"),
+        (r#"Length(Replace(input, "x", input))"#, "text"),
+        (r#"Length(Join(Split(input, "x"), input))"#, "text"),
+        (
+            r#"Length(Split(Replace(input, "x", "x,x,x,x,x"), ","))"#,
+            "list",
+        ),
+        (
+            r#"Length(input + Replace(input, "x", "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"))"#,
+            "text",
+        ),
+    ] {
+        let result = run(source, &input);
+        let message = result.err().unwrap_or_default();
+        assert!(
+            message.contains(&format!("the {what} would be")) && message.contains("over the limit"),
+            "{source}: {message}"
+        );
+    }
+    // Ordinary sizes are untouched.
+    assert_eq!(text_of(r#"Replace("a-b-c", "-", "+")"#, ""), "a+b+c");
+    assert_eq!(text_of(r#"Replace("ab", "", "-")"#, ""), "-a-b-");
+    assert_eq!(text_of(r#"Join(Split("a,b", ","), ";")"#, ""), "a;b");
+}
+
+#[test]
+fn number_literals_must_be_finite() {
+    let huge = "9".repeat(400);
+    let message = run(&huge, "").err().unwrap_or_default();
+    assert!(
+        message.contains("not a finite number") && message.contains("column 1"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_sandbox_accepts_the_wrapped_form_with_the_same_columns() {
+    let input = r#"{"email":"ann@example.com"}"#;
+    assert_eq!(
+        text_of(r#"${ JSON(input,"email") }"#, input),
+        "ann@example.com"
+    );
+    assert_eq!(
+        text_of(r#"${JSON(input,"email")}"#, input),
+        "ann@example.com"
+    );
+    assert_eq!(text_of(r#"  ${ "}" }  "#, ""), "}");
+    // The column of an error is where the user typed it.
+    let message = run("${ 1 + nope }", "").err().unwrap_or_default();
+    assert!(message.contains("column 8"), "{message}");
+    // Two segments are not one wrapped expression.
+    assert!(run("${1}${2}", "").is_err());
+}
+
+#[test]
+fn regular_expressions_take_the_family_flavour_and_give_up_in_bounded_time() {
+    // Look-behind, look-ahead and a backreference, as pasted from the family's forums.
+    assert_eq!(
+        text_of(r#"Regex("price: $42, tax: $7", "(?<=\$)\d+")"#, ""),
+        "42,7"
+    );
+    assert_eq!(text_of(r#"Regex("on1 off2 on3", "\w+(?=3)")"#, ""), "on");
+    assert_eq!(text_of(r#"Regex("aa bb cd", "(\w)\1")"#, ""), "aa,bb");
+    // Computed patterns too.
+    assert_eq!(text_of(r#"Regex("x=1;y=2", "(?<=" + "y=)\d")"#, ""), "2");
+    // A catastrophic pattern is an error, not a hang.
+    let started = std::time::Instant::now();
+    let message = run(r#"Regex(input, "(a+)+\1b")"#, &"a".repeat(40))
+        .err()
+        .unwrap_or_default();
+    assert!(message.contains("gave up"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn parse_json_gives_json_values() {
+    assert_eq!(text_of(r#"JSON(ParseJSON(input), "a")"#, r#"{"a":5}"#), "5");
+    assert_eq!(
+        run(r#"ParseJSON("{")"#, "")
+            .err()
+            .map(|e| e.contains("not valid JSON")),
+        Some(true)
+    );
 }

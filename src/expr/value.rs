@@ -94,6 +94,20 @@ impl Value {
         }
     }
 
+    /// This value written as JSON text: text as a JSON string, numbers and booleans as
+    /// themselves, lists and objects as JSON.
+    pub fn to_json_text(&self) -> Result<String, super::error::EvalErrorKind> {
+        match self {
+            Value::Number(n) if !n.is_finite() => Err(super::error::EvalErrorKind::NotFinite),
+            Value::Number(n) => Ok(format_number(*n)),
+            Value::Bool(b) => Ok(b.to_string()),
+            Value::Null => Ok("null".into()),
+            Value::Object(o) => Ok(o.to_string()),
+            other => serde_json::to_string(&other.to_json())
+                .map_err(|e| super::error::EvalErrorKind::Invalid(e.to_string())),
+        }
+    }
+
     /// Converts this value back into JSON (used when a list or object is navigated by a path
     /// or sent as a JSON body).
     pub fn to_json(&self) -> serde_json::Value {

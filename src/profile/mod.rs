@@ -68,6 +68,8 @@ pub struct RequestSpec {
     pub url: Template,
     /// URL-encode what `${…}` segments splice into the URL (the default).
     pub encode_url_segments: bool,
+    /// The URL reads the action text (`input`): it is then not also sent as the body.
+    pub url_reads_input: bool,
     pub headers: Vec<(String, Template)>,
     pub body: Option<BodySpec>,
     pub timeout: Duration,

@@ -10,7 +10,9 @@ use super::{
     AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, Method, OAuth2Spec, Profile,
     RequestSpec,
 };
-use crate::expr::{literal_ranges, CompileErrors, Expression, ExtractionPlan, Template};
+use crate::expr::{
+    inside_ranges, literal_ranges, CompileErrors, Expression, ExtractionPlan, Template,
+};
 use crate::secret::{Secret, SecretSource};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -280,9 +282,11 @@ fn resolve_request(raw: &RawRequest, c: &mut Collector<'_>) -> Option<RequestSpe
             "TLS certificates are not verified for this profile",
         );
     }
+    let url = url?;
     Some(RequestSpec {
         method: method?,
-        url: url?,
+        url_reads_input: url.reads_input(),
+        url,
         encode_url_segments: !raw.raw_url,
         headers,
         body,
@@ -541,7 +545,7 @@ pub struct BoxElement<'a> {
 /// Splits a box on `&&&` (roots), then `&&` (features), never inside a text literal.
 pub fn split_box(source: &str) -> Vec<Vec<BoxElement<'_>>> {
     let literals = literal_ranges(source);
-    let inside = |i: usize| literals.iter().any(|(s, e)| s <= &i && i < *e);
+    let inside = |i: usize| inside_ranges(&literals, i);
     let separators = |from: usize, to: usize, token: &str| -> Vec<usize> {
         let mut found = Vec::new();
         let mut i = from;

@@ -636,7 +636,7 @@ fn evaluate(state: &AppState, request: EvalRequest) -> Result<Response, ApiError
         })?,
         (None, None) => "".into(),
     };
-    let expression = Expression::compile(&request.expression).map_err(|errors| {
+    let expression = Expression::compile_sandbox(&request.expression).map_err(|errors| {
         let first = errors.errors.first();
         let mut error = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
