@@ -174,7 +174,9 @@ fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
         std::time::Duration::from_secs(settings.oauth.refresh_margin_secs),
     )
     .map_err(anyhow::Error::msg)?;
-    let engine = Engine::new(set, Some(source), hub)?.with_authorizer(Arc::new(authorizer));
+    let engine = Engine::new(set, Some(source), hub)?
+        .with_authorizer(Arc::new(authorizer))
+        .with_limits(settings.engine_limits());
     Ok(Arc::new(engine))
 }
 
@@ -191,12 +193,15 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (bound, server) = web::serve(
-        web::AppState {
-            engine: engine.clone(),
-            admin_token: Some(settings.web.admin_token.trim())
+        web::AppState::new(engine.clone()).with_edge(web::Edge::new(
+            Some(address),
+            Some(&settings.public_base_url().map_err(anyhow::Error::msg)?),
+            &settings.web.allowed_hosts,
+            Some(settings.web.admin_token.trim())
                 .filter(|t| !t.is_empty())
                 .map(bellhop::secret::Secret::new),
-        },
+            std::time::Duration::from_secs(settings.web.session_hours.saturating_mul(3600)),
+        )),
         address,
         async {
             let _ = stopped.await;

@@ -25,7 +25,17 @@ pub struct Settings {
     pub paths: PathSettings,
     pub oauth: OAuthSettings,
     pub devices: DeviceSettings,
+    pub engine: EngineSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    pub max_wait_secs: u64,
+    pub max_action_pieces: usize,
+    pub max_devices_per_run: usize,
+    pub last_responses_mib: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +62,14 @@ pub struct WebSettings {
     pub public_base_url: String,
     #[serde(default)]
     pub admin_token: String,
+    /// More host names (with or without port) requests may be addressed to, beyond the listen
+    /// address, loopback names and the public base URL's host: for a reverse proxy.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// How long an admin sign-in lasts.
+    pub session_hours: u64,
+    /// Most connections served at once; more wait for a free place.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +146,17 @@ impl Settings {
         if self.devices.commit_window_ms == 0 || self.devices.commit_window_ms > 100 {
             return Err("devices.commit_window_ms must be between 1 and 100".into());
         }
+        if self.engine.max_action_pieces == 0 || self.engine.max_devices_per_run == 0 {
+            return Err(
+                "engine.max_action_pieces and engine.max_devices_per_run must be above 0".into(),
+            );
+        }
+        if self.web.max_connections < 8 {
+            return Err("web.max_connections must be 8 or more".into());
+        }
+        if self.web.session_hours == 0 {
+            return Err("web.session_hours must be above 0".into());
+        }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(format!(
                 "log.format `{}` is not text or json",
@@ -157,6 +186,15 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    pub fn engine_limits(&self) -> crate::engine::EngineLimits {
+        crate::engine::EngineLimits {
+            max_wait: Duration::from_secs(self.engine.max_wait_secs),
+            max_action_pieces: self.engine.max_action_pieces,
+            max_devices_per_run: self.engine.max_devices_per_run,
+            last_responses_bytes: self.engine.last_responses_mib.saturating_mul(1024 * 1024),
+        }
     }
 
     pub fn commit_window(&self) -> Duration {

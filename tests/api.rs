@@ -28,7 +28,7 @@ impl Api {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = warp::test::request().method(method).path(path);
+        let mut request = crate::support::local_request().method(method).path(path);
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -293,7 +293,7 @@ async fn the_editor_saves_valid_profiles_only_and_keeps_secrets_out_of_files() {
     let (status, body) = api.call("PUT", "/api/v1/profiles/cloud", Some(form)).await;
     assert_eq!(status, 200, "{body}");
     // A write from another origin is refused.
-    let response = warp::test::request()
+    let response = crate::support::local_request()
         .method("POST")
         .path("/api/v1/reload")
         .header("origin", "http://evil.example")
@@ -307,7 +307,11 @@ async fn the_editor_saves_valid_profiles_only_and_keeps_secrets_out_of_files() {
 async fn an_admin_token_guards_everything_but_the_callback() {
     let ws = Workspace::new();
     let mut api = Api::new(&ws);
-    api.state.admin_token = Some(bellhop::secret::Secret::new("a-long-admin-token-123"));
+    let token = bellhop::secret::Secret::new("a-long-admin-token-123");
+    api.state = api
+        .state
+        .clone()
+        .with_edge(bellhop::web::Edge::loopback().with_admin_token(Some(token)));
     let (status, body) = api.call("GET", "/api/v1/devices", None).await;
     assert_eq!(status, 401);
     assert_error_shape(&body, "unauthorized");
@@ -316,21 +320,44 @@ async fn an_admin_token_guards_everything_but_the_callback() {
         async move { request.reply(&routes(state)).await }
     };
     let ok = reply(
-        warp::test::request()
+        crate::support::local_request()
             .path("/api/v1/devices")
             .header("authorization", "Bearer a-long-admin-token-123"),
     )
     .await;
     assert_eq!(ok.status(), 200);
+    // A browser opening the UI without a session is sent to the sign-in form.
+    let page = reply(crate::support::local_request().path("/")).await;
+    assert_eq!(page.status(), 303);
+    assert_eq!(
+        page.headers().get("location").map(|l| l.as_bytes()),
+        Some(&b"/login"[..])
+    );
+    // The token itself is no cookie.
     let wrong = reply(
-        warp::test::request()
-            .path("/")
-            .header("cookie", "bellhop_admin=nope"),
+        crate::support::local_request()
+            .path("/api/v1/devices")
+            .header("cookie", "bellhop_session=a-long-admin-token-123"),
     )
     .await;
     assert_eq!(wrong.status(), 401);
+    // A wrong password shows the form again with a message.
+    let denied = reply(
+        crate::support::local_request()
+            .method("POST")
+            .path("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("token=guess"),
+    )
+    .await;
+    assert_eq!(denied.status(), 401);
+    let text = String::from_utf8_lossy(denied.body());
+    assert!(
+        text.contains("<form") && text.contains("not the admin token"),
+        "{text}"
+    );
     let login = reply(
-        warp::test::request()
+        crate::support::local_request()
             .method("POST")
             .path("/login")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -345,17 +372,36 @@ async fn an_admin_token_guards_everything_but_the_callback() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && !cookie.contains("a-long-admin-token-123"),
         "{cookie}"
     );
+    let session = cookie.split(';').next().unwrap_or_default().to_string();
     let page = reply(
-        warp::test::request()
+        crate::support::local_request()
             .path("/")
-            .header("cookie", "bellhop_admin=a-long-admin-token-123"),
+            .header("cookie", &session),
     )
     .await;
     assert_eq!(page.status(), 200);
+    // Sign-out ends the session.
+    let out = reply(
+        crate::support::local_request()
+            .method("POST")
+            .path("/logout")
+            .header("cookie", &session),
+    )
+    .await;
+    assert_eq!(out.status(), 303);
+    let after = reply(
+        crate::support::local_request()
+            .path("/api/v1/devices")
+            .header("cookie", &session),
+    )
+    .await;
+    assert_eq!(after.status(), 401);
     // The OAuth2 callback stays reachable (its single-use state protects it).
-    let callback = reply(warp::test::request().path("/oauth2/callback?state=x")).await;
+    let callback = reply(crate::support::local_request().path("/oauth2/callback?state=x")).await;
     assert_ne!(callback.status(), 401);
 }

@@ -235,7 +235,7 @@ async fn setup(client_auth: &str) -> Setup {
 impl Setup {
     /// Request Authorization → (the provider logs the user in) → the callback URL's query.
     async fn authorize(&self) -> (u16, String, HashMap<String, String>) {
-        let response = warp::test::request()
+        let response = crate::support::local_request()
             .path("/oauth2/start?profile=discord")
             .reply(&routes(self.state.clone()))
             .await;
@@ -260,7 +260,7 @@ impl Setup {
     }
 
     async fn callback(&self, query: &str) -> (u16, String) {
-        let response = warp::test::request()
+        let response = crate::support::local_request()
             .path(&format!("/oauth2/callback?{query}"))
             .reply(&routes(self.state.clone()))
             .await;
@@ -379,7 +379,7 @@ async fn bad_replayed_and_denied_callbacks_are_refused_without_a_token_request()
     assert_eq!(status, 400, "a replayed state must be refused");
     assert!(page.contains("already used"), "{page}");
 
-    let response = warp::test::request()
+    let response = crate::support::local_request()
         .path("/oauth2/start?profile=discord")
         .reply(&routes(setup.state.clone()))
         .await;
@@ -542,7 +542,7 @@ async fn a_failing_refresh_backs_off_instead_of_hammering() {
 #[tokio::test]
 async fn the_legacy_callback_path_is_served_too() {
     let setup = setup("basic").await;
-    let response = warp::test::request()
+    let response = crate::support::local_request()
         .path("/oauth2_callback.html?code=x&state=forged")
         .reply(&routes(setup.state.clone()))
         .await;

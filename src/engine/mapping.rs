@@ -3,7 +3,7 @@
 //! device alone and is reported; the other devices still update.
 
 use crate::devices::{DeviceKey, DeviceUpdate};
-use crate::expr::{EvalError, Scope, Value};
+use crate::expr::{EvalError, EvalErrorKind, Scope, Span, Value};
 use crate::profile::{DeviceMapping, DeviceRule};
 
 /// A failed device expression: which box, which device, what went wrong.
@@ -20,7 +20,17 @@ pub struct MappingOutcome {
     pub not_affected: bool,
 }
 
-pub fn evaluate(profile: &str, mapping: &DeviceMapping, scope: &Scope<'_>) -> MappingOutcome {
+/// Longest device name, in bytes.
+pub const MAX_DEVICE_NAME_BYTES: usize = 1024;
+
+/// Evaluates the mapping. At most `max_devices` updates come out of one run: past that, the
+/// rest are left alone and the run says so.
+pub fn evaluate(
+    profile: &str,
+    mapping: &DeviceMapping,
+    scope: &Scope<'_>,
+    max_devices: usize,
+) -> MappingOutcome {
     let mut outcome = MappingOutcome {
         updates: Vec::new(),
         errors: Vec::new(),
@@ -54,6 +64,13 @@ pub fn evaluate(profile: &str, mapping: &DeviceMapping, scope: &Scope<'_>) -> Ma
             }
         };
         for (root_name, binding) in &roots {
+            if outcome.updates.len() >= max_devices {
+                outcome.errors.push(MappingError {
+                    target: format!("root {} name", position + 1),
+                    error: too_many(max_devices),
+                });
+                return outcome;
+            }
             let root_scope = bind(scope, binding);
             let key = DeviceKey::root(profile, root_name);
             push_update(
@@ -78,6 +95,16 @@ pub fn evaluate(profile: &str, mapping: &DeviceMapping, scope: &Scope<'_>) -> Ma
                     }
                 };
                 for (feature_name, feature_binding) in &features {
+                    if outcome.updates.len() >= max_devices {
+                        outcome.errors.push(MappingError {
+                            target: format!(
+                                "feature {} name of `{root_name}`",
+                                feature_position + 1
+                            ),
+                            error: too_many(max_devices),
+                        });
+                        return outcome;
+                    }
                     let feature_scope = bind(&root_scope, feature_binding);
                     let key = DeviceKey::feature(profile, root_name, feature_name);
                     let target = format!("device `{root_name}` / `{feature_name}`");
@@ -87,6 +114,16 @@ pub fn evaluate(profile: &str, mapping: &DeviceMapping, scope: &Scope<'_>) -> Ma
         }
     }
     outcome
+}
+
+fn too_many(max_devices: usize) -> EvalError {
+    EvalError {
+        kind: EvalErrorKind::Invalid(format!(
+            "one run may create or update at most {max_devices} devices; the rest were left alone"
+        )),
+        span: Span::new(0, 0),
+        column: 1,
+    }
 }
 
 /// A device name and, for a fanned-out name, the list element and its position.
@@ -106,6 +143,25 @@ fn bind<'a>(scope: &Scope<'a>, binding: &'a Option<(Value, usize)>) -> Scope<'a>
 
 /// Evaluates a rule's name: one device, none (`null` or empty), or one per list element.
 fn names(rule: &DeviceRule, scope: &Scope<'_>) -> Result<Vec<Named>, EvalError> {
+    let named = names_unchecked(rule, scope)?;
+    if let Some((long, _)) = named
+        .iter()
+        .find(|(name, _)| name.len() > MAX_DEVICE_NAME_BYTES)
+    {
+        return Err(EvalError {
+            kind: EvalErrorKind::TooLarge {
+                what: "device name",
+                size: long.len(),
+                limit: MAX_DEVICE_NAME_BYTES,
+            },
+            span: Span::new(0, rule.name.source().len()),
+            column: 1,
+        });
+    }
+    Ok(named)
+}
+
+fn names_unchecked(rule: &DeviceRule, scope: &Scope<'_>) -> Result<Vec<Named>, EvalError> {
     Ok(match rule.name.evaluate(scope)? {
         Value::Null => Vec::new(),
         Value::List(items) => items
@@ -156,6 +212,17 @@ fn push_update(
         value: None,
         string: None,
     };
+    if value.as_number().is_some_and(|n| !n.is_finite()) {
+        errors.push(MappingError {
+            target: format!("{target} value"),
+            error: EvalError {
+                kind: EvalErrorKind::NotFinite,
+                span: Span::new(0, 0),
+                column: 1,
+            },
+        });
+        return;
+    }
     match value {
         Value::Null => {}
         Value::Number(n) => update.value = Some(n),

@@ -90,6 +90,8 @@ pub enum EngineError {
     UnknownProfile(String),
     #[error("the HTTP client could not be built: {0}")]
     Client(String),
+    #[error("the run stopped unexpectedly: {0}")]
+    Interrupted(String),
 }
 
 /// Where profiles and secrets come from, for loading and reloading.
@@ -145,6 +147,67 @@ impl ProfileSource {
     }
 }
 
+/// What one run may ask of the engine, and what the engine keeps for the sandbox.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// Longest `<wait N>` in an action text.
+    pub max_wait: Duration,
+    /// Most requests one action text may send (pieces between `<wait>`s).
+    pub max_action_pieces: usize,
+    /// Most devices one run may create or update.
+    pub max_devices_per_run: usize,
+    /// The last responses kept for the sandbox, all profiles together, in bytes.
+    pub last_responses_bytes: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> EngineLimits {
+        EngineLimits {
+            max_wait: Duration::from_secs(3600),
+            max_action_pieces: 100,
+            max_devices_per_run: 10_000,
+            last_responses_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The last response body of each profile, within a total byte budget: keeping a new one
+/// evicts others (the oldest first) until the total fits; one larger than the budget is not kept.
+#[derive(Default)]
+struct LastResponses {
+    bodies: HashMap<String, (u64, Arc<str>)>,
+    total: usize,
+    counter: u64,
+}
+
+impl LastResponses {
+    fn keep(&mut self, profile: &str, body: Arc<str>, budget: usize) {
+        if let Some((_, old)) = self.bodies.remove(profile) {
+            self.total -= old.len();
+        }
+        if body.len() > budget {
+            return;
+        }
+        while self.total + body.len() > budget {
+            let Some(oldest) = self
+                .bodies
+                .iter()
+                .min_by_key(|(_, (stamp, _))| *stamp)
+                .map(|(name, _)| name.clone())
+            else {
+                break;
+            };
+            if let Some((_, evicted)) = self.bodies.remove(&oldest) {
+                self.total -= evicted.len();
+            }
+        }
+        self.counter += 1;
+        self.total += body.len();
+        self.bodies
+            .insert(profile.to_string(), (self.counter, body));
+    }
+}
+
 pub struct Engine {
     profiles: RwLock<Arc<ProfileSet>>,
     source: Option<ProfileSource>,
@@ -152,8 +215,9 @@ pub struct Engine {
     client: reqwest::Client,
     insecure_client: reqwest::Client,
     history: Mutex<HashMap<String, VecDeque<Arc<RunRecord>>>>,
-    last_responses: Mutex<HashMap<String, Arc<str>>>,
+    last_responses: Mutex<LastResponses>,
     authorizer: Option<Arc<authorization::Authorizer>>,
+    limits: EngineLimits,
 }
 
 /// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
@@ -250,9 +314,20 @@ impl Engine {
             client: build_client(true)?,
             insecure_client: build_client(false)?,
             history: Mutex::new(HashMap::new()),
-            last_responses: Mutex::new(HashMap::new()),
+            last_responses: Mutex::new(LastResponses::default()),
             authorizer: None,
+            limits: EngineLimits::default(),
         })
+    }
+
+    /// Sets what one run may ask of the engine.
+    pub fn with_limits(mut self, limits: EngineLimits) -> Engine {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &EngineLimits {
+        &self.limits
     }
 
     /// Gives OAuth2 profiles their tokens.
@@ -292,8 +367,9 @@ impl Engine {
         self.last_responses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .bodies
             .get(profile)
-            .cloned()
+            .map(|(_, body)| body.clone())
     }
 
     /// The newest runs, newest first, of one profile or of all.
@@ -312,8 +388,10 @@ impl Engine {
     }
 
     /// Runs an action. Every failure ends up in the record; only an unknown profile is an `Err`.
+    /// A started run completes and is recorded even when the caller stops waiting for it (a
+    /// client that disconnects): it runs on its own task.
     pub async fn run(
-        &self,
+        self: &Arc<Self>,
         profile_name: &str,
         action_text: &str,
     ) -> Result<Arc<RunRecord>, EngineError> {
@@ -322,6 +400,14 @@ impl Engine {
             .get(profile_name)
             .cloned()
             .ok_or_else(|| EngineError::UnknownProfile(profile_name.to_string()))?;
+        let engine = self.clone();
+        let action_text = action_text.to_string();
+        tokio::spawn(async move { engine.run_to_end(profile, &action_text).await })
+            .await
+            .map_err(|e| EngineError::Interrupted(e.to_string()))
+    }
+
+    async fn run_to_end(&self, profile: Arc<Profile>, action_text: &str) -> Arc<RunRecord> {
         let started = Instant::now();
         let mut record = RunRecord {
             profile: profile.name.clone(),
@@ -334,20 +420,50 @@ impl Engine {
             changes: Vec::new(),
             errors: Vec::new(),
         };
-        for (pause, piece) in split_waits(action_text) {
-            if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
-            }
-            self.run_piece(&profile, piece, &mut record).await;
-            if !record.errors.is_empty() {
-                break;
+        let pieces = split_waits(action_text);
+        if let Some(problem) = self.beyond_limits(&pieces) {
+            record.errors.push(RunError {
+                stage: RunStage::Action,
+                message: problem,
+                column: None,
+            });
+        } else {
+            for (pause, piece) in pieces {
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                self.run_piece(&profile, piece, &mut record).await;
+                if !record.errors.is_empty() {
+                    break;
+                }
             }
         }
         record.ok = record.errors.is_empty();
         record.duration_ms = started.elapsed().as_millis() as u64;
         let record = Arc::new(record);
         self.remember(&profile, record.clone());
-        Ok(record)
+        record
+    }
+
+    /// Why an action text split into `pieces` may not run at all (nothing is sent then).
+    fn beyond_limits(&self, pieces: &[(Duration, &str)]) -> Option<String> {
+        if pieces.len() > self.limits.max_action_pieces {
+            return Some(format!(
+                "the action text would send {} requests (pieces between <wait>s), over the limit of {}: nothing was sent",
+                pieces.len(),
+                self.limits.max_action_pieces
+            ));
+        }
+        pieces
+            .iter()
+            .find(|(pause, _)| *pause > self.limits.max_wait)
+            .map(|(pause, _)| {
+                format!(
+                    "<wait {}> is longer than the limit of {} s: nothing was sent",
+                    pause.as_millis(),
+                    self.limits.max_wait.as_secs()
+                )
+            })
     }
 
     fn remember(&self, profile: &Profile, record: Arc<RunRecord>) {
@@ -372,7 +488,7 @@ impl Engine {
         }
     }
 
-    async fn run_piece(&self, profile: &Profile, piece: &str, record: &mut RunRecord) {
+    async fn run_piece(&self, profile: &Arc<Profile>, piece: &str, record: &mut RunRecord) {
         let env = HubEnvironment::new(&self.hub);
         // The action text is itself a template (`position=${val12}`).
         let action_template = match Template::compile(piece) {
@@ -449,7 +565,11 @@ impl Engine {
         self.last_responses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(profile.name.clone(), body.clone());
+            .keep(
+                &profile.name,
+                body.clone(),
+                self.limits.last_responses_bytes,
+            );
         if !(200..300).contains(&response.status) {
             record.errors.push(RunError {
                 stage: RunStage::Response,
@@ -462,7 +582,7 @@ impl Engine {
             });
             return;
         }
-        self.map_response(profile, &response, body, record).await;
+        self.map_response(profile, response, body, record).await;
     }
 
     /// Renders, authenticates and sends one request. `Ok(None)`: a template gave `null`.
@@ -566,21 +686,46 @@ impl Engine {
 
     async fn map_response(
         &self,
-        profile: &Profile,
-        response: &request::Response,
+        profile: &Arc<Profile>,
+        response: request::Response,
         body: Arc<str>,
         record: &mut RunRecord,
     ) {
-        let env = HubEnvironment {
-            hub: &self.hub,
-            response: Some(response),
+        let max_devices = self.limits.max_devices_per_run;
+        // A large body (or a JSONPath over the whole tree) can take a while to evaluate: off the
+        // async workers then, so one run never stalls the others or the API.
+        let heavy = response_is_heavy(profile, body.len());
+        let evaluate = {
+            let (hub, profile) = (self.hub.clone(), profile.clone());
+            move || {
+                let env = HubEnvironment {
+                    hub: &hub,
+                    response: Some(&response),
+                };
+                let document = Document::new(body, profile.response_plan.clone());
+                mapping::evaluate(
+                    &profile.name,
+                    &profile.mapping,
+                    &Scope::new(&document, &env),
+                    max_devices,
+                )
+            }
         };
-        let document = Document::new(body, profile.response_plan.clone());
-        let outcome = mapping::evaluate(
-            &profile.name,
-            &profile.mapping,
-            &Scope::new(&document, &env),
-        );
+        let outcome = if heavy {
+            match tokio::task::spawn_blocking(evaluate).await {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    record.errors.push(RunError {
+                        stage: RunStage::Devices,
+                        message: format!("evaluating the devices failed: {error}"),
+                        column: None,
+                    });
+                    return;
+                }
+            }
+        } else {
+            evaluate()
+        };
         for failure in outcome.errors {
             record.errors.push(RunError {
                 stage: RunStage::Devices,
@@ -605,6 +750,15 @@ impl Engine {
             }),
         }
     }
+}
+
+/// Bodies up to this size are mapped on the async worker that received them.
+const INLINE_MAPPING_BYTES: usize = 64 * 1024;
+
+/// Whether mapping a response may take long enough to belong on the blocking pool.
+fn response_is_heavy(profile: &Profile, body_len: usize) -> bool {
+    body_len > INLINE_MAPPING_BYTES
+        || (profile.response_plan.needs_whole_tree && body_len > INLINE_MAPPING_BYTES / 16)
 }
 
 fn reauthorize_on(profile: &Profile) -> &[u16] {

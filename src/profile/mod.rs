@@ -180,8 +180,12 @@ impl ProfileSet {
     }
 }
 
-/// Loads every `*.toml` file of `dir` (not recursively). A broken file is reported and skipped;
-/// the others load.
+/// Largest profile file read, in bytes.
+pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
+
+/// Loads every `*.toml` entry of `dir` (not recursively). A broken file is reported and skipped;
+/// the others load. Entries that are not readable regular files (directories, FIFOs, dangling
+/// links, link loops) are reported, never opened; two files claiming one name both fail.
 pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
     let mut set = ProfileSet::default();
     let entries = match std::fs::read_dir(dir) {
@@ -198,40 +202,105 @@ pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
+    let mut loaded: BTreeMap<String, Vec<(Profile, usize)>> = BTreeMap::new();
     for file in files {
-        let text = match std::fs::read_to_string(&file) {
+        let text = match read_profile_file(&file) {
             Ok(text) => text,
-            Err(e) => {
-                set.diagnostics
-                    .push(Diagnostic::error(&file, "", format!("cannot read: {e}")));
+            Err(diagnostic) => {
+                set.diagnostics.push(diagnostic);
                 continue;
             }
         };
         let (profile, diagnostics) = load_text(&file, &text, secrets);
         set.diagnostics.extend(diagnostics);
         if let Some(profile) = profile {
-            if let Some(existing) = set.profiles.get(&profile.name) {
-                set.diagnostics.push(
-                    Diagnostic::error(
-                        &file,
-                        "name",
-                        format!(
-                            "profile name `{}` is already used by {}",
-                            profile.name,
-                            existing.file.display()
-                        ),
-                    )
-                    .at_line(diagnostic::line_of_key(&text, "name")),
-                );
-                continue;
+            let line = diagnostic::line_of_key(&text, "name").unwrap_or(1);
+            loaded
+                .entry(profile.name.clone())
+                .or_default()
+                .push((profile, line));
+        }
+    }
+    for (name, mut claims) in loaded {
+        if claims.len() == 1 {
+            if let Some((profile, _)) = claims.pop() {
+                set.profiles.insert(name, Arc::new(profile));
             }
-            set.profiles.insert(profile.name.clone(), Arc::new(profile));
+            continue;
+        }
+        for (profile, line) in &claims {
+            let others: Vec<String> = claims
+                .iter()
+                .filter(|(other, _)| other.file != profile.file)
+                .map(|(other, _)| other.file.display().to_string())
+                .collect();
+            set.diagnostics.push(
+                Diagnostic::error(
+                    &profile.file,
+                    "name",
+                    format!(
+                        "profile name `{name}` is also claimed by {}: neither is loaded until one is renamed",
+                        others.join(", ")
+                    ),
+                )
+                .at_line(Some(*line)),
+            );
         }
     }
     set
+}
+
+/// Reads one profile file: a regular file (links followed), at most [`MAX_PROFILE_BYTES`],
+/// valid UTF-8. Anything else is a diagnostic naming what is wrong and where.
+fn read_profile_file(file: &Path) -> Result<String, Diagnostic> {
+    use std::io::Read;
+    let refuse = |message: String| Diagnostic::error(file, "", message);
+    // `metadata` follows links: a dangling link or a loop fails here, before anything is opened.
+    let metadata = std::fs::metadata(file).map_err(|e| {
+        let what = if std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
+            "a link that leads nowhere readable"
+        } else {
+            "not readable"
+        };
+        refuse(format!("{what}: {e}"))
+    })?;
+    if !metadata.is_file() {
+        let kind = if metadata.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(refuse(format!("is {kind}, not a profile file: skipped")));
+    }
+    if metadata.len() > MAX_PROFILE_BYTES {
+        return Err(refuse(format!(
+            "is {} bytes, over the limit of {MAX_PROFILE_BYTES} for a profile file",
+            metadata.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_PROFILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| refuse(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(refuse(format!(
+            "grew over the limit of {MAX_PROFILE_BYTES} bytes for a profile file while being read"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        refuse(format!(
+            "is not valid UTF-8 text: bad byte at line {line}, byte {} of the line (byte {} of the file)",
+            valid.len() - line_start + 1,
+            valid.len()
+        ))
+        .at_line(Some(line))
+    })
 }
 
 /// Loads one profile from its text. Returns the profile when it has no errors, and every

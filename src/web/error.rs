@@ -8,6 +8,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
 
+use super::edge::Refusal;
 use crate::profile::Diagnostic;
 
 #[derive(Debug, Serialize)]
@@ -62,35 +63,45 @@ impl Reply for ApiError {
     }
 }
 
-/// A state-changing request from another origin (see `same_origin_writes`).
+/// A request the edge refused (foreign Host or Origin, no admin token or session).
 #[derive(Debug)]
-pub struct CrossOrigin;
+pub struct Refused(pub super::edge::Refusal);
 
-impl warp::reject::Reject for CrossOrigin {}
-
-/// A request without the admin token (see `admission`).
-#[derive(Debug)]
-pub struct NotAdmitted;
-
-impl warp::reject::Reject for NotAdmitted {}
+impl warp::reject::Reject for Refused {}
 
 /// Turns warp's rejections (unknown path, wrong method, bad JSON body, body too large) into the
 /// API's error shape.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
-    let error = if rejection.find::<NotAdmitted>().is_some() {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this Bellhop needs its admin token: send `Authorization: Bearer <token>` or sign in at /login",
-        )
-    } else if rejection.find::<CrossOrigin>().is_some() {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "cross_origin",
-            "requests that change something must come from Bellhop's own pages",
-        )
-    } else if rejection.is_not_found() {
-        ApiError::not_found("no such endpoint")
+    let error = if let Some(Refused(refusal)) = rejection.find::<Refused>() {
+        match refusal {
+            Refusal::ForeignHost(host) => ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "foreign_host",
+                format!(
+                    "this Bellhop is not known as `{}`: add the name to web.allowed_hosts in plugin.toml if it is yours",
+                    crate::expr::error::excerpt(host)
+                ),
+            ),
+            Refusal::ForeignOrigin(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "requests from another site's pages are refused",
+            ),
+            Refusal::NotAdmitted => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this Bellhop needs its admin token: send `Authorization: Bearer <token>` or sign in at /login",
+            ),
+            Refusal::SignInFirst => {
+                let mut response =
+                    warp::reply::with_status("", StatusCode::SEE_OTHER).into_response();
+                response.headers_mut().insert(
+                    "location",
+                    warp::http::HeaderValue::from_static("/login"),
+                );
+                return Ok(response);
+            }
+        }
     } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         ApiError::bad_request(format!("the request body is not the expected JSON: {e}"))
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
@@ -99,11 +110,11 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
             "too_large",
             "the request body is too large",
         )
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed here",
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "send the body with a Content-Length header",
         )
     } else if rejection
         .find::<warp::reject::UnsupportedMediaType>()
@@ -116,6 +127,14 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         )
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::bad_request(format!("invalid query: {e}"))
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed here",
+        )
+    } else if rejection.is_not_found() {
+        ApiError::not_found("no such endpoint")
     } else {
         tracing::warn!(rejection = ?rejection, "unhandled rejection");
         ApiError::internal("the request could not be handled")

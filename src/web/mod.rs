@@ -2,6 +2,7 @@
 //! Calls the engine and reads the device hub; nothing imports this module.
 
 pub mod dto;
+pub mod edge;
 pub mod error;
 pub mod oauth;
 
@@ -21,6 +22,7 @@ use crate::engine::{Engine, EngineError, HubEnvironment};
 use crate::expr::{self, Document, Expression, Scope};
 use crate::secret::SecretSource;
 use dto::*;
+pub use edge::Edge;
 use error::ApiError;
 
 /// Largest request body the API accepts.
@@ -29,105 +31,148 @@ const BODY_LIMIT: u64 = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
-    /// When set, every page and API call (but the OAuth2 callback) needs it.
-    pub admin_token: Option<crate::secret::Secret>,
+    /// The trust boundary: accepted hosts and origins, the admin token and sessions.
+    pub edge: Arc<Edge>,
 }
 
 impl AppState {
+    /// A state for a loopback server with no admin token.
     pub fn new(engine: Arc<Engine>) -> AppState {
         AppState {
             engine,
-            admin_token: None,
+            edge: Arc::new(Edge::loopback()),
         }
+    }
+
+    pub fn with_edge(mut self, edge: Edge) -> AppState {
+        self.edge = Arc::new(edge);
+        self
     }
 }
 
-const ADMIN_COOKIE: &str = "bellhop_admin";
-
-/// Whether a request carries the admin token (header or cookie), compared in constant time.
-fn admitted(
-    expected: &crate::secret::Secret,
-    authorization: Option<&str>,
-    cookie: Option<&str>,
-) -> bool {
-    use subtle::ConstantTimeEq;
-    let matches = |given: &str| bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes()));
-    authorization
-        .and_then(|a| a.strip_prefix("Bearer "))
-        .is_some_and(|t| matches(t.trim()))
-        || cookie.is_some_and(matches)
+/// Pages and routes open without the admin token: the OAuth2 callback (its single-use state
+/// protects it), sign-in and sign-out, and the icon.
+fn open_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/oauth2/callback"
+            | "/oauth2_callback.html"
+            | "/login"
+            | "/logout"
+            | "/favicon.svg"
+            | "/style.css"
+    )
 }
 
-/// Admission: with an admin token configured, only the OAuth2 callback (protected by its
-/// single-use state) and the sign-in form are open.
-fn admission(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+/// The edge every request passes first: Host and Origin, then the admin token or session.
+/// A browser asking for a page without a session is sent to the sign-in form.
+fn edge_gate(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     warp::path::full()
+        .and(warp::method())
+        .and(warp::host::optional())
+        .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("authorization"))
-        .and(warp::cookie::optional::<String>(ADMIN_COOKIE))
+        .and(warp::cookie::optional::<String>(edge::SESSION_COOKIE))
+        .and(warp::header::optional::<String>("accept"))
         .and_then(
             move |path: warp::path::FullPath,
+                  method: warp::http::Method,
+                  host: Option<warp::host::Authority>,
+                  origin: Option<String>,
                   authorization: Option<String>,
-                  cookie: Option<String>| {
-                let state = state.clone();
+                  session: Option<String>,
+                  accept: Option<String>| {
+                let edge = state.edge.clone();
                 async move {
-                    let Some(expected) = &state.admin_token else {
+                    edge.check_addressing(host.as_ref().map(|h| h.as_str()), origin.as_deref())
+                        .map_err(|refusal| warp::reject::custom(error::Refused(refusal)))?;
+                    if open_path(path.as_str())
+                        || edge.admitted(authorization.as_deref(), session.as_deref())
+                    {
                         return Ok(());
-                    };
-                    let open = matches!(
-                        path.as_str(),
-                        "/oauth2/callback" | "/oauth2_callback.html" | "/login"
-                    );
-                    if open || admitted(expected, authorization.as_deref(), cookie.as_deref()) {
-                        Ok(())
-                    } else {
-                        Err(warp::reject::custom(error::NotAdmitted))
                     }
+                    let wants_page = method == warp::http::Method::GET
+                        && (path.as_str() == "/"
+                            || accept.as_deref().is_some_and(|a| a.contains("text/html")));
+                    Err(warp::reject::custom(if wants_page {
+                        error::Refused(edge::Refusal::SignInFirst)
+                    } else {
+                        error::Refused(edge::Refusal::NotAdmitted)
+                    }))
                 }
             },
         )
         .untuple_one()
 }
 
-/// `GET /login` (the form) and `POST /login` (sets the admin cookie when the token is right).
+const LOGIN_PAGE: &str = include_str!("../../web/login.html");
+
+/// The sign-in form, with a message when there is one to give.
+fn login_page(status: StatusCode, message: &str) -> Response {
+    let message = if message.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=error role=alert>{}</p>", oauth::escape(message))
+    };
+    let mut response = static_file("", "text/html; charset=utf-8");
+    *response.body_mut() = LOGIN_PAGE.replace("{{message}}", &message).into();
+    *response.status_mut() = status;
+    response
+}
+
+fn redirect(to: &'static str, cookie: Option<String>) -> Response {
+    let mut response = warp::reply::with_status("", StatusCode::SEE_OTHER).into_response();
+    response
+        .headers_mut()
+        .insert("location", warp::http::HeaderValue::from_static(to));
+    if let Some(value) = cookie.and_then(|c| warp::http::HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert("set-cookie", value);
+    }
+    response
+}
+
+/// `GET /login` (the form), `POST /login` (a session cookie when the token is right; the form
+/// again with a message when not), `POST /logout` (ends the session).
 fn login(state: AppState) -> BoxedFilter<(Response,)> {
-    let form = warp::path!("login").and(warp::get()).map(|| {
-        static_file(
-            "<!doctype html><meta charset=utf-8><title>Bellhop · sign in</title><form method=post action=/login><label>Admin token <input name=token type=password autofocus></label> <button>Sign in</button></form>",
-            "text/html; charset=utf-8",
-        )
-    });
+    let form = warp::path!("login")
+        .and(warp::get())
+        .map(|| login_page(StatusCode::OK, ""));
+    let edge = state.edge.clone();
     let submit = warp::path!("login")
         .and(warp::post())
         .and(warp::body::content_length_limit(4096))
         .and(warp::body::form::<HashMap<String, String>>())
         .map(move |form: HashMap<String, String>| {
-            let token = form
-                .get("token")
-                .map(|t| t.trim().to_string())
-                .unwrap_or_default();
-            match &state.admin_token {
-                Some(expected) if admitted(expected, None, Some(&token)) => {
-                    let mut response =
-                        warp::reply::with_status("", StatusCode::SEE_OTHER).into_response();
-                    response
-                        .headers_mut()
-                        .insert("location", warp::http::HeaderValue::from_static("/"));
-                    if let Ok(cookie) = warp::http::HeaderValue::from_str(&format!(
-                        "{ADMIN_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/"
-                    )) {
-                        response.headers_mut().insert("set-cookie", cookie);
-                    }
-                    response
-                }
-                _ => ApiError::new(
+            if !edge.admin_required() {
+                return redirect("/", None);
+            }
+            let token = form.get("token").map(String::as_str).unwrap_or_default();
+            match edge.sign_in(token) {
+                Ok(session) => redirect("/", Some(edge.session_cookie(&session))),
+                Err(Some(wait)) => login_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "Too many attempts: try again in {} s.",
+                        wait.as_secs().max(1)
+                    ),
+                ),
+                Err(None) => login_page(
                     StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "wrong admin token",
-                )
-                .into_response(),
+                    "That is not the admin token. Try again.",
+                ),
             }
         });
-    form.or(submit).unify().boxed()
+    let edge = state.edge.clone();
+    let logout = warp::path!("logout")
+        .and(warp::post())
+        .and(warp::cookie::optional::<String>(edge::SESSION_COOKIE))
+        .map(move |session: Option<String>| {
+            if let Some(session) = session {
+                edge.sign_out(&session);
+            }
+            redirect("/login", Some(edge.expired_cookie()))
+        });
+    form.or(submit).unify().or(logout).unify().boxed()
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
@@ -464,6 +509,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 .map(|| static_file(UI_SCRIPT, "text/javascript; charset=utf-8")))
             .unify()
             .or(warp::path!("style.css").map(|| static_file(UI_STYLE, "text/css; charset=utf-8")))
+            .unify()
+            .or(warp::path!("favicon.svg").map(|| static_file(UI_ICON, "image/svg+xml")))
             .unify(),
     );
     // GET /demo/rooms.json: a local JSON source for the quick start.
@@ -510,9 +557,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
             .boxed()
     });
-    let gated = admission(state.clone()).and(combined);
-    same_origin_writes()
-        .and(login(state.clone()).or(gated).unify())
+    edge_gate(state.clone())
+        .and(login(state.clone()).or(combined).unify())
         .recover(error::recover)
         .unify()
 }
@@ -520,6 +566,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
 const UI_INDEX: &str = include_str!("../../web/index.html");
 const UI_SCRIPT: &str = include_str!("../../web/app.js");
 const UI_STYLE: &str = include_str!("../../web/style.css");
+const UI_ICON: &str = include_str!("../../web/favicon.svg");
 
 fn static_file(body: &'static str, content_type: &'static str) -> Response {
     let mut response = Response::new(body.into());
@@ -535,37 +582,6 @@ fn static_file(body: &'static str, content_type: &'static str) -> Response {
         warp::http::HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
     );
     response
-}
-
-/// CSRF defence: a request that changes something (anything but GET and HEAD) is refused when
-/// a browser says it comes from another origin. Browsers send `Origin` with every cross-origin
-/// POST, PUT and DELETE; tools such as curl send none and are not browsers.
-fn same_origin_writes() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-    warp::method()
-        .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>("host"))
-        .and_then(
-            |method: warp::http::Method, origin: Option<String>, host: Option<String>| async move {
-                let safe = method == warp::http::Method::GET || method == warp::http::Method::HEAD;
-                let same = match (&origin, &host) {
-                    (None, _) => true,
-                    (Some(origin), Some(host)) => url::Url::parse(origin)
-                        .ok()
-                        .map(|u| match u.port() {
-                            Some(port) => format!("{}:{port}", u.host_str().unwrap_or_default()),
-                            None => u.host_str().unwrap_or_default().to_string(),
-                        })
-                        .is_some_and(|authority| authority.eq_ignore_ascii_case(host)),
-                    (Some(_), None) => false,
-                };
-                if safe || same {
-                    Ok(())
-                } else {
-                    Err(warp::reject::custom(error::CrossOrigin))
-                }
-            },
-        )
-        .untuple_one()
 }
 
 /// The editor's view of a profile: its fields, its redirect URI and its authorization status.

@@ -15,7 +15,7 @@ use crate::secret::Secret;
 
 const PAGE: &str = include_str!("../../web/callback.html");
 
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -255,3 +255,8 @@ impl Workspace {
 pub fn profile_text(url: &str, mapping: &str) -> String {
     format!("version = 1\n\n[request]\nmethod = \"GET\"\nurl = \"{url}\"\ntimeout_secs = 3\n\n{mapping}\n")
 }
+
+/// A `warp::test` request addressed to a loopback Bellhop, as a browser or curl would send it.
+pub fn local_request() -> warp::test::RequestBuilder {
+    warp::test::request().header("host", "127.0.0.1:8765")
+}

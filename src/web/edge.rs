@@ -1,0 +1,329 @@
+//! The web trust boundary: which hosts and origins a request may name, who is an admin (the
+//! admin token, or a server-side session made by signing in with it), and how fast sign-in may be
+//! tried. Every route passes through [`Edge::check`] before anything else runs.
+//!
+//! - **Host**: a request must be addressed to a loopback name (`localhost`, `127.0.0.0/8`,
+//!   `[::1]`), the listen address, the host of `web.public_base_url`, or a name listed in
+//!   `web.allowed_hosts`. A page on another domain that re-resolves to 127.0.0.1 (DNS rebinding)
+//!   sends its own name as Host and is refused.
+//! - **Origin**: a request that carries `Origin` (every cross-origin request a browser makes, and
+//!   every same-origin write) must come from one of those hosts over http(s); `Origin: null` is
+//!   refused.
+//! - **Admin**: with `web.admin_token` set, a request needs `Authorization: Bearer <token>` or a
+//!   session cookie. The cookie holds a random session id, never the token; sessions expire, are
+//!   dropped on sign-out, and are bounded in number.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use subtle::ConstantTimeEq;
+
+use crate::secret::Secret;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "bellhop_session";
+/// Most sessions alive at once; signing in past that ends the oldest.
+const MAX_SESSIONS: usize = 64;
+/// Sign-in attempts: a burst of this many, then one more per [`LOGIN_REFILL`].
+const LOGIN_BURST: u32 = 5;
+const LOGIN_REFILL: Duration = Duration::from_secs(2);
+
+/// Why the edge refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The Host names a server this is not (DNS rebinding, a mistyped proxy).
+    ForeignHost(String),
+    /// The Origin is not one of this server's.
+    ForeignOrigin(String),
+    /// No admin token or session.
+    NotAdmitted,
+    /// A browser asked for a page without a session: it is sent to the sign-in form.
+    SignInFirst,
+}
+
+/// What the server is known as and who may use it.
+pub struct Edge {
+    hosts: HashSet<String>,
+    admin_token: Option<Secret>,
+    secure_cookies: bool,
+    session_lifetime: Duration,
+    sessions: Mutex<Sessions>,
+    login: Mutex<LoginThrottle>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    expiry: HashMap<String, Instant>,
+    order: VecDeque<String>,
+}
+
+struct LoginThrottle {
+    tokens: u32,
+    refilled: Instant,
+}
+
+/// The host name of a `Host` header or URL authority, lowercased, without port or brackets.
+fn host_name(authority: &str) -> String {
+    let authority = authority.trim().to_ascii_lowercase();
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default().to_string();
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
+        _ => authority,
+    }
+}
+
+fn is_loopback_name(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Edge {
+    /// An edge for a server listening on `listen`, known publicly as `public_base_url`, also
+    /// reachable under `allowed_hosts`.
+    pub fn new(
+        listen: Option<SocketAddr>,
+        public_base_url: Option<&url::Url>,
+        allowed_hosts: &[String],
+        admin_token: Option<Secret>,
+        session_lifetime: Duration,
+    ) -> Edge {
+        let mut hosts: HashSet<String> = allowed_hosts.iter().map(|h| host_name(h)).collect();
+        if let Some(host) = public_base_url.and_then(|u| u.host_str()) {
+            hosts.insert(host_name(host));
+        }
+        if let Some(address) = listen.filter(|a| !a.ip().is_unspecified()) {
+            hosts.insert(address.ip().to_string());
+        }
+        Edge {
+            hosts,
+            admin_token,
+            secure_cookies: public_base_url.is_some_and(|u| u.scheme() == "https"),
+            session_lifetime,
+            sessions: Mutex::new(Sessions::default()),
+            login: Mutex::new(LoginThrottle {
+                tokens: LOGIN_BURST,
+                refilled: Instant::now(),
+            }),
+        }
+    }
+
+    /// An edge for tests and embedding: loopback only, no admin token.
+    pub fn loopback() -> Edge {
+        Edge::new(None, None, &[], None, Duration::from_secs(3600))
+    }
+
+    pub fn with_admin_token(mut self, token: Option<Secret>) -> Edge {
+        self.admin_token = token;
+        self
+    }
+
+    pub fn admin_required(&self) -> bool {
+        self.admin_token.is_some()
+    }
+
+    fn known_host(&self, host: &str) -> bool {
+        is_loopback_name(host) || self.hosts.contains(host)
+    }
+
+    /// Host and Origin: the checks every request passes, admin or not.
+    pub fn check_addressing(
+        &self,
+        host: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<(), Refusal> {
+        // HTTP/1.1 requires Host; a request without one names no server and is not a browser's.
+        let host = host.unwrap_or_default();
+        if !self.known_host(&host_name(host)) {
+            return Err(Refusal::ForeignHost(host.to_string()));
+        }
+        if let Some(origin) = origin {
+            let allowed = url::Url::parse(origin).ok().is_some_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url
+                        .host_str()
+                        .is_some_and(|h| self.known_host(&host_name(h)))
+            });
+            if !allowed {
+                return Err(Refusal::ForeignOrigin(origin.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a request is an admin's: the bearer token, or a live session.
+    pub fn admitted(&self, authorization: Option<&str>, session: Option<&str>) -> bool {
+        let Some(expected) = &self.admin_token else {
+            return true;
+        };
+        let bearer = authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .is_some_and(|given| token_matches(expected, given.trim()));
+        bearer || session.is_some_and(|id| self.session_alive(id))
+    }
+
+    fn session_alive(&self, id: &str) -> bool {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        match sessions.expiry.get(id) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                sessions.expiry.remove(id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// One sign-in attempt with `token`: a new session id, `Err(None)` for a wrong token, or
+    /// `Err(Some(wait))` when attempts come too fast.
+    pub fn sign_in(&self, token: &str) -> Result<String, Option<Duration>> {
+        {
+            let mut throttle = self.login.lock().unwrap_or_else(|p| p.into_inner());
+            let earned =
+                (throttle.refilled.elapsed().as_millis() / LOGIN_REFILL.as_millis()) as u32;
+            if earned > 0 {
+                throttle.tokens = (throttle.tokens + earned).min(LOGIN_BURST);
+                throttle.refilled = Instant::now();
+            }
+            if throttle.tokens == 0 {
+                return Err(Some(
+                    LOGIN_REFILL.saturating_sub(throttle.refilled.elapsed()),
+                ));
+            }
+            throttle.tokens -= 1;
+        }
+        let Some(expected) = &self.admin_token else {
+            return Err(None);
+        };
+        if !token_matches(expected, token.trim()) {
+            return Err(None);
+        }
+        let id = oauth2::CsrfToken::new_random_len(32).secret().clone();
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        sessions.expiry.retain(|_, until| *until > now);
+        let Sessions { expiry, order } = &mut *sessions;
+        order.retain(|s| expiry.contains_key(s));
+        while order.len() >= MAX_SESSIONS {
+            if let Some(oldest) = order.pop_front() {
+                expiry.remove(&oldest);
+            }
+        }
+        expiry.insert(id.clone(), now + self.session_lifetime);
+        order.push_back(id.clone());
+        Ok(id)
+    }
+
+    /// Sign-out: the session ends now.
+    pub fn sign_out(&self, session: &str) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.expiry.remove(session);
+        sessions.order.retain(|s| s != session);
+    }
+
+    /// The `Set-Cookie` value for a new session.
+    pub fn session_cookie(&self, id: &str) -> String {
+        format!(
+            "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+            self.session_lifetime.as_secs(),
+            if self.secure_cookies { "; Secure" } else { "" }
+        )
+    }
+
+    /// The `Set-Cookie` value that removes the session cookie.
+    pub fn expired_cookie(&self) -> String {
+        format!(
+            "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+            if self.secure_cookies { "; Secure" } else { "" }
+        )
+    }
+}
+
+fn token_matches(expected: &Secret, given: &str) -> bool {
+    bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(token: Option<&str>) -> Edge {
+        let base = url::Url::parse("https://home.example.org/").unwrap_or_else(|e| panic!("{e}"));
+        Edge::new(
+            "192.168.1.5:8765".parse().ok(),
+            Some(&base),
+            &["proxy.lan:8443".to_string()],
+            token.map(Secret::new),
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn hosts_and_origins_are_checked_against_what_the_server_is_known_as() {
+        let edge = edge(None);
+        for host in [
+            "127.0.0.1:8765",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:8765",
+            "192.168.1.5:8765",
+            "home.example.org",
+            "proxy.lan",
+        ] {
+            assert_eq!(edge.check_addressing(Some(host), None), Ok(()), "{host}");
+        }
+        for host in [
+            "evil.example:8765",
+            "127.0.0.1.evil.example",
+            "",
+            "192.168.1.6",
+        ] {
+            assert!(edge.check_addressing(Some(host), None).is_err(), "{host}");
+        }
+        assert!(edge.check_addressing(None, None).is_err());
+        let ok = Some("127.0.0.1:8765");
+        assert_eq!(
+            edge.check_addressing(ok, Some("https://home.example.org")),
+            Ok(())
+        );
+        for origin in [
+            "http://evil.example:8765",
+            "null",
+            "file://",
+            "chrome-extension://x",
+        ] {
+            assert!(edge.check_addressing(ok, Some(origin)).is_err(), "{origin}");
+        }
+    }
+
+    #[test]
+    fn sessions_are_random_revocable_and_the_cookie_is_not_the_token() {
+        let edge = edge(Some("a-long-admin-token-123"));
+        assert!(!edge.admitted(None, None));
+        assert!(edge.admitted(Some("Bearer a-long-admin-token-123"), None));
+        assert_eq!(edge.sign_in("wrong"), Err(None));
+        let id = edge.sign_in("a-long-admin-token-123").unwrap_or_default();
+        assert!(id.len() >= 40 && !id.contains("admin-token"));
+        let cookie = edge.session_cookie(&id);
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(cookie.contains("; Secure"), "https public URL: {cookie}");
+        assert!(edge.admitted(None, Some(&id)));
+        assert!(!edge.admitted(None, Some("a-long-admin-token-123")));
+        edge.sign_out(&id);
+        assert!(!edge.admitted(None, Some(&id)));
+    }
+
+    #[test]
+    fn sign_in_attempts_are_throttled() {
+        let edge = edge(Some("a-long-admin-token-123"));
+        let refused = (0..100)
+            .map(|_| edge.sign_in("guess"))
+            .filter(|r| matches!(r, Err(Some(_))))
+            .count();
+        assert!(refused >= 100 - LOGIN_BURST as usize, "{refused}");
+    }
+}

@@ -1,0 +1,151 @@
+//! Hardening: hostile and broken inputs at every edge (profile folders, expressions, action
+//! texts, request templates, the web edge) get a clear error and harm nothing else.
+
+use bellhop::profile::{self, Diagnostic};
+use bellhop::secret::SecretSource;
+
+use crate::support::{profile_text, Workspace};
+
+fn good_profile() -> String {
+    profile_text(
+        "http://127.0.0.1:1/user",
+        "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
+    )
+}
+
+fn problems_of<'a>(diagnostics: &'a [Diagnostic], file: &str) -> Vec<&'a Diagnostic> {
+    diagnostics
+        .iter()
+        .filter(|d| d.file.file_name().is_some_and(|f| f == file))
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn odd_entries_in_the_profile_folder_are_reported_never_opened_or_skipped_silently() {
+    let ws = Workspace::new();
+    let dir = ws.profiles_dir();
+    ws.write_profile("good", &good_profile());
+    std::os::unix::fs::symlink(dir.join("nowhere.toml"), dir.join("dangling.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(dir.join("loop-b.toml"), dir.join("loop-a.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(dir.join("loop-a.toml"), dir.join("loop-b.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.join("folder.toml")).unwrap_or_else(|e| panic!("{e}"));
+    // A FIFO: opening it to read would block the loader (and `serve`) forever.
+    let fifo = dir.join("pipe.toml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let mut garbage = b"version = 1\nname = \"x\"\n[request]\nurl = \"http://h/".to_vec();
+    garbage.extend_from_slice(&[0xff, 0xfe, b'"', b'\n']);
+    std::fs::write(dir.join("garbage.toml"), garbage).unwrap_or_else(|e| panic!("{e}"));
+    let mut huge = good_profile();
+    huge.push_str(&format!(
+        "# {}\n",
+        "x".repeat(profile::MAX_PROFILE_BYTES as usize)
+    ));
+    ws.write_profile("huge", &huge);
+
+    let set = ws.load();
+    assert_eq!(set.profiles.keys().collect::<Vec<_>>(), vec!["good"]);
+    let d = &set.diagnostics;
+    let expect = |file: &str, words: &[&str]| {
+        let found = problems_of(d, file);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.is_error() && words.iter().all(|w| p.message.contains(w))),
+            "{file}: expected {words:?} in {found:#?}"
+        );
+    };
+    expect("dangling.toml", &["link"]);
+    expect("loop-a.toml", &["link"]);
+    expect("folder.toml", &["folder"]);
+    expect("pipe.toml", &["FIFO"]);
+    expect("garbage.toml", &["UTF-8", "line 4", "byte"]);
+    expect("huge.toml", &["over the limit"]);
+    let garbage = problems_of(d, "garbage.toml");
+    assert_eq!(garbage[0].line, Some(4));
+}
+
+#[test]
+fn two_files_claiming_one_name_both_fail_and_neither_wins() {
+    let ws = Workspace::new();
+    let named = |text: String| text.replacen("version = 1", "version = 1\nname = \"twin\"", 1);
+    ws.write_profile("a-twin", &named(good_profile()));
+    ws.write_profile("b-twin", &named(good_profile()));
+    ws.write_profile("good", &good_profile());
+    let set = ws.load();
+    assert_eq!(set.profiles.keys().collect::<Vec<_>>(), vec!["good"]);
+    for (file, other) in [
+        ("a-twin.toml", "b-twin.toml"),
+        ("b-twin.toml", "a-twin.toml"),
+    ] {
+        let found = problems_of(&set.diagnostics, file);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.key == "name" && p.line == Some(2) && p.message.contains(other)),
+            "{file}: {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn deeply_nested_profile_files_are_diagnosed_and_the_others_load() {
+    let ws = Workspace::new();
+    ws.write_profile("good", &good_profile());
+    let head = "version = 1\n[request]\nurl = \"http://127.0.0.1/x\"\n";
+    let depth = 20_000;
+    ws.write_profile(
+        "arrays",
+        &format!("{head}x = {}{}\n", "[".repeat(depth), "]".repeat(depth)),
+    );
+    ws.write_profile(
+        "tables",
+        &format!("{head}x = {}1{}\n", "{a=".repeat(depth), "}".repeat(depth)),
+    );
+    ws.write_profile(
+        "dotted",
+        &format!("{head}[{}]\nk = 1\n", vec!["a"; depth].join(".")),
+    );
+    ws.write_profile(
+        "expression",
+        &format!(
+            "{head}[devices]\nroot_names = '\"a\"'\nvalues = '{}1{}'\n",
+            "(".repeat(1_200),
+            ")".repeat(1_200)
+        ),
+    );
+    // On a small stack, as a worker thread of `serve` would have.
+    let dir = ws.profiles_dir();
+    let set = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || profile::load_dir(&dir, &SecretSource::default()))
+        .map(|t| t.join())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|_| panic!("the loader panicked"));
+    assert_eq!(set.profiles.keys().collect::<Vec<_>>(), vec!["good"]);
+    for file in [
+        "arrays.toml",
+        "tables.toml",
+        "dotted.toml",
+        "expression.toml",
+    ] {
+        assert!(
+            problems_of(&set.diagnostics, file)
+                .iter()
+                .any(|d| d.is_error()),
+            "{file}: {:#?}",
+            set.diagnostics
+        );
+    }
+    let expression = problems_of(&set.diagnostics, "expression.toml");
+    assert!(
+        expression
+            .iter()
+            .any(|d| d.message.contains("deeper than") && d.column.is_some() && d.line == Some(6)),
+        "{expression:#?}"
+    );
+}
