@@ -59,6 +59,9 @@ impl PartialEq for Secret {
 pub struct SecretSource {
     file_values: HashMap<String, Secret>,
     environment: Option<HashMap<String, String>>,
+    /// Why the vault could not be read, when it could not: only the references it would have
+    /// answered fail, each saying so.
+    vault_problem: Option<String>,
 }
 
 impl fmt::Debug for SecretSource {
@@ -108,6 +111,7 @@ impl SecretSource {
         Ok(SecretSource {
             file_values,
             environment: None,
+            vault_problem: None,
         })
     }
 
@@ -119,6 +123,12 @@ impl SecretSource {
         for (name, value) in values {
             self.file_values.insert(name, Secret::new(value));
         }
+        self
+    }
+
+    /// Records that the vault could not be read.
+    pub fn with_vault_problem(mut self, problem: String) -> SecretSource {
+        self.vault_problem = Some(problem);
         self
     }
 
@@ -147,13 +157,29 @@ impl SecretSource {
             };
             let reference = after[..end].trim();
             let value = if let Some(name) = reference.strip_prefix("env:") {
-                self.env(name.trim())
-                    .ok_or_else(|| format!("environment variable `{}` is not set", name.trim()))?
+                let name = name.trim();
+                if is_own_variable(name) {
+                    return Err(format!(
+                        "`${{env:{name}}}`: Bellhop's own variables (BELLHOP_…) hold its secrets and cannot be read by a profile"
+                    ));
+                }
+                self.env(name)
+                    .ok_or_else(|| format!("environment variable `{name}` is not set"))?
             } else if let Some(name) = reference.strip_prefix("secret:") {
-                self.file_values
-                    .get(name.trim())
-                    .map(|s| s.expose().to_string())
-                    .ok_or_else(|| format!("secret `{}` is not in the secrets file", name.trim()))?
+                let name = name.trim();
+                match (self.file_values.get(name), &self.vault_problem) {
+                    (Some(secret), _) => secret.expose().to_string(),
+                    (None, Some(problem)) => {
+                        return Err(format!(
+                            "secret `{name}` is not in the secrets file, and the vault cannot be read: {problem}"
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(format!(
+                            "secret `{name}` is neither in the secrets file nor in the vault (secrets entered in the UI)"
+                        ))
+                    }
+                }
             } else {
                 return Err(format!(
                     "`${{{reference}}}`: secrets take `${{env:NAME}}` or `${{secret:NAME}}`"
@@ -165,6 +191,12 @@ impl SecretSource {
         out.push_str(rest);
         Ok(Secret::new(out))
     }
+}
+
+/// Bellhop's own settings and keys (`BELLHOP_TOKEN_KEY`, `BELLHOP_WEB__ADMIN_TOKEN`, …): never
+/// readable through `${env:…}`. Names are compared as the OS would, case-insensitively on Windows.
+fn is_own_variable(name: &str) -> bool {
+    name.to_ascii_uppercase().starts_with("BELLHOP_")
 }
 
 #[cfg(test)]
@@ -198,6 +230,34 @@ mod tests {
             Ok("ann:k3y".into())
         );
         assert!(source.resolve("${env:MISSING}").is_err());
+        // Bellhop's own secrets are out of reach, whatever the case.
+        let own = SecretSource::default().with_environment(HashMap::from([
+            ("BELLHOP_TOKEN_KEY".to_string(), "key".to_string()),
+            ("BELLHOP_WEB__ADMIN_TOKEN".to_string(), "admin".to_string()),
+        ]));
+        for name in [
+            "BELLHOP_TOKEN_KEY",
+            "BELLHOP_WEB__ADMIN_TOKEN",
+            "bellhop_token_key",
+            " BELLHOP_X",
+        ] {
+            let error = own
+                .resolve(&format!("${{env:{name}}}"))
+                .err()
+                .unwrap_or_default();
+            assert!(
+                error.contains("cannot be read by a profile"),
+                "{name}: {error}"
+            );
+        }
+        // A vault that cannot be read fails only the references it would answer.
+        let broken = source.clone().with_vault_problem("damaged".into());
+        assert!(broken.resolve("${secret:api}").is_ok());
+        let error = broken
+            .resolve("${secret:ui_entered}")
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("vault cannot be read: damaged"), "{error}");
         assert!(source.resolve("${other}").is_err());
     }
 }

@@ -149,3 +149,150 @@ fn deeply_nested_profile_files_are_diagnosed_and_the_others_load() {
         "{expression:#?}"
     );
 }
+
+fn api_state(ws: &Workspace) -> bellhop::web::AppState {
+    let key = bellhop::tokens::load_or_create_key(&ws.path().join("token.key"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vault = bellhop::tokens::TokenStore::open(&ws.path().join("data/tokens"), &key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let source = bellhop::engine::ProfileSource::new(ws.profiles_dir(), None)
+        .with_vault(std::sync::Arc::new(vault));
+    let engine = bellhop::engine::Engine::new(source.load(), Some(source), ws.hub())
+        .unwrap_or_else(|e| panic!("{e}"));
+    bellhop::web::AppState::new(std::sync::Arc::new(engine))
+}
+
+/// A page on a domain that re-resolves to 127.0.0.1 sends its own name as Host and as Origin:
+/// every route group refuses it, before anything runs.
+#[tokio::test]
+async fn a_dns_rebinding_page_is_refused_on_every_route_group() {
+    let ws = Workspace::new();
+    ws.write_profile("good", &good_profile());
+    let state = api_state(&ws);
+    let routes = bellhop::web::routes(state);
+    let evil_host = "rebind.evil.example:8765";
+    let evil_origin = "http://rebind.evil.example:8765";
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        ("GET", "/", None),
+        ("GET", "/app.js", None),
+        ("GET", "/api/v1/health", None),
+        ("GET", "/api/v1/profiles", None),
+        ("GET", "/api/v1/profiles/good", None),
+        ("GET", "/api/v1/profiles/good/form", None),
+        (
+            "PUT",
+            "/api/v1/profiles/good",
+            Some(r#"{"name":"good","url":"http://evil.example/"}"#),
+        ),
+        ("POST", "/api/v1/profiles/validate", Some(r#"{"text":""}"#)),
+        ("GET", "/api/v1/profiles/good/authorization", None),
+        ("DELETE", "/api/v1/profiles/good/authorization", None),
+        ("POST", "/api/v1/actions/run", Some(r#"{"profile":"good"}"#)),
+        ("GET", "/api/v1/runs", None),
+        ("GET", "/api/v1/devices", None),
+        ("PUT", "/api/v1/devices/1", Some(r#"{"value":1}"#)),
+        ("GET", "/api/v1/globals", None),
+        ("PUT", "/api/v1/globals/x", Some(r#"{"value":1}"#)),
+        ("POST", "/api/v1/eval", Some(r#"{"expression":"1"}"#)),
+        ("GET", "/api/v1/functions", None),
+        ("POST", "/api/v1/reload", None),
+        ("GET", "/api/v1/events", None),
+        ("GET", "/oauth2/start?profile=good", None),
+        ("GET", "/oauth2/callback?state=x&code=y", None),
+        ("GET", "/login", None),
+        ("POST", "/login", Some("token=x")),
+        ("GET", "/demo/rooms.json", None),
+    ];
+    for (method, path, body) in cases {
+        for (host, origin) in [(evil_host, Some(evil_origin)), (evil_host, None)] {
+            let mut request = warp::test::request()
+                .method(method)
+                .path(path)
+                .header("host", host);
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            if let Some(body) = body {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(*body);
+            }
+            let response = request.reply(&routes).await;
+            assert!(
+                response.status().is_client_error(),
+                "{method} {path} with Host {host}: {}",
+                response.status()
+            );
+        }
+        // The same request from a page on another site, addressed to the right host.
+        let mut request = crate::support::local_request()
+            .method(method)
+            .path(path)
+            .header("origin", "https://ads.example");
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(*body);
+        }
+        let response = request.reply(&routes).await;
+        assert_eq!(
+            response.status(),
+            403,
+            "{method} {path} from another origin"
+        );
+    }
+    // Nothing was changed or run.
+    let file = std::fs::read_to_string(ws.profiles_dir().join("good.toml")).unwrap_or_default();
+    assert_eq!(file, good_profile());
+    // The server's own names still work, with or without a matching Origin.
+    for (host, origin) in [
+        ("127.0.0.1:8765", Some("http://127.0.0.1:8765")),
+        ("localhost:8765", Some("http://localhost:8765")),
+        ("[::1]:8765", None),
+    ] {
+        let mut request = warp::test::request()
+            .method("POST")
+            .path("/api/v1/reload")
+            .header("host", host);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        assert_eq!(request.reply(&routes).await.status(), 200, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn api_edges_answer_with_the_right_status() {
+    let ws = Workspace::new();
+    let routes = bellhop::web::routes(api_state(&ws));
+    let long = "p".repeat(300);
+    let form = format!(r#"{{"name":"{long}","url":"http://127.0.0.1/"}}"#);
+    let response = crate::support::local_request()
+        .method("PUT")
+        .path(&format!("/api/v1/profiles/{long}"))
+        .header("content-type", "application/json")
+        .body(form)
+        .reply(&routes)
+        .await;
+    let body = String::from_utf8_lossy(response.body()).to_string();
+    assert_eq!(response.status(), 400, "{body}");
+    assert!(
+        !body.contains(".tmp") && !body.contains(&ws.path().display().to_string()),
+        "{body}"
+    );
+    let response = crate::support::local_request()
+        .method("POST")
+        .path("/api/v1/eval")
+        .header("content-type", "text/plain")
+        .body(r#"{"expression":"1"}"#)
+        .reply(&routes)
+        .await;
+    assert_eq!(response.status(), 415);
+    let response = crate::support::local_request()
+        .method("POST")
+        .path("/api/v1/eval")
+        .header("content-type", "application/json")
+        .reply(&routes)
+        .await;
+    assert_eq!(response.status(), 411);
+}

@@ -131,10 +131,10 @@ impl ProfileSource {
             None => SecretSource::default(),
         };
         if let Some(vault) = &self.vault {
-            let values = vault
-                .secrets()
-                .map_err(|e| (self.dir.clone(), format!("the secrets vault: {e}")))?;
-            secrets = secrets.with_values(values);
+            secrets = match vault.secrets() {
+                Ok(values) => secrets.with_values(values),
+                Err(e) => secrets.with_vault_problem(e.to_string()),
+            };
         }
         Ok(secrets)
     }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::expr::{Expression, ExtractionPlan, Template};
 use crate::secret::{Secret, SecretSource};
 pub use diagnostic::{Diagnostic, Severity};
+pub use resolve::{name_problem, MAX_NAME_CHARS};
 
 /// A compiled, valid profile.
 #[derive(Debug, Clone)]

@@ -19,6 +19,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_HISTORY_KEEP: usize = 50;
 const SUPPORTED_VERSION: u32 = 1;
+/// Longest profile name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
 
 /// Collects diagnostics for one file, locating each key in the text.
 struct Collector<'a> {
@@ -129,6 +131,26 @@ fn toml_error(file: &Path, text: &str, error: &toml::de::Error) -> Diagnostic {
     diagnostic
 }
 
+/// Why `name` cannot name a profile, if it cannot.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        Some(format!(
+            "a profile name may be at most {MAX_NAME_CHARS} characters long"
+        ))
+    } else if name.trim().is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_alphanumeric() || matches!(ch, '-' | '_' | '.' | ' '))
+        || name.starts_with('.')
+    {
+        Some(format!(
+            "profile name `{name}` may only hold letters, digits, spaces, `-`, `_` and `.` (not first)"
+        ))
+    } else {
+        None
+    }
+}
+
 fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<Profile> {
     if let Some(version) = raw.version {
         if version != SUPPORTED_VERSION {
@@ -144,17 +166,8 @@ fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Op
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    if name.trim().is_empty()
-        || !name
-            .chars()
-            .all(|ch| ch.is_alphanumeric() || matches!(ch, '-' | '_' | '.' | ' '))
-    {
-        c.error(
-            "name",
-            format!(
-                "profile name `{name}` may only hold letters, digits, spaces, `-`, `_` and `.`"
-            ),
-        );
+    if let Some(problem) = name_problem(&name) {
+        c.error("name", problem);
     }
     let request = match &raw.request {
         Some(request) => resolve_request(request, c),

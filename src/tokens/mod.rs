@@ -81,27 +81,18 @@ pub fn load_or_create_key(key_file: &Path) -> Result<Key, TokenStoreError> {
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, never a
-/// mix; the file is owner-only from the first byte.
+/// mix: a uniquely named temporary file beside it (owner-only from the first byte), fsynced,
+/// renamed into place, then the folder fsynced. Concurrent writers never share a temporary file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TokenStoreError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let temporary = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&temporary).map_err(io(&temporary))?;
-    file.write_all(bytes).map_err(io(&temporary))?;
-    file.sync_all().map_err(io(&temporary))?;
-    drop(file);
-    std::fs::rename(&temporary, path).map_err(io(path))?;
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".bellhop-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    temporary.write_all(bytes).map_err(io(dir))?;
+    temporary.as_file().sync_all().map_err(io(dir))?;
+    temporary.persist(path).map_err(|e| io(path)(e.error))?;
     if let Ok(folder) = std::fs::File::open(dir) {
         folder.sync_all().map_err(io(dir))?;
     }
@@ -111,6 +102,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TokenStoreError
 pub struct TokenStore {
     dir: PathBuf,
     cipher: XChaCha20Poly1305,
+    /// One writer at a time: read-modify-write of the vault never loses a concurrent change.
+    writer: std::sync::Mutex<()>,
 }
 
 impl TokenStore {
@@ -126,6 +119,7 @@ impl TokenStore {
         Ok(TokenStore {
             dir: dir.to_path_buf(),
             cipher: XChaCha20Poly1305::new(key),
+            writer: std::sync::Mutex::new(()),
         })
     }
 
@@ -196,6 +190,7 @@ impl TokenStore {
 
     /// Stores a profile's tokens durably (they are on disk when this returns).
     pub fn save(&self, profile: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.seal(&self.path(profile), profile, tokens)
     }
 
@@ -220,6 +215,7 @@ impl TokenStore {
         &self,
         values: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), TokenStoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut all = self.secrets()?;
         all.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.seal(&self.vault_path(), VAULT_LABEL, &all)
@@ -227,6 +223,7 @@ impl TokenStore {
 
     /// Wipes a profile's tokens ("Forget authorization").
     pub fn delete(&self, profile: &str) -> Result<(), TokenStoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.path(profile);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -321,6 +318,36 @@ mod tests {
         );
         let vault = std::fs::read(store.vault_path()).map_err(io(&path))?;
         assert!(!vault.windows(11).any(|w| w == b"vault-value"));
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_vault_saves_lose_no_secret() -> Result<(), TokenStoreError> {
+        let dir = tempfile::tempdir().map_err(io(Path::new("tmp")))?;
+        let key = load_or_create_key(&dir.path().join("token.key"))?;
+        let store = std::sync::Arc::new(TokenStore::open(&dir.path().join("tokens"), &key)?);
+        let writers: Vec<_> = (0..16)
+            .map(|n| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    store.store_secrets(&[(format!("secret_{n}"), format!("value-{n}"))].into())
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer
+                .join()
+                .map_err(|_| TokenStoreError::Unreadable("thread".into()))??;
+        }
+        let all = store.secrets()?;
+        assert_eq!(all.len(), 16, "{:?}", all.keys());
+        // No temporary file is left behind.
+        let leftovers = std::fs::read_dir(dir.path().join("tokens"))
+            .map_err(io(dir.path()))?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .count();
+        assert_eq!(leftovers, 0);
         Ok(())
     }
 }
