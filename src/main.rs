@@ -160,6 +160,16 @@ fn read_hub(settings: &Settings) -> Result<Option<DeviceHub>> {
     Ok(Some(DeviceHub::open_read_only(&path)?))
 }
 
+fn engine_limits(settings: &Settings) -> bellhop::engine::EngineLimits {
+    let engine = &settings.engine;
+    bellhop::engine::EngineLimits {
+        max_wait: std::time::Duration::from_secs(engine.max_wait_secs),
+        max_action_pieces: engine.max_action_pieces,
+        max_devices_per_run: engine.max_devices_per_run,
+        last_responses_bytes: engine.last_responses_mib.saturating_mul(1024 * 1024),
+    }
+}
+
 fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     let hub = open_hub(settings)?;
     let store = token_store(settings)?;
@@ -176,7 +186,7 @@ fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     .map_err(anyhow::Error::msg)?;
     let engine = Engine::new(set, Some(source), hub)?
         .with_authorizer(Arc::new(authorizer))
-        .with_limits(settings.engine_limits());
+        .with_limits(engine_limits(settings));
     Ok(Arc::new(engine))
 }
 

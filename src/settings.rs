@@ -188,15 +188,6 @@ impl Settings {
         Ok(())
     }
 
-    pub fn engine_limits(&self) -> crate::engine::EngineLimits {
-        crate::engine::EngineLimits {
-            max_wait: Duration::from_secs(self.engine.max_wait_secs),
-            max_action_pieces: self.engine.max_action_pieces,
-            max_devices_per_run: self.engine.max_devices_per_run,
-            last_responses_bytes: self.engine.last_responses_mib.saturating_mul(1024 * 1024),
-        }
-    }
-
     pub fn commit_window(&self) -> Duration {
         Duration::from_millis(self.devices.commit_window_ms)
     }

@@ -296,3 +296,144 @@ async fn api_edges_answer_with_the_right_status() {
         .await;
     assert_eq!(response.status(), 411);
 }
+
+async fn call(
+    routes: &(impl warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
+          + Clone
+          + Send
+          + Sync
+          + 'static),
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = crate::support::local_request().method(method).path(path);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .json(&body);
+    }
+    let response = request.reply(routes).await;
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(response.body()).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+const RICH_PROFILE: &str = r#"# Hand-written: every comment and key here must survive the editor.
+version = 1
+description = "Kitchen sensor"   # shown in the list
+
+[request]
+method = "POST"
+url = "http://127.0.0.1:9/sensor/${input}"
+raw_url = true            # the action text is a path
+timeout_secs = 7.5
+verify_tls = false
+headers = { "X-Trace" = "bellhop", Accept = "application/json" }
+body = { kind = "json", template = '{"query": ${input}}' }
+
+[auth]
+mode = "basic"
+username = "ann"
+password = "${env:HOME}"
+
+[devices]
+locked = true
+affect = 'Status() == 200'
+root_names = '"kitchen"'
+values = 'JSON(input, "temp")'
+"#;
+
+#[tokio::test]
+async fn the_editor_saves_what_changed_and_nothing_else() {
+    let ws = Workspace::new();
+    let file = ws.write_profile("rich", RICH_PROFILE);
+    let routes = bellhop::web::routes(api_state(&ws));
+    let (status, detail) = call(&routes, "GET", "/api/v1/profiles/rich/form", None).await;
+    assert_eq!(status, 200, "{detail}");
+    let mut form = detail["form"].clone();
+    assert_eq!(form["auth_mode"], "basic");
+    assert_eq!(form["read_only"], serde_json::json!(["auth"]));
+    // Saving unchanged is a byte-for-byte no-op.
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/rich", Some(form.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "unchanged");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap_or_default(),
+        RICH_PROFILE
+    );
+    // Changing the URL changes that line only: comments, headers, body, timeouts, `raw_url`,
+    // `verify_tls`, `locked`, `affect` and the basic auth stay.
+    form["url"] = serde_json::json!("http://127.0.0.1:9/other/${input}");
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/rich", Some(form.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let saved = std::fs::read_to_string(&file).unwrap_or_default();
+    let expected = RICH_PROFILE.replace("/sensor/${input}", "/other/${input}");
+    assert_eq!(saved, expected);
+    // The form cannot turn basic auth into something else by accident.
+    form["auth_mode"] = serde_json::json!("none");
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/rich", Some(form)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap_or_default(), expected);
+}
+
+#[tokio::test]
+async fn a_device_list_is_read_only_in_the_form_and_kept_on_save() {
+    let ws = Workspace::new();
+    let text = "version = 1\n[request]\nurl = \"http://127.0.0.1:9/rooms\"\n\n# rooms\n[[device]]\nname = 'JSON(input, \"rooms[*].name\")'\nvalue = 'JSON(item, \"temp\")'\n  [[device.feature]]\n  name = '\"light\"'\n  string = 'JSON(item, \"light\")'\n";
+    let file = ws.write_profile("rooms", text);
+    let routes = bellhop::web::routes(api_state(&ws));
+    let (_, detail) = call(&routes, "GET", "/api/v1/profiles/rooms/form", None).await;
+    let mut form = detail["form"].clone();
+    assert_eq!(form["read_only"], serde_json::json!(["devices"]));
+    form["description"] = serde_json::json!("Rooms");
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/rooms", Some(form.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let saved = std::fs::read_to_string(&file).unwrap_or_default();
+    assert_eq!(
+        saved,
+        text.replacen("version = 1\n", "version = 1\ndescription = \"Rooms\"\n", 1)
+    );
+    form["values"] = serde_json::json!("1");
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/rooms", Some(form)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["diagnostics"][0]["key"], "devices");
+}
+
+#[tokio::test]
+async fn renaming_a_profile_takes_its_secret_along() {
+    let ws = Workspace::new();
+    let routes = bellhop::web::routes(api_state(&ws));
+    let form = serde_json::json!({
+        "name": "cloud", "method": "GET", "url": "https://api.example.com/me", "auth_mode": "oauth2",
+        "client_id": "id-1", "client_secret": "vault-secret-1", "scopes": "read",
+        "authorize_url": "https://auth.example.com/authorize", "token_url": "https://auth.example.com/token",
+        "root_names": "\"email\"", "values": "JSON(input, \"email\")"
+    });
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/cloud", Some(form)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, detail) = call(&routes, "GET", "/api/v1/profiles/cloud/form", None).await;
+    let mut form = detail["form"].clone();
+    form["name"] = serde_json::json!("cloud two");
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/cloud", Some(form)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!ws.profiles_dir().join("cloud.toml").exists());
+    let renamed =
+        std::fs::read_to_string(ws.profiles_dir().join("cloud two.toml")).unwrap_or_default();
+    assert!(
+        renamed.contains("${secret:cloud_two_client_secret}"),
+        "{renamed}"
+    );
+    assert!(!renamed.contains("vault-secret-1"), "{renamed}");
+    let (status, list) = call(&routes, "GET", "/api/v1/profiles", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["diagnostics"], serde_json::json!([]), "{list}");
+    assert_eq!(list["profiles"][0]["name"], "cloud two");
+    // A name that is taken, or too long, is refused before anything is written.
+    let (_, detail) = call(&routes, "GET", "/api/v1/profiles/cloud%20two/form", None).await;
+    let mut form = detail["form"].clone();
+    form["name"] = serde_json::json!("x".repeat(300));
+    let (status, _) = call(&routes, "PUT", "/api/v1/profiles/cloud%20two", Some(form)).await;
+    assert_eq!(status, 400);
+}

@@ -1,6 +1,9 @@
-//! Profile editing for the web UI: a flat form ↔ a profile file. Saving writes the file
-//! atomically only when it loads without errors, keeps secrets out of it (they go to the
-//! encrypted vault beside the tokens, and the profile refers to them), and reloads the set.
+//! Profile editing for the web UI: a flat form ↔ a profile file. Saving edits the profile's own
+//! file in place (toml_edit): only the keys whose form field changed are touched, so comments,
+//! formatting and everything the form does not show (headers, body, timeouts, `[[device]]`
+//! lists, other auth modes) stay as they were, and saving an unchanged form writes nothing.
+//! The result is written atomically only when it loads without errors; secrets stay out of it
+//! (they go to the encrypted vault beside the tokens, and the profile refers to them).
 
 use std::collections::BTreeMap;
 
@@ -36,16 +39,37 @@ pub struct ProfileForm {
     pub feature_names: String,
     pub values: String,
     pub strings: String,
+    /// Use the family's legacy callback page (`/oauth2_callback.html`) as the redirect URI.
+    pub legacy_callback: bool,
+    /// Parts of the profile the form cannot represent: shown, never written from the form (what
+    /// a client sends back here is ignored).
+    pub read_only: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
     #[error("the profile has problems")]
     Invalid(Vec<Diagnostic>),
+    #[error("{0}")]
+    BadName(String),
+    #[error("no profile named `{0}` is loaded")]
+    UnknownProfile(String),
+    #[error("a profile named `{0}` exists already")]
+    NameTaken(String),
     #[error("profiles cannot be saved: this engine has no profile folder")]
     NoFolder,
     #[error("{0}")]
     Io(String),
+}
+
+/// What a save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Saved {
+    /// The file was edited (or created, or renamed).
+    Written,
+    /// Nothing differed: the file was left alone, byte for byte.
+    Unchanged,
 }
 
 impl ProfileForm {
@@ -65,6 +89,7 @@ impl ProfileForm {
         match &profile.auth {
             AuthSpec::Bearer { .. } => form.token = REDACTED.into(),
             AuthSpec::OAuth2(spec) => {
+                form.legacy_callback = spec.legacy_callback;
                 form.client_id = spec.client_id.clone();
                 form.client_secret = if spec.client_secret.is_some() {
                     REDACTED.into()
@@ -87,7 +112,11 @@ impl ProfileForm {
                 form.pkce = spec.pkce;
                 form.header_template = spec.header_template.clone();
             }
-            _ => {}
+            AuthSpec::None => {}
+            _ => form.read_only.push("auth".into()),
+        }
+        if profile.mapping.from_list {
+            form.read_only.push("devices".into());
         }
         let join = |pick: &dyn Fn(&profile::DeviceRule) -> Option<String>,
                     rules: &[profile::DeviceRule]| {
@@ -120,88 +149,6 @@ impl ProfileForm {
         }
         form
     }
-
-    /// The profile file's text. Secrets are written as references to `secret_names`.
-    fn to_toml(&self, token_ref: Option<&str>, secret_ref: Option<&str>) -> String {
-        let mut root = toml::Table::new();
-        let text = |s: &str| toml::Value::String(s.to_string());
-        root.insert("version".into(), toml::Value::Integer(1));
-        root.insert("name".into(), text(self.name.trim()));
-        if !self.description.trim().is_empty() {
-            root.insert("description".into(), text(self.description.trim()));
-        }
-        let mut request = toml::Table::new();
-        request.insert(
-            "method".into(),
-            text(if self.method.is_empty() {
-                "GET"
-            } else {
-                self.method.trim()
-            }),
-        );
-        request.insert("url".into(), text(self.url.trim()));
-        root.insert("request".into(), toml::Value::Table(request));
-        let mut auth = toml::Table::new();
-        match self.auth_mode.as_str() {
-            "bearer" => {
-                auth.insert("mode".into(), text("bearer"));
-                auth.insert("token".into(), text(token_ref.unwrap_or("")));
-            }
-            "oauth2" => {
-                auth.insert("mode".into(), text("oauth2"));
-                let mut oauth = toml::Table::new();
-                oauth.insert("client_id".into(), text(self.client_id.trim()));
-                if let Some(reference) = secret_ref {
-                    oauth.insert("client_secret".into(), text(reference));
-                }
-                oauth.insert("scopes".into(), text(self.scopes.trim()));
-                oauth.insert("authorize_url".into(), text(self.authorize_url.trim()));
-                oauth.insert("token_url".into(), text(self.token_url.trim()));
-                oauth.insert(
-                    "client_auth".into(),
-                    text(if self.client_auth == "body" {
-                        "body"
-                    } else {
-                        "basic"
-                    }),
-                );
-                oauth.insert("pkce".into(), toml::Value::Boolean(self.pkce));
-                if !self.header_template.trim().is_empty() {
-                    oauth.insert("header_template".into(), text(self.header_template.trim()));
-                }
-                let extra: toml::Table = self
-                    .extra_authorize_params
-                    .lines()
-                    .filter_map(|line| line.split_once('='))
-                    .map(|(k, v)| (k.trim().to_string(), text(v.trim())))
-                    .filter(|(k, _)| !k.is_empty())
-                    .collect();
-                if !extra.is_empty() {
-                    oauth.insert("extra_authorize_params".into(), toml::Value::Table(extra));
-                }
-                auth.insert("oauth2".into(), toml::Value::Table(oauth));
-            }
-            _ => {
-                auth.insert("mode".into(), text("none"));
-            }
-        }
-        root.insert("auth".into(), toml::Value::Table(auth));
-        let mut devices = toml::Table::new();
-        for (key, value) in [
-            ("root_names", &self.root_names),
-            ("feature_names", &self.feature_names),
-            ("values", &self.values),
-            ("strings", &self.strings),
-        ] {
-            if !value.trim().is_empty() {
-                devices.insert(key.into(), text(value.trim()));
-            }
-        }
-        if !devices.is_empty() {
-            root.insert("devices".into(), toml::Value::Table(devices));
-        }
-        toml::to_string_pretty(&root).unwrap_or_default()
-    }
 }
 
 fn secret_name(profile: &str, what: &str) -> String {
@@ -218,33 +165,129 @@ fn secret_name(profile: &str, what: &str) -> String {
     format!("{clean}_{what}")
 }
 
+/// Sets `path` (dotted, tables created as needed) to a text value, keeping the decor (comments,
+/// spacing) of the value it replaces.
+fn set_text(doc: &mut toml_edit::DocumentMut, path: &[&str], text: &str) {
+    set_value(doc, path, toml_edit::Value::from(text));
+}
+
+fn set_value(doc: &mut toml_edit::DocumentMut, path: &[&str], mut value: toml_edit::Value) {
+    let Some((last, tables)) = path.split_last() else {
+        return;
+    };
+    let mut table = doc.as_table_mut();
+    for name in tables {
+        let entry = table
+            .entry(name)
+            .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+        if !entry.is_table_like() {
+            *entry = toml_edit::Item::Table(toml_edit::Table::new());
+        }
+        let Some(next) = entry.as_table_mut() else {
+            return;
+        };
+        table = next;
+    }
+    if let Some(old) = table.get(last).and_then(|item| item.as_value()) {
+        *value.decor_mut() = old.decor().clone();
+    }
+    table.insert(last, toml_edit::Item::Value(value));
+}
+
+fn remove_key(doc: &mut toml_edit::DocumentMut, path: &[&str]) {
+    let Some((last, tables)) = path.split_last() else {
+        return;
+    };
+    let mut table = doc.as_table_mut();
+    for name in tables {
+        match table.get_mut(name).and_then(|item| item.as_table_mut()) {
+            Some(next) => table = next,
+            None => return,
+        }
+    }
+    table.remove(last);
+}
+
+/// A profile file ready to be edited: its text, the form it shows today, and where it lives.
+struct Editing {
+    file: std::path::PathBuf,
+    original: String,
+    before: ProfileForm,
+    /// Whether a loaded profile stands behind the file.
+    loaded: bool,
+}
+
 impl Engine {
-    /// Saves a profile from the editor. Nothing is written unless the result loads cleanly.
-    pub fn save_profile(&self, form: &ProfileForm) -> Result<(), EditError> {
+    /// Saves a profile from the editor: `path_name` is the profile being edited (or created),
+    /// `form.name` its name afterwards (a different one renames it). Only what the form changed
+    /// is written; nothing is written unless the result loads cleanly.
+    pub fn save_profile(&self, path_name: &str, form: &ProfileForm) -> Result<Saved, EditError> {
         let source: &ProfileSource = self.source.as_ref().ok_or(EditError::NoFolder)?;
         let name = form.name.trim();
-        let file = source.dir.join(format!("{name}.toml"));
-        // New secret values go to the vault; "••••••" keeps what is stored.
-        let mut new_secrets = BTreeMap::new();
-        let mut reference = |value: &str, what: &str| -> Option<String> {
-            if value.is_empty() {
-                return None;
+        for candidate in [name, path_name] {
+            if let Some(problem) = profile::name_problem(candidate) {
+                return Err(EditError::BadName(problem));
             }
-            let key = secret_name(name, what);
-            if value != REDACTED {
-                new_secrets.insert(key.clone(), value.to_string());
+        }
+        let set = self.profiles();
+        let editing = match set.get(path_name) {
+            Some(profile) => Editing {
+                file: profile.file.clone(),
+                original: std::fs::read_to_string(&profile.file)
+                    .map_err(|e| EditError::Io(format!("{}: {e}", profile.file.display())))?,
+                before: ProfileForm::of(profile),
+                loaded: true,
+            },
+            None if path_name != name => {
+                return Err(EditError::UnknownProfile(path_name.to_string()))
             }
-            Some(format!("${{secret:{key}}}"))
+            None => {
+                let file = source.dir.join(format!("{name}.toml"));
+                let original = match std::fs::read_to_string(&file) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(e) => return Err(EditError::Io(format!("{}: {e}", file.display()))),
+                };
+                Editing {
+                    file,
+                    original,
+                    before: ProfileForm::default(),
+                    loaded: false,
+                }
+            }
         };
-        let token_ref = reference(&form.token, "token");
-        let secret_ref = reference(&form.client_secret, "client_secret");
-        let text = form.to_toml(token_ref.as_deref(), secret_ref.as_deref());
+        let renamed = editing.loaded && path_name != name;
+        if renamed && set.get(name).is_some() {
+            return Err(EditError::NameTaken(name.to_string()));
+        }
+        let target = if renamed {
+            let target = source.dir.join(format!("{name}.toml"));
+            if target.exists() {
+                return Err(EditError::NameTaken(name.to_string()));
+            }
+            target
+        } else {
+            editing.file.clone()
+        };
+        let mut doc: toml_edit::DocumentMut = editing.original.parse().map_err(|e| {
+            EditError::Invalid(vec![Diagnostic::error(
+                &editing.file,
+                "",
+                format!("the file is not valid TOML, fix it in the file first: {e}"),
+            )])
+        })?;
+        let mut new_secrets = BTreeMap::new();
+        self.apply_form(&mut doc, &editing, form, name, renamed, &mut new_secrets)?;
+        let text = doc.to_string();
+        if text == editing.original && !renamed {
+            return Ok(Saved::Unchanged);
+        }
         // Check against the secrets as they will be.
         let secrets = source
             .secrets()
             .map_err(|(_, message)| EditError::Io(message))?
             .with_values(new_secrets.clone());
-        let (profile, diagnostics) = profile::load_text(&file, &text, &secrets);
+        let (profile, diagnostics) = profile::load_text(&target, &text, &secrets);
         if profile.is_none() {
             return Err(EditError::Invalid(diagnostics));
         }
@@ -261,9 +304,241 @@ impl Engine {
                 }
             }
         }
-        crate::tokens::write_atomically(&file, text.as_bytes())
+        crate::tokens::write_atomically(&target, text.as_bytes())
             .map_err(|e| EditError::Io(e.to_string()))?;
+        if renamed {
+            std::fs::remove_file(&editing.file)
+                .map_err(|e| EditError::Io(format!("{}: {e}", editing.file.display())))?;
+        }
         self.reload();
+        Ok(Saved::Written)
+    }
+
+    /// Writes into `doc` what differs between the form and what the file showed before.
+    fn apply_form(
+        &self,
+        doc: &mut toml_edit::DocumentMut,
+        editing: &Editing,
+        form: &ProfileForm,
+        name: &str,
+        renamed: bool,
+        new_secrets: &mut BTreeMap<String, String>,
+    ) -> Result<(), EditError> {
+        let before = &editing.before;
+        let changed = |now: &str, then: &str| now.trim() != then.trim();
+        let read_only_changed = |part: &str, differs: bool| -> Result<(), EditError> {
+            if differs && before.read_only.iter().any(|p| p == part) {
+                Err(EditError::Invalid(vec![Diagnostic::error(
+                    &editing.file,
+                    part,
+                    format!("the form cannot edit this profile's `{part}` (it uses what only the file can say): edit the file"),
+                )]))
+            } else {
+                Ok(())
+            }
+        };
+        if !editing.loaded && doc.get("version").is_none() {
+            set_value(doc, &["version"], toml_edit::Value::from(1));
+        }
+        // The name is written when it is not the file's own stem, or the file already says one.
+        let stem_name = editing.file.file_stem().is_some_and(|s| s == name) && !renamed;
+        if renamed || doc.get("name").is_some() || !stem_name {
+            if doc.get("name").and_then(|n| n.as_str()) != Some(name) {
+                set_text(doc, &["name"], name);
+            }
+        }
+        if changed(&form.description, &before.description) {
+            if form.description.trim().is_empty() {
+                remove_key(doc, &["description"]);
+            } else {
+                set_text(doc, &["description"], form.description.trim());
+            }
+        }
+        let method = if form.method.trim().is_empty() {
+            "GET"
+        } else {
+            form.method.trim()
+        };
+        let method_before = if before.method.is_empty() {
+            "GET"
+        } else {
+            before.method.as_str()
+        };
+        if method != method_before || (!editing.loaded && doc.get("request").is_none()) {
+            set_text(doc, &["request", "method"], method);
+        }
+        if changed(&form.url, &before.url) {
+            set_text(doc, &["request", "url"], form.url.trim());
+        }
+        // Authentication.
+        let mode_before = if before.auth_mode.is_empty() {
+            "none"
+        } else {
+            before.auth_mode.as_str()
+        };
+        let mode = if form.auth_mode.is_empty() {
+            mode_before
+        } else {
+            form.auth_mode.as_str()
+        };
+        let mode_changed = mode != mode_before;
+        read_only_changed("auth", mode_changed)?;
+        let secret_ref = |value: &str, what: &str, secrets: &mut BTreeMap<String, String>| {
+            let key = secret_name(name, what);
+            secrets.insert(key.clone(), value.to_string());
+            format!("${{secret:{key}}}")
+        };
+        if mode_changed {
+            // A new mode replaces the auth table whole.
+            doc.remove("auth");
+            set_text(doc, &["auth", "mode"], mode);
+        }
+        match mode {
+            "bearer" => {
+                if form.token != REDACTED && (mode_changed || changed(&form.token, &before.token)) {
+                    let reference = secret_ref(&form.token, "token", new_secrets);
+                    set_text(doc, &["auth", "token"], &reference);
+                }
+            }
+            "oauth2" => {
+                let oauth = |key: &'static str| ["auth", "oauth2", key];
+                for (key, now, then) in [
+                    ("client_id", &form.client_id, &before.client_id),
+                    ("scopes", &form.scopes, &before.scopes),
+                    ("authorize_url", &form.authorize_url, &before.authorize_url),
+                    ("token_url", &form.token_url, &before.token_url),
+                    (
+                        "header_template",
+                        &form.header_template,
+                        &before.header_template,
+                    ),
+                ] {
+                    if mode_changed || changed(now, then) {
+                        if now.trim().is_empty() {
+                            remove_key(doc, &oauth(key));
+                        } else {
+                            set_text(doc, &oauth(key), now.trim());
+                        }
+                    }
+                }
+                let client_auth = if form.client_auth == "body" {
+                    "body"
+                } else {
+                    "basic"
+                };
+                if mode_changed || client_auth != before.client_auth {
+                    set_text(doc, &oauth("client_auth"), client_auth);
+                }
+                if mode_changed || form.pkce != before.pkce {
+                    set_value(doc, &oauth("pkce"), toml_edit::Value::from(form.pkce));
+                }
+                if mode_changed || form.legacy_callback != before.legacy_callback {
+                    if form.legacy_callback {
+                        set_text(doc, &oauth("callback"), "legacy");
+                    } else {
+                        remove_key(doc, &oauth("callback"));
+                    }
+                }
+                if form.client_secret.is_empty() && !before.client_secret.is_empty() {
+                    remove_key(doc, &oauth("client_secret"));
+                } else if !form.client_secret.is_empty() && form.client_secret != REDACTED {
+                    let reference = secret_ref(&form.client_secret, "client_secret", new_secrets);
+                    set_text(doc, &oauth("client_secret"), &reference);
+                } else if renamed {
+                    self.move_secret(
+                        doc,
+                        &oauth("client_secret"),
+                        name,
+                        "client_secret",
+                        new_secrets,
+                    );
+                }
+                if mode_changed
+                    || changed(&form.extra_authorize_params, &before.extra_authorize_params)
+                {
+                    let mut extra = toml_edit::Table::new();
+                    for (k, v) in form
+                        .extra_authorize_params
+                        .lines()
+                        .filter_map(|line| line.split_once('='))
+                        .map(|(k, v)| (k.trim(), v.trim()))
+                        .filter(|(k, _)| !k.is_empty())
+                    {
+                        extra.insert(k, toml_edit::value(v));
+                    }
+                    remove_key(doc, &oauth("extra_authorize_params"));
+                    if !extra.is_empty() {
+                        if let Some(table) = doc
+                            .get_mut("auth")
+                            .and_then(|a| a.get_mut("oauth2"))
+                            .and_then(|o| o.as_table_mut())
+                        {
+                            table.insert("extra_authorize_params", toml_edit::Item::Table(extra));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if mode == "bearer" && renamed && form.token == REDACTED {
+            self.move_secret(doc, &["auth", "token"], name, "token", new_secrets);
+        }
+        // Device boxes.
+        let boxes = [
+            ("root_names", &form.root_names, &before.root_names),
+            ("feature_names", &form.feature_names, &before.feature_names),
+            ("values", &form.values, &before.values),
+            ("strings", &form.strings, &before.strings),
+        ];
+        read_only_changed(
+            "devices",
+            boxes.iter().any(|(_, now, then)| changed(now, then)),
+        )?;
+        for (key, now, then) in boxes {
+            if changed(now, then) {
+                if now.trim().is_empty() {
+                    remove_key(doc, &["devices", key]);
+                } else {
+                    set_text(doc, &["devices", key], now.trim());
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// On a rename, a secret the vault holds under the old profile's name follows the profile:
+    /// copied to the new name, and the reference updated. Other references stay as they are.
+    fn move_secret(
+        &self,
+        doc: &mut toml_edit::DocumentMut,
+        path: &[&str],
+        name: &str,
+        what: &str,
+        new_secrets: &mut BTreeMap<String, String>,
+    ) {
+        let mut item: Option<&toml_edit::Item> = Some(doc.as_item());
+        for key in path {
+            item = item.and_then(|i| i.get(key));
+        }
+        let Some(reference) = item.and_then(|i| i.as_str()).map(str::to_string) else {
+            return;
+        };
+        let Some(old_key) = reference
+            .strip_prefix("${secret:")
+            .and_then(|r| r.strip_suffix('}'))
+            .map(str::trim)
+        else {
+            return;
+        };
+        let vault = self.source.as_ref().and_then(|s| s.vault.as_ref());
+        let Some(value) = vault
+            .and_then(|v| v.secrets().ok())
+            .and_then(|all| all.get(old_key).cloned())
+        else {
+            return;
+        };
+        let new_key = secret_name(name, what);
+        new_secrets.insert(new_key.clone(), value);
+        set_text(doc, path, &format!("${{secret:{new_key}}}"));
     }
 }

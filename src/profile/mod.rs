@@ -128,8 +128,13 @@ pub struct OAuth2Spec {
     pub scopes: String,
     pub authorize_url: url::Url,
     pub token_url: url::Url,
-    /// `None`: use `<public base URL>/oauth2/callback`.
+    /// `None`: use `<public base URL>/oauth2/callback` (or the legacy page).
     pub redirect_url: Option<url::Url>,
+    /// The callback page is the family's `/oauth2_callback.html`.
+    pub legacy_callback: bool,
+    /// Where the token may be sent; empty: the API URL's origin at authorization time.
+    #[serde(skip)]
+    pub api_origins: Vec<url::Origin>,
     pub extra_authorize_params: BTreeMap<String, String>,
     pub client_auth: ClientAuth,
     pub pkce: bool,
@@ -145,6 +150,8 @@ pub struct DeviceMapping {
     /// Must be true for any device to be created or updated.
     pub affect: Option<Expression>,
     pub roots: Vec<DeviceRule>,
+    /// Written as a `[[device]]` list (which the editor's boxes cannot show losslessly).
+    pub from_list: bool,
 }
 
 /// How to name one device (or, when the name gives a list, one per element) and what to set.

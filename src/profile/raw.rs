@@ -79,6 +79,12 @@ pub struct RawOAuth2 {
     pub authorize_url: Option<String>,
     pub token_url: Option<String>,
     pub redirect_url: Option<String>,
+    /// `standard` (`/oauth2/callback`) or `legacy` (the family's `/oauth2_callback.html`).
+    pub callback: Option<String>,
+    /// The origins the authorization's token may be sent to; empty: the API URL's origin when
+    /// the profile was authorized.
+    #[serde(default)]
+    pub api_origins: Vec<String>,
     #[serde(default)]
     pub extra_authorize_params: BTreeMap<String, String>,
     /// `basic` or `body`.

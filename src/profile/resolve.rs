@@ -522,6 +522,29 @@ fn resolve_oauth2(
             None
         }
     };
+    let legacy_callback = match raw.callback.as_deref().unwrap_or("standard") {
+        "standard" => Some(false),
+        "legacy" => Some(true),
+        other => {
+            c.error(
+                "auth.oauth2.callback",
+                format!("callback `{other}` is not `standard` (/oauth2/callback) or `legacy` (/oauth2_callback.html)"),
+            );
+            None
+        }
+    };
+    let mut api_origins = Vec::new();
+    for text in &raw.api_origins {
+        match url::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                api_origins.push(u.origin())
+            }
+            _ => c.error(
+                "auth.oauth2.api_origins",
+                format!("`{text}` is not an http(s) origin such as https://api.example.com"),
+            ),
+        }
+    }
     let header_template = raw
         .header_template
         .clone()
@@ -540,6 +563,8 @@ fn resolve_oauth2(
         authorize_url: authorize_url?,
         token_url: token_url?,
         redirect_url: redirect_url?,
+        legacy_callback: legacy_callback?,
+        api_origins,
         extra_authorize_params: raw.extra_authorize_params.clone(),
         client_auth: client_auth?,
         pkce: raw.pkce.unwrap_or(true),
@@ -680,6 +705,7 @@ fn resolve_mapping(raw: &RawProfile, c: &mut Collector<'_>) -> DeviceMapping {
         locked: devices.locked,
         affect,
         roots,
+        from_list: !raw.device.is_empty(),
     }
 }
 

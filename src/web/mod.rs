@@ -265,11 +265,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::path::end())
         .and(warp::post())
         .and(s())
-        .map(|state: AppState| {
-            let set = state.engine.reload();
-            ok(&serde_json::json!({
-                "profiles": set.profiles.keys().collect::<Vec<_>>(),
-                "diagnostics": set.diagnostics,
+        .and_then(|state: AppState| async move {
+            let engine = state.engine.clone();
+            respond(blocking(move || engine.reload()).await.map(|set| {
+                ok(&serde_json::json!({
+                    "profiles": set.profiles.keys().collect::<Vec<_>>(),
+                    "diagnostics": set.diagnostics,
+                }))
             }))
         });
     // POST /api/v1/actions/run
@@ -394,8 +396,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::post())
         .and(json_body())
         .and(s())
-        .map(|request: EvalRequest, state: AppState| {
-            evaluate(&state, request).unwrap_or_else(|e| e.into_response())
+        .and_then(|request: EvalRequest, state: AppState| async move {
+            // A JSONPath over a large response can take seconds: off the async workers.
+            respond(
+                blocking(move || evaluate(&state, request))
+                    .await
+                    .and_then(|r| r),
+            )
         });
     // GET /api/v1/functions
     let functions = api
@@ -432,48 +439,46 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::path!("profiles" / String / "authorization"))
         .and(warp::get())
         .and(s())
-        .map(|name: String, state: AppState| authorization(&state, &decode(&name), false));
+        .and_then(|name: String, state: AppState| async move {
+            respond(blocking(move || authorization(&state, &decode(&name), false)).await)
+        });
     // DELETE /api/v1/profiles/{name}/authorization: Forget authorization.
     let authorization_forget = api
         .and(warp::path!("profiles" / String / "authorization"))
         .and(warp::delete())
         .and(s())
-        .map(|name: String, state: AppState| authorization(&state, &decode(&name), true));
+        .and_then(|name: String, state: AppState| async move {
+            respond(blocking(move || authorization(&state, &decode(&name), true)).await)
+        });
     // GET /api/v1/profiles/{name}/form: the editor's fields (secrets redacted).
     let profiles_form = api
         .and(warp::path!("profiles" / String / "form"))
         .and(warp::get())
         .and(s())
-        .map(|name: String, state: AppState| profile_form(&state, &decode(&name)));
-    // PUT /api/v1/profiles/{name}: save from the editor.
+        .and_then(|name: String, state: AppState| async move {
+            respond(blocking(move || profile_form(&state, &decode(&name))).await)
+        });
+    // PUT /api/v1/profiles/{name}: save from the editor (a different form name renames).
     let profiles_save = api
         .and(warp::path!("profiles" / String))
         .and(warp::put())
         .and(json_body())
         .and(s())
-        .map(|name: String, form: ProfileForm, state: AppState| {
-            let name = decode(&name);
-            if name != form.name.trim() {
-                return ApiError::bad_request(format!(
-                    "the path names profile `{name}` but the form names `{}`",
-                    form.name.trim()
-                ))
-                .into_response();
-            }
-            match state.engine.save_profile(&form) {
-                Ok(()) => ok(&serde_json::json!({ "saved": form.name.trim() })),
-                Err(EditError::Invalid(diagnostics)) => {
-                    let mut error = ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_profile",
-                        "the profile has problems: nothing was saved",
-                    );
-                    error.diagnostics = diagnostics;
-                    error.into_response()
-                }
-                Err(other) => ApiError::internal(other.to_string()).into_response(),
-            }
-        });
+        .and_then(
+            |name: String, form: ProfileForm, state: AppState| async move {
+                let name = decode(&name);
+                let engine = state.engine.clone();
+                let saving = form.clone();
+                let result = blocking(move || engine.save_profile(&name, &saving)).await;
+                respond(match result {
+                    Ok(Ok(saved)) => Ok(ok(
+                        &serde_json::json!({ "saved": form.name.trim(), "outcome": saved }),
+                    )),
+                    Ok(Err(error)) => Err(edit_error(error)),
+                    Err(error) => Err(error),
+                })
+            },
+        );
     // GET /api/v1/events: device changes as server-sent events.
     let events = api
         .and(warp::path("events"))
@@ -633,6 +638,44 @@ fn authorization(state: &AppState, name: &str, forget: bool) -> Response {
             },
         })),
         Err(error) => ApiError::bad_request(error.to_string()).into_response(),
+    }
+}
+
+/// Runs blocking work (file writes with fsync, reloads, heavy evaluation) on the blocking pool,
+/// so the async workers keep answering.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("the work stopped unexpectedly: {e}")))
+}
+
+fn edit_error(error: EditError) -> ApiError {
+    match error {
+        EditError::Invalid(diagnostics) => {
+            let mut api = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_profile",
+                "the profile has problems: nothing was saved",
+            );
+            api.diagnostics = diagnostics;
+            api
+        }
+        EditError::BadName(message) => ApiError::bad_request(message),
+        EditError::UnknownProfile(name) => {
+            ApiError::not_found(format!("no profile named `{name}` is loaded"))
+        }
+        EditError::NameTaken(name) => ApiError::new(
+            StatusCode::CONFLICT,
+            "name_taken",
+            format!("a profile named `{name}` exists already"),
+        ),
+        EditError::NoFolder | EditError::Io(_) => {
+            // The detail (paths, OS errors) goes to the log, not to the page.
+            tracing::error!(error = %error, "a profile could not be saved");
+            ApiError::internal("the profile could not be saved: see Bellhop's log")
+        }
     }
 }
 
