@@ -17,7 +17,6 @@ use bellhop::profile::{self, AuthSpec, Profile};
 use bellhop::secret::SecretSource;
 use bellhop::tokens::{load_or_create_key, TokenStore};
 use criterion::Criterion;
-use futures_util::FutureExt;
 
 fn load(text: &str) -> Profile {
     let (profile, diagnostics) =
@@ -42,7 +41,10 @@ fn benches(c: &mut Criterion) {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     store
-        .save("bench", &tokens)
+        .save(
+            "bench",
+            &bellhop::tokens::Grant::new(tokens, vec!["http://127.0.0.1:9".into()]),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
     let authorizer =
@@ -51,8 +53,12 @@ fn benches(c: &mut Criterion) {
     let scope = Scope::new(&document, &EmptyEnvironment);
     assert!(matches!(oauth_profile.auth, AuthSpec::OAuth2(_)));
     // Warm the cache once, as the first run of a profile does.
-    let warmed = authorizer.access_token(&oauth_profile, None).now_or_never();
-    assert!(matches!(warmed, Some(Ok(_))));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let api = url::Url::parse("http://127.0.0.1:9/me").unwrap_or_else(|e| panic!("{e}"));
+    let warmed = runtime.block_on(authorizer.access_token(&oauth_profile, &api, None));
+    assert!(warmed.is_ok(), "{:?}", warmed.err());
 
     let mut group = c.benchmark_group("auth");
     group.bench_function("static_bearer", |b| {
@@ -69,7 +75,9 @@ fn benches(c: &mut Criterion) {
                 .ok()
                 .flatten()?;
             // What the engine does: the ready header of the cached token, when it is fresh.
-            let (header, _) = authorizer.fresh_header(&oauth_profile.name)?;
+            let (header, _) = authorizer
+                .fresh_header(&oauth_profile.name, &prepared.url)
+                .ok()??;
             prepared
                 .headers
                 .insert(reqwest::header::AUTHORIZATION, header);

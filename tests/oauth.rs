@@ -283,13 +283,14 @@ impl Setup {
     }
 }
 
-/// A profile authorized with an access token that is already inside the refresh margin, so the
-/// next run refreshes.
+/// A profile authorized with a 1 s access token, past half its lifetime (where a token's refresh
+/// falls due when the margin is longer than the token lives), so the next run refreshes.
 async fn authorized_with_an_expiring_token(client_auth: &str) -> Setup {
     let setup = setup(client_auth).await;
     setup.provider().first_expires_in = 1;
     let (status, page, _) = setup.authorize().await;
     assert_eq!(status, 200, "{page}");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     setup
 }
 
@@ -357,7 +358,7 @@ async fn the_whole_flow_authorizes_and_runs_with_either_client_authentication() 
         let stored = TokenStore::open(&setup.tokens_dir, &key)
             .and_then(|s| s.load("discord"))
             .unwrap_or_else(|e| panic!("{e}"))
-            .and_then(|t| t.refresh_token.map(|r| r.expose().to_string()));
+            .and_then(|g| g.tokens.refresh_token.map(|r| r.expose().to_string()));
         assert_eq!(stored.as_deref(), Some("rt-2"));
     }
 }
@@ -566,7 +567,10 @@ fn token_writer_child() {
         let tokens =
             bellhop::oauth::parse_token_response(&body, None, 0).unwrap_or_else(|e| panic!("{e}"));
         store
-            .save("discord", &tokens)
+            .save(
+                "discord",
+                &bellhop::tokens::Grant::new(tokens, vec!["http://127.0.0.1:1".into()]),
+            )
             .unwrap_or_else(|e| panic!("{e}"));
         if n == 0 {
             println!("WRITING");
@@ -612,12 +616,188 @@ fn a_process_killed_while_saving_tokens_leaves_a_working_store() {
         let tokens = loaded.unwrap_or_else(|| panic!("round {round}: no tokens"));
         // The access and refresh tokens belong together: no half-written mix.
         assert_eq!(
-            tokens.access_token.expose().trim_start_matches("at-"),
             tokens
+                .tokens
+                .access_token
+                .expose()
+                .trim_start_matches("at-"),
+            tokens
+                .tokens
                 .refresh_token
                 .as_ref()
                 .map(|r| r.expose().trim_start_matches("rt-").to_string())
                 .unwrap_or_default()
         );
     }
+}
+
+/// An engine over `profile_text` sharing the setup's authorizer (as a reload would).
+fn engine_with(setup: &Setup, ws: &Workspace, profile_text: &str) -> Arc<Engine> {
+    ws.write_profile("discord", profile_text);
+    let authorizer = setup
+        .engine
+        .authorizer()
+        .cloned()
+        .unwrap_or_else(|| panic!("no authorizer"));
+    Arc::new(
+        Engine::new(ws.load(), None, setup.engine.hub().clone())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_authorizer(authorizer),
+    )
+}
+
+#[tokio::test]
+async fn a_token_goes_only_to_the_origin_it_was_granted_for() {
+    let setup = setup("basic").await;
+    let (status, page, _) = setup.authorize().await;
+    assert_eq!(status, 200, "{page}");
+    let status = setup
+        .engine
+        .authorizer()
+        .and_then(|a| a.status(&setup.profile()).ok());
+    let Some(AuthorizationStatus::Authorized { api_origins, .. }) = status else {
+        panic!("{status:?}")
+    };
+    let granted = setup
+        .profile()
+        .request
+        .static_origin()
+        .map(|o| o.ascii_serialization());
+    assert_eq!(api_origins.first(), granted.as_ref());
+    // Someone points the profile at another server: it is not sent the token.
+    let elsewhere = crate::support::start_stub().await;
+    let ws = Workspace::new();
+    let moved = std::fs::read_to_string(&setup.profile().file)
+        .unwrap_or_default()
+        .replace(
+            &format!("{}/me", granted.clone().unwrap_or_default()),
+            &elsewhere.url("/user"),
+        );
+    let engine = engine_with(&setup, &ws, &moved);
+    let record = engine
+        .run("discord", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!record.ok);
+    assert!(
+        record.errors[0].message.contains("was granted for")
+            && record.errors[0]
+                .message
+                .contains("authorize the profile again"),
+        "{:?}",
+        record.errors
+    );
+    assert!(elsewhere.seen().is_empty(), "the other server was called");
+    // Listing the other origin explicitly (and authorizing again) makes it a destination.
+    let listed = moved.replace(
+        "client_auth = \"basic\"",
+        &format!(
+            "client_auth = \"basic\"\napi_origins = [\"{}\"]",
+            elsewhere.url("")
+        ),
+    );
+    let engine = engine_with(&setup, &ws, &listed);
+    let record = engine
+        .run("discord", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !record.ok,
+        "the old grant still names only the first origin"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_grant_stays_dead_across_a_restart() {
+    let setup = authorized_with_an_expiring_token("basic").await;
+    setup.provider().refuse_refresh = true;
+    let record = setup
+        .engine
+        .run("discord", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!record.ok);
+    assert_eq!(setup.provider().refreshes, 1);
+    // A new process: a new authorizer over the same store.
+    let key = load_or_create_key(&setup.key_file).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        Arc::new(TokenStore::open(&setup.tokens_dir, &key).unwrap_or_else(|e| panic!("{e}")));
+    let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
+    let authorizer = Arc::new(
+        Authorizer::new(store, base, std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let status = authorizer.status(&setup.profile()).ok();
+    assert!(
+        matches!(&status, Some(AuthorizationStatus::NeedsReauthorization { reason }) if reason.contains("invalid_grant")),
+        "{status:?}"
+    );
+    let engine = Arc::new(
+        Engine::new(
+            setup.engine.profiles().as_ref().clone(),
+            None,
+            setup.engine.hub().clone(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_authorizer(authorizer),
+    );
+    let record = engine
+        .run("discord", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!record.ok);
+    assert_eq!(
+        setup.provider().refreshes,
+        1,
+        "the dead grant was tried again"
+    );
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_once_per_expiry_and_keep_their_authorization_time() {
+    let setup = setup("body").await;
+    // 5 s tokens, a 60 s margin: the margin is capped at half the lifetime.
+    setup.provider().first_expires_in = 5;
+    let (status, page, _) = setup.authorize().await;
+    assert_eq!(status, 200, "{page}");
+    let authorized_at = |setup: &Setup| match setup
+        .engine
+        .authorizer()
+        .and_then(|a| a.status(&setup.profile()).ok())
+    {
+        Some(AuthorizationStatus::Authorized {
+            authorized_at,
+            refreshed_at,
+            ..
+        }) => (authorized_at, refreshed_at),
+        other => panic!("{other:?}"),
+    };
+    let (first, _) = authorized_at(&setup);
+    // Right after authorizing, 200 concurrent runs refresh nothing.
+    let run_all = |n: usize| {
+        let runs: Vec<_> = (0..n)
+            .map(|_| {
+                let engine = setup.engine.clone();
+                tokio::spawn(async move { engine.run("discord", "").await.map(|r| r.ok) })
+            })
+            .collect();
+        async move {
+            let mut ok = 0;
+            for run in runs {
+                if matches!(run.await, Ok(Ok(true))) {
+                    ok += 1;
+                }
+            }
+            ok
+        }
+    };
+    assert_eq!(run_all(200).await, 200);
+    assert_eq!(setup.provider().refreshes, 0);
+    // Past half the lifetime, 200 concurrent runs make exactly one refresh.
+    tokio::time::sleep(std::time::Duration::from_millis(2_700)).await;
+    assert_eq!(run_all(200).await, 200);
+    assert_eq!(setup.provider().refreshes, 1);
+    let (again, refreshed) = authorized_at(&setup);
+    assert_eq!(again, first, "a refresh is not an authorization");
+    assert!(refreshed >= first);
 }

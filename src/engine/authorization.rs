@@ -1,8 +1,13 @@
 //! OAuth2 for profiles: Request Authorization (authorize URL with state and PKCE), the callback's
 //! code exchange, and access tokens for runs — refreshed ahead of expiry, once more when the API
 //! says the token expired, one refresh at a time per profile. A dead grant (`invalid_grant`)
-//! marks the profile "needs re-authorization" and stops further refresh attempts; transient
-//! failures back off within bounds.
+//! marks the profile "needs re-authorization" — persisted, so a restart does not retry it — and
+//! stops further refresh attempts; transient failures back off within bounds.
+//!
+//! A token is bound to the origins it was granted for (the API URL's origin at authorization
+//! time, or the profile's `api_origins`): a request to any other origin does not get it.
+//! A token is refreshed once per expiry: ahead of it by the configured margin, capped at half the
+//! token's lifetime, so short-lived tokens are not refreshed on every run.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +20,7 @@ use crate::oauth::{
 };
 use crate::profile::{ClientAuth, OAuth2Spec, Profile};
 use crate::secret::Secret;
-use crate::tokens::{TokenStore, TokenStoreError};
+use crate::tokens::{Grant, TokenStore, TokenStoreError};
 
 /// A profile's authorization as users see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,12 +28,17 @@ use crate::tokens::{TokenStore, TokenStoreError};
 pub enum AuthorizationStatus {
     NeverAuthorized,
     Authorized {
+        /// When the user authorized the profile (refreshes do not change it).
         authorized_at: String,
+        /// When the current access token was issued (the last refresh).
+        refreshed_at: String,
         expires_at: Option<String>,
         scopes: Vec<String>,
-        /// The access token expires within the refresh margin.
+        /// The access token is due for a refresh.
         expiring: bool,
         can_refresh: bool,
+        /// Where the token may be sent.
+        api_origins: Vec<String>,
     },
     NeedsReauthorization {
         reason: String,
@@ -46,6 +56,16 @@ pub enum AuthorizationError {
     BackingOff(u64),
     #[error("profile `{0}` does not use OAuth2")]
     NotOAuth(String),
+    #[error("the token of `{profile}` was granted for {granted}; this request goes to {requested}, so it is sent without the token: authorize the profile again after changing its API's address (or list the origin in auth.oauth2.api_origins)")]
+    WrongOrigin {
+        profile: String,
+        granted: String,
+        requested: String,
+    },
+    #[error("the API URL of `{0}` computes its host, so the token's destination is unknown: list the API's origins in auth.oauth2.api_origins")]
+    NoOrigin(String),
+    #[error("the token store is busy: {0}")]
+    Interrupted(String),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("{0}")]
@@ -54,14 +74,21 @@ pub enum AuthorizationError {
     Store(#[from] TokenStoreError),
 }
 
+/// The current access token ready to send: its Authorization header, identity (issue time),
+/// when it is due for a refresh, and where it may go.
+struct Ready {
+    header: reqwest::header::HeaderValue,
+    issued: i64,
+    refresh_at: Option<i64>,
+    origins: Vec<url::Origin>,
+}
+
 #[derive(Default)]
 struct ProfileAuthorization {
     /// Held while tokens are read, refreshed and saved: one refresh at a time.
     refresh: tokio::sync::Mutex<()>,
-    tokens: Mutex<Option<TokenSet>>,
-    /// The Authorization header of the current access token, ready to send, with the token's
-    /// issue time (its identity) and expiry.
-    ready: Mutex<Option<(reqwest::header::HeaderValue, i64, Option<i64>)>>,
+    grant: Mutex<Option<Grant>>,
+    ready: Mutex<Option<Ready>>,
     dead: Mutex<Option<String>>,
     backoff: Mutex<Option<(Instant, Duration)>>,
 }
@@ -118,6 +145,55 @@ fn oauth_spec(profile: &Profile) -> Result<&OAuth2Spec, AuthorizationError> {
     }
 }
 
+/// When a token is due for a refresh: `margin_ms` before it expires, but never earlier than
+/// half-way through its lifetime (a 5 s token with a 60 s margin is refreshed after 2.5 s, not
+/// on every use). `None`: it never expires.
+fn refresh_due_at(tokens: &TokenSet, margin_ms: i64) -> Option<i64> {
+    tokens.expires_at_ms.map(|expires| {
+        let lifetime = (expires - tokens.issued_at_ms).max(0);
+        expires - margin_ms.min(lifetime / 2)
+    })
+}
+
+fn due(tokens: &TokenSet, margin_ms: i64, now: i64) -> bool {
+    refresh_due_at(tokens, margin_ms).is_some_and(|at| at <= now)
+}
+
+fn parse_origins(texts: &[String]) -> Vec<url::Origin> {
+    texts
+        .iter()
+        .filter_map(|t| url::Url::parse(t).ok())
+        .map(|u| u.origin())
+        .collect()
+}
+
+fn origins_text(origins: &[url::Origin]) -> String {
+    origins
+        .iter()
+        .map(|o| o.ascii_serialization())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The origins a new authorization of `profile` is bound to.
+fn granted_origins(
+    profile: &Profile,
+    spec: &OAuth2Spec,
+) -> Result<Vec<String>, AuthorizationError> {
+    if !spec.api_origins.is_empty() {
+        return Ok(spec
+            .api_origins
+            .iter()
+            .map(|o| o.ascii_serialization())
+            .collect());
+    }
+    profile
+        .request
+        .static_origin()
+        .map(|o| vec![o.ascii_serialization()])
+        .ok_or_else(|| AuthorizationError::NoOrigin(profile.name.clone()))
+}
+
 impl Authorizer {
     pub fn new(
         store: Arc<TokenStore>,
@@ -147,6 +223,10 @@ impl Authorizer {
         self
     }
 
+    fn margin_ms(&self) -> i64 {
+        self.refresh_margin.as_millis() as i64
+    }
+
     fn entry(&self, profile: &str) -> Arc<ProfileAuthorization> {
         let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = profiles.get(profile) {
@@ -155,21 +235,32 @@ impl Authorizer {
         profiles.entry(profile.to_string()).or_default().clone()
     }
 
+    /// The callback page's URL under the public base URL: the standard one or the legacy one.
+    pub fn callback_uri(&self, legacy: bool) -> String {
+        let path = if legacy {
+            LEGACY_CALLBACK_PATH
+        } else {
+            CALLBACK_PATH
+        };
+        self.public_base_url
+            .join(path)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| format!("{}{path}", self.public_base_url))
+    }
+
     /// The redirect URI registered at the provider: the profile's own, or the callback page.
     pub fn redirect_uri(&self, spec: &OAuth2Spec) -> String {
         match &spec.redirect_url {
             Some(url) => url.to_string(),
-            None => self
-                .public_base_url
-                .join(CALLBACK_PATH)
-                .map(|u| u.to_string())
-                .unwrap_or_else(|_| format!("{}/{CALLBACK_PATH}", self.public_base_url)),
+            None => self.callback_uri(spec.legacy_callback),
         }
     }
 
     /// Request Authorization: the URL to send the browser to.
     pub fn begin(&self, profile: &Profile) -> Result<url::Url, AuthorizationError> {
         let spec = oauth_spec(profile)?;
+        // Refused now rather than after the user logged in at the provider.
+        granted_origins(profile, spec)?;
         let redirect_uri = self.redirect_uri(spec);
         Ok(oauth::authorization_url(
             &client_config(spec, self.token_timeout),
@@ -187,7 +278,22 @@ impl Authorizer {
         Ok(self.states.take(state)?)
     }
 
-    /// Finishes an authorization: exchanges the code and stores the tokens.
+    /// How many authorizations are pending.
+    pub fn pending_authorizations(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Saves a grant on the blocking pool (an fsync must not stall an async worker).
+    async fn save(&self, profile: &str, grant: &Grant) -> Result<(), AuthorizationError> {
+        let (store, name, grant) = (self.store.clone(), profile.to_string(), grant.clone());
+        tokio::task::spawn_blocking(move || store.save(&name, &grant))
+            .await
+            .map_err(|e| AuthorizationError::Interrupted(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Finishes an authorization: exchanges the code and stores the tokens, bound to the
+    /// origins the profile's API has now.
     pub async fn complete(
         &self,
         profile: &Profile,
@@ -195,6 +301,7 @@ impl Authorizer {
         code: &Secret,
     ) -> Result<(), AuthorizationError> {
         let spec = oauth_spec(profile)?;
+        let origins = granted_origins(profile, spec)?;
         let entry = self.entry(&profile.name);
         let _guard = entry.refresh.lock().await;
         let tokens = oauth::exchange_code(
@@ -205,118 +312,159 @@ impl Authorizer {
             now_ms(),
         )
         .await?;
-        self.store.save(&profile.name, &tokens)?;
-        Authorizer::remember(&entry, Some(tokens), &spec.header_template);
-        *entry.dead.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let grant = Grant::new(tokens, origins);
+        self.save(&profile.name, &grant).await?;
+        self.remember(&entry, Some(grant), &spec.header_template);
         *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tracing::info!(profile = %profile.name, "profile authorized");
         Ok(())
     }
 
-    /// Makes `tokens` the profile's current tokens, with their header ready.
-    fn remember(entry: &ProfileAuthorization, tokens: Option<TokenSet>, template: &str) {
-        let ready = tokens.as_ref().and_then(|t| {
-            let mut value = reqwest::header::HeaderValue::from_str(
-                &template.replace("{AccessToken}", t.access_token.expose()),
-            )
-            .ok()?;
-            value.set_sensitive(true);
-            Some((value, t.issued_at_ms, t.expires_at_ms))
-        });
+    /// Makes `grant` the profile's current one, with its header ready.
+    fn remember(&self, entry: &ProfileAuthorization, grant: Option<Grant>, template: &str) {
+        let ready = grant
+            .as_ref()
+            .filter(|g| g.needs_reauthorization.is_none())
+            .and_then(|g| {
+                let mut header = reqwest::header::HeaderValue::from_str(
+                    &template.replace("{AccessToken}", g.tokens.access_token.expose()),
+                )
+                .ok()?;
+                header.set_sensitive(true);
+                Some(Ready {
+                    header,
+                    issued: g.tokens.issued_at_ms,
+                    refresh_at: refresh_due_at(&g.tokens, self.margin_ms()),
+                    origins: parse_origins(&g.api_origins),
+                })
+            });
+        *entry.dead.lock().unwrap_or_else(|p| p.into_inner()) =
+            grant.as_ref().and_then(|g| g.needs_reauthorization.clone());
         *entry.ready.lock().unwrap_or_else(|p| p.into_inner()) = ready;
-        *entry.tokens.lock().unwrap_or_else(|p| p.into_inner()) = tokens;
+        *entry.grant.lock().unwrap_or_else(|p| p.into_inner()) = grant;
     }
 
+    /// The cached grant, or the stored one (read once, then cached). A grant of the first
+    /// version, which did not record its origins, is bound to the profile's origins now.
     fn cached_or_stored(
         &self,
-        profile: &str,
-        template: &str,
+        profile: &Profile,
+        spec: &OAuth2Spec,
         entry: &ProfileAuthorization,
-    ) -> Result<Option<TokenSet>, AuthorizationError> {
+    ) -> Result<Option<Grant>, AuthorizationError> {
         let cached = entry
-            .tokens
+            .grant
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if cached.is_some() {
             return Ok(cached);
         }
-        let stored = self.store.load(profile)?;
-        Authorizer::remember(entry, stored.clone(), template);
+        let mut stored = self.store.load(&profile.name)?;
+        if let Some(grant) = stored.as_mut().filter(|g| g.api_origins.is_empty()) {
+            grant.api_origins = granted_origins(profile, spec)?;
+        }
+        self.remember(entry, stored.clone(), &spec.header_template);
         Ok(stored)
     }
 
-    /// The hot path, with no future and no copy of the token: the ready Authorization header of
-    /// the cached access token and its identity, when it is far from expiry and the grant is
-    /// alive. `None` means: use [`Self::access_token`].
-    pub fn fresh_header(&self, profile: &str) -> Option<(reqwest::header::HeaderValue, i64)> {
-        let entry = self.entry(profile);
-        if entry
-            .dead
+    async fn load(
+        &self,
+        profile: &Profile,
+        spec: &OAuth2Spec,
+        entry: &ProfileAuthorization,
+    ) -> Result<Option<Grant>, AuthorizationError> {
+        let cached = entry
+            .grant
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-        {
-            return None;
+            .clone();
+        if cached.is_some() {
+            return Ok(cached);
         }
-        let ready = entry.ready.lock().unwrap_or_else(|p| p.into_inner());
-        let (header, issued, expires) = ready.as_ref()?;
-        let margin = self.refresh_margin.as_millis() as i64;
-        let fresh = expires.is_none_or(|at| at - margin > now_ms());
-        fresh.then(|| (header.clone(), *issued))
+        let (store, name) = (self.store.clone(), profile.name.clone());
+        let stored = tokio::task::spawn_blocking(move || store.load(&name))
+            .await
+            .map_err(|e| AuthorizationError::Interrupted(e.to_string()))??;
+        let mut stored = stored;
+        if let Some(grant) = stored.as_mut().filter(|g| g.api_origins.is_empty()) {
+            grant.api_origins = granted_origins(profile, spec)?;
+        }
+        self.remember(entry, stored.clone(), &spec.header_template);
+        Ok(stored)
     }
 
-    /// An access token for a run, with its identity (issue time). `rejected` is the identity of
-    /// a token the API just refused: it is refreshed (unless another caller already did).
+    fn check_origin(
+        profile: &str,
+        origins: &[url::Origin],
+        url: &url::Url,
+    ) -> Result<(), AuthorizationError> {
+        let requested = url.origin();
+        if origins.contains(&requested) {
+            Ok(())
+        } else {
+            Err(AuthorizationError::WrongOrigin {
+                profile: profile.to_string(),
+                granted: origins_text(origins),
+                requested: requested.ascii_serialization(),
+            })
+        }
+    }
+
+    /// The hot path, with no future and no copy of the token: the ready Authorization header of
+    /// the cached access token and its identity, when it is not due for a refresh and the grant
+    /// is alive. `Ok(None)` means: use [`Self::access_token`]. A request to an origin the token
+    /// was not granted for is refused.
+    pub fn fresh_header(
+        &self,
+        profile: &str,
+        url: &url::Url,
+    ) -> Result<Option<(reqwest::header::HeaderValue, i64)>, AuthorizationError> {
+        let entry = self.entry(profile);
+        let ready = entry.ready.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(ready) = ready.as_ref() else {
+            return Ok(None);
+        };
+        Authorizer::check_origin(profile, &ready.origins, url)?;
+        let fresh = ready.refresh_at.is_none_or(|at| at > now_ms());
+        Ok(fresh.then(|| (ready.header.clone(), ready.issued)))
+    }
+
+    /// An access token for a request to `url`, with its identity (issue time). `rejected` is
+    /// the identity of a token the API just refused: it is refreshed (unless another caller
+    /// already did).
     pub async fn access_token(
         &self,
         profile: &Profile,
+        url: &url::Url,
         rejected: Option<i64>,
     ) -> Result<(Secret, i64), AuthorizationError> {
         let spec = oauth_spec(profile)?;
         let entry = self.entry(&profile.name);
+        let needs_reauthorization = |reason: String| AuthorizationError::NeedsReauthorization {
+            profile: profile.name.clone(),
+            reason,
+        };
         if let Some(reason) = entry.dead.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Err(AuthorizationError::NeedsReauthorization {
-                profile: profile.name.clone(),
-                reason,
-            });
-        }
-        let margin = self.refresh_margin.as_millis() as i64;
-        // The common case needs no lock: a cached token far from expiry.
-        if rejected.is_none() {
-            if let Some(tokens) = entry
-                .tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-            {
-                if !tokens.expires_within(now_ms(), margin) {
-                    return Ok((tokens.access_token.clone(), tokens.issued_at_ms));
-                }
-            }
+            return Err(needs_reauthorization(reason));
         }
         let _guard = entry.refresh.lock().await;
-        if let Some(reason) = entry.dead.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Err(AuthorizationError::NeedsReauthorization {
-                profile: profile.name.clone(),
-                reason,
-            });
-        }
-        let Some(tokens) = self.cached_or_stored(&profile.name, &spec.header_template, &entry)?
-        else {
+        let Some(grant) = self.load(profile, spec, &entry).await? else {
             return Err(AuthorizationError::NotAuthorized(profile.name.clone()));
         };
+        if let Some(reason) = grant.needs_reauthorization.clone() {
+            return Err(needs_reauthorization(reason));
+        }
+        Authorizer::check_origin(&profile.name, &parse_origins(&grant.api_origins), url)?;
+        let tokens = &grant.tokens;
         let refused_now = rejected == Some(tokens.issued_at_ms);
-        if !refused_now && !tokens.expires_within(now_ms(), margin) {
-            return Ok((tokens.access_token, tokens.issued_at_ms));
+        if !refused_now && !due(tokens, self.margin_ms(), now_ms()) {
+            return Ok((tokens.access_token.clone(), tokens.issued_at_ms));
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
-            let reason =
-                "the access token expired and the provider gave no refresh token".to_string();
-            return Err(AuthorizationError::NeedsReauthorization {
-                profile: profile.name.clone(),
-                reason,
-            });
+            return Err(needs_reauthorization(
+                "the access token expired and the provider gave no refresh token".to_string(),
+            ));
         };
         if let Some((until, _)) = *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) {
             let now = Instant::now();
@@ -334,23 +482,36 @@ impl Authorizer {
         )
         .await
         {
-            Ok(fresh) => {
-                // The rotated refresh token is on disk before the new access token is used.
-                self.store.save(&profile.name, &fresh)?;
+            Ok(mut fresh) => {
+                // A provider that does not rotate keeps the refresh token it gave before.
+                if fresh.refresh_token.is_none() {
+                    fresh.refresh_token = Some(refresh_token);
+                }
                 let access = (fresh.access_token.clone(), fresh.issued_at_ms);
-                Authorizer::remember(&entry, Some(fresh), &spec.header_template);
+                let refreshed = Grant {
+                    tokens: fresh,
+                    ..grant
+                };
+                // The rotated refresh token is on disk before the new access token is used.
+                self.save(&profile.name, &refreshed).await?;
+                self.remember(&entry, Some(refreshed), &spec.header_template);
                 *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::info!(profile = %profile.name, "access token refreshed");
                 Ok(access)
             }
             Err(error) if error.needs_reauthorization() => {
                 let reason = error.to_string();
-                *entry.dead.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
+                let dead = Grant {
+                    needs_reauthorization: Some(reason.clone()),
+                    ..grant
+                };
+                // Kept, so a restart does not try the dead grant again.
+                if let Err(save) = self.save(&profile.name, &dead).await {
+                    tracing::warn!(profile = %profile.name, error = %save, "could not record that the grant is dead");
+                }
+                self.remember(&entry, Some(dead), &spec.header_template);
                 tracing::warn!(profile = %profile.name, error = %reason, "refresh refused: authorize the profile again");
-                Err(AuthorizationError::NeedsReauthorization {
-                    profile: profile.name.clone(),
-                    reason,
-                })
+                Err(needs_reauthorization(reason))
             }
             Err(error) => {
                 let mut backoff = entry.backoff.lock().unwrap_or_else(|p| p.into_inner());
@@ -372,36 +533,36 @@ impl Authorizer {
         }
     }
 
+    /// A profile's authorization as users see it (reads the store: call it off the async
+    /// workers).
     pub fn status(&self, profile: &Profile) -> Result<AuthorizationStatus, AuthorizationError> {
         let spec = oauth_spec(profile)?;
         let entry = self.entry(&profile.name);
-        if let Some(reason) = entry.dead.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Ok(AuthorizationStatus::NeedsReauthorization { reason });
-        }
-        Ok(
-            match self.cached_or_stored(&profile.name, &spec.header_template, &entry) {
-                Ok(Some(tokens)) => AuthorizationStatus::Authorized {
-                    authorized_at: time_text(tokens.issued_at_ms),
-                    expires_at: tokens.expires_at_ms.map(time_text),
-                    scopes: tokens.scopes.clone(),
-                    expiring: tokens
-                        .expires_within(now_ms(), self.refresh_margin.as_millis() as i64),
-                    can_refresh: tokens.refresh_token.is_some(),
-                },
-                Ok(None) => AuthorizationStatus::NeverAuthorized,
-                Err(error) => AuthorizationStatus::NeedsReauthorization {
-                    reason: error.to_string(),
+        Ok(match self.cached_or_stored(profile, spec, &entry) {
+            Ok(Some(grant)) => match grant.needs_reauthorization {
+                Some(reason) => AuthorizationStatus::NeedsReauthorization { reason },
+                None => AuthorizationStatus::Authorized {
+                    authorized_at: time_text(grant.authorized_at_ms),
+                    refreshed_at: time_text(grant.tokens.issued_at_ms),
+                    expires_at: grant.tokens.expires_at_ms.map(time_text),
+                    scopes: grant.tokens.scopes.clone(),
+                    expiring: due(&grant.tokens, self.margin_ms(), now_ms()),
+                    can_refresh: grant.tokens.refresh_token.is_some(),
+                    api_origins: grant.api_origins.clone(),
                 },
             },
-        )
+            Ok(None) => AuthorizationStatus::NeverAuthorized,
+            Err(error) => AuthorizationStatus::NeedsReauthorization {
+                reason: error.to_string(),
+            },
+        })
     }
 
     /// Forget authorization: wipes the stored tokens.
     pub fn forget(&self, profile: &str) -> Result<(), AuthorizationError> {
         let entry = self.entry(profile);
         self.store.delete(profile)?;
-        Authorizer::remember(&entry, None, "");
-        *entry.dead.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.remember(&entry, None, "");
         Ok(())
     }
 }

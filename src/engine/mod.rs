@@ -622,9 +622,16 @@ impl Engine {
                     message: "OAuth2 is not available in this process".into(),
                     column: None,
                 })?;
+                let refused = |e: authorization::AuthorizationError| RunError {
+                    stage: RunStage::Request,
+                    message: e.to_string(),
+                    column: None,
+                };
                 // The hot path: a ready header, no future, no copy of the token.
                 let cached = if rejected.is_none() {
-                    authorizer.fresh_header(&profile.name)
+                    authorizer
+                        .fresh_header(&profile.name, &prepared.url)
+                        .map_err(refused)?
                 } else {
                     None
                 };
@@ -633,13 +640,9 @@ impl Engine {
                         Some(ready) => ready,
                         None => {
                             let (token, issued) = authorizer
-                                .access_token(profile, rejected)
+                                .access_token(profile, &prepared.url, rejected)
                                 .await
-                                .map_err(|e| RunError {
-                                    stage: RunStage::Request,
-                                    message: e.to_string(),
-                                    column: None,
-                                })?;
+                                .map_err(refused)?;
                             let value = spec
                                 .header_template
                                 .replace("{AccessToken}", token.expose());

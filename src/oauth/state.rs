@@ -1,7 +1,7 @@
 //! Pending authorizations: a random `state` per Request Authorization, single-use, expiring
 //! after [`STATE_LIFETIME`], holding the PKCE verifier and the exact redirect URI sent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,36 +41,74 @@ pub enum StateError {
     Expired,
 }
 
-/// The pending authorizations of this process.
+/// Most authorizations pending at once; starting one more drops the oldest.
+pub const MAX_PENDING: usize = 1024;
+
+/// The pending authorizations of this process: looked up by state in O(1), expired ones dropped
+/// from the front of the issue order, never more than [`MAX_PENDING`].
 #[derive(Default)]
 pub struct StateStore {
-    pending: Mutex<HashMap<String, PendingAuthorization>>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    by_state: HashMap<String, PendingAuthorization>,
+    /// States in the order they were issued (some may be taken already).
+    order: VecDeque<String>,
 }
 
 impl StateStore {
     /// Registers a pending authorization under a fresh random state and returns the state.
     pub fn issue(&self, pending: PendingAuthorization) -> String {
         let state = oauth2::CsrfToken::new_random_len(32).secret().clone();
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, p| p.created.elapsed() < STATE_LIFETIME);
-        map.insert(state.clone(), pending);
+        let mut store = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let Pending { by_state, order } = &mut *store;
+        // Drop what expired or was taken, oldest first; then make room.
+        while let Some(oldest) = order.front() {
+            let stale = by_state
+                .get(oldest)
+                .is_none_or(|p| p.created.elapsed() >= STATE_LIFETIME);
+            if !stale && by_state.len() < MAX_PENDING {
+                break;
+            }
+            if let Some(oldest) = order.pop_front() {
+                by_state.remove(&oldest);
+            }
+        }
+        by_state.insert(state.clone(), pending);
+        order.push_back(state.clone());
         state
     }
 
     /// Takes the pending authorization of `state`: it can be taken once, within its lifetime.
     pub fn take(&self, state: &str) -> Result<PendingAuthorization, StateError> {
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let pending = map.remove(state).ok_or(StateError::Unknown)?;
+        let mut store = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = store.by_state.remove(state).ok_or(StateError::Unknown)?;
         if pending.created.elapsed() >= STATE_LIFETIME {
             return Err(StateError::Expired);
         }
         Ok(pending)
     }
 
+    /// How many authorizations are pending (taken and expired ones may linger until the next
+    /// start).
+    pub fn len(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_state
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     #[cfg(test)]
     fn age(&self, state: &str, by: Duration) {
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = map.get_mut(state) {
+        let mut store = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = store.by_state.get_mut(state) {
             p.created = Instant::now().checked_sub(by).unwrap_or(p.created);
         }
     }
@@ -92,5 +130,18 @@ mod tests {
         assert_eq!(store.take("forged").err(), Some(StateError::Unknown));
         store.age(&b, STATE_LIFETIME + Duration::from_secs(1));
         assert_eq!(store.take(&b).err(), Some(StateError::Expired));
+    }
+
+    #[test]
+    fn pending_authorizations_are_bounded_and_the_newest_stay_usable() {
+        let store = StateStore::default();
+        let first = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb", None));
+        let mut last = String::new();
+        for _ in 0..(MAX_PENDING * 20) {
+            last = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb", None));
+        }
+        assert!(store.len() <= MAX_PENDING, "{}", store.len());
+        assert_eq!(store.take(&first).err(), Some(StateError::Unknown));
+        assert!(store.take(&last).is_ok());
     }
 }

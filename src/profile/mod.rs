@@ -78,6 +78,26 @@ pub struct RequestSpec {
     pub verify_tls: bool,
 }
 
+impl RequestSpec {
+    /// The origin every request of this profile goes to, when the URL's scheme, host and port
+    /// are literal text (not computed by an expression).
+    pub fn static_origin(&self) -> Option<url::Origin> {
+        let Some(crate::expr::TemplatePart::Text(prefix)) = self.url.parts().first() else {
+            return None;
+        };
+        let authority = if self.url.parts().len() == 1 {
+            prefix.as_str()
+        } else {
+            let after_scheme = prefix.find("://")? + 3;
+            let end = prefix[after_scheme..].find(['/', '?', '#'])?;
+            &prefix[..after_scheme + end]
+        };
+        let url = url::Url::parse(authority).ok()?;
+        url.host()?;
+        Some(url.origin())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum BodySpec {
     Json(Template),

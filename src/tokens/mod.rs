@@ -99,6 +99,40 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TokenStoreError
     Ok(())
 }
 
+/// What is kept of one profile's authorization: its tokens, when the user authorized it, the
+/// origins its token may be sent to, and — once the provider refused a refresh — why it needs
+/// to be authorized again (so a restart does not retry a dead grant).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    pub tokens: TokenSet,
+    /// When the user authorized (refreshes do not change it), ms since 1970.
+    pub authorized_at_ms: i64,
+    /// `scheme://host[:port]` of each API the token may be sent to.
+    pub api_origins: Vec<String>,
+    #[serde(default)]
+    pub needs_reauthorization: Option<String>,
+}
+
+impl Grant {
+    /// A grant authorized just now.
+    pub fn new(tokens: TokenSet, api_origins: Vec<String>) -> Grant {
+        Grant {
+            authorized_at_ms: tokens.issued_at_ms,
+            tokens,
+            api_origins,
+            needs_reauthorization: None,
+        }
+    }
+}
+
+/// A token file as written by this version (a grant) or by the first one (bare tokens).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredGrant {
+    Grant(Grant),
+    Tokens(TokenSet),
+}
+
 pub struct TokenStore {
     dir: PathBuf,
     cipher: XChaCha20Poly1305,
@@ -188,15 +222,21 @@ impl TokenStore {
             .map_err(|_| unreadable())
     }
 
-    /// Stores a profile's tokens durably (they are on disk when this returns).
-    pub fn save(&self, profile: &str, tokens: &TokenSet) -> Result<(), TokenStoreError> {
+    /// Stores a profile's grant durably (it is on disk when this returns).
+    pub fn save(&self, profile: &str, grant: &Grant) -> Result<(), TokenStoreError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.seal(&self.path(profile), profile, tokens)
+        self.seal(&self.path(profile), profile, grant)
     }
 
-    /// A profile's tokens, or `None` when it was never authorized (or forgotten).
-    pub fn load(&self, profile: &str) -> Result<Option<TokenSet>, TokenStoreError> {
-        self.unseal(&self.path(profile), profile)
+    /// A profile's grant, or `None` when it was never authorized (or forgotten). Files of the
+    /// first version (bare tokens) read as a grant whose origins are not known yet.
+    pub fn load(&self, profile: &str) -> Result<Option<Grant>, TokenStoreError> {
+        Ok(self
+            .unseal::<StoredGrant>(&self.path(profile), profile)?
+            .map(|stored| match stored {
+                StoredGrant::Grant(grant) => grant,
+                StoredGrant::Tokens(tokens) => Grant::new(tokens, Vec::new()),
+            }))
     }
 
     fn vault_path(&self) -> PathBuf {
@@ -251,10 +291,10 @@ mod tests {
         let key = load_or_create_key(&dir.path().join("keys/token.key"))?;
         let store = TokenStore::open(&dir.path().join("tokens"), &key)?;
         assert!(store.load("discord")?.is_none());
-        store.save("discord", &tokens("access-one"))?;
+        store.save("discord", &Grant::new(tokens("access-one"), Vec::new()))?;
         let loaded = store
             .load("discord")?
-            .map(|t| t.access_token.expose().to_string());
+            .map(|g| g.tokens.access_token.expose().to_string());
         assert_eq!(loaded.as_deref(), Some("access-one"));
         // Nothing readable on disk, and only the owner may read it.
         let path = store.path("discord");
@@ -294,11 +334,11 @@ mod tests {
         store.delete("discord")?;
         assert!(store.load("discord")?.is_none());
         // A crash mid-write leaves at most a stray temporary file; the store still works.
-        store.save("discord", &tokens("access-two"))?;
+        store.save("discord", &Grant::new(tokens("access-two"), Vec::new()))?;
         std::fs::write(store.dir.join(".half-written.tmp"), b"BHT1 partial").map_err(io(&path))?;
         let loaded = store
             .load("discord")?
-            .map(|t| t.access_token.expose().to_string());
+            .map(|g| g.tokens.access_token.expose().to_string());
         assert_eq!(loaded.as_deref(), Some("access-two"));
         store.delete("discord")?;
         // The vault keeps UI-entered secrets encrypted too.
