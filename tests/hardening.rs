@@ -437,3 +437,130 @@ async fn renaming_a_profile_takes_its_secret_along() {
     let (status, _) = call(&routes, "PUT", "/api/v1/profiles/cloud%20two", Some(form)).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_run_completes_and_is_recorded_when_its_caller_goes_away() {
+    let stub = crate::support::start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "echo",
+        &profile_text(
+            &stub.url("/user?piece=${input}"),
+            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
+        ),
+    );
+    let engine = ws.engine();
+    // The caller stops waiting (a browser tab closed, a client timed out) mid-run.
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_millis(150),
+        engine.run("echo", "one<wait 600>two"),
+    )
+    .await;
+    assert!(gone.is_err(), "the run should still have been going");
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let seen: Vec<String> = stub.seen().into_iter().map(|r| r.query).collect();
+    assert_eq!(seen, vec!["piece=one", "piece=two"]);
+    let history = engine.history(Some("echo"), 10);
+    assert_eq!(history.len(), 1);
+    assert!(
+        history[0].ok && history[0].exchanges.len() == 2,
+        "{:?}",
+        history[0]
+    );
+}
+
+#[tokio::test]
+async fn run_history_survives_a_restart() {
+    let stub = crate::support::start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "user",
+        &profile_text(
+            &stub.url("/user"),
+            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
+        ),
+    );
+    {
+        let engine = ws.engine();
+        for _ in 0..3 {
+            let record = engine
+                .run("user", "")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(record.ok);
+        }
+        engine.hub().flush().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    // A new process over the same folder: the API's history is the journal's.
+    let state = api_state(&ws);
+    let routes = bellhop::web::routes(state);
+    let (status, body) = call(&routes, "GET", "/api/v1/runs?profile=user", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["runs"].as_array().map(Vec::len), Some(3), "{body}");
+    assert_eq!(body["runs"][0]["profile"], "user");
+}
+
+#[tokio::test]
+async fn action_texts_and_responses_are_bounded() {
+    let stub = crate::support::start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "echo",
+        &profile_text(
+            &stub.url("/user?piece=${input}"),
+            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
+        ),
+    );
+    ws.write_profile(
+        "fan",
+        &profile_text(
+            &stub.url("/rooms"),
+            "[devices]\nroot_names = 'Split(\"a,b,c,d,e,f,g,h\", \",\")'\nvalues = '1'",
+        ),
+    );
+    let limits = bellhop::engine::EngineLimits {
+        max_devices_per_run: 5,
+        ..Default::default()
+    };
+    let engine = std::sync::Arc::new(
+        bellhop::engine::Engine::new(ws.load(), None, ws.hub())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_limits(limits),
+    );
+    // 200 KB of `ok<wait 0>` once sent 20,001 requests.
+    let many = "ok<wait 0>".repeat(20_000);
+    let record = engine
+        .run("echo", &many)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!record.ok);
+    assert!(
+        record.errors[0].message.contains("over the limit"),
+        "{:?}",
+        record.errors
+    );
+    let record = engine
+        .run("echo", "a<wait 999999999>b")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        record.errors[0].message.contains("longer than the limit"),
+        "{:?}",
+        record.errors
+    );
+    assert!(
+        stub.seen().is_empty(),
+        "nothing may be sent when a limit is crossed"
+    );
+    // A list-valued name may create only so many devices in one run.
+    let record = engine
+        .run("fan", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        record.errors.iter().any(|e| e.message.contains("at most")),
+        "{:?}",
+        record.errors
+    );
+    assert_eq!(engine.hub().len(), 5);
+}

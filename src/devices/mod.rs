@@ -6,6 +6,8 @@
 
 mod store;
 
+pub use store::StoreHealth;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -39,6 +41,9 @@ pub enum StoreError {
     #[error("a device name must not be empty")]
     EmptyName,
 }
+
+/// Writes waiting for the store past which callers of [`DeviceHub::apply`] wait for a commit.
+const BACKLOG_LIMIT: usize = 50_000;
 
 /// Identity of a device: stable across runs and restarts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -234,11 +239,20 @@ impl DeviceHub {
         updates: &[DeviceUpdate],
         creation: Creation,
     ) -> Result<Vec<DeviceChange>, StoreError> {
+        // Back-pressure: while the writer is far behind (a slow or failing disk), wait for it.
+        if self.with_writer(|w| Ok(w.backlog())).unwrap_or(0) > BACKLOG_LIMIT {
+            self.flush().await?;
+        }
         let (changes, created) = self.apply_in_memory(updates, creation)?;
         if created {
             self.flush().await?;
         }
         Ok(changes)
+    }
+
+    /// How the store's writer is doing (for the health endpoint).
+    pub fn store_health(&self) -> Option<store::StoreHealth> {
+        self.with_writer(|w| Ok(w.health())).ok()
     }
 
     fn apply_in_memory(
@@ -309,13 +323,15 @@ impl DeviceHub {
                 });
             }
         }
-        drop(state);
+        // Queued and announced while the state is still locked: the store and listeners see
+        // each device's changes in the order memory applied them.
         for op in ops {
             self.send(op)?;
         }
         for change in &changes {
             let _ = self.changes.send(change.clone());
         }
+        drop(state);
         Ok((changes, created_any))
     }
 
@@ -405,8 +421,8 @@ impl DeviceHub {
         global.value = new_value;
         global.string = new_string;
         let global = global.clone();
-        drop(state);
         self.send(WriteOp::Global(global.clone()))?;
+        drop(state);
         Ok(global)
     }
 
@@ -589,6 +605,101 @@ mod tests {
         hub.flush().await?;
         assert_eq!(hub.read_journal(Some("p"), 100)?, vec!["9", "8", "7"]);
         assert_eq!(hub.read_journal(None, 2)?, vec!["other", "9"]);
+        Ok(())
+    }
+
+    /// A commit that fails (here: a trigger refusing writes, as a full or broken disk would) is
+    /// retried and reported; nothing is dropped, and the store ends at what memory says.
+    #[tokio::test]
+    async fn failed_commits_are_retried_and_reported_never_dropped() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let hub = open(dir.path());
+        hub.apply(&[update("Pump", None, 0.0, "")], Creation::Allowed)
+            .await?;
+        let saboteur = rusqlite::Connection::open(dir.path().join("hub.sqlite"))
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
+        saboteur
+            .execute_batch(
+                "CREATE TRIGGER refuse_update BEFORE UPDATE ON devices BEGIN SELECT RAISE(ABORT, 'disk says no'); END;",
+            )
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
+        for value in 1..=5 {
+            hub.apply(
+                &[update("Pump", None, f64::from(value), "")],
+                Creation::Allowed,
+            )
+            .await?;
+        }
+        let mut health = hub.store_health().unwrap_or_default();
+        for _ in 0..100 {
+            if health.failing.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            health = hub.store_health().unwrap_or_default();
+        }
+        assert!(
+            health
+                .failing
+                .as_deref()
+                .is_some_and(|e| e.contains("disk says no")),
+            "{health:?}"
+        );
+        assert!(health.pending >= 1, "{health:?}");
+        assert!(hub.flush().await.is_err(), "a flush reports the failure");
+        saboteur
+            .execute_batch("DROP TRIGGER refuse_update;")
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
+        let mut flushed = hub.flush().await;
+        for _ in 0..50 {
+            if flushed.is_ok() {
+                break;
+            }
+            flushed = hub.flush().await;
+        }
+        flushed?;
+        assert_eq!(hub.store_health().map(|h| h.failing), Some(None));
+        drop(hub);
+        let reopened = open(dir.path());
+        let pump = reopened.find(&DeviceKey::root("p", "Pump"));
+        assert_eq!(pump.map(|d| d.value), Some(5.0));
+        Ok(())
+    }
+
+    /// Updates of one device from many tasks reach the store in the order memory applied them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_updates_leave_the_store_where_memory_is() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let hub = std::sync::Arc::new(open(dir.path()));
+        hub.apply(&[update("Lamp", None, 0.0, "")], Creation::Allowed)
+            .await?;
+        let tasks: Vec<_> = (0..8)
+            .map(|task| {
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    for n in 0..500 {
+                        let value = f64::from(task * 1000 + n);
+                        hub.apply(&[update("Lamp", None, value, "")], Creation::Allowed)
+                            .await?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await
+                .map_err(|e| StoreError::Commit(e.to_string()))??;
+        }
+        hub.flush().await?;
+        let in_memory = hub.find(&DeviceKey::root("p", "Lamp")).map(|d| d.value);
+        drop(hub);
+        let reopened = open(dir.path());
+        assert_eq!(
+            reopened
+                .find(&DeviceKey::root("p", "Lamp"))
+                .map(|d| d.value),
+            in_memory
+        );
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! write reaches disk in a transaction within the commit window, and a flush request commits at
 //! once and answers when the data is durable.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -193,14 +194,73 @@ pub(crate) fn read_journal(
     rows.collect::<Result<Vec<_>, _>>().map_err(&error)
 }
 
+/// Most run records waiting for the writer; past that the oldest waiting record is dropped (and
+/// counted), so a failing disk cannot grow memory without bound. Device and global writes need
+/// no such cap: they coalesce, one pending write per device or global.
+const MAX_QUEUED_JOURNAL: usize = 10_000;
+
+/// What the writer has not committed yet. Device and global writes carry the whole new state,
+/// so a newer write of the same device replaces an older one still waiting: the store always
+/// ends at the state memory has, whatever order the batch is written in (one transaction).
+#[derive(Default)]
+struct Batch {
+    devices: HashMap<u64, Device>,
+    globals: HashMap<String, Global>,
+    next_ref: Option<u64>,
+    journal: VecDeque<(String, String, usize)>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+            && self.globals.is_empty()
+            && self.next_ref.is_none()
+            && self.journal.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.devices.len() + self.globals.len() + self.journal.len()
+    }
+
+    /// Puts a failed batch back under what was queued since (the newer writes win).
+    fn merge_older(&mut self, older: Batch) {
+        for (reference, device) in older.devices {
+            self.devices.entry(reference).or_insert(device);
+        }
+        for (name, global) in older.globals {
+            self.globals.entry(name).or_insert(global);
+        }
+        self.next_ref = self.next_ref.max(older.next_ref);
+        let mut journal = older.journal;
+        journal.extend(self.journal.drain(..));
+        self.journal = journal;
+    }
+}
+
 /// The queue between callers and the writer thread. Callers append under a short lock and wake
 /// the writer only when the queue goes from empty to non-empty, so a burst of writes costs one
 /// wake-up per commit window instead of one per write.
 #[derive(Default)]
 struct Queue {
-    ops: Vec<WriteOp>,
+    batch: Batch,
+    /// Run records still to be rendered (on the writer thread, off the callers' path).
+    unrendered: Vec<WriteOp>,
     waiters: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
     closed: bool,
+    health: StoreHealth,
+}
+
+/// Whether the writer keeps up: the last commit's failure, if the store is failing now.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StoreHealth {
+    /// The error of the last failed commit, while commits fail.
+    pub failing: Option<String>,
+    /// Failed commits in a row.
+    pub failed_commits: u64,
+    /// Writes waiting to be committed.
+    pub pending: usize,
+    /// Run records dropped because too many waited while the store was failing.
+    pub dropped_records: u64,
 }
 
 pub(crate) struct Writer {
@@ -218,13 +278,45 @@ impl Writer {
         if queue.closed {
             return Err(StoreError::Closed);
         }
-        let was_idle = queue.ops.is_empty() && queue.waiters.is_empty();
-        queue.ops.push(op);
+        let was_idle =
+            queue.batch.is_empty() && queue.unrendered.is_empty() && queue.waiters.is_empty();
+        match op {
+            WriteOp::Device(device) => {
+                queue.batch.devices.insert(device.reference, device);
+            }
+            WriteOp::Global(global) => {
+                queue.batch.globals.insert(global.name.clone(), global);
+            }
+            WriteOp::NextRef(next) => queue.batch.next_ref = queue.batch.next_ref.max(Some(next)),
+            journal @ WriteOp::Journal { .. } => {
+                if queue.unrendered.len() + queue.batch.journal.len() >= MAX_QUEUED_JOURNAL {
+                    if queue.batch.journal.pop_front().is_none() && !queue.unrendered.is_empty() {
+                        queue.unrendered.remove(0);
+                    }
+                    queue.health.dropped_records += 1;
+                }
+                queue.unrendered.push(journal);
+            }
+        }
         drop(queue);
         if was_idle {
             self.shared.1.notify_one();
         }
         Ok(())
+    }
+
+    /// Writes waiting for the writer.
+    pub fn backlog(&self) -> usize {
+        let queue = self.queue();
+        queue.batch.len() + queue.unrendered.len()
+    }
+
+    pub fn health(&self) -> StoreHealth {
+        let queue = self.queue();
+        StoreHealth {
+            pending: queue.batch.len() + queue.unrendered.len(),
+            ..queue.health.clone()
+        }
     }
 
     pub fn flush(
@@ -261,16 +353,29 @@ pub(crate) fn spawn_writer(connection: Connection, window: Duration) -> Writer {
     Writer { shared, thread }
 }
 
+/// The pause before retrying a failed commit: doubling from 100 ms up to 10 s.
+fn retry_pause(failures: u64) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
+}
+
 fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), window: Duration) {
     let (lock, wake) = shared;
     loop {
         let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while queue.ops.is_empty() && queue.waiters.is_empty() && !queue.closed {
+        let idle =
+            |q: &Queue| q.batch.is_empty() && q.unrendered.is_empty() && q.waiters.is_empty();
+        while idle(&queue) && !queue.closed {
             queue = wake.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
-        // Gather a window's worth of writes, unless someone waits for a flush or we are closing.
-        let deadline = Instant::now() + window;
-        while queue.waiters.is_empty() && !queue.closed {
+        // Gather a window's worth of writes (longer after failures), unless someone waits for a
+        // flush or we are closing.
+        let pause = if queue.health.failed_commits > 0 {
+            retry_pause(queue.health.failed_commits)
+        } else {
+            window
+        };
+        let deadline = Instant::now() + pause;
+        while (queue.waiters.is_empty() || queue.health.failed_commits > 0) && !queue.closed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -280,36 +385,66 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
                 .map(|(q, _)| q)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        let ops = std::mem::take(&mut queue.ops);
+        let mut batch = std::mem::take(&mut queue.batch);
+        let unrendered = std::mem::take(&mut queue.unrendered);
         let waiters = std::mem::take(&mut queue.waiters);
         let closing = queue.closed;
         drop(queue);
-        let outcome = commit(&mut connection, ops);
-        if let Err(message) = &outcome {
-            tracing::error!(error = %message, "device store commit failed");
+        for op in unrendered {
+            if let WriteOp::Journal {
+                profile,
+                render,
+                keep,
+            } = op
+            {
+                if let Some(record) = render() {
+                    batch.journal.push_back((profile, record, keep));
+                }
+            }
         }
+        let outcome = commit(&mut connection, &batch);
+        let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+        match &outcome {
+            Ok(()) => {
+                if queue.health.failed_commits > 0 {
+                    tracing::info!(
+                        after = queue.health.failed_commits,
+                        "device store commits again"
+                    );
+                }
+                queue.health.failing = None;
+                queue.health.failed_commits = 0;
+            }
+            Err(message) => {
+                queue.health.failed_commits += 1;
+                queue.health.failing = Some(message.clone());
+                tracing::error!(error = %message, attempt = queue.health.failed_commits, pending = batch.len(), "device store commit failed; retrying");
+                // Nothing is dropped: the batch waits under newer writes for the next try.
+                queue.batch.merge_older(batch);
+            }
+        }
+        let stop = closing && (outcome.is_ok() || queue.health.failed_commits >= 5);
+        drop(queue);
         for reply in waiters {
             let _ = reply.send(outcome.clone());
         }
-        if closing {
-            let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
-            if queue.ops.is_empty() && queue.waiters.is_empty() {
+        if stop {
+            let queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+            if idle(&queue) || queue.health.failed_commits >= 5 {
                 return;
             }
-            queue.closed = true;
         }
     }
 }
 
-fn commit(connection: &mut Connection, ops: Vec<WriteOp>) -> Result<(), String> {
-    if ops.is_empty() {
+fn commit(connection: &mut Connection, batch: &Batch) -> Result<(), String> {
+    if batch.is_empty() {
         return Ok(());
     }
     let transaction = connection.transaction().map_err(|e| e.to_string())?;
-    let mut journaled: std::collections::HashMap<String, usize> = Default::default();
-    for op in ops {
-        let result = match op {
-            WriteOp::Device(device) => transaction.execute(
+    for device in batch.devices.values() {
+        transaction
+            .execute(
                 "INSERT INTO devices (ref, profile, root, feature, value, string, changed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (ref) DO UPDATE SET value = excluded.value, string = excluded.string,
@@ -323,8 +458,12 @@ fn commit(connection: &mut Connection, ops: Vec<WriteOp>) -> Result<(), String> 
                     device.string,
                     device.changed_at_ms
                 ],
-            ),
-            WriteOp::Global(global) => transaction.execute(
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    for global in batch.globals.values() {
+        transaction
+            .execute(
                 "INSERT INTO globals (name, value, string, changed_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, string = excluded.string,
                                                   changed_at = excluded.changed_at",
@@ -334,27 +473,27 @@ fn commit(connection: &mut Connection, ops: Vec<WriteOp>) -> Result<(), String> 
                     global.string,
                     global.changed_at_ms
                 ],
-            ),
-            WriteOp::NextRef(next) => transaction.execute(
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(next) = batch.next_ref {
+        transaction
+            .execute(
                 "INSERT INTO meta (key, value) VALUES ('next_ref', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
                 params![next as i64],
-            ),
-            WriteOp::Journal {
-                profile,
-                render,
-                keep,
-            } => {
-                let Some(record) = render() else { continue };
-                let result = transaction.execute(
-                    "INSERT INTO journal (profile, record) VALUES (?1, ?2)",
-                    params![profile, record],
-                );
-                journaled.insert(profile, keep);
-                result
-            }
-        };
-        result.map_err(|e| e.to_string())?;
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    let mut journaled: HashMap<&str, usize> = HashMap::new();
+    for (profile, record, keep) in &batch.journal {
+        transaction
+            .execute(
+                "INSERT INTO journal (profile, record) VALUES (?1, ?2)",
+                params![profile, record],
+            )
+            .map_err(|e| e.to_string())?;
+        journaled.insert(profile, *keep);
     }
     // Keep the newest `keep` records of each profile written to in this batch.
     for (profile, keep) in journaled {

@@ -342,10 +342,10 @@ impl Engine {
         }
         // The name is written when it is not the file's own stem, or the file already says one.
         let stem_name = editing.file.file_stem().is_some_and(|s| s == name) && !renamed;
-        if renamed || doc.get("name").is_some() || !stem_name {
-            if doc.get("name").and_then(|n| n.as_str()) != Some(name) {
-                set_text(doc, &["name"], name);
-            }
+        if (renamed || doc.get("name").is_some() || !stem_name)
+            && doc.get("name").and_then(|n| n.as_str()) != Some(name)
+        {
+            set_text(doc, &["name"], name);
         }
         if changed(&form.description, &before.description) {
             if form.description.trim().is_empty() {
@@ -394,11 +394,12 @@ impl Engine {
             set_text(doc, &["auth", "mode"], mode);
         }
         match mode {
-            "bearer" => {
-                if form.token != REDACTED && (mode_changed || changed(&form.token, &before.token)) {
-                    let reference = secret_ref(&form.token, "token", new_secrets);
-                    set_text(doc, &["auth", "token"], &reference);
-                }
+            "bearer"
+                if form.token != REDACTED
+                    && (mode_changed || changed(&form.token, &before.token)) =>
+            {
+                let reference = secret_ref(&form.token, "token", new_secrets);
+                set_text(doc, &["auth", "token"], &reference);
             }
             "oauth2" => {
                 let oauth = |key: &'static str| ["auth", "oauth2", key];

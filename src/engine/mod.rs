@@ -307,13 +307,14 @@ impl Engine {
         source: Option<ProfileSource>,
         hub: Arc<DeviceHub>,
     ) -> Result<Engine, EngineError> {
+        let history = Mutex::new(restore_history(&hub, &profiles));
         Ok(Engine {
             profiles: RwLock::new(Arc::new(profiles)),
             source,
             hub,
             client: build_client(true)?,
             insecure_client: build_client(false)?,
-            history: Mutex::new(HashMap::new()),
+            history,
             last_responses: Mutex::new(LastResponses::default()),
             authorizer: None,
             limits: EngineLimits::default(),
@@ -762,6 +763,34 @@ const INLINE_MAPPING_BYTES: usize = 64 * 1024;
 fn response_is_heavy(profile: &Profile, body_len: usize) -> bool {
     body_len > INLINE_MAPPING_BYTES
         || (profile.response_plan.needs_whole_tree && body_len > INLINE_MAPPING_BYTES / 16)
+}
+
+/// The run history as the journal kept it: what `GET /api/v1/runs` shows after a restart.
+fn restore_history(
+    hub: &DeviceHub,
+    profiles: &ProfileSet,
+) -> HashMap<String, VecDeque<Arc<RunRecord>>> {
+    let mut history = HashMap::new();
+    for profile in profiles.profiles.values() {
+        let records = match hub.read_journal(Some(&profile.name), profile.history_keep) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(profile = %profile.name, error = %error, "run history not restored");
+                continue;
+            }
+        };
+        // The journal reads newest first; the history keeps oldest first.
+        let runs: VecDeque<Arc<RunRecord>> = records
+            .iter()
+            .rev()
+            .filter_map(|text| serde_json::from_str::<RunRecord>(text).ok())
+            .map(Arc::new)
+            .collect();
+        if !runs.is_empty() {
+            history.insert(profile.name.clone(), runs);
+        }
+    }
+    history
 }
 
 fn reauthorize_on(profile: &Profile) -> &[u16] {

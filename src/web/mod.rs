@@ -206,7 +206,24 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::path("health"))
         .and(warp::path::end())
         .and(warp::get())
-        .map(|| ok(&serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})));
+        .and(s())
+        .map(|state: AppState| {
+            // Degraded (503) while the device store cannot commit: monitors notice.
+            let store = state.engine.hub().store_health();
+            let failing = store.as_ref().is_some_and(|h| h.failing.is_some());
+            json(
+                if failing {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                },
+                &serde_json::json!({
+                    "status": if failing { "degraded" } else { "ok" },
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "store": store,
+                }),
+            )
+        });
     // GET /api/v1/profiles
     let profiles_list = api
         .and(warp::path("profiles"))
