@@ -213,6 +213,7 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
             std::time::Duration::from_secs(settings.web.session_hours.saturating_mul(3600)),
         )),
         address,
+        settings.web.max_connections,
         async {
             let _ = stopped.await;
         },

@@ -564,3 +564,55 @@ async fn action_texts_and_responses_are_bounded() {
     );
     assert_eq!(engine.hub().len(), 5);
 }
+
+/// Live views are bounded below the connection bound: 200 open streams neither exhaust the
+/// process's descriptors nor lock the API out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_live_views_never_lock_out_the_api() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ws = Workspace::new();
+    let state = api_state(&ws);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (address, server) = bellhop::web::serve(
+        state,
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        32,
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut streams = Vec::new();
+    let mut refused = 0;
+    for _ in 0..200 {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
+            continue;
+        };
+        let _ = stream
+            .write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await;
+        let mut head = [0u8; 12];
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            stream.read_exact(&mut head),
+        )
+        .await
+        {
+            Ok(Ok(_)) if head.ends_with(b"503") => refused += 1,
+            _ => {}
+        }
+        streams.push(stream);
+    }
+    assert!(refused >= 150, "only {refused} live views were refused");
+    let health = reqwest::Client::new()
+        .get(format!("http://{address}/api/v1/health"))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(health.ok(), Some(200));
+    drop(streams);
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+}

@@ -5,6 +5,7 @@ pub mod dto;
 pub mod edge;
 pub mod error;
 pub mod oauth;
+mod server;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -25,6 +26,9 @@ use dto::*;
 pub use edge::Edge;
 use error::ApiError;
 
+/// Most server-sent event streams open at once.
+pub const MAX_LIVE_VIEWS: usize = 64;
+
 /// Largest request body the API accepts.
 const BODY_LIMIT: u64 = 1024 * 1024;
 
@@ -33,6 +37,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The trust boundary: accepted hosts and origins, the admin token and sessions.
     pub edge: Arc<Edge>,
+    /// Places for live views (server-sent event streams): a quarter of the connections at most.
+    live_views: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -41,7 +47,16 @@ impl AppState {
         AppState {
             engine,
             edge: Arc::new(Edge::loopback()),
+            live_views: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE_VIEWS)),
         }
+    }
+
+    /// Sizes the live views for a server of `max_connections`: a quarter of them, at most
+    /// [`MAX_LIVE_VIEWS`], so streams never take the places the API needs.
+    pub fn with_connection_limit(mut self, max_connections: usize) -> AppState {
+        let places = (max_connections / 4).clamp(1, MAX_LIVE_VIEWS);
+        self.live_views = Arc::new(tokio::sync::Semaphore::new(places));
+        self
     }
 
     pub fn with_edge(mut self, edge: Edge) -> AppState {
@@ -497,14 +512,24 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             },
         );
     // GET /api/v1/events: device changes as server-sent events.
+    let live_views = state.live_views.clone();
     let events = api
         .and(warp::path("events"))
         .and(warp::path::end())
         .and(warp::get())
         .and(s())
-        .map(|state: AppState| {
-            let changes = state.engine.hub().subscribe();
-            let stream = futures_util::stream::unfold(changes, |mut changes| async move {
+        .map(move |state: AppState| {
+            // Live views are bounded so they can never take every connection the API needs.
+            let Ok(permit) = live_views.clone().try_acquire_owned() else {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too_many_live_views",
+                    "too many live views are open: close one and reload",
+                )
+                .into_response();
+            };
+            let changes = (state.engine.hub().subscribe(), permit);
+            let stream = futures_util::stream::unfold(changes, |(mut changes, permit)| async move {
                 loop {
                     match changes.recv().await {
                         Ok(change) => {
@@ -514,7 +539,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                                 .unwrap_or_else(|_| {
                                     warp::sse::Event::default().comment("unserializable")
                                 });
-                            return Some((Ok::<_, Infallible>(event), changes));
+                            return Some((Ok::<_, Infallible>(event), (changes, permit)));
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
@@ -764,18 +789,21 @@ fn demo_rooms() -> serde_json::Value {
     })
 }
 
-/// Binds `address` and serves until `shutdown` resolves. Returns the bound address first
-/// through `bound` (useful with port 0).
+/// Binds `address` and serves until `shutdown` resolves, at most `max_connections` at once.
+/// Returns the bound address (useful with port 0) and the server's task.
 pub async fn serve(
     state: AppState,
     address: SocketAddr,
+    max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
-    let bound = listener.local_addr()?;
-    let server = warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(shutdown);
-    let task = tokio::spawn(server.run());
+    let bound = server::local_address(&listener)?;
+    let task = tokio::spawn(server::run(
+        listener,
+        routes(state.with_connection_limit(max_connections)),
+        max_connections,
+        shutdown,
+    ));
     Ok((bound, task))
 }

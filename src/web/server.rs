@@ -1,0 +1,100 @@
+//! The HTTP server loop: accepts connections on the listener and serves the routes on each with
+//! hyper, within bounds. At most `max_connections` are served at once (more wait in the
+//! listener's backlog), so running out of file descriptors never locks out the API; a client
+//! must send its request head within a time limit; under pressure, idle keep-alive connections
+//! are closed; a connection a browser closes mid-keep-alive is routine and logged at debug, not
+//! as an error. Shutdown stops accepting and lets the open connections finish.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use warp::Filter;
+
+/// How long a client may take to send a request's head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `filter` on `listener` until `shutdown` resolves.
+///
+/// When fewer than a quarter of the places are free, every connection is asked to close once
+/// its request in flight is answered: idle keep-alive connections go, streams and requests in
+/// progress finish, and new clients get the places.
+pub async fn run<F>(
+    listener: tokio::net::TcpListener,
+    filter: F,
+    max_connections: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) where
+    F: Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    // Bumped to ask every open connection to close when idle (pressure or shutdown).
+    let (close_idle, _) = tokio::sync::watch::channel(0u64);
+    let close_idle = Arc::new(close_idle);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // A free place first, then a connection: beyond the bound, clients wait in the backlog.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if permits.available_permits() < max_connections / 4 {
+            close_idle.send_modify(|generation| *generation += 1);
+        }
+        let service = hyper_util::service::TowerToHyperService::new(warp::service(filter.clone()));
+        let mut asked_to_close = close_idle.subscribe();
+        tokio::spawn(async move {
+            let mut builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let connection = builder
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            let mut closing = false;
+            let outcome = loop {
+                tokio::select! {
+                    outcome = connection.as_mut() => break outcome,
+                    changed = asked_to_close.changed(), if !closing => {
+                        closing = true;
+                        if changed.is_ok() {
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            };
+            if let Err(error) = outcome {
+                tracing::debug!(remote = %remote, error = %error, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Shutdown: idle connections close now; requests in flight get a while to finish.
+    close_idle.send_modify(|generation| *generation += 1);
+    let everyone = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(Duration::from_secs(10), permits.acquire_many(everyone)).await;
+}
+
+/// The bound address, for callers that listen on port 0.
+pub fn local_address(listener: &tokio::net::TcpListener) -> std::io::Result<SocketAddr> {
+    listener.local_addr()
+}
