@@ -616,3 +616,119 @@ async fn many_live_views_never_lock_out_the_api() {
     let _ = stop.send(());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
 }
+
+#[tokio::test]
+async fn response_encodings_are_decoded_or_named() {
+    let stub = crate::support::start_stub().await;
+    let ws = Workspace::new();
+    let mapping = |path: &str| {
+        profile_text(
+            &stub.url(path),
+            "[devices]\nroot_names = '\"value\"'\nstrings = 'JSON(input, \"email\")'",
+        )
+    };
+    ws.write_profile("gzip", &mapping("/gzip"));
+    ws.write_profile("binary", &mapping("/binary"));
+    ws.write_profile(
+        "latin1",
+        &profile_text(
+            &stub.url("/latin1"),
+            "[devices]\nroot_names = '\"city\"'\nstrings = 'JSON(input, \"city\")'",
+        ),
+    );
+    let engine = ws.engine();
+    let record = engine
+        .run("gzip", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    assert_eq!(record.changes[0].device.string, "gz@example.com");
+    let record = engine
+        .run("latin1", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    assert_eq!(record.changes[0].device.string, "Zürich");
+    let record = engine
+        .run("binary", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!record.ok);
+    assert!(
+        record.errors[0].message.contains("not UTF-8")
+            && record.errors[0].message.contains("offset 10"),
+        "{:?}",
+        record.errors
+    );
+    assert!(record.changes.is_empty());
+}
+
+/// `"` or `}` in the action text cannot add fields to a JSON body; a line break cannot start a
+/// second header; a URL that carries the action text does not send it as the body too.
+#[tokio::test]
+async fn action_text_cannot_escape_its_place_in_a_request() {
+    let stub = crate::support::start_stub().await;
+    let ws = Workspace::new();
+    let post = |body: &str, headers: &str| {
+        format!(
+            "version = 1\n[request]\nmethod = \"POST\"\nurl = \"{}\"\n{headers}\n{body}\n",
+            stub.url("/echo")
+        )
+    };
+    ws.write_profile(
+        "json",
+        &post(
+            r#"body = { kind = "json", template = '{"name": "${input}", "value": ${input}, "n": ${Length(input)}, "raw": ${ParseJSON("[1, true]")}}' }"#,
+            "",
+        ),
+    );
+    ws.write_profile(
+        "header",
+        &post("", r#"headers = { "X-Note" = "${input}" }"#),
+    );
+    ws.write_profile(
+        "in-url",
+        &format!(
+            "version = 1\n[request]\nmethod = \"POST\"\nurl = \"{}\"\n",
+            stub.url("/echo?q=${input}")
+        ),
+    );
+    let engine = ws.engine();
+    let hostile = r#"x", "admin": true, "y": "}"#;
+    let record = engine
+        .run("json", hostile)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    let sent = stub.seen().pop().map(|r| r.body).unwrap_or_default();
+    let body: serde_json::Value =
+        serde_json::from_str(&sent).unwrap_or_else(|e| panic!("{e}: {sent}"));
+    assert_eq!(body["name"], hostile);
+    assert_eq!(body["value"], hostile);
+    assert_eq!(body["n"], hostile.chars().count());
+    assert_eq!(body["raw"], serde_json::json!([1, true]));
+    assert!(body.get("admin").is_none(), "{sent}");
+    let record = engine
+        .run("header", "fine\r\nX-Injected: yes")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!record.ok);
+    assert!(
+        record.errors[0].message.contains("line break"),
+        "{:?}",
+        record.errors
+    );
+    assert_eq!(
+        stub.seen().len(),
+        1,
+        "a request with a broken header was sent"
+    );
+    let record = engine
+        .run("in-url", "lights on")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    let seen = stub.seen().pop().unwrap_or_else(|| panic!("nothing sent"));
+    assert_eq!(seen.query, "q=lights%20on");
+    assert_eq!(seen.body, "", "the action text went into the body too");
+}

@@ -34,6 +34,8 @@ pub enum RequestError {
     TooLarge { limit: u64 },
     #[error("the server redirected to another origin ({0}); not followed")]
     CrossOriginRedirect(String),
+    #[error("the response is not UTF-8 text: invalid byte at offset {0} (a charset other than UTF-8 or Latin-1, or binary data)")]
+    NotText(usize),
 }
 
 /// A request ready to send. `display_url` is what records and errors show (no credentials).
@@ -316,15 +318,32 @@ pub async fn send(
         }
         bytes.extend_from_slice(&chunk);
     }
-    let body: std::sync::Arc<str> = match String::from_utf8(bytes) {
-        Ok(text) => text.into(),
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into(),
-    };
+    let body = decode_text(bytes, &headers)?;
     Ok(Response {
         status,
         headers,
         body,
     })
+}
+
+/// The body as text: UTF-8 (what JSON is), or Latin-1 when the response says so. Anything else
+/// is an error naming where the text breaks, never silently replaced characters.
+fn decode_text(bytes: Vec<u8>, headers: &HeaderMap) -> Result<std::sync::Arc<str>, RequestError> {
+    let latin1 = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.to_ascii_lowercase())
+        .is_some_and(|v| v.contains("charset=iso-8859-1") || v.contains("charset=latin1"));
+    if latin1 {
+        return Ok(bytes
+            .iter()
+            .map(|b| char::from(*b))
+            .collect::<String>()
+            .into());
+    }
+    String::from_utf8(bytes)
+        .map(Into::into)
+        .map_err(|e| RequestError::NotText(e.utf8_error().valid_up_to()))
 }
 
 /// The redirect policy: follow at most 10 redirects, and only within the first URL's origin, so

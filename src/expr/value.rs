@@ -103,7 +103,18 @@ impl Value {
             Value::Bool(b) => Ok(b.to_string()),
             Value::Null => Ok("null".into()),
             Value::Object(o) => Ok(o.to_string()),
-            other => serde_json::to_string(&other.to_json())
+            Value::List(items) => {
+                let mut out = String::from("[");
+                for (position, item) in items.iter().enumerate() {
+                    if position > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&item.to_json_text()?);
+                }
+                out.push(']');
+                Ok(out)
+            }
+            Value::Text(text) => serde_json::to_string(&**text)
                 .map_err(|e| super::error::EvalErrorKind::Invalid(e.to_string())),
         }
     }

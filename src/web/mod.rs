@@ -529,23 +529,24 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 .into_response();
             };
             let changes = (state.engine.hub().subscribe(), permit);
-            let stream = futures_util::stream::unfold(changes, |(mut changes, permit)| async move {
-                loop {
-                    match changes.recv().await {
-                        Ok(change) => {
-                            let event = warp::sse::Event::default()
-                                .event("device")
-                                .json_data(DeviceView::from(&change.device))
-                                .unwrap_or_else(|_| {
-                                    warp::sse::Event::default().comment("unserializable")
-                                });
-                            return Some((Ok::<_, Infallible>(event), (changes, permit)));
+            let stream =
+                futures_util::stream::unfold(changes, |(mut changes, permit)| async move {
+                    loop {
+                        match changes.recv().await {
+                            Ok(change) => {
+                                let event = warp::sse::Event::default()
+                                    .event("device")
+                                    .json_data(DeviceView::from(&change.device))
+                                    .unwrap_or_else(|_| {
+                                        warp::sse::Event::default().comment("unserializable")
+                                    });
+                                return Some((Ok::<_, Infallible>(event), (changes, permit)));
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                         }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     }
-                }
-            });
+                });
             warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
         });
     // The UI: GET /, /app.js, /style.css (built into the binary from web/).

@@ -26,7 +26,11 @@ pub async fn run<F>(
     max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) where
-    F: Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+    F: Filter<Extract = (warp::reply::Response,), Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
     // Bumped to ask every open connection to close when idle (pressure or shutdown).

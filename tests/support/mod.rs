@@ -162,6 +162,38 @@ pub async fn start_stub() -> StubApi {
                     let body = warp::reply::stream(drip).into_response();
                     shaped(body, 200, &[("content-type", "application/json".into())])
                 }
+                "/latin1" => {
+                    let body = Reply::new(Bytes::from_static(b"{\"city\":\"Z\xfcrich\"}").into());
+                    shaped(
+                        body,
+                        200,
+                        &[(
+                            "content-type",
+                            "application/json; charset=ISO-8859-1".into(),
+                        )],
+                    )
+                }
+                "/binary" => {
+                    let body = Reply::new(Bytes::from_static(b"{\"email\":\"\xff\xfe\"}").into());
+                    shaped(body, 200, &[("content-type", "application/json".into())])
+                }
+                "/gzip" => {
+                    // {"email":"gz@example.com"}, gzip-encoded.
+                    const GZIPPED: &[u8] = &[
+                        31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 171, 86, 74, 205, 77, 204, 204, 81, 178,
+                        82, 74, 175, 114, 72, 173, 72, 204, 45, 200, 73, 213, 75, 206, 207, 85,
+                        170, 5, 0, 22, 132, 136, 91, 26, 0, 0, 0,
+                    ];
+                    let body = Reply::new(Bytes::from_static(GZIPPED).into());
+                    shaped(
+                        body,
+                        200,
+                        &[
+                            ("content-type", "application/json".into()),
+                            ("content-encoding", "gzip".into()),
+                        ],
+                    )
+                }
                 _ => text(404, "text/plain", "no such thing"),
             }
         });
