@@ -301,14 +301,17 @@ async fn run_through_server(settings: &Settings, profile: &str, text: &str) -> R
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let url = format!("http://{address}/api/v1/actions/run");
-    let response = reqwest::Client::new()
+    let mut request = reqwest::Client::new()
         .post(&url)
-        .json(&serde_json::json!({ "profile": profile, "text": text }))
-        .send()
-        .await
-        .with_context(|| {
-            format!("the store is busy and the server at {address} does not answer")
-        })?;
+        .json(&serde_json::json!({ "profile": profile, "text": text }));
+    // A server with an admin token admits this process the way it admits any client.
+    let admin_token = settings.web.admin_token.trim();
+    if !admin_token.is_empty() {
+        request = request.bearer_auth(admin_token);
+    }
+    let response = request.send().await.with_context(|| {
+        format!("the store is busy and the server at {address} does not answer")
+    })?;
     let status = response.status();
     let body: serde_json::Value = response
         .json()

@@ -300,3 +300,48 @@ fn serve_refuses_to_listen_beyond_loopback_without_an_admin_token() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(text(&output).contains("admin_token"), "{}", text(&output));
 }
+
+/// `bellhop run` while `serve` owns the store hands the action to the server, with the admin
+/// token when one is set; the server's log never shows the token.
+#[tokio::test]
+async fn run_hands_the_action_to_a_guarded_server_with_the_admin_token() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = settings(&ws, &format!("127.0.0.1:{port}"));
+    let token = "guard-token-0123456789abcdef";
+    let guarded = std::fs::read_to_string(&config)
+        .unwrap_or_default()
+        .replace("[web]\n", &format!("[web]\nadmin_token = \"{token}\"\n"));
+    std::fs::write(&config, guarded).unwrap_or_else(|e| panic!("{e}"));
+    ws.write_profile(
+        "user",
+        &profile_text(
+            &stub.url("/user"),
+            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
+        ),
+    );
+    let mut server = start_server(&config);
+    // Without the token the server refuses.
+    let refused = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/actions/run", server.address))
+        .json(&serde_json::json!({"profile": "user"}))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(refused.ok(), Some(401));
+    // The stub answers on this test's runtime: the CLI runs off it.
+    let handed = config.clone();
+    let output = tokio::task::spawn_blocking(move || run(&handed, &["run", "user"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let printed = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    assert!(printed.contains("ok"), "{printed}");
+    assert_eq!(stub.seen().len(), 1);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
