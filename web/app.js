@@ -15,6 +15,27 @@ const api = async (method, path, body) => {
 const text = (value) => document.createTextNode(value == null ? "" : String(value));
 const cell = (row, value) => { const td = document.createElement("td"); td.append(value instanceof Node ? value : text(value)); row.append(td); return td; };
 
+// Times: the browser's local time, and how long ago or ahead.
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+function when(iso) {
+  if (!iso) return "";
+  const time = new Date(iso);
+  if (Number.isNaN(time.getTime())) return iso;
+  const seconds = Math.round((time.getTime() - Date.now()) / 1000);
+  const [amount, unit] = Math.abs(seconds) < 60 ? [seconds, "second"]
+    : Math.abs(seconds) < 3600 ? [Math.round(seconds / 60), "minute"]
+    : Math.abs(seconds) < 86400 ? [Math.round(seconds / 3600), "hour"]
+    : [Math.round(seconds / 86400), "day"];
+  return relative.format(amount, unit);
+}
+function timeElement(iso) {
+  const element = document.createElement("time");
+  element.dateTime = iso || "";
+  element.title = iso ? new Date(iso).toLocaleString() : "";
+  element.textContent = when(iso);
+  return element;
+}
+
 // Tabs
 function showTab(name) {
   document.querySelectorAll(".tab").forEach((tab) => { tab.hidden = tab.id !== name; });
@@ -46,6 +67,17 @@ async function loadProfiles() {
     badge.textContent = profile.auth_mode === "oauth2" ? "…" : profile.auth_mode;
     cell(row, badge);
     if (profile.auth_mode === "oauth2") statusBadge(profile.name, badge);
+    const last = document.createElement("span");
+    if (profile.last_run) {
+      const outcome = profile.last_run.skipped ? "skipped" : (profile.last_run.ok ? "ok" : "failed");
+      const mark = document.createElement("span");
+      mark.className = `badge ${outcome}`;
+      mark.textContent = outcome;
+      last.append(mark, " ", timeElement(profile.last_run.started_at));
+    } else {
+      last.textContent = "never run";
+    }
+    cell(row, last);
     const run = document.createElement("button");
     run.type = "button";
     run.textContent = "Run now";
@@ -67,7 +99,7 @@ async function loadProfiles() {
 function describeStatus(status) {
   switch (status.state) {
     case "never_authorized": return "never authorized";
-    case "authorized": return `authorized ${status.authorized_at}` + (status.expires_at ? `, token expires ${status.expires_at}` : "") + (status.expiring ? " (expiring)" : "") + (status.scopes.length ? `, scopes: ${status.scopes.join(" ")}` : "");
+    case "authorized": return `authorized ${when(status.authorized_at)}` + (status.expires_at ? `, token expires ${when(status.expires_at)}` : "") + (status.expiring ? " (refresh due)" : "") + (status.scopes.length ? `, scopes: ${status.scopes.join(" ")}` : "");
     case "needs_reauthorization": return `needs re-authorization: ${status.reason}`;
     default: return status.state;
   }
@@ -82,16 +114,39 @@ async function statusBadge(name, badge) {
 
 const formFields = ["name", "description", "method", "url", "auth_mode", "token", "client_id", "client_secret", "scopes", "authorize_url", "token_url", "extra_authorize_params", "client_auth", "header_template", "root_names", "feature_names", "values", "strings"];
 
+let callbackUrls = null;
+let readOnly = [];
 function fillForm(form) {
   const element = $("#editor");
   for (const field of formFields) element.elements[field].value = form[field] ?? "";
   element.elements.pkce.checked = form.pkce !== false;
+  element.elements.legacy_callback.checked = form.legacy_callback === true;
+  readOnly = form.read_only || [];
+  element.elements.auth_mode.disabled = readOnly.includes("auth");
+  $("#auth-read-only").hidden = !readOnly.includes("auth");
+  $("#devices-read-only").hidden = !readOnly.includes("devices");
+  for (const box of ["root_names", "feature_names", "values", "strings"]) element.elements[box].readOnly = readOnly.includes("devices");
   syncAuthMode();
 }
 
+// Only the fields of the chosen authentication mode are shown.
 function syncAuthMode() {
   const mode = $("#editor").elements.auth_mode.value;
   document.querySelectorAll("[data-when]").forEach((part) => { part.hidden = part.dataset.when !== mode; });
+}
+
+// The redirect URL Bellhop will send: built by the server from its public base URL.
+function showRedirect(fromServer) {
+  const legacy = $("#editor").elements.legacy_callback.checked;
+  const fallback = callbackUrls ? (legacy ? callbackUrls.legacy : callbackUrls.standard) : "";
+  $("#redirect-url").value = fromServer && !editingDirty.legacy ? fromServer : fallback;
+}
+const editingDirty = { legacy: false };
+async function loadUiSettings() {
+  const { ok, data } = await api("GET", "/ui");
+  if (!ok) return;
+  callbackUrls = data.callback_urls;
+  $("#sign-out").hidden = !data.sign_in;
 }
 
 async function openProfile(name) {
@@ -101,7 +156,8 @@ async function openProfile(name) {
   editing = name;
   fillForm(data.form);
   $("#editor-title").textContent = `Profile ${name}`;
-  $("#redirect-url").value = data.redirect_uri || "";
+  editingDirty.legacy = false;
+  showRedirect(data.redirect_uri);
   $("#auth-status").textContent = data.status ? describeStatus(data.status) : "–";
   $("#editor").hidden = false;
   $("#run-result").hidden = true;
@@ -137,11 +193,13 @@ $("#editor").addEventListener("submit", async (event) => {
   event.preventDefault();
   clearErrors();
   const element = $("#editor");
-  const form = { pkce: element.elements.pkce.checked };
+  const form = { pkce: element.elements.pkce.checked, legacy_callback: element.elements.legacy_callback.checked };
   for (const field of formFields) form[field] = element.elements[field].value;
   form.name = form.name.trim();
   if (!form.name) { showErrors([{ key: "name", message: "a profile needs a name" }]); return; }
-  const { ok, data } = await api("PUT", `/profiles/${encodeURIComponent(form.name)}`, form);
+  // Saving an open profile under another name renames it.
+  const path = editing || form.name;
+  const { ok, data } = await api("PUT", `/profiles/${encodeURIComponent(path)}`, form);
   if (ok) {
     $("#editor-message").textContent = "Saved.";
     await loadProfiles();
@@ -153,12 +211,23 @@ $("#editor").addEventListener("submit", async (event) => {
   }
 });
 $("#editor").elements.auth_mode.addEventListener("change", syncAuthMode);
-$("#new-profile").addEventListener("click", () => {
+$("#editor").elements.legacy_callback.addEventListener("change", () => { editingDirty.legacy = true; showRedirect(null); });
+// A field's error goes once the field is changed.
+$("#editor").addEventListener("input", (event) => {
+  const input = event.target;
+  if (!input.classList || !input.classList.contains("invalid")) return;
+  input.classList.remove("invalid");
+  const note = input.nextElementSibling;
+  if (note && note.classList.contains("field-error")) note.remove();
+});
+$("#new-profile").addEventListener("click", async () => {
+  await uiReady;
   editing = null;
   clearErrors();
   fillForm({ method: "GET", auth_mode: "oauth2", client_auth: "basic", pkce: true });
   $("#editor-title").textContent = "New profile";
-  $("#redirect-url").value = location.origin + "/oauth2/callback";
+  editingDirty.legacy = false;
+  showRedirect(null);
   $("#auth-status").textContent = "save the profile first";
   $("#editor").hidden = false;
 });
@@ -169,6 +238,7 @@ $("#authorize").addEventListener("click", () => {
 });
 $("#forget").addEventListener("click", async () => {
   if (!editing) return;
+  if (!confirm(`Forget the authorization of “${editing}”? Its tokens are wiped; runs fail until it is authorized again.`)) return;
   const { ok, data } = await api("DELETE", `/profiles/${encodeURIComponent(editing)}/authorization`);
   $("#auth-status").textContent = ok ? describeStatus(data.status) : (data.error ? data.error.message : "failed");
   loadProfiles();
@@ -189,7 +259,17 @@ async function runProfile(name, button) {
     out.textContent = lines.join("\n");
   }
   out.hidden = false;
-  if (editing === name) preview(name);
+  if (editing === name) {
+    preview(name);
+    refreshEditorStatus(name);
+  }
+  loadProfiles();
+}
+
+// The editor's authorization status after something may have changed it (a run refreshes).
+async function refreshEditorStatus(name) {
+  const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/authorization`);
+  if (ok && editing === name) $("#auth-status").textContent = describeStatus(data.status);
 }
 
 // Devices, live
@@ -200,7 +280,9 @@ function renderDevices() {
   for (const d of [...devices.values()].sort((a, b) => a.ref - b.ref)) {
     const row = document.createElement("tr");
     row.dataset.device = d.feature ? `${d.name} / ${d.feature}` : d.name;
-    cell(row, d.ref); cell(row, d.profile); cell(row, row.dataset.device); cell(row, d.value); cell(row, d.string); cell(row, d.changed_at);
+    // A device that holds text shows no numeric value beside it.
+    const value = d.string && d.value === 0 ? "" : d.value;
+    cell(row, d.ref); cell(row, d.profile); cell(row, row.dataset.device); cell(row, value); cell(row, d.string); cell(row, timeElement(d.changed_at));
     rows.append(row);
   }
 }
@@ -242,12 +324,13 @@ async function loadRuns() {
   rows.replaceChildren();
   for (const r of data.runs || []) {
     const row = document.createElement("tr");
-    cell(row, r.started_at); cell(row, r.profile); cell(row, r.skipped ? "skipped" : (r.ok ? "ok" : "failed"));
+    cell(row, timeElement(r.started_at)); cell(row, r.profile); cell(row, r.skipped ? "skipped" : (r.ok ? "ok" : "failed"));
     cell(row, r.errors.map((e) => `${e.stage}: ${e.message}`).join("\n"));
     rows.append(row);
   }
 }
 
+const uiReady = loadUiSettings();
 loadProfiles();
 loadDevices();
 showTab(location.hash.slice(1) || "profiles");

@@ -17,6 +17,16 @@ pub struct ProfileSummary {
     pub auth_mode: &'static str,
     pub locked: bool,
     pub device_rules: usize,
+    /// The newest run: whether it went well, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+}
+
+#[derive(Serialize)]
+pub struct LastRun {
+    pub ok: bool,
+    pub skipped: bool,
+    pub started_at: String,
 }
 
 impl From<&Profile> for ProfileSummary {
@@ -30,6 +40,7 @@ impl From<&Profile> for ProfileSummary {
             auth_mode: p.auth.mode(),
             locked: p.mapping.locked,
             device_rules: p.mapping.roots.len(),
+            last_run: None,
         }
     }
 }

@@ -251,7 +251,17 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 profiles: set
                     .profiles
                     .values()
-                    .map(|p| ProfileSummary::from(p.as_ref()))
+                    .map(|p| {
+                        let mut summary = ProfileSummary::from(p.as_ref());
+                        summary.last_run = state.engine.history(Some(&p.name), 1).first().map(|r| {
+                            LastRun {
+                                ok: r.ok,
+                                skipped: r.skipped,
+                                started_at: r.started_at.clone(),
+                            }
+                        });
+                        summary
+                    })
                     .collect(),
                 diagnostics: set.diagnostics.clone(),
             })
@@ -436,6 +446,24 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                     .and_then(|r| r),
             )
         });
+    // GET /api/v1/ui: what the UI needs to know of the server (callback URLs, sign-in).
+    let ui_settings = api
+        .and(warp::path("ui"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(s())
+        .map(|state: AppState| {
+            let callbacks = state.engine.authorizer().map(|a| {
+                serde_json::json!({
+                    "standard": a.callback_uri(false),
+                    "legacy": a.callback_uri(true),
+                })
+            });
+            ok(&serde_json::json!({
+                "callback_urls": callbacks,
+                "sign_in": state.edge.admin_required(),
+            }))
+        });
     // GET /api/v1/functions
     let functions = api
         .and(warp::path("functions"))
@@ -583,6 +611,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         globals_set.boxed(),
         eval.boxed(),
         functions.boxed(),
+        ui_settings.boxed(),
         demo.boxed(),
         oauth_start.boxed(),
         oauth_callback.boxed(),

@@ -17,7 +17,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `filter` on `listener` until `shutdown` resolves.
 ///
-/// When fewer than a quarter of the places are free, every connection is asked to close once
+/// When fewer than an eighth of the places are free, every connection is asked to close once
 /// its request in flight is answered: idle keep-alive connections go, streams and requests in
 /// progress finish, and new clients get the places.
 pub async fn run<F>(
@@ -58,10 +58,20 @@ pub async fn run<F>(
             },
             () = &mut shutdown => break,
         };
-        if permits.available_permits() < max_connections / 4 {
-            close_idle.send_modify(|generation| *generation += 1);
+        if permits.available_permits() < max_connections / 8 {
+            close_idle.send_modify(|generation| *generation = generation.wrapping_add(1) % (u64::MAX - 1));
         }
-        let service = hyper_util::service::TowerToHyperService::new(warp::service(filter.clone()));
+        // Whether the connection has sent a request: only those are asked to close under
+        // pressure (a connection just accepted has its first request still to come).
+        let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let service = {
+            let (warp_service, served) = (warp::service(filter.clone()), served.clone());
+            hyper::service::service_fn(move |request| {
+                served.store(true, std::sync::atomic::Ordering::Relaxed);
+                let mut warp_service = warp_service.clone();
+                async move { tower_service::Service::call(&mut warp_service, request).await }
+            })
+        };
         let mut asked_to_close = close_idle.subscribe();
         tokio::spawn(async move {
             let mut builder =
@@ -78,8 +88,9 @@ pub async fn run<F>(
                 tokio::select! {
                     outcome = connection.as_mut() => break outcome,
                     changed = asked_to_close.changed(), if !closing => {
-                        closing = true;
-                        if changed.is_ok() {
+                        let shutting_down = changed.is_err() || *asked_to_close.borrow() == u64::MAX;
+                        if shutting_down || served.load(std::sync::atomic::Ordering::Relaxed) {
+                            closing = true;
                             connection.as_mut().graceful_shutdown();
                         }
                     }
@@ -93,7 +104,7 @@ pub async fn run<F>(
     }
     drop(listener);
     // Shutdown: idle connections close now; requests in flight get a while to finish.
-    close_idle.send_modify(|generation| *generation += 1);
+    close_idle.send_replace(u64::MAX);
     let everyone = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(10), permits.acquire_many(everyone)).await;
 }
