@@ -21,6 +21,9 @@ try {
   page = await context.newPage();
   page.setDefaultTimeout(20000);
   await page.goto(env.BELLHOP_URL + "/");
+  if (!(await page.isHidden("#editor"))) throw new Error("the empty editor shows on page load");
+  const icon = await page.request.get(env.BELLHOP_URL + "/favicon.svg");
+  if (icon.status() !== 200) throw new Error(`favicon: ${icon.status()}`);
   await page.click("#new-profile");
   const form = "#editor";
   const fill = (name, value) => page.fill(`${form} [name="${name}"]`, value);
@@ -35,7 +38,12 @@ try {
   await fill("extra_authorize_params", "prompt=consent");
   await page.selectOption(`${form} [name="client_auth"]`, env.CLIENT_AUTH || "basic");
   await fill("root_names", '"email"');
+  // A broken value box is refused at its field; the error goes once the field is fixed.
+  await fill("values", 'JSON(input,"email") +');
+  await page.click("#save");
+  await page.waitForSelector(`${form} [name="values"] + .field-error`);
   await fill("values", 'JSON(input,"email")');
+  if (await page.$(".field-error")) throw new Error("a fixed field still shows its error");
   const redirect = await page.inputValue("#redirect-url");
   if (redirect !== `${env.BELLHOP_URL}/oauth2/callback`) throw new Error(`redirect URL shown is ${redirect}`);
   await page.click("#save");
@@ -75,6 +83,12 @@ try {
     return row && row.textContent.includes("ann@example.com");
   });
   await shot(live, "6-devices-live");
+  // Forget authorization asks first; saying no keeps the tokens.
+  page.once("dialog", (dialog) => dialog.dismiss());
+  await page.click("#forget");
+  await page.waitForTimeout(300);
+  const kept = await page.textContent("#auth-status");
+  if (!kept.startsWith("authorized")) throw new Error(`Forget acted without confirmation: ${kept}`);
   console.log("BROWSER OK");
 } catch (error) {
   if (page) await shot(page, "failure").catch(() => {});
