@@ -221,7 +221,7 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
     .await
     .with_context(|| format!("cannot listen on {address}"))?;
     tracing::info!(address = %bound, public = %settings.web.public_base_url, "serving");
-    wait_for_shutdown(&engine).await;
+    wait_for_shutdown(engine.clone()).await;
     tracing::info!("stopping");
     let _ = stop.send(());
     let _ = server.await;
@@ -231,7 +231,7 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
 }
 
 /// Waits for Ctrl-C or SIGTERM; reloads profiles on SIGHUP meanwhile.
-async fn wait_for_shutdown(engine: &Engine) {
+async fn wait_for_shutdown(engine: Arc<Engine>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -247,7 +247,12 @@ async fn wait_for_shutdown(engine: &Engine) {
                 _ = tokio::signal::ctrl_c() => return,
                 _ = terminate.recv() => return,
                 _ = hangup.recv() => {
-                    let set = engine.reload();
+                    // Reading the folder and the vault is blocking work: off the async workers.
+                    let reloading = engine.clone();
+                    let Ok(set) = tokio::task::spawn_blocking(move || reloading.reload()).await else {
+                        tracing::error!("reloading the profiles stopped unexpectedly");
+                        continue;
+                    };
                     tracing::info!(profiles = set.profiles.len(), problems = set.diagnostics.len(), "profiles reloaded");
                     for diagnostic in &set.diagnostics {
                         tracing::warn!("{diagnostic}");

@@ -121,7 +121,11 @@ fn expression() -> impl Strategy<Value = String> {
     leaf().prop_recursive(12, 200, 5, move |inner| {
         let names = names.clone();
         prop_oneof![
-            (inner.clone(), "( \\+ | - | \\* | / | % | == | = | != | < | <= | > | >= | and | or )", inner.clone())
+            (
+                inner.clone(),
+                "( \\+ | - | \\* | / | % | == | = | != | < | <= | > | >= | and | or )",
+                inner.clone()
+            )
                 .prop_map(|(a, op, b)| format!("{a}{op}{b}")),
             inner.clone().prop_map(|a| format!("-{a}")),
             inner.clone().prop_map(|a| format!("not {a}")),

@@ -3,6 +3,7 @@
 
 use bellhop::profile::{self, Diagnostic};
 use bellhop::secret::SecretSource;
+use warp::Filter as _;
 
 use crate::support::{profile_text, Workspace};
 
@@ -731,4 +732,77 @@ async fn action_text_cannot_escape_its_place_in_a_request() {
     let seen = stub.seen().pop().unwrap_or_else(|| panic!("nothing sent"));
     assert_eq!(seen.query, "q=lights%20on");
     assert_eq!(seen.body, "", "the action text went into the body too");
+}
+
+/// A JSONPath over a large response is evaluated off the async workers: on a one-thread runtime,
+/// a ticker task keeps ticking while the run maps the response.
+#[tokio::test(flavor = "current_thread")]
+async fn mapping_a_large_response_does_not_stall_other_tasks() {
+    // The API runs on its own thread and runtime, so this runtime has only the engine to run.
+    let items: Vec<serde_json::Value> = (0..150_000)
+        .map(|n| serde_json::json!({"v": n % 10, "name": format!("item {n}")}))
+        .collect();
+    let body = serde_json::json!({ "items": items }).to_string();
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        runtime.block_on(async move {
+            let route = warp::path("big").map(move || {
+                warp::reply::with_header(body.clone(), "content-type", "application/json")
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let _ = address_tx.send(listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+            let server = warp::serve(route).incoming(listener).run();
+            tokio::time::timeout(std::time::Duration::from_secs(60), server).await
+        })
+    });
+    let address = address_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ws = Workspace::new();
+    ws.write_profile(
+        "big",
+        &profile_text(
+            &format!("http://{address}/big"),
+            "[devices]\nroot_names = '\"count\"'\nvalues = 'Length(JSON(input, \"$.items[?(@.v > 5)].name\"))'",
+        )
+        .replace("timeout_secs = 3", "timeout_secs = 30"),
+    );
+    let engine = ws.engine();
+    let ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::time::Instant>::new()));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Ok(mut ticks) = ticks.lock() {
+                    ticks.push(std::time::Instant::now());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let record = engine
+        .run("big", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let took = started.elapsed();
+    ticker.abort();
+    assert!(record.ok, "{:?}", record.errors);
+    assert_eq!(record.changes[0].device.value, 60_000.0);
+    let ticks = ticks.lock().map(|t| t.clone()).unwrap_or_default();
+    let longest_gap = ticks
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or(took);
+    assert!(
+        longest_gap < took / 2,
+        "the runtime stalled for {longest_gap:?} of a {took:?} run"
+    );
 }

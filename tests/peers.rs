@@ -173,6 +173,7 @@ fn run_path(client_auth: &str) {
     let browser = Command::new("node")
         .arg(peers_dir().join("browser.mjs"))
         .env("BELLHOP_URL", &bellhop_url)
+        .env("BELLHOP_UI_URL", format!("http://localhost:{bellhop_port}"))
         .env("PROVIDER_URL", &provider_url)
         .env("CLIENT_ID", "bellhop-test")
         .env("CLIENT_SECRET", &client_secret)

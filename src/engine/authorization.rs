@@ -344,23 +344,23 @@ impl Authorizer {
         *entry.grant.lock().unwrap_or_else(|p| p.into_inner()) = grant;
     }
 
-    /// The cached grant, or the stored one (read once, then cached). A grant of the first
-    /// version, which did not record its origins, is bound to the profile's origins now.
-    fn cached_or_stored(
+    fn cached(entry: &ProfileAuthorization) -> Option<Grant> {
+        entry
+            .grant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes a grant just read from the store the cached one. A grant of the first version,
+    /// which did not record its origins, is bound to the profile's origins now.
+    fn adopt(
         &self,
         profile: &Profile,
         spec: &OAuth2Spec,
         entry: &ProfileAuthorization,
+        mut stored: Option<Grant>,
     ) -> Result<Option<Grant>, AuthorizationError> {
-        let cached = entry
-            .grant
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if cached.is_some() {
-            return Ok(cached);
-        }
-        let mut stored = self.store.load(&profile.name)?;
         if let Some(grant) = stored.as_mut().filter(|g| g.api_origins.is_empty()) {
             grant.api_origins = granted_origins(profile, spec)?;
         }
@@ -368,30 +368,36 @@ impl Authorizer {
         Ok(stored)
     }
 
+    /// The cached grant, or the stored one (read once, then cached), read here: for callers off
+    /// the async workers.
+    fn cached_or_stored(
+        &self,
+        profile: &Profile,
+        spec: &OAuth2Spec,
+        entry: &ProfileAuthorization,
+    ) -> Result<Option<Grant>, AuthorizationError> {
+        if let Some(cached) = Authorizer::cached(entry) {
+            return Ok(Some(cached));
+        }
+        let stored = self.store.load(&profile.name)?;
+        self.adopt(profile, spec, entry, stored)
+    }
+
+    /// The same, reading the store on the blocking pool.
     async fn load(
         &self,
         profile: &Profile,
         spec: &OAuth2Spec,
         entry: &ProfileAuthorization,
     ) -> Result<Option<Grant>, AuthorizationError> {
-        let cached = entry
-            .grant
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if cached.is_some() {
-            return Ok(cached);
+        if let Some(cached) = Authorizer::cached(entry) {
+            return Ok(Some(cached));
         }
         let (store, name) = (self.store.clone(), profile.name.clone());
         let stored = tokio::task::spawn_blocking(move || store.load(&name))
             .await
             .map_err(|e| AuthorizationError::Interrupted(e.to_string()))??;
-        let mut stored = stored;
-        if let Some(grant) = stored.as_mut().filter(|g| g.api_origins.is_empty()) {
-            grant.api_origins = granted_origins(profile, spec)?;
-        }
-        self.remember(entry, stored.clone(), &spec.header_template);
-        Ok(stored)
+        self.adopt(profile, spec, entry, stored)
     }
 
     fn check_origin(

@@ -831,4 +831,26 @@ mod tests {
         );
         assert_eq!(split_waits("plain"), vec![(Duration::ZERO, "plain")]);
     }
+
+    #[test]
+    fn kept_responses_stay_within_their_budget() {
+        let mut kept = LastResponses::default();
+        let body = |n: usize| -> Arc<str> { "x".repeat(n).into() };
+        for profile in 0..100 {
+            kept.keep(&format!("p{profile}"), body(400), 1_000);
+            assert!(kept.total <= 1_000, "{}", kept.total);
+        }
+        // The newest stay; the oldest went.
+        assert!(kept.bodies.contains_key("p99") && kept.bodies.contains_key("p98"));
+        assert!(!kept.bodies.contains_key("p0"));
+        // Replacing a profile's body counts once; one larger than the budget is not kept.
+        kept.keep("p99", body(100), 1_000);
+        assert_eq!(
+            kept.total,
+            kept.bodies.values().map(|(_, b)| b.len()).sum::<usize>()
+        );
+        kept.keep("huge", body(5_000), 1_000);
+        assert!(!kept.bodies.contains_key("huge"));
+        assert!(kept.total <= 1_000);
+    }
 }

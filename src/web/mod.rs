@@ -253,13 +253,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                     .values()
                     .map(|p| {
                         let mut summary = ProfileSummary::from(p.as_ref());
-                        summary.last_run = state.engine.history(Some(&p.name), 1).first().map(|r| {
-                            LastRun {
-                                ok: r.ok,
-                                skipped: r.skipped,
-                                started_at: r.started_at.clone(),
-                            }
-                        });
+                        summary.last_run =
+                            state
+                                .engine
+                                .history(Some(&p.name), 1)
+                                .first()
+                                .map(|r| LastRun {
+                                    ok: r.ok,
+                                    skipped: r.skipped,
+                                    started_at: r.started_at.clone(),
+                                });
                         summary
                     })
                     .collect(),

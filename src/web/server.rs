@@ -59,7 +59,9 @@ pub async fn run<F>(
             () = &mut shutdown => break,
         };
         if permits.available_permits() < max_connections / 8 {
-            close_idle.send_modify(|generation| *generation = generation.wrapping_add(1) % (u64::MAX - 1));
+            close_idle.send_modify(|generation| {
+                *generation = generation.wrapping_add(1) % (u64::MAX - 1)
+            });
         }
         // Whether the connection has sent a request: only those are asked to close under
         // pressure (a connection just accepted has its first request still to come).

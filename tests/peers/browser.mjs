@@ -1,7 +1,8 @@
 // Drives real Chromium (Debian's /usr/bin/chromium through playwright-core) through the user's
 // path: create an OAuth2 profile in Bellhop's UI, Request Authorization, sign in and consent at
 // the authorization server, land on the callback page, run the action, see the `email` device.
-// Settings from the environment: BELLHOP_URL, PROVIDER_URL, CLIENT_ID, CLIENT_SECRET,
+// Settings from the environment: BELLHOP_URL (the public base URL), BELLHOP_UI_URL (where the
+// person opens the UI), PROVIDER_URL, CLIENT_ID, CLIENT_SECRET,
 // CLIENT_AUTH (basic | body), ARTIFACTS (folder for screenshots). Exits non-zero on failure.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -20,7 +21,9 @@ try {
   const context = await browser.newContext();
   page = await context.newPage();
   page.setDefaultTimeout(20000);
-  await page.goto(env.BELLHOP_URL + "/");
+  // The person opens the UI through another name (localhost) than the public base URL: the
+  // redirect URL shown must still be the one Bellhop sends, built from the public base URL.
+  await page.goto((env.BELLHOP_UI_URL || env.BELLHOP_URL) + "/");
   if (!(await page.isHidden("#editor"))) throw new Error("the empty editor shows on page load");
   const icon = await page.request.get(env.BELLHOP_URL + "/favicon.svg");
   if (icon.status() !== 200) throw new Error(`favicon: ${icon.status()}`);
