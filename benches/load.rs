@@ -112,7 +112,16 @@ async fn bellhop_server(upstream: SocketAddr, dir: &std::path::Path) -> SocketAd
         .unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::new(set, None, Arc::new(hub)).unwrap_or_else(|e| panic!("{e}"));
     let state = bellhop::web::AppState::new(Arc::new(engine));
-    bind(bellhop::web::routes(state)).await
+    // Bellhop's own server loop (edge checks, bounded connections), as `serve` runs it.
+    let (address, _server) = bellhop::web::serve(
+        state,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        256,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("serve: {e}"));
+    address
 }
 
 struct Measurement {

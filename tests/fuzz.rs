@@ -264,11 +264,11 @@ fn fuzz_expressions() {
         "expressions",
         prop_oneof![expression(), soup()],
         check_expression,
-        400,
+        2_000,
     );
 }
 
 #[test]
 fn fuzz_profiles() {
-    fuzz("profiles", profile(), check_profile, 150);
+    fuzz("profiles", profile(), check_profile, 600);
 }

@@ -806,3 +806,52 @@ async fn mapping_a_large_response_does_not_stall_other_tasks() {
         "the runtime stalled for {longest_gap:?} of a {took:?} run"
     );
 }
+
+#[tokio::test]
+async fn a_profile_may_choose_the_legacy_callback_page() {
+    let ws = Workspace::new();
+    let key = bellhop::tokens::load_or_create_key(&ws.path().join("token.key"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = std::sync::Arc::new(
+        bellhop::tokens::TokenStore::open(&ws.path().join("data/tokens"), &key)
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let source =
+        bellhop::engine::ProfileSource::new(ws.profiles_dir(), None).with_vault(store.clone());
+    let base = url::Url::parse("http://hub.example:8765/").unwrap_or_else(|e| panic!("{e}"));
+    let authorizer = bellhop::engine::authorization::Authorizer::new(
+        store,
+        base,
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let engine = bellhop::engine::Engine::new(source.load(), Some(source), ws.hub())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_authorizer(std::sync::Arc::new(authorizer));
+    let routes = bellhop::web::routes(bellhop::web::AppState::new(std::sync::Arc::new(engine)));
+    // Before anything is saved, the UI learns the URLs Bellhop will send (public base URL).
+    let (_, ui) = call(&routes, "GET", "/api/v1/ui", None).await;
+    assert_eq!(
+        ui["callback_urls"]["standard"],
+        "http://hub.example:8765/oauth2/callback"
+    );
+    assert_eq!(
+        ui["callback_urls"]["legacy"],
+        "http://hub.example:8765/oauth2_callback.html"
+    );
+    let form = serde_json::json!({
+        "name": "old", "url": "https://api.example.com/me", "auth_mode": "oauth2",
+        "client_id": "id", "authorize_url": "https://auth.example.com/a",
+        "token_url": "https://auth.example.com/t", "legacy_callback": true
+    });
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/old", Some(form)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, detail) = call(&routes, "GET", "/api/v1/profiles/old/form", None).await;
+    assert_eq!(
+        detail["redirect_uri"],
+        "http://hub.example:8765/oauth2_callback.html"
+    );
+    assert_eq!(detail["form"]["legacy_callback"], true);
+    let file = std::fs::read_to_string(ws.profiles_dir().join("old.toml")).unwrap_or_default();
+    assert!(file.contains("callback = \"legacy\""), "{file}");
+}

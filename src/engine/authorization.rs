@@ -167,6 +167,21 @@ fn parse_origins(texts: &[String]) -> Vec<url::Origin> {
         .collect()
 }
 
+/// Whether `url` goes to `origin` (scheme, host and port), compared without building the URL's
+/// origin: this runs on every request that carries a token.
+fn same_origin(origin: &url::Origin, url: &url::Url) -> bool {
+    let url::Origin::Tuple(scheme, host, port) = origin else {
+        return false;
+    };
+    let same_host = match (host, url.host()) {
+        (url::Host::Domain(a), Some(url::Host::Domain(b))) => a == b,
+        (url::Host::Ipv4(a), Some(url::Host::Ipv4(b))) => *a == b,
+        (url::Host::Ipv6(a), Some(url::Host::Ipv6(b))) => *a == b,
+        _ => false,
+    };
+    same_host && scheme == url.scheme() && Some(*port) == url.port_or_known_default()
+}
+
 fn origins_text(origins: &[url::Origin]) -> String {
     origins
         .iter()
@@ -405,14 +420,13 @@ impl Authorizer {
         origins: &[url::Origin],
         url: &url::Url,
     ) -> Result<(), AuthorizationError> {
-        let requested = url.origin();
-        if origins.contains(&requested) {
+        if origins.iter().any(|origin| same_origin(origin, url)) {
             Ok(())
         } else {
             Err(AuthorizationError::WrongOrigin {
                 profile: profile.to_string(),
                 granted: origins_text(origins),
-                requested: requested.ascii_serialization(),
+                requested: url.origin().ascii_serialization(),
             })
         }
     }
@@ -570,5 +584,67 @@ impl Authorizer {
         self.store.delete(profile)?;
         self.remember(&entry, None, "");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_origin_compares_scheme_host_and_port() {
+        let origin = |text: &str| url::Url::parse(text).map(|u| u.origin());
+        let url = |text: &str| url::Url::parse(text);
+        let (Ok(api), Ok(ip)) = (
+            origin("https://api.example.com"),
+            origin("http://127.0.0.1:9"),
+        ) else {
+            panic!("bad test URLs")
+        };
+        let cases = [
+            (&api, "https://api.example.com/users/@me?x=1", true),
+            (&api, "https://api.example.com:443/me", true),
+            (&api, "http://api.example.com/me", false),
+            (&api, "https://api.example.com:8443/me", false),
+            (&api, "https://evil.example/api.example.com", false),
+            (&api, "https://api.example.com.evil.example/", false),
+            (&ip, "http://127.0.0.1:9/me", true),
+            (&ip, "http://127.0.0.1:10/me", false),
+            (&ip, "http://localhost:9/me", false),
+        ];
+        for (granted, requested, expected) in cases {
+            let requested_url = url(requested).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                same_origin(granted, &requested_url),
+                expected,
+                "{requested}"
+            );
+            assert_eq!(
+                granted == &requested_url.origin(),
+                expected,
+                "agrees with url::Origin for {requested}"
+            );
+        }
+    }
+
+    #[test]
+    fn refresh_falls_due_at_most_half_way_through_a_token_life() {
+        let tokens = |issued: i64, expires: Option<i64>| {
+            let body = r#"{"access_token":"a","expires_in":1}"#;
+            let mut set =
+                oauth::parse_token_response(body, None, issued).unwrap_or_else(|e| panic!("{e}"));
+            set.expires_at_ms = expires;
+            set
+        };
+        // A 5 s token with a 60 s margin: due after 2.5 s.
+        assert_eq!(refresh_due_at(&tokens(0, Some(5_000)), 60_000), Some(2_500));
+        // A one-hour token: due 60 s before it expires.
+        assert_eq!(
+            refresh_due_at(&tokens(0, Some(3_600_000)), 60_000),
+            Some(3_540_000)
+        );
+        assert_eq!(refresh_due_at(&tokens(0, None), 60_000), None);
+        assert!(!due(&tokens(0, Some(5_000)), 60_000, 1_000));
+        assert!(due(&tokens(0, Some(5_000)), 60_000, 2_600));
     }
 }

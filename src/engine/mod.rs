@@ -90,8 +90,6 @@ pub enum EngineError {
     UnknownProfile(String),
     #[error("the HTTP client could not be built: {0}")]
     Client(String),
-    #[error("the run stopped unexpectedly: {0}")]
-    Interrupted(String),
 }
 
 /// Where profiles and secrets come from, for loading and reloading.
@@ -246,6 +244,50 @@ pub fn split_waits(text: &str) -> Vec<(Duration, &str)> {
     }
     pieces.push((pause, &text[last..]));
     pieces
+}
+
+/// A future polled in place by its caller (no task, no hand-off between threads) that, when the
+/// caller drops it before it finished, goes on to the end on a task of its own.
+struct DetachOnDrop<F: std::future::Future<Output = Arc<RunRecord>> + Send + 'static> {
+    inner: Option<std::pin::Pin<Box<F>>>,
+}
+
+impl<F: std::future::Future<Output = Arc<RunRecord>> + Send + 'static> DetachOnDrop<F> {
+    fn new(future: F) -> Self {
+        DetachOnDrop {
+            inner: Some(Box::pin(future)),
+        }
+    }
+}
+
+impl<F: std::future::Future<Output = Arc<RunRecord>> + Send + 'static> std::future::Future
+    for DetachOnDrop<F>
+{
+    type Output = Arc<RunRecord>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Arc<RunRecord>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let outcome = inner.as_mut().poll(context);
+        if outcome.is_ready() {
+            self.inner = None;
+        }
+        outcome
+    }
+}
+
+impl<F: std::future::Future<Output = Arc<RunRecord>> + Send + 'static> Drop for DetachOnDrop<F> {
+    fn drop(&mut self) {
+        if let (Some(unfinished), Ok(runtime)) =
+            (self.inner.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(unfinished);
+        }
+    }
 }
 
 /// Expressions' view of the hub (devices, globals) and, while mapping, of the response.
@@ -403,9 +445,7 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownProfile(profile_name.to_string()))?;
         let engine = self.clone();
         let action_text = action_text.to_string();
-        tokio::spawn(async move { engine.run_to_end(profile, &action_text).await })
-            .await
-            .map_err(|e| EngineError::Interrupted(e.to_string()))
+        Ok(DetachOnDrop::new(async move { engine.run_to_end(profile, &action_text).await }).await)
     }
 
     async fn run_to_end(&self, profile: Arc<Profile>, action_text: &str) -> Arc<RunRecord> {

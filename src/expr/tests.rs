@@ -425,3 +425,12 @@ fn parse_json_gives_json_values() {
         Some(true)
     );
 }
+
+#[test]
+fn an_unknown_name_suggests_quotes() {
+    let message = run("email", "").err().unwrap_or_default();
+    assert!(
+        message.contains("a text needs quotes, as in \"email\""),
+        "{message}"
+    );
+}

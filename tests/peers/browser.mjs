@@ -80,6 +80,13 @@ try {
   await page.click("#run-now");
   await page.waitForFunction(() => document.querySelector("#run-result").textContent.includes("ann@example.com"));
   await shot(page, "5-run-now");
+  // The list shows the last run beside the authorization; times are relative and local.
+  await page.waitForFunction(() => {
+    const row = document.querySelector('tr[data-profile="discord"]');
+    return row && row.textContent.includes("ok") && row.querySelector("time");
+  });
+  const status = await page.textContent("#auth-status");
+  if (!/ago|now|in \d/.test(status) || /\d{4}-\d{2}-\d{2}T/.test(status)) throw new Error(`status shows raw times: ${status}`);
   // The device arrives on the open devices page through server-sent events, without a reload.
   await live.waitForFunction(() => {
     const row = document.querySelector('tr[data-device="email"]');
