@@ -198,7 +198,7 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
     tracing::info!(
         profiles = set.profiles.len(),
         problems = set.diagnostics.len(),
-        devices = engine.hub().len(),
+        devices = engine.device_count(),
         "profiles loaded"
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -225,8 +225,8 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
     tracing::info!("stopping");
     let _ = stop.send(());
     let _ = server.await;
-    engine.hub().flush().await?;
-    engine.hub().close();
+    engine.flush().await?;
+    engine.close();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -271,7 +271,7 @@ async fn run(settings: Settings, profile: &str, text: &str, as_json: bool) -> Re
     let record = match build_engine(&settings) {
         Ok(engine) => {
             let record = engine.run(profile, text).await?;
-            engine.hub().flush().await?;
+            engine.flush().await?;
             (*record).clone()
         }
         Err(error)

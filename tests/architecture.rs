@@ -102,3 +102,37 @@ fn every_module_says_what_it_owns() {
         "files without a //! module doc: {missing:?}"
     );
 }
+
+/// Adapters (the web, the CLI's live paths) go through the engine's door: they never reach into
+/// the device hub or the authorizer of a running engine.
+#[test]
+fn adapters_go_through_the_engine_door() {
+    let mut adapters = rust_files(&src().join("web"));
+    adapters.push(src().join("main.rs"));
+    let forbidden = [
+        ".hub()",
+        ".authorizer()",
+        "DeviceHub::open(",
+        "Authorizer::",
+    ];
+    let mut violations = Vec::new();
+    for file in adapters {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for needle in forbidden {
+                // main.rs composes the engine: it may build the hub and the authorizer.
+                let composing = file.ends_with("main.rs")
+                    && (needle == "DeviceHub::open(" || needle == "Authorizer::");
+                if code.contains(needle) && !composing {
+                    violations.push(format!("{}:{}: {needle}", file.display(), number + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "adapters reaching past the engine:\n{}",
+        violations.join("\n")
+    );
+}

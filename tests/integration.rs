@@ -7,6 +7,7 @@ mod architecture;
 mod cli;
 mod docs;
 mod engine;
+mod events;
 mod fuzz;
 mod hardening;
 mod oauth;

@@ -292,9 +292,23 @@ async function loadDevices() {
   for (const d of data.devices || []) devices.set(d.ref, d);
   renderDevices();
 }
-const events = new EventSource("/api/v1/events");
-events.addEventListener("open", () => { document.body.dataset.live = "yes"; });
-events.addEventListener("device", (event) => { const d = JSON.parse(event.data); devices.set(d.ref, d); renderDevices(); });
+// What happens in the hub, live. After a gap (`resync`), everything shown is read again.
+let refreshSoon = null;
+function refreshProfilesSoon() {
+  clearTimeout(refreshSoon);
+  refreshSoon = setTimeout(() => { loadProfiles(); if (!$("#runs").hidden) loadRuns(); }, 300);
+}
+const stream = new EventSource("/api/v1/stream");
+stream.addEventListener("open", () => { document.body.dataset.live = "yes"; });
+stream.addEventListener("device", (event) => { const d = JSON.parse(event.data); devices.set(d.ref, d); renderDevices(); });
+stream.addEventListener("run", refreshProfilesSoon);
+stream.addEventListener("profiles", refreshProfilesSoon);
+stream.addEventListener("authorization", (event) => {
+  const { profile } = JSON.parse(event.data);
+  if (editing === profile) refreshEditorStatus(profile);
+  refreshProfilesSoon();
+});
+stream.addEventListener("resync", () => { loadDevices(); refreshProfilesSoon(); });
 
 // Sandbox
 $("#sandbox-run").addEventListener("click", async () => {

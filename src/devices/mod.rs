@@ -10,12 +10,11 @@ pub use store::StoreHealth;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::broadcast;
 
 use store::WriteOp;
 
@@ -41,6 +40,16 @@ pub enum StoreError {
     #[error("a device name must not be empty")]
     EmptyName,
 }
+
+/// What changed in the hub, as its observer is told.
+#[derive(Debug, Clone)]
+pub enum Changed {
+    Device(DeviceChange),
+    Global(Global),
+}
+
+/// Who is told of changes.
+pub type Observer = std::sync::Arc<dyn Fn(Changed) + Send + Sync>;
 
 /// Writes waiting for the store past which callers of [`DeviceHub::apply`] wait for a commit.
 const BACKLOG_LIMIT: usize = 50_000;
@@ -148,7 +157,8 @@ pub struct DeviceHub {
     /// Held for the hub's lifetime: one writing process per store.
     _lock: Option<std::fs::File>,
     writes: Mutex<Option<store::Writer>>,
-    changes: broadcast::Sender<DeviceChange>,
+    /// Told of every change, in the order memory applied them (under the state lock).
+    observer: RwLock<Option<Observer>>,
     path: PathBuf,
 }
 
@@ -189,12 +199,11 @@ impl DeviceHub {
         for global in loaded.globals {
             state.globals.insert(global.name.clone(), global);
         }
-        let (changes, _) = broadcast::channel(1024);
         DeviceHub {
             state: Mutex::new(state),
             _lock: None,
             writes: Mutex::new(None),
-            changes,
+            observer: RwLock::new(None),
             path: path.to_path_buf(),
         }
     }
@@ -227,9 +236,21 @@ impl DeviceHub {
         self.with_writer(|writer| writer.send(op))
     }
 
-    /// Subscribes to device changes (for live views).
-    pub fn subscribe(&self) -> broadcast::Receiver<DeviceChange> {
-        self.changes.subscribe()
+    /// Sets who is told of every change (replacing any before): the engine, which publishes
+    /// them on its event bus.
+    pub fn observe(&self, observer: Observer) {
+        *self.observer.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
+    }
+
+    fn notify(&self, change: Changed) {
+        if let Some(observer) = self
+            .observer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            observer(change);
+        }
     }
 
     /// Applies updates atomically with respect to other callers. Creations (which assign
@@ -329,7 +350,7 @@ impl DeviceHub {
             self.send(op)?;
         }
         for change in &changes {
-            let _ = self.changes.send(change.clone());
+            self.notify(Changed::Device(change.clone()));
         }
         drop(state);
         Ok((changes, created_any))
@@ -415,13 +436,17 @@ impl DeviceHub {
             });
         let new_value = value.unwrap_or(global.value);
         let new_string = string.unwrap_or_else(|| global.string.clone());
-        if new_value != global.value || new_string != global.string {
+        let changed = new_value != global.value || new_string != global.string;
+        if changed {
             global.changed_at_ms = now;
         }
         global.value = new_value;
         global.string = new_string;
         let global = global.clone();
         self.send(WriteOp::Global(global.clone()))?;
+        if changed {
+            self.notify(Changed::Global(global.clone()));
+        }
         drop(state);
         Ok(global)
     }

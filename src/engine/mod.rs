@@ -5,6 +5,8 @@
 //! Ties together `profile`, `expr` and `devices`. Never imports `web` or the CLI.
 
 pub mod authorization;
+pub mod bus;
+pub mod door;
 pub mod editor;
 pub mod mapping;
 pub mod request;
@@ -216,6 +218,8 @@ pub struct Engine {
     last_responses: Mutex<LastResponses>,
     authorizer: Option<Arc<authorization::Authorizer>>,
     limits: EngineLimits,
+    /// What happened in the hub, for every adapter that listens.
+    bus: Arc<bus::EventBus>,
 }
 
 /// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
@@ -350,6 +354,15 @@ impl Engine {
         hub: Arc<DeviceHub>,
     ) -> Result<Engine, EngineError> {
         let history = Mutex::new(restore_history(&hub, &profiles));
+        let bus = Arc::new(bus::EventBus::default());
+        // The hub tells of its changes in the order it applied them; they go on the bus.
+        let publisher = bus.clone();
+        hub.observe(Arc::new(move |change| {
+            publisher.publish(match change {
+                crate::devices::Changed::Device(change) => bus::HubEvent::DeviceChanged { change },
+                crate::devices::Changed::Global(global) => bus::HubEvent::GlobalChanged { global },
+            })
+        }));
         Ok(Engine {
             profiles: RwLock::new(Arc::new(profiles)),
             source,
@@ -360,6 +373,7 @@ impl Engine {
             last_responses: Mutex::new(LastResponses::default()),
             authorizer: None,
             limits: EngineLimits::default(),
+            bus,
         })
     }
 
@@ -402,6 +416,10 @@ impl Engine {
         };
         let fresh = Arc::new(source.load());
         *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        self.bus.publish(bus::HubEvent::ProfilesReloaded {
+            profiles: fresh.profiles.len(),
+            problems: fresh.diagnostics.len(),
+        });
         fresh
     }
 
@@ -521,12 +539,15 @@ impl Engine {
                 tracing::warn!(profile = %profile.name, stage = %error.stage, error = %error.message, "run failed");
             }
         }
-        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        let runs = history.entry(profile.name.clone()).or_default();
-        runs.push_back(record);
-        while runs.len() > profile.history_keep {
-            runs.pop_front();
+        {
+            let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            let runs = history.entry(profile.name.clone()).or_default();
+            runs.push_back(record.clone());
+            while runs.len() > profile.history_keep {
+                runs.pop_front();
+            }
         }
+        self.bus.publish(bus::HubEvent::RunFinished { run: record });
     }
 
     async fn run_piece(&self, profile: &Arc<Profile>, piece: &str, record: &mut RunRecord) {

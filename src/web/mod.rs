@@ -18,9 +18,11 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::engine::bus::{Delivery, HubEvent};
+use crate::engine::door::{DoorError, SandboxError, SandboxInput};
 use crate::engine::editor::{EditError, ProfileForm};
-use crate::engine::{Engine, EngineError, HubEnvironment};
-use crate::expr::{self, Document, Expression, Scope};
+use crate::engine::{Engine, EngineError};
+use crate::expr;
 use crate::secret::SecretSource;
 use dto::*;
 pub use edge::Edge;
@@ -224,7 +226,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(s())
         .map(|state: AppState| {
             // Degraded (503) while the device store cannot commit: monitors notice.
-            let store = state.engine.hub().store_health();
+            let store = state.engine.store_health();
             let failing = store.as_ref().is_some_and(|h| h.failing.is_some());
             json(
                 if failing {
@@ -357,8 +359,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .map(|state: AppState| {
             let devices: Vec<DeviceView> = state
                 .engine
-                .hub()
-                .list()
+                .devices()
                 .iter()
                 .map(DeviceView::from)
                 .collect();
@@ -370,7 +371,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(s())
         .map(
-            |reference: u64, state: AppState| match state.engine.hub().get(reference) {
+            |reference: u64, state: AppState| match state.engine.device(reference) {
                 Some(device) => ok(&DeviceView::from(&device)),
                 None => ApiError::not_found(format!("device {reference} does not exist"))
                     .into_response(),
@@ -384,15 +385,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(s())
         .and_then(
             |reference: u64, request: SetRequest, state: AppState| async move {
-                let hub = state.engine.hub();
                 respond(
-                    match hub.set(reference, request.value, request.string).await {
-                        Ok(_) => hub
-                            .get(reference)
-                            .map(|d| ok(&DeviceView::from(&d)))
-                            .ok_or_else(|| {
-                                ApiError::not_found(format!("device {reference} does not exist"))
-                            }),
+                    match state
+                        .engine
+                        .set_device(reference, request.value, request.string)
+                        .await
+                    {
+                        Ok(device) => Ok(ok(&DeviceView::from(&device))),
                         Err(crate::devices::StoreError::UnknownDevice(r)) => {
                             Err(ApiError::not_found(format!("device {r} does not exist")))
                         }
@@ -410,7 +409,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .map(|state: AppState| {
             let globals: Vec<GlobalView> = state
                 .engine
-                .hub()
                 .globals()
                 .iter()
                 .map(GlobalView::from)
@@ -427,7 +425,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             let name = decode(&name);
             match state
                 .engine
-                .hub()
                 .set_global(&name, request.value, request.string)
             {
                 Ok(global) => ok(&GlobalView::from(&global)),
@@ -456,12 +453,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(s())
         .map(|state: AppState| {
-            let callbacks = state.engine.authorizer().map(|a| {
-                serde_json::json!({
-                    "standard": a.callback_uri(false),
-                    "legacy": a.callback_uri(true),
-                })
-            });
+            let callbacks = state.engine.callback_urls().map(
+                |(standard, legacy)| serde_json::json!({ "standard": standard, "legacy": legacy }),
+            );
             ok(&serde_json::json!({
                 "callback_urls": callbacks,
                 "sign_in": state.edge.admin_required(),
@@ -542,10 +536,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 })
             },
         );
-    // GET /api/v1/events: device changes as server-sent events.
+    // GET /api/v1/stream: what happens in the hub, as server-sent events (the old path
+    // /api/v1/events is an alias for one release; events get that path next).
     let live_views = state.live_views.clone();
-    let events = api
-        .and(warp::path("events"))
+    let stream = api
+        .and(warp::path("stream").or(warp::path("events")).unify())
         .and(warp::path::end())
         .and(warp::get())
         .and(s())
@@ -559,26 +554,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 )
                 .into_response();
             };
-            let changes = (state.engine.hub().subscribe(), permit);
-            let stream =
-                futures_util::stream::unfold(changes, |(mut changes, permit)| async move {
-                    loop {
-                        match changes.recv().await {
-                            Ok(change) => {
-                                let event = warp::sse::Event::default()
-                                    .event("device")
-                                    .json_data(DeviceView::from(&change.device))
-                                    .unwrap_or_else(|_| {
-                                        warp::sse::Event::default().comment("unserializable")
-                                    });
-                                return Some((Ok::<_, Infallible>(event), (changes, permit)));
-                            }
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                        }
-                    }
+            let listening = (state.engine.subscribe(), permit);
+            let events =
+                futures_util::stream::unfold(listening, |(mut subscription, permit)| async move {
+                    let event = live_event(subscription.next().await)?;
+                    Some((Ok::<_, Infallible>(event), (subscription, permit)))
                 });
-            warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
+            warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response()
         });
     // The UI: GET /, /app.js, /style.css (built into the binary from web/).
     let ui = warp::get().and(
@@ -622,7 +604,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         authorization_forget.boxed(),
         profiles_form.boxed(),
         profiles_save.boxed(),
-        events.boxed(),
+        stream.boxed(),
         ui.boxed(),
     ];
     let mut combined: Option<BoxedFilter<(Response,)>> = None;
@@ -670,13 +652,10 @@ fn profile_form(state: &AppState, name: &str) -> Response {
     let Some(profile) = profiles.get(name) else {
         return ApiError::not_found(format!("no profile named `{name}` is loaded")).into_response();
     };
-    let authorizer = state.engine.authorizer();
-    let (redirect_uri, status) = match (&profile.auth, authorizer) {
-        (crate::profile::AuthSpec::OAuth2(spec), Some(a)) => {
-            (Some(a.redirect_uri(spec)), a.status(profile).ok())
-        }
-        _ => (None, None),
-    };
+    let redirect_uri = state.engine.redirect_uri(profile);
+    let status = redirect_uri
+        .as_ref()
+        .and_then(|_| state.engine.authorization_status(name).ok());
     ok(&serde_json::json!({
         "form": ProfileForm::of(profile),
         "redirect_uri": redirect_uri,
@@ -686,32 +665,26 @@ fn profile_form(state: &AppState, name: &str) -> Response {
 
 /// A profile's authorization status (and, with `forget`, after wiping its tokens).
 fn authorization(state: &AppState, name: &str, forget: bool) -> Response {
-    let profiles = state.engine.profiles();
-    let Some(profile) = profiles.get(name) else {
-        return ApiError::not_found(format!("no profile named `{name}` is loaded")).into_response();
+    let status = if forget {
+        state.engine.forget_authorization(name)
+    } else {
+        state.engine.authorization_status(name)
     };
-    let Some(authorizer) = state.engine.authorizer() else {
-        return ApiError::new(
+    match status {
+        Ok(status) => ok(&serde_json::json!({
+            "profile": name,
+            "status": status,
+            "redirect_uri": state.engine.profiles().get(name).and_then(|p| state.engine.redirect_uri(p)),
+        })),
+        Err(DoorError::UnknownProfile(name)) => {
+            ApiError::not_found(format!("no profile named `{name}` is loaded")).into_response()
+        }
+        Err(DoorError::NoOAuth) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "OAuth2 is not available in this process",
         )
-        .into_response();
-    };
-    if forget {
-        if let Err(error) = authorizer.forget(&profile.name) {
-            return ApiError::internal(error.to_string()).into_response();
-        }
-    }
-    match authorizer.status(profile) {
-        Ok(status) => ok(&serde_json::json!({
-            "profile": profile.name,
-            "status": status,
-            "redirect_uri": match &profile.auth {
-                crate::profile::AuthSpec::OAuth2(spec) => Some(authorizer.redirect_uri(spec)),
-                _ => None,
-            },
-        })),
+        .into_response(),
         Err(error) => ApiError::bad_request(error.to_string()).into_response(),
     }
 }
@@ -761,51 +734,85 @@ fn decode(segment: &str) -> String {
 }
 
 fn evaluate(state: &AppState, request: EvalRequest) -> Result<Response, ApiError> {
-    let input: std::sync::Arc<str> = match (&request.input, &request.profile) {
-        (Some(input), _) => input.as_str().into(),
-        (None, Some(profile)) => state.engine.last_response(profile).ok_or_else(|| {
-            ApiError::not_found(format!(
-                "profile `{profile}` has no response yet: run it first"
-            ))
-        })?,
-        (None, None) => "".into(),
+    let input = match (request.input, request.profile) {
+        (Some(input), _) => SandboxInput::Text(input),
+        (None, Some(profile)) => SandboxInput::LastResponse(profile),
+        (None, None) => SandboxInput::Nothing,
     };
-    let expression = Expression::compile_sandbox(&request.expression).map_err(|errors| {
-        let first = errors.errors.first();
-        let mut error = ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "compile_error",
-            errors
-                .errors
-                .iter()
-                .map(|e| e.message.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
-        error.column = first.map(|e| e.column);
-        error.span = first.map(|e| e.span);
-        error
-    })?;
-    let document = Document::new(input, expression.plan());
-    let hub_env = HubEnvironment::new(state.engine.hub());
-    let value = expression
-        .evaluate(&Scope::new(&document, &hub_env))
-        .map_err(|e| {
-            let mut error = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "eval_error",
-                e.kind.to_string(),
-            );
-            error.column = Some(e.column);
-            error.span = Some(e.span);
-            error
-        })?;
+    let evaluation =
+        state
+            .engine
+            .evaluate(&request.expression, input)
+            .map_err(|error| match error {
+                SandboxError::NoResponse(_) => ApiError::not_found(error.to_string()),
+                SandboxError::Compile(errors) => {
+                    let first = errors.errors.first();
+                    let mut api = ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "compile_error",
+                        errors
+                            .errors
+                            .iter()
+                            .map(|e| e.message.clone())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    );
+                    api.column = first.map(|e| e.column);
+                    api.span = first.map(|e| e.span);
+                    api
+                }
+                SandboxError::Eval(e) => {
+                    let mut api = ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "eval_error",
+                        e.kind.to_string(),
+                    );
+                    api.column = Some(e.column);
+                    api.span = Some(e.span);
+                    api
+                }
+            })?;
+    let value = evaluation.value;
     Ok(ok(&EvalResponse {
         result: value.to_json(),
         text: value.to_text(),
         kind: value.type_name(),
-        warnings: expression.warnings().to_vec(),
+        warnings: evaluation.warnings,
     }))
+}
+
+/// One hub event as a server-sent event: its kind as the event name, its view as the data.
+/// `None` when the bus is gone (the stream ends).
+fn live_event(delivery: Delivery) -> Option<warp::sse::Event> {
+    let event = warp::sse::Event::default();
+    let built = match delivery {
+        Delivery::Closed => return None,
+        Delivery::Resync { missed } => event
+            .event("resync")
+            .json_data(serde_json::json!({ "missed": missed })),
+        Delivery::Event(hub_event) => {
+            let event = event.event(hub_event.name());
+            match &hub_event {
+                HubEvent::DeviceChanged { change } => {
+                    event.json_data(DeviceView::from(&change.device))
+                }
+                HubEvent::GlobalChanged { global } => event.json_data(GlobalView::from(global)),
+                HubEvent::RunFinished { run } => event.json_data(serde_json::json!({
+                    "profile": run.profile,
+                    "ok": run.ok,
+                    "skipped": run.skipped,
+                    "started_at": run.started_at,
+                    "duration_ms": run.duration_ms,
+                })),
+                HubEvent::ProfilesReloaded { profiles, problems } => event
+                    .json_data(serde_json::json!({ "profiles": profiles, "problems": problems })),
+                HubEvent::AuthorizationChanged { profile } => {
+                    event.json_data(serde_json::json!({ "profile": profile }))
+                }
+            }
+        }
+    };
+    Some(built.unwrap_or_else(|_| warp::sse::Event::default().comment("unserializable")))
 }
 
 fn demo_rooms() -> serde_json::Value {

@@ -11,6 +11,7 @@ use warp::Reply;
 
 use super::AppState;
 use crate::engine::authorization::AuthorizationError;
+use crate::engine::door::DoorError;
 use crate::secret::Secret;
 
 const PAGE: &str = include_str!("../../web/callback.html");
@@ -43,20 +44,7 @@ pub fn start(state: &AppState, query: &HashMap<String, String>) -> Response {
     let Some(name) = query.get("profile") else {
         return refused(StatusCode::BAD_REQUEST, "No profile was named.");
     };
-    let profiles = state.engine.profiles();
-    let Some(profile) = profiles.get(name) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            &format!("No profile named “{name}” is loaded."),
-        );
-    };
-    let Some(authorizer) = state.engine.authorizer() else {
-        return refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "OAuth2 is not available in this process.",
-        );
-    };
-    match authorizer.begin(profile) {
+    match state.engine.begin_authorization(name) {
         Ok(url) => {
             let location = warp::http::HeaderValue::from_str(url.as_str());
             match location {
@@ -76,24 +64,32 @@ pub fn start(state: &AppState, query: &HashMap<String, String>) -> Response {
                 ),
             }
         }
+        Err(DoorError::UnknownProfile(name)) => refused(
+            StatusCode::NOT_FOUND,
+            &format!("No profile named “{name}” is loaded."),
+        ),
+        Err(DoorError::NoOAuth) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "OAuth2 is not available in this process.",
+        ),
         Err(error) => refused(StatusCode::BAD_REQUEST, &error.to_string()),
     }
 }
 
 /// `GET /oauth2/callback?code=…&state=…` (or `?error=…&state=…`)
 pub async fn callback(state: AppState, query: HashMap<String, String>) -> Response {
-    let Some(authorizer) = state.engine.authorizer() else {
-        return refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "OAuth2 is not available in this process.",
-        );
-    };
     let Some(state_value) = query.get("state").filter(|s| !s.is_empty()) else {
         return refused(StatusCode::BAD_REQUEST, "The provider's answer has no state, so it cannot be trusted. Start again with Request Authorization.");
     };
     // The state is spent here, whatever comes next: a replay finds nothing.
-    let pending = match authorizer.take_state(state_value) {
+    let pending = match state.engine.take_authorization_state(state_value) {
         Ok(pending) => pending,
+        Err(DoorError::NoOAuth) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "OAuth2 is not available in this process.",
+            )
+        }
         Err(error) => return refused(StatusCode::BAD_REQUEST, &error.to_string()),
     };
     if let Some(error) = query.get("error") {
@@ -114,27 +110,24 @@ pub async fn callback(state: AppState, query: HashMap<String, String>) -> Respon
             "The provider's answer has no authorization code.",
         );
     };
-    let profiles = state.engine.profiles();
-    let Some(profile) = profiles.get(&pending.profile) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            &format!("Profile “{}” is no longer loaded.", pending.profile),
-        );
-    };
-    match authorizer
-        .complete(profile, &pending, &Secret::new(code.clone()))
+    match state
+        .engine
+        .complete_authorization(&pending, &Secret::new(code.clone()))
         .await
     {
-        Ok(()) => page(
+        Ok(profile) => page(
             StatusCode::OK,
             "ok",
             "Profile authorized",
             &format!(
-                "Profile “{}” is authorized. Bellhop keeps its tokens and refreshes them.",
-                profile.name
+                "Profile “{profile}” is authorized. Bellhop keeps its tokens and refreshes them."
             ),
         ),
-        Err(error @ AuthorizationError::Protocol(_)) => refused(
+        Err(DoorError::UnknownProfile(name)) => refused(
+            StatusCode::NOT_FOUND,
+            &format!("Profile “{name}” is no longer loaded."),
+        ),
+        Err(error @ DoorError::Authorization(AuthorizationError::Protocol(_))) => refused(
             StatusCode::BAD_GATEWAY,
             &format!("The code could not be exchanged for tokens: {error}"),
         ),

@@ -1,0 +1,205 @@
+//! The engine's one door for adapters (web, CLI, and the triggers and MQTT bridge to come):
+//! the commands they may give — read and set devices and globals, evaluate in the sandbox,
+//! reload, authorize, forget, flush — and the event bus they may listen to. Adapters never reach
+//! into the device hub or the authorizer themselves (`tests/architecture.rs` checks it).
+
+use std::sync::Arc;
+
+use super::authorization::{AuthorizationError, AuthorizationStatus};
+use super::bus::{HubEvent, Subscription};
+use super::{Engine, HubEnvironment};
+use crate::devices::{Device, Global, StoreError, StoreHealth};
+use crate::expr::{self, CompileErrors, CompileWarning, Document, EvalError, Scope, Value};
+use crate::oauth::PendingAuthorization;
+use crate::profile::{AuthSpec, Profile};
+use crate::secret::Secret;
+
+/// What the sandbox evaluates against.
+pub enum SandboxInput {
+    /// Text given with the expression.
+    Text(String),
+    /// The last response of a profile.
+    LastResponse(String),
+    Nothing,
+}
+
+/// A sandbox result.
+pub struct Evaluation {
+    pub value: Value,
+    pub warnings: Vec<CompileWarning>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("profile `{0}` has no response yet: run it first")]
+    NoResponse(String),
+    #[error("{0}")]
+    Compile(CompileErrors),
+    #[error("{0}")]
+    Eval(EvalError),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DoorError {
+    #[error("no profile named `{0}` is loaded")]
+    UnknownProfile(String),
+    #[error("OAuth2 is not available in this process")]
+    NoOAuth,
+    #[error(transparent)]
+    Authorization(#[from] AuthorizationError),
+}
+
+impl Engine {
+    /// Listens to what happens in the hub.
+    pub fn subscribe(&self) -> Subscription {
+        self.bus.subscribe()
+    }
+
+    pub fn devices(&self) -> Vec<Device> {
+        self.hub.list()
+    }
+
+    pub fn device(&self, reference: u64) -> Option<Device> {
+        self.hub.get(reference)
+    }
+
+    pub fn device_count(&self) -> usize {
+        self.hub.len()
+    }
+
+    /// Sets a device's value and/or string (manual control); the new state.
+    pub async fn set_device(
+        &self,
+        reference: u64,
+        value: Option<f64>,
+        string: Option<String>,
+    ) -> Result<Device, StoreError> {
+        self.hub.set(reference, value, string).await?;
+        self.hub
+            .get(reference)
+            .ok_or(StoreError::UnknownDevice(reference))
+    }
+
+    pub fn globals(&self) -> Vec<Global> {
+        self.hub.globals()
+    }
+
+    pub fn set_global(
+        &self,
+        name: &str,
+        value: Option<f64>,
+        string: Option<String>,
+    ) -> Result<Global, StoreError> {
+        self.hub.set_global(name, value, string)
+    }
+
+    /// How the device store's writer is doing.
+    pub fn store_health(&self) -> Option<StoreHealth> {
+        self.hub.store_health()
+    }
+
+    /// Commits everything written so far and waits until it is durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.hub.flush().await
+    }
+
+    /// Commits what is pending and stops the store's writer.
+    pub fn close(&self) {
+        self.hub.close();
+    }
+
+    /// The sandbox: a bare expression or the family's `${ … }` form, against devices, globals
+    /// and the given input. Blocking work (a JSONPath over a large response): call it off the
+    /// async workers.
+    pub fn evaluate(&self, source: &str, input: SandboxInput) -> Result<Evaluation, SandboxError> {
+        let text: Arc<str> = match input {
+            SandboxInput::Text(text) => text.into(),
+            SandboxInput::LastResponse(profile) => self
+                .last_response(&profile)
+                .ok_or(SandboxError::NoResponse(profile))?,
+            SandboxInput::Nothing => "".into(),
+        };
+        let expression =
+            expr::Expression::compile_sandbox(source).map_err(SandboxError::Compile)?;
+        let document = Document::new(text, expression.plan());
+        let environment = HubEnvironment::new(&self.hub);
+        let value = expression
+            .evaluate(&Scope::new(&document, &environment))
+            .map_err(SandboxError::Eval)?;
+        Ok(Evaluation {
+            value,
+            warnings: expression.warnings().to_vec(),
+        })
+    }
+
+    fn oauth_profile(&self, name: &str) -> Result<Arc<Profile>, DoorError> {
+        self.profiles()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| DoorError::UnknownProfile(name.to_string()))
+    }
+
+    fn require_authorizer(&self) -> Result<&Arc<super::authorization::Authorizer>, DoorError> {
+        self.authorizer.as_ref().ok_or(DoorError::NoOAuth)
+    }
+
+    /// The callback URLs Bellhop sends (standard, legacy), when OAuth2 is available.
+    pub fn callback_urls(&self) -> Option<(String, String)> {
+        self.authorizer
+            .as_ref()
+            .map(|a| (a.callback_uri(false), a.callback_uri(true)))
+    }
+
+    /// The redirect URI of an OAuth2 profile.
+    pub fn redirect_uri(&self, profile: &Profile) -> Option<String> {
+        match (&profile.auth, &self.authorizer) {
+            (AuthSpec::OAuth2(spec), Some(authorizer)) => Some(authorizer.redirect_uri(spec)),
+            _ => None,
+        }
+    }
+
+    /// A profile's authorization status (reads the token store: call it off the async workers).
+    pub fn authorization_status(&self, name: &str) -> Result<AuthorizationStatus, DoorError> {
+        let profile = self.oauth_profile(name)?;
+        Ok(self.require_authorizer()?.status(&profile)?)
+    }
+
+    /// Request Authorization: the provider URL to send the browser to.
+    pub fn begin_authorization(&self, name: &str) -> Result<url::Url, DoorError> {
+        let profile = self.oauth_profile(name)?;
+        Ok(self.require_authorizer()?.begin(&profile)?)
+    }
+
+    /// Spends a callback's `state` (single use): the pending authorization it stood for.
+    pub fn take_authorization_state(&self, state: &str) -> Result<PendingAuthorization, DoorError> {
+        Ok(self.require_authorizer()?.take_state(state)?)
+    }
+
+    /// Finishes an authorization with the provider's code; the profile is then authorized.
+    pub async fn complete_authorization(
+        &self,
+        pending: &PendingAuthorization,
+        code: &Secret,
+    ) -> Result<String, DoorError> {
+        let profile = self.oauth_profile(&pending.profile)?;
+        self.require_authorizer()?
+            .complete(&profile, pending, code)
+            .await?;
+        self.bus.publish(HubEvent::AuthorizationChanged {
+            profile: profile.name.clone(),
+        });
+        Ok(profile.name.clone())
+    }
+
+    /// Forget authorization: wipes the profile's tokens; its status afterwards.
+    pub fn forget_authorization(&self, name: &str) -> Result<AuthorizationStatus, DoorError> {
+        let profile = self.oauth_profile(name)?;
+        let authorizer = self.require_authorizer()?;
+        authorizer.forget(&profile.name)?;
+        self.bus.publish(HubEvent::AuthorizationChanged {
+            profile: profile.name.clone(),
+        });
+        Ok(authorizer.status(&profile)?)
+    }
+}
