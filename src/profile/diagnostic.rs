@@ -81,6 +81,126 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Collects the diagnostics of one file (a profile, an event), locating each key in the text.
+pub struct Collector<'a> {
+    pub file: &'a Path,
+    pub text: &'a str,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Collector<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Collector<'a> {
+        Collector {
+            file,
+            text,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// Parses the file's TOML into `T`, reporting a syntax error (line, column) or every unknown
+    /// key; `None` when it could not be read at all.
+    pub fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        let deserializer = match toml::de::Deserializer::parse(self.text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.diagnostics.push(toml_error(self.file, self.text, &e));
+                return None;
+            }
+        };
+        let mut unknown = Vec::new();
+        let value: T =
+            match serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string())) {
+                Ok(value) => value,
+                Err(e) => {
+                    self.diagnostics.push(toml_error(self.file, self.text, &e));
+                    return None;
+                }
+            };
+        for key in unknown {
+            let key = bracket_indexes(&key);
+            self.error(&key, format!("unknown key `{key}`"));
+        }
+        Some(value)
+    }
+
+    pub fn error(&mut self, key: &str, message: impl Into<String>) {
+        let line = line_of_key(self.text, key);
+        self.diagnostics
+            .push(Diagnostic::error(self.file, key, message).at_line(line));
+    }
+
+    pub fn warning(&mut self, key: &str, message: impl Into<String>) {
+        let line = line_of_key(self.text, key);
+        self.diagnostics
+            .push(Diagnostic::warning(self.file, key, message).at_line(line));
+    }
+
+    /// Reports compile errors of an expression or template held by `key`. `source` is the
+    /// key's whole text and `offset` where the compiled part starts in it.
+    pub fn compile_errors(
+        &mut self,
+        key: &str,
+        source: &str,
+        offset: usize,
+        errors: crate::expr::CompileErrors,
+    ) {
+        let line = line_of_key(self.text, key);
+        for error in errors.errors {
+            let column = column_at(source, offset + error.span.start);
+            self.diagnostics.push(
+                Diagnostic::error(self.file, key, error.message)
+                    .at_line(line)
+                    .at_column(column),
+            );
+        }
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// 1-based character column of a byte offset in `source`.
+pub fn column_at(source: &str, byte: usize) -> usize {
+    source
+        .get(..byte.min(source.len()))
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1
+}
+
+/// serde_ignored writes `device.1.name`; diagnostics use `device[1].name`.
+fn bracket_indexes(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split('.').filter(|p| *p != "?") {
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+fn toml_error(file: &Path, text: &str, error: &toml::de::Error) -> Diagnostic {
+    let line = error.span().map(|s| line_number(text, s.start));
+    let column = error.span().map(|s| {
+        let start = s.start.min(text.len());
+        let line_start = text[..start].rfind('\n').map(|p| p + 1).unwrap_or(0);
+        text[line_start..start].chars().count() + 1
+    });
+    let message = error.message().trim().to_string();
+    let mut diagnostic =
+        Diagnostic::error(file, "", format!("invalid TOML: {message}")).at_line(line);
+    if let Some(column) = column {
+        diagnostic = diagnostic.at_column(column);
+    }
+    diagnostic
+}
+
 /// Finds the 1-based line of a dotted key path (`a.b`, `device[1].name`) in TOML text: the line
 /// of the deepest part of the path that exists.
 pub fn line_of_key(text: &str, key_path: &str) -> Option<usize> {

@@ -4,15 +4,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::diagnostic::{line_number, line_of_key, Diagnostic};
+use super::diagnostic::{column_at, line_of_key, Collector, Diagnostic};
 use super::raw::{RawAuth, RawBody, RawDevices, RawOAuth2, RawProfile, RawRequest};
 use super::{
     AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, Method, OAuth2Spec, Profile,
     RequestSpec,
 };
-use crate::expr::{
-    inside_ranges, literal_ranges, CompileErrors, Expression, ExtractionPlan, Template,
-};
+use crate::expr::{inside_ranges, literal_ranges, Expression, ExtractionPlan, Template};
 use crate::secret::{Secret, SecretSource};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,113 +20,17 @@ const SUPPORTED_VERSION: u32 = 1;
 /// Longest profile name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
-/// Collects diagnostics for one file, locating each key in the text.
-struct Collector<'a> {
-    file: &'a Path,
-    text: &'a str,
-    diagnostics: Vec<Diagnostic>,
-}
-
-impl Collector<'_> {
-    fn error(&mut self, key: &str, message: impl Into<String>) {
-        let line = line_of_key(self.text, key);
-        self.diagnostics
-            .push(Diagnostic::error(self.file, key, message).at_line(line));
-    }
-
-    fn warning(&mut self, key: &str, message: impl Into<String>) {
-        let line = line_of_key(self.text, key);
-        self.diagnostics
-            .push(Diagnostic::warning(self.file, key, message).at_line(line));
-    }
-
-    /// Reports compile errors of an expression or template held by `key`. `source` is the
-    /// key's whole text and `offset` where the compiled part starts in it.
-    fn compile_errors(&mut self, key: &str, source: &str, offset: usize, errors: CompileErrors) {
-        let line = line_of_key(self.text, key);
-        for error in errors.errors {
-            let column = column_at(source, offset + error.span.start);
-            self.diagnostics.push(
-                Diagnostic::error(self.file, key, error.message)
-                    .at_line(line)
-                    .at_column(column),
-            );
-        }
-    }
-
-    fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(Diagnostic::is_error)
-    }
-}
-
-fn column_at(source: &str, byte: usize) -> usize {
-    source
-        .get(..byte.min(source.len()))
-        .map(|s| s.chars().count())
-        .unwrap_or(0)
-        + 1
-}
-
 pub fn load(file: &Path, text: &str, secrets: &SecretSource) -> (Option<Profile>, Vec<Diagnostic>) {
-    let mut c = Collector {
-        file,
-        text,
-        diagnostics: Vec::new(),
+    let mut c = Collector::new(file, text);
+    let Some(raw) = c.parse::<RawProfile>() else {
+        return (None, c.diagnostics);
     };
-    let deserializer = match toml::de::Deserializer::parse(text) {
-        Ok(d) => d,
-        Err(e) => {
-            return (None, vec![toml_error(file, text, &e)]);
-        }
-    };
-    let mut unknown = Vec::new();
-    let raw: RawProfile =
-        match serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string())) {
-            Ok(raw) => raw,
-            Err(e) => return (None, vec![toml_error(file, text, &e)]),
-        };
-    for key in unknown {
-        let key = bracket_indexes(&key);
-        c.error(&key, format!("unknown key `{key}`"));
-    }
     let profile = resolve(raw, &mut c, secrets);
     if c.has_errors() {
         (None, c.diagnostics)
     } else {
         (profile, c.diagnostics)
     }
-}
-
-/// serde_ignored writes `device.1.name`; diagnostics use `device[1].name`.
-fn bracket_indexes(path: &str) -> String {
-    let mut out = String::new();
-    for part in path.split('.').filter(|p| *p != "?") {
-        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(&format!("[{part}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(part);
-        }
-    }
-    out
-}
-
-fn toml_error(file: &Path, text: &str, error: &toml::de::Error) -> Diagnostic {
-    let line = error.span().map(|s| line_number(text, s.start));
-    let column = error.span().map(|s| {
-        let start = s.start.min(text.len());
-        let line_start = text[..start].rfind('\n').map(|p| p + 1).unwrap_or(0);
-        text[line_start..start].chars().count() + 1
-    });
-    let message = error.message().trim().to_string();
-    let mut diagnostic =
-        Diagnostic::error(file, "", format!("invalid TOML: {message}")).at_line(line);
-    if let Some(column) = column {
-        diagnostic = diagnostic.at_column(column);
-    }
-    diagnostic
 }
 
 /// Why `name` cannot name a profile, if it cannot.
