@@ -3,11 +3,13 @@
 //!
 //! Module map (dependencies point down this list, never up): `expr` (expression core) and
 //! `devices` (device model and store) know no other module; `profile` loads and compiles profile
-//! files using `expr`; `engine` runs actions and ties profiles, expressions and devices together;
+//! files using `expr`; `event` loads automation events (checking the profiles they name);
+//! `engine` runs actions and ties profiles, expressions and devices together;
 //! `web` and the CLI call the engine. See ARCHITECTURE.md.
 
 pub mod devices;
 pub mod engine;
+pub mod event;
 pub mod expr;
 pub mod net;
 pub mod oauth;

@@ -68,6 +68,8 @@ enum Command {
     },
     /// List the expression functions.
     Functions,
+    /// List the automation events with their triggers and when each fires next.
+    Events,
 }
 
 fn main() -> ExitCode {
@@ -117,6 +119,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Command::Eval { expression, input } => eval(&settings, &expression, input.as_deref()),
             Command::Devices => devices(&settings),
             Command::Runs { profile, limit } => runs(&settings, profile.as_deref(), limit),
+            Command::Events => Ok(list_events(&settings)),
             Command::Functions => {
                 for function in expr::functions::FUNCTIONS {
                     println!("{:<40} {}", function.signature, function.doc);
@@ -386,17 +389,77 @@ fn check(settings: &Settings) -> ExitCode {
         }
     };
     let set = source.load();
-    for diagnostic in &set.diagnostics {
+    let events = bellhop::event::load_dir(&settings.paths.events_dir, &set);
+    let diagnostics: Vec<_> = set.diagnostics.iter().chain(&events.diagnostics).collect();
+    for diagnostic in &diagnostics {
         println!("{diagnostic}");
     }
-    let errors = set.diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = set.diagnostics.len() - errors;
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
     println!(
-        "plugin settings ok; {} profile(s) loaded from {}; {errors} error(s), {warnings} warning(s)",
+        "plugin settings ok; {} profile(s) loaded from {}; {} event(s) loaded from {}; {errors} error(s), {warnings} warning(s)",
         set.profiles.len(),
-        settings.paths.profiles_dir.display()
+        settings.paths.profiles_dir.display(),
+        events.events.len(),
+        settings.paths.events_dir.display()
     );
     if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `bellhop events`: each event, its triggers, and the next time its schedules fire.
+fn list_events(settings: &Settings) -> ExitCode {
+    use bellhop::event::{Trigger, Zone};
+    let profiles = profile_source(settings).load();
+    let events = bellhop::event::load_dir(&settings.paths.events_dir, &profiles);
+    for diagnostic in &events.diagnostics {
+        println!("{diagnostic}");
+    }
+    let zone = Zone::parse(&settings.events.time_zone).unwrap_or(Zone::Local);
+    let now = chrono::Utc::now();
+    for event in events.events.values() {
+        let state = if event.enabled { "" } else { " (disabled)" };
+        println!("{}{state}", event.name);
+        for trigger in &event.triggers {
+            let line = match trigger {
+                Trigger::Schedule(schedule) => {
+                    let next = schedule
+                        .next_after(now, zone)
+                        .map(|at| {
+                            at.with_timezone(&chrono::Local)
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+                        })
+                        .unwrap_or_else(|| "never".into());
+                    format!("{} ({zone}), next {next}", schedule.describe())
+                }
+                Trigger::Startup => "at startup".into(),
+                Trigger::Webhook => "its webhook URL".into(),
+                Trigger::Input { profile, matcher } => {
+                    format!("input of `{profile}`: {}", matcher.describe())
+                }
+                Trigger::Device(device) => {
+                    format!("device {:?} changes ({:?})", device.device, device.changes)
+                }
+                Trigger::Global { name } => format!("global `{name}` changes"),
+                Trigger::Error(error) => format!(
+                    "an error of {}{}",
+                    error.profile.as_deref().unwrap_or("any profile"),
+                    error.class.map(|c| format!(" ({c:?})")).unwrap_or_default()
+                ),
+            };
+            println!("  when {line}");
+        }
+        println!("  then {} action(s)", event.actions.len());
+    }
+    println!(
+        "{} event(s) loaded from {}",
+        events.events.len(),
+        settings.paths.events_dir.display()
+    );
+    if events.has_errors() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -26,7 +26,15 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     pub devices: DeviceSettings,
     pub engine: EngineSettings,
+    pub events: EventSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    /// The zone cron schedules are read in: empty for the machine's, or an IANA name.
+    pub time_zone: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +85,8 @@ pub struct WebSettings {
 pub struct PathSettings {
     pub data_dir: PathBuf,
     pub profiles_dir: PathBuf,
+    /// One TOML file per automation event.
+    pub events_dir: PathBuf,
     #[serde(default)]
     pub secrets_file: Option<PathBuf>,
 }
@@ -156,6 +166,20 @@ impl Settings {
         }
         if self.web.session_hours == 0 {
             return Err("web.session_hours must be above 0".into());
+        }
+        if !self.events.time_zone.trim().is_empty()
+            && !self.events.time_zone.trim().eq_ignore_ascii_case("local")
+            && self
+                .events
+                .time_zone
+                .trim()
+                .parse::<chrono_tz::Tz>()
+                .is_err()
+        {
+            return Err(format!(
+                "events.time_zone `{}` is not a time zone name such as Europe/Berlin",
+                self.events.time_zone
+            ));
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(format!(

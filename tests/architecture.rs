@@ -59,15 +59,18 @@ fn dependencies_point_one_way() {
         ("tokens", &["oauth", "secret"]),
         ("settings", &[]),
         ("profile", &["expr", "secret"]),
+        ("event", &["expr", "profile"]),
         (
             "engine",
             &[
-                "expr", "devices", "profile", "secret", "oauth", "tokens", "net",
+                "expr", "devices", "profile", "event", "secret", "oauth", "tokens", "net",
             ],
         ),
         (
             "web",
-            &["engine", "expr", "devices", "profile", "secret", "oauth"],
+            &[
+                "engine", "expr", "devices", "profile", "event", "secret", "oauth",
+            ],
         ),
     ];
     let mut violations = Vec::new();

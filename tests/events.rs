@@ -126,3 +126,164 @@ async fn the_live_stream_carries_the_bus() {
     }
     let _ = stop.send(());
 }
+
+fn events_dir(ws: &Workspace) -> std::path::PathBuf {
+    let dir = ws.path().join("events");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+fn write_event(ws: &Workspace, name: &str, text: &str) {
+    std::fs::write(events_dir(ws).join(format!("{name}.toml")), text)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Every problem of an events folder is reported with file, line and key (and column inside an
+/// expression); the good events load; nothing refers to a profile or event that is not there.
+#[test]
+fn a_broken_events_folder_reports_every_problem_and_loads_the_rest() {
+    let ws = Workspace::new();
+    ws.write_profile(
+        "hall",
+        &profile_text(
+            "http://127.0.0.1:1/hall",
+            "[devices]\nroot_names = '\"hall\"'\nvalues = 'Numbers(input)[0]'",
+        ),
+    );
+    write_event(
+        &ws,
+        "morning",
+        "version = 1\ndescription = \"Lights at 7\"\nconditions = ['GVval(\"away\") == 0']\n\n[[trigger]]\ncron = \"0 7 * * 1-5\"\n\n[[trigger]]\ninput = \"hall\"\ntext = \"motion\"\nposition = 0\n\n[[trigger]]\nprofile = \"hall\"\nroot = \"hall\"\nchanges = \"value\"\ncompare = \">\"\nto = 25\n\n[[action]]\nrun = \"hall\"\ntext = 'on=${input}'\n\n[[action]]\nwait = \"2s\"\n\n[[action]]\nset_global = \"last\"\nstring = 'input'\n\n[[action]]\nevent = \"night\"\n",
+    );
+    write_event(
+        &ws,
+        "night",
+        "[[trigger]]\nevery = \"1h30m\"\n[[action]]\nset_global = \"mode\"\nvalue = '1'\n",
+    );
+    write_event(
+        &ws,
+        "badcron",
+        "[[trigger]]\ncron = \"61 * * * *\"\n[[action]]\nwait = \"1s\"\n",
+    );
+    write_event(
+        &ws,
+        "ghost",
+        "[[trigger]]\nstartup = true\n[[action]]\nrun = \"nowhere\"\n",
+    );
+    write_event(
+        &ws,
+        "matchers",
+        "[[trigger]]\ninput = \"hall\"\ntext = \"x\"\nposition = -2\n[[trigger]]\ninput = \"hall\"\nnumber = 0\ncompare = \"=>\"\nto = 1\n[[trigger]]\nevery = \"5m\"\ncron = \"* * * * *\"\n[[action]]\nset_global = \"g\"\nvalue = '1 +'\n",
+    );
+    write_event(&ws, "chain", "[[action]]\nevent = \"missing\"\n");
+    write_event(
+        &ws,
+        "zone",
+        "[[trigger]]\nevery = \"0s\"\n[[action]]\nwait = \"forever\"\n",
+    );
+    let profiles = ws.load();
+    let set = bellhop::event::load_dir(&ws.path().join("events"), &profiles);
+    assert_eq!(
+        set.events.keys().collect::<Vec<_>>(),
+        vec!["morning", "night"],
+        "{:#?}",
+        set.diagnostics
+    );
+    let find = |file: &str, key: &str, words: &str| {
+        assert!(
+            set.diagnostics
+                .iter()
+                .any(|d| d.file.file_name().is_some_and(|f| f == file)
+                    && d.key == key
+                    && d.line.is_some()
+                    && d.message.contains(words)),
+            "no `{words}` at {file} `{key}` in {:#?}",
+            set.diagnostics
+        );
+    };
+    find("badcron.toml", "trigger[0].cron", "not a cron expression");
+    find("ghost.toml", "action[0].run", "no profile named `nowhere`");
+    find("matchers.toml", "trigger[0].position", "1-based");
+    find("matchers.toml", "trigger[1].compare", "= != < <= > >=");
+    find(
+        "matchers.toml",
+        "trigger[2]",
+        "one kind, not every and cron",
+    );
+    find("matchers.toml", "action[0].value", "expected a value");
+    find("chain.toml", "action[0].event", "runs event `missing`");
+    find("zone.toml", "trigger[0].every", "outside 1s to 366d");
+    find("zone.toml", "action[0].wait", "not a duration");
+    let column = set
+        .diagnostics
+        .iter()
+        .find(|d| d.key == "action[0].value")
+        .and_then(|d| d.column);
+    assert_eq!(column, Some(4));
+    // The good event holds what its file says.
+    let morning = set.get("morning").unwrap_or_else(|| panic!("no morning"));
+    assert_eq!(morning.triggers.len(), 3);
+    assert_eq!(morning.conditions.len(), 1);
+    assert_eq!(morning.actions.len(), 4);
+    assert!(matches!(morning.actions[1], bellhop::event::Action::Wait(d) if d.as_secs() == 2));
+}
+
+/// `bellhop events` lists each event's triggers with the next time its schedule fires, and
+/// `bellhop check` reports events' problems with the profiles'.
+#[test]
+fn the_cli_lists_events_with_their_next_firing_and_checks_them() {
+    let ws = Workspace::new();
+    write_event(
+        &ws,
+        "tick",
+        "[[trigger]]\nevery = \"10m\"\n[[action]]\nset_global = \"t\"\nvalue = 'Now()'\n",
+    );
+    write_event(
+        &ws,
+        "broken",
+        "[[trigger]]\ncron = \"nope\"\n[[action]]\nwait = \"1s\"\n",
+    );
+    let config = ws.path().join("plugin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nevents_dir = \"{d}/events\"\n[oauth]\nkey_file = \"{d}/key\"\n[events]\ntime_zone = \"Europe/Berlin\"\n",
+            d = ws.path().display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_bellhop"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("BELLHOP_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            output.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+    let (code, printed) = run(&["events"]);
+    assert_eq!(code, Some(1), "{printed}");
+    assert!(
+        printed.contains("tick") && printed.contains("when every 10m (Europe/Berlin), next "),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("broken.toml") && printed.contains("trigger[0].cron"),
+        "{printed}"
+    );
+    let (code, printed) = run(&["check"]);
+    assert_eq!(code, Some(1), "{printed}");
+    assert!(
+        printed.contains("1 event(s) loaded") && printed.contains("1 error(s)"),
+        "{printed}"
+    );
+}

@@ -235,7 +235,7 @@ pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
     files.sort();
     let mut loaded: BTreeMap<String, Vec<(Profile, usize)>> = BTreeMap::new();
     for file in files {
-        let text = match read_profile_file(&file) {
+        let text = match read_config_file(&file) {
             Ok(text) => text,
             Err(diagnostic) => {
                 set.diagnostics.push(diagnostic);
@@ -281,9 +281,9 @@ pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
     set
 }
 
-/// Reads one profile file: a regular file (links followed), at most [`MAX_PROFILE_BYTES`],
-/// valid UTF-8. Anything else is a diagnostic naming what is wrong and where.
-fn read_profile_file(file: &Path) -> Result<String, Diagnostic> {
+/// Reads one configuration file (a profile, an event): a regular file (links followed), at
+/// most [`MAX_PROFILE_BYTES`], valid UTF-8. Anything else is a diagnostic naming what is wrong and where.
+pub fn read_config_file(file: &Path) -> Result<String, Diagnostic> {
     use std::io::Read;
     let refuse = |message: String| Diagnostic::error(file, "", message);
     // `metadata` follows links: a dangling link or a loop fails here, before anything is opened.
