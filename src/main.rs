@@ -176,11 +176,16 @@ fn engine_limits(settings: &Settings) -> bellhop::engine::EngineLimits {
 fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     let hub = open_hub(settings)?;
     let store = token_store(settings)?;
-    let source = profile_source(settings).with_vault(store.clone());
+    let source = profile_source(settings)
+        .with_vault(store.clone())
+        .with_events_dir(settings.paths.events_dir.clone());
     let set = source.load();
-    for diagnostic in &set.diagnostics {
+    let events = bellhop::event::load_dir(&settings.paths.events_dir, &set);
+    for diagnostic in set.diagnostics.iter().chain(&events.diagnostics) {
         tracing::warn!("{diagnostic}");
     }
+    let zone =
+        bellhop::event::Zone::parse(&settings.events.time_zone).map_err(anyhow::Error::msg)?;
     let authorizer = Authorizer::new(
         store,
         settings.public_base_url().map_err(anyhow::Error::msg)?,
@@ -189,7 +194,8 @@ fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     .map_err(anyhow::Error::msg)?;
     let engine = Engine::new(set, Some(source), hub)?
         .with_authorizer(Arc::new(authorizer))
-        .with_limits(engine_limits(settings));
+        .with_limits(engine_limits(settings))
+        .with_events(events, zone);
     Ok(Arc::new(engine))
 }
 
@@ -224,6 +230,11 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
     .await
     .with_context(|| format!("cannot listen on {address}"))?;
     tracing::info!(address = %bound, public = %settings.web.public_base_url, "serving");
+    let _automation = engine.start_automation();
+    tracing::info!(
+        events = engine.automation().events().events.len(),
+        "events running"
+    );
     wait_for_shutdown(engine.clone()).await;
     tracing::info!("stopping");
     let _ = stop.send(());

@@ -71,7 +71,7 @@ async fn runs_device_and_global_changes_and_reloads_come_out_on_one_bus_in_order
     ));
 }
 
-/// The live stream carries the bus to browsers at /api/v1/stream (and its old path).
+/// The live stream carries the bus to browsers at /api/v1/stream.
 #[tokio::test]
 async fn the_live_stream_carries_the_bus() {
     let stub = start_stub().await;
@@ -95,7 +95,7 @@ async fn the_live_stream_carries_the_bus() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    for path in ["/api/v1/stream", "/api/v1/events"] {
+    for path in ["/api/v1/stream"] {
         let mut response = reqwest::Client::new()
             .get(format!("http://{address}{path}"))
             .send()
@@ -115,10 +115,7 @@ async fn the_live_stream_carries_the_bus() {
                 _ => break,
             }
         }
-        assert!(
-            seen.contains("event:device") || path == "/api/v1/events",
-            "{path}: {seen}"
-        );
+        assert!(seen.contains("event:device"), "{path}: {seen}");
         assert!(
             seen.contains("event:run") && seen.contains("\"profile\":\"user\""),
             "{path}: {seen}"
@@ -286,4 +283,202 @@ fn the_cli_lists_events_with_their_next_firing_and_checks_them() {
         printed.contains("1 event(s) loaded") && printed.contains("1 error(s)"),
         "{printed}"
     );
+}
+
+/// An engine over the workspace's profiles and events, with its runner started.
+fn running_engine(ws: &Workspace) -> std::sync::Arc<bellhop::engine::Engine> {
+    let dir = events_dir(ws);
+    let source =
+        bellhop::engine::ProfileSource::new(ws.profiles_dir(), None).with_events_dir(dir.clone());
+    let profiles = source.load();
+    assert!(!profiles.has_errors(), "{:#?}", profiles.diagnostics);
+    let events = bellhop::event::load_dir(&dir, &profiles);
+    assert!(!events.has_errors(), "{:#?}", events.diagnostics);
+    let engine = std::sync::Arc::new(
+        bellhop::engine::Engine::new(profiles, Some(source), ws.hub())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_events(events, bellhop::event::Zone::Local),
+    );
+    engine.start_automation();
+    engine
+}
+
+/// Waits until `done` holds (or 8 s pass) and says whether it did.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+fn global(engine: &bellhop::engine::Engine, name: &str) -> Option<bellhop::devices::Global> {
+    engine.globals().into_iter().find(|g| g.name == name)
+}
+
+#[tokio::test]
+async fn a_one_second_schedule_runs_its_actions() {
+    let ws = Workspace::new();
+    write_event(
+        &ws,
+        "tick",
+        "[[trigger]]\nevery = \"1s\"\n[[action]]\nset_global = \"tick\"\nvalue = 'GVval(\"tick\") + 1'\n",
+    );
+    write_event(
+        &ws,
+        "tock",
+        "[[trigger]]\nstartup = true\n[[action]]\nset_global = \"tick\"\nvalue = '0'\n",
+    );
+    let engine = running_engine(&ws);
+    assert!(
+        eventually(|| global(&engine, "tick").is_some_and(|g| g.value >= 2.0)).await,
+        "{:?}",
+        engine.automation().history("tick", 5)
+    );
+    let runs = engine.automation().history("tick", 5);
+    assert!(runs.iter().all(|r| r.trigger == "schedule"), "{runs:?}");
+    assert!(
+        runs.iter()
+            .any(|r| r.outcome == bellhop::engine::automation::EventOutcome::Ok),
+        "{runs:?}"
+    );
+}
+
+#[tokio::test]
+async fn device_input_error_and_startup_triggers_fire_their_events() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "user",
+        &profile_text(
+            &stub.url("/user"),
+            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
+        ),
+    );
+    ws.write_profile("broken", &profile_text(&stub.url("/error500"), ""));
+    write_event(
+        &ws,
+        "seen",
+        "[[trigger]]\nprofile = \"user\"\nroot = \"email\"\nchanges = \"string\"\n[[action]]\nset_global = \"last_email\"\nstring = 'input'\n",
+    );
+    write_event(
+        &ws,
+        "matched",
+        "[[trigger]]\ninput = \"user\"\ntext = \"example.com\"\nposition = 0\n[[action]]\nset_global = \"matched\"\nvalue = 'Length(input)'\n",
+    );
+    write_event(
+        &ws,
+        "failed",
+        "[[trigger]]\nerror = \"broken\"\nclass = \"http_status\"\n[[action]]\nset_global = \"error\"\nstring = 'input'\n",
+    );
+    write_event(
+        &ws,
+        "boot",
+        "[[trigger]]\nstartup = true\n[[action]]\nset_global = \"booted\"\nvalue = '1'\n",
+    );
+    let engine = running_engine(&ws);
+    assert!(eventually(|| global(&engine, "booted").is_some()).await);
+    engine
+        .run("user", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    engine
+        .run("broken", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        eventually(|| {
+            global(&engine, "last_email").is_some_and(|g| g.string == "ann@example.com")
+                && global(&engine, "matched").is_some_and(|g| g.value > 10.0)
+                && global(&engine, "error").is_some_and(|g| g.string.contains("HTTP 500"))
+        })
+        .await,
+        "{:?}",
+        engine.globals()
+    );
+}
+
+#[tokio::test]
+async fn conditions_failures_and_loops_are_recorded_step_by_step() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile("broken", &profile_text(&stub.url("/error500"), ""));
+    write_event(
+        &ws,
+        "steps",
+        "on_error = \"continue\"\nconditions = ['input == \"go\"']\n[[action]]\nrun = \"broken\"\n[[action]]\nset_global = \"after\"\nvalue = '1'\n",
+    );
+    write_event(
+        &ws,
+        "stopper",
+        "[[action]]\nrun = \"broken\"\n[[action]]\nset_global = \"never\"\nvalue = '1'\n",
+    );
+    // Each run changes the global that triggers it: a loop the runner must cut.
+    write_event(
+        &ws,
+        "loop",
+        "retrigger = \"parallel\"\n[[trigger]]\nglobal = \"counter\"\n[[action]]\nset_global = \"counter\"\nvalue = 'GVval(\"counter\") + 1'\n",
+    );
+    let engine = running_engine(&ws);
+    let state = bellhop::web::AppState::new(engine.clone());
+    let routes = bellhop::web::routes(state);
+    let fire = |name: &str, input: &str| {
+        crate::support::local_request()
+            .method("POST")
+            .path(&format!("/api/v1/events/{name}/run"))
+            .header("content-type", "application/json")
+            .json(&serde_json::json!({ "input": input }))
+            .reply(&routes)
+    };
+    let response = fire("steps", "go").await;
+    let run: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+    assert_eq!(response.status(), 200, "{run}");
+    assert_eq!(run["outcome"], "failed", "{run}");
+    assert_eq!(run["steps"][0]["ok"], true, "{run}");
+    assert_eq!(run["steps"][1]["ok"], false, "{run}");
+    assert!(
+        run["steps"][1]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("HTTP 500")),
+        "{run}"
+    );
+    assert_eq!(run["steps"][2]["ok"], true, "{run}");
+    assert_eq!(global(&engine, "after").map(|g| g.value), Some(1.0));
+    let response = fire("steps", "no").await;
+    let run: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+    assert_eq!(run["outcome"], "conditions_false", "{run}");
+    let response = fire("stopper", "").await;
+    let run: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+    assert_eq!(run["outcome"], "failed", "{run}");
+    assert_eq!(run["steps"].as_array().map(Vec::len), Some(1), "{run}");
+    assert!(global(&engine, "never").is_none());
+    let response = fire("nothing-here", "").await;
+    assert_eq!(response.status(), 404);
+    // The loop: started once, cut by the rate limit, reported.
+    engine
+        .set_global("counter", Some(0.0), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        eventually(|| engine.automation().history("loop", 50).iter().any(|r| r
+            .reason
+            .as_deref()
+            .is_some_and(|m| m.contains("times in a second"))))
+        .await,
+        "{:?}",
+        engine.automation().history("loop", 5)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let counter = global(&engine, "counter")
+        .map(|g| g.value)
+        .unwrap_or_default();
+    assert!(counter < 200.0, "the loop ran {counter} times");
+    let response = crate::support::local_request()
+        .path("/api/v1/events")
+        .reply(&routes)
+        .await;
+    let list: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+    assert_eq!(list["events"].as_array().map(Vec::len), Some(3), "{list}");
 }

@@ -198,6 +198,8 @@ async fn a_dns_rebinding_page_is_refused_on_every_route_group() {
         ("GET", "/api/v1/functions", None),
         ("POST", "/api/v1/reload", None),
         ("GET", "/api/v1/events", None),
+        ("GET", "/api/v1/stream", None),
+        ("POST", "/api/v1/events/x/run", Some(r#"{"input":"x"}"#)),
         ("GET", "/oauth2/start?profile=good", None),
         ("GET", "/oauth2/callback?state=x&code=y", None),
         ("GET", "/login", None),
@@ -591,7 +593,7 @@ async fn many_live_views_never_lock_out_the_api() {
             continue;
         };
         let _ = stream
-            .write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .await;
         let mut head = [0u8; 12];
         match tokio::time::timeout(

@@ -425,6 +425,7 @@ impl DeviceHub {
         }
         let mut state = self.lock();
         let now = now_ms();
+        let created = !state.globals.contains_key(name);
         let global = state
             .globals
             .entry(name.to_string())
@@ -436,7 +437,7 @@ impl DeviceHub {
             });
         let new_value = value.unwrap_or(global.value);
         let new_string = string.unwrap_or_else(|| global.string.clone());
-        let changed = new_value != global.value || new_string != global.string;
+        let changed = created || new_value != global.value || new_string != global.string;
         if changed {
             global.changed_at_ms = now;
         }

@@ -20,11 +20,25 @@ pub const CAPACITY: usize = 4096;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HubEvent {
-    DeviceChanged { change: DeviceChange },
-    GlobalChanged { global: Global },
-    RunFinished { run: Arc<RunRecord> },
-    ProfilesReloaded { profiles: usize, problems: usize },
-    AuthorizationChanged { profile: String },
+    DeviceChanged {
+        change: DeviceChange,
+    },
+    GlobalChanged {
+        global: Global,
+    },
+    RunFinished {
+        run: Arc<RunRecord>,
+    },
+    ProfilesReloaded {
+        profiles: usize,
+        problems: usize,
+    },
+    AuthorizationChanged {
+        profile: String,
+    },
+    EventFinished {
+        run: Arc<super::automation::EventRun>,
+    },
 }
 
 impl HubEvent {
@@ -36,6 +50,7 @@ impl HubEvent {
             HubEvent::RunFinished { .. } => "run",
             HubEvent::ProfilesReloaded { .. } => "profiles",
             HubEvent::AuthorizationChanged { .. } => "authorization",
+            HubEvent::EventFinished { .. } => "event",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Ties together `profile`, `expr` and `devices`. Never imports `web` or the CLI.
 
 pub mod authorization;
+pub mod automation;
 pub mod bus;
 pub mod door;
 pub mod editor;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::devices::{Creation, DeviceChange, DeviceHub};
+use crate::event::ErrorClass;
 use crate::expr::{Document, Environment, Scope, Template};
 use crate::profile::{self, Profile, ProfileSet};
 use crate::secret::SecretSource;
@@ -52,6 +54,9 @@ impl std::fmt::Display for RunStage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunError {
     pub stage: RunStage,
+    /// What kind of problem it is, as error triggers pick them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ErrorClass>,
     pub message: String,
     /// Column inside the expression or template, when the problem is in one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,12 +97,16 @@ pub enum EngineError {
     UnknownProfile(String),
     #[error("the HTTP client could not be built: {0}")]
     Client(String),
+    #[error("no event named `{0}` is loaded")]
+    UnknownEvent(String),
 }
 
 /// Where profiles and secrets come from, for loading and reloading.
 #[derive(Clone)]
 pub struct ProfileSource {
     pub dir: PathBuf,
+    /// The events folder, reloaded with the profiles (events name profiles).
+    pub events_dir: Option<PathBuf>,
     pub secrets_file: Option<PathBuf>,
     /// The encrypted store whose vault holds secrets entered in the UI.
     pub vault: Option<Arc<crate::tokens::TokenStore>>,
@@ -109,7 +118,13 @@ impl ProfileSource {
             dir,
             secrets_file,
             vault: None,
+            events_dir: None,
         }
+    }
+
+    pub fn with_events_dir(mut self, dir: PathBuf) -> ProfileSource {
+        self.events_dir = Some(dir);
+        self
     }
 
     pub fn with_vault(mut self, vault: Arc<crate::tokens::TokenStore>) -> ProfileSource {
@@ -220,6 +235,8 @@ pub struct Engine {
     limits: EngineLimits,
     /// What happened in the hub, for every adapter that listens.
     bus: Arc<bus::EventBus>,
+    /// The loaded events and the runner's records.
+    automation: automation::Automation,
 }
 
 /// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
@@ -374,7 +391,21 @@ impl Engine {
             authorizer: None,
             limits: EngineLimits::default(),
             bus,
+            automation: automation::Automation::new(
+                crate::event::EventSet::default(),
+                crate::event::Zone::Local,
+            ),
         })
+    }
+
+    /// Gives the engine its events, read in `zone`.
+    pub fn with_events(
+        mut self,
+        events: crate::event::EventSet,
+        zone: crate::event::Zone,
+    ) -> Engine {
+        self.automation = automation::Automation::new(events, zone);
+        self
     }
 
     /// Sets what one run may ask of the engine.
@@ -416,6 +447,9 @@ impl Engine {
         };
         let fresh = Arc::new(source.load());
         *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        if let Some(dir) = &source.events_dir {
+            self.automation.replace(crate::event::load_dir(dir, &fresh));
+        }
         self.bus.publish(bus::HubEvent::ProfilesReloaded {
             profiles: fresh.profiles.len(),
             problems: fresh.diagnostics.len(),
@@ -483,6 +517,7 @@ impl Engine {
         if let Some(problem) = self.beyond_limits(&pieces) {
             record.errors.push(RunError {
                 stage: RunStage::Action,
+                class: Some(ErrorClass::Expression),
                 message: problem,
                 column: None,
             });
@@ -559,6 +594,7 @@ impl Engine {
                 for error in errors.errors {
                     record.errors.push(RunError {
                         stage: RunStage::Action,
+                        class: Some(ErrorClass::Expression),
                         message: format!("action text: {}", error.message),
                         column: Some(error.column),
                     });
@@ -576,6 +612,7 @@ impl Engine {
             Err(error) => {
                 record.errors.push(RunError {
                     stage: RunStage::Action,
+                    class: Some(ErrorClass::Expression),
                     message: format!("action text: {}", error.kind),
                     column: Some(error.column),
                 });
@@ -613,6 +650,7 @@ impl Engine {
                     record.exchanges.push(exchange);
                     record.errors.push(RunError {
                         stage: RunStage::Request,
+                        class: Some(request::error_class(&error)),
                         message: error.to_string(),
                         column: None,
                     });
@@ -635,6 +673,7 @@ impl Engine {
         if !(200..300).contains(&response.status) {
             record.errors.push(RunError {
                 stage: RunStage::Response,
+                class: Some(ErrorClass::HttpStatus),
                 message: format!(
                     "the API answered HTTP {}{}",
                     response.status,
@@ -672,6 +711,7 @@ impl Engine {
                 };
                 return Err(RunError {
                     stage: RunStage::Request,
+                    class: Some(ErrorClass::Expression),
                     message: error.to_string(),
                     column,
                 });
@@ -681,11 +721,13 @@ impl Engine {
             crate::profile::AuthSpec::OAuth2(spec) => {
                 let authorizer = self.authorizer.as_ref().ok_or_else(|| RunError {
                     stage: RunStage::Request,
+                    class: Some(ErrorClass::Authorization),
                     message: "OAuth2 is not available in this process".into(),
                     column: None,
                 })?;
                 let refused = |e: authorization::AuthorizationError| RunError {
                     stage: RunStage::Request,
+                    class: Some(ErrorClass::Authorization),
                     message: e.to_string(),
                     column: None,
                 };
@@ -711,6 +753,7 @@ impl Engine {
                             let mut header = reqwest::header::HeaderValue::from_str(&value)
                                 .map_err(|_| RunError {
                                     stage: RunStage::Request,
+                                    class: Some(ErrorClass::Authorization),
                                     message: "the access token cannot be sent in a header".into(),
                                     column: None,
                                 })?;
@@ -782,6 +825,7 @@ impl Engine {
                 Err(error) => {
                     record.errors.push(RunError {
                         stage: RunStage::Devices,
+                        class: Some(ErrorClass::Expression),
                         message: format!("evaluating the devices failed: {error}"),
                         column: None,
                     });
@@ -794,6 +838,7 @@ impl Engine {
         for failure in outcome.errors {
             record.errors.push(RunError {
                 stage: RunStage::Devices,
+                class: Some(mapping_error_class(&failure.error.kind)),
                 message: format!("{}: {}", failure.target, failure.error.kind),
                 column: Some(failure.error.column),
             });
@@ -810,6 +855,7 @@ impl Engine {
             Ok(changes) => record.changes.extend(changes),
             Err(error) => record.errors.push(RunError {
                 stage: RunStage::Devices,
+                class: None,
                 message: error.to_string(),
                 column: None,
             }),
@@ -852,6 +898,14 @@ fn restore_history(
         }
     }
     history
+}
+
+/// A failed device expression is malformed input when the response was not the JSON it reads.
+fn mapping_error_class(kind: &crate::expr::EvalErrorKind) -> ErrorClass {
+    match kind {
+        crate::expr::EvalErrorKind::InvalidJson(_) => ErrorClass::MalformedResponse,
+        _ => ErrorClass::Expression,
+    }
 }
 
 fn reauthorize_on(profile: &Profile) -> &[u16] {

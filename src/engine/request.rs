@@ -38,6 +38,20 @@ pub enum RequestError {
     NotText(usize),
 }
 
+/// The error-trigger class of a failed exchange.
+pub fn error_class(error: &RequestError) -> crate::event::ErrorClass {
+    use crate::event::ErrorClass;
+    match error {
+        RequestError::Template { .. } | RequestError::BadUrl(..) | RequestError::BadHeader(_) => {
+            ErrorClass::Expression
+        }
+        RequestError::TooLarge { .. } | RequestError::NotText(_) => ErrorClass::MalformedResponse,
+        RequestError::Transport(_)
+        | RequestError::Timeout(_)
+        | RequestError::CrossOriginRedirect(_) => ErrorClass::Connection,
+    }
+}
+
 /// A request ready to send. `display_url` is what records and errors show (no credentials).
 pub struct PreparedRequest {
     pub method: Method,

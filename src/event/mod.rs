@@ -81,7 +81,8 @@ pub struct DeviceTrigger {
 }
 
 /// The classes of errors an error trigger can pick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     Connection,
     HttpStatus,

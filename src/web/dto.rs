@@ -267,3 +267,10 @@ pub struct FunctionView {
     pub signature: &'static str,
     pub doc: &'static str,
 }
+
+/// `POST /api/v1/events/{name}/run`: the input the event's actions may read.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FireRequest {
+    pub input: Option<String>,
+}

@@ -536,11 +536,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 })
             },
         );
-    // GET /api/v1/stream: what happens in the hub, as server-sent events (the old path
-    // /api/v1/events is an alias for one release; events get that path next).
+    // GET /api/v1/stream: what happens in the hub, as server-sent events.
     let live_views = state.live_views.clone();
     let stream = api
-        .and(warp::path("stream").or(warp::path("events")).unify())
+        .and(warp::path("stream"))
         .and(warp::path::end())
         .and(warp::get())
         .and(s())
@@ -562,6 +561,78 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 });
             warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response()
         });
+    // GET /api/v1/events: the events, their triggers, next firing and last run.
+    let events_list = api
+        .and(warp::path("events"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(s())
+        .map(|state: AppState| {
+            let automation = state.engine.automation();
+            let set = automation.events();
+            let events: Vec<serde_json::Value> = set
+                .events
+                .values()
+                .map(|event| event_view(&state, event))
+                .collect();
+            ok(&serde_json::json!({
+                "events": events,
+                "time_zone": automation.zone().to_string(),
+                "diagnostics": set.diagnostics,
+            }))
+        });
+    // GET /api/v1/events/{name}
+    let events_get = api
+        .and(warp::path!("events" / String))
+        .and(warp::get())
+        .and(s())
+        .map(|name: String, state: AppState| {
+            let name = decode(&name);
+            match state.engine.automation().events().get(&name) {
+                Some(event) => ok(&event_view(&state, event)),
+                None => ApiError::not_found(format!("no event named `{name}` is loaded"))
+                    .into_response(),
+            }
+        });
+    // GET /api/v1/events/{name}/runs?limit=
+    let events_runs = api
+        .and(warp::path!("events" / String / "runs"))
+        .and(warp::get())
+        .and(warp::query::<RunsQuery>())
+        .and(s())
+        .map(|name: String, query: RunsQuery, state: AppState| {
+            let name = decode(&name);
+            if state.engine.automation().events().get(&name).is_none() {
+                return ApiError::not_found(format!("no event named `{name}` is loaded"))
+                    .into_response();
+            }
+            let limit = query.limit.unwrap_or(50).min(1000);
+            ok(&serde_json::json!({ "runs": state.engine.automation().history(&name, limit) }))
+        });
+    // POST /api/v1/events/{name}/run {input?}: runs it now and answers its record.
+    let events_run = api
+        .and(warp::path!("events" / String / "run"))
+        .and(warp::post())
+        .and(json_body())
+        .and(s())
+        .and_then(
+            |name: String, request: FireRequest, state: AppState| async move {
+                let name = decode(&name);
+                respond(
+                    match state
+                        .engine
+                        .fire(&name, "api", request.input.map(Into::into), 0)
+                        .await
+                    {
+                        Ok(run) => Ok(ok(&*run)),
+                        Err(EngineError::UnknownEvent(name)) => Err(ApiError::not_found(format!(
+                            "no event named `{name}` is loaded"
+                        ))),
+                        Err(other) => Err(ApiError::internal(other.to_string())),
+                    },
+                )
+            },
+        );
     // The UI: GET /, /app.js, /style.css (built into the binary from web/).
     let ui = warp::get().and(
         warp::path::end()
@@ -605,6 +676,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         profiles_form.boxed(),
         profiles_save.boxed(),
         stream.boxed(),
+        events_list.boxed(),
+        events_get.boxed(),
+        events_runs.boxed(),
+        events_run.boxed(),
         ui.boxed(),
     ];
     let mut combined: Option<BoxedFilter<(Response,)>> = None;
@@ -781,6 +856,41 @@ fn evaluate(state: &AppState, request: EvalRequest) -> Result<Response, ApiError
     }))
 }
 
+/// An event as the API shows it.
+fn event_view(state: &AppState, event: &crate::event::Event) -> serde_json::Value {
+    let automation = state.engine.automation();
+    serde_json::json!({
+        "name": event.name,
+        "description": event.description,
+        "enabled": event.enabled,
+        "file": event.file.display().to_string(),
+        "triggers": event.triggers.iter().map(describe_trigger).collect::<Vec<_>>(),
+        "conditions": event.conditions.iter().map(|c| c.source().to_string()).collect::<Vec<_>>(),
+        "actions": event.actions.len(),
+        "next_at": automation.next_firing(event).map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "last_run": automation.history(&event.name, 1).first().cloned(),
+    })
+}
+
+fn describe_trigger(trigger: &crate::event::Trigger) -> String {
+    use crate::event::Trigger;
+    match trigger {
+        Trigger::Schedule(schedule) => schedule.describe(),
+        Trigger::Startup => "startup".into(),
+        Trigger::Webhook => "webhook".into(),
+        Trigger::Input { profile, matcher } => {
+            format!("input of `{profile}`: {}", matcher.describe())
+        }
+        Trigger::Device(device) => format!("device {:?} ({:?})", device.device, device.changes),
+        Trigger::Global { name } => format!("global `{name}`"),
+        Trigger::Error(error) => format!(
+            "error of {}{}",
+            error.profile.as_deref().unwrap_or("any profile"),
+            error.class.map(|c| format!(" ({c:?})")).unwrap_or_default()
+        ),
+    }
+}
+
 /// One hub event as a server-sent event: its kind as the event name, its view as the data.
 /// `None` when the bus is gone (the stream ends).
 fn live_event(delivery: Delivery) -> Option<warp::sse::Event> {
@@ -809,6 +919,12 @@ fn live_event(delivery: Delivery) -> Option<warp::sse::Event> {
                 HubEvent::AuthorizationChanged { profile } => {
                     event.json_data(serde_json::json!({ "profile": profile }))
                 }
+                HubEvent::EventFinished { run } => event.json_data(serde_json::json!({
+                    "event": run.event,
+                    "trigger": run.trigger,
+                    "outcome": run.outcome,
+                    "started_at": run.started_at,
+                })),
             }
         }
     };

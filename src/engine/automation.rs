@@ -1,0 +1,713 @@
+//! The event runner: fires loaded events from their triggers — schedules, startup, what the bus
+//! says (device and global changes, finished runs: their input and their errors) and API calls —
+//! checks their conditions and runs their actions in order through the engine's own door,
+//! recording every run. Bounded: a retrigger policy per event (skip, a short queue, a few in
+//! parallel), a rate limit per event and a depth limit for events that run events, so an event
+//! that re-triggers itself is reported, never an endless loop.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::bus::{Delivery, HubEvent};
+use super::{Engine, EngineError, HubEnvironment};
+use crate::devices::{Device, Global};
+use crate::event::{
+    Action, ChangeKind, DeviceSelector, Event, EventSet, OnError, Retrigger, Trigger, Zone,
+};
+use crate::expr::{Document, Expression, Scope, Value};
+
+/// Event runs kept per event.
+const HISTORY_KEEP: usize = 50;
+/// Runs waiting behind a running one (`retrigger = "queue"`).
+const QUEUE_LIMIT: usize = 10;
+/// Runs at once (`retrigger = "parallel"`).
+const PARALLEL_LIMIT: usize = 4;
+/// Firings of one event per second before further ones are refused as a loop.
+const RATE_LIMIT: usize = 20;
+/// How deep events may run events.
+const DEPTH_LIMIT: u8 = 8;
+
+/// What happened to one step (a condition or an action).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub step: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// Every action ran.
+    Ok,
+    /// An action failed (and, with `on_error = "continue"`, the others still ran).
+    Failed,
+    /// A condition was false (or failed): no action ran.
+    ConditionsFalse,
+    /// Not run: disabled, already running, rate-limited or too deep.
+    Skipped,
+}
+
+/// The record of one event run.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRun {
+    pub event: String,
+    pub trigger: String,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub outcome: EventOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub steps: Vec<StepRecord>,
+}
+
+/// Per-event bookkeeping.
+struct EventState {
+    places: Arc<tokio::sync::Semaphore>,
+    waiting: usize,
+    recent: VecDeque<Instant>,
+    history: VecDeque<Arc<EventRun>>,
+}
+
+impl EventState {
+    fn new(retrigger: Retrigger) -> EventState {
+        let places = match retrigger {
+            Retrigger::Parallel => PARALLEL_LIMIT,
+            Retrigger::Skip | Retrigger::Queue => 1,
+        };
+        EventState {
+            places: Arc::new(tokio::sync::Semaphore::new(places)),
+            waiting: 0,
+            recent: VecDeque::new(),
+            history: VecDeque::new(),
+        }
+    }
+}
+
+/// The loaded events and what the runner keeps of them.
+pub struct Automation {
+    events: RwLock<Arc<EventSet>>,
+    zone: Zone,
+    states: Mutex<HashMap<String, EventState>>,
+    /// Device states last seen, to tell a value change from a string change.
+    last_seen: Mutex<HashMap<u64, (f64, String)>>,
+    /// Wakes the scheduler when the events change.
+    rescheduled: tokio::sync::Notify,
+}
+
+impl Automation {
+    pub fn new(events: EventSet, zone: Zone) -> Automation {
+        Automation {
+            events: RwLock::new(Arc::new(events)),
+            zone,
+            states: Mutex::new(HashMap::new()),
+            last_seen: Mutex::new(HashMap::new()),
+            rescheduled: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn events(&self) -> Arc<EventSet> {
+        self.events
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn zone(&self) -> Zone {
+        self.zone
+    }
+
+    pub(super) fn replace(&self, events: EventSet) {
+        *self.events.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(events);
+        self.rescheduled.notify_one();
+    }
+
+    /// The newest runs of an event, newest first.
+    pub fn history(&self, event: &str, limit: usize) -> Vec<Arc<EventRun>> {
+        self.states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(event)
+            .map(|s| s.history.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// When an event's schedules fire next.
+    pub fn next_firing(&self, event: &Event) -> Option<chrono::DateTime<chrono::Utc>> {
+        let now = chrono::Utc::now();
+        event
+            .triggers
+            .iter()
+            .filter_map(|t| match t {
+                Trigger::Schedule(schedule) => schedule.next_after(now, self.zone),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn remember(&self, run: Arc<EventRun>) {
+        let events = self.events();
+        let retrigger = events
+            .get(&run.event)
+            .map_or(Retrigger::Skip, |e| e.retrigger);
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let state = states
+            .entry(run.event.clone())
+            .or_insert_with(|| EventState::new(retrigger));
+        state.history.push_back(run);
+        while state.history.len() > HISTORY_KEEP {
+            state.history.pop_front();
+        }
+    }
+
+    /// Whether a device change is the kind a trigger waits for (and remembers the new state).
+    fn device_changed(&self, device: &Device) -> (bool, bool) {
+        let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = seen.insert(device.reference, (device.value, device.string.clone()));
+        match previous {
+            Some((value, string)) => (value != device.value, string != device.string),
+            None => (true, true),
+        }
+    }
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn skipped(event: &str, trigger: &str, reason: String) -> Arc<EventRun> {
+    Arc::new(EventRun {
+        event: event.to_string(),
+        trigger: trigger.to_string(),
+        started_at: now_text(),
+        duration_ms: 0,
+        outcome: EventOutcome::Skipped,
+        reason: Some(reason),
+        steps: Vec::new(),
+    })
+}
+
+fn device_matches(selector: &DeviceSelector, device: &Device) -> bool {
+    match selector {
+        DeviceSelector::Reference(reference) => *reference == device.reference,
+        DeviceSelector::Named {
+            profile,
+            root,
+            feature,
+        } => {
+            device.key.profile == *profile
+                && device.key.root == *root
+                && device.key.feature == *feature
+        }
+    }
+}
+
+fn value_text(value: f64, string: &str) -> Arc<str> {
+    if string.is_empty() {
+        crate::expr::value::format_number(value).into()
+    } else {
+        string.into()
+    }
+}
+
+impl Engine {
+    /// The automation's events and records.
+    pub fn automation(&self) -> &Automation {
+        &self.automation
+    }
+
+    /// Starts the runner: startup triggers fire now; schedules and the bus are followed until
+    /// the engine is dropped.
+    pub fn start_automation(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        for event in self.automation.events().events.values() {
+            if event.triggers.iter().any(|t| matches!(t, Trigger::Startup)) {
+                self.fire_detached(&event.name, "startup", None);
+            }
+        }
+        let listener = {
+            let engine = Arc::downgrade(self);
+            let mut subscription = self.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    let delivery = subscription.next().await;
+                    let Some(engine) = engine.upgrade() else {
+                        return;
+                    };
+                    match delivery {
+                        Delivery::Event(event) => engine.dispatch(&event),
+                        Delivery::Resync { missed } => {
+                            tracing::warn!(
+                                missed,
+                                "the event runner fell behind the bus: some triggers were missed"
+                            )
+                        }
+                        Delivery::Closed => return,
+                    }
+                }
+            })
+        };
+        let scheduler = {
+            let engine = Arc::downgrade(self);
+            tokio::spawn(async move { scheduler(engine).await })
+        };
+        vec![listener, scheduler]
+    }
+
+    /// Fires the events whose triggers wait for what the bus just said.
+    fn dispatch(self: &Arc<Self>, happened: &HubEvent) {
+        let events = self.automation.events();
+        match happened {
+            HubEvent::DeviceChanged { change } => {
+                let device = &change.device;
+                let (value_changed, string_changed) = self.automation.device_changed(device);
+                for event in events.events.values() {
+                    let fires = event.triggers.iter().any(|t| match t {
+                        Trigger::Device(trigger) => {
+                            device_matches(&trigger.device, device)
+                                && match trigger.changes {
+                                    ChangeKind::Value => value_changed,
+                                    ChangeKind::String => string_changed,
+                                    ChangeKind::Any => value_changed || string_changed,
+                                }
+                                && trigger
+                                    .compare
+                                    .is_none_or(|(compare, to)| compare.holds(device.value, to))
+                        }
+                        _ => false,
+                    });
+                    if fires {
+                        let input = value_text(device.value, &device.string);
+                        self.fire_detached(&event.name, "device", Some(input));
+                    }
+                }
+            }
+            HubEvent::GlobalChanged { global } => {
+                let Global {
+                    name,
+                    value,
+                    string,
+                    ..
+                } = global;
+                for event in events.events.values() {
+                    if event
+                        .triggers
+                        .iter()
+                        .any(|t| matches!(t, Trigger::Global { name: wanted } if wanted == name))
+                    {
+                        self.fire_detached(&event.name, "global", Some(value_text(*value, string)));
+                    }
+                }
+            }
+            HubEvent::RunFinished { run } => {
+                let input = if run.ok {
+                    self.last_response(&run.profile)
+                } else {
+                    None
+                };
+                let environment = HubEnvironment::new(&self.hub);
+                for event in events.events.values() {
+                    for trigger in &event.triggers {
+                        match trigger {
+                            Trigger::Error(trigger) if !run.ok => {
+                                let profile_ok =
+                                    trigger.profile.as_ref().is_none_or(|p| *p == run.profile);
+                                let error = run
+                                    .errors
+                                    .iter()
+                                    .find(|e| trigger.class.is_none() || e.class == trigger.class);
+                                if let (true, Some(error)) = (profile_ok, error) {
+                                    self.fire_detached(
+                                        &event.name,
+                                        "error",
+                                        Some(error.message.as_str().into()),
+                                    );
+                                    break;
+                                }
+                            }
+                            Trigger::Input { profile, matcher } if *profile == run.profile => {
+                                let Some(input) = &input else { continue };
+                                match matcher.matches(input, &environment) {
+                                    Ok(true) => {
+                                        self.fire_detached(
+                                            &event.name,
+                                            "input",
+                                            Some(input.clone()),
+                                        );
+                                        break;
+                                    }
+                                    Ok(false) => {}
+                                    Err(error) => {
+                                        tracing::warn!(event = %event.name, error = %error, "an input matcher failed")
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            HubEvent::ProfilesReloaded { .. }
+            | HubEvent::AuthorizationChanged { .. }
+            | HubEvent::EventFinished { .. } => {}
+        }
+    }
+
+    fn fire_detached(self: &Arc<Self>, name: &str, trigger: &str, input: Option<Arc<str>>) {
+        let (engine, name, trigger) = (self.clone(), name.to_string(), trigger.to_string());
+        tokio::spawn(async move {
+            let _ = engine.fire(&name, &trigger, input, 0).await;
+        });
+    }
+
+    /// Runs an event now (an API call, a trigger): its record, once it finished or was skipped.
+    pub async fn fire(
+        self: &Arc<Self>,
+        name: &str,
+        trigger: &str,
+        input: Option<Arc<str>>,
+        depth: u8,
+    ) -> Result<Arc<EventRun>, EngineError> {
+        let event = self
+            .automation
+            .events()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownEvent(name.to_string()))?;
+        let record = |run: Arc<EventRun>| {
+            self.automation.remember(run.clone());
+            self.bus
+                .publish(HubEvent::EventFinished { run: run.clone() });
+            run
+        };
+        if !event.enabled {
+            return Ok(record(skipped(
+                name,
+                trigger,
+                "the event is disabled".into(),
+            )));
+        }
+        if depth > DEPTH_LIMIT {
+            return Ok(record(skipped(
+                name,
+                trigger,
+                format!("events ran events more than {DEPTH_LIMIT} deep: stopped"),
+            )));
+        }
+        // Rate limit and retrigger policy.
+        let places = {
+            let mut states = self
+                .automation
+                .states
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let state = states
+                .entry(name.to_string())
+                .or_insert_with(|| EventState::new(event.retrigger));
+            let now = Instant::now();
+            while state
+                .recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+            {
+                state.recent.pop_front();
+            }
+            if state.recent.len() >= RATE_LIMIT {
+                drop(states);
+                tracing::warn!(event = %name, "event fired more than {RATE_LIMIT} times in a second: skipped (a trigger loop?)");
+                return Ok(record(skipped(
+                    name,
+                    trigger,
+                    format!(
+                        "fired more than {RATE_LIMIT} times in a second (does it trigger itself?)"
+                    ),
+                )));
+            }
+            state.recent.push_back(now);
+            state.places.clone()
+        };
+        let permit = match places.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) if event.retrigger == Retrigger::Queue => {
+                let admitted = {
+                    let mut states = self
+                        .automation
+                        .states
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    let state = states
+                        .entry(name.to_string())
+                        .or_insert_with(|| EventState::new(event.retrigger));
+                    if state.waiting < QUEUE_LIMIT {
+                        state.waiting += 1;
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if !admitted {
+                    return Ok(record(skipped(
+                        name,
+                        trigger,
+                        format!("{QUEUE_LIMIT} runs are already waiting"),
+                    )));
+                }
+                let permit = places.acquire_owned().await;
+                if let Some(state) = self
+                    .automation
+                    .states
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(name)
+                {
+                    state.waiting = state.waiting.saturating_sub(1);
+                }
+                match permit {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        return Ok(record(skipped(
+                            name,
+                            trigger,
+                            "the event was unloaded".into(),
+                        )))
+                    }
+                }
+            }
+            Err(_) => {
+                return Ok(record(skipped(
+                    name,
+                    trigger,
+                    "it is already running (retrigger = \"skip\")".into(),
+                )))
+            }
+        };
+        let run = Box::pin(self.execute(&event, trigger, input, depth)).await;
+        drop(permit);
+        Ok(record(Arc::new(run)))
+    }
+
+    async fn execute(
+        self: &Arc<Self>,
+        event: &Event,
+        trigger: &str,
+        input: Option<Arc<str>>,
+        depth: u8,
+    ) -> EventRun {
+        let started = Instant::now();
+        let mut run = EventRun {
+            event: event.name.clone(),
+            trigger: trigger.to_string(),
+            started_at: now_text(),
+            duration_ms: 0,
+            outcome: EventOutcome::Ok,
+            reason: None,
+            steps: Vec::new(),
+        };
+        let input: Arc<str> = input.unwrap_or_else(|| "".into());
+        let evaluate = |expression: &Expression| -> Result<Value, String> {
+            let document = Document::new(input.clone(), expression.plan());
+            let environment = HubEnvironment::new(&self.hub);
+            expression
+                .evaluate(&Scope::new(&document, &environment))
+                .map_err(|e| e.to_string())
+        };
+        for (index, condition) in event.conditions.iter().enumerate() {
+            let step_started = Instant::now();
+            let (holds, message) = match evaluate(condition) {
+                Ok(value) => (value.is_truthy(), None),
+                Err(error) => (false, Some(error)),
+            };
+            run.steps.push(StepRecord {
+                step: format!("condition {}: {}", index + 1, condition.source()),
+                ok: holds,
+                message,
+                duration_ms: step_started.elapsed().as_millis() as u64,
+            });
+            if !holds {
+                run.outcome = EventOutcome::ConditionsFalse;
+                run.duration_ms = started.elapsed().as_millis() as u64;
+                return run;
+            }
+        }
+        for (index, action) in event.actions.iter().enumerate() {
+            let step_started = Instant::now();
+            let (step, outcome): (String, Result<Option<String>, String>) = match action {
+                Action::Run { profile, text } => {
+                    let document = Document::new(input.clone(), Default::default());
+                    let environment = HubEnvironment::new(&self.hub);
+                    let rendered = text.render_text(&Scope::new(&document, &environment));
+                    let step = format!("run `{profile}`");
+                    match rendered {
+                        Ok(Some(text)) => match self.run(profile, &text).await {
+                            Ok(record) if record.ok || record.skipped => (step, Ok(None)),
+                            Ok(record) => (
+                                step,
+                                Err(record
+                                    .errors
+                                    .first()
+                                    .map(|e| e.message.clone())
+                                    .unwrap_or_else(|| "the run failed".into())),
+                            ),
+                            Err(error) => (step, Err(error.to_string())),
+                        },
+                        Ok(None) => (
+                            step,
+                            Ok(Some("the action text gave null: nothing sent".into())),
+                        ),
+                        Err(error) => (step, Err(format!("action text: {error}"))),
+                    }
+                }
+                Action::SetDevice {
+                    reference,
+                    value,
+                    string,
+                } => {
+                    let step = format!("set device {reference}");
+                    let values = (
+                        value.as_ref().map(&evaluate).transpose(),
+                        string.as_ref().map(&evaluate).transpose(),
+                    );
+                    match values {
+                        (Ok(value), Ok(string)) => {
+                            let number = value.as_ref().and_then(Value::as_number);
+                            let text = string.map(|s| s.to_text());
+                            match self.set_device(*reference, number, text).await {
+                                Ok(_) => (step, Ok(None)),
+                                Err(error) => (step, Err(error.to_string())),
+                            }
+                        }
+                        (Err(error), _) | (_, Err(error)) => (step, Err(error)),
+                    }
+                }
+                Action::SetGlobal {
+                    name,
+                    value,
+                    string,
+                } => {
+                    let step = format!("set global `{name}`");
+                    let values = (
+                        value.as_ref().map(&evaluate).transpose(),
+                        string.as_ref().map(&evaluate).transpose(),
+                    );
+                    match values {
+                        (Ok(value), Ok(string)) => {
+                            let number = value.as_ref().and_then(Value::as_number);
+                            let text = string.map(|s| s.to_text());
+                            match self.set_global(name, number, text) {
+                                Ok(_) => (step, Ok(None)),
+                                Err(error) => (step, Err(error.to_string())),
+                            }
+                        }
+                        (Err(error), _) | (_, Err(error)) => (step, Err(error)),
+                    }
+                }
+                Action::Wait(duration) => {
+                    tokio::time::sleep(*duration).await;
+                    (
+                        format!(
+                            "wait {}",
+                            crate::event::schedule::describe_duration(*duration)
+                        ),
+                        Ok(None),
+                    )
+                }
+                Action::Event(other) => {
+                    let step = format!("run event `{other}`");
+                    let nested =
+                        Box::pin(self.fire(other, "event", Some(input.clone()), depth + 1)).await;
+                    match nested {
+                        Ok(nested) if nested.outcome == EventOutcome::Failed => {
+                            (step, Err("the event failed".into()))
+                        }
+                        Ok(nested) if nested.outcome == EventOutcome::Skipped => {
+                            (step, Err(nested.reason.clone().unwrap_or_default()))
+                        }
+                        Ok(_) => (step, Ok(None)),
+                        Err(error) => (step, Err(error.to_string())),
+                    }
+                }
+            };
+            let failed = outcome.is_err();
+            run.steps.push(StepRecord {
+                step: format!("action {}: {step}", index + 1),
+                ok: !failed,
+                message: match outcome {
+                    Ok(note) => note,
+                    Err(error) => Some(error),
+                },
+                duration_ms: step_started.elapsed().as_millis() as u64,
+            });
+            if failed {
+                run.outcome = EventOutcome::Failed;
+                if event.on_error == OnError::Stop {
+                    break;
+                }
+            }
+        }
+        run.duration_ms = started.elapsed().as_millis() as u64;
+        run
+    }
+}
+
+/// Fires schedule triggers on time until the engine is gone. Woken early when events reload.
+async fn scheduler(engine: std::sync::Weak<Engine>) {
+    let mut checked_until = chrono::Utc::now();
+    loop {
+        let (events, zone) = {
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            (engine.automation.events(), engine.automation.zone())
+        };
+        let due: Vec<(chrono::DateTime<chrono::Utc>, String)> = events
+            .events
+            .values()
+            .filter(|e| e.enabled)
+            .flat_map(|e| {
+                e.triggers.iter().filter_map(move |t| match t {
+                    Trigger::Schedule(schedule) => schedule
+                        .next_after(checked_until, zone)
+                        .map(|at| (at, e.name.clone())),
+                    _ => None,
+                })
+            })
+            .collect();
+        let earliest = due.iter().map(|(at, _)| *at).min();
+        let wait = earliest.map(|at| (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        let woken = {
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            let reloaded = engine.automation.rescheduled.notified();
+            tokio::pin!(reloaded);
+            // Check at least once a minute that the engine is still there.
+            let sleep = wait
+                .unwrap_or(Duration::from_secs(60))
+                .min(Duration::from_secs(60));
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => false,
+                _ = &mut reloaded => true,
+            }
+        };
+        let now = chrono::Utc::now();
+        if woken {
+            checked_until = now;
+            continue;
+        }
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        for (at, name) in due {
+            if at <= now {
+                engine.fire_detached(&name, "schedule", None);
+            }
+        }
+        if earliest.is_some_and(|at| at <= now) {
+            checked_until = now;
+        }
+    }
+}
