@@ -70,6 +70,11 @@ enum Command {
     Functions,
     /// List the automation events with their triggers and when each fires next.
     Events,
+    /// Run an event now, with an optional input (through a running server when there is one).
+    Fire {
+        event: String,
+        input: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,6 +125,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Command::Devices => devices(&settings),
             Command::Runs { profile, limit } => runs(&settings, profile.as_deref(), limit),
             Command::Events => Ok(list_events(&settings)),
+            Command::Fire { event, input } => fire(settings, &event, input.as_deref()).await,
             Command::Functions => {
                 for function in expr::functions::FUNCTIONS {
                     println!("{:<40} {}", function.signature, function.doc);
@@ -315,14 +321,28 @@ async fn run(settings: Settings, profile: &str, text: &str, as_json: bool) -> Re
 
 /// Sends the action to the running server, so that one process owns the device store.
 async fn run_through_server(settings: &Settings, profile: &str, text: &str) -> Result<RunRecord> {
+    let body = call_server(
+        settings,
+        "/api/v1/actions/run",
+        serde_json::json!({ "profile": profile, "text": text }),
+    )
+    .await?;
+    serde_json::from_value(body).context("reading the run record")
+}
+
+/// POSTs to the running server's API (with the admin token when one is set) and returns its
+/// JSON answer; a refusal is an error carrying the server's message.
+async fn call_server(
+    settings: &Settings,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value> {
     let mut address = settings.listen_address().map_err(anyhow::Error::msg)?;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let url = format!("http://{address}/api/v1/actions/run");
-    let mut request = reqwest::Client::new()
-        .post(&url)
-        .json(&serde_json::json!({ "profile": profile, "text": text }));
+    let url = format!("http://{address}{path}");
+    let mut request = reqwest::Client::new().post(&url).json(&body);
     // A server with an admin token admits this process the way it admits any client.
     let admin_token = settings.web.admin_token.trim();
     if !admin_token.is_empty() {
@@ -338,9 +358,59 @@ async fn run_through_server(settings: &Settings, profile: &str, text: &str) -> R
         .context("reading the server's answer")?;
     if !status.is_success() {
         let message = body["error"]["message"].as_str().unwrap_or("unknown error");
-        anyhow::bail!("the server refused the action: {message}");
+        anyhow::bail!("the server refused: {message}");
     }
-    serde_json::from_value(body).context("reading the run record")
+    Ok(body)
+}
+
+/// `bellhop fire <event> [input]`: runs an event now (through a running server when there is
+/// one) and prints each step.
+async fn fire(settings: Settings, event: &str, input: Option<&str>) -> Result<ExitCode> {
+    let run = match build_engine(&settings) {
+        Ok(engine) => {
+            let run = engine.fire(event, "cli", input.map(Into::into), 0).await?;
+            engine.flush().await?;
+            serde_json::to_value(&*run)?
+        }
+        Err(error)
+            if matches!(
+                error.downcast_ref::<StoreError>(),
+                Some(StoreError::Busy { .. })
+            ) =>
+        {
+            let path = format!(
+                "/api/v1/events/{}/run",
+                percent_encoding::utf8_percent_encode(event, percent_encoding::NON_ALPHANUMERIC)
+            );
+            call_server(&settings, &path, serde_json::json!({ "input": input })).await?
+        }
+        Err(error) => return Err(error),
+    };
+    let outcome = run["outcome"].as_str().unwrap_or("unknown");
+    println!(
+        "{} — {outcome}{}",
+        run["event"].as_str().unwrap_or(event),
+        run["reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    for step in run["steps"].as_array().into_iter().flatten() {
+        println!(
+            "  {} {}{}",
+            if step["ok"] == true { "ok  " } else { "FAIL" },
+            step["step"].as_str().unwrap_or_default(),
+            step["message"]
+                .as_str()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(if outcome == "ok" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn print_run(record: &RunRecord) {

@@ -345,3 +345,68 @@ async fn run_hands_the_action_to_a_guarded_server_with_the_admin_token() {
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
+
+/// `bellhop fire` runs an event and prints each step: in this process when the store is free,
+/// through the running server when `serve` owns it.
+#[tokio::test]
+async fn fire_runs_an_event_here_or_through_the_server() {
+    let ws = Workspace::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = settings(&ws, &format!("127.0.0.1:{port}"));
+    let events = ws.path().join("events");
+    std::fs::create_dir_all(&events).unwrap_or_else(|e| panic!("{e}"));
+    let with_events = std::fs::read_to_string(&config)
+        .unwrap_or_default()
+        .replace(
+            "[paths]\n",
+            &format!("[paths]\nevents_dir = \"{}\"\n", events.display()),
+        );
+    std::fs::write(&config, with_events).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        events.join("greet.toml"),
+        "conditions = ['Length(input) > 0']\n[[action]]\nset_global = \"greeting\"\nstring = '\"hello \" + input'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let output = run(&config, &["fire", "greet", "ann"]);
+    let printed = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    assert!(
+        printed.contains("greet — ok") && printed.contains("set global `greeting`"),
+        "{printed}"
+    );
+    let output = run(&config, &["fire", "greet"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("conditions_false"),
+        "{}",
+        text(&output)
+    );
+    let output = run(&config, &["fire", "nobody"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output).contains("no event named `nobody`"),
+        "{}",
+        text(&output)
+    );
+    // With `serve` owning the store, the event runs there.
+    let mut server = start_server(&config);
+    let handed = config.clone();
+    let output = tokio::task::spawn_blocking(move || run(&handed, &["fire", "greet", "bob"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let globals: serde_json::Value =
+        reqwest::get(format!("http://{}/api/v1/globals", server.address))
+            .await
+            .and_then(|r| r.error_for_status())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(globals.to_string().contains("hello bob"), "{globals}");
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
