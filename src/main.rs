@@ -202,6 +202,7 @@ fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
         .with_authorizer(Arc::new(authorizer))
         .with_limits(engine_limits(settings))
         .with_events(events, zone);
+    engine.prepare_webhooks();
     Ok(Arc::new(engine))
 }
 

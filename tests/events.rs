@@ -482,3 +482,86 @@ async fn conditions_failures_and_loops_are_recorded_step_by_step() {
     let list: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
     assert_eq!(list["events"].as_array().map(Vec::len), Some(3), "{list}");
 }
+
+/// A webhook URL carries a random token kept in the encrypted vault (the same after a restart);
+/// it works without the admin token, a wrong token runs nothing.
+#[tokio::test]
+async fn webhooks_fire_with_their_secret_token_only() {
+    let ws = Workspace::new();
+    write_event(
+        &ws,
+        "doorbell",
+        "[[trigger]]\nwebhook = true\n[[action]]\nset_global = \"rang\"\nstring = 'input'\n",
+    );
+    let key = bellhop::tokens::load_or_create_key(&ws.path().join("token.key"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let build = || {
+        let vault = std::sync::Arc::new(
+            bellhop::tokens::TokenStore::open(&ws.path().join("data/tokens"), &key)
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let dir = events_dir(&ws);
+        let source = bellhop::engine::ProfileSource::new(ws.profiles_dir(), None)
+            .with_vault(vault)
+            .with_events_dir(dir.clone());
+        let profiles = source.load();
+        let events = bellhop::event::load_dir(&dir, &profiles);
+        let engine = bellhop::engine::Engine::new(profiles, Some(source), ws.hub())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_events(events, bellhop::event::Zone::Local);
+        engine.prepare_webhooks();
+        std::sync::Arc::new(engine)
+    };
+    let engine = build();
+    let url = engine
+        .webhook_url("doorbell")
+        .unwrap_or_else(|| panic!("no webhook URL"));
+    let path = url.trim_start_matches('/').to_string();
+    let token = path.rsplit('/').next().unwrap_or_default().to_string();
+    assert!(
+        path.starts_with("hooks/events/doorbell/") && token.len() >= 40,
+        "{url}"
+    );
+    let guarded = bellhop::web::AppState::new(engine.clone()).with_edge(
+        bellhop::web::Edge::loopback()
+            .with_admin_token(Some(bellhop::secret::Secret::new("a-long-admin-token-123"))),
+    );
+    let routes = bellhop::web::routes(guarded);
+    for wrong in [
+        format!("/hooks/events/doorbell/{}x", token),
+        "/hooks/events/doorbell/".to_string() + &"a".repeat(token.len()),
+        "/hooks/events/other/".to_string() + &token,
+    ] {
+        let response = crate::support::local_request()
+            .method("POST")
+            .path(&wrong)
+            .body("ding")
+            .reply(&routes)
+            .await;
+        assert_eq!(response.status(), 401, "{wrong}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        global(&engine, "rang").is_none(),
+        "a wrong token ran the event"
+    );
+    let response = crate::support::local_request()
+        .path(&format!("/{path}?who=ann"))
+        .reply(&routes)
+        .await;
+    assert_eq!(response.status(), 202);
+    assert!(eventually(|| global(&engine, "rang").is_some_and(|g| g.string == "who=ann")).await);
+    let response = crate::support::local_request()
+        .method("POST")
+        .path(&format!("/{path}"))
+        .body("ding")
+        .reply(&routes)
+        .await;
+    assert_eq!(response.status(), 202);
+    assert!(eventually(|| global(&engine, "rang").is_some_and(|g| g.string == "ding")).await);
+    // A restart keeps the URL.
+    drop(routes);
+    drop(engine);
+    let again = build();
+    assert_eq!(again.webhook_url("doorbell"), Some(url));
+}

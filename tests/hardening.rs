@@ -199,6 +199,7 @@ async fn a_dns_rebinding_page_is_refused_on_every_route_group() {
         ("POST", "/api/v1/reload", None),
         ("GET", "/api/v1/events", None),
         ("GET", "/api/v1/stream", None),
+        ("GET", "/hooks/events/x/token", None),
         ("POST", "/api/v1/events/x/run", Some(r#"{"input":"x"}"#)),
         ("GET", "/oauth2/start?profile=good", None),
         ("GET", "/oauth2/callback?state=x&code=y", None),

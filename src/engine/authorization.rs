@@ -250,6 +250,11 @@ impl Authorizer {
         profiles.entry(profile.to_string()).or_default().clone()
     }
 
+    /// The address browsers and providers reach Bellhop at.
+    pub fn public_base_url(&self) -> &url::Url {
+        &self.public_base_url
+    }
+
     /// The callback page's URL under the public base URL: the standard one or the legacy one.
     pub fn callback_uri(&self, legacy: bool) -> String {
         let path = if legacy {

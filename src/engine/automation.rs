@@ -98,6 +98,8 @@ pub struct Automation {
     last_seen: Mutex<HashMap<u64, (f64, String)>>,
     /// Wakes the scheduler when the events change.
     rescheduled: tokio::sync::Notify,
+    /// The secret token of each event with a webhook trigger.
+    webhook_tokens: RwLock<HashMap<String, crate::secret::Secret>>,
 }
 
 impl Automation {
@@ -108,6 +110,7 @@ impl Automation {
             states: Mutex::new(HashMap::new()),
             last_seen: Mutex::new(HashMap::new()),
             rescheduled: tokio::sync::Notify::new(),
+            webhook_tokens: RwLock::new(HashMap::new()),
         }
     }
 
@@ -650,6 +653,104 @@ impl Engine {
         }
         run.duration_ms = started.elapsed().as_millis() as u64;
         run
+    }
+}
+
+/// The vault name of an event's webhook token.
+fn webhook_secret_name(event: &str) -> String {
+    let clean: String = event
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("webhook_{clean}_{}", event.len())
+}
+
+impl Engine {
+    /// Gives every event with a webhook trigger its secret token: the one kept in the encrypted
+    /// vault, or a new random one saved there, so a URL survives restarts. Reads and writes
+    /// the vault: call it off the async workers.
+    pub fn prepare_webhooks(&self) {
+        let events = self.automation.events();
+        let wanted: Vec<&String> = events
+            .events
+            .iter()
+            .filter(|(_, e)| e.triggers.iter().any(|t| matches!(t, Trigger::Webhook)))
+            .map(|(name, _)| name)
+            .collect();
+        let vault = self.source.as_ref().and_then(|s| s.vault.as_ref());
+        let mut tokens = HashMap::new();
+        if let Some(vault) = vault.filter(|_| !wanted.is_empty()) {
+            let stored = vault.secrets().unwrap_or_default();
+            let mut new = std::collections::BTreeMap::new();
+            for name in wanted {
+                let key = webhook_secret_name(name);
+                let token = stored.get(&key).cloned().unwrap_or_else(|| {
+                    let token = oauth2::CsrfToken::new_random_len(32).secret().clone();
+                    new.insert(key, token.clone());
+                    token
+                });
+                tokens.insert(name.clone(), crate::secret::Secret::new(token));
+            }
+            if let Err(error) = vault.store_secrets(&new) {
+                tracing::error!(error = %error, "webhook tokens could not be saved: webhooks are off");
+                tokens.clear();
+            }
+        } else if !wanted.is_empty() {
+            tracing::warn!("webhook triggers need the encrypted store: webhooks are off");
+        }
+        *self
+            .automation
+            .webhook_tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = tokens;
+    }
+
+    /// The URL that fires an event's webhook, when it has one.
+    pub fn webhook_url(&self, event: &str) -> Option<String> {
+        let tokens = self
+            .automation
+            .webhook_tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let token = tokens.get(event)?;
+        let path = format!(
+            "hooks/events/{}/{}",
+            percent_encoding::utf8_percent_encode(event, percent_encoding::NON_ALPHANUMERIC),
+            token.expose()
+        );
+        Some(match &self.authorizer {
+            Some(authorizer) => authorizer
+                .public_base_url()
+                .join(&path)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| format!("/{path}")),
+            None => format!("/{path}"),
+        })
+    }
+
+    /// A webhook call: fires the event when `token` is its token (compared in constant time).
+    /// `None`: no such webhook, or the wrong token; nothing runs.
+    pub fn webhook(self: &Arc<Self>, event: &str, token: &str, input: Arc<str>) -> bool {
+        use subtle::ConstantTimeEq;
+        let admitted = self
+            .automation
+            .webhook_tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(event)
+            .is_some_and(|expected| {
+                bool::from(expected.expose().as_bytes().ct_eq(token.as_bytes()))
+            });
+        if admitted {
+            self.fire_detached(event, "webhook", Some(input));
+        }
+        admitted
     }
 }
 

@@ -449,6 +449,7 @@ impl Engine {
         *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
         if let Some(dir) = &source.events_dir {
             self.automation.replace(crate::event::load_dir(dir, &fresh));
+            self.prepare_webhooks();
         }
         self.bus.publish(bus::HubEvent::ProfilesReloaded {
             profiles: fresh.profiles.len(),

@@ -263,13 +263,7 @@ fn trigger(
             .ok()
             .map(Trigger::Schedule),
         "startup" => Some(Trigger::Startup),
-        "webhook" => {
-            c.warning(
-                &at("webhook"),
-                "webhook URLs are not served yet: run the event with POST /api/v1/events/<name>/run",
-            );
-            Some(Trigger::Webhook)
-        }
+        "webhook" => Some(Trigger::Webhook),
         "input" => {
             let profile = t.input.clone().unwrap_or_default();
             let known = profile_exists(c, &at("input"), &profile, profiles);

@@ -68,17 +68,20 @@ impl AppState {
 }
 
 /// Pages and routes open without the admin token: the OAuth2 callback (its single-use state
-/// protects it), sign-in and sign-out, and the icon.
+/// protects it), webhooks (their secret token protects them), sign-in and sign-out, the icon
+/// and the stylesheet.
 fn open_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/oauth2/callback"
-            | "/oauth2_callback.html"
-            | "/login"
-            | "/logout"
-            | "/favicon.svg"
-            | "/style.css"
-    )
+    // Webhooks carry their own secret token, which the route checks.
+    path.starts_with("/hooks/")
+        || matches!(
+            path,
+            "/oauth2/callback"
+                | "/oauth2_callback.html"
+                | "/login"
+                | "/logout"
+                | "/favicon.svg"
+                | "/style.css"
+        )
 }
 
 /// The edge every request passes first: Host and Origin, then the admin token or session.
@@ -633,6 +636,33 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 )
             },
         );
+    // GET|POST /hooks/events/{name}/{token}: an event's webhook. The query string (GET) or the
+    // body (POST, text, 64 KiB at most) is the event's input. A wrong token runs nothing.
+    let hook_input = warp::get()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .or(warp::post()
+            .and(warp::body::content_length_limit(64 * 1024))
+            .and(warp::body::bytes())
+            .map(|body: bytes::Bytes| String::from_utf8_lossy(&body).into_owned()))
+        .unify();
+    let hooks = warp::path!("hooks" / "events" / String / String)
+        .and(hook_input)
+        .and(s())
+        .map(
+            |name: String, token: String, input: String, state: AppState| {
+                let name = decode(&name);
+                if state.engine.webhook(&name, &token, input.into()) {
+                    json(StatusCode::ACCEPTED, &serde_json::json!({ "fired": name }))
+                } else {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "no webhook answers to this URL",
+                    )
+                    .into_response()
+                }
+            },
+        );
     // The UI: GET /, /app.js, /style.css (built into the binary from web/).
     let ui = warp::get().and(
         warp::path::end()
@@ -680,6 +710,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         events_get.boxed(),
         events_runs.boxed(),
         events_run.boxed(),
+        hooks.boxed(),
         ui.boxed(),
     ];
     let mut combined: Option<BoxedFilter<(Response,)>> = None;
@@ -867,6 +898,7 @@ fn event_view(state: &AppState, event: &crate::event::Event) -> serde_json::Valu
         "triggers": event.triggers.iter().map(describe_trigger).collect::<Vec<_>>(),
         "conditions": event.conditions.iter().map(|c| c.source().to_string()).collect::<Vec<_>>(),
         "actions": event.actions.len(),
+        "webhook_url": state.engine.webhook_url(&event.name),
         "next_at": automation.next_firing(event).map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         "last_run": automation.history(&event.name, 1).first().cloned(),
     })
