@@ -179,6 +179,20 @@ impl Automation {
     }
 }
 
+/// What a set action writes: the value expression as a number, the string one as text.
+fn new_value_and_string(
+    evaluate: &dyn Fn(&Expression) -> Result<Value, String>,
+    value: &Option<Expression>,
+    string: &Option<Expression>,
+) -> Result<(Option<f64>, Option<String>), String> {
+    let value = value.as_ref().map(evaluate).transpose()?;
+    let string = string.as_ref().map(evaluate).transpose()?;
+    Ok((
+        value.as_ref().and_then(Value::as_number),
+        string.map(|s| s.to_text()),
+    ))
+}
+
 fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -570,20 +584,13 @@ impl Engine {
                     string,
                 } => {
                     let step = format!("set device {reference}");
-                    let values = (
-                        value.as_ref().map(&evaluate).transpose(),
-                        string.as_ref().map(&evaluate).transpose(),
-                    );
-                    match values {
-                        (Ok(value), Ok(string)) => {
-                            let number = value.as_ref().and_then(Value::as_number);
-                            let text = string.map(|s| s.to_text());
-                            match self.set_device(*reference, number, text).await {
-                                Ok(_) => (step, Ok(None)),
-                                Err(error) => (step, Err(error.to_string())),
-                            }
-                        }
-                        (Err(error), _) | (_, Err(error)) => (step, Err(error)),
+                    match new_value_and_string(&evaluate, value, string) {
+                        Ok((number, text)) => match self.set_device(*reference, number, text).await
+                        {
+                            Ok(_) => (step, Ok(None)),
+                            Err(error) => (step, Err(error.to_string())),
+                        },
+                        Err(error) => (step, Err(error)),
                     }
                 }
                 Action::SetGlobal {
@@ -592,20 +599,12 @@ impl Engine {
                     string,
                 } => {
                     let step = format!("set global `{name}`");
-                    let values = (
-                        value.as_ref().map(&evaluate).transpose(),
-                        string.as_ref().map(&evaluate).transpose(),
-                    );
-                    match values {
-                        (Ok(value), Ok(string)) => {
-                            let number = value.as_ref().and_then(Value::as_number);
-                            let text = string.map(|s| s.to_text());
-                            match self.set_global(name, number, text) {
-                                Ok(_) => (step, Ok(None)),
-                                Err(error) => (step, Err(error.to_string())),
-                            }
-                        }
-                        (Err(error), _) | (_, Err(error)) => (step, Err(error)),
+                    match new_value_and_string(&evaluate, value, string) {
+                        Ok((number, text)) => match self.set_global(name, number, text) {
+                            Ok(_) => (step, Ok(None)),
+                            Err(error) => (step, Err(error.to_string())),
+                        },
+                        Err(error) => (step, Err(error)),
                     }
                 }
                 Action::Wait(duration) => {
@@ -656,19 +655,10 @@ impl Engine {
     }
 }
 
-/// The vault name of an event's webhook token.
+/// The vault key of an event's webhook token. The colon keeps it apart from profile secrets,
+/// whose names are letters, digits and `_`.
 fn webhook_secret_name(event: &str) -> String {
-    let clean: String = event
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("webhook_{clean}_{}", event.len())
+    format!("webhook:{event}")
 }
 
 impl Engine {
