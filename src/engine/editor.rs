@@ -225,7 +225,7 @@ impl Engine {
         let source: &ProfileSource = self.source.as_ref().ok_or(EditError::NoFolder)?;
         let name = form.name.trim();
         for candidate in [name, path_name] {
-            if let Some(problem) = profile::name_problem(candidate) {
+            if let Some(problem) = profile::name_problem(candidate, "profile") {
                 return Err(EditError::BadName(problem));
             }
         }

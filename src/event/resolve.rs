@@ -1,7 +1,7 @@
 //! Raw → resolved: parses an event file, checks every trigger, condition and action, compiles
 //! every expression and template, and checks the names it refers to, collecting every problem.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::raw::{RawAction, RawEvent, RawTrigger};
@@ -12,7 +12,7 @@ use super::{
 };
 use crate::expr::{Expression, Template};
 use crate::profile::diagnostic::Collector;
-use crate::profile::{name_problem, read_config_file, Diagnostic, ProfileSet};
+use crate::profile::{config_files, read_config_file, Diagnostic, ProfileSet};
 
 const SUPPORTED_VERSION: u32 = 1;
 /// Most triggers, conditions or actions one event may have.
@@ -20,24 +20,14 @@ const MAX_PARTS: usize = 100;
 
 pub fn load_dir(dir: &Path, profiles: &ProfileSet) -> EventSet {
     let mut set = EventSet::default();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return set,
-        Err(e) => {
-            set.diagnostics.push(Diagnostic::error(
-                dir,
-                "",
-                format!("cannot read the events folder: {e}"),
-            ));
+    // The events folder is optional: a missing one is an empty set.
+    let files = match config_files(dir, "events", true) {
+        Ok(files) => files,
+        Err(diagnostic) => {
+            set.diagnostics.push(diagnostic);
             return set;
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
     let mut loaded: Vec<(Event, String)> = Vec::new();
     for file in files {
         let text = match read_config_file(&file) {
@@ -128,21 +118,7 @@ fn profile_exists(c: &mut Collector<'_>, key: &str, name: &str, profiles: &Profi
 }
 
 fn resolve(raw: RawEvent, c: &mut Collector<'_>, profiles: &ProfileSet) -> Option<Event> {
-    if let Some(version) = raw.version.filter(|v| *v != SUPPORTED_VERSION) {
-        c.error(
-            "version",
-            format!("event version {version} is not supported (this Bellhop reads version {SUPPORTED_VERSION})"),
-        );
-    }
-    let name = raw.name.clone().unwrap_or_else(|| {
-        c.file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    if let Some(problem) = name_problem(&name) {
-        c.error("name", problem.replace("profile", "event"));
-    }
+    let name = c.version_and_name("event", raw.version, SUPPORTED_VERSION, raw.name.clone());
     let on_error = match raw.on_error.as_deref().unwrap_or("stop") {
         "stop" => Some(OnError::Stop),
         "continue" => Some(OnError::Continue),

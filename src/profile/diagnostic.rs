@@ -123,6 +123,33 @@ impl<'a> Collector<'a> {
         Some(value)
     }
 
+    /// Checks the file's `version` and gives the name of the `kind` of thing it defines: its
+    /// `name`, or the file name without `.toml`. Problems are recorded.
+    pub fn version_and_name(
+        &mut self,
+        kind: &str,
+        version: Option<u32>,
+        supported: u32,
+        name: Option<String>,
+    ) -> String {
+        if let Some(version) = version.filter(|v| *v != supported) {
+            self.error(
+                "version",
+                format!("{kind} version {version} is not supported (this Bellhop reads version {supported})"),
+            );
+        }
+        let name = name.unwrap_or_else(|| {
+            self.file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        if let Some(problem) = super::resolve::name_problem(&name, kind) {
+            self.error("name", problem);
+        }
+        name
+    }
+
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
         let line = line_of_key(self.text, key);
         self.diagnostics

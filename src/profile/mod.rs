@@ -216,23 +216,13 @@ pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
 /// links, link loops) are reported, never opened; two files claiming one name both fail.
 pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
     let mut set = ProfileSet::default();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            set.diagnostics.push(Diagnostic::error(
-                dir,
-                "",
-                format!("cannot read the profile folder: {e}"),
-            ));
+    let files = match config_files(dir, "profile", false) {
+        Ok(files) => files,
+        Err(diagnostic) => {
+            set.diagnostics.push(diagnostic);
             return set;
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
     let mut loaded: BTreeMap<String, Vec<(Profile, usize)>> = BTreeMap::new();
     for file in files {
         let text = match read_config_file(&file) {
@@ -279,6 +269,29 @@ pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
         }
     }
     set
+}
+
+/// The `*.toml` entries of a configuration folder (`what`: `profile`, `events`), sorted; not
+/// recursive. A missing folder is no files when `missing_ok`, an error otherwise.
+pub fn config_files(dir: &Path, what: &str, missing_ok: bool) -> Result<Vec<PathBuf>, Diagnostic> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Diagnostic::error(
+                dir,
+                "",
+                format!("cannot read the {what} folder: {e}"),
+            ))
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Reads one configuration file (a profile, an event): a regular file (links followed), at

@@ -33,11 +33,11 @@ pub fn load(file: &Path, text: &str, secrets: &SecretSource) -> (Option<Profile>
     }
 }
 
-/// Why `name` cannot name a profile, if it cannot.
-pub fn name_problem(name: &str) -> Option<String> {
+/// Why `name` cannot name a `kind` of thing (`profile`, `event`), if it cannot.
+pub fn name_problem(name: &str, kind: &str) -> Option<String> {
     if name.chars().count() > MAX_NAME_CHARS {
         Some(format!(
-            "a profile name may be at most {MAX_NAME_CHARS} characters long"
+            "a {kind} name may be at most {MAX_NAME_CHARS} characters long"
         ))
     } else if name.trim().is_empty()
         || !name
@@ -46,7 +46,7 @@ pub fn name_problem(name: &str) -> Option<String> {
         || name.starts_with('.')
     {
         Some(format!(
-            "profile name `{name}` may only hold letters, digits, spaces, `-`, `_` and `.` (not first)"
+            "{kind} name `{name}` may only hold letters, digits, spaces, `-`, `_` and `.` (not first)"
         ))
     } else {
         None
@@ -54,23 +54,7 @@ pub fn name_problem(name: &str) -> Option<String> {
 }
 
 fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<Profile> {
-    if let Some(version) = raw.version {
-        if version != SUPPORTED_VERSION {
-            c.error(
-                "version",
-                format!("profile version {version} is not supported (this Bellhop reads version {SUPPORTED_VERSION})"),
-            );
-        }
-    }
-    let name = raw.name.clone().unwrap_or_else(|| {
-        c.file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    if let Some(problem) = name_problem(&name) {
-        c.error("name", problem);
-    }
+    let name = c.version_and_name("profile", raw.version, SUPPORTED_VERSION, raw.name.clone());
     let request = match &raw.request {
         Some(request) => resolve_request(request, c),
         None => {
