@@ -540,6 +540,14 @@ async fn webhooks_fire_with_their_secret_token_only() {
             .await;
         assert_eq!(response.status(), 401, "{wrong}");
     }
+    // A body that is not text is refused; nothing runs.
+    let response = crate::support::local_request()
+        .method("POST")
+        .path(&format!("/{path}"))
+        .body(vec![0xff_u8, 0xfe])
+        .reply(&routes)
+        .await;
+    assert_eq!(response.status(), 400);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(
         global(&engine, "rang").is_none(),

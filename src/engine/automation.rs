@@ -153,19 +153,32 @@ impl Automation {
             .min()
     }
 
+    /// Works on an event's bookkeeping (made on first use, for its retrigger policy).
+    fn with_state<R>(
+        &self,
+        event: &str,
+        retrigger: Retrigger,
+        work: impl FnOnce(&mut EventState) -> R,
+    ) -> R {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        work(
+            states
+                .entry(event.to_string())
+                .or_insert_with(|| EventState::new(retrigger)),
+        )
+    }
+
     fn remember(&self, run: Arc<EventRun>) {
-        let events = self.events();
-        let retrigger = events
+        let retrigger = self
+            .events()
             .get(&run.event)
             .map_or(Retrigger::Skip, |e| e.retrigger);
-        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        let state = states
-            .entry(run.event.clone())
-            .or_insert_with(|| EventState::new(retrigger));
-        state.history.push_back(run);
-        while state.history.len() > HISTORY_KEEP {
-            state.history.pop_front();
-        }
+        self.with_state(&run.event.clone(), retrigger, |state| {
+            state.history.push_back(run);
+            while state.history.len() > HISTORY_KEEP {
+                state.history.pop_front();
+            }
+        });
     }
 
     /// Whether a device change is the kind a trigger waits for (and remembers the new state).
@@ -321,12 +334,7 @@ impl Engine {
                 }
             }
             HubEvent::RunFinished { run } => {
-                let input = if run.ok {
-                    self.last_response(&run.profile)
-                } else {
-                    None
-                };
-                let environment = HubEnvironment::new(&self.hub);
+                let mut matchers = Vec::new();
                 for event in events.events.values() {
                     for trigger in &event.triggers {
                         match trigger {
@@ -346,26 +354,40 @@ impl Engine {
                                     break;
                                 }
                             }
-                            Trigger::Input { profile, matcher } if *profile == run.profile => {
-                                let Some(input) = &input else { continue };
-                                match matcher.matches(input, &environment) {
-                                    Ok(true) => {
-                                        self.fire_detached(
-                                            &event.name,
-                                            "input",
-                                            Some(input.clone()),
-                                        );
-                                        break;
-                                    }
-                                    Ok(false) => {}
-                                    Err(error) => {
-                                        tracing::warn!(event = %event.name, error = %error, "an input matcher failed")
-                                    }
-                                }
+                            Trigger::Input { profile, matcher }
+                                if run.ok && *profile == run.profile =>
+                            {
+                                matchers.push((event.name.clone(), matcher.clone()));
                             }
                             _ => {}
                         }
                     }
+                }
+                // Matching reads the whole response (an expression may run a JSONPath over
+                // megabytes): on the blocking pool, like mapping a large response.
+                if let (false, Some(input)) =
+                    (matchers.is_empty(), self.last_response(&run.profile))
+                {
+                    let engine = self.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let environment = HubEnvironment::new(&engine.hub);
+                        let mut fired = std::collections::HashSet::new();
+                        for (event, matcher) in matchers {
+                            if fired.contains(&event) {
+                                continue;
+                            }
+                            match matcher.matches(&input, &environment) {
+                                Ok(true) => {
+                                    engine.fire_detached(&event, "input", Some(input.clone()));
+                                    fired.insert(event);
+                                }
+                                Ok(false) => {}
+                                Err(error) => {
+                                    tracing::warn!(event = %event, error = %error, "an input matcher failed")
+                                }
+                            }
+                        }
+                    });
                 }
             }
             HubEvent::ProfilesReloaded { .. }
@@ -416,15 +438,7 @@ impl Engine {
             )));
         }
         // Rate limit and retrigger policy.
-        let places = {
-            let mut states = self
-                .automation
-                .states
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let state = states
-                .entry(name.to_string())
-                .or_insert_with(|| EventState::new(event.retrigger));
+        let admitted = self.automation.with_state(name, event.retrigger, |state| {
             let now = Instant::now();
             while state
                 .recent
@@ -434,38 +448,29 @@ impl Engine {
                 state.recent.pop_front();
             }
             if state.recent.len() >= RATE_LIMIT {
-                drop(states);
-                tracing::warn!(event = %name, "event fired more than {RATE_LIMIT} times in a second: skipped (a trigger loop?)");
-                return Ok(record(skipped(
-                    name,
-                    trigger,
-                    format!(
-                        "fired more than {RATE_LIMIT} times in a second (does it trigger itself?)"
-                    ),
-                )));
+                return None;
             }
             state.recent.push_back(now);
-            state.places.clone()
+            Some(state.places.clone())
+        });
+        let Some(places) = admitted else {
+            tracing::warn!(event = %name, "event fired more than {RATE_LIMIT} times in a second: skipped (a trigger loop?)");
+            return Ok(record(skipped(
+                name,
+                trigger,
+                format!("fired more than {RATE_LIMIT} times in a second (does it trigger itself?)"),
+            )));
         };
         let permit = match places.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) if event.retrigger == Retrigger::Queue => {
-                let admitted = {
-                    let mut states = self
-                        .automation
-                        .states
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    let state = states
-                        .entry(name.to_string())
-                        .or_insert_with(|| EventState::new(event.retrigger));
-                    if state.waiting < QUEUE_LIMIT {
+                let admitted = self.automation.with_state(name, event.retrigger, |state| {
+                    let room = state.waiting < QUEUE_LIMIT;
+                    if room {
                         state.waiting += 1;
-                        true
-                    } else {
-                        false
                     }
-                };
+                    room
+                });
                 if !admitted {
                     return Ok(record(skipped(
                         name,
@@ -474,15 +479,9 @@ impl Engine {
                     )));
                 }
                 let permit = places.acquire_owned().await;
-                if let Some(state) = self
-                    .automation
-                    .states
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_mut(name)
-                {
-                    state.waiting = state.waiting.saturating_sub(1);
-                }
+                self.automation.with_state(name, event.retrigger, |state| {
+                    state.waiting = state.waiting.saturating_sub(1)
+                });
                 match permit {
                     Ok(permit) => permit,
                     Err(_) => {

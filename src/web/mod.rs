@@ -640,17 +640,31 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     // body (POST, text, 64 KiB at most) is the event's input. A wrong token runs nothing.
     let hook_input = warp::get()
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(Ok)
         .or(warp::post()
             .and(warp::body::content_length_limit(64 * 1024))
             .and(warp::body::bytes())
-            .map(|body: bytes::Bytes| String::from_utf8_lossy(&body).into_owned()))
+            .map(|body: bytes::Bytes| String::from_utf8(body.to_vec()).map_err(|e| e.utf8_error())))
         .unify();
     let hooks = warp::path!("hooks" / "events" / String / String)
         .and(hook_input)
         .and(s())
         .map(
-            |name: String, token: String, input: String, state: AppState| {
+            |name: String,
+             token: String,
+             input: Result<String, std::str::Utf8Error>,
+             state: AppState| {
                 let name = decode(&name);
+                let input = match input {
+                    Ok(input) => input,
+                    Err(error) => {
+                        return ApiError::bad_request(format!(
+                            "the body is not UTF-8 text (invalid byte at offset {}): nothing ran",
+                            error.valid_up_to()
+                        ))
+                        .into_response()
+                    }
+                };
                 if state.engine.webhook(&name, &token, input.into()) {
                     json(StatusCode::ACCEPTED, &serde_json::json!({ "fired": name }))
                 } else {
