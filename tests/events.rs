@@ -17,10 +17,7 @@ async fn runs_device_and_global_changes_and_reloads_come_out_on_one_bus_in_order
     let ws = Workspace::new();
     ws.write_profile(
         "user",
-        &profile_text(
-            &stub.url("/user"),
-            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
-        ),
+        &profile_text(&stub.url("/user"), crate::support::EMAIL_DEVICE),
     );
     let source = bellhop::engine::ProfileSource::new(ws.profiles_dir(), None);
     let engine = std::sync::Arc::new(
@@ -78,10 +75,7 @@ async fn the_live_stream_carries_the_bus() {
     let ws = Workspace::new();
     ws.write_profile(
         "user",
-        &profile_text(
-            &stub.url("/user"),
-            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
-        ),
+        &profile_text(&stub.url("/user"), crate::support::EMAIL_DEVICE),
     );
     let engine = ws.engine();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -353,10 +347,7 @@ async fn device_input_error_and_startup_triggers_fire_their_events() {
     let ws = Workspace::new();
     ws.write_profile(
         "user",
-        &profile_text(
-            &stub.url("/user"),
-            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
-        ),
+        &profile_text(&stub.url("/user"), crate::support::EMAIL_DEVICE),
     );
     ws.write_profile("broken", &profile_text(&stub.url("/error500"), ""));
     write_event(

@@ -8,10 +8,7 @@ use warp::Filter as _;
 use crate::support::{profile_text, Workspace};
 
 fn good_profile() -> String {
-    profile_text(
-        "http://127.0.0.1:1/user",
-        "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
-    )
+    profile_text("http://127.0.0.1:1/user", crate::support::EMAIL_DEVICE)
 }
 
 fn problems_of<'a>(diagnostics: &'a [Diagnostic], file: &str) -> Vec<&'a Diagnostic> {
@@ -450,7 +447,7 @@ async fn a_run_completes_and_is_recorded_when_its_caller_goes_away() {
         "echo",
         &profile_text(
             &stub.url("/user?piece=${input}"),
-            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
+            crate::support::EMAIL_DEVICE,
         ),
     );
     let engine = ws.engine();
@@ -479,10 +476,7 @@ async fn run_history_survives_a_restart() {
     let ws = Workspace::new();
     ws.write_profile(
         "user",
-        &profile_text(
-            &stub.url("/user"),
-            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
-        ),
+        &profile_text(&stub.url("/user"), crate::support::EMAIL_DEVICE),
     );
     {
         let engine = ws.engine();
@@ -512,7 +506,7 @@ async fn action_texts_and_responses_are_bounded() {
         "echo",
         &profile_text(
             &stub.url("/user?piece=${input}"),
-            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'",
+            crate::support::EMAIL_DEVICE,
         ),
     );
     ws.write_profile(

@@ -283,6 +283,10 @@ impl Workspace {
     }
 }
 
+/// The device boxes of the profiles that read a user's e-mail (`USER_JSON`) into device `email`.
+pub const EMAIL_DEVICE: &str =
+    "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'";
+
 /// A minimal GET profile against `url` with the given `[devices]`/`[[device]]` text.
 pub fn profile_text(url: &str, mapping: &str) -> String {
     format!("version = 1\n\n[request]\nmethod = \"GET\"\nurl = \"{url}\"\ntimeout_secs = 3\n\n{mapping}\n")
