@@ -60,10 +60,17 @@ fn benches(c: &mut Criterion) {
     let warmed = runtime.block_on(authorizer.access_token(&oauth_profile, &api, None));
     assert!(warmed.is_ok(), "{:?}", warmed.err());
 
+    let spec_of = |profile: &bellhop::profile::Profile| {
+        profile
+            .request
+            .clone()
+            .unwrap_or_else(|| panic!("an outgoing profile"))
+    };
+    let (static_spec, oauth_spec) = (spec_of(&static_profile), spec_of(&oauth_profile));
     let mut group = c.benchmark_group("auth");
     group.bench_function("static_bearer", |b| {
         b.iter(|| {
-            let prepared = request::prepare(black_box(&static_profile), &scope)
+            let prepared = request::prepare(black_box(&static_profile), &static_spec, &scope)
                 .ok()
                 .flatten();
             prepared.map(|p| p.headers.len())
@@ -71,7 +78,7 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("oauth2_cached_token", |b| {
         b.iter(|| {
-            let mut prepared = request::prepare(black_box(&oauth_profile), &scope)
+            let mut prepared = request::prepare(black_box(&oauth_profile), &oauth_spec, &scope)
                 .ok()
                 .flatten()?;
             // What the engine does: the ready header of the cached token, when it is fresh.

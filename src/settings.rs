@@ -78,6 +78,8 @@ pub struct WebSettings {
     pub session_hours: u64,
     /// Most connections served at once; more wait for a free place.
     pub max_connections: usize,
+    /// Where listening profiles' paths are served.
+    pub listen_base: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +168,9 @@ impl Settings {
         }
         if self.web.session_hours == 0 {
             return Err("web.session_hours must be above 0".into());
+        }
+        if let Some(problem) = listen_base_problem(&self.web.listen_base) {
+            return Err(format!("web.listen_base: {problem}"));
         }
         if !self.events.time_zone.trim().is_empty()
             && !self.events.time_zone.trim().eq_ignore_ascii_case("local")
@@ -260,6 +265,41 @@ fn settings_environment(vars: impl Iterator<Item = (String, String)>) -> config:
         .source(Some(map))
 }
 
+/// Why `base` cannot be where listening profiles are served, if it cannot: it is a path like
+/// `/in`, and must not shadow the server's own routes.
+pub fn listen_base_problem(base: &str) -> Option<String> {
+    const RESERVED: [&str; 8] = [
+        "api",
+        "hooks",
+        "oauth2",
+        "oauth2_callback.html",
+        "login",
+        "logout",
+        "demo",
+        "app.js",
+    ];
+    let rest = base.strip_prefix('/').unwrap_or_default();
+    let first = rest.split('/').next().unwrap_or_default();
+    let plain = base.starts_with('/')
+        && rest.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_'))
+        });
+    if !plain {
+        Some(format!(
+            "`{base}` must be a path like `/in`: ASCII letters, digits, `-` and `_` between slashes, no trailing slash"
+        ))
+    } else if RESERVED.contains(&first) {
+        Some(format!(
+            "`{base}` would shadow the server's own `/{first}` routes"
+        ))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +351,16 @@ mod tests {
             error.is_some_and(|e| e.contains("lisen")),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn the_listen_base_is_a_plain_path_that_shadows_no_route() {
+        assert_eq!(listen_base_problem("/in"), None);
+        assert_eq!(listen_base_problem("/sensors/in"), None);
+        for bad in [
+            "", "/", "in", "/in/", "/a//b", "/../x", "/in?x", "/api", "/hooks/x", "/login",
+        ] {
+            assert!(listen_base_problem(bad).is_some(), "{bad}");
+        }
     }
 }

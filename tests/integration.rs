@@ -10,6 +10,7 @@ mod engine;
 mod events;
 mod fuzz;
 mod hardening;
+mod listening;
 mod oauth;
 mod peers;
 mod profiles;

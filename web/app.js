@@ -61,7 +61,7 @@ async function loadProfiles() {
     link.textContent = profile.name;
     link.addEventListener("click", () => openProfile(profile.name));
     cell(row, link);
-    cell(row, profile.method + " " + profile.url);
+    cell(row, profile.listen ? `listens at ${profile.listen}${profile.listen_token ? " (token)" : ""}` : profile.method + " " + profile.url);
     const badge = document.createElement("span");
     badge.className = "badge";
     badge.textContent = profile.auth_mode === "oauth2" ? "…" : profile.auth_mode;

@@ -204,7 +204,8 @@ fn granted_origins(
     }
     profile
         .request
-        .static_origin()
+        .as_ref()
+        .and_then(|r| r.static_origin())
         .map(|o| vec![o.ascii_serialization()])
         .ok_or_else(|| AuthorizationError::NoOrigin(profile.name.clone()))
 }

@@ -21,6 +21,9 @@ pub struct ProfileForm {
     pub description: String,
     pub method: String,
     pub url: String,
+    /// A listening profile's path (instead of method and URL); its `[incoming]` options are
+    /// edited in the file.
+    pub listen: String,
     /// `none`, `bearer` or `oauth2` (other modes are edited in the file).
     pub auth_mode: String,
     pub token: String,
@@ -79,8 +82,21 @@ impl ProfileForm {
         let mut form = ProfileForm {
             name: profile.name.clone(),
             description: profile.description.clone(),
-            method: profile.request.method.as_str().to_string(),
-            url: profile.request.url.source().to_string(),
+            method: profile
+                .request
+                .as_ref()
+                .map(|r| r.method.as_str().to_string())
+                .unwrap_or_default(),
+            url: profile
+                .request
+                .as_ref()
+                .map(|r| r.url.source().to_string())
+                .unwrap_or_default(),
+            listen: profile
+                .listen
+                .as_ref()
+                .map(|l| l.path.clone())
+                .unwrap_or_default(),
             auth_mode: profile.auth.mode().to_string(),
             pkce: true,
             client_auth: "basic".into(),
@@ -354,21 +370,28 @@ impl Engine {
                 set_text(doc, &["description"], form.description.trim());
             }
         }
-        let method = if form.method.trim().is_empty() {
-            "GET"
+        if !form.listen.trim().is_empty() || !before.listen.is_empty() {
+            // A listening profile: its path; what it calls out with is not its business.
+            if changed(&form.listen, &before.listen) {
+                set_text(doc, &["listen"], form.listen.trim());
+            }
         } else {
-            form.method.trim()
-        };
-        let method_before = if before.method.is_empty() {
-            "GET"
-        } else {
-            before.method.as_str()
-        };
-        if method != method_before || (!editing.loaded && doc.get("request").is_none()) {
-            set_text(doc, &["request", "method"], method);
-        }
-        if changed(&form.url, &before.url) {
-            set_text(doc, &["request", "url"], form.url.trim());
+            let method = if form.method.trim().is_empty() {
+                "GET"
+            } else {
+                form.method.trim()
+            };
+            let method_before = if before.method.is_empty() {
+                "GET"
+            } else {
+                before.method.as_str()
+            };
+            if method != method_before || (!editing.loaded && doc.get("request").is_none()) {
+                set_text(doc, &["request", "method"], method);
+            }
+            if changed(&form.url, &before.url) {
+                set_text(doc, &["request", "url"], form.url.trim());
+            }
         }
         // Authentication.
         let mode_before = if before.auth_mode.is_empty() {

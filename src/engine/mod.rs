@@ -9,6 +9,7 @@ pub mod automation;
 pub mod bus;
 pub mod door;
 pub mod editor;
+pub mod listening;
 pub mod mapping;
 pub mod request;
 
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::devices::{Creation, DeviceChange, DeviceHub};
 use crate::event::ErrorClass;
 use crate::expr::{Document, Environment, Scope, Template};
-use crate::profile::{self, Profile, ProfileSet};
+use crate::profile::{self, Profile, ProfileSet, RequestSpec};
 use crate::secret::SecretSource;
 
 /// Where in a run a problem happened.
@@ -88,6 +89,23 @@ pub struct RunRecord {
     pub exchanges: Vec<ExchangeRecord>,
     pub changes: Vec<DeviceChange>,
     pub errors: Vec<RunError>,
+}
+
+impl RunRecord {
+    /// The record of a run starting now.
+    fn starting(profile: &str, action_text: &str) -> RunRecord {
+        RunRecord {
+            profile: profile.to_string(),
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_ms: 0,
+            action_text: action_text.to_string(),
+            ok: true,
+            skipped: false,
+            exchanges: Vec::new(),
+            changes: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -503,18 +521,26 @@ impl Engine {
 
     async fn run_to_end(&self, profile: Arc<Profile>, action_text: &str) -> Arc<RunRecord> {
         let started = Instant::now();
-        let mut record = RunRecord {
-            profile: profile.name.clone(),
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            duration_ms: 0,
-            action_text: action_text.to_string(),
-            ok: true,
-            skipped: false,
-            exchanges: Vec::new(),
-            changes: Vec::new(),
-            errors: Vec::new(),
-        };
+        let mut record = RunRecord::starting(&profile.name, action_text);
         let pieces = split_waits(action_text);
+        let spec = match &profile.request {
+            Some(spec) => spec,
+            None => {
+                record.ok = false;
+                record.errors.push(RunError {
+                    stage: RunStage::Action,
+                    class: None,
+                    message: format!(
+                        "profile `{}` listens for calls: it has no action to run",
+                        profile.name
+                    ),
+                    column: None,
+                });
+                let record = Arc::new(record);
+                self.remember(&profile, record.clone());
+                return record;
+            }
+        };
         if let Some(problem) = self.beyond_limits(&pieces) {
             record.errors.push(RunError {
                 stage: RunStage::Action,
@@ -527,7 +553,7 @@ impl Engine {
                 if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }
-                self.run_piece(&profile, piece, &mut record).await;
+                self.run_piece(&profile, spec, piece, &mut record).await;
                 if !record.errors.is_empty() {
                     break;
                 }
@@ -586,7 +612,13 @@ impl Engine {
         self.bus.publish(bus::HubEvent::RunFinished { run: record });
     }
 
-    async fn run_piece(&self, profile: &Arc<Profile>, piece: &str, record: &mut RunRecord) {
+    async fn run_piece(
+        &self,
+        profile: &Arc<Profile>,
+        spec: &RequestSpec,
+        piece: &str,
+        record: &mut RunRecord,
+    ) {
         let env = HubEnvironment::new(&self.hub);
         // The action text is itself a template (`position=${val12}`).
         let action_template = match Template::compile(piece) {
@@ -626,17 +658,18 @@ impl Engine {
         let mut rejected: Option<i64> = None;
         // At most two exchanges: the second only to replay once with a refreshed token.
         let (response, mut exchange) = loop {
-            let (result, exchange, token) = match self.exchange(profile, &scope, rejected).await {
-                Ok(Some(sent)) => sent,
-                Ok(None) => {
-                    record.skipped = true;
-                    return;
-                }
-                Err(error) => {
-                    record.errors.push(error);
-                    return;
-                }
-            };
+            let (result, exchange, token) =
+                match self.exchange(profile, spec, &scope, rejected).await {
+                    Ok(Some(sent)) => sent,
+                    Ok(None) => {
+                        record.skipped = true;
+                        return;
+                    }
+                    Err(error) => {
+                        record.errors.push(error);
+                        return;
+                    }
+                };
             match (result, token) {
                 (Ok(response), Some(token))
                     if rejected.is_none() && reauthorize_on(profile).contains(&response.status) =>
@@ -663,14 +696,7 @@ impl Engine {
         exchange.response_bytes = response.body.len();
         record.exchanges.push(exchange);
         let body = response.body.clone();
-        self.last_responses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keep(
-                &profile.name,
-                body.clone(),
-                self.limits.last_responses_bytes,
-            );
+        self.keep_last_response(&profile.name, body.clone());
         if !(200..300).contains(&response.status) {
             record.errors.push(RunError {
                 stage: RunStage::Response,
@@ -692,6 +718,7 @@ impl Engine {
     async fn exchange(
         &self,
         profile: &Profile,
+        spec: &RequestSpec,
         scope: &Scope<'_>,
         rejected: Option<i64>,
     ) -> Result<
@@ -702,7 +729,7 @@ impl Engine {
         )>,
         RunError,
     > {
-        let mut prepared = match request::prepare(profile, scope) {
+        let mut prepared = match request::prepare(profile, spec, scope) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => return Ok(None),
             Err(error) => {
@@ -776,21 +803,23 @@ impl Engine {
             duration_ms: 0,
             response_bytes: 0,
         };
-        let client = if profile.request.verify_tls {
+        let client = if spec.verify_tls {
             &self.client
         } else {
             &self.insecure_client
         };
         let sent = Instant::now();
-        let result = request::send(
-            client,
-            prepared,
-            profile.request.timeout,
-            profile.request.max_response_bytes,
-        )
-        .await;
+        let result = request::send(client, prepared, spec.timeout, spec.max_response_bytes).await;
         exchange.duration_ms = sent.elapsed().as_millis() as u64;
         Ok(Some((result, exchange, token)))
+    }
+
+    /// Keeps what a profile received last (for the sandbox and the input triggers).
+    fn keep_last_response(&self, profile: &str, body: Arc<str>) {
+        self.last_responses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keep(profile, body, self.limits.last_responses_bytes);
     }
 
     async fn map_response(

@@ -8,7 +8,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use crate::expr::{EvalError, EvalErrorKind, Scope, Template, Value};
-use crate::profile::{AuthSpec, BodySpec, Method, Profile};
+use crate::profile::{AuthSpec, BodySpec, Method, Profile, RequestSpec};
 
 /// Characters left as they are when a `${…}` result is spliced into a URL: RFC 3986 unreserved.
 const URL_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -125,9 +125,9 @@ fn render(
 /// `scope.input` is the action text.
 pub fn prepare(
     profile: &Profile,
+    spec: &RequestSpec,
     scope: &Scope<'_>,
 ) -> Result<Option<PreparedRequest>, RequestError> {
-    let spec = &profile.request;
     let url_splice = if spec.encode_url_segments {
         Splice::UrlSegment
     } else {

@@ -108,6 +108,7 @@ pub static FUNCTIONS: &[Function] = &[
         }))),
     function!("Substring", 2, Some(3), "Substring(text, start[, length])", "Characters from `start` (0-based), to the end or `length` long.", Plain, substring),
     function!("Split", 2, Some(2), "Split(text, separator)", "List of the pieces of a text between separators.", Plain, split),
+    function!("Query", 2, Some(2), "Query(text, name)", "The (first) value of a parameter in URL-encoded text, such as the query string a listening profile receives: `Query(\"t=21.5&h=40\", \"t\")` is `\"21.5\"`; null when it is absent.", Plain, query),
     function!("Regex", 2, Some(3), "Regex(text, pattern[, group])", "List of all matches of a regular expression, or of one capture group of each match. .NET-style patterns work: look-around (`(?<=…)`, `(?!…)`), backreferences (`\\1`), named groups; a pattern that backtracks too long is an error.", Regex, regex_computed),
     function!("Replace", 3, Some(3), "Replace(text, from, to)", "Replaces every `from` with `to`.", Plain, replace),
     function!("Trim", 1, Some(1), "Trim(text)", "Removes blanks at both ends.", Plain, |a, _| Ok(Value::text(a[0].to_text().trim()))),
@@ -137,7 +138,7 @@ pub static FUNCTIONS: &[Function] = &[
     function!("Now", 0, Some(0), "Now()", "The current time, in seconds since 1970-01-01 UTC.", Plain, |_, env| Ok(Value::Number(env.now()))),
     function!("FormatDate", 2, Some(2), "FormatDate(time, format)", "Formats a time (seconds since 1970) in local time with strftime codes, e.g. `\"%Y-%m-%d %H:%M\"`.", Plain, format_date),
     function!("ParseDate", 1, Some(2), "ParseDate(text[, format])", "Reads a time as seconds since 1970: RFC 3339, RFC 2822, `YYYY-MM-DD[ HH:MM:SS]` (local) or the given strftime format.", Plain, parse_date),
-    function!("Header", 1, Some(1), "Header(name)", "A header of the HTTP response (case-insensitive name), or null when it is absent.", Plain,
+    function!("Header", 1, Some(1), "Header(name)", "A header of the HTTP response, or of the call a listening profile received (case-insensitive name); null when it is absent.", Plain,
         |a, env| Ok(env.header(&a[0].to_text()).map(Value::text).unwrap_or(Value::Null))),
     function!("Status", 0, Some(0), "Status()", "The HTTP status code of the response.", Plain,
         |_, env| Ok(env.status().map(|s| Value::Number(f64::from(s))).unwrap_or(Value::Null))),
@@ -389,6 +390,17 @@ fn split(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
     }
     let text = args[0].to_text();
     bounded_list(text.split(separator.as_str()).map(Value::text))
+}
+
+/// `Query(text, name)`: a parameter of URL-encoded text (`a=1&b=x%20y`).
+fn query(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
+    let text = args[0].to_text();
+    let name = args[1].to_text();
+    let text = text.strip_prefix('?').unwrap_or(&text);
+    Ok(url::form_urlencoded::parse(text.as_bytes())
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| Value::text(value.into_owned()))
+        .unwrap_or(Value::Null))
 }
 
 /// `ParseJSON(text)`: the JSON value a text holds.

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::expr::{Expression, ExtractionPlan, Template};
 use crate::secret::{Secret, SecretSource};
 pub use diagnostic::{Diagnostic, Severity};
-pub use resolve::{name_problem, MAX_NAME_CHARS};
+pub use resolve::{name_problem, MAX_LISTEN_BODY_BYTES, MAX_NAME_CHARS};
 
 /// A compiled, valid profile.
 #[derive(Debug, Clone)]
@@ -26,7 +26,10 @@ pub struct Profile {
     pub name: String,
     pub file: PathBuf,
     pub description: String,
-    pub request: RequestSpec,
+    /// What an outgoing profile sends; `None` for a listening profile.
+    pub request: Option<RequestSpec>,
+    /// What a listening profile accepts; `None` for an outgoing profile.
+    pub listen: Option<ListenSpec>,
     pub auth: AuthSpec,
     pub mapping: DeviceMapping,
     /// What the mapping's expressions read from the response as JSON, for one-pass extraction.
@@ -96,6 +99,22 @@ impl RequestSpec {
         url.host()?;
         Some(url.origin())
     }
+}
+
+/// A listening profile: sensors and other systems call its path (under the server's listen
+/// base); what they send is its `input`, mapped onto devices and offered to input triggers.
+#[derive(Debug, Clone)]
+pub struct ListenSpec {
+    /// Normalised: starts with `/`, no empty, `.` or `..` segment, no trailing `/`.
+    pub path: String,
+    /// The answer, rendered with what arrived as `input`.
+    pub reply: Template,
+    pub reply_content_type: String,
+    /// A token callers must send, when set.
+    pub token: Option<Secret>,
+    pub max_body_bytes: u64,
+    /// Calls admitted per second (a burst of as many); more get 429.
+    pub max_per_second: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +218,14 @@ impl ProfileSet {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
+    /// The listening profile at `path` (under the listen base), if one listens there.
+    pub fn listening_at(&self, path: &str) -> Option<&Arc<Profile>> {
+        let path = path.trim_end_matches('/');
+        self.profiles
+            .values()
+            .find(|p| p.listen.as_ref().is_some_and(|l| l.path == path))
+    }
+
     /// Problems of one profile file (by profile name or file stem).
     pub fn diagnostics_for(&self, name: &str) -> Vec<&Diagnostic> {
         self.diagnostics
@@ -268,7 +295,43 @@ pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
             );
         }
     }
+    refuse_shared_listen_paths(&mut set);
     set
+}
+
+/// Two profiles listening at one path: neither is loaded, each is told of the other.
+fn refuse_shared_listen_paths(set: &mut ProfileSet) {
+    let mut by_path: BTreeMap<&str, Vec<&Profile>> = BTreeMap::new();
+    for profile in set.profiles.values() {
+        if let Some(listen) = &profile.listen {
+            by_path.entry(&listen.path).or_default().push(profile);
+        }
+    }
+    let mut refused = Vec::new();
+    for (path, claims) in by_path.into_iter().filter(|(_, c)| c.len() > 1) {
+        for profile in &claims {
+            let others: Vec<&str> = claims
+                .iter()
+                .filter(|p| p.name != profile.name)
+                .map(|p| p.name.as_str())
+                .collect();
+            refused.push((
+                profile.name.clone(),
+                Diagnostic::error(
+                    &profile.file,
+                    "listen",
+                    format!(
+                        "profile `{}` listens at `{path}` too: neither is loaded until one moves",
+                        others.join("`, `")
+                    ),
+                ),
+            ));
+        }
+    }
+    for (name, diagnostic) in refused {
+        set.profiles.remove(&name);
+        set.diagnostics.push(diagnostic);
+    }
 }
 
 /// The `*.toml` entries of a configuration folder (`what`: `profile`, `events`), sorted; not

@@ -12,6 +12,9 @@ pub struct RawProfile {
     #[serde(default)]
     pub description: String,
     pub request: Option<RawRequest>,
+    /// A listening profile's path (instead of `[request]`), under the server's listen base.
+    pub listen: Option<String>,
+    pub incoming: Option<RawIncoming>,
     #[serde(default)]
     pub auth: RawAuth,
     #[serde(default)]
@@ -37,6 +40,18 @@ pub struct RawRequest {
     pub max_response_bytes: Option<u64>,
     #[serde(default = "yes")]
     pub verify_tls: bool,
+}
+
+/// How a listening profile answers and whom it lets in.
+#[derive(Debug, Deserialize, Default)]
+pub struct RawIncoming {
+    /// The reply's template (default `OK`).
+    pub reply: Option<String>,
+    pub reply_content_type: Option<String>,
+    /// A token callers must send (`Authorization: Bearer …`, `X-Bellhop-Token` or `?token=`).
+    pub token: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub max_per_second: Option<u32>,
 }
 
 fn default_method() -> String {

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::diagnostic::{column_at, line_of_key, Collector, Diagnostic};
-use super::raw::{RawAuth, RawBody, RawDevices, RawOAuth2, RawProfile, RawRequest};
+use super::raw::{RawAuth, RawBody, RawDevices, RawIncoming, RawOAuth2, RawProfile, RawRequest};
 use super::{
-    AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, Method, OAuth2Spec, Profile,
-    RequestSpec,
+    AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, ListenSpec, Method, OAuth2Spec,
+    Profile, RequestSpec,
 };
 use crate::expr::{inside_ranges, literal_ranges, Expression, ExtractionPlan, Template};
 use crate::secret::{Secret, SecretSource};
@@ -55,16 +55,33 @@ pub fn name_problem(name: &str, kind: &str) -> Option<String> {
 
 fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<Profile> {
     let name = c.version_and_name("profile", raw.version, SUPPORTED_VERSION, raw.name.clone());
-    let request = match &raw.request {
-        Some(request) => resolve_request(request, c),
-        None => {
+    let (request, listen) = match (&raw.request, &raw.listen) {
+        (Some(request), None) => (resolve_request(request, c), None),
+        (None, Some(path)) => (
+            None,
+            resolve_listen(path, raw.incoming.as_ref(), c, secrets),
+        ),
+        (Some(_), Some(_)) => {
+            c.error(
+                "listen",
+                "a profile either calls out (`[request]`) or listens (`listen`), not both",
+            );
+            (None, None)
+        }
+        (None, None) => {
             c.error(
                 "request",
-                "a profile needs a `[request]` table with at least `url`",
+                "a profile needs a `[request]` table with at least `url` (or `listen = \"/path\"` to receive calls)",
             );
-            None
+            (None, None)
         }
     };
+    if raw.incoming.is_some() && raw.listen.is_none() {
+        c.error(
+            "incoming",
+            "`[incoming]` is for listening profiles: add `listen = \"/path\"`",
+        );
+    }
     let auth = resolve_auth(&raw.auth, c, secrets);
     let mapping = resolve_mapping(&raw, c);
     let history_keep = raw.history.keep.unwrap_or(DEFAULT_HISTORY_KEEP);
@@ -78,26 +95,38 @@ fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Op
     for rule in &mapping.roots {
         plan_rule(rule, &mut plan);
     }
-    let request = request?;
-    let mut request_plan = ExtractionPlan::default();
-    request.url.plan_into(&mut request_plan);
-    for (_, header) in &request.headers {
-        header.plan_into(&mut request_plan);
+    if request.is_none() && listen.is_none() {
+        return None;
     }
-    match &request.body {
-        Some(BodySpec::Json(t)) | Some(BodySpec::Raw { template: t, .. }) => {
-            t.plan_into(&mut request_plan)
+    let mut request_plan = ExtractionPlan::default();
+    if let Some(request) = &request {
+        request.url.plan_into(&mut request_plan);
+        for (_, header) in &request.headers {
+            header.plan_into(&mut request_plan);
         }
-        Some(BodySpec::Form(fields)) => fields
-            .iter()
-            .for_each(|(_, t)| t.plan_into(&mut request_plan)),
-        None => {}
+        match &request.body {
+            Some(BodySpec::Json(t)) | Some(BodySpec::Raw { template: t, .. }) => {
+                t.plan_into(&mut request_plan)
+            }
+            Some(BodySpec::Form(fields)) => fields
+                .iter()
+                .for_each(|(_, t)| t.plan_into(&mut request_plan)),
+            None => {}
+        }
+    }
+    if let (Some(_), false) = (&listen, matches!(auth, Some(AuthSpec::None))) {
+        c.error(
+            "auth",
+            "a listening profile sends nothing, so it has no `[auth]`: protect its path with `incoming.token`",
+        );
+        return None;
     }
     Some(Profile {
         name,
         file: c.file.to_path_buf(),
         description: raw.description,
         request,
+        listen,
         auth: auth?,
         mapping,
         response_plan: plan.shared(),
@@ -124,6 +153,101 @@ fn template(c: &mut Collector<'_>, key: &str, source: &str) -> Option<Template> 
             None
         }
     }
+}
+
+/// The largest body a listening profile may accept.
+pub const MAX_LISTEN_BODY_BYTES: u64 = 1024 * 1024;
+const DEFAULT_LISTEN_BODY_BYTES: u64 = 64 * 1024;
+const DEFAULT_LISTEN_PER_SECOND: u32 = 20;
+const MAX_LISTEN_PATH_CHARS: usize = 200;
+
+fn resolve_listen(
+    path: &str,
+    incoming: Option<&RawIncoming>,
+    c: &mut Collector<'_>,
+    secrets: &SecretSource,
+) -> Option<ListenSpec> {
+    let path = match listen_path_problem(path) {
+        Some(problem) => {
+            c.error("listen", problem);
+            None
+        }
+        None => Some(path.trim_end_matches('/').to_string()),
+    };
+    let default = RawIncoming::default();
+    let incoming = incoming.unwrap_or(&default);
+    let reply = template(
+        c,
+        "incoming.reply",
+        incoming.reply.as_deref().unwrap_or("OK"),
+    );
+    let reply_content_type = incoming
+        .reply_content_type
+        .clone()
+        .unwrap_or_else(|| "text/plain; charset=utf-8".to_string());
+    if reqwest::header::HeaderValue::from_str(&reply_content_type).is_err() {
+        c.error(
+            "incoming.reply_content_type",
+            "not a valid Content-Type header value",
+        );
+    }
+    let token = match &incoming.token {
+        Some(token) => Some(secret(c, secrets, "incoming.token", token)?),
+        None => None,
+    };
+    if token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+        c.error(
+            "incoming.token",
+            "a listening token must be at least 16 characters (it is all that guards the path)",
+        );
+    }
+    let max_body_bytes = incoming.max_body_bytes.unwrap_or(DEFAULT_LISTEN_BODY_BYTES);
+    if max_body_bytes == 0 || max_body_bytes > MAX_LISTEN_BODY_BYTES {
+        c.error(
+            "incoming.max_body_bytes",
+            format!("must be between 1 and {MAX_LISTEN_BODY_BYTES}"),
+        );
+    }
+    let max_per_second = incoming.max_per_second.unwrap_or(DEFAULT_LISTEN_PER_SECOND);
+    if max_per_second == 0 || max_per_second > 10_000 {
+        c.error("incoming.max_per_second", "must be between 1 and 10000");
+    }
+    Some(ListenSpec {
+        path: path?,
+        reply: reply?,
+        reply_content_type,
+        token,
+        max_body_bytes,
+        max_per_second,
+    })
+}
+
+/// Why `path` cannot be a listening path, if it cannot.
+fn listen_path_problem(path: &str) -> Option<String> {
+    let trimmed = path.trim_end_matches('/');
+    if !path.starts_with('/') || trimmed.is_empty() {
+        return Some(format!(
+            "`{path}` is not a listening path: write it like `/sensors/hall`"
+        ));
+    }
+    if path.chars().count() > MAX_LISTEN_PATH_CHARS {
+        return Some(format!(
+            "a listening path may be at most {MAX_LISTEN_PATH_CHARS} characters long"
+        ));
+    }
+    let bad_segment = trimmed[1..].split('/').find(|segment| {
+        segment.is_empty()
+            || *segment == "."
+            || *segment == ".."
+            || !segment
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | '~'))
+    });
+    bad_segment.map(|segment| {
+        format!(
+            "listening path segment `{segment}` may only hold ASCII letters, digits, `-`, `_`, `.` and `~` (not empty, `.` or `..`)"
+        )
+    })
 }
 
 fn resolve_request(raw: &RawRequest, c: &mut Collector<'_>) -> Option<RequestSpec> {

@@ -12,8 +12,17 @@ pub struct ProfileSummary {
     pub name: String,
     pub file: String,
     pub description: String,
-    pub method: &'static str,
-    pub url: String,
+    /// An outgoing profile's method and URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A listening profile's path on this server (the listen base included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Whether a listening profile's callers must send its token.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub listen_token: bool,
     pub auth_mode: &'static str,
     pub locked: bool,
     pub device_rules: usize,
@@ -29,14 +38,20 @@ pub struct LastRun {
     pub started_at: String,
 }
 
-impl From<&Profile> for ProfileSummary {
-    fn from(p: &Profile) -> ProfileSummary {
+impl ProfileSummary {
+    /// `listen_base`: where listening paths are served (e.g. `/in`).
+    pub fn of(p: &Profile, listen_base: &str) -> ProfileSummary {
         ProfileSummary {
             name: p.name.clone(),
             file: p.file.display().to_string(),
             description: p.description.clone(),
-            method: p.request.method.as_str(),
-            url: p.request.url.source().to_string(),
+            method: p.request.as_ref().map(|r| r.method.as_str()),
+            url: p.request.as_ref().map(|r| r.url.source().to_string()),
+            listen: p
+                .listen
+                .as_ref()
+                .map(|l| format!("{listen_base}{}", l.path)),
+            listen_token: p.listen.as_ref().is_some_and(|l| l.token.is_some()),
             auth_mode: p.auth.mode(),
             locked: p.mapping.locked,
             device_rules: p.mapping.roots.len(),
@@ -79,9 +94,17 @@ pub struct ProfileDetail {
     pub summary: ProfileSummary,
     pub headers: Vec<(String, String)>,
     pub body: Option<serde_json::Value>,
-    pub timeout_secs: f64,
-    pub max_response_bytes: u64,
-    pub verify_tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_response_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_tls: Option<bool>,
+    /// A listening profile's reply template and body limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
     pub auth: serde_json::Value,
     pub affect: Option<String>,
     pub devices: Vec<RuleView>,
@@ -103,8 +126,8 @@ fn is_sensitive_header(name: &str) -> bool {
     .any(|word| lower.contains(word))
 }
 
-impl From<&Profile> for ProfileDetail {
-    fn from(p: &Profile) -> ProfileDetail {
+impl ProfileDetail {
+    pub fn of(p: &Profile, listen_base: &str) -> ProfileDetail {
         let auth = match &p.auth {
             AuthSpec::None => serde_json::json!({"mode": "none"}),
             AuthSpec::Basic { username, .. } => {
@@ -119,7 +142,8 @@ impl From<&Profile> for ProfileDetail {
             }
             AuthSpec::OAuth2(spec) => serde_json::json!({"mode": "oauth2", "oauth2": spec}),
         };
-        let body = p.request.body.as_ref().map(|b| match b {
+        let request = p.request.as_ref();
+        let body = request.and_then(|r| r.body.as_ref()).map(|b| match b {
             BodySpec::Json(t) => serde_json::json!({"kind": "json", "template": t.source()}),
             BodySpec::Raw { content_type, template } => {
                 serde_json::json!({"kind": "raw", "content_type": content_type, "template": template.source()})
@@ -130,11 +154,10 @@ impl From<&Profile> for ProfileDetail {
             }),
         });
         ProfileDetail {
-            summary: ProfileSummary::from(p),
-            headers: p
-                .request
-                .headers
-                .iter()
+            summary: ProfileSummary::of(p, listen_base),
+            headers: request
+                .into_iter()
+                .flat_map(|r| &r.headers)
                 .map(|(name, t)| {
                     let shown = if is_sensitive_header(name) {
                         REDACTED.to_string()
@@ -145,9 +168,11 @@ impl From<&Profile> for ProfileDetail {
                 })
                 .collect(),
             body,
-            timeout_secs: p.request.timeout.as_secs_f64(),
-            max_response_bytes: p.request.max_response_bytes,
-            verify_tls: p.request.verify_tls,
+            timeout_secs: request.map(|r| r.timeout.as_secs_f64()),
+            max_response_bytes: request.map(|r| r.max_response_bytes),
+            verify_tls: request.map(|r| r.verify_tls),
+            reply: p.listen.as_ref().map(|l| l.reply.source().to_string()),
+            max_body_bytes: p.listen.as_ref().map(|l| l.max_body_bytes),
             auth,
             affect: p.mapping.affect.as_ref().map(|e| e.source().to_string()),
             devices: p.mapping.roots.iter().map(RuleView::from).collect(),

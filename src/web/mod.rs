@@ -4,6 +4,7 @@
 pub mod dto;
 pub mod edge;
 pub mod error;
+pub mod listening;
 pub mod oauth;
 mod server;
 
@@ -41,6 +42,10 @@ pub struct AppState {
     pub edge: Arc<Edge>,
     /// Places for live views (server-sent event streams): a quarter of the connections at most.
     live_views: Arc<tokio::sync::Semaphore>,
+    /// Where listening profiles' paths are served (e.g. `/in`).
+    listen_base: Arc<str>,
+    /// Calls admitted lately per listening profile (its `incoming.max_per_second`).
+    listen_throttle: Arc<listening::Throttle>,
 }
 
 impl AppState {
@@ -50,7 +55,15 @@ impl AppState {
             engine,
             edge: Arc::new(Edge::loopback()),
             live_views: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE_VIEWS)),
+            listen_base: "/in".into(),
+            listen_throttle: Arc::default(),
         }
+    }
+
+    /// Serves listening profiles under `base` (checked by the settings: a path like `/in`).
+    pub fn with_listen_base(mut self, base: &str) -> AppState {
+        self.listen_base = base.into();
+        self
     }
 
     /// Sizes the live views for a server of `max_connections`: a quarter of them, at most
@@ -70,9 +83,13 @@ impl AppState {
 /// Pages and routes open without the admin token: the OAuth2 callback (its single-use state
 /// protects it), webhooks (their secret token protects them), sign-in and sign-out, the icon
 /// and the stylesheet.
-fn open_path(path: &str) -> bool {
-    // Webhooks carry their own secret token, which the route checks.
+fn open_path(path: &str, listen_base: &str) -> bool {
+    // Webhooks carry their own secret token, which the route checks; listening profiles are
+    // called by sensors, which cannot sign in (their optional token is checked by the route).
     path.starts_with("/hooks/")
+        || path
+            .strip_prefix(listen_base)
+            .is_some_and(|rest| rest.starts_with('/'))
         || matches!(
             path,
             "/oauth2/callback"
@@ -103,10 +120,11 @@ fn edge_gate(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejecti
                   session: Option<String>,
                   accept: Option<String>| {
                 let edge = state.edge.clone();
+                let listen_base = state.listen_base.clone();
                 async move {
                     edge.check_addressing(host.as_ref().map(|h| h.as_str()), origin.as_deref())
                         .map_err(|refusal| warp::reject::custom(error::Refused(refusal)))?;
-                    if open_path(path.as_str())
+                    if open_path(path.as_str(), &listen_base)
                         || edge.admitted(authorization.as_deref(), session.as_deref())
                     {
                         return Ok(());
@@ -257,7 +275,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                     .profiles
                     .values()
                     .map(|p| {
-                        let mut summary = ProfileSummary::from(p.as_ref());
+                        let mut summary = ProfileSummary::of(p.as_ref(), &state.listen_base);
                         summary.last_run =
                             state
                                 .engine
@@ -300,7 +318,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             let name = decode(&name);
             let set = state.engine.profiles();
             match set.get(&name) {
-                Some(profile) => ok(&ProfileDetail::from(profile.as_ref())),
+                Some(profile) => ok(&ProfileDetail::of(profile.as_ref(), &state.listen_base)),
                 None => {
                     let mut error =
                         ApiError::not_found(format!("no profile named `{name}` is loaded"));
@@ -725,6 +743,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         events_runs.boxed(),
         events_run.boxed(),
         hooks.boxed(),
+        listening::route(state.clone()),
         ui.boxed(),
     ];
     let mut combined: Option<BoxedFilter<(Response,)>> = None;

@@ -14,12 +14,15 @@ use warp::Filter;
 
 /// How long a client may take to send a request's head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a connection asked to close before its first request checks whether it came.
+const CLOSE_CHECK: Duration = Duration::from_millis(100);
 
 /// Serves `filter` on `listener` until `shutdown` resolves.
 ///
-/// When fewer than an eighth of the places are free, every connection is asked to close once
-/// its request in flight is answered: idle keep-alive connections go, streams and requests in
-/// progress finish, and new clients get the places.
+/// When fewer than an eighth of the places are free (and again whenever none is), every
+/// connection is asked to close once its request in flight is answered (a connection still
+/// waiting for its first request, once that one is): idle keep-alive connections go, streams and
+/// requests in progress finish, and new clients get the places.
 pub async fn run<F>(
     listener: tokio::net::TcpListener,
     filter: F,
@@ -37,7 +40,15 @@ pub async fn run<F>(
     let (close_idle, _) = tokio::sync::watch::channel(0u64);
     let close_idle = Arc::new(close_idle);
     let mut shutdown = std::pin::pin!(shutdown);
+    let ask_idle_to_close = || {
+        close_idle
+            .send_modify(|generation| *generation = generation.wrapping_add(1) % (u64::MAX - 1));
+    };
     loop {
+        // Every place is taken: idle keep-alive connections are asked to make room.
+        if permits.available_permits() == 0 {
+            ask_idle_to_close();
+        }
         // A free place first, then a connection: beyond the bound, clients wait in the backlog.
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
@@ -59,9 +70,7 @@ pub async fn run<F>(
             () = &mut shutdown => break,
         };
         if permits.available_permits() < max_connections / 8 {
-            close_idle.send_modify(|generation| {
-                *generation = generation.wrapping_add(1) % (u64::MAX - 1)
-            });
+            ask_idle_to_close();
         }
         // Whether the connection has sent a request: only those are asked to close under
         // pressure (a connection just accepted has its first request still to come).
@@ -86,12 +95,22 @@ pub async fn run<F>(
                 .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);
             let mut closing = false;
+            // Asked to close before its first request: it closes once that is answered.
+            let mut close_after_first = false;
             let outcome = loop {
                 tokio::select! {
                     outcome = connection.as_mut() => break outcome,
-                    changed = asked_to_close.changed(), if !closing => {
+                    changed = asked_to_close.changed(), if !closing && !close_after_first => {
                         let shutting_down = changed.is_err() || *asked_to_close.borrow() == u64::MAX;
                         if shutting_down || served.load(std::sync::atomic::Ordering::Relaxed) {
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        } else {
+                            close_after_first = true;
+                        }
+                    }
+                    () = tokio::time::sleep(CLOSE_CHECK), if close_after_first && !closing => {
+                        if served.load(std::sync::atomic::Ordering::Relaxed) {
                             closing = true;
                             connection.as_mut().graceful_shutdown();
                         }

@@ -1,0 +1,106 @@
+//! Listening profiles on the engine's side: what a sensor (or any system) sends to a profile's
+//! path becomes its `input` — mapped onto devices like a response, recorded like a run, kept
+//! as the profile's last input and offered to the input triggers through the bus — and the
+//! profile's reply is rendered. How the call arrives (HTTP today) is the adapter's business.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{request, DetachOnDrop, Engine, ExchangeRecord, HubEnvironment, RunRecord};
+use crate::expr::{Document, Scope};
+use crate::profile::{Method, Profile};
+
+/// One call to a listening profile.
+pub struct IncomingCall {
+    pub method: Method,
+    /// The token the caller sent, if any.
+    pub token: Option<String>,
+    /// The query string (GET) or the body (POST, PUT).
+    pub input: Arc<str>,
+    /// The caller's headers (`Header("…")` in the profile's expressions reads them).
+    pub headers: reqwest::header::HeaderMap,
+}
+
+/// What became of a call.
+pub struct Received {
+    pub record: Arc<RunRecord>,
+    /// The rendered reply, or why it could not be rendered.
+    pub reply: Result<String, String>,
+    pub content_type: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("this listening path needs its token")]
+    Unauthorized,
+}
+
+impl Engine {
+    /// The profile listening at `path` (under the listen base), if any.
+    pub fn listener(&self, path: &str) -> Option<Arc<Profile>> {
+        self.profiles().listening_at(path).cloned()
+    }
+
+    /// Takes a call to a listening profile. A wrong or missing token (when the profile has one)
+    /// is refused before anything happens; otherwise the call is mapped and recorded even if
+    /// the caller goes away meanwhile.
+    pub async fn receive(
+        self: &Arc<Self>,
+        profile: Arc<Profile>,
+        call: IncomingCall,
+    ) -> Result<Received, ReceiveError> {
+        let Some(listen) = &profile.listen else {
+            // Not a listening profile: nobody listens here.
+            return Err(ReceiveError::Unauthorized);
+        };
+        if let Some(expected) = &listen.token {
+            use subtle::ConstantTimeEq;
+            let given = call.token.as_deref().unwrap_or_default();
+            if !bool::from(expected.expose().as_bytes().ct_eq(given.as_bytes())) {
+                return Err(ReceiveError::Unauthorized);
+            }
+        }
+        let input = call.input.clone();
+        let (engine, mapped, path) = (self.clone(), profile.clone(), listen.path.clone());
+        let record = DetachOnDrop::new(async move {
+            let started = Instant::now();
+            let mut record = RunRecord::starting(&mapped.name, "");
+            record.exchanges.push(ExchangeRecord {
+                method: call.method,
+                url: format!("(received) {path}"),
+                status: Some(200),
+                duration_ms: 0,
+                response_bytes: call.input.len(),
+            });
+            engine.keep_last_response(&mapped.name, call.input.clone());
+            let received = request::Response {
+                status: 200,
+                headers: call.headers,
+                body: call.input.clone(),
+            };
+            engine
+                .map_response(&mapped, received, call.input, &mut record)
+                .await;
+            record.ok = record.errors.is_empty();
+            record.duration_ms = started.elapsed().as_millis() as u64;
+            let record = Arc::new(record);
+            engine.remember(&mapped, record.clone());
+            record
+        })
+        .await;
+        let document = Document::new(input, Default::default());
+        let environment = HubEnvironment::new(&self.hub);
+        let reply = match listen
+            .reply
+            .render_text(&Scope::new(&document, &environment))
+        {
+            Ok(text) => Ok(text.unwrap_or_default()),
+            Err(error) => Err(format!("the reply template failed: {error}")),
+        };
+        Ok(Received {
+            record,
+            reply,
+            content_type: listen.reply_content_type.clone(),
+        })
+    }
+}

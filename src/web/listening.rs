@@ -1,0 +1,305 @@
+//! Listening profiles over HTTP: `GET|POST|PUT <listen base><path>` hands what a sensor sends
+//! to the engine (the query string for GET, the body otherwise) and answers with the profile's
+//! reply. These paths are open without the admin token — sensors cannot sign in — so each is
+//! guarded by the profile's own token when it sets one, by its body limit (413) and by its
+//! calls-per-second budget (429). Host and Origin are checked as for every route.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::Buf;
+use futures_util::StreamExt;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::engine::listening::{IncomingCall, ReceiveError};
+use crate::profile::Method;
+
+/// The header a caller may carry a listening token in (besides `Authorization: Bearer`).
+const TOKEN_HEADER: &str = "x-bellhop-token";
+/// The query parameter a caller may carry it in.
+const TOKEN_PARAMETER: &str = "token";
+
+/// A token bucket per listening profile: `max_per_second` calls a second, in bursts of as many.
+#[derive(Default)]
+pub struct Throttle {
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl Throttle {
+    fn admit(&self, profile: &str, per_second: u32) -> bool {
+        let per_second = f64::from(per_second.max(1));
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        // Only loaded profiles get here, so the map is as large as the profile set at most
+        // (plus profiles removed since, dropped when it grows past that).
+        if buckets.len() > 10_000 {
+            buckets.clear();
+        }
+        let (tokens, last) = buckets
+            .entry(profile.to_string())
+            .or_insert((per_second, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_second).min(per_second);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn text(status: StatusCode, content_type: &str, body: String) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    if let Ok(value) = warp::http::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert("content-type", value);
+    }
+    response
+}
+
+/// The token a caller sent: `Authorization: Bearer …`, the token header, or `?token=`.
+fn token_of(headers: &HeaderMap, query: &str) -> Option<String> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()))
+        .map(str::to_string)
+        .or_else(|| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == TOKEN_PARAMETER)
+                .map(|(_, value)| value.into_owned())
+        })
+}
+
+/// The query string without the token parameter (the token is nobody's input).
+fn without_token(query: &str) -> String {
+    if !query
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some(TOKEN_PARAMETER))
+    {
+        return query.to_string();
+    }
+    query
+        .split('&')
+        .filter(|pair| pair.split('=').next() != Some(TOKEN_PARAMETER))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Reads at most `limit` bytes of a body; `Err(None)` when it is longer.
+async fn read_body(
+    mut body: impl futures_util::Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    limit: u64,
+) -> Result<Vec<u8>, Option<String>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Some(e.to_string()))?;
+        if (bytes.len() + chunk.remaining()) as u64 > limit {
+            return Err(None);
+        }
+        bytes.extend_from_slice(chunk.chunk());
+    }
+    Ok(bytes)
+}
+
+/// The route: rejects (so other routes may answer) anything outside the listen base.
+pub fn route(state: AppState) -> BoxedFilter<(Response,)> {
+    let base = state.listen_base.clone();
+    warp::path::full()
+        .and_then(move |path: warp::path::FullPath| {
+            let base = base.clone();
+            async move {
+                match path.as_str().strip_prefix(&*base) {
+                    Some(rest) if rest.starts_with('/') => Ok(rest.to_string()),
+                    _ => Err(warp::reject::not_found()),
+                }
+            }
+        })
+        .and(warp::method())
+        .and(warp::header::headers_cloned())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::body::stream())
+        .and(warp::any().map(move || state.clone()))
+        .then(
+            |path: String,
+             method: warp::http::Method,
+             headers: HeaderMap,
+             query: String,
+             body,
+             state: AppState| async move {
+                receive(state, path, method, headers, query, Box::pin(body)).await
+            },
+        )
+        .boxed()
+}
+
+async fn receive(
+    state: AppState,
+    path: String,
+    method: warp::http::Method,
+    mut headers: HeaderMap,
+    query: String,
+    body: impl futures_util::Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+) -> Response {
+    let method = match method {
+        warp::http::Method::GET => Method::Get,
+        warp::http::Method::POST => Method::Post,
+        warp::http::Method::PUT => Method::Put,
+        _ => {
+            return ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "a listening path takes GET (the query string) or POST and PUT (the body)",
+            )
+            .into_response()
+        }
+    };
+    let Some(profile) = state.engine.listener(&path) else {
+        return ApiError::not_found(format!(
+            "no profile listens at `{}{path}`",
+            state.listen_base
+        ))
+        .into_response();
+    };
+    let Some(listen) = &profile.listen else {
+        return ApiError::not_found("no profile listens here").into_response();
+    };
+    if !state
+        .listen_throttle
+        .admit(&profile.name, listen.max_per_second)
+    {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "more than {} calls a second: slow down",
+                listen.max_per_second
+            ),
+        )
+        .into_response();
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is larger than this path's limit of {} bytes: nothing was taken",
+                listen.max_body_bytes
+            ),
+        )
+        .into_response()
+    };
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > listen.max_body_bytes) {
+        return too_large();
+    }
+    let token = token_of(&headers, &query);
+    let input = if method == Method::Get {
+        if listen.token.is_some() {
+            without_token(&query)
+        } else {
+            query
+        }
+    } else {
+        let bytes = match read_body(body, listen.max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(None) => return too_large(),
+            Err(Some(error)) => {
+                return ApiError::bad_request(format!("the body could not be read: {error}"))
+                    .into_response()
+            }
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                return ApiError::bad_request(format!(
+                    "the body is not UTF-8 text (invalid byte at offset {}): nothing was taken",
+                    error.utf8_error().valid_up_to()
+                ))
+                .into_response()
+            }
+        }
+    };
+    // What carries credentials stays out of reach of the profile's `Header()` expressions.
+    for name in ["authorization", TOKEN_HEADER, "cookie"] {
+        headers.remove(name);
+    }
+    let call = IncomingCall {
+        method,
+        token,
+        input: input.into(),
+        headers,
+    };
+    match state.engine.receive(profile.clone(), call).await {
+        Err(ReceiveError::Unauthorized) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this path needs its token (Authorization: Bearer, X-Bellhop-Token or ?token=)",
+        )
+        .into_response(),
+        Ok(received) if !received.record.ok => {
+            let message = received
+                .record
+                .errors
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_mapped",
+                format!("received, but the devices could not all be set: {message}"),
+            )
+            .into_response()
+        }
+        Ok(received) => match received.reply {
+            Ok(reply) => text(StatusCode::OK, &received.content_type, reply),
+            Err(error) => ApiError::internal(error).into_response(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_parameter_is_taken_out_of_the_input() {
+        assert_eq!(without_token("t=21.5&token=abc&h=40"), "t=21.5&h=40");
+        assert_eq!(without_token("t=21.5"), "t=21.5");
+        assert_eq!(without_token("tokens=1"), "tokens=1");
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            token_of(&headers, "a=1&token=x%20y").as_deref(),
+            Some("x y")
+        );
+        headers.insert(TOKEN_HEADER, "from-header".parse().unwrap());
+        assert_eq!(
+            token_of(&headers, "token=q").as_deref(),
+            Some("from-header")
+        );
+        headers.insert("authorization", "Bearer bearer".parse().unwrap());
+        assert_eq!(token_of(&headers, "").as_deref(), Some("bearer"));
+    }
+
+    #[test]
+    fn the_throttle_admits_a_burst_then_the_rate() {
+        let throttle = Throttle::default();
+        let admitted = (0..50).filter(|_| throttle.admit("hall", 20)).count();
+        assert_eq!(admitted, 20, "a burst of max_per_second, then refusals");
+        assert!(
+            throttle.admit("kitchen", 20),
+            "each profile has its own budget"
+        );
+    }
+}
