@@ -564,3 +564,74 @@ async fn webhooks_fire_with_their_secret_token_only() {
     let again = build();
     assert_eq!(again.webhook_url("doorbell"), Some(url));
 }
+
+/// A device trigger with `crossing` fires when the value crosses into the comparison, not on
+/// every change while it holds; without it, on every change that compares so.
+#[tokio::test]
+async fn crossing_triggers_fire_once_per_crossing() {
+    let ws = Workspace::new();
+    ws.write_profile(
+        "probe",
+        "version = 1\nlisten = \"/probe\"\n[devices]\nroot_names = '\"heat\"'\nvalues = 'ParseNumber(input)'\n",
+    );
+    write_event(
+        &ws,
+        "hot",
+        "[[trigger]]\nprofile = \"probe\"\nroot = \"heat\"\ncompare = \">\"\nto = 25\ncrossing = true\n[[action]]\nset_global = \"hot\"\nvalue = 'GVval(\"hot\") + 1'\n",
+    );
+    write_event(
+        &ws,
+        "warm",
+        "[[trigger]]\nprofile = \"probe\"\nroot = \"heat\"\ncompare = \">\"\nto = 25\n[[action]]\nset_global = \"warm\"\nvalue = 'GVval(\"warm\") + 1'\n",
+    );
+    let engine = running_engine(&ws);
+    engine
+        .set_global("hot", Some(0.0), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    engine
+        .set_global("warm", Some(0.0), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let profile = engine
+        .listener("/probe")
+        .unwrap_or_else(|| panic!("not listening"));
+    for reading in ["20", "26", "27", "24", "30"] {
+        let call = bellhop::engine::listening::IncomingCall {
+            method: bellhop::profile::Method::Post,
+            token: None,
+            input: reading.into(),
+            headers: Default::default(),
+        };
+        let received = engine
+            .receive(profile.clone(), call)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(received.record.ok, "{:?}", received.record.errors);
+        // One reading at a time (retrigger = skip would drop a firing that comes while one runs).
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    assert!(
+        eventually(|| {
+            global(&engine, "hot").is_some_and(|g| g.value == 2.0)
+                && global(&engine, "warm").is_some_and(|g| g.value == 3.0)
+        })
+        .await,
+        "{:?}",
+        engine.globals()
+    );
+    // `crossing` without a comparison is a load error naming the key.
+    write_event(
+        &ws,
+        "vague",
+        "[[trigger]]\nprofile = \"probe\"\nroot = \"heat\"\ncrossing = true\n[[action]]\nwait = \"1s\"\n",
+    );
+    let events = bellhop::event::load_dir(&ws.path().join("events"), &engine.profiles());
+    assert!(
+        events
+            .diagnostics
+            .iter()
+            .any(|d| d.key == "trigger[0].crossing" && d.message.contains("compare")),
+        "{:#?}",
+        events.diagnostics
+    );
+    assert!(events.get("hot").is_some());
+}

@@ -14,19 +14,18 @@ use serde::Serialize;
 use super::bus::{Delivery, HubEvent};
 use super::{Engine, EngineError, HubEnvironment};
 use crate::devices::{Device, Global};
-use crate::event::{
-    Action, ChangeKind, DeviceSelector, Event, EventSet, OnError, Retrigger, Trigger, Zone,
-};
+use crate::event::index::TriggerIndex;
+use crate::event::{Action, Event, EventSet, InputMatcher, OnError, Retrigger, Trigger, Zone};
 use crate::expr::{Document, Expression, Scope, Value};
 
-/// Event runs kept per event.
+/// Event runs kept per event, at most…
 const HISTORY_KEEP: usize = 50;
+/// …and for all events together at most about this many (each event keeps at least one).
+const HISTORY_BUDGET: usize = 10_000;
 /// Runs waiting behind a running one (`retrigger = "queue"`).
 const QUEUE_LIMIT: usize = 10;
 /// Runs at once (`retrigger = "parallel"`).
 const PARALLEL_LIMIT: usize = 4;
-/// Firings of one event per second before further ones are refused as a loop.
-const RATE_LIMIT: usize = 20;
 /// How deep events may run events.
 const DEPTH_LIMIT: u8 = 8;
 
@@ -59,11 +58,38 @@ pub struct EventRun {
     pub event: String,
     pub trigger: String,
     pub started_at: String,
+    /// For a schedule: how long after its time the run started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_ms: Option<u64>,
     pub duration_ms: u64,
     pub outcome: EventOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub steps: Vec<StepRecord>,
+}
+
+/// An event a trigger fired, with the trigger's kind and input.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    pub event: Arc<str>,
+    pub trigger: &'static str,
+    pub input: Arc<str>,
+}
+
+impl Firing {
+    fn new(event: &Arc<str>, trigger: &'static str, input: Arc<str>) -> Firing {
+        Firing {
+            event: event.clone(),
+            trigger,
+            input,
+        }
+    }
+}
+
+/// Input matchers to evaluate against what a profile received.
+struct PendingInputs {
+    input: Arc<str>,
+    matchers: Vec<(Arc<str>, InputMatcher)>,
 }
 
 /// Per-event bookkeeping.
@@ -89,15 +115,31 @@ impl EventState {
     }
 }
 
+/// A loaded event set and its triggers, indexed.
+struct Loaded {
+    set: Arc<EventSet>,
+    index: TriggerIndex,
+}
+
+impl Loaded {
+    fn new(set: EventSet) -> Arc<Loaded> {
+        let index = TriggerIndex::build(&set);
+        Arc::new(Loaded {
+            set: Arc::new(set),
+            index,
+        })
+    }
+}
+
 /// The loaded events and what the runner keeps of them.
 pub struct Automation {
-    events: RwLock<Arc<EventSet>>,
+    loaded: RwLock<Arc<Loaded>>,
     zone: Zone,
     states: Mutex<HashMap<String, EventState>>,
     /// Device states last seen, to tell a value change from a string change.
     last_seen: Mutex<HashMap<u64, (f64, String)>>,
     /// Wakes the scheduler when the events change.
-    rescheduled: tokio::sync::Notify,
+    rescheduled: Arc<tokio::sync::Notify>,
     /// The secret token of each event with a webhook trigger.
     webhook_tokens: RwLock<HashMap<String, crate::secret::Secret>>,
 }
@@ -105,17 +147,21 @@ pub struct Automation {
 impl Automation {
     pub fn new(events: EventSet, zone: Zone) -> Automation {
         Automation {
-            events: RwLock::new(Arc::new(events)),
+            loaded: RwLock::new(Loaded::new(events)),
             zone,
             states: Mutex::new(HashMap::new()),
             last_seen: Mutex::new(HashMap::new()),
-            rescheduled: tokio::sync::Notify::new(),
+            rescheduled: Arc::new(tokio::sync::Notify::new()),
             webhook_tokens: RwLock::new(HashMap::new()),
         }
     }
 
     pub fn events(&self) -> Arc<EventSet> {
-        self.events
+        self.loaded().set.clone()
+    }
+
+    fn loaded(&self) -> Arc<Loaded> {
+        self.loaded
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -125,8 +171,12 @@ impl Automation {
         self.zone
     }
 
+    fn clone_notify(&self) -> Arc<tokio::sync::Notify> {
+        self.rescheduled.clone()
+    }
+
     pub(super) fn replace(&self, events: EventSet) {
-        *self.events.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(events);
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Loaded::new(events);
         self.rescheduled.notify_one();
     }
 
@@ -169,25 +219,27 @@ impl Automation {
     }
 
     fn remember(&self, run: Arc<EventRun>) {
-        let retrigger = self
-            .events()
+        let events = self.events();
+        let retrigger = events
             .get(&run.event)
             .map_or(Retrigger::Skip, |e| e.retrigger);
+        let keep = (HISTORY_BUDGET / events.events.len().max(1)).clamp(1, HISTORY_KEEP);
         self.with_state(&run.event.clone(), retrigger, |state| {
             state.history.push_back(run);
-            while state.history.len() > HISTORY_KEEP {
+            while state.history.len() > keep {
                 state.history.pop_front();
             }
         });
     }
 
-    /// Whether a device change is the kind a trigger waits for (and remembers the new state).
-    fn device_changed(&self, device: &Device) -> (bool, bool) {
+    /// What changed of a device (value, string) and its value before, when known (and
+    /// remembers the new state).
+    fn device_changed(&self, device: &Device) -> (bool, bool, Option<f64>) {
         let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
         let previous = seen.insert(device.reference, (device.value, device.string.clone()));
         match previous {
-            Some((value, string)) => (value != device.value, string != device.string),
-            None => (true, true),
+            Some((value, string)) => (value != device.value, string != device.string, Some(value)),
+            None => (true, true, None),
         }
     }
 }
@@ -215,26 +267,12 @@ fn skipped(event: &str, trigger: &str, reason: String) -> Arc<EventRun> {
         event: event.to_string(),
         trigger: trigger.to_string(),
         started_at: now_text(),
+        late_ms: None,
         duration_ms: 0,
         outcome: EventOutcome::Skipped,
         reason: Some(reason),
         steps: Vec::new(),
     })
-}
-
-fn device_matches(selector: &DeviceSelector, device: &Device) -> bool {
-    match selector {
-        DeviceSelector::Reference(reference) => *reference == device.reference,
-        DeviceSelector::Named {
-            profile,
-            root,
-            feature,
-        } => {
-            device.key.profile == *profile
-                && device.key.root == *root
-                && device.key.feature == *feature
-        }
-    }
 }
 
 fn value_text(value: f64, string: &str) -> Arc<str> {
@@ -288,31 +326,59 @@ impl Engine {
         vec![listener, scheduler]
     }
 
-    /// Fires the events whose triggers wait for what the bus just said.
+    /// Fires the events whose triggers wait for what the bus just said. Input matchers (which
+    /// may read a large input) are evaluated on the blocking pool.
     fn dispatch(self: &Arc<Self>, happened: &HubEvent) {
-        let events = self.automation.events();
+        let (firings, inputs) = self.triggered(happened);
+        for firing in firings {
+            self.fire_detached(&firing.event, firing.trigger, Some(firing.input));
+        }
+        if let Some(pending) = inputs {
+            let engine = self.clone();
+            tokio::task::spawn_blocking(move || {
+                for firing in engine.match_inputs(pending) {
+                    engine.fire_detached(&firing.event, firing.trigger, Some(firing.input));
+                }
+            });
+        }
+    }
+
+    /// Every event a hub event fires, input matchers included (evaluated here, on the caller's
+    /// thread). What the runner does for each bus event, for benchmarks and tests.
+    pub fn match_triggers(&self, happened: &HubEvent) -> Vec<Firing> {
+        let (mut firings, inputs) = self.triggered(happened);
+        if let Some(pending) = inputs {
+            firings.extend(self.match_inputs(pending));
+        }
+        firings
+    }
+
+    /// The firings a hub event makes through the trigger index, and the input matchers still
+    /// to evaluate against a profile's input.
+    fn triggered(&self, happened: &HubEvent) -> (Vec<Firing>, Option<PendingInputs>) {
+        let loaded = self.automation.loaded();
+        let index = &loaded.index;
+        let mut firings = Vec::new();
         match happened {
             HubEvent::DeviceChanged { change } => {
                 let device = &change.device;
-                let (value_changed, string_changed) = self.automation.device_changed(device);
-                for event in events.events.values() {
-                    let fires = event.triggers.iter().any(|t| match t {
-                        Trigger::Device(trigger) => {
-                            device_matches(&trigger.device, device)
-                                && match trigger.changes {
-                                    ChangeKind::Value => value_changed,
-                                    ChangeKind::String => string_changed,
-                                    ChangeKind::Any => value_changed || string_changed,
-                                }
-                                && trigger
-                                    .compare
-                                    .is_none_or(|(compare, to)| compare.holds(device.value, to))
-                        }
-                        _ => false,
-                    });
-                    if fires {
-                        let input = value_text(device.value, &device.string);
-                        self.fire_detached(&event.name, "device", Some(input));
+                let (value_changed, string_changed, previous) =
+                    self.automation.device_changed(device);
+                let key = &device.key;
+                let mut input = None;
+                for waiting in index.device(
+                    device.reference,
+                    &key.profile,
+                    &key.root,
+                    key.feature.as_deref(),
+                ) {
+                    if waiting
+                        .trigger
+                        .fires(value_changed, string_changed, device.value, previous)
+                    {
+                        let input =
+                            input.get_or_insert_with(|| value_text(device.value, &device.string));
+                        firings.push(Firing::new(&waiting.event, "device", input.clone()));
                     }
                 }
             }
@@ -323,83 +389,91 @@ impl Engine {
                     string,
                     ..
                 } = global;
-                for event in events.events.values() {
-                    if event
-                        .triggers
+                let waiting = index.global(name);
+                if !waiting.is_empty() {
+                    let input = value_text(*value, string);
+                    for event in waiting {
+                        firings.push(Firing::new(event, "global", input.clone()));
+                    }
+                }
+            }
+            HubEvent::RunFinished { run } if !run.ok => {
+                let mut fired = std::collections::HashSet::new();
+                for waiting in index.errors(&run.profile) {
+                    let error = run
+                        .errors
                         .iter()
-                        .any(|t| matches!(t, Trigger::Global { name: wanted } if wanted == name))
-                    {
-                        self.fire_detached(&event.name, "global", Some(value_text(*value, string)));
+                        .find(|e| waiting.trigger.is_none() || e.class == waiting.trigger);
+                    if let Some(error) = error.filter(|_| fired.insert(waiting.event.clone())) {
+                        firings.push(Firing::new(
+                            &waiting.event,
+                            "error",
+                            error.message.as_str().into(),
+                        ));
                     }
                 }
             }
             HubEvent::RunFinished { run } => {
-                let mut matchers = Vec::new();
-                for event in events.events.values() {
-                    for trigger in &event.triggers {
-                        match trigger {
-                            Trigger::Error(trigger) if !run.ok => {
-                                let profile_ok =
-                                    trigger.profile.as_ref().is_none_or(|p| *p == run.profile);
-                                let error = run
-                                    .errors
-                                    .iter()
-                                    .find(|e| trigger.class.is_none() || e.class == trigger.class);
-                                if let (true, Some(error)) = (profile_ok, error) {
-                                    self.fire_detached(
-                                        &event.name,
-                                        "error",
-                                        Some(error.message.as_str().into()),
-                                    );
-                                    break;
-                                }
-                            }
-                            Trigger::Input { profile, matcher }
-                                if run.ok && *profile == run.profile =>
-                            {
-                                matchers.push((event.name.clone(), matcher.clone()));
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                // Matching reads the whole response (an expression may run a JSONPath over
-                // megabytes): on the blocking pool, like mapping a large response.
+                let matchers = index.input(&run.profile);
                 if let (false, Some(input)) =
                     (matchers.is_empty(), self.last_response(&run.profile))
                 {
-                    let engine = self.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let environment = HubEnvironment::new(&engine.hub);
-                        let mut fired = std::collections::HashSet::new();
-                        for (event, matcher) in matchers {
-                            if fired.contains(&event) {
-                                continue;
-                            }
-                            match matcher.matches(&input, &environment) {
-                                Ok(true) => {
-                                    engine.fire_detached(&event, "input", Some(input.clone()));
-                                    fired.insert(event);
-                                }
-                                Ok(false) => {}
-                                Err(error) => {
-                                    tracing::warn!(event = %event, error = %error, "an input matcher failed")
-                                }
-                            }
-                        }
-                    });
+                    let pending = PendingInputs {
+                        input,
+                        matchers: matchers
+                            .iter()
+                            .map(|m| (m.event.clone(), m.trigger.clone()))
+                            .collect(),
+                    };
+                    return (firings, Some(pending));
                 }
             }
             HubEvent::ProfilesReloaded { .. }
             | HubEvent::AuthorizationChanged { .. }
             | HubEvent::EventFinished { .. } => {}
         }
+        (firings, None)
+    }
+
+    /// Evaluates input matchers (an expression may run a JSONPath over megabytes): one firing
+    /// per event at most.
+    fn match_inputs(&self, pending: PendingInputs) -> Vec<Firing> {
+        let environment = HubEnvironment::new(&self.hub);
+        let mut fired = std::collections::HashSet::new();
+        let mut firings = Vec::new();
+        for (event, matcher) in pending.matchers {
+            if fired.contains(&event) {
+                continue;
+            }
+            match matcher.matches(&pending.input, &environment) {
+                Ok(true) => {
+                    firings.push(Firing::new(&event, "input", pending.input.clone()));
+                    fired.insert(event);
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(event = %event, error = %error, "an input matcher failed")
+                }
+            }
+        }
+        firings
     }
 
     fn fire_detached(self: &Arc<Self>, name: &str, trigger: &str, input: Option<Arc<str>>) {
+        self.fire_detached_at(name, trigger, input, None);
+    }
+
+    /// Fires an event on a task of its own; `due`: the time a schedule meant it to run.
+    fn fire_detached_at(
+        self: &Arc<Self>,
+        name: &str,
+        trigger: &str,
+        input: Option<Arc<str>>,
+        due: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
         let (engine, name, trigger) = (self.clone(), name.to_string(), trigger.to_string());
         tokio::spawn(async move {
-            let _ = engine.fire(&name, &trigger, input, 0).await;
+            let _ = engine.fire_due(&name, &trigger, input, 0, due).await;
         });
     }
 
@@ -410,6 +484,17 @@ impl Engine {
         trigger: &str,
         input: Option<Arc<str>>,
         depth: u8,
+    ) -> Result<Arc<EventRun>, EngineError> {
+        self.fire_due(name, trigger, input, depth, None).await
+    }
+
+    async fn fire_due(
+        self: &Arc<Self>,
+        name: &str,
+        trigger: &str,
+        input: Option<Arc<str>>,
+        depth: u8,
+        due: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Arc<EventRun>, EngineError> {
         let event = self
             .automation
@@ -447,18 +532,19 @@ impl Engine {
             {
                 state.recent.pop_front();
             }
-            if state.recent.len() >= RATE_LIMIT {
+            if state.recent.len() >= event.max_per_second as usize {
                 return None;
             }
             state.recent.push_back(now);
             Some(state.places.clone())
         });
         let Some(places) = admitted else {
-            tracing::warn!(event = %name, "event fired more than {RATE_LIMIT} times in a second: skipped (a trigger loop?)");
+            let limit = event.max_per_second;
+            tracing::warn!(event = %name, "event fired more than {limit} times in a second: skipped (a trigger loop?)");
             return Ok(record(skipped(
                 name,
                 trigger,
-                format!("fired more than {RATE_LIMIT} times in a second (does it trigger itself?)"),
+                format!("fired more than {limit} times in a second (does it trigger itself?)"),
             )));
         };
         let permit = match places.clone().try_acquire_owned() {
@@ -501,7 +587,11 @@ impl Engine {
                 )))
             }
         };
-        let run = Box::pin(self.execute(&event, trigger, input, depth)).await;
+        let late_ms = due.map(|due| {
+            u64::try_from((chrono::Utc::now() - due).num_milliseconds()).unwrap_or_default()
+        });
+        let mut run = Box::pin(self.execute(&event, trigger, input, depth)).await;
+        run.late_ms = late_ms;
         drop(permit);
         Ok(record(Arc::new(run)))
     }
@@ -518,6 +608,7 @@ impl Engine {
             event: event.name.clone(),
             trigger: trigger.to_string(),
             started_at: now_text(),
+            late_ms: None,
             duration_ms: 0,
             outcome: EventOutcome::Ok,
             reason: None,
@@ -743,61 +834,70 @@ impl Engine {
     }
 }
 
-/// Fires schedule triggers on time until the engine is gone. Woken early when events reload.
+/// Fires schedule triggers on time until the engine is gone: a heap of the next firing of each
+/// schedule, so each wake-up costs what is due, not a pass over every event. Rebuilt when the
+/// events reload. A firing missed by more than its period (a suspended machine) is not
+/// replayed: the schedule goes on from now.
 async fn scheduler(engine: std::sync::Weak<Engine>) {
-    let mut checked_until = chrono::Utc::now();
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
     loop {
-        let (events, zone) = {
+        let (loaded, zone, reloaded) = {
             let Some(engine) = engine.upgrade() else {
                 return;
             };
-            (engine.automation.events(), engine.automation.zone())
+            (
+                engine.automation.loaded(),
+                engine.automation.zone(),
+                engine.automation.clone_notify(),
+            )
         };
-        let due: Vec<(chrono::DateTime<chrono::Utc>, String)> = events
-            .events
-            .values()
-            .filter(|e| e.enabled)
-            .flat_map(|e| {
-                e.triggers.iter().filter_map(move |t| match t {
-                    Trigger::Schedule(schedule) => schedule
-                        .next_after(checked_until, zone)
-                        .map(|at| (at, e.name.clone())),
-                    _ => None,
-                })
-            })
+        let schedules = &loaded.index.schedules;
+        let start = chrono::Utc::now();
+        let mut due: BinaryHeap<Reverse<(chrono::DateTime<chrono::Utc>, usize)>> = schedules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.trigger.next_after(start, zone).map(|at| Reverse((at, i))))
             .collect();
-        let earliest = due.iter().map(|(at, _)| *at).min();
-        let wait = earliest.map(|at| (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO));
-        let woken = {
-            let Some(engine) = engine.upgrade() else {
-                return;
-            };
-            let reloaded = engine.automation.rescheduled.notified();
-            tokio::pin!(reloaded);
+        loop {
+            let wait = due.peek().map(|Reverse((at, _))| {
+                (*at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+            });
             // Check at least once a minute that the engine is still there.
             let sleep = wait
                 .unwrap_or(Duration::from_secs(60))
                 .min(Duration::from_secs(60));
-            tokio::select! {
+            let notified = reloaded.notified();
+            tokio::pin!(notified);
+            let woken_by_reload = tokio::select! {
                 _ = tokio::time::sleep(sleep) => false,
-                _ = &mut reloaded => true,
+                _ = &mut notified => true,
+            };
+            if woken_by_reload {
+                break;
             }
-        };
-        let now = chrono::Utc::now();
-        if woken {
-            checked_until = now;
-            continue;
-        }
-        let Some(engine) = engine.upgrade() else {
-            return;
-        };
-        for (at, name) in due {
-            if at <= now {
-                engine.fire_detached(&name, "schedule", None);
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            let now = chrono::Utc::now();
+            while let Some(Reverse((at, i))) = due.peek().copied() {
+                if at > now {
+                    break;
+                }
+                due.pop();
+                let schedule = &schedules[i];
+                engine.fire_detached_at(&schedule.event, "schedule", None, Some(at));
+                let next = schedule
+                    .trigger
+                    .next_after(at, zone)
+                    .filter(|next| *next > now)
+                    .or_else(|| schedule.trigger.next_after(now, zone));
+                if let Some(next) = next {
+                    due.push(Reverse((next, i)));
+                }
             }
-        }
-        if earliest.is_some_and(|at| at <= now) {
-            checked_until = now;
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Uses the expression core and the profile set (to check names); knows nothing of the engine,
 //! devices, storage or the web.
 
+pub mod index;
 pub mod matcher;
 mod raw;
 mod resolve;
@@ -35,7 +36,12 @@ pub struct Event {
     pub actions: Vec<Action>,
     pub on_error: OnError,
     pub retrigger: Retrigger,
+    /// Firings a second before more are refused as a trigger loop.
+    pub max_per_second: u32,
 }
+
+/// Firings of one event a second, unless its file says otherwise.
+pub const DEFAULT_MAX_PER_SECOND: u32 = 20;
 
 #[derive(Debug, Clone)]
 pub enum Trigger {
@@ -78,6 +84,32 @@ pub struct DeviceTrigger {
     pub changes: ChangeKind,
     /// Fire only when the new value compares so (e.g. `> 25`).
     pub compare: Option<(Comparison, f64)>,
+    /// With `compare`: fire only when the value crosses into the comparison (the previous value
+    /// did not compare so), not on every change while it holds.
+    pub crossing: bool,
+}
+
+impl DeviceTrigger {
+    /// Whether a device change fires this trigger. `previous`: the value before the change, when
+    /// it is known.
+    pub fn fires(
+        &self,
+        value_changed: bool,
+        string_changed: bool,
+        value: f64,
+        previous: Option<f64>,
+    ) -> bool {
+        let changed = match self.changes {
+            ChangeKind::Value => value_changed,
+            ChangeKind::String => string_changed,
+            ChangeKind::Any => value_changed || string_changed,
+        };
+        changed
+            && self.compare.is_none_or(|(compare, to)| {
+                compare.holds(value, to)
+                    && !(self.crossing && previous.is_some_and(|before| compare.holds(before, to)))
+            })
+    }
 }
 
 /// The classes of errors an error trigger can pick.

@@ -14,6 +14,8 @@ pub struct RawEvent {
     pub on_error: Option<String>,
     /// `skip` (default), `queue` or `parallel` when a trigger fires while the event runs.
     pub retrigger: Option<String>,
+    /// Firings a second before more are refused as a trigger loop (default 20).
+    pub max_per_second: Option<u32>,
     #[serde(default)]
     pub trigger: Vec<RawTrigger>,
     /// Expressions that must all be true.
@@ -55,6 +57,8 @@ pub struct RawTrigger {
     pub feature: Option<String>,
     /// What change of the device counts: `value`, `string` or `any` (default).
     pub changes: Option<String>,
+    /// With `compare`/`to`: fire only when the value starts to compare so (it did not before).
+    pub crossing: Option<bool>,
     /// A global variable changing.
     pub global: Option<String>,
     /// An error of a profile (`*` for any), optionally of one class.

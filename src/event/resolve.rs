@@ -154,6 +154,13 @@ fn resolve(raw: RawEvent, c: &mut Collector<'_>, profiles: &ProfileSet) -> Optio
             );
         }
     }
+    let max_per_second = raw.max_per_second.unwrap_or(super::DEFAULT_MAX_PER_SECOND);
+    if !(1..=10_000).contains(&max_per_second) {
+        c.error(
+            "max_per_second",
+            "max_per_second must be between 1 and 10000",
+        );
+    }
     if raw.trigger.is_empty() {
         c.warning(
             "trigger",
@@ -190,6 +197,7 @@ fn resolve(raw: RawEvent, c: &mut Collector<'_>, profiles: &ProfileSet) -> Optio
         actions: actions.into_iter().collect::<Option<Vec<_>>>()?,
         on_error: on_error?,
         retrigger: retrigger?,
+        max_per_second,
     })
 }
 
@@ -280,10 +288,19 @@ fn trigger(
                 }
             };
             let compare = comparison(c, key, t)?;
+            let crossing = t.crossing.unwrap_or(false);
+            if crossing && compare.is_none() {
+                c.error(
+                    &at("crossing"),
+                    "`crossing` needs `compare` and `to`: the value crosses into that comparison",
+                );
+                return None;
+            }
             Some(Trigger::Device(DeviceTrigger {
                 device,
                 changes,
                 compare,
+                crossing,
             }))
         }
         "global" => Some(Trigger::Global {

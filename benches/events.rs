@@ -1,0 +1,392 @@
+//! Automation benchmarks, each a ratio against a baseline measured in the same run:
+//!
+//! 1. Dispatch: what matching one incoming input, device change or global change costs with
+//!    1,000 events loaded, against 10 (target at most 2×: triggers are indexed).
+//! 2. Trigger to action: a listening-profile hit that fires an event whose action calls a local
+//!    stub, against the same action through `POST /api/v1/actions/run` — from sending the
+//!    request to the stub receiving the call, median and p99 (target within 1.2×).
+//! 3. 10,000 events on 1-second schedules in a real `bellhop serve`: its RSS (target under
+//!    50 MB) and how late the schedules fire, p99 (target at most 100 ms).
+//!
+//! `cargo bench --bench events`. Under `cargo test` every part runs once, small, as a check.
+//! All traffic stays on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bellhop::devices::DeviceHub;
+use bellhop::engine::bus::HubEvent;
+use bellhop::engine::listening::IncomingCall;
+use bellhop::engine::{Engine, ProfileSource};
+use warp::Filter;
+
+fn measuring() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+fn write(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+fn engine_over(dir: &Path) -> Arc<Engine> {
+    let events_dir = dir.join("events");
+    let source = ProfileSource::new(dir.join("profiles"), None).with_events_dir(events_dir.clone());
+    let profiles = source.load();
+    assert!(!profiles.has_errors(), "{:?}", profiles.diagnostics);
+    let events = bellhop::event::load_dir(&events_dir, &profiles);
+    assert!(!events.has_errors(), "{:?}", events.diagnostics);
+    let hub = DeviceHub::open(&dir.join("data/bellhop.sqlite"), Duration::from_millis(50))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(
+        Engine::new(profiles, Some(source), Arc::new(hub))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_events(events, bellhop::event::Zone::Local),
+    )
+}
+
+/// `events` sensors, each a listening profile with an event waiting for its input, its device
+/// and a global of its own.
+fn dispatch_setup(dir: &Path, events: usize) -> Arc<Engine> {
+    for i in 0..events {
+        write(
+            &dir.join(format!("profiles/s{i}.toml")),
+            &format!("version = 1\nlisten = \"/s{i}\"\n[devices]\nroot_names = '\"t\"'\nvalues = 'Numbers(input)[0]'\n"),
+        );
+        write(
+            &dir.join(format!("events/e{i}.toml")),
+            &format!(
+                "[[trigger]]\ninput = \"s{i}\"\ntext = \"hot\"\nposition = 0\n\
+                 [[trigger]]\nprofile = \"s{i}\"\nroot = \"t\"\ncompare = \">\"\nto = 25\n\
+                 [[trigger]]\nglobal = \"g{i}\"\n\
+                 [[action]]\nset_global = \"seen{i}\"\nvalue = '1'\n"
+            ),
+        );
+    }
+    engine_over(dir)
+}
+
+/// Nanoseconds per `work`, the best of 5 samples of `iterations` each.
+fn time_ns(iterations: u32, mut work: impl FnMut()) -> f64 {
+    (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                work();
+            }
+            started.elapsed().as_nanos() as f64 / f64::from(iterations)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The three kinds of hub event an event can wait for, as sensor 0 causes them.
+fn incoming(
+    runtime: &tokio::runtime::Runtime,
+    engine: &Arc<Engine>,
+) -> [(&'static str, HubEvent); 3] {
+    let profile = engine
+        .listener("/s0")
+        .unwrap_or_else(|| panic!("s0 is not listening"));
+    let call = IncomingCall {
+        method: bellhop::profile::Method::Post,
+        token: None,
+        input: "hot 30".into(),
+        headers: Default::default(),
+    };
+    let received = runtime
+        .block_on(engine.receive(profile, call))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(received.record.ok, "{:?}", received.record.errors);
+    let change = received.record.changes[0].clone();
+    let global = engine
+        .set_global("g0", Some(1.0), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    [
+        (
+            "input",
+            HubEvent::RunFinished {
+                run: received.record,
+            },
+        ),
+        ("device change", HubEvent::DeviceChanged { change }),
+        ("global change", HubEvent::GlobalChanged { global }),
+    ]
+}
+
+fn dispatch(runtime: &tokio::runtime::Runtime) {
+    let iterations = if measuring() { 20_000 } else { 10 };
+    let mut costs: HashMap<(&str, usize), f64> = HashMap::new();
+    for events in [10, 1000] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let engine = dispatch_setup(dir.path(), events);
+        for (kind, happened) in incoming(runtime, &engine) {
+            let fired = engine.match_triggers(&happened);
+            // Exactly sensor 0's event, and only for what it waits for.
+            if kind != "device change" {
+                assert!(
+                    fired.len() == 1 && &*fired[0].event == "e0",
+                    "{kind} with {events} events fired {fired:?}"
+                );
+            }
+            let cost = time_ns(iterations, || {
+                std::hint::black_box(engine.match_triggers(std::hint::black_box(&happened)));
+            });
+            costs.insert((kind, events), cost);
+        }
+    }
+    if !measuring() {
+        println!("events bench check: dispatch matches only the event waiting for it");
+        return;
+    }
+    println!("Dispatch: matching one incoming hub event against the loaded events' triggers:");
+    for kind in ["input", "device change", "global change"] {
+        let (few, many) = (costs[&(kind, 10)], costs[&(kind, 1000)]);
+        println!(
+            "  {kind:<14} 10 events {few:>8.0} ns | 1,000 events {many:>8.0} ns | ratio {:.2}x (target at most 2x)",
+            many / few
+        );
+    }
+}
+
+/// A stub API that reports when each call arrives (by the last path segment).
+async fn stub() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>,
+) {
+    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let route = warp::path!("hit" / String).map(move |seq: String| {
+        let _ = arrived.send((seq, Instant::now()));
+        "{\"ok\":true}"
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    (address, arrivals)
+}
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    let at = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted.get(at).copied().unwrap_or(f64::NAN)
+}
+
+fn trigger_to_action(runtime: &tokio::runtime::Runtime) {
+    let samples = if measuring() { 3000 } else { 20 };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(async {
+        let (stub, mut arrivals) = stub().await;
+        write(
+            &dir.path().join("profiles/caller.toml"),
+            &format!("version = 1\n[request]\nurl = \"http://{stub}/hit/${{input}}\"\n"),
+        );
+        write(
+            &dir.path().join("profiles/sensor.toml"),
+            "version = 1\nlisten = \"/sensor\"\n[incoming]\nmax_per_second = 10000\n",
+        );
+        write(
+            &dir.path().join("events/relay.toml"),
+            "retrigger = \"parallel\"\nmax_per_second = 10000\n[[trigger]]\ninput = \"sensor\"\nexpression = 'Length(input) > 0'\n[[action]]\nrun = \"caller\"\ntext = '${input}'\n",
+        );
+        let engine = engine_over(dir.path());
+        engine.start_automation();
+        let (address, _server) = bellhop::web::serve(
+            bellhop::web::AppState::new(engine.clone()),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            256,
+            std::future::pending(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let client = reqwest::Client::new();
+        let direct_url = format!("http://{address}/api/v1/actions/run");
+        let trigger_url = format!("http://{address}/in/sensor");
+        let mut wait_for = async |seq: &str| -> Instant {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), arrivals.recv()).await {
+                    Ok(Some((arrived, at))) if arrived == seq => return at,
+                    Ok(Some(_)) => continue,
+                    other => panic!("call {seq} never reached the stub: {other:?}"),
+                }
+            }
+        };
+        let (mut direct, mut triggered) = (Vec::new(), Vec::new());
+        for i in 0..samples + samples / 10 {
+            let seq = format!("d{i}");
+            let sent = Instant::now();
+            let response = client
+                .post(&direct_url)
+                .json(&serde_json::json!({"profile": "caller", "text": seq}))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let arrived = wait_for(&seq).await;
+            let _ = response.bytes().await;
+            let seq = format!("t{i}");
+            let sent_trigger = Instant::now();
+            let response = client
+                .get(format!("{trigger_url}?{seq}"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(response.status().is_success(), "{}", response.status());
+            let arrived_trigger = wait_for(&seq).await;
+            let _ = response.bytes().await;
+            // The first tenth warms both paths up.
+            if i >= samples / 10 {
+                direct.push((arrived - sent).as_secs_f64() * 1e6);
+                triggered.push((arrived_trigger - sent_trigger).as_secs_f64() * 1e6);
+            }
+        }
+        if !measuring() {
+            println!("events bench check: a listening hit fires the event that calls the stub");
+            return;
+        }
+        direct.sort_by(f64::total_cmp);
+        triggered.sort_by(f64::total_cmp);
+        let (dm, d99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
+        let (tm, t99) = (percentile(&triggered, 0.5), percentile(&triggered, 0.99));
+        println!("Trigger to action, request sent → the stub called, {samples} samples each, alternating:");
+        println!("  POST /api/v1/actions/run          median {dm:>7.0} µs | p99 {d99:>7.0} µs");
+        println!("  listening hit → event → action   median {tm:>7.0} µs | p99 {t99:>7.0} µs");
+        println!(
+            "  ratio: median {:.2}x, p99 {:.2}x (target within 1.2x)",
+            tm / dm,
+            t99 / d99
+        );
+    });
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The late_ms of every event's last run, from the API.
+fn lateness(client: &reqwest::blocking::Client, base: &str) -> Vec<f64> {
+    let list: serde_json::Value = client
+        .get(format!("{base}/api/v1/events"))
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("{e}"));
+    list["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["last_run"]["late_ms"].as_f64())
+        .collect()
+}
+
+fn schedules() -> Result<(), String> {
+    let (events, settle) = if measuring() {
+        (10_000, Duration::from_secs(10))
+    } else {
+        (100, Duration::from_secs(3))
+    };
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.path().join("profiles")).map_err(|e| e.to_string())?;
+    for i in 0..events {
+        write(
+            &dir.path().join(format!("events/tick{i}.toml")),
+            &format!("[[trigger]]\nevery = \"1s\"\n[[action]]\nset_global = \"tick{i}\"\nvalue = 'Now()'\n"),
+        );
+    }
+    let port = free_port();
+    let config = dir.path().join("plugin.toml");
+    write(
+        &config,
+        &format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}\"\n[paths]\ndata_dir = \"{data}\"\nprofiles_dir = \"{data}/../profiles\"\nevents_dir = \"{data}/../events\"\n[oauth]\nkey_file = \"{data}/../token.key\"\n",
+            data = dir.path().join("data").display(),
+        ),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bellhop"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    while client.get(format!("{base}/api/v1/health")).send().is_err() {
+        if started.elapsed() > Duration::from_secs(60) || child.try_wait().ok().flatten().is_some()
+        {
+            let _ = child.kill();
+            return Err(format!(
+                "bellhop serve did not come up: {}",
+                std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(settle);
+    let rss = rss_kib(child.id());
+    let mut late = Vec::new();
+    for _ in 0..3 {
+        late.extend(lateness(&client, &base));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let rss_after = rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    late.sort_by(f64::total_cmp);
+    if late.len() < events {
+        return Err(format!("only {} of {events} schedules fired", late.len()));
+    }
+    if !measuring() {
+        println!("events bench check: {events} one-second schedules fire in a real serve");
+        return Ok(());
+    }
+    let mib = |kib: Option<u64>| kib.map_or(f64::NAN, |k| k as f64 / 1024.0);
+    println!(
+        "{events} events on 1-second schedules in `bellhop serve`, after {} s:",
+        settle.as_secs()
+    );
+    println!(
+        "  RSS {:.1} MiB (target under 50 MB = 47.7 MiB); {:.1} MiB after serving three 10,000-event listings",
+        mib(rss),
+        mib(rss_after)
+    );
+    println!(
+        "  lateness of {} firings: median {:.0} ms, p99 {:.0} ms, max {:.0} ms (target p99 at most 100 ms)",
+        late.len(),
+        percentile(&late, 0.5),
+        percentile(&late, 0.99),
+        late.last().copied().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    dispatch(&runtime);
+    trigger_to_action(&runtime);
+    if let Err(why) = schedules() {
+        panic!("schedules: {why}");
+    }
+}
