@@ -384,9 +384,18 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    dispatch(&runtime);
-    trigger_to_action(&runtime);
-    if let Err(why) = schedules() {
-        panic!("schedules: {why}");
+    // `BELLHOP_EVENTS_BENCH=dispatch,trigger,schedules` picks parts (default: all).
+    let parts = std::env::var("BELLHOP_EVENTS_BENCH").unwrap_or_default();
+    let wanted = |part: &str| parts.is_empty() || parts.split(',').any(|p| p.trim() == part);
+    if wanted("dispatch") {
+        dispatch(&runtime);
+    }
+    if wanted("trigger") {
+        trigger_to_action(&runtime);
+    }
+    if wanted("schedules") {
+        if let Err(why) = schedules() {
+            panic!("schedules: {why}");
+        }
     }
 }

@@ -97,6 +97,10 @@ pub struct PathSettings {
 #[serde(deny_unknown_fields)]
 pub struct DeviceSettings {
     pub commit_window_ms: u64,
+    /// Days of device history kept (0: none).
+    pub history_days: u64,
+    /// Most history rows kept, all devices together.
+    pub history_max_rows: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,6 +161,12 @@ impl Settings {
         }
         if self.devices.commit_window_ms == 0 || self.devices.commit_window_ms > 100 {
             return Err("devices.commit_window_ms must be between 1 and 100".into());
+        }
+        if self.devices.history_days > 3650 || self.devices.history_max_rows > 100_000_000 {
+            return Err(
+                "devices.history_days must be at most 3650 and devices.history_max_rows at most 100000000"
+                    .into(),
+            );
         }
         if self.engine.max_action_pieces == 0 || self.engine.max_devices_per_run == 0 {
             return Err(

@@ -209,6 +209,37 @@ async fn a_sensor_get_becomes_devices_and_fires_a_string_trigger() {
     }
     let (status, _) = curl(vec![format!("{}/api/v1/devices", served.base)]).await;
     assert_eq!(status, 401);
+    // Each reading is in the temperature's history, oldest first.
+    engine.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    let reference = device(engine, "temperature").map_or(0, |d| d.reference);
+    let admin = || {
+        vec![
+            "-H".to_string(),
+            "Authorization: Bearer an-admin-token-0123456".to_string(),
+        ]
+    };
+    let mut args = admin();
+    args.push(format!("{}/api/v1/devices/{reference}/history", served.base));
+    let (status, body) = curl(args).await;
+    assert_eq!(status, 200, "{body}");
+    let history: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let values: Vec<f64> = history["points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["value"].as_f64())
+        .collect();
+    assert_eq!(values, vec![21.5, 22.0, 23.0], "{body}");
+    let mut args = admin();
+    args.push(format!("{}/api/v1/devices/{reference}/history?limit=1", served.base));
+    let (_, body) = curl(args).await;
+    assert!(body.contains("23") && !body.contains("21.5"), "{body}");
+    for bad in ["/api/v1/devices/999999/history", "/api/v1/devices/1/history?limit=x"] {
+        let mut args = admin();
+        args.push(format!("{}{bad}", served.base));
+        let (status, _) = curl(args).await;
+        assert!(status == 404 || status == 400, "{bad}: {status}");
+    }
 }
 
 /// POST bodies, the reply template, the token (header, bearer, query), the body limit, bodies

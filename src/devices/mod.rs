@@ -6,7 +6,7 @@
 
 mod store;
 
-pub use store::StoreHealth;
+pub use store::{HistoryPoint, HistoryRetention, StoreHealth};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -476,6 +476,29 @@ impl DeviceHub {
         store::read_journal(&self.path, profile, limit)
     }
 
+    /// A device's recorded changes from `since_ms` on, oldest first, the newest `limit` of them
+    /// (reads what is committed).
+    pub fn history(
+        &self,
+        reference: u64,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        store::read_history(&self.path, reference, since_ms, limit)
+    }
+
+    /// How much device history the store keeps from now on.
+    pub fn set_history_retention(&self, retention: HistoryRetention) {
+        if let Some(writer) = self
+            .writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            writer.set_retention(retention);
+        }
+    }
+
     /// Reads the journal of a store without opening a hub (for the CLI).
     pub fn read_journal_at(
         path: &Path,
@@ -605,6 +628,55 @@ mod tests {
             reader.set_global("g", Some(1.0), None),
             Err(StoreError::ReadOnly)
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn each_committed_change_is_history_within_the_retention() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let hub = open(dir.path());
+        for value in [1.0, 2.0, 3.0, 3.0, 4.0] {
+            hub.apply(&[update("t", None, value, "")], Creation::Allowed)
+                .await?;
+            hub.flush().await?;
+        }
+        let reference = hub.list()[0].reference;
+        let points = hub.history(reference, 0, 100)?;
+        // A write that changed nothing is no change.
+        assert_eq!(
+            points.iter().map(|p| p.value).collect::<Vec<_>>(),
+            vec![1.0, 2.0, 3.0, 4.0]
+        );
+        assert!(points.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+        assert_eq!(hub.history(reference, 0, 2)?.len(), 2, "the newest two");
+        assert_eq!(hub.history(reference, 0, 2)?[1].value, 4.0);
+        assert!(hub.history(reference + 1, 0, 100)?.is_empty());
+        // Beyond the row cap the oldest go; beyond the age, everything.
+        let connection = rusqlite::Connection::open(dir.path().join("hub.sqlite"))
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
+        let prune = |max_age: Duration, max_rows: u64| {
+            store::prune_history(&connection, &HistoryRetention { max_age, max_rows })
+                .map_err(|e| StoreError::Commit(e.to_string()))
+        };
+        prune(Duration::from_secs(3600), 2)?;
+        let kept: Vec<f64> = hub
+            .history(reference, 0, 100)?
+            .iter()
+            .map(|p| p.value)
+            .collect();
+        assert_eq!(kept, vec![3.0, 4.0]);
+        std::thread::sleep(Duration::from_millis(5));
+        prune(Duration::from_millis(1), 100)?;
+        assert!(hub.history(reference, 0, 100)?.is_empty());
+        // No history at all when the age is zero.
+        hub.set_history_retention(HistoryRetention {
+            max_age: Duration::ZERO,
+            max_rows: 100,
+        });
+        hub.apply(&[update("t", None, 9.0, "")], Creation::Allowed)
+            .await?;
+        hub.flush().await?;
+        assert!(hub.history(reference, 0, 100)?.is_empty());
         Ok(())
     }
 

@@ -40,7 +40,44 @@ CREATE TABLE IF NOT EXISTS journal (
     record   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS journal_by_profile ON journal (profile, id);
+CREATE TABLE IF NOT EXISTS device_history (
+    id     INTEGER PRIMARY KEY,
+    ref    INTEGER NOT NULL,
+    at     INTEGER NOT NULL,
+    value  REAL NOT NULL,
+    string TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS device_history_by_ref ON device_history (ref, id);
+CREATE INDEX IF NOT EXISTS device_history_by_time ON device_history (at);
 ";
+
+/// How much device history the store keeps: changes younger than `max_age`, and at most
+/// `max_rows` of them (the oldest go first). `max_age` zero: no history is written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistoryRetention {
+    pub max_age: Duration,
+    pub max_rows: u64,
+}
+
+impl Default for HistoryRetention {
+    fn default() -> HistoryRetention {
+        HistoryRetention {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_rows: 1_000_000,
+        }
+    }
+}
+
+/// How often the writer prunes history beyond its retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// One state a device had: its value and string from `at_ms` on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HistoryPoint {
+    pub at_ms: i64,
+    pub value: f64,
+    pub string: String,
+}
 
 pub(crate) enum WriteOp {
     Device(Device),
@@ -170,6 +207,60 @@ pub(crate) fn open(path: &Path) -> Result<(Connection, Loaded), StoreError> {
     ))
 }
 
+/// Drops the history older than the retention's age, then the oldest rows beyond its count.
+pub(crate) fn prune_history(
+    connection: &Connection,
+    retention: &HistoryRetention,
+) -> rusqlite::Result<()> {
+    let max_age_ms = i64::try_from(retention.max_age.as_millis()).unwrap_or(i64::MAX);
+    let oldest_kept = chrono::Utc::now()
+        .timestamp_millis()
+        .saturating_sub(max_age_ms);
+    connection.execute(
+        "DELETE FROM device_history WHERE at < ?1",
+        params![oldest_kept],
+    )?;
+    connection.execute(
+        "DELETE FROM device_history WHERE id <= (
+             SELECT id FROM device_history ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+        params![i64::try_from(retention.max_rows).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
+}
+
+/// A device's history from `since_ms` on, oldest first: the newest `limit` changes.
+pub(crate) fn read_history(
+    path: &Path,
+    reference: u64,
+    since_ms: i64,
+    limit: usize,
+) -> Result<Vec<HistoryPoint>, StoreError> {
+    let error = sql_error(path);
+    let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(&error)?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(&error)?;
+    let mut statement = connection
+        .prepare(
+            "SELECT at, value, string FROM device_history WHERE ref = ?1 AND at >= ?2
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .map_err(&error)?;
+    let rows = statement
+        .query_map(params![reference as i64, since_ms, limit as i64], |row| {
+            Ok(HistoryPoint {
+                at_ms: row.get(0)?,
+                value: row.get(1)?,
+                string: row.get(2)?,
+            })
+        })
+        .map_err(&error)?;
+    let mut points = rows.collect::<Result<Vec<_>, _>>().map_err(&error)?;
+    points.reverse();
+    Ok(points)
+}
+
 /// Reads the newest journal records of a profile (or of all profiles), newest first.
 pub(crate) fn read_journal(
     path: &Path,
@@ -248,6 +339,7 @@ struct Queue {
     waiters: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
     closed: bool,
     health: StoreHealth,
+    retention: HistoryRetention,
 }
 
 /// Whether the writer keeps up: the last commit's failure, if the store is failing now.
@@ -333,6 +425,10 @@ impl Writer {
         Ok(())
     }
 
+    pub fn set_retention(&self, retention: HistoryRetention) {
+        self.queue().retention = retention;
+    }
+
     /// Commits what is queued and stops the thread.
     pub fn close(mut self) {
         self.queue().closed = true;
@@ -360,6 +456,7 @@ fn retry_pause(failures: u64) -> Duration {
 
 fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), window: Duration) {
     let (lock, wake) = shared;
+    let mut pruned_at: Option<Instant> = None;
     loop {
         let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
         let idle =
@@ -389,6 +486,7 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
         let unrendered = std::mem::take(&mut queue.unrendered);
         let waiters = std::mem::take(&mut queue.waiters);
         let closing = queue.closed;
+        let retention = queue.retention;
         drop(queue);
         for op in unrendered {
             if let WriteOp::Journal {
@@ -402,7 +500,13 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
                 }
             }
         }
-        let outcome = commit(&mut connection, &batch);
+        let outcome = commit(&mut connection, &batch, &retention);
+        if outcome.is_ok() && pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(Instant::now());
+            if let Err(error) = prune_history(&connection, &retention) {
+                tracing::warn!(error = %error, "device history could not be pruned");
+            }
+        }
         let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
         match &outcome {
             Ok(()) => {
@@ -437,11 +541,32 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
     }
 }
 
-fn commit(connection: &mut Connection, batch: &Batch) -> Result<(), String> {
+fn commit(
+    connection: &mut Connection,
+    batch: &Batch,
+    retention: &HistoryRetention,
+) -> Result<(), String> {
     if batch.is_empty() {
         return Ok(());
     }
     let transaction = connection.transaction().map_err(|e| e.to_string())?;
+    if !retention.max_age.is_zero() {
+        let mut insert = transaction
+            .prepare_cached(
+                "INSERT INTO device_history (ref, at, value, string) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(|e| e.to_string())?;
+        for device in batch.devices.values() {
+            insert
+                .execute(params![
+                    device.reference as i64,
+                    device.changed_at_ms,
+                    device.value,
+                    device.string
+                ])
+                .map_err(|e| e.to_string())?;
+        }
+    }
     for device in batch.devices.values() {
         transaction
             .execute(

@@ -28,6 +28,13 @@ const QUEUE_LIMIT: usize = 10;
 const PARALLEL_LIMIT: usize = 4;
 /// How deep events may run events.
 const DEPTH_LIMIT: u8 = 8;
+/// Scheduled firings started and not yet finished (or a second old) at once: a burst of
+/// schedules due together starts at the pace runs finish, instead of all at once.
+const SCHEDULED_AT_ONCE: usize = 128;
+/// Inputs up to this size are matched on the runner's task; larger ones on the blocking pool.
+const INLINE_MATCHING_BYTES: usize = 4 * 1024;
+/// How often falling behind the bus is logged (with the count missed meanwhile).
+const LAG_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// What happened to one step (a condition or an action).
 #[derive(Debug, Clone, Serialize)]
@@ -142,6 +149,8 @@ pub struct Automation {
     rescheduled: Arc<tokio::sync::Notify>,
     /// The secret token of each event with a webhook trigger.
     webhook_tokens: RwLock<HashMap<String, crate::secret::Secret>>,
+    /// Places for scheduled firings in progress.
+    scheduled_places: Arc<tokio::sync::Semaphore>,
 }
 
 impl Automation {
@@ -153,6 +162,7 @@ impl Automation {
             last_seen: Mutex::new(HashMap::new()),
             rescheduled: Arc::new(tokio::sync::Notify::new()),
             webhook_tokens: RwLock::new(HashMap::new()),
+            scheduled_places: Arc::new(tokio::sync::Semaphore::new(SCHEDULED_AT_ONCE)),
         }
     }
 
@@ -301,6 +311,7 @@ impl Engine {
             let engine = Arc::downgrade(self);
             let mut subscription = self.subscribe();
             tokio::spawn(async move {
+                let (mut said_at, mut missed_since_said) = (None, 0);
                 loop {
                     let delivery = subscription.next().await;
                     let Some(engine) = engine.upgrade() else {
@@ -309,10 +320,15 @@ impl Engine {
                     match delivery {
                         Delivery::Event(event) => engine.dispatch(&event),
                         Delivery::Resync { missed } => {
-                            tracing::warn!(
-                                missed,
-                                "the event runner fell behind the bus: some triggers were missed"
-                            )
+                            missed_since_said += missed;
+                            if said_at.is_none_or(|at: Instant| at.elapsed() >= LAG_REPORT_EVERY) {
+                                tracing::warn!(
+                                    missed = missed_since_said,
+                                    "the event runner fell behind the bus: triggers of these hub events were missed"
+                                );
+                                said_at = Some(Instant::now());
+                                missed_since_said = 0;
+                            }
                         }
                         Delivery::Closed => return,
                     }
@@ -333,14 +349,23 @@ impl Engine {
         for firing in firings {
             self.fire_detached(&firing.event, firing.trigger, Some(firing.input));
         }
-        if let Some(pending) = inputs {
-            let engine = self.clone();
-            tokio::task::spawn_blocking(move || {
-                for firing in engine.match_inputs(pending) {
-                    engine.fire_detached(&firing.event, firing.trigger, Some(firing.input));
-                }
-            });
+        let Some(pending) = inputs else {
+            return;
+        };
+        // A small input is matched here; a large one (an expression may run a JSONPath over
+        // megabytes) on the blocking pool, as a large response is mapped.
+        if pending.input.len() <= INLINE_MATCHING_BYTES {
+            for firing in self.match_inputs(pending) {
+                self.fire_detached(&firing.event, firing.trigger, Some(firing.input));
+            }
+            return;
         }
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            for firing in engine.match_inputs(pending) {
+                engine.fire_detached(&firing.event, firing.trigger, Some(firing.input));
+            }
+        });
     }
 
     /// Every event a hub event fires, input matchers included (evaluated here, on the caller's
@@ -460,20 +485,29 @@ impl Engine {
     }
 
     fn fire_detached(self: &Arc<Self>, name: &str, trigger: &str, input: Option<Arc<str>>) {
-        self.fire_detached_at(name, trigger, input, None);
-    }
-
-    /// Fires an event on a task of its own; `due`: the time a schedule meant it to run.
-    fn fire_detached_at(
-        self: &Arc<Self>,
-        name: &str,
-        trigger: &str,
-        input: Option<Arc<str>>,
-        due: Option<chrono::DateTime<chrono::Utc>>,
-    ) {
         let (engine, name, trigger) = (self.clone(), name.to_string(), trigger.to_string());
         tokio::spawn(async move {
-            let _ = engine.fire_due(&name, &trigger, input, 0, due).await;
+            let _ = engine.fire_due(&name, &trigger, input, 0, None).await;
+        });
+    }
+
+    /// Fires a schedule's event on a task of its own, holding `place` until the run finished or
+    /// a second passed (so long waits in an event never hold up the other schedules).
+    fn fire_scheduled(
+        self: &Arc<Self>,
+        name: &str,
+        due: chrono::DateTime<chrono::Utc>,
+        place: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let (engine, name) = (self.clone(), name.to_string());
+        tokio::spawn(async move {
+            let run = Box::pin(engine.fire_due(&name, "schedule", None, 0, Some(due)));
+            let mut run = std::pin::pin!(run);
+            tokio::select! {
+                _ = &mut run => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => drop(place),
+            }
+            let _ = run.await;
         });
     }
 
@@ -888,7 +922,11 @@ async fn scheduler(engine: std::sync::Weak<Engine>) {
                 }
                 due.pop();
                 let schedule = &schedules[i];
-                engine.fire_detached_at(&schedule.event, "schedule", None, Some(at));
+                let places = engine.automation.scheduled_places.clone();
+                let Ok(place) = places.acquire_owned().await else {
+                    return;
+                };
+                engine.fire_scheduled(&schedule.event, at, place);
                 let next = schedule
                     .trigger
                     .next_after(at, zone)

@@ -64,6 +64,17 @@ impl Engine {
         self.hub.get(reference)
     }
 
+    /// A device's recorded changes from `since_ms` on, oldest first, the newest `limit` of them.
+    /// Reads the store: call it off the async workers.
+    pub fn device_history(
+        &self,
+        reference: u64,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::devices::HistoryPoint>, StoreError> {
+        self.hub.history(reference, since_ms, limit)
+    }
+
     pub fn device_count(&self) -> usize {
         self.hub.len()
     }

@@ -207,6 +207,8 @@ pub struct DeviceRule {
 pub struct ProfileSet {
     pub profiles: BTreeMap<String, Arc<Profile>>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Listening paths and the profile at each (filled by [`load_dir`]).
+    listeners: std::collections::HashMap<String, Arc<Profile>>,
 }
 
 impl ProfileSet {
@@ -220,10 +222,7 @@ impl ProfileSet {
 
     /// The listening profile at `path` (under the listen base), if one listens there.
     pub fn listening_at(&self, path: &str) -> Option<&Arc<Profile>> {
-        let path = path.trim_end_matches('/');
-        self.profiles
-            .values()
-            .find(|p| p.listen.as_ref().is_some_and(|l| l.path == path))
+        self.listeners.get(path.trim_end_matches('/'))
     }
 
     /// Problems of one profile file (by profile name or file stem).
@@ -332,6 +331,11 @@ fn refuse_shared_listen_paths(set: &mut ProfileSet) {
         set.profiles.remove(&name);
         set.diagnostics.push(diagnostic);
     }
+    set.listeners = set
+        .profiles
+        .values()
+        .filter_map(|p| Some((p.listen.as_ref()?.path.clone(), p.clone())))
+        .collect();
 }
 
 /// The `*.toml` entries of a configuration folder (`what`: `profile`, `events`), sorted; not

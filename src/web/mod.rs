@@ -398,6 +398,34 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                     .into_response(),
             },
         );
+    // GET /api/v1/devices/{ref}/history?since=<ms>&limit=<n>: recorded changes, oldest first.
+    let devices_history = api
+        .and(warp::path!("devices" / u64 / "history"))
+        .and(warp::get())
+        .and(warp::query::<HistoryQuery>())
+        .and(s())
+        .and_then(
+            |reference: u64, query: HistoryQuery, state: AppState| async move {
+                if state.engine.device(reference).is_none() {
+                    return respond(Err(ApiError::not_found(format!(
+                        "device {reference} does not exist"
+                    ))));
+                }
+                let limit = query.limit.unwrap_or(1000).clamp(1, MAX_HISTORY_POINTS);
+                let since = query.since.unwrap_or(0);
+                let engine = state.engine.clone();
+                respond(
+                    blocking(move || engine.device_history(reference, since, limit))
+                        .await
+                        .and_then(|read| {
+                            read.map(|points| {
+                                ok(&serde_json::json!({ "ref": reference, "points": points }))
+                            })
+                            .map_err(|e| ApiError::internal(e.to_string()))
+                        }),
+                )
+            },
+        );
     // PUT /api/v1/devices/{ref}  {value?, string?}
     let devices_set = api
         .and(warp::path!("devices" / u64))
@@ -713,9 +741,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .map(|| ok(&demo_rooms()));
 
     // Boxing each route keeps the filter's type small (deep `or` chains overflow the compiler).
-    // The busiest route goes first.
+    // The busiest routes go first.
     let all: Vec<BoxedFilter<(Response,)>> = vec![
         run.boxed(),
+        // Sensors call these often; anything outside the listen base is refused at once.
+        listening::route(state.clone()),
         health.boxed(),
         profiles_list.boxed(),
         profiles_validate.boxed(),
@@ -724,6 +754,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         runs.boxed(),
         devices_list.boxed(),
         devices_get.boxed(),
+        devices_history.boxed(),
         devices_set.boxed(),
         globals_list.boxed(),
         globals_set.boxed(),
@@ -743,7 +774,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         events_runs.boxed(),
         events_run.boxed(),
         hooks.boxed(),
-        listening::route(state.clone()),
         ui.boxed(),
     ];
     let mut combined: Option<BoxedFilter<(Response,)>> = None;
@@ -762,6 +792,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(login(state.clone()).or(combined).unify())
         .recover(error::recover)
         .unify()
+}
+
+/// Most history points one request returns.
+const MAX_HISTORY_POINTS: usize = 10_000;
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    since: Option<i64>,
+    limit: Option<usize>,
 }
 
 const UI_INDEX: &str = include_str!("../../web/index.html");
