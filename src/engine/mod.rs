@@ -9,6 +9,7 @@ pub mod automation;
 pub mod bus;
 pub mod door;
 pub mod editor;
+pub mod forms;
 pub mod listening;
 pub mod mapping;
 pub mod request;

@@ -580,7 +580,55 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                     Ok(Ok(saved)) => Ok(ok(
                         &serde_json::json!({ "saved": form.name.trim(), "outcome": saved }),
                     )),
-                    Ok(Err(error)) => Err(edit_error(error)),
+                    Ok(Err(error)) => Err(edit_error(error, "profile")),
+                    Err(error) => Err(error),
+                })
+            },
+        );
+    // GET /api/v1/schema: the editor forms' fields (kinds, help, choices), which the UI builds
+    // its forms from.
+    let schema = api
+        .and(warp::path("schema"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|| ok(&crate::engine::forms::schemas()));
+    // GET /api/v1/events/{name}/form: the event's file as the editor shows it.
+    let events_form = api
+        .and(warp::path!("events" / String / "form"))
+        .and(warp::get())
+        .and(s())
+        .and_then(|name: String, state: AppState| async move {
+            let name = decode(&name);
+            let engine = state.engine.clone();
+            respond(match blocking(move || engine.event_form(&name)).await {
+                Ok(Ok(form)) => Ok(ok(&serde_json::json!({ "form": form }))),
+                Ok(Err(error)) => Err(edit_error(error, "event")),
+                Err(error) => Err(error),
+            })
+        });
+    // PUT /api/v1/events/{name}: saves the editor's form into the event's file (created when
+    // new), in place.
+    let events_save = api
+        .and(warp::path!("events" / String))
+        .and(warp::put())
+        .and(json_body())
+        .and(s())
+        .and_then(
+            |name: String, form: crate::engine::forms::EventForm, state: AppState| async move {
+                let name = decode(&name);
+                let engine = state.engine.clone();
+                let saved_name = form
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or(&name)
+                    .trim()
+                    .to_string();
+                let result = blocking(move || engine.save_event(&name, &form)).await;
+                respond(match result {
+                    Ok(Ok(saved)) => Ok(ok(
+                        &serde_json::json!({ "saved": saved_name, "outcome": saved }),
+                    )),
+                    Ok(Err(error)) => Err(edit_error(error, "event")),
                     Err(error) => Err(error),
                 })
             },
@@ -773,6 +821,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         events_get.boxed(),
         events_runs.boxed(),
         events_run.boxed(),
+        events_form.boxed(),
+        events_save.boxed(),
+        schema.boxed(),
         hooks.boxed(),
         ui.boxed(),
     ];
@@ -877,30 +928,31 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("the work stopped unexpectedly: {e}")))
 }
 
-fn edit_error(error: EditError) -> ApiError {
+/// An editor's failure as the API answers it; `what`: `profile` or `event`.
+fn edit_error(error: EditError, what: &str) -> ApiError {
     match error {
         EditError::Invalid(diagnostics) => {
             let mut api = ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_profile",
-                "the profile has problems: nothing was saved",
+                "invalid_file",
+                format!("the {what} has problems: nothing was saved"),
             );
             api.diagnostics = diagnostics;
             api
         }
         EditError::BadName(message) => ApiError::bad_request(message),
         EditError::UnknownProfile(name) => {
-            ApiError::not_found(format!("no profile named `{name}` is loaded"))
+            ApiError::not_found(format!("no {what} named `{name}` is loaded"))
         }
         EditError::NameTaken(name) => ApiError::new(
             StatusCode::CONFLICT,
             "name_taken",
-            format!("a profile named `{name}` exists already"),
+            format!("a {what} named `{name}` exists already"),
         ),
         EditError::NoFolder | EditError::Io(_) => {
             // The detail (paths, OS errors) goes to the log, not to the page.
-            tracing::error!(error = %error, "a profile could not be saved");
-            ApiError::internal("the profile could not be saved: see Bellhop's log")
+            tracing::error!(error = %error, "a {what} could not be saved");
+            ApiError::internal(format!("the {what} could not be saved: see Bellhop's log"))
         }
     }
 }
