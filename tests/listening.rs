@@ -219,7 +219,10 @@ async fn a_sensor_get_becomes_devices_and_fires_a_string_trigger() {
         ]
     };
     let mut args = admin();
-    args.push(format!("{}/api/v1/devices/{reference}/history", served.base));
+    args.push(format!(
+        "{}/api/v1/devices/{reference}/history",
+        served.base
+    ));
     let (status, body) = curl(args).await;
     assert_eq!(status, 200, "{body}");
     let history: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -231,10 +234,16 @@ async fn a_sensor_get_becomes_devices_and_fires_a_string_trigger() {
         .collect();
     assert_eq!(values, vec![21.5, 22.0, 23.0], "{body}");
     let mut args = admin();
-    args.push(format!("{}/api/v1/devices/{reference}/history?limit=1", served.base));
+    args.push(format!(
+        "{}/api/v1/devices/{reference}/history?limit=1",
+        served.base
+    ));
     let (_, body) = curl(args).await;
     assert!(body.contains("23") && !body.contains("21.5"), "{body}");
-    for bad in ["/api/v1/devices/999999/history", "/api/v1/devices/1/history?limit=x"] {
+    for bad in [
+        "/api/v1/devices/999999/history",
+        "/api/v1/devices/1/history?limit=x",
+    ] {
         let mut args = admin();
         args.push(format!("{}{bad}", served.base));
         let (status, _) = curl(args).await;

@@ -284,3 +284,84 @@ fn a_person_authorizes_a_profile_in_chromium_against_oidc_provider() {
     run_path("basic");
     run_path("body");
 }
+
+/// A person's first event, in real Chromium: created on the Events page (a mistake shown at its
+/// field first), run now, its run and steps seen, the device change seen live with its chart.
+#[test]
+fn a_person_creates_and_runs_an_event_in_chromium() {
+    if !peers_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let bellhop_url = format!("http://127.0.0.1:{port}");
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("profiles/hall.toml"),
+        "version = 1\nlisten = \"/sensors/hall\"\n[devices]\nroot_names = '\"hall\"'\nvalues = 'ParseNumber(Query(input, \"t\"))'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.path().join("plugin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"{bellhop_url}\"\n[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nevents_dir = \"{d}/events\"\n[oauth]\nkey_file = \"{d}/key/token.key\"\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut serve_command = Command::new(env!("CARGO_BIN_EXE_bellhop"));
+    serve_command
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env_remove("BELLHOP_LOG");
+    let serve = Peer::spawn(serve_command);
+    serve.wait_for("serving", Duration::from_secs(30));
+    // A sensor reports: the device the event will set.
+    let client = reqwest::blocking::Client::new();
+    let reply = client
+        .get(format!("{bellhop_url}/in/sensors/hall?t=20"))
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply.status(), 200);
+    let devices: serde_json::Value = client
+        .get(format!("{bellhop_url}/api/v1/devices"))
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reference = devices["devices"][0]["ref"].as_u64().unwrap_or_default();
+    assert!(reference > 0, "{devices}");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peer-artifacts/events");
+    let browser = Command::new("node")
+        .arg(peers_dir().join("events.mjs"))
+        .env("BELLHOP_URL", &bellhop_url)
+        .env("DEVICE_REF", reference.to_string())
+        .env("ARTIFACTS", &artifacts)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the browser: {e}"));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&browser.stdout),
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    assert!(
+        browser.status.success() && printed.contains("BROWSER OK"),
+        "event path failed (screenshots in {}):\n{printed}\nbellhop:\n{}",
+        artifacts.display(),
+        serve.lines().join("\n")
+    );
+    // The event is a file like one written by hand, and it did what the page showed.
+    let file = std::fs::read_to_string(dir.path().join("events/evening.toml")).unwrap_or_default();
+    assert!(
+        file.contains("every = \"1h\"") && file.contains(&format!("set_device = {reference}")),
+        "{file}"
+    );
+    let device: serde_json::Value = client
+        .get(format!("{bellhop_url}/api/v1/devices/{reference}"))
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(device["value"], 42.0, "{device}");
+}

@@ -36,12 +36,118 @@ function timeElement(iso) {
   return element;
 }
 
+// Forms are built from the server's schema (GET /api/v1/schema): one description of every
+// field — its kind, help, choices and when it applies — for the profile and event editors.
+let schemas = null;
+const schemaReady = api("GET", "/schema").then(({ ok, data }) => { if (ok) schemas = data; });
+
+// One field: a label with its control (named after the field's key), and its help.
+function fieldElement(field, value) {
+  const wrapper = document.createElement("div");
+  wrapper.className = "field";
+  wrapper.dataset.key = field.key;
+  if (field.when) { wrapper.dataset.whenField = field.when[0]; wrapper.dataset.whenValues = field.when[1].join(" "); }
+  const label = document.createElement("label");
+  let control;
+  if (field.kind === "boolean") {
+    label.className = "inline";
+    control = document.createElement("input");
+    control.type = "checkbox";
+    control.name = field.key;
+    label.append(control, text(" " + field.label));
+  } else {
+    if (field.kind === "select") {
+      control = document.createElement("select");
+      for (const [choice, shown] of field.choices || []) {
+        const option = new Option(shown.replace(/ \(file\)$/, " (edit in the file)"), choice);
+        option.disabled = shown.endsWith(" (file)");
+        control.append(option);
+      }
+    } else if (field.kind === "long_text" || field.kind === "lines") {
+      control = document.createElement("textarea");
+      control.rows = 2;
+    } else {
+      control = document.createElement("input");
+      if (field.kind === "secret") { control.type = "password"; control.autocomplete = "off"; }
+      if (field.kind === "number") control.inputMode = "decimal";
+    }
+    if (field.kind === "expression" || field.kind === "lines") { control.spellcheck = false; control.classList.add("code"); }
+    control.name = field.key;
+    if (field.placeholder) control.placeholder = field.placeholder;
+    label.append(text(field.label + " "), control);
+  }
+  wrapper.append(label);
+  if (field.help) { const help = document.createElement("p"); help.className = "hint"; help.textContent = field.help; wrapper.append(help); }
+  setField(wrapper, field, value);
+  return wrapper;
+}
+
+function setField(wrapper, field, value) {
+  const control = wrapper.querySelector(`[name="${field.key}"]`);
+  control.dataset.original = JSON.stringify(value ?? null);
+  if (field.kind === "boolean") control.checked = value === true || (value == null && control.dataset.default === "true");
+  else if (field.kind === "lines") control.value = Array.isArray(value) ? value.join("\n") : (value ?? "");
+  else control.value = value ?? (field.kind === "select" && field.choices && field.choices.length ? field.choices[0][0] : "");
+}
+
+// A field's value as the server takes it; a checkbox left at its default where the file says
+// nothing stays unsaid (so saving an unchanged form writes nothing).
+function readField(control, field) {
+  if (field.kind === "boolean") {
+    const original = JSON.parse(control.dataset.original || "null");
+    const fallback = control.dataset.default === "true";
+    return original === null && control.checked === fallback ? null : control.checked;
+  }
+  if (field.kind === "lines") return control.value.split("\n").map((l) => l.trim()).filter(Boolean);
+  return control.value;
+}
+
+// Fields grouped into fieldsets (in schema order).
+function buildFields(container, fields, values, defaults = {}) {
+  container.replaceChildren();
+  const groups = new Map();
+  for (const field of fields) {
+    if (!groups.has(field.group)) {
+      const set = document.createElement("fieldset");
+      set.dataset.group = field.group;
+      const legend = document.createElement("legend");
+      legend.textContent = field.group;
+      set.append(legend);
+      groups.set(field.group, set);
+      container.append(set);
+    }
+    const element = fieldElement(field, values[field.key]);
+    const control = element.querySelector(`[name="${field.key}"]`);
+    if (field.key in defaults) { control.dataset.default = String(defaults[field.key]); setField(element, field, values[field.key]); }
+    groups.get(field.group).append(element);
+  }
+  return groups;
+}
+
+// Shows the fields that apply: those whose `when` names the value of another field in scope.
+function syncWhen(scope) {
+  scope.querySelectorAll("[data-when-field]").forEach((part) => {
+    const holder = part.closest(".list-item") || scope;
+    const control = holder.querySelector(`[name="${part.dataset.whenField}"]`);
+    part.hidden = !control || !part.dataset.whenValues.split(" ").includes(control.value);
+  });
+}
+
+// A problem shown at its field (or, when no field says it, in `fallback`).
+function noteAt(control, message, fallback) {
+  const note = document.createElement("div");
+  note.className = "field-error";
+  note.textContent = message;
+  if (control) { control.classList.add("invalid"); control.after(note); } else { fallback.append(note); }
+}
+
 // Tabs
 function showTab(name) {
   document.querySelectorAll(".tab").forEach((tab) => { tab.hidden = tab.id !== name; });
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.tab === name));
   if (name === "runs") loadRuns();
   if (name === "devices") loadDevices();
+  if (name === "events") loadEvents();
 }
 window.addEventListener("hashchange", () => showTab(location.hash.slice(1) || "profiles"));
 
@@ -112,27 +218,33 @@ async function statusBadge(name, badge) {
   badge.classList.add(data.status.state);
 }
 
-const formFields = ["name", "description", "method", "url", "auth_mode", "token", "client_id", "client_secret", "scopes", "authorize_url", "token_url", "extra_authorize_params", "client_auth", "header_template", "root_names", "feature_names", "values", "strings"];
-
 let callbackUrls = null;
 let readOnly = [];
+const profileDefaults = { pkce: true, legacy_callback: false };
+// The editor's own widgets (kept here: rebuilding the fields would take them away).
+const editorExtras = [$("#auth-extras"), $("#devices-extras")];
+function profileField(key) { return schemas.profile.fields.find((f) => f.key === key); }
 function fillForm(form) {
   const element = $("#editor");
-  for (const field of formFields) element.elements[field].value = form[field] ?? "";
-  element.elements.pkce.checked = form.pkce !== false;
-  element.elements.legacy_callback.checked = form.legacy_callback === true;
+  const groups = buildFields($("#editor-fields"), schemas.profile.fields, form, profileDefaults);
+  // The editor's own widgets go into the fieldsets they belong to.
+  for (const extra of editorExtras) {
+    const group = groups.get(extra.dataset.group);
+    if (group) group.append(extra);
+  }
   readOnly = form.read_only || [];
   element.elements.auth_mode.disabled = readOnly.includes("auth");
   $("#auth-read-only").hidden = !readOnly.includes("auth");
   $("#devices-read-only").hidden = !readOnly.includes("devices");
   for (const box of ["root_names", "feature_names", "values", "strings"]) element.elements[box].readOnly = readOnly.includes("devices");
+  element.elements.auth_mode.addEventListener("change", syncAuthMode);
+  element.elements.legacy_callback.addEventListener("change", () => { editingDirty.legacy = true; showRedirect(null); });
   syncAuthMode();
 }
 
 // Only the fields of the chosen authentication mode are shown.
 function syncAuthMode() {
-  const mode = $("#editor").elements.auth_mode.value;
-  document.querySelectorAll("[data-when]").forEach((part) => { part.hidden = part.dataset.when !== mode; });
+  syncWhen($("#editor"));
 }
 
 // The redirect URL Bellhop will send: built by the server from its public base URL.
@@ -150,6 +262,7 @@ async function loadUiSettings() {
 }
 
 async function openProfile(name) {
+  await schemaReady;
   clearErrors();
   const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/form`);
   if (!ok) { $("#editor-message").textContent = data.error ? data.error.message : "cannot open"; return; }
@@ -171,21 +284,19 @@ async function preview(name) {
   $("#preview").textContent = ok ? data.text : (data.error ? data.error.message : "–");
 }
 
-function clearErrors() {
-  document.querySelectorAll(".field-error").forEach((e) => e.remove());
-  document.querySelectorAll(".invalid").forEach((e) => e.classList.remove("invalid"));
-  $("#editor-message").textContent = "";
+function clearErrors(scope = $("#editor"), message = $("#editor-message")) {
+  scope.querySelectorAll(".field-error").forEach((e) => e.remove());
+  scope.querySelectorAll(".invalid").forEach((e) => e.classList.remove("invalid"));
+  message.textContent = "";
 }
 
-// Diagnostics name TOML keys; the form's fields are their last part.
+// Diagnostics name TOML keys; the schema says which field edits each.
 function showErrors(diagnostics) {
   for (const d of diagnostics) {
-    const field = d.key.split(".").pop();
-    const input = $("#editor").elements[field];
-    const note = document.createElement("div");
-    note.className = "field-error";
-    note.textContent = (d.column ? `column ${d.column}: ` : "") + d.message;
-    if (input) { input.classList.add("invalid"); input.after(note); } else { $("#editor-message").append(note); }
+    const field = schemas.profile.fields.find((f) => f.toml_key === d.key || f.key === d.key)
+      || schemas.profile.fields.find((f) => f.key === d.key.split(".").pop());
+    const input = field ? $("#editor").elements[field.key] : null;
+    noteAt(input, (d.column ? `column ${d.column}: ` : "") + d.message, $("#editor-message"));
   }
 }
 
@@ -193,8 +304,10 @@ $("#editor").addEventListener("submit", async (event) => {
   event.preventDefault();
   clearErrors();
   const element = $("#editor");
-  const form = { pkce: element.elements.pkce.checked, legacy_callback: element.elements.legacy_callback.checked };
-  for (const field of formFields) form[field] = element.elements[field].value;
+  const form = {};
+  for (const field of schemas.profile.fields) form[field.key] = readField(element.elements[field.key], field);
+  form.pkce = element.elements.pkce.checked;
+  form.legacy_callback = element.elements.legacy_callback.checked;
   form.name = form.name.trim();
   if (!form.name) { showErrors([{ key: "name", message: "a profile needs a name" }]); return; }
   // Saving an open profile under another name renames it.
@@ -210,8 +323,6 @@ $("#editor").addEventListener("submit", async (event) => {
     showErrors((data.error && data.error.diagnostics) || []);
   }
 });
-$("#editor").elements.auth_mode.addEventListener("change", syncAuthMode);
-$("#editor").elements.legacy_callback.addEventListener("change", () => { editingDirty.legacy = true; showRedirect(null); });
 // A field's error goes once the field is changed.
 $("#editor").addEventListener("input", (event) => {
   const input = event.target;
@@ -222,6 +333,7 @@ $("#editor").addEventListener("input", (event) => {
 });
 $("#new-profile").addEventListener("click", async () => {
   await uiReady;
+  await schemaReady;
   editing = null;
   clearErrors();
   fillForm({ method: "GET", auth_mode: "oauth2", client_auth: "basic", pkce: true });
@@ -282,7 +394,12 @@ function renderDevices() {
     row.dataset.device = d.feature ? `${d.name} / ${d.feature}` : d.name;
     // A device that holds text shows no numeric value beside it.
     const value = d.string && d.value === 0 ? "" : d.value;
-    cell(row, d.ref); cell(row, d.profile); cell(row, row.dataset.device); cell(row, value); cell(row, d.string); cell(row, timeElement(d.changed_at));
+    const name = document.createElement("a");
+    name.href = "#devices";
+    name.textContent = row.dataset.device;
+    name.title = "history";
+    name.addEventListener("click", () => showHistory(d));
+    cell(row, d.ref); cell(row, d.profile); cell(row, name); cell(row, value); cell(row, d.string); cell(row, timeElement(d.changed_at));
     rows.append(row);
   }
 }
@@ -300,7 +417,13 @@ function refreshProfilesSoon() {
 }
 const stream = new EventSource("/api/v1/stream");
 stream.addEventListener("open", () => { document.body.dataset.live = "yes"; });
-stream.addEventListener("device", (event) => { const d = JSON.parse(event.data); devices.set(d.ref, d); renderDevices(); });
+stream.addEventListener("device", (event) => {
+  const d = JSON.parse(event.data);
+  devices.set(d.ref, d);
+  renderDevices();
+  // The open history follows (its store commits within the commit window).
+  if (historyOf === d.ref && !$("#devices").hidden) setTimeout(() => showHistory(d), 200);
+});
 stream.addEventListener("run", refreshProfilesSoon);
 stream.addEventListener("profiles", refreshProfilesSoon);
 stream.addEventListener("authorization", (event) => {
@@ -308,7 +431,16 @@ stream.addEventListener("authorization", (event) => {
   if (editing === profile) refreshEditorStatus(profile);
   refreshProfilesSoon();
 });
-stream.addEventListener("resync", () => { loadDevices(); refreshProfilesSoon(); });
+stream.addEventListener("resync", () => { loadDevices(); refreshProfilesSoon(); if (!$("#events").hidden) loadEvents(); });
+let refreshEventsTimer = null;
+stream.addEventListener("event", (event) => {
+  const { event: name } = JSON.parse(event.data);
+  clearTimeout(refreshEventsTimer);
+  refreshEventsTimer = setTimeout(() => {
+    if (!$("#events").hidden) loadEvents();
+    if (editingEvent === name) loadEventRuns(name);
+  }, 300);
+});
 
 // Sandbox
 $("#sandbox-run").addEventListener("click", async () => {
@@ -341,6 +473,260 @@ async function loadRuns() {
     cell(row, timeElement(r.started_at)); cell(row, r.profile); cell(row, r.skipped ? "skipped" : (r.ok ? "ok" : "failed"));
     cell(row, r.errors.map((e) => `${e.stage}: ${e.message}`).join("\n"));
     rows.append(row);
+  }
+}
+
+// Events
+let editingEvent = null;
+const eventDefaults = { enabled: true };
+async function loadEvents() {
+  const { data } = await api("GET", "/events");
+  $("#event-zone").textContent = data.time_zone ? `Schedules run in ${data.time_zone}.` : "";
+  const rows = $("#event-rows");
+  rows.replaceChildren();
+  for (const event of data.events || []) {
+    const row = document.createElement("tr");
+    row.dataset.event = event.name;
+    const link = document.createElement("a");
+    link.href = "#events";
+    link.textContent = event.name;
+    link.addEventListener("click", () => openEvent(event.name));
+    cell(row, link);
+    cell(row, (event.triggers || []).join("; ") + (event.enabled ? "" : " (disabled)"));
+    cell(row, event.next_at ? timeElement(event.next_at) : "");
+    const last = document.createElement("span");
+    if (event.last_run) {
+      const mark = document.createElement("span");
+      mark.className = `badge ${event.last_run.outcome}`;
+      mark.textContent = event.last_run.outcome.replace("_", " ");
+      last.append(mark, " ", timeElement(event.last_run.started_at));
+    } else last.textContent = "never run";
+    cell(row, last);
+    const run = document.createElement("button");
+    run.type = "button";
+    run.textContent = "Run now";
+    run.addEventListener("click", () => runEvent(event.name));
+    cell(row, run);
+    rows.append(row);
+  }
+  const problems = $("#event-problems");
+  problems.replaceChildren();
+  for (const d of data.diagnostics || []) {
+    const p = document.createElement("p");
+    p.className = "problem";
+    p.textContent = `${d.file}${d.line ? ":" + d.line : ""}: ${d.key ? d.key + ": " : ""}${d.message}`;
+    problems.append(p);
+  }
+}
+
+// One trigger or action: its kind, the fields of that kind, and a Remove button.
+function listItem(list, values) {
+  const item = document.createElement("div");
+  item.className = "list-item";
+  const kind = document.createElement("select");
+  kind.name = "kind";
+  for (const [value, label] of list.kinds) kind.append(new Option(label, value));
+  kind.value = values.kind || list.kinds[0][0];
+  const kindLabel = document.createElement("label");
+  kindLabel.append(text("Kind "), kind);
+  item.append(kindLabel);
+  for (const field of list.fields) item.append(fieldElement(field, values[field.key]));
+  if (list.key === "trigger" && values.device != null && values.device !== "") item.dataset.deviceRef = values.device;
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "secondary";
+  remove.textContent = "Remove";
+  remove.addEventListener("click", () => item.remove());
+  item.append(remove);
+  kind.addEventListener("change", () => syncWhen(item));
+  syncWhen(item);
+  return item;
+}
+
+function buildEventForm(form) {
+  const container = $("#event-fields");
+  buildFields(container, schemas.event.fields, form, eventDefaults);
+  for (const list of schemas.event.lists) {
+    const set = document.createElement("fieldset");
+    set.dataset.list = list.key;
+    const legend = document.createElement("legend");
+    legend.textContent = list.label;
+    const items = document.createElement("div");
+    items.className = "items";
+    for (const values of form[list.key] || []) items.append(listItem(list, values));
+    const add = document.createElement("button");
+    add.type = "button";
+    add.className = "secondary";
+    add.id = `add-${list.key}`;
+    add.textContent = list.key === "trigger" ? "Add a trigger" : "Add an action";
+    add.addEventListener("click", () => items.append(listItem(list, {})));
+    set.append(legend, items, add);
+    container.append(set);
+  }
+}
+
+function readEventForm() {
+  const container = $("#event-fields");
+  const form = {};
+  for (const field of schemas.event.fields) form[field.key] = readField(container.querySelector(`[name="${field.key}"]`), field);
+  form.name = String(form.name || "").trim();
+  for (const list of schemas.event.lists) {
+    form[list.key] = [...container.querySelectorAll(`[data-list="${list.key}"] .list-item`)].map((item) => {
+      const values = { kind: item.querySelector('[name="kind"]').value };
+      for (const field of list.fields) {
+        const part = item.querySelector(`.field[data-key="${field.key}"]`);
+        if (part && !part.hidden) values[field.key] = readField(part.querySelector(`[name="${field.key}"]`), field);
+      }
+      if (item.dataset.deviceRef) values.device = item.dataset.deviceRef;
+      return values;
+    });
+  }
+  return form;
+}
+
+// Problems name keys such as `trigger[1].every` or `retrigger`.
+function showEventErrors(diagnostics) {
+  for (const d of diagnostics) {
+    const message = (d.column ? `column ${d.column}: ` : "") + d.message;
+    const inList = /^(trigger|action)\[(\d+)\](?:\.(\w+))?/.exec(d.key || "");
+    let control = null;
+    if (inList) {
+      const item = $("#event-fields").querySelectorAll(`[data-list="${inList[1]}"] .list-item`)[Number(inList[2])];
+      if (item) control = item.querySelector(`[name="${inList[3] || "kind"}"]`) || item.querySelector('[name="kind"]');
+    } else if (d.key) {
+      control = $("#event-fields").querySelector(`[name="${d.key.split(".")[0]}"]`);
+    }
+    noteAt(control, message, $("#event-message"));
+  }
+}
+
+async function openEvent(name) {
+  await schemaReady;
+  clearErrors($("#event-editor"), $("#event-message"));
+  const { ok, data } = await api("GET", `/events/${encodeURIComponent(name)}/form`);
+  if (!ok) { $("#event-message").textContent = data.error ? data.error.message : "cannot open"; return; }
+  editingEvent = name;
+  buildEventForm(data.form);
+  $("#event-title").textContent = `Event ${name}`;
+  $("#event-editor").hidden = false;
+  const detail = await api("GET", `/events/${encodeURIComponent(name)}`);
+  const webhook = detail.ok && detail.data.webhook_url;
+  $("#event-webhook").hidden = !webhook;
+  $("#event-webhook").textContent = webhook ? `Webhook URL (keep it secret): ${webhook}` : "";
+  loadEventRuns(name);
+}
+
+async function loadEventRuns(name) {
+  const { data } = await api("GET", `/events/${encodeURIComponent(name)}/runs?limit=20`);
+  const rows = $("#event-runs");
+  rows.replaceChildren();
+  for (const run of data.runs || []) {
+    const row = document.createElement("tr");
+    cell(row, timeElement(run.started_at));
+    cell(row, run.trigger + (run.late_ms != null ? ` (${run.late_ms} ms late)` : ""));
+    const mark = document.createElement("span");
+    mark.className = `badge ${run.outcome}`;
+    mark.textContent = run.outcome.replace("_", " ") + (run.reason ? `: ${run.reason}` : "");
+    cell(row, mark);
+    const steps = document.createElement("ul");
+    steps.className = "steps";
+    for (const step of run.steps) {
+      const li = document.createElement("li");
+      li.className = step.ok ? "ok" : "failed";
+      li.textContent = `${step.ok ? "✓" : "✗"} ${step.step}${step.message ? ` — ${step.message}` : ""} (${step.duration_ms} ms)`;
+      steps.append(li);
+    }
+    cell(row, steps);
+    rows.append(row);
+  }
+}
+
+async function runEvent(name) {
+  const { ok, data } = await api("POST", `/events/${encodeURIComponent(name)}/run`, {});
+  if (editingEvent === name) {
+    $("#event-message").textContent = ok ? `Ran: ${data.outcome.replace("_", " ")}` : (data.error ? data.error.message : "failed");
+    loadEventRuns(name);
+  }
+  loadEvents();
+}
+
+$("#event-editor").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors($("#event-editor"), $("#event-message"));
+  const form = readEventForm();
+  if (!form.name) { showEventErrors([{ key: "name", message: "an event needs a name" }]); return; }
+  const path = editingEvent || form.name;
+  const { ok, data } = await api("PUT", `/events/${encodeURIComponent(path)}`, form);
+  if (ok) {
+    await loadEvents();
+    await openEvent(data.saved);
+    $("#event-message").textContent = data.outcome === "unchanged" ? "Nothing changed." : "Saved.";
+  } else {
+    $("#event-message").textContent = data.error ? data.error.message : "not saved";
+    showEventErrors((data.error && data.error.diagnostics) || []);
+  }
+});
+$("#event-editor").addEventListener("input", (event) => {
+  const input = event.target;
+  if (!input.classList || !input.classList.contains("invalid")) return;
+  input.classList.remove("invalid");
+  const note = input.nextElementSibling;
+  if (note && note.classList.contains("field-error")) note.remove();
+});
+$("#event-run").addEventListener("click", () => editingEvent && runEvent(editingEvent));
+$("#new-event").addEventListener("click", async () => {
+  await schemaReady;
+  editingEvent = null;
+  clearErrors($("#event-editor"), $("#event-message"));
+  buildEventForm({ trigger: [{ kind: "every", every: "1m" }], action: [{ kind: "set_global" }] });
+  $("#event-title").textContent = "New event";
+  $("#event-webhook").hidden = true;
+  $("#event-runs").replaceChildren();
+  $("#event-editor").hidden = false;
+});
+
+// A device's history: a chart of its values (numeric devices) and the list of changes.
+const SVG = "http://www.w3.org/2000/svg";
+let historyOf = null;
+async function showHistory(device) {
+  historyOf = device.ref;
+  const { ok, data } = await api("GET", `/devices/${device.ref}/history?limit=500`);
+  if (!ok) return;
+  $("#device-history").hidden = false;
+  $("#history-title").textContent = `History of ${device.feature ? `${device.name} / ${device.feature}` : device.name}`;
+  const points = data.points || [];
+  const rows = $("#history-rows");
+  rows.replaceChildren();
+  for (const p of [...points].reverse().slice(0, 50)) {
+    const row = document.createElement("tr");
+    cell(row, timeElement(new Date(p.at_ms).toISOString())); cell(row, p.value); cell(row, p.string);
+    rows.append(row);
+  }
+  const chart = $("#history-chart");
+  chart.replaceChildren();
+  const numeric = points.filter((p) => Number.isFinite(p.value));
+  // (An SVG element has no `hidden` property: the attribute is set.)
+  const flat = numeric.length < 2 || numeric.every((p) => p.value === numeric[0].value && p.string);
+  chart.toggleAttribute("hidden", flat);
+  if (flat) return;
+  const [width, height, pad] = [600, 180, 28];
+  const times = numeric.map((p) => p.at_ms), values = numeric.map((p) => p.value);
+  const [t0, t1] = [Math.min(...times), Math.max(...times)];
+  const [v0, v1] = [Math.min(...values), Math.max(...values)];
+  const x = (t) => pad + (t1 === t0 ? 0 : (t - t0) / (t1 - t0)) * (width - 2 * pad);
+  const y = (v) => height - pad - (v1 === v0 ? 0.5 : (v - v0) / (v1 - v0)) * (height - 2 * pad);
+  // A device holds its value until the next change: steps, not slopes.
+  let path = `M${x(times[0])},${y(values[0])}`;
+  for (let i = 1; i < numeric.length; i++) path += ` H${x(times[i])} V${y(values[i])}`;
+  const line = document.createElementNS(SVG, "path");
+  line.setAttribute("d", path);
+  line.setAttribute("class", "line");
+  chart.append(line);
+  for (const [value, at] of [[v1, y(v1)], [v0, y(v0)]]) {
+    const label = document.createElementNS(SVG, "text");
+    label.setAttribute("x", 2); label.setAttribute("y", at + 4);
+    label.textContent = String(value);
+    chart.append(label);
   }
 }
 

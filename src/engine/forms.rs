@@ -290,7 +290,9 @@ fn json_of(item: Option<&toml_edit::Item>, kind: FieldKind) -> Json {
     match value {
         toml_edit::Value::String(s) => Json::String(s.value().clone()),
         toml_edit::Value::Integer(i) => Json::from(*i.value()),
-        toml_edit::Value::Float(f) => serde_json::Number::from_f64(*f.value()).map_or(Json::Null, Json::Number),
+        toml_edit::Value::Float(f) => {
+            serde_json::Number::from_f64(*f.value()).map_or(Json::Null, Json::Number)
+        }
         toml_edit::Value::Boolean(b) => Json::Bool(*b.value()),
         toml_edit::Value::Array(array) => Json::Array(
             array
@@ -361,10 +363,7 @@ fn apply_fields<'a>(
             }
         };
         let current = json_of(table.get(field.key), field.kind);
-        let wanted = json_of(
-            new.clone().map(toml_edit::Item::Value).as_ref(),
-            field.kind,
-        );
+        let wanted = json_of(new.clone().map(toml_edit::Item::Value).as_ref(), field.kind);
         if current == wanted {
             continue;
         }
@@ -464,7 +463,10 @@ fn apply_event_form(doc: &mut toml_edit::DocumentMut, form: &EventForm) -> Vec<(
             let at = format!("{}[{index}].", list.key);
             let kind = item.get("kind").and_then(Json::as_str).unwrap_or_default();
             let Some((_, _, marker)) = list.kinds.iter().find(|(k, _, _)| *k == kind) else {
-                problems.push((format!("{at}kind"), format!("`{kind}` is not a kind of {}", list.key)));
+                problems.push((
+                    format!("{at}kind"),
+                    format!("`{kind}` is not a kind of {}", list.key),
+                ));
                 continue;
             };
             if index >= tables.len() {
@@ -482,7 +484,10 @@ fn apply_event_form(doc: &mut toml_edit::DocumentMut, form: &EventForm) -> Vec<(
                 .chain(
                     list.kinds
                         .iter()
-                        .filter(|(k, _, m)| *k != kind && !list.fields.iter().any(|f| f.key == *m && applies(f, kind)))
+                        .filter(|(k, _, m)| {
+                            *k != kind
+                                && !list.fields.iter().any(|f| f.key == *m && applies(f, kind))
+                        })
                         .map(|(_, _, m)| m.to_string()),
                 )
                 .collect();
@@ -494,7 +499,10 @@ fn apply_event_form(doc: &mut toml_edit::DocumentMut, form: &EventForm) -> Vec<(
                 table.insert(marker, toml_edit::value(true));
             }
             if kind == "device" && item.get("device").is_some_and(|d| !d.is_null() && d != "") {
-                let reference = Field { key: "device", ..field("device", "", Number, "") };
+                let reference = Field {
+                    key: "device",
+                    ..field("device", "", Number, "")
+                };
                 apply_fields(table, std::iter::once(&reference), item, &at, &mut problems);
             }
             apply_fields(
@@ -536,15 +544,18 @@ impl Engine {
             std::io::ErrorKind::NotFound => EditError::UnknownProfile(name.to_string()),
             _ => EditError::Io(format!("{}: {e}", file.display())),
         })?;
-        event_form_of(name, &text).map_err(|problem| {
-            EditError::Invalid(vec![Diagnostic::error(&file, "", problem)])
-        })
+        event_form_of(name, &text)
+            .map_err(|problem| EditError::Invalid(vec![Diagnostic::error(&file, "", problem)]))
     }
 
     /// Saves an event from the editor into its file, in place; `path_name` is the event being
     /// edited (or created), the form's `name` its name afterwards (a different one renames the
     /// file). Nothing is written unless the result loads without errors.
-    pub fn save_event(&self, path_name: &str, form: &EventForm) -> Result<super::editor::Saved, EditError> {
+    pub fn save_event(
+        &self,
+        path_name: &str,
+        form: &EventForm,
+    ) -> Result<super::editor::Saved, EditError> {
         use super::editor::Saved;
         let (_, dir) = self.events_folder()?;
         let name = form
@@ -603,7 +614,8 @@ impl Engine {
         if event.is_none() || !diagnostics.is_empty() {
             return Err(EditError::Invalid(diagnostics));
         }
-        std::fs::create_dir_all(&dir).map_err(|e| EditError::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EditError::Io(format!("{}: {e}", dir.display())))?;
         crate::tokens::write_atomically(&target, text.as_bytes())
             .map_err(|e| EditError::Io(e.to_string()))?;
         if renamed && file.exists() {
@@ -627,8 +639,8 @@ mod tests {
     /// One description: the profile schema lists exactly the editor form's fields.
     #[test]
     fn the_profile_schema_describes_every_field_of_the_profile_form() {
-        let form = serde_json::to_value(super::super::editor::ProfileForm::default())
-            .unwrap_or_default();
+        let form =
+            serde_json::to_value(super::super::editor::ProfileForm::default()).unwrap_or_default();
         let mut fields: Vec<&str> = form
             .as_object()
             .into_iter()
@@ -664,10 +676,16 @@ mod tests {
         let problems = apply_event_form(&mut doc, &edited);
         assert!(problems.is_empty(), "{problems:?}");
         let after = doc.to_string();
-        assert!(after.contains("# the morning routine") && after.contains("# kept"), "{after}");
+        assert!(
+            after.contains("# the morning routine") && after.contains("# kept"),
+            "{after}"
+        );
         assert!(after.contains("extra_note = 1"), "{after}");
         assert!(after.contains("cron = \"30 6 * * *\"  # seven"), "{after}");
-        assert!(after.contains("every = \"5m\"") && !after.contains("root ="), "{after}");
+        assert!(
+            after.contains("every = \"5m\"") && !after.contains("root ="),
+            "{after}"
+        );
         assert!(after.contains("wait = \"1s\""), "{after}");
         // A number field given text is a problem named by its key.
         let mut bad = edited.clone();
