@@ -635,3 +635,91 @@ async fn crossing_triggers_fire_once_per_crossing() {
     );
     assert!(events.get("hot").is_some());
 }
+
+/// An event that names a device no one has is not loaded: the error names the file and key,
+/// and the other events keep working.
+#[tokio::test]
+async fn events_naming_unknown_devices_are_refused_and_the_rest_run() {
+    let ws = Workspace::new();
+    write_event(
+        &ws,
+        "ghost",
+        "[[trigger]]\ndevice = 404\n[[action]]\nset_device = 405\nvalue = '1'\n",
+    );
+    write_event(
+        &ws,
+        "fine",
+        "[[trigger]]\nstartup = true\n[[action]]\nset_global = \"fine\"\nvalue = '1'\n",
+    );
+    let engine = running_engine(&ws);
+    let events = engine.automation().events();
+    assert!(events.get("ghost").is_none());
+    for key in ["trigger[0].device", "action[0].set_device"] {
+        assert!(
+            events.diagnostics.iter().any(|d| d.key == key
+                && d.line.is_some()
+                && d.file.ends_with("ghost.toml")
+                && d.message.contains("no device")),
+            "{key}: {:#?}",
+            events.diagnostics
+        );
+    }
+    assert!(eventually(|| global(&engine, "fine").is_some()).await);
+}
+
+/// A schedule fires an event whose action runs a profile; the device it creates reaches the
+/// live stream the UI listens to, with the event's run.
+#[tokio::test]
+async fn a_scheduled_action_changes_a_device_that_reaches_the_live_stream() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    // Each run sends the time, so each run changes the device (whenever the stream joins).
+    ws.write_profile(
+        "clock",
+        &profile_text(
+            &format!("{}?t=${{input}}", stub.url("/echo")),
+            "[devices]\nroot_names = '\"clock\"'\nstrings = 'JSON(input, \"query\")'",
+        ),
+    );
+    write_event(
+        &ws,
+        "poll",
+        "[[trigger]]\nevery = \"1s\"\n[[action]]\nrun = \"clock\"\ntext = 'sent ${Now()}'\n",
+    );
+    let engine = running_engine(&ws);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (address, _server) = bellhop::web::serve(
+        bellhop::web::AppState::new(engine.clone()),
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        32,
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut response = reqwest::Client::new()
+        .get(format!("http://{address}/api/v1/stream"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while !(seen.contains("event:device") && seen.contains("\"trigger\":\"schedule\""))
+        && std::time::Instant::now() < deadline
+    {
+        match tokio::time::timeout(std::time::Duration::from_secs(8), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    assert!(
+        seen.contains("event:device") && seen.contains("t=sent"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("event:event") && seen.contains("\"event\":\"poll\""),
+        "{seen}"
+    );
+    let _ = stop.send(());
+}

@@ -254,6 +254,58 @@ impl Automation {
     }
 }
 
+/// Events that name a device by a reference no device has are not loaded: a load error names
+/// the file and key (references are handed out by the hub, so such a device cannot appear).
+pub(super) fn refuse_unknown_devices(events: &mut EventSet, hub: &crate::devices::DeviceHub) {
+    let mut refused = Vec::new();
+    for (name, event) in &events.events {
+        let triggers = event
+            .triggers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match t {
+                Trigger::Device(crate::event::DeviceTrigger {
+                    device: crate::event::DeviceSelector::Reference(reference),
+                    ..
+                }) => Some((format!("trigger[{i}].device"), *reference)),
+                _ => None,
+            });
+        let actions = event
+            .actions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a {
+                Action::SetDevice { reference, .. } => {
+                    Some((format!("action[{i}].set_device"), *reference))
+                }
+                _ => None,
+            });
+        let unknown: Vec<(String, u64)> = triggers
+            .chain(actions)
+            .filter(|(_, reference)| hub.get(*reference).is_none())
+            .collect();
+        if unknown.is_empty() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&event.file).unwrap_or_default();
+        for (key, reference) in unknown {
+            let line = crate::profile::diagnostic::line_of_key(&text, &key);
+            events.diagnostics.push(
+                crate::profile::Diagnostic::error(
+                    &event.file,
+                    key,
+                    format!("there is no device {reference}: the event is not loaded"),
+                )
+                .at_line(line),
+            );
+        }
+        refused.push(name.clone());
+    }
+    for name in refused {
+        events.events.remove(&name);
+    }
+}
+
 /// What a set action writes: the value expression as a number, the string one as text.
 fn new_value_and_string(
     evaluate: &dyn Fn(&Expression) -> Result<Value, String>,

@@ -611,8 +611,16 @@ impl Engine {
         }
         let (event, mut diagnostics) = crate::event::load_text(&target, &text, &self.profiles());
         diagnostics.retain(Diagnostic::is_error);
-        if event.is_none() || !diagnostics.is_empty() {
+        let Some(event) = event.filter(|_| diagnostics.is_empty()) else {
             return Err(EditError::Invalid(diagnostics));
+        };
+        let mut check = crate::event::EventSet::default();
+        check
+            .events
+            .insert(name.clone(), std::sync::Arc::new(event));
+        super::automation::refuse_unknown_devices(&mut check, &self.hub);
+        if !check.diagnostics.is_empty() {
+            return Err(EditError::Invalid(check.diagnostics));
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| EditError::Io(format!("{}: {e}", dir.display())))?;

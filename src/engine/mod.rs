@@ -420,9 +420,10 @@ impl Engine {
     /// Gives the engine its events, read in `zone`.
     pub fn with_events(
         mut self,
-        events: crate::event::EventSet,
+        mut events: crate::event::EventSet,
         zone: crate::event::Zone,
     ) -> Engine {
+        automation::refuse_unknown_devices(&mut events, &self.hub);
         self.automation = automation::Automation::new(events, zone);
         self
     }
@@ -467,7 +468,9 @@ impl Engine {
         let fresh = Arc::new(source.load());
         *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
         if let Some(dir) = &source.events_dir {
-            self.automation.replace(crate::event::load_dir(dir, &fresh));
+            let mut events = crate::event::load_dir(dir, &fresh);
+            automation::refuse_unknown_devices(&mut events, &self.hub);
+            self.automation.replace(events);
             self.prepare_webhooks();
         }
         self.bus.publish(bus::HubEvent::ProfilesReloaded {
