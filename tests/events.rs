@@ -68,16 +68,10 @@ async fn runs_device_and_global_changes_and_reloads_come_out_on_one_bus_in_order
     ));
 }
 
-/// The live stream carries the bus to browsers at /api/v1/stream.
-#[tokio::test]
-async fn the_live_stream_carries_the_bus() {
-    let stub = start_stub().await;
-    let ws = Workspace::new();
-    ws.write_profile(
-        "user",
-        &profile_text(&stub.url("/user"), crate::support::EMAIL_DEVICE),
-    );
-    let engine = ws.engine();
+/// Serves an engine on a free loopback port until the sender is used (or dropped).
+async fn serve(
+    engine: &std::sync::Arc<bellhop::engine::Engine>,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (address, _server) = bellhop::web::serve(
         bellhop::web::AppState::new(engine.clone()),
@@ -89,6 +83,20 @@ async fn the_live_stream_carries_the_bus() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    (address, stop)
+}
+
+/// The live stream carries the bus to browsers at /api/v1/stream.
+#[tokio::test]
+async fn the_live_stream_carries_the_bus() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "user",
+        &profile_text(&stub.url("/user"), crate::support::EMAIL_DEVICE),
+    );
+    let engine = ws.engine();
+    let (address, stop) = serve(&engine).await;
     for path in ["/api/v1/stream"] {
         let mut response = reqwest::Client::new()
             .get(format!("http://{address}{path}"))
@@ -687,17 +695,7 @@ async fn a_scheduled_action_changes_a_device_that_reaches_the_live_stream() {
         "[[trigger]]\nevery = \"1s\"\n[[action]]\nrun = \"clock\"\ntext = 'sent ${Now()}'\n",
     );
     let engine = running_engine(&ws);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (address, _server) = bellhop::web::serve(
-        bellhop::web::AppState::new(engine.clone()),
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-        32,
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (address, stop) = serve(&engine).await;
     let mut response = reqwest::Client::new()
         .get(format!("http://{address}/api/v1/stream"))
         .send()

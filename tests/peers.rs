@@ -120,6 +120,28 @@ impl Peer {
     }
 }
 
+/// The real `bellhop serve` on 127.0.0.1:`port` over the folders of `dir`, once it serves.
+fn serve_bellhop(dir: &Path, port: u16) -> Peer {
+    let config = dir.join("plugin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}\"\n[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nevents_dir = \"{d}/events\"\nsecrets_file = \"{d}/data/secrets.toml\"\n[oauth]\nkey_file = \"{d}/key/token.key\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut serve_command = Command::new(env!("CARGO_BIN_EXE_bellhop"));
+    serve_command
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env_remove("BELLHOP_LOG");
+    let serve = Peer::spawn(serve_command);
+    serve.wait_for("serving", Duration::from_secs(30));
+    serve
+}
+
 fn run_path(client_auth: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let bellhop_port = free_port();
@@ -149,23 +171,7 @@ fn run_path(client_auth: &str) {
     );
 
     std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
-    let config = dir.path().join("plugin.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[web]\nlisten = \"127.0.0.1:{bellhop_port}\"\npublic_base_url = \"{bellhop_url}\"\n[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nsecrets_file = \"{d}/data/secrets.toml\"\n[oauth]\nkey_file = \"{d}/key/token.key\"\n",
-            d = dir.path().display()
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut serve_command = Command::new(env!("CARGO_BIN_EXE_bellhop"));
-    serve_command
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env_remove("BELLHOP_LOG");
-    let serve = Peer::spawn(serve_command);
-    serve.wait_for("serving", Duration::from_secs(30));
+    let serve = serve_bellhop(dir.path(), bellhop_port);
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/peer-artifacts")
@@ -301,23 +307,7 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
         "version = 1\nlisten = \"/sensors/hall\"\n[devices]\nroot_names = '\"hall\"'\nvalues = 'ParseNumber(Query(input, \"t\"))'\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let config = dir.path().join("plugin.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"{bellhop_url}\"\n[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nevents_dir = \"{d}/events\"\n[oauth]\nkey_file = \"{d}/key/token.key\"\n",
-            d = dir.path().display()
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut serve_command = Command::new(env!("CARGO_BIN_EXE_bellhop"));
-    serve_command
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env_remove("BELLHOP_LOG");
-    let serve = Peer::spawn(serve_command);
-    serve.wait_for("serving", Duration::from_secs(30));
+    let serve = serve_bellhop(dir.path(), port);
     // A sensor reports: the device the event will set.
     let client = reqwest::blocking::Client::new();
     let reply = client

@@ -192,13 +192,17 @@ async function loadProfiles() {
     rows.append(row);
     select.append(new Option(profile.name, profile.name));
   }
-  const problems = $("#load-problems");
-  problems.replaceChildren();
-  for (const d of data.diagnostics || []) {
+  listProblems($("#load-problems"), data.diagnostics);
+}
+
+// Load problems of a folder, each with file, line and key.
+function listProblems(container, diagnostics) {
+  container.replaceChildren();
+  for (const d of diagnostics || []) {
     const p = document.createElement("p");
     p.className = "problem";
     p.textContent = `${d.file}${d.line ? ":" + d.line : ""}: ${d.key ? d.key + ": " : ""}${d.message}`;
-    problems.append(p);
+    container.append(p);
   }
 }
 
@@ -324,13 +328,16 @@ $("#editor").addEventListener("submit", async (event) => {
   }
 });
 // A field's error goes once the field is changed.
-$("#editor").addEventListener("input", (event) => {
-  const input = event.target;
-  if (!input.classList || !input.classList.contains("invalid")) return;
-  input.classList.remove("invalid");
-  const note = input.nextElementSibling;
-  if (note && note.classList.contains("field-error")) note.remove();
-});
+function clearNotesOnInput(form) {
+  form.addEventListener("input", (event) => {
+    const input = event.target;
+    if (!input.classList || !input.classList.contains("invalid")) return;
+    input.classList.remove("invalid");
+    const note = input.nextElementSibling;
+    if (note && note.classList.contains("field-error")) note.remove();
+  });
+}
+clearNotesOnInput($("#editor"));
 $("#new-profile").addEventListener("click", async () => {
   await uiReady;
   await schemaReady;
@@ -509,14 +516,7 @@ async function loadEvents() {
     cell(row, run);
     rows.append(row);
   }
-  const problems = $("#event-problems");
-  problems.replaceChildren();
-  for (const d of data.diagnostics || []) {
-    const p = document.createElement("p");
-    p.className = "problem";
-    p.textContent = `${d.file}${d.line ? ":" + d.line : ""}: ${d.key ? d.key + ": " : ""}${d.message}`;
-    problems.append(p);
-  }
+  listProblems($("#event-problems"), data.diagnostics);
 }
 
 // One trigger or action: its kind, the fields of that kind, and a Remove button.
@@ -666,13 +666,7 @@ $("#event-editor").addEventListener("submit", async (event) => {
     showEventErrors((data.error && data.error.diagnostics) || []);
   }
 });
-$("#event-editor").addEventListener("input", (event) => {
-  const input = event.target;
-  if (!input.classList || !input.classList.contains("invalid")) return;
-  input.classList.remove("invalid");
-  const note = input.nextElementSibling;
-  if (note && note.classList.contains("field-error")) note.remove();
-});
+clearNotesOnInput($("#event-editor"));
 $("#event-run").addEventListener("click", () => editingEvent && runEvent(editingEvent));
 $("#new-event").addEventListener("click", async () => {
   await schemaReady;

@@ -667,7 +667,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .map(|state: AppState| {
             let automation = state.engine.automation();
             let set = automation.events();
-            let events: Vec<serde_json::Value> = set
+            let events: Vec<EventView> = set
                 .events
                 .values()
                 .map(|event| event_view(&state, event))
@@ -1012,20 +1012,38 @@ fn evaluate(state: &AppState, request: EvalRequest) -> Result<Response, ApiError
 }
 
 /// An event as the API shows it.
-fn event_view(state: &AppState, event: &crate::event::Event) -> serde_json::Value {
+/// An event as the API shows it (typed and borrowed: a listing of thousands of events builds
+/// no intermediate JSON tree).
+#[derive(serde::Serialize)]
+struct EventView<'a> {
+    name: &'a str,
+    description: &'a str,
+    enabled: bool,
+    file: String,
+    triggers: Vec<String>,
+    conditions: Vec<&'a str>,
+    actions: usize,
+    webhook_url: Option<String>,
+    next_at: Option<String>,
+    last_run: Option<std::sync::Arc<crate::engine::automation::EventRun>>,
+}
+
+fn event_view<'a>(state: &AppState, event: &'a crate::event::Event) -> EventView<'a> {
     let automation = state.engine.automation();
-    serde_json::json!({
-        "name": event.name,
-        "description": event.description,
-        "enabled": event.enabled,
-        "file": event.file.display().to_string(),
-        "triggers": event.triggers.iter().map(describe_trigger).collect::<Vec<_>>(),
-        "conditions": event.conditions.iter().map(|c| c.source().to_string()).collect::<Vec<_>>(),
-        "actions": event.actions.len(),
-        "webhook_url": state.engine.webhook_url(&event.name),
-        "next_at": automation.next_firing(event).map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        "last_run": automation.history(&event.name, 1).first().cloned(),
-    })
+    EventView {
+        name: &event.name,
+        description: &event.description,
+        enabled: event.enabled,
+        file: event.file.display().to_string(),
+        triggers: event.triggers.iter().map(describe_trigger).collect(),
+        conditions: event.conditions.iter().map(|c| c.source()).collect(),
+        actions: event.actions.len(),
+        webhook_url: state.engine.webhook_url(&event.name),
+        next_at: automation
+            .next_firing(event)
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        last_run: automation.history(&event.name, 1).into_iter().next(),
+    }
 }
 
 fn describe_trigger(trigger: &crate::event::Trigger) -> String {
