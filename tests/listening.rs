@@ -316,10 +316,10 @@ async fn a_listening_path_guards_itself() {
             "X-Bellhop-Token: a-door-token-0123456789".to_string(),
         ]
     };
-    // Over the body limit (declared, or sent chunked): 413; not UTF-8: 400; DELETE: 405.
+    // 10 MB, over the body limit (declared, or sent chunked): 413; not UTF-8: 400; DELETE: 405.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let big = ws.path().join("big.txt");
-    std::fs::write(&big, "x".repeat(2048)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&big, "x".repeat(10 * 1024 * 1024)).unwrap_or_else(|e| panic!("{e}"));
     let mut args = auth();
     args.extend([
         "--data-binary".into(),
@@ -353,11 +353,12 @@ async fn a_listening_path_guards_itself() {
         device(engine, "door").map(|d| d.string),
         Some("ajar".into())
     );
-    // A flood: at most the budget gets through, the rest is 429 and the server stays up.
+    // A flood of 1,000 calls: at most the budget gets through, the rest is 429, and the server
+    // stays up.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let client = reqwest::Client::new();
     let flood_started = std::time::Instant::now();
-    let calls = (0..200).map(|i| {
+    let calls = (0..1000).map(|i| {
         client
             .post(&url)
             .header("x-bellhop-token", "a-door-token-0123456789")
@@ -371,10 +372,13 @@ async fn a_listening_path_guards_itself() {
         .collect();
     let admitted = statuses.iter().filter(|s| **s == 200).count();
     let refused = statuses.iter().filter(|s| **s == 429).count();
-    // The budget: a burst of 8, then 8 a second.
+    // The budget: a burst of 8, then 8 a second. (With every connection place taken the server
+    // closes idle keep-alive connections, so a few calls racing such a close fail at the
+    // connection, status 0, as HTTP/1.1 allows; none gets anything but 200 or 429.)
     let allowed = 8 + (flood_started.elapsed().as_secs_f64() * 8.0).ceil() as usize;
+    let cut = statuses.iter().filter(|s| **s == 0).count();
     assert!(
-        (1..=allowed).contains(&admitted) && admitted + refused == 200,
+        (1..=allowed).contains(&admitted) && admitted + refused + cut == 1000 && refused > 900,
         "{allowed}: {statuses:?}"
     );
     let (status, _) = curl(vec![
