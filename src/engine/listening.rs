@@ -88,10 +88,6 @@ impl Engine {
             record
         })
         .await;
-        // The run's `RunFinished` woke the event runner on this worker: let it match the input
-        // triggers (and start what they fire) before this task goes on to the reply, so an
-        // automation waits for no socket write.
-        tokio::task::yield_now().await;
         let document = Document::new(input, Default::default());
         let environment = HubEnvironment::new(&self.hub);
         let reply = match listen
