@@ -11,6 +11,7 @@ pub mod devices;
 pub mod engine;
 pub mod event;
 pub mod expr;
+pub mod mqtt;
 pub mod net;
 pub mod oauth;
 pub mod profile;

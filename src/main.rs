@@ -225,6 +225,46 @@ fn cap_malloc_arenas() {
     }
 }
 
+/// The MQTT bridge's settings, when `mqtt.url` turns it on (user and password may be
+/// `${env:…}` / `${secret:…}` references).
+fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::BridgeConfig>> {
+    let mqtt = &settings.mqtt;
+    if mqtt.url.trim().is_empty() {
+        return Ok(None);
+    }
+    let url = url::Url::parse(mqtt.url.trim()).context("mqtt.url")?;
+    let secrets = match &settings.paths.secrets_file {
+        Some(path) => bellhop::secret::SecretSource::from_file(path).map_err(anyhow::Error::msg)?,
+        None => bellhop::secret::SecretSource::default(),
+    };
+    let resolve = |key: &str, text: &str| {
+        secrets
+            .resolve(text)
+            .map_err(|problem| anyhow::anyhow!("mqtt.{key}: {problem}"))
+    };
+    let username = Some(mqtt.username.trim())
+        .filter(|u| !u.is_empty())
+        .map(|u| resolve("username", u).map(|s| s.expose().to_string()))
+        .transpose()?;
+    let password = Some(mqtt.password.trim())
+        .filter(|p| !p.is_empty())
+        .map(|p| resolve("password", p))
+        .transpose()?;
+    Ok(Some(bellhop::mqtt::BridgeConfig {
+        host: url.host_str().unwrap_or_default().to_string(),
+        port: url.port().unwrap_or(1883),
+        username,
+        password,
+        client_id: mqtt.client_id.clone(),
+        base_topic: mqtt.base_topic.clone(),
+        discovery_prefix: mqtt.discovery.then(|| mqtt.discovery_prefix.clone()),
+        qos: mqtt.qos,
+        keepalive: std::time::Duration::from_secs(mqtt.keepalive_secs),
+        commands: mqtt.commands,
+        allow: mqtt.allow.clone(),
+    }))
+}
+
 async fn serve(settings: Settings) -> Result<ExitCode> {
     let address = settings.listen_address().map_err(anyhow::Error::msg)?;
     settings.check_exposure().map_err(anyhow::Error::msg)?;
@@ -263,6 +303,10 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
         events = engine.automation().events().events.len(),
         "events running"
     );
+    let _bridge = match mqtt_bridge_config(&settings)? {
+        Some(config) => bellhop::mqtt::start(&engine, config)?,
+        None => Vec::new(),
+    };
     wait_for_shutdown(engine.clone()).await;
     tracing::info!("stopping");
     let _ = stop.send(());

@@ -27,7 +27,28 @@ pub struct Settings {
     pub devices: DeviceSettings,
     pub engine: EngineSettings,
     pub events: EventSettings,
+    pub mqtt: MqttSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    /// Empty: the bridge is off.
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub client_id: String,
+    pub base_topic: String,
+    pub discovery: bool,
+    pub discovery_prefix: String,
+    pub protocol: String,
+    pub ca_file: String,
+    pub qos: u8,
+    pub keepalive_secs: u64,
+    pub commands: bool,
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +200,9 @@ impl Settings {
         if self.web.session_hours == 0 {
             return Err("web.session_hours must be above 0".into());
         }
+        if let Some(problem) = self.mqtt_problem() {
+            return Err(problem);
+        }
         if let Some(problem) = listen_base_problem(&self.web.listen_base) {
             return Err(format!("web.listen_base: {problem}"));
         }
@@ -225,6 +249,51 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// Why the `[mqtt]` settings cannot work, if they cannot (an empty url: the bridge is off).
+    fn mqtt_problem(&self) -> Option<String> {
+        let mqtt = &self.mqtt;
+        if mqtt.url.trim().is_empty() {
+            return None;
+        }
+        let topic_part = |text: &str| {
+            !text.is_empty() && !text.contains(['+', '#', '\0']) && !text.starts_with('/')
+        };
+        match url::Url::parse(mqtt.url.trim()) {
+            Ok(url) if url.scheme() == "mqtt" && url.host_str().is_some() => {}
+            Ok(url) if url.scheme() == "mqtts" => {
+                return Some(
+                    "mqtt.url: mqtts:// is not supported yet; use mqtt:// on a trusted network"
+                        .into(),
+                )
+            }
+            _ => {
+                return Some(format!(
+                    "mqtt.url `{}` is not a broker URL such as mqtt://127.0.0.1:1883",
+                    mqtt.url
+                ))
+            }
+        }
+        if mqtt.protocol != "3.1.1" {
+            return Some(format!(
+                "mqtt.protocol `{}`: only \"3.1.1\" is supported so far",
+                mqtt.protocol
+            ));
+        }
+        if mqtt.qos > 2 {
+            return Some("mqtt.qos must be 0, 1 or 2".into());
+        }
+        if !topic_part(&mqtt.base_topic) || !topic_part(&mqtt.discovery_prefix) {
+            return Some(
+                "mqtt.base_topic and mqtt.discovery_prefix must be topic names without +, # or a leading /"
+                    .into(),
+            );
+        }
+        if mqtt.client_id.trim().is_empty() || mqtt.keepalive_secs < 5 {
+            return Some("mqtt.client_id must be set and mqtt.keepalive_secs at least 5".into());
+        }
+        None
     }
 
     pub fn commit_window(&self) -> Duration {

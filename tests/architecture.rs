@@ -72,6 +72,7 @@ fn dependencies_point_one_way() {
                 "engine", "expr", "devices", "profile", "event", "secret", "oauth",
             ],
         ),
+        ("mqtt", &["engine", "devices", "secret"]),
     ];
     let mut violations = Vec::new();
     for (module, may_use) in allowed {
@@ -111,6 +112,7 @@ fn every_module_says_what_it_owns() {
 #[test]
 fn adapters_go_through_the_engine_door() {
     let mut adapters = rust_files(&src().join("web"));
+    adapters.extend(rust_files(&src().join("mqtt")));
     adapters.push(src().join("main.rs"));
     let forbidden = [
         ".hub()",

@@ -11,6 +11,7 @@ mod events;
 mod fuzz;
 mod hardening;
 mod listening;
+mod mqtt;
 mod oauth;
 mod peers;
 mod profiles;

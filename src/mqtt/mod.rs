@@ -1,0 +1,456 @@
+//! The MQTT bridge, an adapter like the web: it listens on the engine's bus and publishes every
+//! device and global, retained, to a broker, with Home Assistant discovery configs and the
+//! bridge's availability (a retained last will); and it takes commands from the broker — run an
+//! event, run a profile's action, set a device — through the engine's door, answering each with
+//! its record on a result topic. A broker that is down never holds up the engine: changes only
+//! mark devices dirty (the latest state wins), and everything is published again after each
+//! (re)connect and when Home Assistant comes online.
+
+pub mod topics;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use serde_json::json;
+
+use crate::devices::{Device, Global};
+use crate::engine::bus::{Delivery, HubEvent};
+use crate::engine::Engine;
+use crate::secret::Secret;
+pub use topics::topic_segment;
+
+/// What the bridge needs to know (built from `[mqtt]` by the composition root).
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub client_id: String,
+    pub base_topic: String,
+    /// Home Assistant's discovery prefix, when discovery is on.
+    pub discovery_prefix: Option<String>,
+    /// 0, 1 or 2: state messages and command answers.
+    pub qos: u8,
+    pub keepalive: Duration,
+    pub commands: bool,
+    /// Events and profiles commands may name (empty: all).
+    pub allow: Vec<String>,
+}
+
+/// Largest MQTT packet taken in or sent (a command's payload, a discovery config).
+const MAX_PACKET_BYTES: usize = 1024 * 1024;
+/// Commands handled at once; more wait.
+const COMMANDS_AT_ONCE: usize = 16;
+/// Waiting between reconnection attempts: doubling up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("the MQTT client could not be set up: {0}")]
+    Setup(String),
+}
+
+impl BridgeConfig {
+    fn options(&self) -> MqttOptions {
+        let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
+        options.set_keep_alive(self.keepalive);
+        options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+        options.set_clean_session(true);
+        if let Some(user) = &self.username {
+            let password = self
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default();
+            options.set_credentials(user, password);
+        }
+        options.set_last_will(LastWill::new(
+            self.bridge_state_topic(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        options
+    }
+
+    pub fn bridge_state_topic(&self) -> String {
+        format!("{}/bridge/state", self.base_topic)
+    }
+
+    fn qos(&self) -> QoS {
+        match self.qos {
+            0 => QoS::AtMostOnce,
+            2 => QoS::ExactlyOnce,
+            _ => QoS::AtLeastOnce,
+        }
+    }
+
+    fn allowed(&self, name: &str) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|a| a == name)
+    }
+}
+
+/// Starts the bridge: the connection's event loop and the publisher. They stop when the engine
+/// is gone.
+pub fn start(
+    engine: &Arc<Engine>,
+    config: BridgeConfig,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, BridgeError> {
+    if config.host.is_empty() {
+        return Err(BridgeError::Setup("no broker host".into()));
+    }
+    let (client, eventloop) = AsyncClient::new(config.options(), 4096);
+    let config = Arc::new(config);
+    let (connected, connections) = tokio::sync::watch::channel(0u64);
+    let republish = Arc::new(tokio::sync::Notify::new());
+    let subscription = engine.subscribe();
+    let connection = tokio::spawn(run_connection(
+        Arc::downgrade(engine),
+        client.clone(),
+        eventloop,
+        config.clone(),
+        connected,
+        republish.clone(),
+    ));
+    let publisher = tokio::spawn(run_publisher(
+        Arc::downgrade(engine),
+        client,
+        config,
+        subscription,
+        connections,
+        republish,
+    ));
+    Ok(vec![connection, publisher])
+}
+
+/// Polls the connection: connects (again, with backoff), subscribes after each connect, and
+/// hands incoming messages on.
+async fn run_connection(
+    engine: std::sync::Weak<Engine>,
+    client: AsyncClient,
+    mut eventloop: rumqttc::EventLoop,
+    config: Arc<BridgeConfig>,
+    connected: tokio::sync::watch::Sender<u64>,
+    republish: Arc<tokio::sync::Notify>,
+) {
+    let commands = Arc::new(tokio::sync::Semaphore::new(COMMANDS_AT_ONCE));
+    let mut backoff = Duration::from_millis(250);
+    let mut failures = 0u64;
+    loop {
+        if engine.strong_count() == 0 {
+            let _ = client.try_disconnect();
+            return;
+        }
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                if failures > 0 {
+                    tracing::info!(after = failures, "MQTT broker connected again");
+                } else {
+                    tracing::info!(broker = %config.host, port = config.port, "MQTT broker connected");
+                }
+                failures = 0;
+                backoff = Duration::from_millis(250);
+                subscribe(&client, &config);
+                connected.send_modify(|generation| *generation += 1);
+            }
+            Ok(Event::Incoming(Packet::Publish(message))) => {
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                incoming(&engine, &client, &config, &republish, &commands, message);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                failures += 1;
+                // Every failure is logged while it is new, then every tenth.
+                if failures <= 3 || failures.is_multiple_of(10) {
+                    tracing::warn!(error = %error, attempt = failures, retry_in_ms = backoff.as_millis() as u64, "MQTT broker unreachable; actions go on, states are published once it is back");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+fn subscribe(client: &AsyncClient, config: &BridgeConfig) {
+    let mut filters = Vec::new();
+    if config.commands {
+        let base = &config.base_topic;
+        filters.push(format!("{base}/event/+/run"));
+        filters.push(format!("{base}/action/+/run"));
+        filters.push(format!("{base}/device/+/set"));
+    }
+    if let Some(prefix) = &config.discovery_prefix {
+        filters.push(format!("{prefix}/status"));
+    }
+    for filter in filters {
+        if let Err(error) = client.try_subscribe(&filter, QoS::AtLeastOnce) {
+            tracing::warn!(topic = %filter, error = %error, "MQTT subscription not sent");
+        }
+    }
+}
+
+/// A message from the broker: Home Assistant's birth message, or a command.
+fn incoming(
+    engine: &Arc<Engine>,
+    client: &AsyncClient,
+    config: &Arc<BridgeConfig>,
+    republish: &Arc<tokio::sync::Notify>,
+    commands: &Arc<tokio::sync::Semaphore>,
+    message: rumqttc::Publish,
+) {
+    let topic = message.topic.clone();
+    if let Some(prefix) = &config.discovery_prefix {
+        if topic == format!("{prefix}/status") {
+            if message.payload.as_ref() == b"online" {
+                republish.notify_one();
+            }
+            return;
+        }
+    }
+    if message.retain {
+        // A command kept by the broker would run again at every reconnect.
+        tracing::warn!(topic = %topic, "a retained MQTT command was ignored: commands must not be retained");
+        return;
+    }
+    let Some(command) = topics::parse_command(&config.base_topic, &topic) else {
+        return;
+    };
+    let (engine, client, config, places) = (
+        engine.clone(),
+        client.clone(),
+        config.clone(),
+        commands.clone(),
+    );
+    tokio::spawn(async move {
+        let Ok(_place) = places.acquire_owned().await else {
+            return;
+        };
+        let answer = run_command(&engine, &config, &command, &message.payload).await;
+        let result_topic = command.result_topic(&config.base_topic);
+        if let Err(error) = client
+            .publish(result_topic, config.qos(), false, answer.to_string())
+            .await
+        {
+            tracing::warn!(error = %error, "an MQTT command's answer was not sent");
+        }
+    });
+}
+
+/// Runs a command through the engine's door; its answer (a record, or `{"error": …}`).
+async fn run_command(
+    engine: &Arc<Engine>,
+    config: &BridgeConfig,
+    command: &topics::Command,
+    payload: &[u8],
+) -> serde_json::Value {
+    let error = |message: String| json!({ "error": message });
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return error("the payload is not UTF-8 text: nothing ran".into());
+    };
+    match command {
+        topics::Command::Event(name) | topics::Command::Action(name) if !config.allowed(name) => {
+            error(format!("`{name}` is not in mqtt.allow: nothing ran"))
+        }
+        topics::Command::Event(name) => {
+            match engine.fire(name, "mqtt", Some(text.into()), 0).await {
+                Ok(run) => serde_json::to_value(&*run).unwrap_or_default(),
+                Err(e) => error(e.to_string()),
+            }
+        }
+        topics::Command::Action(profile) => match engine.run(profile, text).await {
+            Ok(record) => serde_json::to_value(&*record).unwrap_or_default(),
+            Err(e) => error(e.to_string()),
+        },
+        topics::Command::SetDevice(reference) => {
+            let (value, string) = match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Number(n)) => (n.as_f64(), None),
+                Ok(serde_json::Value::Object(fields)) => (
+                    fields.get("value").and_then(|v| v.as_f64()),
+                    fields
+                        .get("string")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_string),
+                ),
+                _ => (None, Some(text.to_string())),
+            };
+            match engine.set_device(*reference, value, string).await {
+                Ok(device) => {
+                    json!({ "ref": device.reference, "value": device.value, "string": device.string })
+                }
+                Err(e) => error(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Publishes what changed, the latest state of each device once, and everything again after a
+/// (re)connect or Home Assistant's birth message. Never blocks the bus: a full client queue
+/// leaves things dirty for the next round.
+async fn run_publisher(
+    engine: std::sync::Weak<Engine>,
+    client: AsyncClient,
+    config: Arc<BridgeConfig>,
+    mut subscription: crate::engine::bus::Subscription,
+    mut connections: tokio::sync::watch::Receiver<u64>,
+    republish: Arc<tokio::sync::Notify>,
+) {
+    let mut dirty_devices: HashSet<u64> = HashSet::new();
+    let mut dirty_globals: HashSet<String> = HashSet::new();
+    // Whether each device's discovery config announced text (true) or a number.
+    let mut announced: HashMap<u64, bool> = HashMap::new();
+    let mut everything = false;
+    let mut connected = false;
+    loop {
+        let retry = !(dirty_devices.is_empty() && dirty_globals.is_empty() && !everything);
+        tokio::select! {
+            delivery = subscription.next() => match delivery {
+                Delivery::Event(HubEvent::DeviceChanged { change }) => {
+                    dirty_devices.insert(change.device.reference);
+                }
+                Delivery::Event(HubEvent::GlobalChanged { global }) => {
+                    dirty_globals.insert(global.name.clone());
+                }
+                Delivery::Event(_) => continue,
+                Delivery::Resync { .. } => everything = true,
+                Delivery::Closed => return,
+            },
+            changed = connections.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                connected = true;
+                announced.clear();
+                everything = true;
+            }
+            () = republish.notified() => {
+                // Home Assistant just started: its entities wait for configs, then states.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                announced.clear();
+                everything = true;
+            }
+            () = tokio::time::sleep(Duration::from_millis(50)), if retry && connected => {}
+        }
+        if !connected {
+            continue;
+        }
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        if everything {
+            if client
+                .try_publish(
+                    config.bridge_state_topic(),
+                    QoS::AtLeastOnce,
+                    true,
+                    "online",
+                )
+                .is_err()
+            {
+                continue;
+            }
+            dirty_devices.extend(engine.devices().iter().map(|d| d.reference));
+            dirty_globals.extend(engine.globals().into_iter().map(|g| g.name));
+            everything = false;
+        }
+        publish_dirty(
+            &engine,
+            &client,
+            &config,
+            &mut dirty_devices,
+            &mut dirty_globals,
+            &mut announced,
+        );
+    }
+}
+
+fn publish_dirty(
+    engine: &Engine,
+    client: &AsyncClient,
+    config: &BridgeConfig,
+    dirty_devices: &mut HashSet<u64>,
+    dirty_globals: &mut HashSet<String>,
+    announced: &mut HashMap<u64, bool>,
+) {
+    let devices: Vec<u64> = dirty_devices.iter().copied().collect();
+    for reference in devices {
+        let Some(device) = engine.device(reference) else {
+            dirty_devices.remove(&reference);
+            continue;
+        };
+        let text = !device.string.is_empty();
+        if let Some(prefix) = &config.discovery_prefix {
+            if announced.get(&reference) != Some(&text) {
+                let (topic, payload) = topics::discovery_config(config, prefix, &device);
+                if client
+                    .try_publish(topic, QoS::AtLeastOnce, true, payload.to_string())
+                    .is_err()
+                {
+                    return;
+                }
+                announced.insert(reference, text);
+            }
+        }
+        let payload = state_payload(&device);
+        if client
+            .try_publish(
+                topics::state_topic(&config.base_topic, &device),
+                config.qos(),
+                true,
+                payload.to_string(),
+            )
+            .is_err()
+        {
+            return;
+        }
+        dirty_devices.remove(&reference);
+    }
+    let globals: Vec<String> = dirty_globals.iter().cloned().collect();
+    let known: HashMap<String, Global> = if globals.is_empty() {
+        HashMap::new()
+    } else {
+        engine
+            .globals()
+            .into_iter()
+            .map(|g| (g.name.clone(), g))
+            .collect()
+    };
+    for name in globals {
+        if let Some(global) = known.get(&name) {
+            let payload = json!({
+                "value": global.value,
+                "string": global.string,
+                "last_change": topics::time_text(global.changed_at_ms),
+            });
+            if client
+                .try_publish(
+                    topics::global_topic(&config.base_topic, &name),
+                    config.qos(),
+                    true,
+                    payload.to_string(),
+                )
+                .is_err()
+            {
+                return;
+            }
+        }
+        dirty_globals.remove(&name);
+    }
+}
+
+/// A device's state message.
+pub fn state_payload(device: &Device) -> serde_json::Value {
+    json!({
+        "ref": device.reference,
+        "profile": device.key.profile,
+        "root": device.key.root,
+        "feature": device.key.feature,
+        "value": device.value,
+        "string": device.string,
+        "last_change": topics::time_text(device.changed_at_ms),
+    })
+}

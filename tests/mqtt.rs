@@ -1,0 +1,451 @@
+//! The MQTT bridge against a real broker (Debian's mosquitto, started here on a free loopback
+//! port): retained states and Home Assistant discovery configs, availability, commands with
+//! their answers, bad commands, and a broker restart that loses nothing.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+use crate::support::{profile_text, start_stub, Workspace, EMAIL_DEVICE};
+
+/// Whether mosquitto is installed; under CI its absence fails the test.
+fn mosquitto_ready() -> bool {
+    if std::path::Path::new("/usr/sbin/mosquitto").exists() {
+        return true;
+    }
+    let message = "mosquitto is missing: run `bash .ci/run` (apt-get install -y mosquitto)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED (not CI): {message}");
+    false
+}
+
+/// A mosquitto of our own on 127.0.0.1:`port`, anonymous, without persistence (as a plain
+/// install is: retained messages die with it). Stopped on drop.
+struct Broker {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start(port: u16) -> Broker {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let child = Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("mosquitto: {e}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, _dir: dir }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A client that records the last message of every topic it sees.
+struct Observer {
+    client: AsyncClient,
+    seen: Arc<Mutex<HashMap<String, (String, bool)>>>,
+}
+
+impl Observer {
+    async fn connect(port: u16, name: &str, filters: &[&str]) -> Observer {
+        let mut options = MqttOptions::new(name, "127.0.0.1", port);
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 1000);
+        for filter in filters {
+            client
+                .subscribe(*filter, QoS::AtLeastOnce)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let seen: Arc<Mutex<HashMap<String, (String, bool)>>> = Arc::default();
+        let record = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Ok(mut seen) = record.lock() {
+                            seen.insert(
+                                p.topic.clone(),
+                                (String::from_utf8_lossy(&p.payload).into_owned(), p.retain),
+                            );
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        Observer { client, seen }
+    }
+
+    fn get(&self, topic: &str) -> Option<(String, bool)> {
+        self.seen.lock().ok()?.get(topic).cloned()
+    }
+
+    fn forget(&self, topic: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(topic);
+        }
+    }
+
+    async fn wait_for(&self, topic: &str, holds: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some((payload, _)) = self.get(topic) {
+                if holds(&payload) {
+                    return payload;
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                let topics: Vec<String> = self
+                    .seen
+                    .lock()
+                    .map(|s| s.keys().cloned().collect())
+                    .unwrap_or_default();
+                panic!(
+                    "{topic} never held the expected payload ({:?}); topics seen: {topics:?}",
+                    self.get(topic)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn bridge_config(port: u16) -> bellhop::mqtt::BridgeConfig {
+    bellhop::mqtt::BridgeConfig {
+        host: "127.0.0.1".into(),
+        port,
+        username: None,
+        password: None,
+        client_id: "bellhop-test".into(),
+        base_topic: "bellhop".into(),
+        discovery_prefix: Some("homeassistant".into()),
+        qos: 1,
+        keepalive: Duration::from_secs(5),
+        commands: true,
+        allow: Vec::new(),
+    }
+}
+
+fn engine_with_events(ws: &Workspace, events: &[(&str, &str)]) -> Arc<bellhop::engine::Engine> {
+    let dir = ws.path().join("events");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    for (name, text) in events {
+        std::fs::write(dir.join(format!("{name}.toml")), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let source =
+        bellhop::engine::ProfileSource::new(ws.profiles_dir(), None).with_events_dir(dir.clone());
+    let profiles = source.load();
+    assert!(!profiles.has_errors(), "{:#?}", profiles.diagnostics);
+    let events = bellhop::event::load_dir(&dir, &profiles);
+    assert!(!events.has_errors(), "{:#?}", events.diagnostics);
+    let engine = Arc::new(
+        bellhop::engine::Engine::new(profiles, Some(source), ws.hub())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_events(events, bellhop::event::Zone::Local),
+    );
+    engine.start_automation();
+    engine
+}
+
+/// Devices appear retained, with Home Assistant discovery configs and the bridge online;
+/// commands run events, actions and device changes and are answered; bad commands run nothing.
+#[tokio::test]
+async fn devices_and_commands_meet_a_real_broker() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let port = free_port();
+    let _broker = Broker::start(port);
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    let engine = engine_with_events(
+        &ws,
+        &[(
+            "hello",
+            "[[action]]\nset_global = \"greeting\"\nstring = 'input'\n",
+        )],
+    );
+    // A retained command waits on the broker: the broker replays it when the bridge subscribes,
+    // and the bridge must not run it (nor at any reconnect).
+    let early = Observer::connect(port, "early", &[]).await;
+    early
+        .client
+        .publish(
+            "bellhop/event/hello/run",
+            QoS::AtLeastOnce,
+            true,
+            "replayed",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _bridge =
+        bellhop::mqtt::start(&engine, bridge_config(port)).unwrap_or_else(|e| panic!("{e}"));
+    let record = engine
+        .run("user", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    let reference = record.changes[0].device.reference;
+
+    let observer = Observer::connect(port, "observer", &["bellhop/#", "homeassistant/#"]).await;
+    let state = observer
+        .wait_for("bellhop/user/email/state", |p| {
+            p.contains("ann@example.com")
+        })
+        .await;
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
+    assert_eq!(state["ref"], reference);
+    assert_eq!(
+        observer.get("bellhop/user/email/state").map(|(_, r)| r),
+        Some(true),
+        "retained"
+    );
+    observer
+        .wait_for("bellhop/bridge/state", |p| p == "online")
+        .await;
+    let config_topic = format!("homeassistant/sensor/bellhop-test/{reference}/config");
+    let config = observer.wait_for(&config_topic, |p| !p.is_empty()).await;
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
+    validate_sensor_config(&config);
+    assert_eq!(config["uniq_id"], format!("bellhop-test_{reference}"));
+
+    assert!(
+        observer.get("bellhop/event/hello/result").is_none()
+            && !engine.globals().iter().any(|g| g.name == "greeting"),
+        "a retained command ran"
+    );
+    early
+        .client
+        .publish(
+            "bellhop/event/hello/run",
+            QoS::AtLeastOnce,
+            true,
+            Vec::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // (Clearing it reaches the bridge as a live command with an empty input, as MQTT has it.)
+    observer
+        .wait_for("bellhop/event/hello/result", |p| !p.is_empty())
+        .await;
+    observer.forget("bellhop/event/hello/result");
+    // An event, by command; its answer is its run record.
+    let publish = |topic: String, payload: Vec<u8>, retain: bool| {
+        let client = observer.client.clone();
+        async move {
+            client
+                .publish(topic, QoS::AtLeastOnce, retain, payload)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    publish(
+        "bellhop/event/hello/run".into(),
+        b"hi there".to_vec(),
+        false,
+    )
+    .await;
+    let answer = observer
+        .wait_for("bellhop/event/hello/result", |p| !p.is_empty())
+        .await;
+    assert!(answer.contains("\"outcome\":\"ok\""), "{answer}");
+    assert!(engine
+        .globals()
+        .iter()
+        .any(|g| g.name == "greeting" && g.string == "hi there"));
+    observer
+        .wait_for("bellhop/global/greeting", |p| p.contains("hi there"))
+        .await;
+    // A profile's action and a device, by command.
+    publish("bellhop/action/user/run".into(), Vec::new(), false).await;
+    let answer = observer
+        .wait_for("bellhop/action/user/result", |p| !p.is_empty())
+        .await;
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+    publish(
+        format!("bellhop/device/{reference}/set"),
+        br#"{"string":"bob@example.com"}"#.to_vec(),
+        false,
+    )
+    .await;
+    observer
+        .wait_for("bellhop/user/email/state", |p| {
+            p.contains("bob@example.com")
+        })
+        .await;
+    // Bad commands: an unknown event, a payload that is not text, a retained command.
+    publish("bellhop/event/nobody/run".into(), b"x".to_vec(), false).await;
+    let answer = observer
+        .wait_for("bellhop/event/nobody/result", |p| !p.is_empty())
+        .await;
+    assert!(
+        answer.contains("\"error\"") && answer.contains("nobody"),
+        "{answer}"
+    );
+    observer.forget("bellhop/event/hello/result");
+    publish("bellhop/event/hello/run".into(), vec![0xff, 0xfe], false).await;
+    let answer = observer
+        .wait_for("bellhop/event/hello/result", |p| !p.is_empty())
+        .await;
+    assert!(answer.contains("not UTF-8"), "{answer}");
+    // Home Assistant comes online: the configs come again.
+    observer.forget(&config_topic);
+    publish("homeassistant/status".into(), b"online".to_vec(), false).await;
+    observer.wait_for(&config_topic, |p| !p.is_empty()).await;
+}
+
+/// The broker restarts (losing every retained message) while devices change: afterwards it
+/// holds the latest state of every one, every discovery config and the bridge online again.
+#[tokio::test]
+async fn a_broker_restart_loses_nothing() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let port = free_port();
+    let broker = Broker::start(port);
+    let ws = Workspace::new();
+    ws.write_profile(
+        "many",
+        "version = 1\nlisten = \"/many\"\n[devices]\nroot_names = 'Split(input, \",\")'\nvalues = '0'\n",
+    );
+    let engine = engine_with_events(&ws, &[]);
+    let profile = engine
+        .listener("/many")
+        .unwrap_or_else(|| panic!("not listening"));
+    let names: Vec<String> = (0..300).map(|i| format!("d{i}")).collect();
+    let call = |input: String| bellhop::engine::listening::IncomingCall {
+        method: bellhop::profile::Method::Post,
+        token: None,
+        input: input.into(),
+        headers: Default::default(),
+    };
+    let received = engine
+        .receive(profile.clone(), call(names.join(",")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(received.record.ok, "{:?}", received.record.errors);
+    let _bridge =
+        bellhop::mqtt::start(&engine, bridge_config(port)).unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(broker);
+    // While the broker is down, every device changes (a burst), and actions go on.
+    let devices = engine.devices();
+    for round in 1..=10 {
+        for device in &devices {
+            engine
+                .set_device(device.reference, Some(f64::from(round)), None)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let _broker = Broker::start(port);
+    let observer =
+        Observer::connect(port, "after-restart", &["bellhop/#", "homeassistant/#"]).await;
+    for device in &devices {
+        let topic = format!("bellhop/many/{}/state", device.key.root);
+        observer
+            .wait_for(&topic, |p| p.contains("\"value\":10.0"))
+            .await;
+        observer
+            .wait_for(
+                &format!(
+                    "homeassistant/sensor/bellhop-test/{}/config",
+                    device.reference
+                ),
+                |p| !p.is_empty(),
+            )
+            .await;
+    }
+    observer
+        .wait_for("bellhop/bridge/state", |p| p == "online")
+        .await;
+}
+
+/// What Home Assistant's MQTT sensor schema requires of a discovery config, with its
+/// abbreviations: `stat_t`, a `unique_id`, a device with identifiers and a name, an origin with a
+/// name, and only keys HA knows.
+fn validate_sensor_config(config: &serde_json::Value) {
+    const KNOWN: &[&str] = &[
+        "name",
+        "uniq_id",
+        "def_ent_id",
+        "stat_t",
+        "val_tpl",
+        "json_attr_t",
+        "json_attr_tpl",
+        "avty_t",
+        "avty",
+        "avty_mode",
+        "dev",
+        "o",
+        "dev_cla",
+        "unit_of_meas",
+        "stat_cla",
+        "ic",
+        "exp_aft",
+        "frc_upd",
+        "en",
+        "ent_cat",
+        "qos",
+        "sug_dsp_prc",
+    ];
+    let object = config
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {config}"));
+    for key in object.keys() {
+        assert!(
+            KNOWN.contains(&key.as_str()),
+            "unknown discovery key `{key}`"
+        );
+    }
+    assert!(config["stat_t"]
+        .as_str()
+        .is_some_and(|t| !t.contains(['+', '#'])));
+    assert!(config["uniq_id"].as_str().is_some_and(|u| !u.is_empty()));
+    assert!(config["dev"]["ids"]
+        .as_array()
+        .is_some_and(|ids| !ids.is_empty()));
+    assert!(config["dev"]["name"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty()));
+    assert!(config["o"]["name"].as_str().is_some_and(|n| !n.is_empty()));
+    assert!(config["avty_t"].as_str().is_some());
+}
