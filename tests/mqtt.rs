@@ -350,7 +350,7 @@ async fn a_broker_restart_loses_nothing() {
     let profile = engine
         .listener("/many")
         .unwrap_or_else(|| panic!("not listening"));
-    let names: Vec<String> = (0..300).map(|i| format!("d{i}")).collect();
+    let names: Vec<String> = (0..1000).map(|i| format!("d{i}")).collect();
     let call = |input: String| bellhop::engine::listening::IncomingCall {
         method: bellhop::profile::Method::Post,
         token: None,
@@ -366,7 +366,8 @@ async fn a_broker_restart_loses_nothing() {
         bellhop::mqtt::start(&engine, bridge_config(port)).unwrap_or_else(|e| panic!("{e}"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(broker);
-    // While the broker is down, every device changes (a burst), and actions go on.
+    // While the broker is down, every device changes ten times (a burst of 10,000 changes), and
+    // the engine goes on.
     let devices = engine.devices();
     for round in 1..=10 {
         for device in &devices {

@@ -1,7 +1,7 @@
 //! The hub's event bus: one bounded broadcast channel of past-tense, typed events — what
 //! happened in the hub (a device or global changed, a run finished, the profiles were reloaded,
 //! an authorization changed). Every adapter that wants to know (the live stream, the UI, the
-//! triggers to come, the MQTT bridge to come) subscribes here; none reaches into the device hub
+//! event runner, the MQTT bridge) subscribes here; none reaches into the device hub
 //! or the authorizer. A subscriber that falls behind is told to resync (reload what it shows)
 //! instead of silently missing changes.
 

@@ -1,4 +1,4 @@
-//! The engine's one door for adapters (web, CLI, and the triggers and MQTT bridge to come):
+//! The engine's one door for adapters (web, CLI, the event runner, the MQTT bridge):
 //! the commands they may give — read and set devices and globals, evaluate in the sandbox,
 //! reload, authorize, forget, flush — and the event bus they may listen to. Adapters never reach
 //! into the device hub or the authorizer themselves (`tests/architecture.rs` checks it).
