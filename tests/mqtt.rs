@@ -33,13 +33,37 @@ struct Broker {
 
 impl Broker {
     fn start(port: u16) -> Broker {
+        Broker::start_with(port, None)
+    }
+
+    /// With `login`: anonymous clients are refused, this user and password let in.
+    fn start_with(port: u16, login: Option<(&str, &str)>) -> Broker {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let config = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let mut text = format!("listener {port} 127.0.0.1\npersistence false\n");
+        match login {
+            None => text.push_str("allow_anonymous true\n"),
+            Some((user, password)) => {
+                // mosquitto, started as root, reads the file as its own user.
+                use std::os::unix::fs::PermissionsExt;
+                let _ =
+                    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755));
+                let file = dir.path().join("passwords");
+                let made = Command::new("mosquitto_passwd")
+                    .args(["-b", "-c"])
+                    .arg(&file)
+                    .args([user, password])
+                    .output()
+                    .unwrap_or_else(|e| panic!("mosquitto_passwd: {e}"));
+                assert!(made.status.success(), "{made:?}");
+                let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644));
+                text.push_str(&format!(
+                    "allow_anonymous false\npassword_file {}\n",
+                    file.display()
+                ));
+            }
+        }
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new("/usr/sbin/mosquitto")
             .arg("-c")
             .arg(&config)
@@ -449,4 +473,69 @@ fn validate_sensor_config(config: &serde_json::Value) {
         .is_some_and(|n| !n.is_empty()));
     assert!(config["o"]["name"].as_str().is_some_and(|n| !n.is_empty()));
     assert!(config["avty_t"].as_str().is_some());
+}
+
+/// A broker that wants a login: a wrong password is a clear, retried error the health API shows,
+/// while actions go on; the right one connects and publishes.
+#[tokio::test]
+async fn a_refused_login_is_reported_and_actions_go_on() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let port = free_port();
+    let _broker = Broker::start_with(port, Some(("ann", "right-password")));
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    let wrong = engine_with_events(&ws, &[]);
+    let mut config = bridge_config(port);
+    config.username = Some("ann".into());
+    config.password = Some(bellhop::secret::Secret::new("wrong-password"));
+    let _bridge = bellhop::mqtt::start(&wrong, config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while wrong.adapters().get("mqtt").is_none_or(|h| h.ok) {
+        assert!(std::time::Instant::now() < deadline, "no failure reported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = wrong.adapters()["mqtt"].clone();
+    assert!(
+        health.detail.contains("refused the user name or password"),
+        "{health:?}"
+    );
+    assert!(!health.detail.contains("wrong-password"));
+    let record = wrong
+        .run("user", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "actions go on: {:?}", record.errors);
+    drop(_bridge);
+    drop(wrong);
+
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    let right = engine_with_events(&ws, &[]);
+    config.password = Some(bellhop::secret::Secret::new("right-password"));
+    let _bridge = bellhop::mqtt::start(&right, config).unwrap_or_else(|e| panic!("{e}"));
+    right
+        .run("user", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut options = MqttOptions::new("checker", "127.0.0.1", port);
+    options.set_credentials("ann", "right-password");
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    client
+        .subscribe("bellhop/user/email/state", QoS::AtLeastOnce)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await {
+                return String::from_utf8_lossy(&p.payload).into_owned();
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no state with the right login"));
+    assert!(got.contains("ann@example.com"), "{got}");
+    assert!(right.adapters()["mqtt"].ok);
 }

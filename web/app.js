@@ -724,6 +724,17 @@ async function showHistory(device) {
   }
 }
 
+// An adapter in trouble (an unreachable MQTT broker) is said at the top of every page.
+async function loadAdapterHealth() {
+  const { data } = await api("GET", "/health");
+  const troubled = Object.entries(data.adapters || {}).filter(([, health]) => !health.ok);
+  const banner = $("#adapter-problems");
+  banner.hidden = troubled.length === 0;
+  banner.textContent = troubled.map(([name, health]) => `${name.toUpperCase()}: ${health.detail} (since ${new Date(health.since).toLocaleString()})`).join(" · ");
+}
+loadAdapterHealth();
+setInterval(loadAdapterHealth, 15000);
+
 const uiReady = loadUiSettings();
 loadProfiles();
 loadDevices();

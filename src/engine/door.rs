@@ -39,6 +39,14 @@ pub enum SandboxError {
     Eval(EvalError),
 }
 
+/// How an adapter is doing, as it last said (shown by the health API and the UI).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterHealth {
+    pub ok: bool,
+    pub detail: String,
+    pub since: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DoorError {
@@ -103,6 +111,33 @@ impl Engine {
         string: Option<String>,
     ) -> Result<Global, StoreError> {
         self.hub.set_global(name, value, string)
+    }
+
+    /// An adapter says how it is doing (a change of state is logged by the adapter itself).
+    pub fn report_adapter(&self, name: &str, ok: bool, detail: impl Into<String>) {
+        let detail = detail.into();
+        let mut adapters = self.adapters.lock().unwrap_or_else(|p| p.into_inner());
+        let same = adapters
+            .get(name)
+            .is_some_and(|h| h.ok == ok && h.detail == detail);
+        if !same {
+            adapters.insert(
+                name.to_string(),
+                AdapterHealth {
+                    ok,
+                    detail,
+                    since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                },
+            );
+        }
+    }
+
+    /// What each adapter last said of its health.
+    pub fn adapters(&self) -> std::collections::BTreeMap<String, AdapterHealth> {
+        self.adapters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// How the device store's writer is doing.

@@ -256,6 +256,8 @@ pub struct Engine {
     bus: Arc<bus::EventBus>,
     /// The loaded events and the runner's records.
     automation: automation::Automation,
+    /// What adapters (the MQTT bridge) last said of their health.
+    adapters: Mutex<std::collections::BTreeMap<String, door::AdapterHealth>>,
 }
 
 /// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
@@ -407,6 +409,7 @@ impl Engine {
             insecure_client: build_client(false)?,
             history,
             last_responses: Mutex::new(LastResponses::default()),
+            adapters: Mutex::default(),
             authorizer: None,
             limits: EngineLimits::default(),
             bus,

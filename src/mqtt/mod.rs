@@ -146,6 +146,13 @@ async fn run_connection(
         }
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                if let Some(engine) = engine.upgrade() {
+                    engine.report_adapter(
+                        "mqtt",
+                        true,
+                        format!("connected to {}:{}", config.host, config.port),
+                    );
+                }
                 if failures > 0 {
                     tracing::info!(after = failures, "MQTT broker connected again");
                 } else {
@@ -165,14 +172,40 @@ async fn run_connection(
             Ok(_) => {}
             Err(error) => {
                 failures += 1;
+                if let Some(engine) = engine.upgrade() {
+                    engine.report_adapter(
+                        "mqtt",
+                        false,
+                        format!(
+                            "the broker {}:{} is unreachable or refused the connection ({}); retrying",
+                            config.host,
+                            config.port,
+                            describe(&error)
+                        ),
+                    );
+                }
                 // Every failure is logged while it is new, then every tenth.
                 if failures <= 3 || failures.is_multiple_of(10) {
-                    tracing::warn!(error = %error, attempt = failures, retry_in_ms = backoff.as_millis() as u64, "MQTT broker unreachable; actions go on, states are published once it is back");
+                    tracing::warn!(error = %describe(&error), attempt = failures, retry_in_ms = backoff.as_millis() as u64, "MQTT broker unreachable; actions go on, states are published once it is back");
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// A connection failure for people: a refused login is said as such.
+fn describe(error: &rumqttc::ConnectionError) -> String {
+    match error {
+        rumqttc::ConnectionError::ConnectionRefused(code) => match code {
+            rumqttc::ConnectReturnCode::BadUserNamePassword
+            | rumqttc::ConnectReturnCode::NotAuthorized => {
+                "the broker refused the user name or password".into()
+            }
+            other => format!("the broker refused the connection: {other:?}"),
+        },
+        other => other.to_string(),
     }
 }
 

@@ -259,6 +259,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                     "status": if failing { "degraded" } else { "ok" },
                     "version": env!("CARGO_PKG_VERSION"),
                     "store": store,
+                    // An adapter's trouble (an unreachable broker) is shown, not a degraded
+                    // Bellhop: actions go on.
+                    "adapters": state.engine.adapters(),
                 }),
             )
         });
