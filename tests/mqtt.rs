@@ -40,7 +40,10 @@ impl Broker {
     fn start_with(port: u16, login: Option<(&str, &str)>) -> Broker {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let config = dir.path().join("mosquitto.conf");
-        let mut text = format!("listener {port} 127.0.0.1\npersistence false\n");
+        // No cap on queued messages per client: the test's observer takes a burst of thousands
+        // (mosquitto's default of 1,000 would drop the observer's share, not the bridge's).
+        let mut text =
+            format!("listener {port} 127.0.0.1\npersistence false\nmax_queued_messages 0\n");
         match login {
             None => text.push_str("allow_anonymous true\n"),
             Some((user, password)) => {
@@ -270,6 +273,19 @@ async fn devices_and_commands_meet_a_real_broker() {
     let config: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
     validate_sensor_config(&config);
     assert_eq!(config["uniq_id"], format!("bellhop-test_{reference}"));
+    // The profile's last run is an entity of its own.
+    observer
+        .wait_for("bellhop/profile/user/last_run", |p| {
+            p.contains("\"state\":\"ok\"")
+        })
+        .await;
+    let run_config = observer
+        .wait_for(
+            "homeassistant/sensor/bellhop-test/profile_user_last_run/config",
+            |p| !p.is_empty(),
+        )
+        .await;
+    validate_sensor_config(&serde_json::from_str(&run_config).unwrap_or_default());
 
     assert!(
         observer.get("bellhop/event/hello/result").is_none()

@@ -104,7 +104,8 @@ pub fn start(
     }
     let (client, eventloop) = AsyncClient::new(config.options(), 4096);
     let config = Arc::new(config);
-    let (connected, connections) = tokio::sync::watch::channel(0u64);
+    // (connections so far, connected now): the publisher holds back while the broker is away.
+    let (connected, connections) = tokio::sync::watch::channel((0u64, false));
     let republish = Arc::new(tokio::sync::Notify::new());
     let subscription = engine.subscribe();
     let connection = tokio::spawn(run_connection(
@@ -133,7 +134,7 @@ async fn run_connection(
     client: AsyncClient,
     mut eventloop: rumqttc::EventLoop,
     config: Arc<BridgeConfig>,
-    connected: tokio::sync::watch::Sender<u64>,
+    connected: tokio::sync::watch::Sender<(u64, bool)>,
     republish: Arc<tokio::sync::Notify>,
 ) {
     let commands = Arc::new(tokio::sync::Semaphore::new(COMMANDS_AT_ONCE));
@@ -161,7 +162,10 @@ async fn run_connection(
                 failures = 0;
                 backoff = Duration::from_millis(250);
                 subscribe(&client, &config);
-                connected.send_modify(|generation| *generation += 1);
+                connected.send_modify(|(generation, up)| {
+                    *generation += 1;
+                    *up = true;
+                });
             }
             Ok(Event::Incoming(Packet::Publish(message))) => {
                 let Some(engine) = engine.upgrade() else {
@@ -172,6 +176,7 @@ async fn run_connection(
             Ok(_) => {}
             Err(error) => {
                 failures += 1;
+                connected.send_if_modified(|(_, up)| std::mem::replace(up, false));
                 if let Some(engine) = engine.upgrade() {
                     engine.report_adapter(
                         "mqtt",
@@ -329,17 +334,22 @@ async fn run_publisher(
     client: AsyncClient,
     config: Arc<BridgeConfig>,
     mut subscription: crate::engine::bus::Subscription,
-    mut connections: tokio::sync::watch::Receiver<u64>,
+    mut connections: tokio::sync::watch::Receiver<(u64, bool)>,
     republish: Arc<tokio::sync::Notify>,
 ) {
     let mut dirty_devices: HashSet<u64> = HashSet::new();
     let mut dirty_globals: HashSet<String> = HashSet::new();
+    let mut dirty_profiles: HashSet<String> = HashSet::new();
+    let mut announced_profiles: HashSet<String> = HashSet::new();
     // Whether each device's discovery config announced text (true) or a number.
     let mut announced: HashMap<u64, bool> = HashMap::new();
     let mut everything = false;
     let mut connected = false;
     loop {
-        let retry = !(dirty_devices.is_empty() && dirty_globals.is_empty() && !everything);
+        let retry = !(dirty_devices.is_empty()
+            && dirty_globals.is_empty()
+            && dirty_profiles.is_empty()
+            && !everything);
         tokio::select! {
             delivery = subscription.next() => match delivery {
                 Delivery::Event(HubEvent::DeviceChanged { change }) => {
@@ -347,6 +357,12 @@ async fn run_publisher(
                 }
                 Delivery::Event(HubEvent::GlobalChanged { global }) => {
                     dirty_globals.insert(global.name.clone());
+                }
+                Delivery::Event(HubEvent::RunFinished { run }) => {
+                    dirty_profiles.insert(run.profile.clone());
+                }
+                Delivery::Event(HubEvent::AuthorizationChanged { profile }) => {
+                    dirty_profiles.insert(profile);
                 }
                 Delivery::Event(_) => continue,
                 Delivery::Resync { .. } => everything = true,
@@ -356,14 +372,19 @@ async fn run_publisher(
                 if changed.is_err() {
                     return;
                 }
-                connected = true;
-                announced.clear();
-                everything = true;
+                connected = connections.borrow_and_update().1;
+                if connected {
+                    // A new session: the broker may have lost everything retained.
+                    announced.clear();
+                    announced_profiles.clear();
+                    everything = true;
+                }
             }
             () = republish.notified() => {
                 // Home Assistant just started: its entities wait for configs, then states.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 announced.clear();
+                announced_profiles.clear();
                 everything = true;
             }
             () = tokio::time::sleep(Duration::from_millis(50)), if retry && connected => {}
@@ -388,8 +409,17 @@ async fn run_publisher(
             }
             dirty_devices.extend(engine.devices().iter().map(|d| d.reference));
             dirty_globals.extend(engine.globals().into_iter().map(|g| g.name));
+            dirty_profiles.extend(engine.profiles().profiles.keys().cloned());
             everything = false;
         }
+        publish_profiles(
+            &engine,
+            &client,
+            &config,
+            &mut dirty_profiles,
+            &mut announced_profiles,
+        )
+        .await;
         publish_dirty(
             &engine,
             &client,
@@ -398,6 +428,100 @@ async fn run_publisher(
             &mut dirty_globals,
             &mut announced,
         );
+    }
+}
+
+/// Each profile's last run and, for OAuth2 profiles, its authorization health: what a hub's
+/// automation can warn about ("needs re-authorization").
+async fn publish_profiles(
+    engine: &Arc<Engine>,
+    client: &AsyncClient,
+    config: &BridgeConfig,
+    dirty: &mut HashSet<String>,
+    announced: &mut HashSet<String>,
+) {
+    let names: Vec<String> = dirty.iter().cloned().collect();
+    let profiles = engine.profiles();
+    for name in names {
+        let Some(profile) = profiles.get(&name) else {
+            dirty.remove(&name);
+            continue;
+        };
+        let oauth = matches!(profile.auth, crate::profile::AuthSpec::OAuth2(_));
+        if let Some(prefix) = &config.discovery_prefix {
+            if !announced.contains(&name) {
+                for (topic, payload) in topics::profile_configs(config, prefix, &name, oauth) {
+                    if client
+                        .try_publish(topic, QoS::AtLeastOnce, true, payload.to_string())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                announced.insert(name.clone());
+            }
+        }
+        let last = engine.history(Some(&name), 1).into_iter().next();
+        let last_run = match &last {
+            Some(run) => json!({
+                "state": if run.skipped { "skipped" } else if run.ok { "ok" } else { "failed" },
+                "started_at": run.started_at,
+                "duration_ms": run.duration_ms,
+                "errors": run.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>(),
+            }),
+            None => json!({ "state": "never run" }),
+        };
+        let base = &config.base_topic;
+        if client
+            .try_publish(
+                topics::profile_topic(base, &name, "last_run"),
+                config.qos(),
+                true,
+                last_run.to_string(),
+            )
+            .is_err()
+        {
+            return;
+        }
+        if oauth {
+            let (reader, profile_name) = (engine.clone(), name.clone());
+            let status =
+                tokio::task::spawn_blocking(move || reader.authorization_status(&profile_name))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+            let health = match status {
+                Some(crate::engine::authorization::AuthorizationStatus::Authorized {
+                    expiring,
+                    expires_at,
+                    ..
+                }) => json!({
+                    "state": if expiring { "expiring" } else { "authorized" },
+                    "expires_at": expires_at,
+                }),
+                Some(crate::engine::authorization::AuthorizationStatus::NeedsReauthorization {
+                    reason,
+                }) => json!({
+                    "state": "needs_reauthorization",
+                    "reason": reason,
+                }),
+                Some(crate::engine::authorization::AuthorizationStatus::NeverAuthorized) | None => {
+                    json!({ "state": "never_authorized" })
+                }
+            };
+            if client
+                .try_publish(
+                    topics::profile_topic(base, &name, "authorization"),
+                    config.qos(),
+                    true,
+                    health.to_string(),
+                )
+                .is_err()
+            {
+                return;
+            }
+        }
+        dirty.remove(&name);
     }
 }
 

@@ -57,6 +57,56 @@ pub fn state_topic(base: &str, device: &Device) -> String {
     topic
 }
 
+/// `<base>/profile/<profile>/<what>` (`last_run`, `authorization`).
+pub fn profile_topic(base: &str, profile: &str, what: &str) -> String {
+    format!("{base}/profile/{}/{what}", topic_segment(profile))
+}
+
+/// The discovery configs of a profile's own entities: its last run and, for OAuth2 profiles,
+/// its authorization health, grouped as one HA device per profile.
+pub fn profile_configs(
+    config: &BridgeConfig,
+    prefix: &str,
+    profile: &str,
+    oauth: bool,
+) -> Vec<(String, serde_json::Value)> {
+    let node = topic_segment(&config.client_id);
+    let segment = topic_segment(profile);
+    let mut entities = vec![("last_run", "last run")];
+    if oauth {
+        entities.push(("authorization", "authorization"));
+    }
+    entities
+        .into_iter()
+        .map(|(what, name)| {
+            let unique_id = format!("{node}_profile_{segment}_{what}");
+            let state = profile_topic(&config.base_topic, profile, what);
+            let payload = json!({
+                "name": name,
+                "uniq_id": unique_id,
+                "def_ent_id": format!("sensor.{unique_id}"),
+                "stat_t": state,
+                "val_tpl": "{{ value_json.state }}",
+                "json_attr_t": state,
+                "avty_t": config.bridge_state_topic(),
+                "ent_cat": "diagnostic",
+                "dev": {
+                    "ids": [format!("{node}_profile_{segment}")],
+                    "name": format!("Bellhop profile {profile}"),
+                    "mf": "Bellhop",
+                    "mdl": "HTTP profile",
+                    "sw": env!("CARGO_PKG_VERSION"),
+                },
+                "o": { "name": "Bellhop", "sw": env!("CARGO_PKG_VERSION") },
+            });
+            (
+                format!("{prefix}/sensor/{node}/profile_{segment}_{what}/config"),
+                payload,
+            )
+        })
+        .collect()
+}
+
 pub fn global_topic(base: &str, name: &str) -> String {
     format!("{base}/global/{}", topic_segment(name))
 }
@@ -241,5 +291,21 @@ mod tests {
         );
         assert_eq!(payload["val_tpl"], "{{ value_json.string[:255] }}");
         assert_eq!(state_topic("bellhop", &root), "bellhop/user/email/state");
+        // An OAuth2 profile gets an authorization-health entity beside its last run.
+        let configs = profile_configs(&config, "homeassistant", "zoho crm", true);
+        let topics: Vec<&str> = configs.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(topics.len(), 2);
+        assert!(topics
+            .iter()
+            .all(|t| t.starts_with("homeassistant/sensor/bellhop/profile_zoho_crm-")));
+        assert_eq!(
+            configs[1].1["stat_t"],
+            profile_topic("bellhop", "zoho crm", "authorization")
+        );
+        assert_eq!(configs[1].1["ent_cat"], "diagnostic");
+        assert_eq!(
+            profile_configs(&config, "homeassistant", "plain", false).len(),
+            1
+        );
     }
 }
