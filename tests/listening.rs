@@ -438,7 +438,7 @@ fn listening_profiles_are_checked_when_loaded() {
     };
     said("dots", "listen", "`..`");
     said("short", "incoming.token", "at least 16");
-    said("both", "listen", "not both");
+    said("both", "listen", "one of them");
     said("authed", "auth", "incoming.token");
     said("twin-a", "listen", "twin-b");
     said("twin-b", "listen", "twin-a");

@@ -555,3 +555,108 @@ async fn a_refused_login_is_reported_and_actions_go_on() {
     assert!(got.contains("ann@example.com"), "{got}");
     assert!(right.adapters()["mqtt"].ok);
 }
+
+/// MQTT profiles: messages on a filter become devices (the topic is `Topic()`) and fire input
+/// triggers; an action publishes its text; broken `[mqtt]` tables are load errors.
+#[tokio::test]
+async fn mqtt_profiles_take_messages_in_and_publish_actions() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let port = free_port();
+    let _broker = Broker::start(port);
+    let ws = Workspace::new();
+    ws.write_profile(
+        "thermometers",
+        "version = 1\n[mqtt]\nsubscribe = \"sensors/+/temperature\"\n[devices]\nroot_names = 'Split(Topic(), \"/\")[1]'\nvalues = 'ParseNumber(input)'\n",
+    );
+    ws.write_profile(
+        "lamp",
+        "version = 1\n[mqtt]\npublish = \"lamps/${input}/set\"\nqos = 1\n",
+    );
+    let engine = engine_with_events(
+        &ws,
+        &[(
+            "warm",
+            "[[trigger]]\ninput = \"thermometers\"\nnumber = 0\ncompare = \">\"\nto = 25\n[[action]]\nrun = \"lamp\"\ntext = 'hall'\n",
+        )],
+    );
+    // Without the bridge, publishing is a clear error.
+    let record = engine
+        .run("lamp", "hall")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !record.ok && record.errors[0].message.contains("mqtt.url"),
+        "{record:?}"
+    );
+    let _bridge =
+        bellhop::mqtt::start(&engine, bridge_config(port)).unwrap_or_else(|e| panic!("{e}"));
+    let observer = Observer::connect(port, "observer", &["lamps/#"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    observer
+        .client
+        .publish(
+            "sensors/kitchen/temperature",
+            QoS::AtLeastOnce,
+            false,
+            "21.5",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    observer
+        .client
+        .publish("sensors/hall/temperature", QoS::AtLeastOnce, false, "27")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let value = |root: &str| {
+        engine
+            .devices()
+            .into_iter()
+            .find(|d| d.key.profile == "thermometers" && d.key.root == root)
+            .map(|d| d.value)
+    };
+    while value("kitchen") != Some(21.5) || value("hall") != Some(27.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            engine.devices()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The hall's 27 fired the event, whose action published through the lamp profile.
+    let published = observer.wait_for("lamps/hall/set", |p| p == "hall").await;
+    assert_eq!(published, "hall");
+    let runs = engine.history(Some("lamp"), 1);
+    assert!(
+        runs[0].ok && runs[0].exchanges[0].url == "(mqtt) lamps/hall/set",
+        "{runs:?}"
+    );
+
+    // Broken tables are named by key; the others load.
+    let bad = Workspace::new();
+    bad.write_profile("wild", "version = 1\n[mqtt]\nsubscribe = \"a/#/b\"\n");
+    bad.write_profile("plus", "version = 1\n[mqtt]\npublish = \"a/+/set\"\n");
+    bad.write_profile("empty", "version = 1\n[mqtt]\nqos = 1\n");
+    bad.write_profile(
+        "both",
+        "version = 1\nlisten = \"/x\"\n[mqtt]\nsubscribe = \"a\"\n",
+    );
+    let set = bad.load();
+    assert!(set.profiles.is_empty(), "{:?}", set.profiles.keys());
+    for (file, key) in [
+        ("wild", "mqtt.subscribe"),
+        ("plus", "mqtt.publish"),
+        ("empty", "mqtt"),
+        ("both", "listen"),
+    ] {
+        assert!(
+            set.diagnostics
+                .iter()
+                .any(|d| d.file.ends_with(format!("{file}.toml")) && d.key == key),
+            "{file} {key}: {:#?}",
+            set.diagnostics
+        );
+    }
+}

@@ -1,5 +1,5 @@
-//! Listening profiles on the engine's side: what a sensor (or any system) sends to a profile's
-//! path becomes its `input` — mapped onto devices like a response, recorded like a run, kept
+//! Receiving profiles on the engine's side: what a sensor (or any system) sends to a listening
+//! profile's path, or an MQTT message to an MQTT profile, becomes its `input` — mapped onto devices like a response, recorded like a run, kept
 //! as the profile's last input and offered to the input triggers through the bus — and the
 //! profile's reply is rendered. How the call arrives (HTTP today) is the adapter's business.
 
@@ -35,7 +35,76 @@ pub enum ReceiveError {
     Unauthorized,
 }
 
+/// The pseudo-header a received MQTT message's topic travels in (`Topic()` reads it).
+pub(super) const TOPIC_HEADER: &str = "x-bellhop-mqtt-topic";
+
 impl Engine {
+    /// What came in to a receiving profile (a listening path's call, an MQTT message): mapped
+    /// onto devices like a response, kept as the profile's last input and recorded (so input
+    /// triggers see it), even when the caller stops waiting.
+    async fn take_input(
+        self: &Arc<Self>,
+        profile: Arc<Profile>,
+        method: Method,
+        label: String,
+        input: Arc<str>,
+        headers: reqwest::header::HeaderMap,
+    ) -> Arc<RunRecord> {
+        let engine = self.clone();
+        DetachOnDrop::new(async move {
+            let started = Instant::now();
+            let mut record = RunRecord::starting(&profile.name, "");
+            record.exchanges.push(ExchangeRecord {
+                method,
+                url: label,
+                status: Some(200),
+                duration_ms: 0,
+                response_bytes: input.len(),
+            });
+            engine.keep_last_response(&profile.name, input.clone());
+            let received = request::Response {
+                status: 200,
+                headers,
+                body: input.clone(),
+            };
+            engine
+                .map_response(&profile, received, input, &mut record)
+                .await;
+            record.ok = record.errors.is_empty();
+            record.duration_ms = started.elapsed().as_millis() as u64;
+            let record = Arc::new(record);
+            engine.remember(&profile, record.clone());
+            record
+        })
+        .await
+    }
+
+    /// A message for an MQTT profile: its payload is `input`, its topic `Topic()`.
+    pub async fn receive_message(
+        self: &Arc<Self>,
+        profile: Arc<Profile>,
+        topic: &str,
+        payload: Arc<str>,
+    ) -> Arc<RunRecord> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(topic) {
+            headers.insert(TOPIC_HEADER, value);
+        }
+        self.take_input(
+            profile,
+            Method::Post,
+            format!("(mqtt) {topic}"),
+            payload,
+            headers,
+        )
+        .await
+    }
+
+    /// Where MQTT profiles' actions are published from now on (the MQTT bridge calls this).
+    pub fn set_outbox(&self, outbox: Arc<dyn super::MessageOutbox>) {
+        *self.outbox.write().unwrap_or_else(|p| p.into_inner()) = Some(outbox);
+    }
+
     /// The profile listening at `path` (under the listen base), if any.
     pub fn listener(&self, path: &str) -> Option<Arc<Profile>> {
         self.profiles().listening_at(path).cloned()
@@ -61,33 +130,16 @@ impl Engine {
             }
         }
         let input = call.input.clone();
-        let (engine, mapped, path) = (self.clone(), profile.clone(), listen.path.clone());
-        let record = DetachOnDrop::new(async move {
-            let started = Instant::now();
-            let mut record = RunRecord::starting(&mapped.name, "");
-            record.exchanges.push(ExchangeRecord {
-                method: call.method,
-                url: format!("(received) {path}"),
-                status: Some(200),
-                duration_ms: 0,
-                response_bytes: call.input.len(),
-            });
-            engine.keep_last_response(&mapped.name, call.input.clone());
-            let received = request::Response {
-                status: 200,
-                headers: call.headers,
-                body: call.input.clone(),
-            };
-            engine
-                .map_response(&mapped, received, call.input, &mut record)
-                .await;
-            record.ok = record.errors.is_empty();
-            record.duration_ms = started.elapsed().as_millis() as u64;
-            let record = Arc::new(record);
-            engine.remember(&mapped, record.clone());
-            record
-        })
-        .await;
+        let label = format!("(received) {}", listen.path);
+        let record = self
+            .take_input(
+                profile.clone(),
+                call.method,
+                label,
+                call.input,
+                call.headers,
+            )
+            .await;
         let document = Document::new(input, Default::default());
         let environment = HubEnvironment::new(&self.hub);
         let reply = match listen

@@ -92,6 +92,21 @@ pub struct RunRecord {
     pub errors: Vec<RunError>,
 }
 
+/// How an action's pieces leave Bellhop.
+#[derive(Clone, Copy)]
+enum Sending<'a> {
+    Http(&'a RequestSpec),
+    Mqtt(&'a Template, &'a crate::profile::MqttSpec),
+}
+
+/// Where MQTT profiles' actions are published: the MQTT bridge, when it runs. The engine
+/// knows it only by this trait (adapters depend on the engine, never the reverse).
+pub trait MessageOutbox: Send + Sync {
+    /// Hands a message to the broker connection (queued while it reconnects); `Err` says why
+    /// it could not be.
+    fn publish(&self, topic: &str, payload: &str, qos: u8, retain: bool) -> Result<(), String>;
+}
+
 impl RunRecord {
     /// The record of a run starting now.
     fn starting(profile: &str, action_text: &str) -> RunRecord {
@@ -256,6 +271,8 @@ pub struct Engine {
     bus: Arc<bus::EventBus>,
     /// The loaded events and the runner's records.
     automation: automation::Automation,
+    /// Where MQTT profiles publish (set by the MQTT bridge).
+    outbox: RwLock<Option<Arc<dyn MessageOutbox>>>,
     /// What adapters (the MQTT bridge) last said of their health.
     adapters: Mutex<std::collections::BTreeMap<String, door::AdapterHealth>>,
 }
@@ -371,6 +388,9 @@ impl Environment for HubEnvironment<'_> {
     fn status(&self) -> Option<u16> {
         self.response.map(|r| r.status)
     }
+    fn topic(&self) -> Option<String> {
+        self.header(listening::TOPIC_HEADER)
+    }
 }
 
 fn build_client(verify_tls: bool) -> Result<reqwest::Client, EngineError> {
@@ -410,6 +430,7 @@ impl Engine {
             history,
             last_responses: Mutex::new(LastResponses::default()),
             adapters: Mutex::default(),
+            outbox: RwLock::new(None),
             authorizer: None,
             limits: EngineLimits::default(),
             bus,
@@ -530,15 +551,20 @@ impl Engine {
         let started = Instant::now();
         let mut record = RunRecord::starting(&profile.name, action_text);
         let pieces = split_waits(action_text);
-        let spec = match &profile.request {
-            Some(spec) => spec,
-            None => {
+        let publish = profile
+            .mqtt
+            .as_ref()
+            .and_then(|mqtt| Some((mqtt.publish.as_ref()?, mqtt)));
+        let sending = match (&profile.request, publish) {
+            (Some(spec), _) => Sending::Http(spec),
+            (None, Some((topic, mqtt))) => Sending::Mqtt(topic, mqtt),
+            (None, None) => {
                 record.ok = false;
                 record.errors.push(RunError {
                     stage: RunStage::Action,
                     class: None,
                     message: format!(
-                        "profile `{}` listens for calls: it has no action to run",
+                        "profile `{}` only receives (it listens, or subscribes without `publish`): it has no action to run",
                         profile.name
                     ),
                     column: None,
@@ -560,7 +586,12 @@ impl Engine {
                 if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }
-                self.run_piece(&profile, spec, piece, &mut record).await;
+                match sending {
+                    Sending::Http(spec) => self.run_piece(&profile, spec, piece, &mut record).await,
+                    Sending::Mqtt(topic, mqtt) => {
+                        self.publish_piece(&profile, topic, mqtt, piece, &mut record)
+                    }
+                }
                 if !record.errors.is_empty() {
                     break;
                 }
@@ -619,13 +650,9 @@ impl Engine {
         self.bus.publish(bus::HubEvent::RunFinished { run: record });
     }
 
-    async fn run_piece(
-        &self,
-        profile: &Arc<Profile>,
-        spec: &RequestSpec,
-        piece: &str,
-        record: &mut RunRecord,
-    ) {
+    /// Renders one piece of an action text (itself a template: `position=${val12}`) against the
+    /// hub. `None`: nothing is to be sent — the record says why (an error, or `skipped`).
+    fn action_text(&self, piece: &str, record: &mut RunRecord) -> Option<String> {
         let env = HubEnvironment::new(&self.hub);
         // The action text is itself a template (`position=${val12}`).
         let action_template = match Template::compile(piece) {
@@ -639,7 +666,7 @@ impl Engine {
                         column: Some(error.column),
                     });
                 }
-                return;
+                return None;
             }
         };
         let nothing = Document::new("", Default::default());
@@ -647,7 +674,7 @@ impl Engine {
             Ok(Some(text)) => text,
             Ok(None) => {
                 record.skipped = true;
-                return;
+                return None;
             }
             Err(error) => {
                 record.errors.push(RunError {
@@ -656,9 +683,88 @@ impl Engine {
                     message: format!("action text: {}", error.kind),
                     column: Some(error.column),
                 });
+                return None;
+            }
+        };
+        Some(text)
+    }
+
+    /// Publishes one piece of an MQTT profile's action through the outbox (the MQTT bridge).
+    fn publish_piece(
+        &self,
+        profile: &Profile,
+        topic: &Template,
+        mqtt: &crate::profile::MqttSpec,
+        piece: &str,
+        record: &mut RunRecord,
+    ) {
+        let Some(text) = self.action_text(piece, record) else {
+            return;
+        };
+        let env = HubEnvironment::new(&self.hub);
+        let input = Document::new(text.as_str(), profile.request_plan.clone());
+        let topic = match topic.render_text(&Scope::new(&input, &env)) {
+            Ok(Some(topic)) if !topic.is_empty() && !topic.contains(['+', '#', '\0']) => topic,
+            Ok(None) => {
+                record.skipped = true;
+                return;
+            }
+            Ok(Some(topic)) => {
+                record.errors.push(RunError {
+                    stage: RunStage::Request,
+                    class: Some(ErrorClass::Expression),
+                    message: format!("`{topic}` is not a topic to publish to"),
+                    column: None,
+                });
+                return;
+            }
+            Err(error) => {
+                record.errors.push(RunError {
+                    stage: RunStage::Request,
+                    class: Some(ErrorClass::Expression),
+                    message: format!("mqtt.publish: {}", error.kind),
+                    column: Some(error.column),
+                });
                 return;
             }
         };
+        let outbox = self
+            .outbox
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let sent = match outbox {
+            Some(outbox) => outbox.publish(&topic, &text, mqtt.qos, mqtt.retain),
+            None => Err("the MQTT bridge is off: set mqtt.url in plugin.toml".into()),
+        };
+        record.exchanges.push(ExchangeRecord {
+            method: profile::Method::Post,
+            url: format!("(mqtt) {topic}"),
+            status: None,
+            duration_ms: 0,
+            response_bytes: 0,
+        });
+        if let Err(message) = sent {
+            record.errors.push(RunError {
+                stage: RunStage::Request,
+                class: Some(ErrorClass::Connection),
+                message,
+                column: None,
+            });
+        }
+    }
+
+    async fn run_piece(
+        &self,
+        profile: &Arc<Profile>,
+        spec: &RequestSpec,
+        piece: &str,
+        record: &mut RunRecord,
+    ) {
+        let Some(text) = self.action_text(piece, record) else {
+            return;
+        };
+        let env = HubEnvironment::new(&self.hub);
         let action_input = Document::new(text.as_str(), profile.request_plan.clone());
         let scope = Scope::new(&action_input, &env);
         // The identity (issue time) of a token the API refused.

@@ -31,6 +31,10 @@ pub trait Environment: Sync {
     fn status(&self) -> Option<u16> {
         None
     }
+    /// The MQTT topic a message came in on (MQTT profiles).
+    fn topic(&self) -> Option<String> {
+        None
+    }
     fn now(&self) -> f64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -140,6 +140,8 @@ pub static FUNCTIONS: &[Function] = &[
     function!("ParseDate", 1, Some(2), "ParseDate(text[, format])", "Reads a time as seconds since 1970: RFC 3339, RFC 2822, `YYYY-MM-DD[ HH:MM:SS]` (local) or the given strftime format.", Plain, parse_date),
     function!("Header", 1, Some(1), "Header(name)", "A header of the HTTP response, or of the call a listening profile received (case-insensitive name); null when it is absent.", Plain,
         |a, env| Ok(env.header(&a[0].to_text()).map(Value::text).unwrap_or(Value::Null))),
+    function!("Topic", 0, Some(0), "Topic()", "The MQTT topic the message came in on (MQTT profiles); null otherwise.", Plain,
+        |_, env| Ok(env.topic().map(Value::text).unwrap_or(Value::Null))),
     function!("Status", 0, Some(0), "Status()", "The HTTP status code of the response.", Plain,
         |_, env| Ok(env.status().map(|s| Value::Number(f64::from(s))).unwrap_or(Value::Null))),
     function!("GVval", 1, Some(1), "GVval(\"name\")", "The value of a global variable.", Plain,

@@ -108,6 +108,10 @@ pub fn start(
     let (connected, connections) = tokio::sync::watch::channel((0u64, false));
     let republish = Arc::new(tokio::sync::Notify::new());
     let subscription = engine.subscribe();
+    engine.set_outbox(Arc::new(Outbox {
+        client: client.clone(),
+        connections: connections.clone(),
+    }));
     let connection = tokio::spawn(run_connection(
         Arc::downgrade(engine),
         client.clone(),
@@ -161,7 +165,9 @@ async fn run_connection(
                 }
                 failures = 0;
                 backoff = Duration::from_millis(250);
-                subscribe(&client, &config);
+                if let Some(engine) = engine.upgrade() {
+                    subscribe(&client, &config, &engine);
+                }
                 connected.send_modify(|(generation, up)| {
                     *generation += 1;
                     *up = true;
@@ -214,8 +220,15 @@ fn describe(error: &rumqttc::ConnectionError) -> String {
     }
 }
 
-fn subscribe(client: &AsyncClient, config: &BridgeConfig) {
-    let mut filters = Vec::new();
+/// Subscribes to the command topics, Home Assistant's status and every MQTT profile's filter
+/// (again after a reload: subscribing twice is harmless).
+fn subscribe(client: &AsyncClient, config: &BridgeConfig, engine: &Engine) {
+    let mut filters: Vec<String> = engine
+        .profiles()
+        .profiles
+        .values()
+        .filter_map(|p| p.mqtt.as_ref()?.subscribe.clone())
+        .collect();
     if config.commands {
         let base = &config.base_topic;
         filters.push(format!("{base}/event/+/run"));
@@ -249,6 +262,37 @@ fn incoming(
             }
             return;
         }
+    }
+    let receivers: Vec<Arc<crate::profile::Profile>> = engine
+        .profiles()
+        .profiles
+        .values()
+        .filter(|p| {
+            p.mqtt
+                .as_ref()
+                .and_then(|m| m.subscribe.as_deref())
+                .is_some_and(|filter| rumqttc::matches(&topic, filter))
+        })
+        .cloned()
+        .collect();
+    if !receivers.is_empty() {
+        let Ok(payload) = std::str::from_utf8(&message.payload) else {
+            tracing::warn!(topic = %topic, "an MQTT message that is not UTF-8 text was not taken");
+            return;
+        };
+        let (engine, places, payload): (_, _, Arc<str>) =
+            (engine.clone(), commands.clone(), payload.into());
+        tokio::spawn(async move {
+            let Ok(_place) = places.acquire_owned().await else {
+                return;
+            };
+            for profile in receivers {
+                engine
+                    .receive_message(profile, &topic, payload.clone())
+                    .await;
+            }
+        });
+        return;
     }
     if message.retain {
         // A command kept by the broker would run again at every reconnect.
@@ -363,6 +407,12 @@ async fn run_publisher(
                 }
                 Delivery::Event(HubEvent::AuthorizationChanged { profile }) => {
                     dirty_profiles.insert(profile);
+                }
+                Delivery::Event(HubEvent::ProfilesReloaded { .. }) => {
+                    if let (true, Some(engine)) = (connected, engine.upgrade()) {
+                        subscribe(&client, &config, &engine);
+                    }
+                    continue;
                 }
                 Delivery::Event(_) => continue,
                 Delivery::Resync { .. } => everything = true,
@@ -596,6 +646,29 @@ fn publish_dirty(
             }
         }
         dirty_globals.remove(&name);
+    }
+}
+
+/// Publishes MQTT profiles' actions for the engine.
+struct Outbox {
+    client: AsyncClient,
+    connections: tokio::sync::watch::Receiver<(u64, bool)>,
+}
+
+impl crate::engine::MessageOutbox for Outbox {
+    fn publish(&self, topic: &str, payload: &str, qos: u8, retain: bool) -> Result<(), String> {
+        // An action is for now: it is not kept for a broker that is away.
+        if !self.connections.borrow().1 {
+            return Err("the MQTT broker is unreachable: nothing was published".into());
+        }
+        let qos = match qos {
+            0 => QoS::AtMostOnce,
+            2 => QoS::ExactlyOnce,
+            _ => QoS::AtLeastOnce,
+        };
+        self.client
+            .try_publish(topic, qos, retain, payload.to_string())
+            .map_err(|e| format!("the message could not be handed to the broker connection: {e}"))
     }
 }
 

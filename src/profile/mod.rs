@@ -30,6 +30,8 @@ pub struct Profile {
     pub request: Option<RequestSpec>,
     /// What a listening profile accepts; `None` for an outgoing profile.
     pub listen: Option<ListenSpec>,
+    /// What an MQTT profile subscribes to and publishes (through the MQTT bridge).
+    pub mqtt: Option<MqttSpec>,
     pub auth: AuthSpec,
     pub mapping: DeviceMapping,
     /// What the mapping's expressions read from the response as JSON, for one-pass extraction.
@@ -99,6 +101,17 @@ impl RequestSpec {
         url.host()?;
         Some(url.origin())
     }
+}
+
+/// An MQTT profile: each message on `subscribe` is its `input` (and `Topic()` the topic); its
+/// action publishes the action text to `publish`.
+#[derive(Debug, Clone)]
+pub struct MqttSpec {
+    pub subscribe: Option<String>,
+    /// Rendered with the action text as `input`.
+    pub publish: Option<Template>,
+    pub qos: u8,
+    pub retain: bool,
 }
 
 /// A listening profile: sensors and other systems call its path (under the server's listen

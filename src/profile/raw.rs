@@ -15,6 +15,8 @@ pub struct RawProfile {
     /// A listening profile's path (instead of `[request]`), under the server's listen base.
     pub listen: Option<String>,
     pub incoming: Option<RawIncoming>,
+    /// An MQTT profile (instead of `[request]`): messages in, the action's text out.
+    pub mqtt: Option<RawMqtt>,
     #[serde(default)]
     pub auth: RawAuth,
     #[serde(default)]
@@ -40,6 +42,16 @@ pub struct RawRequest {
     pub max_response_bytes: Option<u64>,
     #[serde(default = "yes")]
     pub verify_tls: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct RawMqtt {
+    /// A topic filter (`+` and `#` allowed): each message is `input`.
+    pub subscribe: Option<String>,
+    /// Where the action's text is published (a template).
+    pub publish: Option<String>,
+    pub qos: Option<u8>,
+    pub retain: Option<bool>,
 }
 
 /// How a listening profile answers and whom it lets in.

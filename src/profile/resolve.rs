@@ -5,10 +5,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::diagnostic::{column_at, line_of_key, Collector, Diagnostic};
-use super::raw::{RawAuth, RawBody, RawDevices, RawIncoming, RawOAuth2, RawProfile, RawRequest};
+use super::raw::{
+    RawAuth, RawBody, RawDevices, RawIncoming, RawMqtt, RawOAuth2, RawProfile, RawRequest,
+};
 use super::{
-    AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, ListenSpec, Method, OAuth2Spec,
-    Profile, RequestSpec,
+    AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, ListenSpec, Method, MqttSpec,
+    OAuth2Spec, Profile, RequestSpec,
 };
 use crate::expr::{inside_ranges, literal_ranges, Expression, ExtractionPlan, Template};
 use crate::secret::{Secret, SecretSource};
@@ -55,25 +57,27 @@ pub fn name_problem(name: &str, kind: &str) -> Option<String> {
 
 fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<Profile> {
     let name = c.version_and_name("profile", raw.version, SUPPORTED_VERSION, raw.name.clone());
-    let (request, listen) = match (&raw.request, &raw.listen) {
-        (Some(request), None) => (resolve_request(request, c), None),
-        (None, Some(path)) => (
+    let (request, listen, mqtt) = match (&raw.request, &raw.listen, &raw.mqtt) {
+        (Some(request), None, None) => (resolve_request(request, c), None, None),
+        (None, Some(path), None) => (
             None,
             resolve_listen(path, raw.incoming.as_ref(), c, secrets),
+            None,
         ),
-        (Some(_), Some(_)) => {
-            c.error(
-                "listen",
-                "a profile either calls out (`[request]`) or listens (`listen`), not both",
-            );
-            (None, None)
-        }
-        (None, None) => {
+        (None, None, Some(mqtt)) => (None, None, resolve_mqtt(mqtt, c)),
+        (None, None, None) => {
             c.error(
                 "request",
-                "a profile needs a `[request]` table with at least `url` (or `listen = \"/path\"` to receive calls)",
+                "a profile needs a `[request]` table with at least `url` (or `listen = \"/path\"` to receive calls, or `[mqtt]`)",
             );
-            (None, None)
+            (None, None, None)
+        }
+        _ => {
+            c.error(
+                if raw.listen.is_some() { "listen" } else { "mqtt" },
+                "a profile calls out (`[request]`), listens (`listen`) or talks MQTT (`[mqtt]`): one of them",
+            );
+            (None, None, None)
         }
     };
     if raw.incoming.is_some() && raw.listen.is_none() {
@@ -95,7 +99,7 @@ fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Op
     for rule in &mapping.roots {
         plan_rule(rule, &mut plan);
     }
-    if request.is_none() && listen.is_none() {
+    if request.is_none() && listen.is_none() && mqtt.is_none() {
         return None;
     }
     let mut request_plan = ExtractionPlan::default();
@@ -121,12 +125,23 @@ fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Op
         );
         return None;
     }
+    if let (Some(_), false) = (&mqtt, matches!(auth, Some(AuthSpec::None))) {
+        c.error(
+            "auth",
+            "an MQTT profile talks through the bridge's broker login (`[mqtt]` in plugin.toml), so it has no `[auth]`",
+        );
+        return None;
+    }
+    if let Some(publish) = mqtt.as_ref().and_then(|m| m.publish.as_ref()) {
+        publish.plan_into(&mut request_plan);
+    }
     Some(Profile {
         name,
         file: c.file.to_path_buf(),
         description: raw.description,
         request,
         listen,
+        mqtt,
         auth: auth?,
         mapping,
         response_plan: plan.shared(),
@@ -153,6 +168,53 @@ fn template(c: &mut Collector<'_>, key: &str, source: &str) -> Option<Template> 
             None
         }
     }
+}
+
+fn resolve_mqtt(raw: &RawMqtt, c: &mut Collector<'_>) -> Option<MqttSpec> {
+    if raw.subscribe.is_none() && raw.publish.is_none() {
+        c.error(
+            "mqtt",
+            "an MQTT profile needs `subscribe` (a topic filter), `publish` (a topic), or both",
+        );
+        return None;
+    }
+    let subscribe = raw.subscribe.clone();
+    if let Some(filter) = &subscribe {
+        if filter.is_empty() || filter.len() > 1024 || !rumqttc::valid_filter(filter) {
+            c.error(
+                "mqtt.subscribe",
+                format!("`{filter}` is not an MQTT topic filter (`+` stands for one level, `#` for the rest, at the end)"),
+            );
+        }
+    }
+    let publish = match &raw.publish {
+        Some(source) => {
+            let compiled = template(c, "mqtt.publish", source);
+            let wild = compiled.as_ref().is_some_and(|t| {
+                t.parts().iter().any(|part| {
+                    matches!(part, crate::expr::TemplatePart::Text(text) if text.contains(['+', '#']))
+                })
+            });
+            if wild || source.is_empty() {
+                c.error(
+                    "mqtt.publish",
+                    "a topic to publish to is not empty and has no `+` or `#` (those are for subscribing)",
+                );
+            }
+            compiled
+        }
+        None => None,
+    };
+    let qos = raw.qos.unwrap_or(1);
+    if qos > 2 {
+        c.error("mqtt.qos", "qos is 0, 1 or 2");
+    }
+    Some(MqttSpec {
+        subscribe,
+        publish,
+        qos,
+        retain: raw.retain.unwrap_or(false),
+    })
 }
 
 /// The largest body a listening profile may accept.

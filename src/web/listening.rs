@@ -232,7 +232,12 @@ async fn receive(
         }
     };
     // What carries credentials stays out of reach of the profile's `Header()` expressions.
-    for name in ["authorization", TOKEN_HEADER, "cookie"] {
+    for name in [
+        "authorization",
+        TOKEN_HEADER,
+        "cookie",
+        "x-bellhop-mqtt-topic",
+    ] {
         headers.remove(name);
     }
     let call = IncomingCall {
