@@ -102,7 +102,11 @@ pub fn start(
     if config.host.is_empty() {
         return Err(BridgeError::Setup("no broker host".into()));
     }
-    let (client, eventloop) = AsyncClient::new(config.options(), 4096);
+    let (client, mut eventloop) = AsyncClient::new(config.options(), 4096);
+    // Commands are answered at once, not when Nagle's algorithm gets round to it.
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let config = Arc::new(config);
     // (connections so far, connected now): the publisher holds back while the broker is away.
     let (connected, connections) = tokio::sync::watch::channel((0u64, false));
