@@ -110,7 +110,7 @@ struct Observer {
 impl Observer {
     async fn connect(port: u16, name: &str, filters: &[&str]) -> Observer {
         let mut options = MqttOptions::new(name, "127.0.0.1", port);
-        options.set_max_packet_size(1 << 20, 1 << 20);
+        options.set_max_packet_size(16 << 20, 16 << 20);
         let (client, mut eventloop) = AsyncClient::new(options, 1000);
         for filter in filters {
             client
@@ -366,6 +366,29 @@ async fn devices_and_commands_meet_a_real_broker() {
         .wait_for("bellhop/event/hello/result", |p| !p.is_empty())
         .await;
     assert!(answer.contains("not UTF-8"), "{answer}");
+    // 10 MB: refused with an answer, and the bridge stays connected (the next command runs).
+    observer.forget("bellhop/event/hello/result");
+    publish(
+        "bellhop/event/hello/run".into(),
+        vec![b'x'; 10 * 1024 * 1024],
+        false,
+    )
+    .await;
+    let answer = observer
+        .wait_for("bellhop/event/hello/result", |p| !p.is_empty())
+        .await;
+    assert!(
+        answer.contains("over the limit"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    observer.forget("bellhop/event/hello/result");
+    publish("bellhop/event/hello/run".into(), b"after".to_vec(), false).await;
+    observer
+        .wait_for("bellhop/event/hello/result", |p| {
+            p.contains("\"outcome\":\"ok\"")
+        })
+        .await;
     // Home Assistant comes online: the configs come again.
     observer.forget(&config_topic);
     publish("homeassistant/status".into(), b"online".to_vec(), false).await;

@@ -40,8 +40,12 @@ pub struct BridgeConfig {
     pub allow: Vec<String>,
 }
 
-/// Largest MQTT packet taken in or sent (a command's payload, a discovery config).
-const MAX_PACKET_BYTES: usize = 1024 * 1024;
+/// Largest MQTT packet read off the connection. MQTT 3.1.1 cannot tell the broker a limit, and
+/// a larger packet would break the connection (and, retained, again at every reconnect), so this
+/// is well above what is taken: larger payloads are read and refused, the connection stays.
+const MAX_PACKET_BYTES: usize = 16 * 1024 * 1024;
+/// Largest payload a command or an MQTT profile takes.
+const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// Commands handled at once; more wait.
 const COMMANDS_AT_ONCE: usize = 16;
 /// Waiting between reconnection attempts: doubling up to this.
@@ -280,6 +284,10 @@ fn incoming(
         .cloned()
         .collect();
     if !receivers.is_empty() {
+        if message.payload.len() > MAX_PAYLOAD_BYTES {
+            tracing::warn!(topic = %topic, bytes = message.payload.len(), "an MQTT message over 1 MiB was not taken");
+            return;
+        }
         let Ok(payload) = std::str::from_utf8(&message.payload) else {
             tracing::warn!(topic = %topic, "an MQTT message that is not UTF-8 text was not taken");
             return;
@@ -335,6 +343,12 @@ async fn run_command(
     payload: &[u8],
 ) -> serde_json::Value {
     let error = |message: String| json!({ "error": message });
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return error(format!(
+            "the payload is {} bytes, over the limit of {MAX_PAYLOAD_BYTES}: nothing ran",
+            payload.len()
+        ));
+    }
     let Ok(text) = std::str::from_utf8(payload) else {
         return error("the payload is not UTF-8 text: nothing ran".into());
     };
