@@ -289,20 +289,7 @@ fn the_cli_lists_events_with_their_next_firing_and_checks_them() {
 
 /// An engine over the workspace's profiles and events, with its runner started.
 fn running_engine(ws: &Workspace) -> std::sync::Arc<bellhop::engine::Engine> {
-    let dir = events_dir(ws);
-    let source =
-        bellhop::engine::ProfileSource::new(ws.profiles_dir(), None).with_events_dir(dir.clone());
-    let profiles = source.load();
-    assert!(!profiles.has_errors(), "{:#?}", profiles.diagnostics);
-    let events = bellhop::event::load_dir(&dir, &profiles);
-    assert!(!events.has_errors(), "{:#?}", events.diagnostics);
-    let engine = std::sync::Arc::new(
-        bellhop::engine::Engine::new(profiles, Some(source), ws.hub())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_events(events, bellhop::event::Zone::Local),
-    );
-    engine.start_automation();
-    engine
+    ws.running_engine(&[])
 }
 
 /// Waits until `done` holds (or 8 s pass) and says whether it did.

@@ -79,23 +79,7 @@ impl Drop for Served {
 }
 
 async fn serve(ws: &Workspace, events: &[(&str, &str)]) -> Served {
-    let dir = ws.path().join("events");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    for (name, text) in events {
-        std::fs::write(dir.join(format!("{name}.toml")), text).unwrap_or_else(|e| panic!("{e}"));
-    }
-    let source =
-        bellhop::engine::ProfileSource::new(ws.profiles_dir(), None).with_events_dir(dir.clone());
-    let profiles = source.load();
-    assert!(!profiles.has_errors(), "{:#?}", profiles.diagnostics);
-    let events = bellhop::event::load_dir(&dir, &profiles);
-    assert!(!events.has_errors(), "{:#?}", events.diagnostics);
-    let engine = Arc::new(
-        bellhop::engine::Engine::new(profiles, Some(source), ws.hub())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_events(events, bellhop::event::Zone::Local),
-    );
-    engine.start_automation();
+    let engine = ws.running_engine(events);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (address, _task) = bellhop::web::serve(
         bellhop::web::AppState::new(engine.clone()).with_edge(

@@ -189,27 +189,6 @@ fn bridge_config(port: u16) -> bellhop::mqtt::BridgeConfig {
     }
 }
 
-fn engine_with_events(ws: &Workspace, events: &[(&str, &str)]) -> Arc<bellhop::engine::Engine> {
-    let dir = ws.path().join("events");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    for (name, text) in events {
-        std::fs::write(dir.join(format!("{name}.toml")), text).unwrap_or_else(|e| panic!("{e}"));
-    }
-    let source =
-        bellhop::engine::ProfileSource::new(ws.profiles_dir(), None).with_events_dir(dir.clone());
-    let profiles = source.load();
-    assert!(!profiles.has_errors(), "{:#?}", profiles.diagnostics);
-    let events = bellhop::event::load_dir(&dir, &profiles);
-    assert!(!events.has_errors(), "{:#?}", events.diagnostics);
-    let engine = Arc::new(
-        bellhop::engine::Engine::new(profiles, Some(source), ws.hub())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_events(events, bellhop::event::Zone::Local),
-    );
-    engine.start_automation();
-    engine
-}
-
 /// Devices appear retained, with Home Assistant discovery configs and the bridge online;
 /// commands run events, actions and device changes and are answered; bad commands run nothing.
 #[tokio::test]
@@ -222,13 +201,10 @@ async fn devices_and_commands_meet_a_real_broker() {
     let stub = start_stub().await;
     let ws = Workspace::new();
     ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
-    let engine = engine_with_events(
-        &ws,
-        &[(
-            "hello",
-            "[[action]]\nset_global = \"greeting\"\nstring = 'input'\n",
-        )],
-    );
+    let engine = ws.running_engine(&[(
+        "hello",
+        "[[action]]\nset_global = \"greeting\"\nstring = 'input'\n",
+    )]);
     // A retained command waits on the broker: the broker replays it when the bridge subscribes,
     // and the bridge must not run it (nor at any reconnect).
     let early = Observer::connect(port, "early", &[]).await;
@@ -409,7 +385,7 @@ async fn a_broker_restart_loses_nothing() {
         "many",
         "version = 1\nlisten = \"/many\"\n[devices]\nroot_names = 'Split(input, \",\")'\nvalues = '0'\n",
     );
-    let engine = engine_with_events(&ws, &[]);
+    let engine = ws.running_engine(&[]);
     let profile = engine
         .listener("/many")
         .unwrap_or_else(|| panic!("not listening"));
@@ -526,7 +502,7 @@ async fn a_refused_login_is_reported_and_actions_go_on() {
     let stub = start_stub().await;
     let ws = Workspace::new();
     ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
-    let wrong = engine_with_events(&ws, &[]);
+    let wrong = ws.running_engine(&[]);
     let mut config = bridge_config(port);
     config.username = Some("ann".into());
     config.password = Some(bellhop::secret::Secret::new("wrong-password"));
@@ -552,7 +528,7 @@ async fn a_refused_login_is_reported_and_actions_go_on() {
 
     let ws = Workspace::new();
     ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
-    let right = engine_with_events(&ws, &[]);
+    let right = ws.running_engine(&[]);
     config.password = Some(bellhop::secret::Secret::new("right-password"));
     let _bridge = bellhop::mqtt::start(&right, config).unwrap_or_else(|e| panic!("{e}"));
     right
@@ -597,9 +573,7 @@ async fn mqtt_profiles_take_messages_in_and_publish_actions() {
         "lamp",
         "version = 1\n[mqtt]\npublish = \"lamps/${input}/set\"\nqos = 1\n",
     );
-    let engine = engine_with_events(
-        &ws,
-        &[(
+    let engine = ws.running_engine(&[(
             "warm",
             "[[trigger]]\ninput = \"thermometers\"\nnumber = 0\ncompare = \">\"\nto = 25\n[[action]]\nrun = \"lamp\"\ntext = 'hall'\n",
         )],

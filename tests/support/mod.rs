@@ -274,6 +274,30 @@ impl Workspace {
 }
 
 impl Workspace {
+    /// An engine over the workspace's profiles and its `events/` folder (these events written
+    /// there first), with the event runner started. Fails the test on any load error.
+    pub fn running_engine(&self, events: &[(&str, &str)]) -> Arc<Engine> {
+        let dir = self.path().join("events");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        for (name, text) in events {
+            std::fs::write(dir.join(format!("{name}.toml")), text)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let source = bellhop::engine::ProfileSource::new(self.profiles_dir(), None)
+            .with_events_dir(dir.clone());
+        let profiles = source.load();
+        assert!(!profiles.has_errors(), "{:#?}", profiles.diagnostics);
+        let events = bellhop::event::load_dir(&dir, &profiles);
+        assert!(!events.has_errors(), "{:#?}", events.diagnostics);
+        let engine = Arc::new(
+            Engine::new(profiles, Some(source), self.hub())
+                .unwrap_or_else(|e| panic!("{e}"))
+                .with_events(events, bellhop::event::Zone::Local),
+        );
+        engine.start_automation();
+        engine
+    }
+
     /// A new engine over the reloaded folder that shares the old engine's hub.
     pub fn engine_reloaded(&self, old: Arc<Engine>) -> Arc<Engine> {
         let set = self.load();
