@@ -114,6 +114,7 @@ fn bridge_config(port: u16) -> bellhop::mqtt::BridgeConfig {
         keepalive: Duration::from_secs(30),
         commands: true,
         allow: Vec::new(),
+        tls: None,
     }
 }
 

@@ -250,9 +250,19 @@ fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::Bridg
         .filter(|p| !p.is_empty())
         .map(|p| resolve("password", p))
         .transpose()?;
+    let tls = match (url.scheme(), mqtt.ca_file.trim()) {
+        ("mqtts", "") => Some(bellhop::mqtt::Tls::SystemRoots),
+        ("mqtts", file) => Some(bellhop::mqtt::Tls::Ca(
+            std::fs::read(file).with_context(|| format!("mqtt.ca_file `{file}`"))?,
+        )),
+        _ => None,
+    };
     Ok(Some(bellhop::mqtt::BridgeConfig {
         host: url.host_str().unwrap_or_default().to_string(),
-        port: url.port().unwrap_or(1883),
+        port: url
+            .port()
+            .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
+        tls,
         username,
         password,
         client_id: mqtt.client_id.clone(),

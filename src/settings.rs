@@ -262,12 +262,7 @@ impl Settings {
         };
         match url::Url::parse(mqtt.url.trim()) {
             Ok(url) if url.scheme() == "mqtt" && url.host_str().is_some() => {}
-            Ok(url) if url.scheme() == "mqtts" => {
-                return Some(
-                    "mqtt.url: mqtts:// is not supported yet; use mqtt:// on a trusted network"
-                        .into(),
-                )
-            }
+            Ok(url) if url.scheme() == "mqtts" && url.host_str().is_some() => {}
             _ => {
                 return Some(format!(
                     "mqtt.url `{}` is not a broker URL such as mqtt://127.0.0.1:1883",

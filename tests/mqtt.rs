@@ -66,6 +66,73 @@ impl Broker {
                 ));
             }
         }
+        Broker::run(port, dir, text)
+    }
+
+    /// TLS on `port` with a certificate for 127.0.0.1 from a CA made here; the CA's PEM.
+    fn start_tls(port: u16) -> (Broker, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755));
+        }
+        let ca = make_ca(dir.path(), "ca");
+        let d = dir.path();
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        );
+        for file in ["server.key", "server.pem", "ca.pem"] {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(d.join(file), std::fs::Permissions::from_mode(0o644));
+        }
+        let text = format!(
+            "listener {port} 127.0.0.1\npersistence false\nallow_anonymous true\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+            d.display()
+        );
+        (Broker::run(port, dir, text), ca)
+    }
+
+    fn run(port: u16, dir: tempfile::TempDir, text: String) -> Broker {
+        let config = dir.path().join("mosquitto.conf");
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new("/usr/sbin/mosquitto")
             .arg("-c")
@@ -85,6 +152,41 @@ impl Broker {
         }
         Broker { child, _dir: dir }
     }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let made = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(made.status.success(), "openssl {args:?}: {made:?}");
+}
+
+/// A self-signed CA (`<name>.pem`, `<name>.key` in `dir`); its PEM.
+fn make_ca(dir: &std::path::Path, name: &str) -> Vec<u8> {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=bellhop test {name}"),
+        ],
+    );
+    std::fs::read(dir.join(format!("{name}.pem"))).unwrap_or_else(|e| panic!("{e}"))
 }
 
 impl Drop for Broker {
@@ -186,6 +288,7 @@ fn bridge_config(port: u16) -> bellhop::mqtt::BridgeConfig {
         keepalive: Duration::from_secs(5),
         commands: true,
         allow: Vec::new(),
+        tls: None,
     }
 }
 
@@ -656,4 +759,72 @@ async fn mqtt_profiles_take_messages_in_and_publish_actions() {
             set.diagnostics
         );
     }
+}
+
+/// `mqtts://`: the broker is verified against the configured CA; a broker whose certificate
+/// another CA signed is refused, said in the health report, and nothing is published to it.
+#[tokio::test]
+async fn tls_brokers_are_verified_against_the_configured_ca() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let port = free_port();
+    let (_broker, ca) = Broker::start_tls(port);
+    let stub = start_stub().await;
+    // The wrong CA first.
+    let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let wrong_ca = make_ca(elsewhere.path(), "other");
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    let wrong = ws.running_engine(&[]);
+    let mut config = bridge_config(port);
+    config.tls = Some(bellhop::mqtt::Tls::Ca(wrong_ca));
+    let _bridge = bellhop::mqtt::start(&wrong, config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while wrong.adapters().get("mqtt").is_none_or(|h| h.ok) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no TLS failure reported"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = wrong.adapters()["mqtt"].clone();
+    assert!(health.detail.contains("TLS"), "{health:?}");
+    assert!(
+        wrong.run("user", "").await.is_ok_and(|r| r.ok),
+        "actions go on"
+    );
+    drop(wrong);
+    // The right CA.
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    let right = ws.running_engine(&[]);
+    config.tls = Some(bellhop::mqtt::Tls::Ca(ca.clone()));
+    let _bridge = bellhop::mqtt::start(&right, config).unwrap_or_else(|e| panic!("{e}"));
+    right
+        .run("user", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut options = MqttOptions::new("tls-checker", "127.0.0.1", port);
+    options.set_transport(rumqttc::Transport::tls(ca, None, None));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    client
+        .subscribe("bellhop/user/email/state", QoS::AtLeastOnce)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    return String::from_utf8_lossy(&p.payload).into_owned()
+                }
+                Ok(_) => {}
+                Err(e) => panic!("the checker cannot connect over TLS: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no state over TLS"));
+    assert!(got.contains("ann@example.com"), "{got}");
+    assert!(right.adapters()["mqtt"].ok);
 }

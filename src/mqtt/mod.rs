@@ -38,6 +38,17 @@ pub struct BridgeConfig {
     pub commands: bool,
     /// Events and profiles commands may name (empty: all).
     pub allow: Vec<String>,
+    /// `mqtts://`: TLS, verifying the broker against this CA (PEM), or the system's roots.
+    pub tls: Option<Tls>,
+}
+
+/// How the bridge verifies a TLS broker.
+#[derive(Debug, Clone)]
+pub enum Tls {
+    /// The system's root certificates.
+    SystemRoots,
+    /// The certificate authorities of a PEM file (`mqtt.ca_file`).
+    Ca(Vec<u8>),
 }
 
 /// Largest MQTT packet read off the connection. MQTT 3.1.1 cannot tell the broker a limit, and
@@ -70,6 +81,15 @@ impl BridgeConfig {
                 .map(|p| p.expose().to_string())
                 .unwrap_or_default();
             options.set_credentials(user, password);
+        }
+        match &self.tls {
+            Some(Tls::SystemRoots) => {
+                options.set_transport(rumqttc::Transport::tls_with_default_config());
+            }
+            Some(Tls::Ca(pem)) => {
+                options.set_transport(rumqttc::Transport::tls(pem.clone(), None, None));
+            }
+            None => {}
         }
         options.set_last_will(LastWill::new(
             self.bridge_state_topic(),
@@ -224,6 +244,9 @@ fn describe(error: &rumqttc::ConnectionError) -> String {
             }
             other => format!("the broker refused the connection: {other:?}"),
         },
+        rumqttc::ConnectionError::Tls(error) => {
+            format!("TLS failed (is mqtt.ca_file the broker's CA?): {error}")
+        }
         other => other.to_string(),
     }
 }

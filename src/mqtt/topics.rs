@@ -272,6 +272,7 @@ mod tests {
             keepalive: std::time::Duration::from_secs(30),
             commands: true,
             allow: Vec::new(),
+            tls: None,
         };
         let feature = device("demo rooms", "Kitchen", Some("temperature"), "");
         let (topic, payload) = discovery_config(&config, "homeassistant", &feature);
