@@ -39,7 +39,6 @@ impl Broker {
     /// With `login`: anonymous clients are refused, this user and password let in.
     fn start_with(port: u16, login: Option<(&str, &str)>) -> Broker {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let config = dir.path().join("mosquitto.conf");
         // No cap on queued messages per client: the test's observer takes a burst of thousands
         // (mosquitto's default of 1,000 would drop the observer's share, not the bridge's).
         let mut text =
