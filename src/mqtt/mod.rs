@@ -430,6 +430,9 @@ async fn run_publisher(
     let mut announced: HashMap<u64, bool> = HashMap::new();
     let mut everything = false;
     let mut connected = false;
+    // Authorization health changes with time alone (a token nears its expiry): looked at again
+    // every minute.
+    let mut health_check = tokio::time::interval(Duration::from_secs(60));
     loop {
         let retry = !(dirty_devices.is_empty()
             && dirty_globals.is_empty()
@@ -477,6 +480,18 @@ async fn run_publisher(
                 announced.clear();
                 announced_profiles.clear();
                 everything = true;
+            }
+            _ = health_check.tick() => {
+                if let Some(engine) = engine.upgrade() {
+                    dirty_profiles.extend(
+                        engine
+                            .profiles()
+                            .profiles
+                            .values()
+                            .filter(|p| matches!(p.auth, crate::profile::AuthSpec::OAuth2(_)))
+                            .map(|p| p.name.clone()),
+                    );
+                }
             }
             () = tokio::time::sleep(Duration::from_millis(50)), if retry && connected => {}
         }
