@@ -12,7 +12,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use crate::support::{profile_text, start_stub, Workspace, EMAIL_DEVICE};
 
 /// Whether mosquitto is installed; under CI its absence fails the test.
-fn mosquitto_ready() -> bool {
+pub(crate) fn mosquitto_ready() -> bool {
     if std::path::Path::new("/usr/sbin/mosquitto").exists() {
         return true;
     }
@@ -26,13 +26,13 @@ fn mosquitto_ready() -> bool {
 
 /// A mosquitto of our own on 127.0.0.1:`port`, anonymous, without persistence (as a plain
 /// install is: retained messages die with it). Stopped on drop.
-struct Broker {
+pub(crate) struct Broker {
     child: Child,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
-    fn start(port: u16) -> Broker {
+    pub(crate) fn start(port: u16) -> Broker {
         Broker::start_with(port, None)
     }
 
@@ -195,7 +195,7 @@ impl Drop for Broker {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -203,13 +203,13 @@ fn free_port() -> u16 {
 }
 
 /// A client that records the last message of every topic it sees.
-struct Observer {
+pub(crate) struct Observer {
     client: AsyncClient,
     seen: Arc<Mutex<HashMap<String, (String, bool)>>>,
 }
 
 impl Observer {
-    async fn connect(port: u16, name: &str, filters: &[&str]) -> Observer {
+    pub(crate) async fn connect(port: u16, name: &str, filters: &[&str]) -> Observer {
         let mut options = MqttOptions::new(name, "127.0.0.1", port);
         options.set_max_packet_size(16 << 20, 16 << 20);
         let (client, mut eventloop) = AsyncClient::new(options, 1000);
@@ -250,7 +250,7 @@ impl Observer {
         }
     }
 
-    async fn wait_for(&self, topic: &str, holds: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_for(&self, topic: &str, holds: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Some((payload, _)) = self.get(topic) {
@@ -274,7 +274,7 @@ impl Observer {
     }
 }
 
-fn bridge_config(port: u16) -> bellhop::mqtt::BridgeConfig {
+pub(crate) fn bridge_config(port: u16) -> bellhop::mqtt::BridgeConfig {
     bellhop::mqtt::BridgeConfig {
         host: "127.0.0.1".into(),
         port,

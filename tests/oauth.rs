@@ -802,3 +802,35 @@ async fn short_lived_tokens_are_refreshed_once_per_expiry_and_keep_their_authori
     assert_eq!(again, first, "a refresh is not an authorization");
     assert!(refreshed >= first);
 }
+
+/// Over MQTT, an OAuth2 profile's authorization health is an entity a hub can act on: never
+/// authorized, then authorized once the person went through the provider.
+#[tokio::test]
+async fn the_authorization_health_reaches_the_mqtt_broker() {
+    if !crate::mqtt::mosquitto_ready() {
+        return;
+    }
+    let port = crate::mqtt::free_port();
+    let _broker = crate::mqtt::Broker::start(port);
+    let setup = setup("basic").await;
+    let _bridge = bellhop::mqtt::start(&setup.engine, crate::mqtt::bridge_config(port))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let observer =
+        crate::mqtt::Observer::connect(port, "health-observer", &["bellhop/#", "homeassistant/#"])
+            .await;
+    let topic = "bellhop/profile/discord/authorization";
+    observer
+        .wait_for(topic, |p| p.contains("\"state\":\"never_authorized\""))
+        .await;
+    observer
+        .wait_for(
+            "homeassistant/sensor/bellhop-test/profile_discord_authorization/config",
+            |p| p.contains("\"ent_cat\":\"diagnostic\""),
+        )
+        .await;
+    let (status, page, _) = setup.authorize().await;
+    assert_eq!(status, 200, "{page}");
+    observer
+        .wait_for(topic, |p| p.contains("\"state\":\"authorized\""))
+        .await;
+}
