@@ -115,6 +115,7 @@ fn bridge_config(port: u16) -> bellhop::mqtt::BridgeConfig {
         commands: true,
         allow: Vec::new(),
         tls: None,
+        protocol: bellhop::mqtt::Protocol::V311,
     }
 }
 

@@ -263,6 +263,11 @@ fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::Bridg
             .port()
             .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
         tls,
+        protocol: if mqtt.protocol == "5" {
+            bellhop::mqtt::Protocol::V5
+        } else {
+            bellhop::mqtt::Protocol::V311
+        },
         username,
         password,
         client_id: mqtt.client_id.clone(),

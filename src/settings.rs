@@ -270,9 +270,9 @@ impl Settings {
                 ))
             }
         }
-        if mqtt.protocol != "3.1.1" {
+        if !["3.1.1", "5"].contains(&mqtt.protocol.as_str()) {
             return Some(format!(
-                "mqtt.protocol `{}`: only \"3.1.1\" is supported so far",
+                "mqtt.protocol `{}`: \"3.1.1\" or \"5\"",
                 mqtt.protocol
             ));
         }

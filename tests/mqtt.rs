@@ -288,6 +288,7 @@ pub(crate) fn bridge_config(port: u16) -> bellhop::mqtt::BridgeConfig {
         commands: true,
         allow: Vec::new(),
         tls: None,
+        protocol: bellhop::mqtt::Protocol::V311,
     }
 }
 

@@ -6,19 +6,21 @@
 //! mark devices dirty (the latest state wins), and everything is published again after each
 //! (re)connect and when Home Assistant comes online.
 
+mod link;
 pub mod topics;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::json;
 
 use crate::devices::{Device, Global};
 use crate::engine::bus::{Delivery, HubEvent};
 use crate::engine::Engine;
 use crate::secret::Secret;
+pub use link::Protocol;
+use link::{Happened, Link, Message, Poller};
 pub use topics::topic_segment;
 
 /// What the bridge needs to know (built from `[mqtt]` by the composition root).
@@ -40,6 +42,7 @@ pub struct BridgeConfig {
     pub allow: Vec<String>,
     /// `mqtts://`: TLS, verifying the broker against this CA (PEM), or the system's roots.
     pub tls: Option<Tls>,
+    pub protocol: Protocol,
 }
 
 /// How the bridge verifies a TLS broker.
@@ -69,47 +72,8 @@ pub enum BridgeError {
 }
 
 impl BridgeConfig {
-    fn options(&self) -> MqttOptions {
-        let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
-        options.set_keep_alive(self.keepalive);
-        options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
-        options.set_clean_session(true);
-        if let Some(user) = &self.username {
-            let password = self
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default();
-            options.set_credentials(user, password);
-        }
-        match &self.tls {
-            Some(Tls::SystemRoots) => {
-                options.set_transport(rumqttc::Transport::tls_with_default_config());
-            }
-            Some(Tls::Ca(pem)) => {
-                options.set_transport(rumqttc::Transport::tls(pem.clone(), None, None));
-            }
-            None => {}
-        }
-        options.set_last_will(LastWill::new(
-            self.bridge_state_topic(),
-            "offline",
-            QoS::AtLeastOnce,
-            true,
-        ));
-        options
-    }
-
     pub fn bridge_state_topic(&self) -> String {
         format!("{}/bridge/state", self.base_topic)
-    }
-
-    fn qos(&self) -> QoS {
-        match self.qos {
-            0 => QoS::AtMostOnce,
-            2 => QoS::ExactlyOnce,
-            _ => QoS::AtLeastOnce,
-        }
     }
 
     fn allowed(&self, name: &str) -> bool {
@@ -126,11 +90,7 @@ pub fn start(
     if config.host.is_empty() {
         return Err(BridgeError::Setup("no broker host".into()));
     }
-    let (client, mut eventloop) = AsyncClient::new(config.options(), 4096);
-    // Commands are answered at once, not when Nagle's algorithm gets round to it.
-    let mut network = eventloop.network_options();
-    network.set_tcp_nodelay(true);
-    eventloop.set_network_options(network);
+    let (client, eventloop) = link::connect(&config);
     let config = Arc::new(config);
     // (connections so far, connected now): the publisher holds back while the broker is away.
     let (connected, connections) = tokio::sync::watch::channel((0u64, false));
@@ -163,8 +123,8 @@ pub fn start(
 /// hands incoming messages on.
 async fn run_connection(
     engine: std::sync::Weak<Engine>,
-    client: AsyncClient,
-    mut eventloop: rumqttc::EventLoop,
+    client: Link,
+    mut eventloop: Poller,
     config: Arc<BridgeConfig>,
     connected: tokio::sync::watch::Sender<(u64, bool)>,
     republish: Arc<tokio::sync::Notify>,
@@ -174,17 +134,18 @@ async fn run_connection(
     let mut failures = 0u64;
     loop {
         if engine.strong_count() == 0 {
-            let _ = client.try_disconnect();
+            client.try_disconnect();
             return;
         }
         match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Happened::Connected => {
                 if let Some(engine) = engine.upgrade() {
                     engine.report_adapter(
                         "mqtt",
                         true,
                         format!("connected to {}:{}", config.host, config.port),
                     );
+                    subscribe(&client, &config, &engine);
                 }
                 if failures > 0 {
                     tracing::info!(after = failures, "MQTT broker connected again");
@@ -193,22 +154,19 @@ async fn run_connection(
                 }
                 failures = 0;
                 backoff = Duration::from_millis(250);
-                if let Some(engine) = engine.upgrade() {
-                    subscribe(&client, &config, &engine);
-                }
                 connected.send_modify(|(generation, up)| {
                     *generation += 1;
                     *up = true;
                 });
             }
-            Ok(Event::Incoming(Packet::Publish(message))) => {
+            Happened::Message(message) => {
                 let Some(engine) = engine.upgrade() else {
                     return;
                 };
                 incoming(&engine, &client, &config, &republish, &commands, message);
             }
-            Ok(_) => {}
-            Err(error) => {
+            Happened::Nothing => {}
+            Happened::Failed(why) => {
                 failures += 1;
                 connected.send_if_modified(|(_, up)| std::mem::replace(up, false));
                 if let Some(engine) = engine.upgrade() {
@@ -216,16 +174,14 @@ async fn run_connection(
                         "mqtt",
                         false,
                         format!(
-                            "the broker {}:{} is unreachable or refused the connection ({}); retrying",
-                            config.host,
-                            config.port,
-                            describe(&error)
+                            "the broker {}:{} is unreachable or refused the connection ({why}); retrying",
+                            config.host, config.port
                         ),
                     );
                 }
                 // Every failure is logged while it is new, then every tenth.
                 if failures <= 3 || failures.is_multiple_of(10) {
-                    tracing::warn!(error = %describe(&error), attempt = failures, retry_in_ms = backoff.as_millis() as u64, "MQTT broker unreachable; actions go on, states are published once it is back");
+                    tracing::warn!(error = %why, attempt = failures, retry_in_ms = backoff.as_millis() as u64, "MQTT broker unreachable; actions go on, states are published once it is back");
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -234,26 +190,9 @@ async fn run_connection(
     }
 }
 
-/// A connection failure for people: a refused login is said as such.
-fn describe(error: &rumqttc::ConnectionError) -> String {
-    match error {
-        rumqttc::ConnectionError::ConnectionRefused(code) => match code {
-            rumqttc::ConnectReturnCode::BadUserNamePassword
-            | rumqttc::ConnectReturnCode::NotAuthorized => {
-                "the broker refused the user name or password".into()
-            }
-            other => format!("the broker refused the connection: {other:?}"),
-        },
-        rumqttc::ConnectionError::Tls(error) => {
-            format!("TLS failed (is mqtt.ca_file the broker's CA?): {error}")
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Subscribes to the command topics, Home Assistant's status and every MQTT profile's filter
 /// (again after a reload: subscribing twice is harmless).
-fn subscribe(client: &AsyncClient, config: &BridgeConfig, engine: &Engine) {
+fn subscribe(client: &Link, config: &BridgeConfig, engine: &Engine) {
     let mut filters: Vec<String> = engine
         .profiles()
         .profiles
@@ -270,7 +209,7 @@ fn subscribe(client: &AsyncClient, config: &BridgeConfig, engine: &Engine) {
         filters.push(format!("{prefix}/status"));
     }
     for filter in filters {
-        if let Err(error) = client.try_subscribe(&filter, QoS::AtLeastOnce) {
+        if let Err(error) = client.try_subscribe(&filter) {
             tracing::warn!(topic = %filter, error = %error, "MQTT subscription not sent");
         }
     }
@@ -279,11 +218,11 @@ fn subscribe(client: &AsyncClient, config: &BridgeConfig, engine: &Engine) {
 /// A message from the broker: Home Assistant's birth message, or a command.
 fn incoming(
     engine: &Arc<Engine>,
-    client: &AsyncClient,
+    client: &Link,
     config: &Arc<BridgeConfig>,
     republish: &Arc<tokio::sync::Notify>,
     commands: &Arc<tokio::sync::Semaphore>,
-    message: rumqttc::Publish,
+    message: Message,
 ) {
     let topic = message.topic.clone();
     if let Some(prefix) = &config.discovery_prefix {
@@ -348,9 +287,18 @@ fn incoming(
             return;
         };
         let answer = run_command(&engine, &config, &command, &message.payload).await;
-        let result_topic = command.result_topic(&config.base_topic);
+        // MQTT 5: where the sender asked, with its correlation data; else beside the command.
+        let answer_topic = message
+            .response_topic
+            .filter(|t| !t.is_empty() && !t.contains(['+', '#']))
+            .unwrap_or_else(|| command.result_topic(&config.base_topic));
         if let Err(error) = client
-            .publish(result_topic, config.qos(), false, answer.to_string())
+            .answer(
+                answer_topic,
+                config.qos,
+                answer.to_string(),
+                message.correlation,
+            )
             .await
         {
             tracing::warn!(error = %error, "an MQTT command's answer was not sent");
@@ -416,7 +364,7 @@ async fn run_command(
 /// leaves things dirty for the next round.
 async fn run_publisher(
     engine: std::sync::Weak<Engine>,
-    client: AsyncClient,
+    client: Link,
     config: Arc<BridgeConfig>,
     mut subscription: crate::engine::bus::Subscription,
     mut connections: tokio::sync::watch::Receiver<(u64, bool)>,
@@ -503,12 +451,7 @@ async fn run_publisher(
         };
         if everything {
             if client
-                .try_publish(
-                    config.bridge_state_topic(),
-                    QoS::AtLeastOnce,
-                    true,
-                    "online",
-                )
+                .try_publish(config.bridge_state_topic(), 1, true, "online")
                 .is_err()
             {
                 continue;
@@ -541,7 +484,7 @@ async fn run_publisher(
 /// automation can warn about ("needs re-authorization").
 async fn publish_profiles(
     engine: &Arc<Engine>,
-    client: &AsyncClient,
+    client: &Link,
     config: &BridgeConfig,
     dirty: &mut HashSet<String>,
     announced: &mut HashSet<String>,
@@ -558,7 +501,7 @@ async fn publish_profiles(
             if !announced.contains(&name) {
                 for (topic, payload) in topics::profile_configs(config, prefix, &name, oauth) {
                     if client
-                        .try_publish(topic, QoS::AtLeastOnce, true, payload.to_string())
+                        .try_publish(topic, 1, true, payload.to_string())
                         .is_err()
                     {
                         return;
@@ -581,7 +524,7 @@ async fn publish_profiles(
         if client
             .try_publish(
                 topics::profile_topic(base, &name, "last_run"),
-                config.qos(),
+                config.qos,
                 true,
                 last_run.to_string(),
             )
@@ -618,7 +561,7 @@ async fn publish_profiles(
             if client
                 .try_publish(
                     topics::profile_topic(base, &name, "authorization"),
-                    config.qos(),
+                    config.qos,
                     true,
                     health.to_string(),
                 )
@@ -633,7 +576,7 @@ async fn publish_profiles(
 
 fn publish_dirty(
     engine: &Engine,
-    client: &AsyncClient,
+    client: &Link,
     config: &BridgeConfig,
     dirty_devices: &mut HashSet<u64>,
     dirty_globals: &mut HashSet<String>,
@@ -650,7 +593,7 @@ fn publish_dirty(
             if announced.get(&reference) != Some(&text) {
                 let (topic, payload) = topics::discovery_config(config, prefix, &device);
                 if client
-                    .try_publish(topic, QoS::AtLeastOnce, true, payload.to_string())
+                    .try_publish(topic, 1, true, payload.to_string())
                     .is_err()
                 {
                     return;
@@ -662,7 +605,7 @@ fn publish_dirty(
         if client
             .try_publish(
                 topics::state_topic(&config.base_topic, &device),
-                config.qos(),
+                config.qos,
                 true,
                 payload.to_string(),
             )
@@ -692,7 +635,7 @@ fn publish_dirty(
             if client
                 .try_publish(
                     topics::global_topic(&config.base_topic, &name),
-                    config.qos(),
+                    config.qos,
                     true,
                     payload.to_string(),
                 )
@@ -707,7 +650,7 @@ fn publish_dirty(
 
 /// Publishes MQTT profiles' actions for the engine.
 struct Outbox {
-    client: AsyncClient,
+    client: Link,
     connections: tokio::sync::watch::Receiver<(u64, bool)>,
 }
 
@@ -717,13 +660,9 @@ impl crate::engine::MessageOutbox for Outbox {
         if !self.connections.borrow().1 {
             return Err("the MQTT broker is unreachable: nothing was published".into());
         }
-        let qos = match qos {
-            0 => QoS::AtMostOnce,
-            2 => QoS::ExactlyOnce,
-            _ => QoS::AtLeastOnce,
-        };
+
         self.client
-            .try_publish(topic, qos, retain, payload.to_string())
+            .try_publish(topic, qos, retain, payload)
             .map_err(|e| format!("the message could not be handed to the broker connection: {e}"))
     }
 }

@@ -273,6 +273,7 @@ mod tests {
             commands: true,
             allow: Vec::new(),
             tls: None,
+            protocol: crate::mqtt::Protocol::V311,
         };
         let feature = device("demo rooms", "Kitchen", Some("temperature"), "");
         let (topic, payload) = discovery_config(&config, "homeassistant", &feature);
