@@ -24,7 +24,7 @@ pub enum Link {
 
 /// The connection's event loop.
 pub enum Poller {
-    V4(rumqttc::EventLoop),
+    V4(Box<rumqttc::EventLoop>),
     V5(Box<rumqttc::v5::EventLoop>),
 }
 
@@ -103,7 +103,7 @@ pub fn connect(config: &BridgeConfig) -> (Link, Poller) {
             let mut network = eventloop.network_options();
             network.set_tcp_nodelay(true);
             eventloop.set_network_options(network);
-            (Link::V4(client), Poller::V4(eventloop))
+            (Link::V4(client), Poller::V4(Box::new(eventloop)))
         }
         Protocol::V5 => {
             let mut options =
