@@ -828,3 +828,98 @@ async fn tls_brokers_are_verified_against_the_configured_ca() {
     assert!(got.contains("ann@example.com"), "{got}");
     assert!(right.adapters()["mqtt"].ok);
 }
+
+/// MQTT 5: a command's answer goes to the response topic the request names, with its
+/// correlation data; states and discovery work as with 3.1.1.
+#[tokio::test]
+async fn mqtt5_commands_are_answered_on_their_response_topic() {
+    use rumqttc::v5::mqttbytes::v5::{Packet as Packet5, PublishProperties};
+    use rumqttc::v5::mqttbytes::QoS as QoS5;
+    if !mosquitto_ready() {
+        return;
+    }
+    let port = free_port();
+    let _broker = Broker::start(port);
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    let engine = ws.running_engine(&[(
+        "hello",
+        "[[action]]\nset_global = \"greeting\"\nstring = 'input'\n",
+    )]);
+    let mut config = bridge_config(port);
+    config.protocol = bellhop::mqtt::Protocol::V5;
+    let _bridge = bellhop::mqtt::start(&engine, config).unwrap_or_else(|e| panic!("{e}"));
+    engine
+        .run("user", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(
+        rumqttc::v5::MqttOptions::new("requester", "127.0.0.1", port),
+        100,
+    );
+    client
+        .subscribe("replies/requester", QoS5::AtLeastOnce)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client
+        .subscribe("bellhop/user/email/state", QoS5::AtLeastOnce)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (seen, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(Packet5::Publish(p))) => {
+                    let _ = seen.send(p);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let properties = PublishProperties {
+        response_topic: Some("replies/requester".into()),
+        correlation_data: Some(bytes::Bytes::from_static(b"request-42")),
+        ..Default::default()
+    };
+    // Wait for the retained state (the bridge is up), then ask.
+    let mut state_seen = false;
+    let mut answer = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while answer.is_none() {
+        let message = tokio::time::timeout_at(deadline, messages.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no answer (state seen: {state_seen})"))
+            .unwrap_or_else(|| panic!("the requester stopped"));
+        let topic = String::from_utf8_lossy(&message.topic).into_owned();
+        if topic == "bellhop/user/email/state" && !state_seen {
+            state_seen = true;
+            client
+                .publish_with_properties(
+                    "bellhop/event/hello/run",
+                    QoS5::AtLeastOnce,
+                    false,
+                    "from mqtt 5",
+                    properties.clone(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        } else if topic == "replies/requester" {
+            answer = Some(message);
+        }
+    }
+    let answer = answer.unwrap_or_else(|| panic!("no answer"));
+    let correlation = answer
+        .properties
+        .as_ref()
+        .and_then(|p| p.correlation_data.clone());
+    assert_eq!(correlation.as_deref(), Some(&b"request-42"[..]));
+    let body = String::from_utf8_lossy(&answer.payload);
+    assert!(body.contains("\"outcome\":\"ok\""), "{body}");
+    assert!(engine
+        .globals()
+        .iter()
+        .any(|g| g.name == "greeting" && g.string == "from mqtt 5"));
+}
