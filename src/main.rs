@@ -252,9 +252,25 @@ fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::Bridg
         .transpose()?;
     let tls = match (url.scheme(), mqtt.ca_file.trim()) {
         ("mqtts", "") => Some(bellhop::mqtt::Tls::SystemRoots),
-        ("mqtts", file) => Some(bellhop::mqtt::Tls::Ca(
-            std::fs::read(file).with_context(|| format!("mqtt.ca_file `{file}`"))?,
-        )),
+        ("mqtts", file) => {
+            let read = |key: &str, file: &str| {
+                std::fs::read(file).with_context(|| format!("mqtt.{key} `{file}`"))
+            };
+            let client = match (mqtt.client_cert_file.trim(), mqtt.client_key_file.trim()) {
+                ("", "") => None,
+                (cert, key) => Some((
+                    read("client_cert_file", cert)?,
+                    bellhop::secret::Secret::new(
+                        String::from_utf8(read("client_key_file", key)?)
+                            .context("mqtt.client_key_file is not PEM text")?,
+                    ),
+                )),
+            };
+            Some(bellhop::mqtt::Tls::Ca {
+                ca: read("ca_file", file)?,
+                client,
+            })
+        }
         _ => None,
     };
     Ok(Some(bellhop::mqtt::BridgeConfig {

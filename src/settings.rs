@@ -44,6 +44,11 @@ pub struct MqttSettings {
     pub discovery_prefix: String,
     pub protocol: String,
     pub ca_file: String,
+    /// A client certificate (PEM) and its key, for brokers that ask for one (with `ca_file`).
+    #[serde(default)]
+    pub client_cert_file: String,
+    #[serde(default)]
+    pub client_key_file: String,
     pub qos: u8,
     pub keepalive_secs: u64,
     pub commands: bool,
@@ -282,6 +287,16 @@ impl Settings {
         if !topic_part(&mqtt.base_topic) || !topic_part(&mqtt.discovery_prefix) {
             return Some(
                 "mqtt.base_topic and mqtt.discovery_prefix must be topic names without +, # or a leading /"
+                    .into(),
+            );
+        }
+        let (cert, key) = (mqtt.client_cert_file.trim(), mqtt.client_key_file.trim());
+        if cert.is_empty() != key.is_empty()
+            || (!cert.is_empty()
+                && (mqtt.ca_file.trim().is_empty() || !mqtt.url.starts_with("mqtts")))
+        {
+            return Some(
+                "mqtt.client_cert_file and mqtt.client_key_file go together, with mqtts:// and mqtt.ca_file"
                     .into(),
             );
         }

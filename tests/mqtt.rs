@@ -68,8 +68,12 @@ impl Broker {
         Broker::run(port, dir, text)
     }
 
-    /// TLS on `port` with a certificate for 127.0.0.1 from a CA made here; the CA's PEM.
-    fn start_tls(port: u16) -> (Broker, Vec<u8>) {
+    /// TLS on `port` with a certificate for 127.0.0.1 from a CA made here; the CA's PEM. With
+    /// `clients_show_certificates`, clients must show one the CA signed; one is made too.
+    fn start_tls(
+        port: u16,
+        clients_show_certificates: bool,
+    ) -> (Broker, Vec<u8>, (Vec<u8>, String)) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         {
             use std::os::unix::fs::PermissionsExt;
@@ -123,11 +127,57 @@ impl Broker {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(d.join(file), std::fs::Permissions::from_mode(0o644));
         }
-        let text = format!(
+        std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "client.key",
+                "-out",
+                "client.csr",
+                "-subj",
+                "/CN=bellhop",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "client.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+            ],
+        );
+        let client = (
+            std::fs::read(d.join("client.pem")).unwrap_or_else(|e| panic!("{e}")),
+            std::fs::read_to_string(d.join("client.key")).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let mut text = format!(
             "listener {port} 127.0.0.1\npersistence false\nallow_anonymous true\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
             d.display()
         );
-        (Broker::run(port, dir, text), ca)
+        if clients_show_certificates {
+            text.push_str("require_certificate true\n");
+        }
+        (Broker::run(port, dir, text), ca, client)
     }
 
     fn run(port: u16, dir: tempfile::TempDir, text: String) -> Broker {
@@ -769,7 +819,7 @@ async fn tls_brokers_are_verified_against_the_configured_ca() {
         return;
     }
     let port = free_port();
-    let (_broker, ca) = Broker::start_tls(port);
+    let (_broker, ca, _) = Broker::start_tls(port, false);
     let stub = start_stub().await;
     // The wrong CA first.
     let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -778,7 +828,10 @@ async fn tls_brokers_are_verified_against_the_configured_ca() {
     ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
     let wrong = ws.running_engine(&[]);
     let mut config = bridge_config(port);
-    config.tls = Some(bellhop::mqtt::Tls::Ca(wrong_ca));
+    config.tls = Some(bellhop::mqtt::Tls::Ca {
+        ca: wrong_ca,
+        client: None,
+    });
     let _bridge = bellhop::mqtt::start(&wrong, config.clone()).unwrap_or_else(|e| panic!("{e}"));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while wrong.adapters().get("mqtt").is_none_or(|h| h.ok) {
@@ -799,7 +852,10 @@ async fn tls_brokers_are_verified_against_the_configured_ca() {
     let ws = Workspace::new();
     ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
     let right = ws.running_engine(&[]);
-    config.tls = Some(bellhop::mqtt::Tls::Ca(ca.clone()));
+    config.tls = Some(bellhop::mqtt::Tls::Ca {
+        ca: ca.clone(),
+        client: None,
+    });
     let _bridge = bellhop::mqtt::start(&right, config).unwrap_or_else(|e| panic!("{e}"));
     right
         .run("user", "")
@@ -922,4 +978,51 @@ async fn mqtt5_commands_are_answered_on_their_response_topic() {
         .globals()
         .iter()
         .any(|g| g.name == "greeting" && g.string == "from mqtt 5"));
+}
+
+/// A broker that asks for a client certificate: without one the bridge is refused (and says
+/// so); with the configured certificate and key it connects and publishes.
+#[tokio::test]
+async fn client_certificates_are_shown_to_brokers_that_ask() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let port = free_port();
+    let (_broker, ca, (cert, key)) = Broker::start_tls(port, true);
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    let without = ws.running_engine(&[]);
+    let mut config = bridge_config(port);
+    config.tls = Some(bellhop::mqtt::Tls::Ca {
+        ca: ca.clone(),
+        client: None,
+    });
+    let _bridge = bellhop::mqtt::start(&without, config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while without.adapters().get("mqtt").is_none_or(|h| h.ok) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connected without a client certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(without);
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    let with = ws.running_engine(&[]);
+    config.tls = Some(bellhop::mqtt::Tls::Ca {
+        ca,
+        client: Some((cert, bellhop::secret::Secret::new(key))),
+    });
+    let _bridge = bellhop::mqtt::start(&with, config).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !with.adapters().get("mqtt").is_some_and(|h| h.ok) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            with.adapters()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -66,7 +66,13 @@ fn qos5(qos: u8) -> rumqttc::v5::mqttbytes::QoS {
 fn transport(tls: &Option<Tls>) -> Option<rumqttc::Transport> {
     match tls {
         Some(Tls::SystemRoots) => Some(rumqttc::Transport::tls_with_default_config()),
-        Some(Tls::Ca(pem)) => Some(rumqttc::Transport::tls(pem.clone(), None, None)),
+        Some(Tls::Ca { ca, client }) => Some(rumqttc::Transport::tls(
+            ca.clone(),
+            client
+                .as_ref()
+                .map(|(cert, key)| (cert.clone(), key.expose().as_bytes().to_vec())),
+            None,
+        )),
         None => None,
     }
 }

@@ -45,13 +45,17 @@ pub struct BridgeConfig {
     pub protocol: Protocol,
 }
 
-/// How the bridge verifies a TLS broker.
+/// How the bridge verifies a TLS broker, and the certificate it shows when the broker asks.
 #[derive(Debug, Clone)]
 pub enum Tls {
     /// The system's root certificates.
     SystemRoots,
-    /// The certificate authorities of a PEM file (`mqtt.ca_file`).
-    Ca(Vec<u8>),
+    /// The certificate authorities of a PEM file (`mqtt.ca_file`), and optionally a client
+    /// certificate and its key (PEM).
+    Ca {
+        ca: Vec<u8>,
+        client: Option<(Vec<u8>, Secret)>,
+    },
 }
 
 /// Largest MQTT packet read off the connection. MQTT 3.1.1 cannot tell the broker a limit, and
