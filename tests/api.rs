@@ -405,3 +405,40 @@ async fn an_admin_token_guards_everything_but_the_callback() {
     let callback = reply(crate::support::local_request().path("/oauth2/callback?state=x")).await;
     assert_ne!(callback.status(), 401);
 }
+
+/// A device can be deleted (with its history); deleting it again, or reading it, is a 404, and
+/// the next run of its profile creates it anew under a new reference.
+#[tokio::test]
+async fn devices_can_be_deleted() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "discord",
+        &profile_text(&stub.url("/user"), crate::support::EMAIL_DEVICE),
+    );
+    let api = Api::new(&ws);
+    let run = serde_json::json!({"profile": "discord", "text": ""});
+    let (_, record) = api
+        .call("POST", "/api/v1/actions/run", Some(run.clone()))
+        .await;
+    let reference = record["changes"][0]["device"]["reference"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(reference > 0, "{record}");
+    let (status, deleted) = api
+        .call("DELETE", &format!("/api/v1/devices/{reference}"), None)
+        .await;
+    assert_eq!((status, deleted["ref"].as_u64()), (200, Some(reference)));
+    for method in ["DELETE", "GET"] {
+        let (status, body) = api
+            .call(method, &format!("/api/v1/devices/{reference}"), None)
+            .await;
+        assert_eq!(status, 404, "{method}");
+        assert_error_shape(&body, "not_found");
+    }
+    let (_, record) = api.call("POST", "/api/v1/actions/run", Some(run)).await;
+    let again = record["changes"][0]["device"]["reference"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(again > reference, "{record}");
+}

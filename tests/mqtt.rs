@@ -522,6 +522,14 @@ async fn devices_and_commands_meet_a_real_broker() {
     observer.forget(&config_topic);
     publish("homeassistant/status".into(), b"online".to_vec(), false).await;
     observer.wait_for(&config_topic, |p| !p.is_empty()).await;
+    // A deleted device's entity goes (an empty retained config), and its retained state.
+    engine
+        .remove_device(reference)
+        .unwrap_or_else(|e| panic!("{e}"));
+    observer.wait_for(&config_topic, str::is_empty).await;
+    observer
+        .wait_for("bellhop/user/email/state", str::is_empty)
+        .await;
 }
 
 /// The broker restarts (losing every retained message) while devices change: afterwards it

@@ -406,7 +406,15 @@ function renderDevices() {
     name.textContent = row.dataset.device;
     name.title = "history";
     name.addEventListener("click", () => showHistory(d));
-    cell(row, d.ref); cell(row, d.profile); cell(row, name); cell(row, value); cell(row, d.string); cell(row, timeElement(d.changed_at));
+        const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "secondary";
+    remove.textContent = "Delete";
+    remove.addEventListener("click", async () => {
+      if (!confirm(`Delete device ${d.ref} (${row.dataset.device}) and its history? A run of its profile may create it again, with a new reference.`)) return;
+      await api("DELETE", `/devices/${d.ref}`);
+    });
+    cell(row, d.ref); cell(row, d.profile); cell(row, name); cell(row, value); cell(row, d.string); cell(row, timeElement(d.changed_at)); cell(row, remove);
     rows.append(row);
   }
 }
@@ -424,6 +432,10 @@ function refreshProfilesSoon() {
 }
 const stream = new EventSource("/api/v1/stream");
 stream.addEventListener("open", () => { document.body.dataset.live = "yes"; });
+stream.addEventListener("device_removed", (event) => {
+  devices.delete(JSON.parse(event.data).ref);
+  renderDevices();
+});
 stream.addEventListener("device", (event) => {
   const d = JSON.parse(event.data);
   devices.set(d.ref, d);

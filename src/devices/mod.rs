@@ -45,6 +45,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub enum Changed {
     Device(DeviceChange),
+    /// A device deleted: its last state.
+    DeviceRemoved(Device),
     Global(Global),
 }
 
@@ -372,6 +374,22 @@ impl DeviceHub {
         Ok(changes.pop())
     }
 
+    /// Deletes a device (and its history): its last state. Its reference is never handed out
+    /// again.
+    pub fn remove(&self, reference: u64) -> Result<Device, StoreError> {
+        let mut state = self.lock();
+        let device = state
+            .by_ref
+            .remove(&reference)
+            .ok_or(StoreError::UnknownDevice(reference))?;
+        state.by_key.remove(&device.key);
+        // Told under the lock, like every change, so observers see changes in order.
+        self.notify(Changed::DeviceRemoved(device.clone()));
+        drop(state);
+        self.send(WriteOp::Remove(reference))?;
+        Ok(device)
+    }
+
     pub fn get(&self, reference: u64) -> Option<Device> {
         self.lock().by_ref.get(&reference).cloned()
     }
@@ -677,6 +695,36 @@ mod tests {
             .await?;
         hub.flush().await?;
         assert!(hub.history(reference, 0, 100)?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_deleted_device_is_gone_with_its_history_after_a_restart() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let reference = {
+            let hub = open(dir.path());
+            hub.apply(
+                &[update("a", None, 1.0, ""), update("b", None, 2.0, "")],
+                Creation::Allowed,
+            )
+            .await?;
+            hub.flush().await?;
+            let a = hub.list()[0].reference;
+            hub.set(a, Some(5.0), None).await?;
+            assert_eq!(hub.remove(a)?.value, 5.0);
+            assert!(matches!(hub.remove(a), Err(StoreError::UnknownDevice(_))));
+            hub.flush().await?;
+            assert!(hub.history(a, 0, 10)?.is_empty());
+            a
+        };
+        let hub = open(dir.path());
+        assert!(hub.get(reference).is_none());
+        assert_eq!(hub.list().len(), 1);
+        // The reference is not handed out again.
+        let created = hub
+            .apply(&[update("c", None, 1.0, "")], Creation::Allowed)
+            .await?;
+        assert!(created[0].device.reference > reference + 1);
         Ok(())
     }
 

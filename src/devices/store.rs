@@ -81,6 +81,8 @@ pub struct HistoryPoint {
 
 pub(crate) enum WriteOp {
     Device(Device),
+    /// A device deleted (with its history).
+    Remove(u64),
     Global(Global),
     NextRef(u64),
     /// `render` runs on the writer thread, off the caller's path.
@@ -296,6 +298,7 @@ const MAX_QUEUED_JOURNAL: usize = 10_000;
 #[derive(Default)]
 struct Batch {
     devices: HashMap<u64, Device>,
+    removed: std::collections::HashSet<u64>,
     globals: HashMap<String, Global>,
     next_ref: Option<u64>,
     journal: VecDeque<(String, String, usize)>,
@@ -304,20 +307,24 @@ struct Batch {
 impl Batch {
     fn is_empty(&self) -> bool {
         self.devices.is_empty()
+            && self.removed.is_empty()
             && self.globals.is_empty()
             && self.next_ref.is_none()
             && self.journal.is_empty()
     }
 
     fn len(&self) -> usize {
-        self.devices.len() + self.globals.len() + self.journal.len()
+        self.devices.len() + self.removed.len() + self.globals.len() + self.journal.len()
     }
 
     /// Puts a failed batch back under what was queued since (the newer writes win).
     fn merge_older(&mut self, older: Batch) {
         for (reference, device) in older.devices {
-            self.devices.entry(reference).or_insert(device);
+            if !self.removed.contains(&reference) {
+                self.devices.entry(reference).or_insert(device);
+            }
         }
+        self.removed.extend(older.removed);
         for (name, global) in older.globals {
             self.globals.entry(name).or_insert(global);
         }
@@ -375,6 +382,10 @@ impl Writer {
         match op {
             WriteOp::Device(device) => {
                 queue.batch.devices.insert(device.reference, device);
+            }
+            WriteOp::Remove(reference) => {
+                queue.batch.devices.remove(&reference);
+                queue.batch.removed.insert(reference);
             }
             WriteOp::Global(global) => {
                 queue.batch.globals.insert(global.name.clone(), global);
@@ -550,6 +561,18 @@ fn commit(
         return Ok(());
     }
     let transaction = connection.transaction().map_err(|e| e.to_string())?;
+    // Deletions first: a device deleted and then created again under its name (a new
+    // reference) must not meet its old row.
+    for reference in &batch.removed {
+        for table in ["devices", "device_history"] {
+            transaction
+                .execute(
+                    &format!("DELETE FROM {table} WHERE ref = ?1"),
+                    params![*reference as i64],
+                )
+                .map_err(|e| e.to_string())?;
+        }
+    }
     if !retention.max_age.is_zero() {
         let mut insert = transaction
             .prepare_cached(

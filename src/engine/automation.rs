@@ -505,6 +505,13 @@ impl Engine {
                     return (firings, Some(pending));
                 }
             }
+            HubEvent::DeviceRemoved { device } => {
+                self.automation
+                    .last_seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&device.reference);
+            }
             HubEvent::ProfilesReloaded { .. }
             | HubEvent::AuthorizationChanged { .. }
             | HubEvent::EventFinished { .. } => {}

@@ -23,6 +23,10 @@ pub enum HubEvent {
     DeviceChanged {
         change: DeviceChange,
     },
+    /// A device was deleted; its last state.
+    DeviceRemoved {
+        device: crate::devices::Device,
+    },
     GlobalChanged {
         global: Global,
     },
@@ -46,6 +50,7 @@ impl HubEvent {
     pub fn name(&self) -> &'static str {
         match self {
             HubEvent::DeviceChanged { .. } => "device",
+            HubEvent::DeviceRemoved { .. } => "device_removed",
             HubEvent::GlobalChanged { .. } => "global",
             HubEvent::RunFinished { .. } => "run",
             HubEvent::ProfilesReloaded { .. } => "profiles",

@@ -100,6 +100,11 @@ impl Engine {
             .ok_or(StoreError::UnknownDevice(reference))
     }
 
+    /// Deletes a device and its history; its last state.
+    pub fn remove_device(&self, reference: u64) -> Result<Device, StoreError> {
+        self.hub.remove(reference)
+    }
+
     pub fn globals(&self) -> Vec<Global> {
         self.hub.globals()
     }

@@ -418,6 +418,9 @@ impl Engine {
         hub.observe(Arc::new(move |change| {
             publisher.publish(match change {
                 crate::devices::Changed::Device(change) => bus::HubEvent::DeviceChanged { change },
+                crate::devices::Changed::DeviceRemoved(device) => {
+                    bus::HubEvent::DeviceRemoved { device }
+                }
                 crate::devices::Changed::Global(global) => bus::HubEvent::GlobalChanged { global },
             })
         }));

@@ -377,6 +377,8 @@ async fn run_publisher(
     let mut dirty_devices: HashSet<u64> = HashSet::new();
     let mut dirty_globals: HashSet<String> = HashSet::new();
     let mut dirty_profiles: HashSet<String> = HashSet::new();
+    // Deleted devices whose retained state and config are still to be cleared.
+    let mut removed: Vec<Device> = Vec::new();
     let mut announced_profiles: HashSet<String> = HashSet::new();
     // Whether each device's discovery config announced text (true) or a number.
     let mut announced: HashMap<u64, bool> = HashMap::new();
@@ -387,13 +389,19 @@ async fn run_publisher(
     let mut health_check = tokio::time::interval(Duration::from_secs(60));
     loop {
         let retry = !(dirty_devices.is_empty()
+            && removed.is_empty()
             && dirty_globals.is_empty()
             && dirty_profiles.is_empty()
             && !everything);
         tokio::select! {
             delivery = subscription.next() => match delivery {
-                Delivery::Event(HubEvent::DeviceChanged { change }) => {
+                                Delivery::Event(HubEvent::DeviceChanged { change }) => {
                     dirty_devices.insert(change.device.reference);
+                }
+                Delivery::Event(HubEvent::DeviceRemoved { device }) => {
+                    dirty_devices.remove(&device.reference);
+                    announced.remove(&device.reference);
+                    removed.push(device);
                 }
                 Delivery::Event(HubEvent::GlobalChanged { global }) => {
                     dirty_globals.insert(global.name.clone());
@@ -464,6 +472,28 @@ async fn run_publisher(
             dirty_globals.extend(engine.globals().into_iter().map(|g| g.name));
             dirty_profiles.extend(engine.profiles().profiles.keys().cloned());
             everything = false;
+        }
+        // A deleted device leaves no retained state and, for Home Assistant, no entity.
+        while let Some(device) = removed.last() {
+            let discovery = config
+                .discovery_prefix
+                .as_ref()
+                .map(|prefix| topics::discovery_config(&config, prefix, device).0);
+            let cleared = client
+                .try_publish(
+                    topics::state_topic(&config.base_topic, device),
+                    1,
+                    true,
+                    Vec::new(),
+                )
+                .and_then(|()| match &discovery {
+                    Some(topic) => client.try_publish(topic.clone(), 1, true, Vec::new()),
+                    None => Ok(()),
+                });
+            if cleared.is_err() {
+                break;
+            }
+            removed.pop();
         }
         publish_profiles(
             &engine,

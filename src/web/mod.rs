@@ -429,6 +429,21 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 )
             },
         );
+    // DELETE /api/v1/devices/{ref}: deletes a device and its history.
+    let devices_remove = api
+        .and(warp::path!("devices" / u64))
+        .and(warp::delete())
+        .and(s())
+        .map(
+            |reference: u64, state: AppState| match state.engine.remove_device(reference) {
+                Ok(device) => ok(&DeviceView::from(&device)),
+                Err(crate::devices::StoreError::UnknownDevice(_)) => {
+                    ApiError::not_found(format!("device {reference} does not exist"))
+                        .into_response()
+                }
+                Err(error) => ApiError::internal(error.to_string()).into_response(),
+            },
+        );
     // PUT /api/v1/devices/{ref}  {value?, string?}
     let devices_set = api
         .and(warp::path!("devices" / u64))
@@ -806,6 +821,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         devices_list.boxed(),
         devices_get.boxed(),
         devices_history.boxed(),
+        devices_remove.boxed(),
         devices_set.boxed(),
         globals_list.boxed(),
         globals_set.boxed(),
@@ -1083,6 +1099,7 @@ fn live_event(delivery: Delivery) -> Option<warp::sse::Event> {
                 HubEvent::DeviceChanged { change } => {
                     event.json_data(DeviceView::from(&change.device))
                 }
+                HubEvent::DeviceRemoved { device } => event.json_data(DeviceView::from(device)),
                 HubEvent::GlobalChanged { global } => event.json_data(GlobalView::from(global)),
                 HubEvent::RunFinished { run } => event.json_data(serde_json::json!({
                     "profile": run.profile,
