@@ -342,6 +342,55 @@ pub(crate) fn bridge_config(port: u16) -> bellhop::mqtt::BridgeConfig {
     }
 }
 
+/// Waits until the bridge's health says `ok` (or, with `false`, a failure); the health.
+async fn bridge_health(
+    engine: &bellhop::engine::Engine,
+    ok: bool,
+) -> bellhop::engine::door::AdapterHealth {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(health) = engine.adapters().get("mqtt").filter(|h| h.ok == ok) {
+            return health.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge never said ok = {ok}: {:?}",
+            engine.adapters()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The first message a client with these options gets on `topic`.
+async fn first_message(options: MqttOptions, topic: &str) -> String {
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    client
+        .subscribe(topic, QoS::AtLeastOnce)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    return String::from_utf8_lossy(&p.payload).into_owned()
+                }
+                Ok(_) => {}
+                Err(e) => panic!("the checking client cannot connect: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("nothing on {topic}"))
+}
+
+/// A workspace and a running engine with the `user` profile of the stub.
+fn user_engine(stub: &crate::support::StubApi) -> (Workspace, Arc<bellhop::engine::Engine>) {
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    let engine = ws.running_engine(&[]);
+    (ws, engine)
+}
+
 /// Devices appear retained, with Home Assistant discovery configs and the bridge online;
 /// commands run events, actions and device changes and are answered; bad commands run nothing.
 #[tokio::test]
@@ -661,19 +710,12 @@ async fn a_refused_login_is_reported_and_actions_go_on() {
     let port = free_port();
     let _broker = Broker::start_with(port, Some(("ann", "right-password")));
     let stub = start_stub().await;
-    let ws = Workspace::new();
-    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
-    let wrong = ws.running_engine(&[]);
+    let (_ws, wrong) = user_engine(&stub);
     let mut config = bridge_config(port);
     config.username = Some("ann".into());
     config.password = Some(bellhop::secret::Secret::new("wrong-password"));
     let _bridge = bellhop::mqtt::start(&wrong, config.clone()).unwrap_or_else(|e| panic!("{e}"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while wrong.adapters().get("mqtt").is_none_or(|h| h.ok) {
-        assert!(std::time::Instant::now() < deadline, "no failure reported");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let health = wrong.adapters()["mqtt"].clone();
+    let health = bridge_health(&wrong, false).await;
     assert!(
         health.detail.contains("refused the user name or password"),
         "{health:?}"
@@ -687,9 +729,7 @@ async fn a_refused_login_is_reported_and_actions_go_on() {
     drop(_bridge);
     drop(wrong);
 
-    let ws = Workspace::new();
-    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
-    let right = ws.running_engine(&[]);
+    let (_ws, right) = user_engine(&stub);
     config.password = Some(bellhop::secret::Secret::new("right-password"));
     let _bridge = bellhop::mqtt::start(&right, config).unwrap_or_else(|e| panic!("{e}"));
     right
@@ -698,22 +738,9 @@ async fn a_refused_login_is_reported_and_actions_go_on() {
         .unwrap_or_else(|e| panic!("{e}"));
     let mut options = MqttOptions::new("checker", "127.0.0.1", port);
     options.set_credentials("ann", "right-password");
-    let (client, mut eventloop) = AsyncClient::new(options, 100);
-    client
-        .subscribe("bellhop/user/email/state", QoS::AtLeastOnce)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let got = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await {
-                return String::from_utf8_lossy(&p.payload).into_owned();
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no state with the right login"));
+    let got = first_message(options, "bellhop/user/email/state").await;
     assert!(got.contains("ann@example.com"), "{got}");
-    assert!(right.adapters()["mqtt"].ok);
+    bridge_health(&right, true).await;
 }
 
 /// MQTT profiles: messages on a filter become devices (the topic is `Topic()`) and fire input
@@ -832,24 +859,14 @@ async fn tls_brokers_are_verified_against_the_configured_ca() {
     // The wrong CA first.
     let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let wrong_ca = make_ca(elsewhere.path(), "other");
-    let ws = Workspace::new();
-    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
-    let wrong = ws.running_engine(&[]);
+    let (_ws, wrong) = user_engine(&stub);
     let mut config = bridge_config(port);
     config.tls = Some(bellhop::mqtt::Tls::Ca {
         ca: wrong_ca,
         client: None,
     });
     let _bridge = bellhop::mqtt::start(&wrong, config.clone()).unwrap_or_else(|e| panic!("{e}"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while wrong.adapters().get("mqtt").is_none_or(|h| h.ok) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no TLS failure reported"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let health = wrong.adapters()["mqtt"].clone();
+    let health = bridge_health(&wrong, false).await;
     assert!(health.detail.contains("TLS"), "{health:?}");
     assert!(
         wrong.run("user", "").await.is_ok_and(|r| r.ok),
@@ -857,9 +874,7 @@ async fn tls_brokers_are_verified_against_the_configured_ca() {
     );
     drop(wrong);
     // The right CA.
-    let ws = Workspace::new();
-    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
-    let right = ws.running_engine(&[]);
+    let (_ws, right) = user_engine(&stub);
     config.tls = Some(bellhop::mqtt::Tls::Ca {
         ca: ca.clone(),
         client: None,
@@ -871,26 +886,9 @@ async fn tls_brokers_are_verified_against_the_configured_ca() {
         .unwrap_or_else(|e| panic!("{e}"));
     let mut options = MqttOptions::new("tls-checker", "127.0.0.1", port);
     options.set_transport(rumqttc::Transport::tls(ca, None, None));
-    let (client, mut eventloop) = AsyncClient::new(options, 100);
-    client
-        .subscribe("bellhop/user/email/state", QoS::AtLeastOnce)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let got = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    return String::from_utf8_lossy(&p.payload).into_owned()
-                }
-                Ok(_) => {}
-                Err(e) => panic!("the checker cannot connect over TLS: {e}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no state over TLS"));
+    let got = first_message(options, "bellhop/user/email/state").await;
     assert!(got.contains("ann@example.com"), "{got}");
-    assert!(right.adapters()["mqtt"].ok);
+    bridge_health(&right, true).await;
 }
 
 /// MQTT 5: a command's answer goes to the response topic the request names, with its
@@ -998,39 +996,20 @@ async fn client_certificates_are_shown_to_brokers_that_ask() {
     let port = free_port();
     let (_broker, ca, (cert, key)) = Broker::start_tls(port, true);
     let stub = start_stub().await;
-    let ws = Workspace::new();
-    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
-    let without = ws.running_engine(&[]);
+    let (_ws, without) = user_engine(&stub);
     let mut config = bridge_config(port);
     config.tls = Some(bellhop::mqtt::Tls::Ca {
         ca: ca.clone(),
         client: None,
     });
     let _bridge = bellhop::mqtt::start(&without, config.clone()).unwrap_or_else(|e| panic!("{e}"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while without.adapters().get("mqtt").is_none_or(|h| h.ok) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "connected without a client certificate"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bridge_health(&without, false).await;
     drop(without);
-    let ws = Workspace::new();
-    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
-    let with = ws.running_engine(&[]);
+    let (_ws, with) = user_engine(&stub);
     config.tls = Some(bellhop::mqtt::Tls::Ca {
         ca,
         client: Some((cert, bellhop::secret::Secret::new(key))),
     });
     let _bridge = bellhop::mqtt::start(&with, config).unwrap_or_else(|e| panic!("{e}"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !with.adapters().get("mqtt").is_some_and(|h| h.ok) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            with.adapters()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bridge_health(&with, true).await;
 }
