@@ -755,7 +755,7 @@ async fn mqtt_profiles_take_messages_in_and_publish_actions() {
     let ws = Workspace::new();
     ws.write_profile(
         "thermometers",
-        "version = 1\n[mqtt]\nsubscribe = \"sensors/+/temperature\"\n[devices]\nroot_names = 'Split(Topic(), \"/\")[1]'\nvalues = 'ParseNumber(input)'\n",
+        "version = 1\n[mqtt]\nsubscribe = \"sensors/+/temperature\"\n[devices]\nroot_names = 'Split(Topic(), \"/\")[1]'\nvalues = 'ParseNumber(input)'\n[devices.units]\nkitchen = \"°C\"\n[devices.device_classes]\nkitchen = \"temperature\"\n",
     );
     ws.write_profile(
         "lamp",
@@ -810,6 +810,24 @@ async fn mqtt_profiles_take_messages_in_and_publish_actions() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The profile's unit and class reach Home Assistant's config of the kitchen.
+    let kitchen = engine
+        .devices()
+        .into_iter()
+        .find(|d| d.key.root == "kitchen")
+        .map_or(0, |d| d.reference);
+    let configs = Observer::connect(port, "configs", &["homeassistant/#"]).await;
+    let config = configs
+        .wait_for(
+            &format!("homeassistant/sensor/bellhop-test/{kitchen}/config"),
+            |p| !p.is_empty(),
+        )
+        .await;
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
+    validate_sensor_config(&config);
+    assert_eq!(config["unit_of_meas"], "°C", "{config}");
+    assert_eq!(config["dev_cla"], "temperature", "{config}");
+    assert_eq!(config["stat_cla"], "measurement", "{config}");
     // The hall's 27 fired the event, whose action published through the lamp profile.
     let published = observer.wait_for("lamps/hall/set", |p| p == "hall").await;
     assert_eq!(published, "hall");
@@ -828,6 +846,10 @@ async fn mqtt_profiles_take_messages_in_and_publish_actions() {
         "both",
         "version = 1\nlisten = \"/x\"\n[mqtt]\nsubscribe = \"a\"\n",
     );
+    bad.write_profile(
+        "classy",
+        "version = 1\n[mqtt]\nsubscribe = \"a\"\n[devices.device_classes]\nx = \"Temperature!\"\n",
+    );
     let set = bad.load();
     assert!(set.profiles.is_empty(), "{:?}", set.profiles.keys());
     for (file, key) in [
@@ -835,6 +857,7 @@ async fn mqtt_profiles_take_messages_in_and_publish_actions() {
         ("plus", "mqtt.publish"),
         ("empty", "mqtt"),
         ("both", "listen"),
+        ("classy", "devices.device_classes.x"),
     ] {
         assert!(
             set.diagnostics

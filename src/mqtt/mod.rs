@@ -475,10 +475,9 @@ async fn run_publisher(
         }
         // A deleted device leaves no retained state and, for Home Assistant, no entity.
         while let Some(device) = removed.last() {
-            let discovery = config
-                .discovery_prefix
-                .as_ref()
-                .map(|prefix| topics::discovery_config(&config, prefix, device).0);
+            let discovery = config.discovery_prefix.as_ref().map(|prefix| {
+                topics::discovery_config(&config, prefix, device, Default::default()).0
+            });
             let cleared = client
                 .try_publish(
                     topics::state_topic(&config.base_topic, device),
@@ -625,7 +624,18 @@ fn publish_dirty(
         let text = !device.string.is_empty();
         if let Some(prefix) = &config.discovery_prefix {
             if announced.get(&reference) != Some(&text) {
-                let (topic, payload) = topics::discovery_config(config, prefix, &device);
+                let profiles = engine.profiles();
+                let description = profiles
+                    .get(&device.key.profile)
+                    .map(|profile| {
+                        let (unit, device_class) = profile
+                            .mapping
+                            .description_of(&device.key.root, device.key.feature.as_deref());
+                        topics::Description { unit, device_class }
+                    })
+                    .unwrap_or_default();
+                let (topic, payload) =
+                    topics::discovery_config(config, prefix, &device, description);
                 if client
                     .try_publish(topic, 1, true, payload.to_string())
                     .is_err()

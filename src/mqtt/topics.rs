@@ -148,12 +148,21 @@ pub fn time_text(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Home Assistant's discovery topic and config for a device: a sensor of its value, or of its
-/// text when it holds one (at most 255 characters, as HA takes).
+/// How a profile describes a device to hubs: its unit and Home Assistant device class.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Description<'a> {
+    pub unit: Option<&'a str>,
+    pub device_class: Option<&'a str>,
+}
+
+/// Home Assistant's discovery topic and config for a device: a sensor of its value (a
+/// measurement with its unit and device class when the profile gives them), or of its text when
+/// it holds one (at most 255 characters, as HA takes).
 pub fn discovery_config(
     config: &BridgeConfig,
     prefix: &str,
     device: &Device,
+    description: Description<'_>,
 ) -> (String, serde_json::Value) {
     let node = topic_segment(&config.client_id);
     let reference = device.reference;
@@ -184,6 +193,16 @@ pub fn discovery_config(
         },
         "o": { "name": "Bellhop", "sw": env!("CARGO_PKG_VERSION") },
     });
+    let mut payload = payload;
+    if let (false, Some(fields)) = (text, payload.as_object_mut()) {
+        if let Some(unit) = description.unit {
+            fields.insert("unit_of_meas".into(), json!(unit));
+            fields.insert("stat_cla".into(), json!("measurement"));
+        }
+        if let Some(class) = description.device_class {
+            fields.insert("dev_cla".into(), json!(class));
+        }
+    }
     (
         format!("{prefix}/sensor/{node}/{reference}/config"),
         payload,
@@ -276,7 +295,8 @@ mod tests {
             protocol: crate::mqtt::Protocol::V311,
         };
         let feature = device("demo rooms", "Kitchen", Some("temperature"), "");
-        let (topic, payload) = discovery_config(&config, "homeassistant", &feature);
+        let (topic, payload) =
+            discovery_config(&config, "homeassistant", &feature, Description::default());
         assert_eq!(topic, "homeassistant/sensor/bellhop/7/config");
         assert_eq!(payload["stat_t"], state_topic("bellhop", &feature));
         assert_eq!(payload["uniq_id"], "bellhop_7");
@@ -286,13 +306,25 @@ mod tests {
             .as_str()
             .is_some_and(|id| id.starts_with("bellhop_demo_rooms-")));
         let root = device("user", "email", None, "ann@example.com");
-        let (_, payload) = discovery_config(&config, "homeassistant", &root);
+        let (_, payload) =
+            discovery_config(&config, "homeassistant", &root, Description::default());
         assert!(
             payload["name"].is_null(),
             "a root is its HA device's main entity"
         );
         assert_eq!(payload["val_tpl"], "{{ value_json.string[:255] }}");
         assert_eq!(state_topic("bellhop", &root), "bellhop/user/email/state");
+        // A unit and a class make a numeric device a measurement; text devices stay text.
+        let described = Description {
+            unit: Some("°C"),
+            device_class: Some("temperature"),
+        };
+        let (_, payload) = discovery_config(&config, "homeassistant", &feature, described);
+        assert_eq!(payload["unit_of_meas"], "°C");
+        assert_eq!(payload["stat_cla"], "measurement");
+        assert_eq!(payload["dev_cla"], "temperature");
+        let (_, payload) = discovery_config(&config, "homeassistant", &root, described);
+        assert!(payload.get("unit_of_meas").is_none());
         // An OAuth2 profile gets an authorization-health entity beside its last run.
         let configs = profile_configs(&config, "homeassistant", "zoho crm", true);
         let topics: Vec<&str> = configs.iter().map(|(t, _)| t.as_str()).collect();

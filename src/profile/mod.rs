@@ -204,6 +204,26 @@ pub struct DeviceMapping {
     pub roots: Vec<DeviceRule>,
     /// Written as a `[[device]]` list (which the editor's boxes cannot show losslessly).
     pub from_list: bool,
+    /// Units of measurement by device name (a feature's, or a root's).
+    pub units: BTreeMap<String, String>,
+    /// Home Assistant device classes by device name.
+    pub device_classes: BTreeMap<String, String>,
+}
+
+impl DeviceMapping {
+    /// The unit and device class a device (by its feature's name, or its root's) is described
+    /// with, when the profile says.
+    pub fn description_of(
+        &self,
+        root: &str,
+        feature: Option<&str>,
+    ) -> (Option<&str>, Option<&str>) {
+        let name = feature.unwrap_or(root);
+        (
+            self.units.get(name).map(String::as_str),
+            self.device_classes.get(name).map(String::as_str),
+        )
+    }
 }
 
 /// How to name one device (or, when the name gives a list, one per element) and what to set.

@@ -133,6 +133,13 @@ pub struct RawDevices {
     pub feature_names: Option<String>,
     pub values: Option<String>,
     pub strings: Option<String>,
+    /// Units of measurement by device name (a feature's, or a root's without features), for hubs
+    /// that show them (Home Assistant over MQTT).
+    #[serde(default)]
+    pub units: BTreeMap<String, String>,
+    /// Home Assistant device classes by device name (`temperature`, `humidity`, …).
+    #[serde(default)]
+    pub device_classes: BTreeMap<String, String>,
 }
 
 /// The list form: one `[[device]]` per root, features nested.

@@ -773,11 +773,32 @@ fn resolve_mapping(raw: &RawProfile, c: &mut Collector<'_>) -> DeviceMapping {
     } else {
         resolve_list(raw, c)
     };
+    for (name, unit) in &devices.units {
+        if unit.is_empty() || unit.chars().count() > 32 || unit.chars().any(char::is_control) {
+            c.error(
+                &format!("devices.units.{name}"),
+                "a unit is 1 to 32 printable characters, such as °C or kWh",
+            );
+        }
+    }
+    for (name, class) in &devices.device_classes {
+        if class.is_empty()
+            || class.len() > 40
+            || !class.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')
+        {
+            c.error(
+                &format!("devices.device_classes.{name}"),
+                "a device class is a Home Assistant class name such as temperature or power",
+            );
+        }
+    }
     DeviceMapping {
         locked: devices.locked,
         affect,
         roots,
         from_list: !raw.device.is_empty(),
+        units: devices.units.clone(),
+        device_classes: devices.device_classes.clone(),
     }
 }
 
