@@ -1036,3 +1036,67 @@ async fn client_certificates_are_shown_to_brokers_that_ask() {
     let _bridge = bellhop::mqtt::start(&with, config).unwrap_or_else(|e| panic!("{e}"));
     bridge_health(&with, true).await;
 }
+
+/// Commands obey `mqtt.allow`, and `mqtt.commands = false` takes none at all.
+#[tokio::test]
+async fn commands_obey_the_allow_list_and_can_be_turned_off() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let port = free_port();
+    let _broker = Broker::start(port);
+    let ws = Workspace::new();
+    let set = "[[action]]\nset_global = \"ran\"\nstring = 'input'\n";
+    let engine = ws.running_engine(&[("allowed", set), ("other", set)]);
+    let mut config = bridge_config(port);
+    config.allow = vec!["allowed".into()];
+    let _bridge = bellhop::mqtt::start(&engine, config).unwrap_or_else(|e| panic!("{e}"));
+    bridge_health(&engine, true).await;
+    let observer = Observer::connect(port, "allow-observer", &["bellhop/#"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for name in ["other", "allowed"] {
+        observer
+            .client
+            .publish(
+                format!("bellhop/event/{name}/run"),
+                QoS::AtLeastOnce,
+                false,
+                name,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let refused = observer
+        .wait_for("bellhop/event/other/result", |p| !p.is_empty())
+        .await;
+    assert!(refused.contains("not in mqtt.allow"), "{refused}");
+    observer
+        .wait_for("bellhop/event/allowed/result", |p| {
+            p.contains("\"outcome\":\"ok\"")
+        })
+        .await;
+    assert!(engine
+        .globals()
+        .iter()
+        .any(|g| g.name == "ran" && g.string == "allowed"));
+
+    // Commands off: the bridge does not even listen.
+    let ws = Workspace::new();
+    let quiet = ws.running_engine(&[("allowed", set)]);
+    let mut config = bridge_config(port);
+    config.client_id = "quiet".into();
+    config.base_topic = "quiet".into();
+    config.commands = false;
+    let _bridge = bellhop::mqtt::start(&quiet, config).unwrap_or_else(|e| panic!("{e}"));
+    bridge_health(&quiet, true).await;
+    let observer = Observer::connect(port, "quiet-observer", &["quiet/#"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    observer
+        .client
+        .publish("quiet/event/allowed/run", QoS::AtLeastOnce, false, "x")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(observer.get("quiet/event/allowed/result").is_none());
+    assert!(quiet.globals().is_empty());
+}
