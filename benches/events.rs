@@ -11,6 +11,8 @@
 //! `cargo bench --bench events`. Under `cargo test` every part runs once, small, as a check.
 //! All traffic stays on 127.0.0.1.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,10 +24,6 @@ use bellhop::engine::bus::HubEvent;
 use bellhop::engine::listening::IncomingCall;
 use bellhop::engine::{Engine, ProfileSource};
 use warp::Filter;
-
-fn measuring() -> bool {
-    std::env::args().any(|arg| arg == "--bench")
-}
 
 fn write(path: &Path, text: &str) {
     if let Some(parent) = path.parent() {
@@ -119,7 +117,7 @@ fn incoming(
 }
 
 fn dispatch(runtime: &tokio::runtime::Runtime) {
-    let iterations = if measuring() { 20_000 } else { 10 };
+    let iterations = if common::measuring() { 20_000 } else { 10 };
     let mut costs: HashMap<(&str, usize), f64> = HashMap::new();
     for events in [10, 1000] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -139,7 +137,7 @@ fn dispatch(runtime: &tokio::runtime::Runtime) {
             costs.insert((kind, events), cost);
         }
     }
-    if !measuring() {
+    if !common::measuring() {
         println!("events bench check: dispatch matches only the event waiting for it");
         return;
     }
@@ -171,13 +169,8 @@ async fn stub() -> (
     (address, arrivals)
 }
 
-fn percentile(sorted: &[f64], fraction: f64) -> f64 {
-    let at = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted.get(at).copied().unwrap_or(f64::NAN)
-}
-
 fn trigger_to_action(runtime: &tokio::runtime::Runtime) {
-    let samples = if measuring() { 3000 } else { 20 };
+    let samples = if common::measuring() { 3000 } else { 20 };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     runtime.block_on(async {
         let (stub, mut arrivals) = stub().await;
@@ -243,14 +236,14 @@ fn trigger_to_action(runtime: &tokio::runtime::Runtime) {
                 triggered.push((arrived_trigger - sent_trigger).as_secs_f64() * 1e6);
             }
         }
-        if !measuring() {
+        if !common::measuring() {
             println!("events bench check: a listening hit fires the event that calls the stub");
             return;
         }
         direct.sort_by(f64::total_cmp);
         triggered.sort_by(f64::total_cmp);
-        let (dm, d99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
-        let (tm, t99) = (percentile(&triggered, 0.5), percentile(&triggered, 0.99));
+        let (dm, d99) = (common::percentile(&direct, 0.5), common::percentile(&direct, 0.99));
+        let (tm, t99) = (common::percentile(&triggered, 0.5), common::percentile(&triggered, 0.99));
         println!("Trigger to action, request sent → the stub called, {samples} samples each, alternating:");
         println!("  POST /api/v1/actions/run          median {dm:>7.0} µs | p99 {d99:>7.0} µs");
         println!("  listening hit → event → action   median {tm:>7.0} µs | p99 {t99:>7.0} µs");
@@ -260,22 +253,6 @@ fn trigger_to_action(runtime: &tokio::runtime::Runtime) {
             t99 / d99
         );
     });
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The late_ms of every event's last run, from the API.
@@ -294,7 +271,7 @@ fn lateness(client: &reqwest::blocking::Client, base: &str) -> Vec<f64> {
 }
 
 fn schedules() -> Result<(), String> {
-    let (events, settle) = if measuring() {
+    let (events, settle) = if common::measuring() {
         (10_000, Duration::from_secs(10))
     } else {
         (100, Duration::from_secs(3))
@@ -307,7 +284,7 @@ fn schedules() -> Result<(), String> {
             &format!("[[trigger]]\nevery = \"1s\"\n[[action]]\nset_global = \"tick{i}\"\nvalue = 'Now()'\n"),
         );
     }
-    let port = free_port();
+    let port = common::free_port();
     let config = dir.path().join("plugin.toml");
     write(
         &config,
@@ -342,20 +319,20 @@ fn schedules() -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(settle);
-    let rss = rss_kib(child.id());
+    let rss = common::rss_kib(child.id());
     let mut late = Vec::new();
     for _ in 0..3 {
         late.extend(lateness(&client, &base));
         std::thread::sleep(Duration::from_millis(1500));
     }
-    let rss_after = rss_kib(child.id());
+    let rss_after = common::rss_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
     late.sort_by(f64::total_cmp);
     if late.len() < events {
         return Err(format!("only {} of {events} schedules fired", late.len()));
     }
-    if !measuring() {
+    if !common::measuring() {
         println!("events bench check: {events} one-second schedules fire in a real serve");
         return Ok(());
     }
@@ -372,8 +349,8 @@ fn schedules() -> Result<(), String> {
     println!(
         "  lateness of {} firings: median {:.0} ms, p99 {:.0} ms, max {:.0} ms (target p99 at most 100 ms)",
         late.len(),
-        percentile(&late, 0.5),
-        percentile(&late, 0.99),
+        common::percentile(&late, 0.5),
+        common::percentile(&late, 0.99),
         late.last().copied().unwrap_or(f64::NAN)
     );
     Ok(())

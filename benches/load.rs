@@ -6,6 +6,8 @@
 //! `BELLHOP_LOAD_SECS` sets the seconds per measurement (default 5); `BELLHOP_LOAD_CONCURRENCY`
 //! the requests in flight (default 32). All traffic stays on 127.0.0.1.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -189,15 +191,6 @@ async fn measure(url: String, body: &'static str, concurrency: usize, seconds: u
     }
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
 /// Starts the real `bellhop serve` with 100 profiles and 10,000 devices and reads its idle RSS.
 fn idle_memory() -> Result<u64, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -253,7 +246,7 @@ fn idle_memory() -> Result<u64, String> {
         .spawn()
         .map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_secs(3));
-    let rss = rss_kib(child.id());
+    let rss = common::rss_kib(child.id());
     let exited = child.try_wait().ok().flatten();
     let _ = child.kill();
     let _ = child.wait();
@@ -271,7 +264,7 @@ fn idle_memory() -> Result<u64, String> {
 
 fn main() {
     // Under `cargo test` (no `--bench`), check that both sides work with one short round.
-    let measuring = std::env::args().any(|arg| arg == "--bench");
+    let measuring = common::measuring();
     let seconds = if measuring {
         env_number("BELLHOP_LOAD_SECS", 5)
     } else {

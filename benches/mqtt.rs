@@ -11,6 +11,8 @@
 //! `cargo bench --bench mqtt`. Under `cargo test` it runs once, small, as a check. All traffic
 //! stays on 127.0.0.1.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,17 +22,6 @@ use bellhop::devices::{Creation, DeviceHub, DeviceKey, DeviceUpdate};
 use bellhop::engine::{Engine, ProfileSource};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use warp::Filter;
-
-fn measuring() -> bool {
-    std::env::args().any(|arg| arg == "--bench")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// A mosquitto of our own; stopped (and its folder removed) on drop.
 struct Broker {
@@ -68,7 +59,7 @@ fn broker(port: u16) -> Broker {
 
 /// A subscriber that keeps the last payload of each topic.
 async fn subscriber(port: u16, filter: &str) -> Arc<Mutex<HashMap<String, Vec<u8>>>> {
-    let mut options = MqttOptions::new(format!("sub-{}", free_port()), "127.0.0.1", port);
+    let mut options = MqttOptions::new(format!("sub-{}", common::free_port()), "127.0.0.1", port);
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 1000);
     client
@@ -207,11 +198,6 @@ async fn throughput(port: u16, changes: usize) -> (f64, f64) {
     (ours, bare)
 }
 
-fn percentile(sorted: &[f64], fraction: f64) -> f64 {
-    let at = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted.get(at).copied().unwrap_or(f64::NAN)
-}
-
 /// Command → action → answer, against the same action through the HTTP API, alternating.
 async fn round_trip(port: u16, samples: usize) -> ([f64; 2], [f64; 2]) {
     let stub = warp::path("ping").map(|| "{\"pong\":true}");
@@ -296,8 +282,14 @@ async fn round_trip(port: u16, samples: usize) -> ([f64; 2], [f64; 2]) {
     by_mqtt.sort_by(f64::total_cmp);
     by_http.sort_by(f64::total_cmp);
     (
-        [percentile(&by_mqtt, 0.5), percentile(&by_mqtt, 0.99)],
-        [percentile(&by_http, 0.5), percentile(&by_http, 0.99)],
+        [
+            common::percentile(&by_mqtt, 0.5),
+            common::percentile(&by_mqtt, 0.99),
+        ],
+        [
+            common::percentile(&by_http, 0.5),
+            common::percentile(&by_http, 0.99),
+        ],
     )
 }
 
@@ -314,9 +306,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port();
+    let port = common::free_port();
     let _broker = broker(port);
-    let (changes, samples) = if measuring() {
+    let (changes, samples) = if common::measuring() {
         (100_000, 1000)
     } else {
         (2_000, 10)
@@ -324,7 +316,7 @@ fn main() {
     runtime.block_on(async {
         let (ours, bare) = throughput(port, changes).await;
         let (mqtt, http) = round_trip(port, samples).await;
-        if !measuring() {
+        if !common::measuring() {
             println!("mqtt bench check: {ours:.0} changes/s through the bridge, {bare:.0} messages/s bare; commands answer ({:.0} µs)", mqtt[0]);
             return;
         }

@@ -108,3 +108,27 @@ pub const TWENTY_PATHS: [&str; 20] = [
     "rooms[1].temp",
     "items[0].label",
 ];
+
+/// The resident memory of a process, in KiB (Linux).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A loopback port free just now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The value at `fraction` (0.5: the median) of sorted samples.
+pub fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    let at = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted.get(at).copied().unwrap_or(f64::NAN)
+}
