@@ -2,7 +2,7 @@
 
 use bellhop::engine::bus::{Delivery, HubEvent};
 
-use crate::support::{profile_text, start_stub, Workspace};
+use crate::support::{eventually, profile_text, start_stub, Workspace};
 
 async fn next_event(subscription: &mut bellhop::engine::bus::Subscription) -> HubEvent {
     match tokio::time::timeout(std::time::Duration::from_secs(5), subscription.next()).await {
@@ -68,24 +68,6 @@ async fn runs_device_and_global_changes_and_reloads_come_out_on_one_bus_in_order
     ));
 }
 
-/// Serves an engine on a free loopback port until the sender is used (or dropped).
-async fn serve(
-    engine: &std::sync::Arc<bellhop::engine::Engine>,
-) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (address, _server) = bellhop::web::serve(
-        bellhop::web::AppState::new(engine.clone()),
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-        32,
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    (address, stop)
-}
-
 /// The live stream carries the bus to browsers at /api/v1/stream.
 #[tokio::test]
 async fn the_live_stream_carries_the_bus() {
@@ -96,7 +78,7 @@ async fn the_live_stream_carries_the_bus() {
         &profile_text(&stub.url("/user"), crate::support::EMAIL_DEVICE),
     );
     let engine = ws.engine();
-    let (address, stop) = serve(&engine).await;
+    let (address, stop) = crate::support::serve(bellhop::web::AppState::new(engine.clone())).await;
     for path in ["/api/v1/stream"] {
         let mut response = reqwest::Client::new()
             .get(format!("http://{address}{path}"))
@@ -290,18 +272,6 @@ fn the_cli_lists_events_with_their_next_firing_and_checks_them() {
 /// An engine over the workspace's profiles and events, with its runner started.
 fn running_engine(ws: &Workspace) -> std::sync::Arc<bellhop::engine::Engine> {
     ws.running_engine(&[])
-}
-
-/// Waits until `done` holds (or 8 s pass) and says whether it did.
-async fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
-    while std::time::Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    done()
 }
 
 fn global(engine: &bellhop::engine::Engine, name: &str) -> Option<bellhop::devices::Global> {
@@ -682,7 +652,7 @@ async fn a_scheduled_action_changes_a_device_that_reaches_the_live_stream() {
         "[[trigger]]\nevery = \"1s\"\n[[action]]\nrun = \"clock\"\ntext = 'sent ${Now()}'\n",
     );
     let engine = running_engine(&ws);
-    let (address, stop) = serve(&engine).await;
+    let (address, stop) = crate::support::serve(bellhop::web::AppState::new(engine.clone())).await;
     let mut response = reqwest::Client::new()
         .get(format!("http://{address}/api/v1/stream"))
         .send()

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::Workspace;
+use crate::support::{eventually, Workspace};
 
 const HALL: &str = r#"version = 1
 listen = "/sensors/hall"
@@ -33,19 +33,13 @@ strings = 'input'
 
 /// Whether curl is there; under CI its absence fails the test.
 fn curl_ready() -> bool {
-    if Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return true;
-    }
-    let message = "curl is missing: run `bash .ci/run` (apt-get install -y curl)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{message}");
-    }
-    eprintln!("SKIPPED (not CI): {message}");
-    false
+    crate::support::peer_present(
+        Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "curl is missing: run `bash .ci/run` (apt-get install -y curl)",
+    )
 }
 
 /// curl's status code and body for a call.
@@ -64,52 +58,27 @@ async fn curl(args: Vec<String>) -> (u16, String) {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A served engine; the server stops when this is dropped.
 struct Served {
     engine: Arc<bellhop::engine::Engine>,
     base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn serve(ws: &Workspace, events: &[(&str, &str)]) -> Served {
     let engine = ws.running_engine(events);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (address, _task) = bellhop::web::serve(
+    let (address, stop) = crate::support::serve(
         bellhop::web::AppState::new(engine.clone()).with_edge(
             bellhop::web::Edge::loopback()
                 .with_admin_token(Some(bellhop::secret::Secret::new("an-admin-token-0123456"))),
         ),
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-        64,
-        async {
-            let _ = stopped.await;
-        },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .await;
     Served {
         engine,
         base: format!("http://{address}"),
-        stop: Some(stop),
+        _stop: stop,
     }
-}
-
-async fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(8);
-    while std::time::Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done()
 }
 
 fn device(engine: &bellhop::engine::Engine, name: &str) -> Option<bellhop::devices::Device> {

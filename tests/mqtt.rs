@@ -9,19 +9,15 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
+pub(crate) use crate::support::free_port;
 use crate::support::{profile_text, start_stub, Workspace, EMAIL_DEVICE};
 
 /// Whether mosquitto is installed; under CI its absence fails the test.
 pub(crate) fn mosquitto_ready() -> bool {
-    if std::path::Path::new("/usr/sbin/mosquitto").exists() {
-        return true;
-    }
-    let message = "mosquitto is missing: run `bash .ci/run` (apt-get install -y mosquitto)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{message}");
-    }
-    eprintln!("SKIPPED (not CI): {message}");
-    false
+    crate::support::peer_present(
+        std::path::Path::new("/usr/sbin/mosquitto").exists(),
+        "mosquitto is missing: run `bash .ci/run` (apt-get install -y mosquitto)",
+    )
 }
 
 /// A mosquitto of our own on 127.0.0.1:`port`, anonymous, without persistence (as a plain
@@ -243,13 +239,6 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A client that records the last message of every topic it sees.

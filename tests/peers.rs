@@ -35,22 +35,10 @@ fn peers_ready() -> bool {
     .filter(|(_, present)| !present)
     .map(|(name, _)| name)
     .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!("real peers missing ({}): run {SETUP}", missing.join(", "));
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{message}");
-    }
-    eprintln!("SKIPPED (not CI): {message}");
-    false
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    crate::support::peer_present(
+        missing.is_empty(),
+        &format!("real peers missing ({}): run {SETUP}", missing.join(", ")),
+    )
 }
 
 struct Peer {
@@ -148,7 +136,7 @@ static ONE_BROWSER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run_path(client_auth: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let bellhop_port = free_port();
+    let bellhop_port = crate::support::free_port();
     let bellhop_url = format!("http://127.0.0.1:{bellhop_port}");
     let client_secret = format!("peer-secret-{}", std::process::id());
     let mut provider_command = Command::new("node");
@@ -311,7 +299,7 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port();
+    let port = crate::support::free_port();
     let bellhop_url = format!("http://127.0.0.1:{port}");
     std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(

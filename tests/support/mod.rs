@@ -320,3 +320,54 @@ pub fn profile_text(url: &str, mapping: &str) -> String {
 pub fn local_request() -> warp::test::RequestBuilder {
     warp::test::request().header("host", "127.0.0.1:8765")
 }
+
+/// Whether a real peer the test needs is there. Under CI (`CI=true`) a missing peer fails the
+/// test with `missing` (which names the setup command); locally the test skips, loudly.
+pub fn peer_present(present: bool, missing: &str) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{missing}");
+    }
+    eprintln!("SKIPPED (not CI): {missing}");
+    false
+}
+
+/// A loopback port free just now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// Serves `state` on a free loopback port until the returned sender is used (or dropped).
+pub async fn serve(
+    state: bellhop::web::AppState,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (address, _server) = bellhop::web::serve(
+        state,
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        64,
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    (address, stop)
+}
+
+/// Waits until `done` holds (or 8 s pass) and says whether it did.
+pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
