@@ -4,23 +4,10 @@
 // Settings from the environment: BELLHOP_URL (the public base URL), BELLHOP_UI_URL (where the
 // person opens the UI), PROVIDER_URL, CLIENT_ID, CLIENT_SECRET,
 // CLIENT_AUTH (basic | body), ARTIFACTS (folder for screenshots). Exits non-zero on failure.
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { inChromium } from "./chromium.mjs";
 
 const env = process.env;
-const artifacts = env.ARTIFACTS || "target/peer-artifacts";
-mkdirSync(artifacts, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-});
-const shot = (page, name) => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
-let page;
-try {
-  const context = await browser.newContext();
-  page = await context.newPage();
-  page.setDefaultTimeout(20000);
+await inChromium("target/peer-artifacts", async ({ page, context, shot }) => {
   // The person opens the UI through another name (localhost) than the public base URL: the
   // redirect URL shown must still be the one Bellhop sends, built from the public base URL.
   await page.goto((env.BELLHOP_UI_URL || env.BELLHOP_URL) + "/");
@@ -99,11 +86,4 @@ try {
   await page.waitForTimeout(300);
   const kept = await page.textContent("#auth-status");
   if (!kept.startsWith("authorized")) throw new Error(`Forget acted without confirmation: ${kept}`);
-  console.log("BROWSER OK");
-} catch (error) {
-  if (page) await shot(page, "failure").catch(() => {});
-  console.error(`BROWSER FAILED: ${error.message}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -3,23 +3,10 @@
 // it now, see the run with its steps, and see the device change live on the Devices page with
 // its history chart. Settings from the environment: BELLHOP_URL, DEVICE_REF (a numeric device
 // to set), ARTIFACTS (folder for screenshots). Exits non-zero on failure.
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { inChromium } from "./chromium.mjs";
 
 const env = process.env;
-const artifacts = env.ARTIFACTS || "target/peer-artifacts/events";
-mkdirSync(artifacts, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-});
-const shot = (page, name) => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
-let page;
-try {
-  const context = await browser.newContext();
-  page = await context.newPage();
-  page.setDefaultTimeout(20000);
+await inChromium("target/peer-artifacts/events", async ({ page, shot }) => {
   await page.goto(env.BELLHOP_URL + "/#events");
   await page.waitForSelector('body[data-live="yes"]');
   await page.click("#new-event");
@@ -58,11 +45,4 @@ try {
   await page.click(`#device-rows tr:nth-child(${row + 1}) a`);
   await page.waitForSelector("#history-chart:not([hidden]) path.line");
   await shot(page, "3-device-history");
-  console.log("BROWSER OK");
-} catch (error) {
-  if (page) await shot(page, "failure").catch(() => {});
-  console.error(`BROWSER FAILED: ${error.message}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});
