@@ -108,6 +108,38 @@ impl Peer {
     }
 }
 
+/// Runs a browser script of `tests/peers/` with these settings; fails the test (showing the
+/// script's output and the peers' logs) unless it says "BROWSER OK".
+fn run_in_chromium(
+    script: &str,
+    settings: &[(&str, String)],
+    artifacts: &Path,
+    logs: &[(&str, &Peer)],
+) {
+    let browser = Command::new("node")
+        .arg(peers_dir().join(script))
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("ARTIFACTS", artifacts)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the browser: {e}"));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&browser.stdout),
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    let logs: Vec<String> = logs
+        .iter()
+        .map(|(name, peer)| format!("{name}:\n{}", peer.lines().join("\n")))
+        .collect();
+    assert!(
+        browser.status.success() && printed.contains("BROWSER OK"),
+        "{script} failed (screenshots in {}):\n{printed}\n{}",
+        artifacts.display(),
+        logs.join("\n")
+    );
+}
+
 /// The real `bellhop serve` on 127.0.0.1:`port` over the folders of `dir`, once it serves.
 fn serve_bellhop(dir: &Path, port: u16) -> Peer {
     let config = dir.join("plugin.toml");
@@ -168,29 +200,18 @@ fn run_path(client_auth: &str) {
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/peer-artifacts")
         .join(client_auth);
-    let browser = Command::new("node")
-        .arg(peers_dir().join("browser.mjs"))
-        .env("BELLHOP_URL", &bellhop_url)
-        .env("BELLHOP_UI_URL", format!("http://localhost:{bellhop_port}"))
-        .env("PROVIDER_URL", &provider_url)
-        .env("CLIENT_ID", "bellhop-test")
-        .env("CLIENT_SECRET", &client_secret)
-        .env("CLIENT_AUTH", client_auth)
-        .env("ARTIFACTS", &artifacts)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the browser: {e}"));
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&browser.stdout),
-        String::from_utf8_lossy(&browser.stderr)
-    );
-    assert!(
-        browser.status.success() && printed.contains("BROWSER OK"),
-        "browser path failed (screenshots in {}):\n{printed}\nprovider:\n{}\nbellhop:\n{}",
-        artifacts.display(),
-        provider.lines().join("\n"),
-        serve.lines().join("\n")
+    run_in_chromium(
+        "browser.mjs",
+        &[
+            ("BELLHOP_URL", bellhop_url.clone()),
+            ("BELLHOP_UI_URL", format!("http://localhost:{bellhop_port}")),
+            ("PROVIDER_URL", provider_url.clone()),
+            ("CLIENT_ID", "bellhop-test".into()),
+            ("CLIENT_SECRET", client_secret.clone()),
+            ("CLIENT_AUTH", client_auth.into()),
+        ],
+        &artifacts,
+        &[("provider", &provider), ("bellhop", &serve)],
     );
 
     // Real refreshes with rotation, once per expiry: the access token lives 5 s and the refresh
@@ -323,24 +344,14 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
     let reference = devices["devices"][0]["ref"].as_u64().unwrap_or_default();
     assert!(reference > 0, "{devices}");
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peer-artifacts/events");
-    let browser = Command::new("node")
-        .arg(peers_dir().join("events.mjs"))
-        .env("BELLHOP_URL", &bellhop_url)
-        .env("DEVICE_REF", reference.to_string())
-        .env("ARTIFACTS", &artifacts)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the browser: {e}"));
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&browser.stdout),
-        String::from_utf8_lossy(&browser.stderr)
-    );
-    assert!(
-        browser.status.success() && printed.contains("BROWSER OK"),
-        "event path failed (screenshots in {}):\n{printed}\nbellhop:\n{}",
-        artifacts.display(),
-        serve.lines().join("\n")
+    run_in_chromium(
+        "events.mjs",
+        &[
+            ("BELLHOP_URL", bellhop_url.clone()),
+            ("DEVICE_REF", reference.to_string()),
+        ],
+        &artifacts,
+        &[("bellhop", &serve)],
     );
     // The event is a file like one written by hand, and it did what the page showed.
     let file = std::fs::read_to_string(dir.path().join("events/evening.toml")).unwrap_or_default();
