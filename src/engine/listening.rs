@@ -31,8 +31,10 @@ pub struct Received {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
-    #[error("this listening path needs its token")]
+        #[error("this listening path needs its token")]
     Unauthorized,
+    #[error("profile `{0}` does not listen for calls")]
+    NotListening(String),
 }
 
 /// The pseudo-header a received MQTT message's topic travels in (`Topic()` reads it).
@@ -118,9 +120,8 @@ impl Engine {
         profile: Arc<Profile>,
         call: IncomingCall,
     ) -> Result<Received, ReceiveError> {
-        let Some(listen) = &profile.listen else {
-            // Not a listening profile: nobody listens here.
-            return Err(ReceiveError::Unauthorized);
+                let Some(listen) = &profile.listen else {
+            return Err(ReceiveError::NotListening(profile.name.clone()));
         };
         if let Some(expected) = &listen.token {
             use subtle::ConstantTimeEq;

@@ -247,6 +247,9 @@ async fn receive(
         headers,
     };
     match state.engine.receive(profile.clone(), call).await {
+                Err(error @ ReceiveError::NotListening(_)) => {
+            ApiError::not_found(error.to_string()).into_response()
+        }
         Err(ReceiveError::Unauthorized) => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
