@@ -141,6 +141,31 @@ function noteAt(control, message, fallback) {
   if (control) { control.classList.add("invalid"); control.after(note); } else { fallback.append(note); }
 }
 
+// List rows: a name that opens its editor, the last run's outcome, a Run now button.
+function openLink(name, tab, open) {
+  const link = document.createElement("a");
+  link.href = "#" + tab;
+  link.textContent = name;
+  link.addEventListener("click", open);
+  return link;
+}
+function lastRun(outcome, startedAt) {
+  const last = document.createElement("span");
+  if (!outcome) { last.textContent = "never run"; return last; }
+  const mark = document.createElement("span");
+  mark.className = `badge ${outcome}`;
+  mark.textContent = outcome.replace("_", " ");
+  last.append(mark, " ", timeElement(startedAt));
+  return last;
+}
+function runButton(onClick) {
+  const run = document.createElement("button");
+  run.type = "button";
+  run.textContent = "Run now";
+  run.addEventListener("click", onClick);
+  return run;
+}
+
 // Tabs
 function showTab(name) {
   document.querySelectorAll(".tab").forEach((tab) => { tab.hidden = tab.id !== name; });
@@ -162,32 +187,16 @@ async function loadProfiles() {
   for (const profile of data.profiles || []) {
     const row = document.createElement("tr");
     row.dataset.profile = profile.name;
-    const link = document.createElement("a");
-    link.href = "#profiles";
-    link.textContent = profile.name;
-    link.addEventListener("click", () => openProfile(profile.name));
-    cell(row, link);
+    cell(row, openLink(profile.name, "profiles", () => openProfile(profile.name)));
     cell(row, profile.listen ? `listens at ${profile.listen}${profile.listen_token ? " (token)" : ""}` : profile.method + " " + profile.url);
     const badge = document.createElement("span");
     badge.className = "badge";
     badge.textContent = profile.auth_mode === "oauth2" ? "…" : profile.auth_mode;
     cell(row, badge);
     if (profile.auth_mode === "oauth2") statusBadge(profile.name, badge);
-    const last = document.createElement("span");
-    if (profile.last_run) {
-      const outcome = profile.last_run.skipped ? "skipped" : (profile.last_run.ok ? "ok" : "failed");
-      const mark = document.createElement("span");
-      mark.className = `badge ${outcome}`;
-      mark.textContent = outcome;
-      last.append(mark, " ", timeElement(profile.last_run.started_at));
-    } else {
-      last.textContent = "never run";
-    }
-    cell(row, last);
-    const run = document.createElement("button");
-    run.type = "button";
-    run.textContent = "Run now";
-    run.addEventListener("click", () => runProfile(profile.name, run));
+    const last = profile.last_run;
+    cell(row, lastRun(last && (last.skipped ? "skipped" : (last.ok ? "ok" : "failed")), last && last.started_at));
+    const run = runButton(() => runProfile(profile.name, run));
     cell(row, run);
     rows.append(row);
     select.append(new Option(profile.name, profile.name));
@@ -506,25 +515,11 @@ async function loadEvents() {
   for (const event of data.events || []) {
     const row = document.createElement("tr");
     row.dataset.event = event.name;
-    const link = document.createElement("a");
-    link.href = "#events";
-    link.textContent = event.name;
-    link.addEventListener("click", () => openEvent(event.name));
-    cell(row, link);
+    cell(row, openLink(event.name, "events", () => openEvent(event.name)));
     cell(row, (event.triggers || []).join("; ") + (event.enabled ? "" : " (disabled)"));
     cell(row, event.next_at ? timeElement(event.next_at) : "");
-    const last = document.createElement("span");
-    if (event.last_run) {
-      const mark = document.createElement("span");
-      mark.className = `badge ${event.last_run.outcome}`;
-      mark.textContent = event.last_run.outcome.replace("_", " ");
-      last.append(mark, " ", timeElement(event.last_run.started_at));
-    } else last.textContent = "never run";
-    cell(row, last);
-    const run = document.createElement("button");
-    run.type = "button";
-    run.textContent = "Run now";
-    run.addEventListener("click", () => runEvent(event.name));
+    cell(row, lastRun(event.last_run && event.last_run.outcome, event.last_run && event.last_run.started_at));
+    const run = runButton(() => runEvent(event.name));
     cell(row, run);
     rows.append(row);
   }
