@@ -31,7 +31,7 @@ pub struct Received {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
-        #[error("this listening path needs its token")]
+    #[error("this listening path needs its token")]
     Unauthorized,
     #[error("profile `{0}` does not listen for calls")]
     NotListening(String),
@@ -120,7 +120,7 @@ impl Engine {
         profile: Arc<Profile>,
         call: IncomingCall,
     ) -> Result<Received, ReceiveError> {
-                let Some(listen) = &profile.listen else {
+        let Some(listen) = &profile.listen else {
             return Err(ReceiveError::NotListening(profile.name.clone()));
         };
         if let Some(expected) = &listen.token {

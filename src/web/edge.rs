@@ -50,7 +50,7 @@ pub struct Edge {
     secure_cookies: bool,
     session_lifetime: Duration,
     sessions: Mutex<Sessions>,
-    login: Mutex<LoginThrottle>,
+    login: Mutex<TokenBucket>,
 }
 
 #[derive(Default)]
@@ -59,9 +59,37 @@ struct Sessions {
     order: VecDeque<String>,
 }
 
-struct LoginThrottle {
-    tokens: u32,
-    refilled: Instant,
+/// A token bucket: a burst of `capacity` calls, refilled at `per_second` (the sign-in form's
+/// and each listening path's rate limit).
+pub struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn full(capacity: f64) -> TokenBucket {
+        TokenBucket {
+            tokens: capacity,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one token; `Err(wait)` when there is none, with how long until there is.
+    pub fn take(&mut self, capacity: f64, per_second: f64) -> Result<(), Duration> {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * per_second;
+        self.tokens = (self.tokens + refill).min(capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / per_second.max(f64::MIN_POSITIVE),
+            ))
+        }
+    }
 }
 
 /// The host name of a `Host` header or URL authority, lowercased, without port or brackets.
@@ -105,10 +133,7 @@ impl Edge {
             secure_cookies: public_base_url.is_some_and(|u| u.scheme() == "https"),
             session_lifetime,
             sessions: Mutex::new(Sessions::default()),
-            login: Mutex::new(LoginThrottle {
-                tokens: LOGIN_BURST,
-                refilled: Instant::now(),
-            }),
+            login: Mutex::new(TokenBucket::full(f64::from(LOGIN_BURST))),
         }
     }
 
@@ -181,21 +206,11 @@ impl Edge {
     /// One sign-in attempt with `token`: a new session id, `Err(None)` for a wrong token, or
     /// `Err(Some(wait))` when attempts come too fast.
     pub fn sign_in(&self, token: &str) -> Result<String, Option<Duration>> {
-        {
-            let mut throttle = self.login.lock().unwrap_or_else(|p| p.into_inner());
-            let earned =
-                (throttle.refilled.elapsed().as_millis() / LOGIN_REFILL.as_millis()) as u32;
-            if earned > 0 {
-                throttle.tokens = (throttle.tokens + earned).min(LOGIN_BURST);
-                throttle.refilled = Instant::now();
-            }
-            if throttle.tokens == 0 {
-                return Err(Some(
-                    LOGIN_REFILL.saturating_sub(throttle.refilled.elapsed()),
-                ));
-            }
-            throttle.tokens -= 1;
-        }
+        self.login
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(f64::from(LOGIN_BURST), 1.0 / LOGIN_REFILL.as_secs_f64())
+            .map_err(Some)?;
         let Some(expected) = &self.admin_token else {
             return Err(None);
         };

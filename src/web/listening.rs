@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
 
 use bytes::Buf;
 use futures_util::StreamExt;
@@ -15,6 +14,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use super::edge::TokenBucket;
 use super::error::ApiError;
 use super::AppState;
 use crate::engine::listening::{IncomingCall, ReceiveError};
@@ -28,30 +28,23 @@ const TOKEN_PARAMETER: &str = "token";
 /// A token bucket per listening profile: `max_per_second` calls a second, in bursts of as many.
 #[derive(Default)]
 pub struct Throttle {
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    buckets: Mutex<HashMap<String, TokenBucket>>,
 }
 
 impl Throttle {
     fn admit(&self, profile: &str, per_second: u32) -> bool {
         let per_second = f64::from(per_second.max(1));
-        let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         // Only loaded profiles get here, so the map is as large as the profile set at most
         // (plus profiles removed since, dropped when it grows past that).
         if buckets.len() > 10_000 {
             buckets.clear();
         }
-        let (tokens, last) = buckets
+        buckets
             .entry(profile.to_string())
-            .or_insert((per_second, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_second).min(per_second);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+            .or_insert_with(|| TokenBucket::full(per_second))
+            .take(per_second, per_second)
+            .is_ok()
     }
 }
 
@@ -247,7 +240,7 @@ async fn receive(
         headers,
     };
     match state.engine.receive(profile.clone(), call).await {
-                Err(error @ ReceiveError::NotListening(_)) => {
+        Err(error @ ReceiveError::NotListening(_)) => {
             ApiError::not_found(error.to_string()).into_response()
         }
         Err(ReceiveError::Unauthorized) => ApiError::new(
