@@ -51,15 +51,16 @@ pub struct ProfileForm {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
-    #[error("the profile has problems")]
+    #[error("the file has problems")]
     Invalid(Vec<Diagnostic>),
     #[error("{0}")]
     BadName(String),
-    #[error("no profile named `{0}` is loaded")]
-    UnknownProfile(String),
-    #[error("a profile named `{0}` exists already")]
+    /// The profile or event being edited is not loaded.
+    #[error("nothing named `{0}` is loaded")]
+    NotLoaded(String),
+    #[error("the name `{0}` is taken already")]
     NameTaken(String),
-    #[error("profiles cannot be saved: this engine has no profile folder")]
+    #[error("nothing can be saved: this engine has no folder for it")]
     NoFolder,
     #[error("{0}")]
     Io(String),
@@ -254,9 +255,7 @@ impl Engine {
                 before: ProfileForm::of(profile),
                 loaded: true,
             },
-            None if path_name != name => {
-                return Err(EditError::UnknownProfile(path_name.to_string()))
-            }
+            None if path_name != name => return Err(EditError::NotLoaded(path_name.to_string())),
             None => {
                 let file = source.dir.join(format!("{name}.toml"));
                 let original = match std::fs::read_to_string(&file) {

@@ -541,7 +541,7 @@ impl Engine {
         let (_, dir) = self.events_folder()?;
         let file = self.event_file(&dir, name);
         let text = std::fs::read_to_string(&file).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => EditError::UnknownProfile(name.to_string()),
+            std::io::ErrorKind::NotFound => EditError::NotLoaded(name.to_string()),
             _ => EditError::Io(format!("{}: {e}", file.display())),
         })?;
         event_form_of(name, &text)

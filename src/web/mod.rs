@@ -960,7 +960,7 @@ fn edit_error(error: EditError, what: &str) -> ApiError {
             api
         }
         EditError::BadName(message) => ApiError::bad_request(message),
-        EditError::UnknownProfile(name) => {
+        EditError::NotLoaded(name) => {
             ApiError::not_found(format!("no {what} named `{name}` is loaded"))
         }
         EditError::NameTaken(name) => ApiError::new(
