@@ -54,6 +54,17 @@ impl PartialEq for Secret {
     }
 }
 
+/// A fresh random token: 32 bytes from the operating system's generator, base64url without
+/// padding (43 characters). For OAuth `state`, PKCE verifiers, sessions and webhook secrets.
+pub fn random_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    // The OS generator failing is not something a request can cause; nothing safe can go on.
+    #[allow(clippy::expect_used)]
+    getrandom::getrandom(&mut bytes).expect("the operating system's random generator failed");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Where `${env:NAME}` and `${secret:NAME}` are looked up.
 #[derive(Default, Clone)]
 pub struct SecretSource {

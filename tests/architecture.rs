@@ -58,7 +58,7 @@ fn dependencies_point_one_way() {
         ("oauth", &["secret", "net"]),
         ("tokens", &["oauth", "secret"]),
         ("settings", &[]),
-        ("profile", &["expr", "secret"]),
+        ("profile", &["expr", "secret", "oauth"]),
         ("event", &["expr", "profile"]),
         (
             "engine",

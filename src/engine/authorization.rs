@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::oauth::{
     self, ClientAuthStyle, ClientConfig, OAuthError, StateError, StateStore, TokenSet,
 };
-use crate::profile::{ClientAuth, OAuth2Spec, Profile};
+use crate::profile::{ClientAuth, GrantType, OAuth2Spec, Profile};
 use crate::secret::Secret;
 use crate::tokens::{Grant, TokenStore, TokenStoreError};
 
@@ -74,6 +74,43 @@ pub enum AuthorizationError {
     Store(#[from] TokenStoreError),
 }
 
+/// Token-answer fields that are credentials: never readable through `Token(name)`.
+pub const SECRET_TOKEN_FIELDS: &[&str] = &["access_token", "refresh_token", "id_token"];
+
+/// What the access token becomes on the wire: the header template filled (`Bearer …`,
+/// `Zoho-oauthtoken …`), or the bare token for a query parameter.
+pub fn token_value(spec: &OAuth2Spec, token: &Secret) -> Option<reqwest::header::HeaderValue> {
+    let text = match spec.token_query {
+        Some(_) => token.expose().to_string(),
+        None => spec.header_template.replace("{AccessToken}", token.expose()),
+    };
+    let mut value = reqwest::header::HeaderValue::from_str(&text).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// Puts the token where the provider wants it: a header (default `Authorization`) or a query
+/// parameter.
+pub fn place_token(
+    spec: &OAuth2Spec,
+    value: reqwest::header::HeaderValue,
+    url: &mut url::Url,
+    headers: &mut reqwest::header::HeaderMap,
+) {
+    match &spec.token_query {
+        Some(parameter) => {
+            if let Ok(token) = value.to_str() {
+                url.query_pairs_mut().append_pair(parameter, token);
+            }
+        }
+        None => {
+            let name = reqwest::header::HeaderName::from_bytes(spec.token_header.as_bytes())
+                .unwrap_or(reqwest::header::AUTHORIZATION);
+            headers.insert(name, value);
+        }
+    }
+}
+
 /// The current access token ready to send: its Authorization header, identity (issue time),
 /// when it is due for a refresh, and where it may go.
 struct Ready {
@@ -83,12 +120,28 @@ struct Ready {
     origins: Vec<url::Origin>,
 }
 
+/// Where a device authorization stands.
+#[derive(Debug, Clone)]
+enum DeviceProgress {
+    Waiting {
+        user_code: String,
+        verification_uri: String,
+        verification_uri_complete: Option<String>,
+        expires_at_ms: i64,
+    },
+    Failed(String),
+}
+
 #[derive(Default)]
 struct ProfileAuthorization {
     /// Held while tokens are read, refreshed and saved: one refresh at a time.
     refresh: tokio::sync::Mutex<()>,
     grant: Mutex<Option<Grant>>,
     ready: Mutex<Option<Ready>>,
+    /// The token answer's other fields, for `Token(name)`.
+    fields: Mutex<Option<Arc<serde_json::Map<String, serde_json::Value>>>>,
+    /// A device authorization waiting for the user (RFC 8628), or how the last one ended.
+    device: Mutex<Option<DeviceProgress>>,
     dead: Mutex<Option<String>>,
     backoff: Mutex<Option<(Instant, Duration)>>,
 }
@@ -123,17 +176,31 @@ pub fn client_config(spec: &OAuth2Spec, timeout: Duration) -> ClientConfig {
         client_secret: spec.client_secret.clone(),
         authorize_url: spec.authorize_url.clone(),
         token_url: spec.token_url.clone(),
+        refresh_url: spec.refresh_url.clone(),
+        device_authorization_url: spec.device_authorization_url.clone(),
+        revocation_url: spec.revocation_url.clone(),
         scopes: spec.scopes.clone(),
         extra_authorize_params: spec
             .extra_authorize_params
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        token_params: spec.token_params.clone(),
         client_auth: match spec.client_auth {
             ClientAuth::Basic => ClientAuthStyle::Basic,
             ClientAuth::Body => ClientAuthStyle::Body,
+            ClientAuth::None => ClientAuthStyle::None,
         },
         pkce: spec.pkce,
+        body_format: spec.body_format,
+        exchange_template: spec.exchange_template.clone(),
+        refresh_template: spec.refresh_template.clone(),
+        settings: spec
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        shape: spec.shape.clone(),
         timeout,
     }
 }
@@ -190,24 +257,48 @@ fn origins_text(origins: &[url::Origin]) -> String {
         .join(", ")
 }
 
-/// The origins a new authorization of `profile` is bound to.
+/// The origins a new authorization of `profile` is bound to: `api_origins`, else the API
+/// URL's origin, else the provider's API base; plus the origin of the token answer's API-host
+/// field (Zoho's `api_domain`) when the provider names one and `tokens` are known.
 fn granted_origins(
     profile: &Profile,
     spec: &OAuth2Spec,
+    tokens: Option<&TokenSet>,
 ) -> Result<Vec<String>, AuthorizationError> {
-    if !spec.api_origins.is_empty() {
-        return Ok(spec
-            .api_origins
+    let mut origins: Vec<String> = if !spec.api_origins.is_empty() {
+        spec.api_origins
             .iter()
             .map(|o| o.ascii_serialization())
-            .collect());
-    }
-    profile
-        .request
+            .collect()
+    } else {
+        profile
+            .request
+            .as_ref()
+            .and_then(|r| r.static_origin())
+            .or_else(|| {
+                let base = url::Url::parse(spec.api_base.as_deref()?).ok()?;
+                Some(base.origin())
+            })
+            .map(|o| vec![o.ascii_serialization()])
+            .unwrap_or_default()
+    };
+    let from_token = spec
+        .api_host_field
         .as_ref()
-        .and_then(|r| r.static_origin())
-        .map(|o| vec![o.ascii_serialization()])
-        .ok_or_else(|| AuthorizationError::NoOrigin(profile.name.clone()))
+        .zip(tokens)
+        .and_then(|(field, tokens)| tokens.extra.get(field)?.as_str().map(str::to_string))
+        .and_then(|text| url::Url::parse(&text).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .map(|u| u.origin().ascii_serialization());
+    if let Some(origin) = from_token {
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    if origins.is_empty() && (spec.api_host_field.is_none() || tokens.is_some()) {
+        return Err(AuthorizationError::NoOrigin(profile.name.clone()));
+    }
+    Ok(origins)
 }
 
 impl Authorizer {
@@ -281,14 +372,21 @@ impl Authorizer {
     pub fn begin(&self, profile: &Profile) -> Result<url::Url, AuthorizationError> {
         let spec = oauth_spec(profile)?;
         // Refused now rather than after the user logged in at the provider.
-        granted_origins(profile, spec)?;
+        granted_origins(profile, spec, None)?;
         let redirect_uri = self.redirect_uri(spec);
+        let response_type = if spec.grant == GrantType::Implicit {
+            "token"
+        } else {
+            "code"
+        };
+        let pending = oauth::PendingAuthorization::new(&profile.name, &redirect_uri)
+            .with_issuer(spec.issuer.clone());
         Ok(oauth::authorization_url(
             &client_config(spec, self.token_timeout),
-            &profile.name,
-            &redirect_uri,
+            pending,
+            response_type,
             &self.states,
-        ))
+        )?)
     }
 
     /// Takes the pending authorization of a callback's `state` (single use).
@@ -322,7 +420,6 @@ impl Authorizer {
         code: &Secret,
     ) -> Result<(), AuthorizationError> {
         let spec = oauth_spec(profile)?;
-        let origins = granted_origins(profile, spec)?;
         let entry = self.entry(&profile.name);
         let _guard = entry.refresh.lock().await;
         let tokens = oauth::exchange_code(
@@ -333,25 +430,51 @@ impl Authorizer {
             now_ms(),
         )
         .await?;
+        self.keep_new_tokens(profile, spec, &entry, tokens).await
+    }
+
+    /// Stores the tokens of a new authorization (any grant) and makes them current.
+    async fn keep_new_tokens(
+        &self,
+        profile: &Profile,
+        spec: &OAuth2Spec,
+        entry: &ProfileAuthorization,
+        tokens: TokenSet,
+    ) -> Result<(), AuthorizationError> {
+        let origins = granted_origins(profile, spec, Some(&tokens))?;
         let grant = Grant::new(tokens, origins);
         self.save(&profile.name, &grant).await?;
-        self.remember(&entry, Some(grant), &spec.header_template);
+        self.remember(entry, Some(grant), Some(spec));
         *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        tracing::info!(profile = %profile.name, "profile authorized");
+        *entry.device.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tracing::info!(profile = %profile.name, grant = spec.grant.as_str(), "profile authorized");
         Ok(())
     }
 
+    /// The token answer's other fields (Zoho's `api_domain`), for `Token(name)`.
+    pub async fn token_fields(
+        &self,
+        profile: &Profile,
+    ) -> Option<Arc<serde_json::Map<String, serde_json::Value>>> {
+        let entry = self.entry(&profile.name);
+        if let Some(fields) = entry.fields.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Some(fields);
+        }
+        let spec = oauth_spec(profile).ok()?;
+        self.load(profile, spec, &entry).await.ok()?;
+        let fields = entry.fields.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        fields
+    }
+
     /// Makes `grant` the profile's current one, with its header ready.
-    fn remember(&self, entry: &ProfileAuthorization, grant: Option<Grant>, template: &str) {
+    fn remember(&self, entry: &ProfileAuthorization, grant: Option<Grant>, spec: Option<&OAuth2Spec>) {
+        *entry.fields.lock().unwrap_or_else(|p| p.into_inner()) =
+            grant.as_ref().map(|g| Arc::new(g.tokens.extra.clone()));
         let ready = grant
             .as_ref()
             .filter(|g| g.needs_reauthorization.is_none())
             .and_then(|g| {
-                let mut header = reqwest::header::HeaderValue::from_str(
-                    &template.replace("{AccessToken}", g.tokens.access_token.expose()),
-                )
-                .ok()?;
-                header.set_sensitive(true);
+                let header = token_value(spec?, &g.tokens.access_token)?;
                 Some(Ready {
                     header,
                     issued: g.tokens.issued_at_ms,
@@ -383,9 +506,9 @@ impl Authorizer {
         mut stored: Option<Grant>,
     ) -> Result<Option<Grant>, AuthorizationError> {
         if let Some(grant) = stored.as_mut().filter(|g| g.api_origins.is_empty()) {
-            grant.api_origins = granted_origins(profile, spec)?;
+            grant.api_origins = granted_origins(profile, spec, Some(&grant.tokens))?;
         }
-        self.remember(entry, stored.clone(), &spec.header_template);
+        self.remember(entry, stored.clone(), Some(spec));
         Ok(stored)
     }
 
@@ -520,7 +643,7 @@ impl Authorizer {
                 };
                 // The rotated refresh token is on disk before the new access token is used.
                 self.save(&profile.name, &refreshed).await?;
-                self.remember(&entry, Some(refreshed), &spec.header_template);
+                self.remember(&entry, Some(refreshed), Some(spec));
                 *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::info!(profile = %profile.name, "access token refreshed");
                 Ok(access)
@@ -535,7 +658,7 @@ impl Authorizer {
                 if let Err(save) = self.save(&profile.name, &dead).await {
                     tracing::warn!(profile = %profile.name, error = %save, "could not record that the grant is dead");
                 }
-                self.remember(&entry, Some(dead), &spec.header_template);
+                self.remember(&entry, Some(dead), Some(spec));
                 tracing::warn!(profile = %profile.name, error = %reason, "refresh refused: authorize the profile again");
                 Err(needs_reauthorization(reason))
             }
@@ -588,7 +711,7 @@ impl Authorizer {
     pub fn forget(&self, profile: &str) -> Result<(), AuthorizationError> {
         let entry = self.entry(profile);
         self.store.delete(profile)?;
-        self.remember(&entry, None, "");
+        self.remember(&entry, None, None);
         Ok(())
     }
 }

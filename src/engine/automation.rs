@@ -864,7 +864,7 @@ impl Engine {
             for name in wanted {
                 let key = webhook_secret_name(name);
                 let token = stored.get(&key).cloned().unwrap_or_else(|| {
-                    let token = oauth2::CsrfToken::new_random_len(32).secret().clone();
+                    let token = crate::secret::random_token();
                     new.insert(key, token.clone());
                     token
                 });

@@ -114,7 +114,11 @@ impl ProfileForm {
                     String::new()
                 };
                 form.scopes = spec.scopes.clone();
-                form.authorize_url = spec.authorize_url.to_string();
+                form.authorize_url = spec
+                    .authorize_url
+                    .as_ref()
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
                 form.token_url = spec.token_url.to_string();
                 form.extra_authorize_params = spec
                     .extra_authorize_params
@@ -125,6 +129,7 @@ impl ProfileForm {
                 form.client_auth = match spec.client_auth {
                     profile::ClientAuth::Basic => "basic".into(),
                     profile::ClientAuth::Body => "body".into(),
+                    profile::ClientAuth::None => "none".into(),
                 };
                 form.pkce = spec.pkce;
                 form.header_template = spec.header_template.clone();

@@ -70,7 +70,7 @@ impl Engine {
                 body: input.clone(),
             };
             engine
-                .map_response(&profile, received, input, &mut record)
+                .map_response(&profile, received, input, None, &mut record)
                 .await;
             record.ok = record.errors.is_empty();
             record.duration_ms = started.elapsed().as_millis() as u64;

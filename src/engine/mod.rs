@@ -353,6 +353,8 @@ impl<F: std::future::Future<Output = Arc<RunRecord>> + Send + 'static> Drop for 
 pub struct HubEnvironment<'a> {
     hub: &'a DeviceHub,
     response: Option<&'a request::Response>,
+    /// The fields of the profile's token answer, for `Token(name)`.
+    token_fields: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl<'a> HubEnvironment<'a> {
@@ -361,6 +363,7 @@ impl<'a> HubEnvironment<'a> {
         HubEnvironment {
             hub,
             response: None,
+            token_fields: None,
         }
     }
 }
@@ -390,6 +393,12 @@ impl Environment for HubEnvironment<'_> {
     }
     fn topic(&self) -> Option<String> {
         self.header(listening::TOPIC_HEADER)
+    }
+    fn token_field(&self, name: &str) -> Option<serde_json::Value> {
+        if authorization::SECRET_TOKEN_FIELDS.contains(&name) {
+            return None;
+        }
+        self.token_fields.as_ref()?.get(name).cloned()
     }
 }
 
@@ -767,7 +776,12 @@ impl Engine {
         let Some(text) = self.action_text(piece, record) else {
             return;
         };
-        let env = HubEnvironment::new(&self.hub);
+        let mut env = HubEnvironment::new(&self.hub);
+        if let (crate::profile::AuthSpec::OAuth2(_), Some(authorizer)) =
+            (&profile.auth, &self.authorizer)
+        {
+            env.token_fields = authorizer.token_fields(profile).await;
+        }
         let action_input = Document::new(text.as_str(), profile.request_plan.clone());
         let scope = Scope::new(&action_input, &env);
         // The identity (issue time) of a token the API refused.
@@ -826,7 +840,8 @@ impl Engine {
             });
             return;
         }
-        self.map_response(profile, response, body, record).await;
+        self.map_response(profile, response, body, env.token_fields.clone(), record)
+            .await;
     }
 
     /// Renders, authenticates and sends one request. `Ok(None)`: a template gave `null`.
@@ -883,31 +898,24 @@ impl Engine {
                 } else {
                     None
                 };
-                let (header, issued) =
-                    match cached {
-                        Some(ready) => ready,
-                        None => {
-                            let (token, issued) = authorizer
-                                .access_token(profile, &prepared.url, rejected)
-                                .await
-                                .map_err(refused)?;
-                            let value = spec
-                                .header_template
-                                .replace("{AccessToken}", token.expose());
-                            let mut header = reqwest::header::HeaderValue::from_str(&value)
-                                .map_err(|_| RunError {
-                                    stage: RunStage::Request,
-                                    class: Some(ErrorClass::Authorization),
-                                    message: "the access token cannot be sent in a header".into(),
-                                    column: None,
-                                })?;
-                            header.set_sensitive(true);
-                            (header, issued)
-                        }
-                    };
-                prepared
-                    .headers
-                    .insert(reqwest::header::AUTHORIZATION, header);
+                let (value, issued) = match cached {
+                    Some(ready) => ready,
+                    None => {
+                        let (token, issued) = authorizer
+                            .access_token(profile, &prepared.url, rejected)
+                            .await
+                            .map_err(refused)?;
+                        let value =
+                            authorization::token_value(spec, &token).ok_or_else(|| RunError {
+                                stage: RunStage::Request,
+                                class: Some(ErrorClass::Authorization),
+                                message: "the access token cannot be sent in a header".into(),
+                                column: None,
+                            })?;
+                        (value, issued)
+                    }
+                };
+                authorization::place_token(spec, value, &mut prepared.url, &mut prepared.headers);
                 Some(issued)
             }
             _ => None,
@@ -943,6 +951,7 @@ impl Engine {
         profile: &Arc<Profile>,
         response: request::Response,
         body: Arc<str>,
+        token_fields: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
         record: &mut RunRecord,
     ) {
         let max_devices = self.limits.max_devices_per_run;
@@ -955,6 +964,7 @@ impl Engine {
                 let env = HubEnvironment {
                     hub: &hub,
                     response: Some(&response),
+                    token_fields,
                 };
                 let document = Document::new(body, profile.response_plan.clone());
                 mapping::evaluate(

@@ -233,7 +233,17 @@ fn apply_static_auth(
             .map_err(|_| RequestError::BadHeader(name.to_string()))
     };
     match auth {
-        AuthSpec::None | AuthSpec::OAuth2(_) => {}
+        AuthSpec::None => {}
+        // The token itself is placed after the origin check; the provider's fixed parameters
+        // (Resideo's `apikey`) go on every call.
+        AuthSpec::OAuth2(spec) => {
+            if !spec.api_query.is_empty() {
+                let mut query = url.query_pairs_mut();
+                for (name, value) in &spec.api_query {
+                    query.append_pair(name, value);
+                }
+            }
+        }
         AuthSpec::Basic { username, password } => {
             use base64::Engine;
             let encoded = base64::engine::general_purpose::STANDARD

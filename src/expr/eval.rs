@@ -35,6 +35,10 @@ pub trait Environment: Sync {
     fn topic(&self) -> Option<String> {
         None
     }
+    /// A field of the profile's OAuth token answer (never the tokens themselves).
+    fn token_field(&self, _name: &str) -> Option<serde_json::Value> {
+        None
+    }
     fn now(&self) -> f64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -1,19 +1,49 @@
-//! The authorization-code flow with PKCE and the refresh grant. Token requests are form-encoded
-//! and authenticate the client the same way in the code exchange and in every refresh: HTTP
-//! Basic (RFC 6749 §2.3.1, id and secret form-encoded first) or `client_id`/`client_secret` in
-//! the body. Redirects are never followed on token requests.
+//! The grants: authorization code with PKCE, refresh, client credentials, device authorization
+//! (RFC 8628), resource-owner password, and revocation (RFC 7009).
+//!
+//! Every token request goes through one path, [`token_request`]: the standard parameters of
+//! the grant (or the provider's template for it), the provider's extra parameters, the client's
+//! authentication (HTTP Basic, body, or none for a public client; the same choice everywhere),
+//! form or JSON encoding, and the answer read by the provider's [`TokenShape`]. Redirects are
+//! never followed on token requests.
 
 use std::time::Duration;
 
+use sha2::Digest;
+
+use super::shape::TokenShape;
 use super::state::{PendingAuthorization, StateStore};
-use super::token::{parse_token_response, TokenSet};
+use super::template::{TextTemplate, Values};
+use super::token::TokenSet;
 use crate::secret::Secret;
 
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuthStyle {
+    /// HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
     Basic,
+    /// `client_id` and `client_secret` in the body.
     Body,
+    /// A public client: `client_id` only, in the body.
+    None,
+}
+
+/// How a token request's body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyFormat {
+    #[default]
+    Form,
+    Json,
+}
+
+/// A provider's own token request (seed 003's token-endpoint template): URL, headers and body
+/// fields, each a `{{name}}` template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestTemplate {
+    pub url: Option<TextTemplate>,
+    pub headers: Vec<(String, TextTemplate)>,
+    pub body: Vec<(String, TextTemplate)>,
+    pub format: BodyFormat,
 }
 
 /// What the protocol needs of a profile's OAuth2 settings.
@@ -21,12 +51,27 @@ pub enum ClientAuthStyle {
 pub struct ClientConfig {
     pub client_id: String,
     pub client_secret: Option<Secret>,
-    pub authorize_url: url::Url,
+    pub authorize_url: Option<url::Url>,
     pub token_url: url::Url,
+    /// Where refresh requests go, when not to the token URL.
+    pub refresh_url: Option<url::Url>,
+    pub device_authorization_url: Option<url::Url>,
+    pub revocation_url: Option<url::Url>,
+    /// The scopes, already joined with the provider's separator.
     pub scopes: String,
     pub extra_authorize_params: Vec<(String, String)>,
+    /// Sent with every token request (Withings' `action=requesttoken`).
+    pub token_params: Vec<(String, TextTemplate)>,
     pub client_auth: ClientAuthStyle,
     pub pkce: bool,
+    pub body_format: BodyFormat,
+    /// The provider's own request for the code exchange, replacing the standard one.
+    pub exchange_template: Option<RequestTemplate>,
+    /// The provider's own refresh request.
+    pub refresh_template: Option<RequestTemplate>,
+    /// Values of the profile's settings for the templates.
+    pub settings: Vec<(String, String)>,
+    pub shape: TokenShape,
     /// How long a token request may take, answer included.
     pub timeout: Duration,
 }
@@ -52,12 +97,16 @@ pub enum OAuthError {
     Transport(String),
     #[error("{0}")]
     Parse(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl OAuthError {
     /// The grant is dead (revoked, expired or rotated out): only a new authorization helps.
     pub fn needs_reauthorization(&self) -> bool {
-        matches!(self, OAuthError::Server { error, .. } if error == "invalid_grant" || error == "unauthorized_client" || error == "invalid_client")
+        matches!(self, OAuthError::Server { error, .. } if matches!(error.as_str(),
+            "invalid_grant" | "unauthorized_client" | "invalid_client" | "invalid_code"
+            | "bad_refresh_token" | "invalid_client_secret" | "expired_token"))
     }
 
     /// A failure that may pass on its own (server errors, rate limits, network trouble).
@@ -67,46 +116,96 @@ impl OAuthError {
             OAuthError::Unavailable { .. } | OAuthError::Transport(_)
         )
     }
+
+    /// The server's error code, when it sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            OAuthError::Server { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A PKCE pair: the S256 challenge and its verifier (RFC 7636).
+fn pkce_pair() -> (String, Secret) {
+    use base64::Engine;
+    let verifier = format!("{}{}", crate::secret::random_token(), crate::secret::random_token());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (challenge, Secret::new(verifier))
+}
+
+/// The S256 challenge of a verifier.
+pub fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }
 
 /// Builds the authorize URL for a profile and registers its pending state (and PKCE verifier).
+/// `response_type` is `code`, or `token` for the legacy implicit grant.
 pub fn authorization_url(
     config: &ClientConfig,
-    profile: &str,
-    redirect_uri: &str,
+    pending: PendingAuthorization,
+    response_type: &str,
     states: &StateStore,
-) -> url::Url {
-    let (challenge, verifier) = if config.pkce {
-        let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
-        (
-            Some(challenge),
-            Some(Secret::new(verifier.secret().clone())),
-        )
-    } else {
-        (None, None)
+) -> Result<url::Url, OAuthError> {
+    let Some(authorize_url) = &config.authorize_url else {
+        return Err(OAuthError::Unsupported(
+            "this profile has no authorize URL: its grant needs no browser".into(),
+        ));
     };
-    let state = states.issue(PendingAuthorization::new(profile, redirect_uri, verifier));
-    let mut url = config.authorize_url.clone();
+    let (challenge, pending) = if config.pkce && response_type == "code" {
+        let (challenge, verifier) = pkce_pair();
+        (Some(challenge), pending.with_verifier(verifier))
+    } else {
+        (None, pending)
+    };
+    let redirect_uri = pending.redirect_uri.clone();
+    let state = states.issue(pending);
+    let mut url = authorize_url.clone();
     {
         let mut query = url.query_pairs_mut();
         query
-            .append_pair("response_type", "code")
+            .append_pair("response_type", response_type)
             .append_pair("client_id", &config.client_id)
-            .append_pair("redirect_uri", redirect_uri);
+            .append_pair("redirect_uri", &redirect_uri);
         if !config.scopes.trim().is_empty() {
             query.append_pair("scope", config.scopes.trim());
         }
         query.append_pair("state", &state);
         if let Some(challenge) = &challenge {
             query
-                .append_pair("code_challenge", challenge.as_str())
-                .append_pair("code_challenge_method", challenge.method().as_str());
+                .append_pair("code_challenge", challenge)
+                .append_pair("code_challenge_method", "S256");
         }
         for (name, value) in &config.extra_authorize_params {
             query.append_pair(name, value);
         }
     }
-    url
+    Ok(url)
+}
+
+/// The values every template may read.
+fn base_values(config: &ClientConfig) -> Values {
+    let mut values = Values::default()
+        .with("client_id", config.client_id.clone())
+        .with("scope", config.scopes.clone());
+    if let Some(secret) = &config.client_secret {
+        values = values.with_secret("client_secret", secret);
+    }
+    for (name, value) in &config.settings {
+        values = values.with(name, value.clone());
+    }
+    values
+}
+
+/// One token request, before the client's authentication is added.
+struct Call<'a> {
+    url: &'a url::Url,
+    /// The grant's standard parameters.
+    params: Vec<(&'static str, String)>,
+    template: Option<&'a RequestTemplate>,
+    values: Values,
 }
 
 /// Exchanges an authorization code for tokens.
@@ -117,16 +216,25 @@ pub async fn exchange_code(
     code: &Secret,
     now_ms: i64,
 ) -> Result<TokenSet, OAuthError> {
-    let mut form = vec![
+    let mut params = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", code.expose().to_string()),
         ("redirect_uri", pending.redirect_uri.clone()),
     ];
+    let mut values = base_values(config)
+        .with_secret("auth_code", code)
+        .with("redirect_uri", pending.redirect_uri.clone());
     if let Some(verifier) = &pending.pkce_verifier {
-        form.push(("code_verifier", verifier.expose().to_string()));
+        params.push(("code_verifier", verifier.expose().to_string()));
+        values = values.with_secret("code_verifier", verifier);
     }
-    let body = token_request(http, config, form).await?;
-    parse_token_response(&body, None, now_ms)
+    let call = Call {
+        url: &config.token_url,
+        params,
+        template: config.exchange_template.as_ref(),
+        values,
+    };
+    token_request(http, config, call, None, now_ms).await
 }
 
 /// Uses a refresh token. The old refresh token is kept when the answer carries none.
@@ -136,25 +244,185 @@ pub async fn refresh(
     refresh_token: &Secret,
     now_ms: i64,
 ) -> Result<TokenSet, OAuthError> {
-    let form = vec![
-        ("grant_type", "refresh_token".to_string()),
-        ("refresh_token", refresh_token.expose().to_string()),
-    ];
-    let body = token_request(http, config, form).await?;
-    parse_token_response(&body, Some(refresh_token), now_ms)
+    let call = Call {
+        url: config.refresh_url.as_ref().unwrap_or(&config.token_url),
+        params: vec![
+            ("grant_type", "refresh_token".to_string()),
+            ("refresh_token", refresh_token.expose().to_string()),
+        ],
+        template: config.refresh_template.as_ref(),
+        values: base_values(config).with_secret("refresh_token", refresh_token),
+    };
+    token_request(http, config, call, Some(refresh_token), now_ms).await
 }
 
-const TOKEN_RESPONSE_LIMIT: usize = 1024 * 1024;
-
-async fn token_request(
+/// The client-credentials grant (RFC 6749 §4.4): the client's own token, no user.
+pub async fn client_credentials(
     http: &reqwest::Client,
     config: &ClientConfig,
-    mut form: Vec<(&'static str, String)>,
-) -> Result<String, OAuthError> {
-    let mut request = http
-        .post(config.token_url.clone())
-        .header(reqwest::header::ACCEPT, "application/json")
-        .timeout(config.timeout);
+    now_ms: i64,
+) -> Result<TokenSet, OAuthError> {
+    let mut params = vec![("grant_type", "client_credentials".to_string())];
+    if !config.scopes.trim().is_empty() {
+        params.push(("scope", config.scopes.trim().to_string()));
+    }
+    let call = Call {
+        url: &config.token_url,
+        params,
+        template: None,
+        values: base_values(config),
+    };
+    token_request(http, config, call, None, now_ms).await
+}
+
+/// The resource-owner password grant (RFC 6749 §4.3), for the providers that still need it.
+pub async fn password(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    username: &str,
+    password: &Secret,
+    now_ms: i64,
+) -> Result<TokenSet, OAuthError> {
+    let mut params = vec![
+        ("grant_type", "password".to_string()),
+        ("username", username.to_string()),
+        ("password", password.expose().to_string()),
+    ];
+    if !config.scopes.trim().is_empty() {
+        params.push(("scope", config.scopes.trim().to_string()));
+    }
+    let call = Call {
+        url: &config.token_url,
+        params,
+        template: None,
+        values: base_values(config)
+            .with("username", username)
+            .with_secret("password", password),
+    };
+    token_request(http, config, call, None, now_ms).await
+}
+
+/// What a device authorization request answered (RFC 8628 §3.2).
+#[derive(Debug, Clone)]
+pub struct DeviceAuthorization {
+    pub device_code: Secret,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub expires_in: Duration,
+    pub interval: Duration,
+}
+
+/// Starts the device flow: asks for a device code and the user code to show.
+pub async fn device_authorization(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+) -> Result<DeviceAuthorization, OAuthError> {
+    let Some(url) = &config.device_authorization_url else {
+        return Err(OAuthError::Unsupported(
+            "this profile has no device authorization URL".into(),
+        ));
+    };
+    let mut params = Vec::new();
+    if !config.scopes.trim().is_empty() {
+        params.push(("scope".to_string(), config.scopes.trim().to_string()));
+    }
+    let (status, content_type, body) =
+        send(http, config, url, authenticate(config, params)?, &[]).await?;
+    let value = config.shape.decode(&body, content_type.as_deref());
+    if !(200..300).contains(&status) {
+        return Err(answer_error(config, status, None, value.ok().as_ref()));
+    }
+    let value = value?;
+    if let Some(error) = config.shape.error_in(&value) {
+        return Err(error);
+    }
+    let text = |name: &str| {
+        value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let seconds = |name: &str, default: u64| {
+        value
+            .get(name)
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+            .unwrap_or(default)
+    };
+    let missing = |name: &str| {
+        OAuthError::Parse(format!(
+            "the device authorization answer has no `{name}`; it looks like {}",
+            super::shape::redacted_shape(&value)
+        ))
+    };
+    Ok(DeviceAuthorization {
+        device_code: Secret::new(text("device_code").ok_or_else(|| missing("device_code"))?),
+        user_code: text("user_code").ok_or_else(|| missing("user_code"))?,
+        verification_uri: text("verification_uri")
+            .or_else(|| text("verification_url"))
+            .ok_or_else(|| missing("verification_uri"))?,
+        verification_uri_complete: text("verification_uri_complete"),
+        expires_in: Duration::from_secs(seconds("expires_in", 600).clamp(10, 3600)),
+        interval: Duration::from_secs(seconds("interval", 5).clamp(1, 120)),
+    })
+}
+
+/// One poll of the device flow's token endpoint. `authorization_pending` and `slow_down` come
+/// back as [`OAuthError::Server`] errors for the caller's loop.
+pub async fn device_token(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    device_code: &Secret,
+    now_ms: i64,
+) -> Result<TokenSet, OAuthError> {
+    let call = Call {
+        url: &config.token_url,
+        params: vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:device_code".to_string(),
+            ),
+            ("device_code", device_code.expose().to_string()),
+        ],
+        template: None,
+        values: base_values(config).with_secret("device_code", device_code),
+    };
+    token_request(http, config, call, None, now_ms).await
+}
+
+/// Revokes a token (RFC 7009). The server answers 200 for unknown tokens too.
+pub async fn revoke(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    token: &Secret,
+    hint: &str,
+) -> Result<(), OAuthError> {
+    let Some(url) = &config.revocation_url else {
+        return Err(OAuthError::Unsupported(
+            "the provider has no revocation endpoint".into(),
+        ));
+    };
+    let params = vec![
+        ("token".to_string(), token.expose().to_string()),
+        ("token_type_hint".to_string(), hint.to_string()),
+    ];
+    let (status, _, body) = send(http, config, url, authenticate(config, params)?, &[]).await?;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        let value = config.shape.decode(&body, None).ok();
+        Err(answer_error(config, status, None, value.as_ref()))
+    }
+}
+
+/// Form fields and headers with the client's authentication added.
+fn authenticate(
+    config: &ClientConfig,
+    mut params: Vec<(String, String)>,
+) -> Result<(Vec<(String, String)>, Option<reqwest::header::HeaderValue>), OAuthError> {
+    let has = |params: &[(String, String)], name: &str| params.iter().any(|(n, _)| n == name);
+    let mut header = None;
     match (config.client_auth, &config.client_secret) {
         (ClientAuthStyle::Basic, Some(secret)) => {
             use base64::Engine;
@@ -170,37 +438,160 @@ async fn token_request(
                     OAuthError::Parse("the client credentials cannot be sent in a header".into())
                 })?;
             value.set_sensitive(true);
-            request = request.header(reqwest::header::AUTHORIZATION, value);
+            header = Some(value);
         }
         (ClientAuthStyle::Body, Some(secret)) => {
-            form.push(("client_id", config.client_id.clone()));
-            form.push(("client_secret", secret.expose().to_string()));
+            if !has(&params, "client_id") {
+                params.push(("client_id".into(), config.client_id.clone()));
+            }
+            if !has(&params, "client_secret") {
+                params.push(("client_secret".into(), secret.expose().to_string()));
+            }
         }
         // A public client identifies itself in the body.
-        (_, None) => form.push(("client_id", config.client_id.clone())),
-    }
-    let body = {
-        let mut encoded = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in &form {
-            encoded.append_pair(name, value);
+        _ => {
+            if !has(&params, "client_id") {
+                params.push(("client_id".into(), config.client_id.clone()))
+            }
         }
-        encoded.finish()
+    }
+    Ok((params, header))
+}
+
+const TOKEN_RESPONSE_LIMIT: usize = 1024 * 1024;
+
+/// The one path of every token request: builds it, sends it, reads the answer.
+async fn token_request(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    call: Call<'_>,
+    previous_refresh: Option<&Secret>,
+    now_ms: i64,
+) -> Result<TokenSet, OAuthError> {
+    let (url, fields, headers) = match call.template {
+        Some(template) => {
+            let url = match &template.url {
+                Some(url) => url::Url::parse(&template.url_text(url, &call.values)).map_err(|e| {
+                    OAuthError::Parse(format!("the token request template's URL is not valid: {e}"))
+                })?,
+                None => call.url.clone(),
+            };
+            let fields: Vec<(String, String)> = template
+                .body
+                .iter()
+                .map(|(name, value)| (name.clone(), value.render(&call.values)))
+                .collect();
+            let headers: Vec<(String, String)> = template
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.render(&call.values)))
+                .collect();
+            (url, fields, headers)
+        }
+        None => (
+            call.url.clone(),
+            call.params
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
+            Vec::new(),
+        ),
     };
-    let response = request
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            OAuthError::Transport(if e.is_timeout() {
-                format!("no answer within {} s", config.timeout.as_secs_f64())
-            } else {
-                crate::net::describe(&e)
-            })
+    let mut fields = fields;
+    for (name, value) in &config.token_params {
+        if !fields.iter().any(|(n, _)| n == name) {
+            fields.push((name.clone(), value.render(&call.values)));
+        }
+    }
+    let authenticated = authenticate(config, fields)?;
+    let (status, content_type, body) = send(http, config, &url, authenticated, &headers).await?;
+    if (200..300).contains(&status) {
+        return config
+            .shape
+            .read(&body, content_type.as_deref(), previous_refresh, now_ms);
+    }
+    let value = config.shape.decode(&body, content_type.as_deref()).ok();
+    Err(answer_error(config, status, None, value.as_ref()))
+}
+
+impl RequestTemplate {
+    fn url_text(&self, url: &TextTemplate, values: &Values) -> String {
+        url.render(values)
+    }
+}
+
+/// The error of a non-2xx answer: 429 and 5xx may pass; otherwise the server's error fields.
+fn answer_error(
+    config: &ClientConfig,
+    status: u16,
+    retry_after: Option<Duration>,
+    value: Option<&serde_json::Value>,
+) -> OAuthError {
+    match status {
+        429 | 500..=599 => OAuthError::Unavailable {
+            status,
+            retry_after,
+        },
+        _ => value
+            .and_then(|v| config.shape.error_in(v))
+            .unwrap_or(OAuthError::Status(status)),
+    }
+}
+
+/// Sends a form (or JSON) POST and reads the answer within the size limit.
+async fn send(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    url: &url::Url,
+    (fields, authorization): (Vec<(String, String)>, Option<reqwest::header::HeaderValue>),
+    headers: &[(String, String)],
+) -> Result<(u16, Option<String>, String), OAuthError> {
+    let mut request = http
+        .post(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(config.timeout);
+    if let Some(value) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, value);
+    }
+    for (name, value) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| OAuthError::Parse(format!("`{name}` is not a header name")))?;
+        let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+            OAuthError::Parse(format!("header `{name}` has a value that cannot be sent"))
         })?;
+        value.set_sensitive(true);
+        request = request.header(name, value);
+    }
+    request = match config.body_format {
+        BodyFormat::Form => {
+            let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in &fields {
+                encoded.append_pair(name, value);
+            }
+            request
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(encoded.finish())
+        }
+        BodyFormat::Json => {
+            let object: serde_json::Map<String, serde_json::Value> = fields
+                .into_iter()
+                .map(|(name, value)| (name, serde_json::Value::String(value)))
+                .collect();
+            request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::Value::Object(object).to_string())
+        }
+    };
+    let response = request.send().await.map_err(|e| {
+        OAuthError::Transport(if e.is_timeout() {
+            format!("no answer within {} s", config.timeout.as_secs_f64())
+        } else {
+            crate::net::describe(&e)
+        })
+    })?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -208,43 +599,118 @@ async fn token_request(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if response
         .content_length()
         .is_some_and(|len| len as usize > TOKEN_RESPONSE_LIMIT)
     {
         return Err(OAuthError::Parse("the token response is too large".into()));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| OAuthError::Transport(crate::net::describe(&e)))?;
-    if bytes.len() > TOKEN_RESPONSE_LIMIT {
-        return Err(OAuthError::Parse("the token response is too large".into()));
-    }
+    let bytes = read_limited(response).await?;
     let body = String::from_utf8_lossy(&bytes).into_owned();
-    match status {
-        200..=299 => Ok(body),
-        429 | 500..=599 => Err(OAuthError::Unavailable {
+    if matches!(status, 429 | 500..=599) {
+        return Err(OAuthError::Unavailable {
             status,
             retry_after,
-        }),
-        _ => Err(server_error(&body).unwrap_or(OAuthError::Status(status))),
+        });
     }
+    Ok((status, content_type, body))
 }
 
-/// The RFC 6749 §5.2 error body, if that is what the server sent. Only the standard fields are
-/// kept, so nothing else of the body (which might echo a credential) reaches a message.
-fn server_error(body: &str) -> Option<OAuthError> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    let error = value
-        .get("error")?
-        .as_str()?
-        .chars()
-        .take(64)
-        .collect::<String>();
-    let description = value
-        .get("error_description")
-        .and_then(|d| d.as_str())
-        .map(|d| d.chars().take(200).collect());
-    Some(OAuthError::Server { error, description })
+/// The body, refused as soon as it passes the limit (a chunked answer has no length to check).
+async fn read_limited(response: reqwest::Response) -> Result<Vec<u8>, OAuthError> {
+    use futures_util::StreamExt;
+    let mut stream = response.bytes_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| OAuthError::Transport(crate::net::describe(&e)))?;
+        if bytes.len() + chunk.len() > TOKEN_RESPONSE_LIMIT {
+            return Err(OAuthError::Parse("the token response is too large".into()));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// What a discovery document (RFC 8414 or OpenID Connect Discovery) says of a server.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    #[serde(default)]
+    pub introspection_endpoint: Option<String>,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    #[serde(default)]
+    pub grant_types_supported: Vec<String>,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// Reads a server's metadata from its issuer URL: RFC 8414's
+/// `/.well-known/oauth-authorization-server{path}`, then OpenID Connect's
+/// `{issuer}/.well-known/openid-configuration`. The document's `issuer` must be the one asked
+/// for (RFC 8414 §3.3), so a document cannot speak for another server.
+pub async fn discover(
+    http: &reqwest::Client,
+    issuer: &url::Url,
+    timeout: Duration,
+) -> Result<ServerMetadata, OAuthError> {
+    let trimmed = issuer.as_str().trim_end_matches('/');
+    let path = issuer.path().trim_end_matches('/');
+    let origin = issuer.origin().ascii_serialization();
+    let candidates = [
+        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+        format!("{trimmed}/.well-known/openid-configuration"),
+    ];
+    let mut last = OAuthError::Status(404);
+    for candidate in candidates {
+        let response = match http
+            .get(&candidate)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => {
+                last = OAuthError::Transport(crate::net::describe(&e));
+                continue;
+            }
+        };
+        let status = response.status().as_u16();
+        if status != 200 {
+            last = OAuthError::Status(status);
+            continue;
+        }
+        let bytes = read_limited(response).await?;
+        let metadata: ServerMetadata = serde_json::from_slice(&bytes).map_err(|e| {
+            OAuthError::Parse(format!("the discovery document {candidate} is not valid: {e}"))
+        })?;
+        if metadata.issuer.trim_end_matches('/') != trimmed {
+            return Err(OAuthError::Parse(format!(
+                "the discovery document names issuer `{}`, not `{trimmed}`: refused",
+                metadata.issuer
+            )));
+        }
+        return Ok(metadata);
+    }
+    Err(last)
 }

@@ -1,16 +1,22 @@
 //! OAuth2 protocol core: authorization requests with PKCE (S256) and a single-use, short-lived
-//! `state`; the code exchange and refresh requests with the profile's client authentication
-//! (HTTP Basic or body, the same choice everywhere); lenient parsing of token responses.
+//! `state`; every grant's token request through one path, with the provider's client
+//! authentication, extra parameters, request templates and answer shape; revocation; discovery.
 //!
 //! Knows nothing of profile files, storage, the engine or the web: it receives a
 //! [`ClientConfig`] (the engine builds one from a profile) and an HTTP client.
 
 mod flow;
+mod shape;
 mod state;
+mod template;
 mod token;
 
 pub use flow::{
-    authorization_url, exchange_code, refresh, ClientAuthStyle, ClientConfig, OAuthError,
+    authorization_url, client_credentials, device_authorization, device_token, discover,
+    exchange_code, password, pkce_challenge, refresh, revoke, BodyFormat, ClientAuthStyle,
+    ClientConfig, DeviceAuthorization, OAuthError, RequestTemplate, ServerMetadata,
 };
+pub use shape::{redacted_shape, Expiry, FieldPath, ResponseFormat, TokenShape};
 pub use state::{PendingAuthorization, StateError, StateStore, STATE_LIFETIME};
+pub use template::{TextTemplate, Values, BUILT_IN_NAMES};
 pub use token::{parse_token_response, TokenSet};

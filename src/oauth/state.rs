@@ -15,21 +15,31 @@ pub struct PendingAuthorization {
     pub profile: String,
     pub redirect_uri: String,
     pub pkce_verifier: Option<Secret>,
+    /// The issuer an RFC 9207 `iss` in the callback must name, when the server is known to
+    /// send one (or sends one anyway).
+    pub issuer: Option<String>,
     created: Instant,
 }
 
 impl PendingAuthorization {
-    pub fn new(
-        profile: &str,
-        redirect_uri: &str,
-        pkce_verifier: Option<Secret>,
-    ) -> PendingAuthorization {
+    pub fn new(profile: &str, redirect_uri: &str) -> PendingAuthorization {
         PendingAuthorization {
             profile: profile.to_string(),
             redirect_uri: redirect_uri.to_string(),
-            pkce_verifier,
+            pkce_verifier: None,
+            issuer: None,
             created: Instant::now(),
         }
+    }
+
+    pub fn with_verifier(mut self, verifier: Secret) -> PendingAuthorization {
+        self.pkce_verifier = Some(verifier);
+        self
+    }
+
+    pub fn with_issuer(mut self, issuer: Option<String>) -> PendingAuthorization {
+        self.issuer = issuer;
+        self
     }
 }
 
@@ -61,7 +71,7 @@ struct Pending {
 impl StateStore {
     /// Registers a pending authorization under a fresh random state and returns the state.
     pub fn issue(&self, pending: PendingAuthorization) -> String {
-        let state = oauth2::CsrfToken::new_random_len(32).secret().clone();
+        let state = crate::secret::random_token();
         let mut store = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Pending { by_state, order } = &mut *store;
         // Drop what expired or was taken, oldest first; then make room.
@@ -121,8 +131,8 @@ mod tests {
     #[test]
     fn states_are_random_single_use_and_expire() {
         let store = StateStore::default();
-        let a = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb", None));
-        let b = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb", None));
+        let a = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb"));
+        let b = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb"));
         assert_ne!(a, b);
         assert!(a.len() >= 40);
         assert_eq!(store.take(&a).map(|p| p.profile), Ok("p".to_string()));
@@ -135,10 +145,10 @@ mod tests {
     #[test]
     fn pending_authorizations_are_bounded_and_the_newest_stay_usable() {
         let store = StateStore::default();
-        let first = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb", None));
+        let first = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb"));
         let mut last = String::new();
         for _ in 0..(MAX_PENDING * 20) {
-            last = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb", None));
+            last = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb"));
         }
         assert!(store.len() <= MAX_PENDING, "{}", store.len());
         assert_eq!(store.take(&first).err(), Some(StateError::Unknown));

@@ -1,5 +1,6 @@
-//! Token sets and the lenient reading of token responses: `expires_in` as a number or a string,
-//! no `token_type` (Bearer assumed), `scope` as a string or a list, unknown fields kept.
+//! Token sets, and the standard reading of a token response (see [`super::shape`] for the
+//! lenient rules: `expires_in` as a number or a string, no `token_type` (Bearer assumed),
+//! `scope` as a string or a list, unknown fields kept).
 
 use serde::{Deserialize, Serialize};
 
@@ -81,60 +82,14 @@ mod exposed_option {
     }
 }
 
-/// Reads a successful token response. `previous_refresh` is kept when the response carries no
-/// refresh token (servers that do not rotate).
+/// Reads a successful, standard token response (RFC 6749 §5.1). `previous_refresh` is kept
+/// when the response carries no refresh token (servers that do not rotate).
 pub fn parse_token_response(
     body: &str,
     previous_refresh: Option<&Secret>,
     now_ms: i64,
 ) -> Result<TokenSet, OAuthError> {
-    let value: serde_json::Value = serde_json::from_str(body.trim())
-        .map_err(|e| OAuthError::Parse(format!("the token response is not JSON ({e})")))?;
-    let serde_json::Value::Object(mut fields) = value else {
-        return Err(OAuthError::Parse(
-            "the token response is not a JSON object".into(),
-        ));
-    };
-    let access_token = match fields.remove("access_token") {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Secret::new(s),
-        _ => {
-            return Err(OAuthError::Parse(
-                "the token response has no access_token".into(),
-            ))
-        }
-    };
-    let refresh_token = match fields.remove("refresh_token") {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(Secret::new(s)),
-        _ => previous_refresh.cloned(),
-    };
-    let token_type = match fields.remove("token_type") {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => s,
-        _ => "Bearer".to_string(),
-    };
-    let expires_in = match fields.remove("expires_in") {
-        Some(serde_json::Value::Number(n)) => n.as_f64(),
-        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    let scopes = match fields.remove("scope") {
-        Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .filter_map(|i| i.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(TokenSet {
-        access_token,
-        refresh_token,
-        token_type,
-        scopes,
-        expires_at_ms: expires_in
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| now_ms + (s * 1000.0) as i64),
-        issued_at_ms: now_ms,
-        extra: fields,
-    })
+    super::shape::TokenShape::default().read(body, None, previous_refresh, now_ms)
 }
 
 #[cfg(test)]

@@ -2,9 +2,13 @@
 //! file, line, key and column, and compiling the valid ones into [`Profile`]s whose URLs,
 //! templates, expressions and auth settings are known to be well formed.
 //!
-//! Uses the expression core to compile; knows nothing of the engine, devices, storage or web.
+//! Also owns provider definitions ([`provider`]), which profiles name for their OAuth settings.
+//!
+//! Uses the expression core to compile and the OAuth core's types for what a token request and
+//! answer look like; knows nothing of the engine, devices, storage or web.
 
 pub mod diagnostic;
+pub mod provider;
 mod raw;
 mod resolve;
 
@@ -18,7 +22,8 @@ use serde::Serialize;
 use crate::expr::{Expression, ExtractionPlan, Template};
 use crate::secret::{Secret, SecretSource};
 pub use diagnostic::{Diagnostic, Severity};
-pub use resolve::{name_problem, MAX_LISTEN_BODY_BYTES, MAX_NAME_CHARS};
+pub use provider::{ProviderCatalog, ProviderDefinition, PROPERTIES as PROVIDER_PROPERTIES};
+pub use resolve::{name_problem, GRANTS, MAX_LISTEN_BODY_BYTES, MAX_NAME_CHARS};
 
 /// A compiled, valid profile.
 #[derive(Debug, Clone)]
@@ -170,16 +175,71 @@ pub enum ClientAuth {
     Basic,
     /// `client_id` and `client_secret` in the form body.
     Body,
+    /// A public client: `client_id` only.
+    None,
+}
+
+/// How a profile gets its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// A person signs in at the provider; the browser comes back to the callback page.
+    AuthorizationCode,
+    /// The client's own token: no person, no browser.
+    ClientCredentials,
+    /// RFC 8628: a code to enter at the provider; no redirect at all.
+    DeviceCode,
+    /// Legacy: the user's name and password sent to the token endpoint.
+    Password,
+    /// Legacy: the token comes in the redirect's fragment.
+    Implicit,
+}
+
+impl GrantType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::DeviceCode => "device_code",
+            GrantType::Password => "password",
+            GrantType::Implicit => "implicit",
+        }
+    }
+
+    /// Marked legacy in the UI: the grant is deprecated (OAuth 2.0 Security BCP).
+    pub fn is_legacy(self) -> bool {
+        matches!(self, GrantType::Password | GrantType::Implicit)
+    }
+}
+
+/// Who the token belongs to: the provider's profile endpoint and how its answer is shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserInfoSpec {
+    pub url: url::Url,
+    /// POST instead of GET (Dropbox).
+    pub post: bool,
+    /// `{name}`-style templates over the answer's fields.
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub id_field: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OAuth2Spec {
+    /// The provider definition the profile names, if any.
     pub provider: Option<String>,
+    pub grant: GrantType,
     pub client_id: String,
     pub client_secret: Option<Secret>,
+    /// The scopes, joined with the provider's separator.
     pub scopes: String,
-    pub authorize_url: url::Url,
+    pub authorize_url: Option<url::Url>,
     pub token_url: url::Url,
+    pub refresh_url: Option<url::Url>,
+    pub device_authorization_url: Option<url::Url>,
+    pub revocation_url: Option<url::Url>,
+    /// The issuer an RFC 9207 `iss` must name.
+    pub issuer: Option<String>,
     /// `None`: use `<public base URL>/oauth2/callback` (or the legacy page).
     pub redirect_url: Option<url::Url>,
     /// The callback page is the family's `/oauth2_callback.html`.
@@ -187,11 +247,46 @@ pub struct OAuth2Spec {
     /// Where the token may be sent; empty: the API URL's origin at authorization time.
     #[serde(skip)]
     pub api_origins: Vec<url::Origin>,
+    /// The provider's API base URL.
+    pub api_base: Option<String>,
+    /// A token-response field naming the API's base URL (Zoho's `api_domain`).
+    pub api_host_field: Option<String>,
     pub extra_authorize_params: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub token_params: Vec<(String, crate::oauth::TextTemplate)>,
+    /// Added to every API call.
+    pub api_query: Vec<(String, String)>,
     pub client_auth: ClientAuth,
     pub pkce: bool,
     pub header_template: String,
+    /// The header the token goes in.
+    pub token_header: String,
+    /// A query parameter the token goes in instead of a header.
+    pub token_query: Option<String>,
     pub reauthorize_on: Vec<u16>,
+    #[serde(skip)]
+    pub body_format: crate::oauth::BodyFormat,
+    #[serde(skip)]
+    pub exchange_template: Option<crate::oauth::RequestTemplate>,
+    #[serde(skip)]
+    pub refresh_template: Option<crate::oauth::RequestTemplate>,
+    pub settings: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub shape: crate::oauth::TokenShape,
+    /// The callback parameter with the code, and the one with a refusal.
+    pub code_param: String,
+    pub error_param: String,
+    pub userinfo: Option<UserInfoSpec>,
+    /// The password grant's user and password.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// What loading a profile draws on besides its text: secrets and provider definitions.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    pub secrets: &'a SecretSource,
+    pub providers: &'a ProviderCatalog,
 }
 
 /// The device boxes (or list form) compiled: one rule per root device.
@@ -274,7 +369,20 @@ pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
 /// the others load. Entries that are not readable regular files (directories, FIFOs, dangling
 /// links, link loops) are reported, never opened; two files claiming one name both fail.
 pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
+    load_dir_with(
+        dir,
+        &Sources {
+            secrets,
+            providers: ProviderCatalog::built_in(),
+        },
+    )
+}
+
+/// [`load_dir`] with the given provider definitions (the shipped ones and the user's); their
+/// files' problems are reported with the profiles'.
+pub fn load_dir_with(dir: &Path, sources: &Sources<'_>) -> ProfileSet {
     let mut set = ProfileSet::default();
+    set.diagnostics.extend(sources.providers.diagnostics.iter().cloned());
     let files = match config_files(dir, "profile", false) {
         Ok(files) => files,
         Err(diagnostic) => {
@@ -291,7 +399,7 @@ pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
                 continue;
             }
         };
-        let (profile, diagnostics) = load_text(&file, &text, secrets);
+        let (profile, diagnostics) = load_text_with(&file, &text, sources);
         set.diagnostics.extend(diagnostics);
         if let Some(profile) = profile {
             let line = diagnostic::line_of_key(&text, "name").unwrap_or(1);
@@ -451,5 +559,21 @@ pub fn load_text(
     text: &str,
     secrets: &SecretSource,
 ) -> (Option<Profile>, Vec<Diagnostic>) {
-    resolve::load(file, text, secrets)
+    load_text_with(
+        file,
+        text,
+        &Sources {
+            secrets,
+            providers: ProviderCatalog::built_in(),
+        },
+    )
+}
+
+/// [`load_text`] with the given provider definitions.
+pub fn load_text_with(
+    file: &Path,
+    text: &str,
+    sources: &Sources<'_>,
+) -> (Option<Profile>, Vec<Diagnostic>) {
+    resolve::load(file, text, sources)
 }

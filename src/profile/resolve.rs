@@ -5,13 +5,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::diagnostic::{column_at, line_of_key, Collector, Diagnostic};
+use std::collections::BTreeMap;
+
 use super::raw::{
     RawAuth, RawBody, RawDevices, RawIncoming, RawMqtt, RawOAuth2, RawProfile, RawRequest,
+    RawTokenRequest, RawTokenResponse,
 };
 use super::{
-    AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, ListenSpec, Method, MqttSpec,
-    OAuth2Spec, Profile, RequestSpec,
+    AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, GrantType, ListenSpec, Method,
+    MqttSpec, OAuth2Spec, Profile, RequestSpec, Sources, UserInfoSpec,
 };
+use crate::oauth;
 use crate::expr::{inside_ranges, literal_ranges, Expression, ExtractionPlan, Template};
 use crate::secret::{Secret, SecretSource};
 
@@ -22,12 +26,12 @@ const SUPPORTED_VERSION: u32 = 1;
 /// Longest profile name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
-pub fn load(file: &Path, text: &str, secrets: &SecretSource) -> (Option<Profile>, Vec<Diagnostic>) {
+pub fn load(file: &Path, text: &str, sources: &Sources<'_>) -> (Option<Profile>, Vec<Diagnostic>) {
     let mut c = Collector::new(file, text);
     let Some(raw) = c.parse::<RawProfile>() else {
         return (None, c.diagnostics);
     };
-    let profile = resolve(raw, &mut c, secrets);
+    let profile = resolve(raw, &mut c, sources);
     if c.has_errors() {
         (None, c.diagnostics)
     } else {
@@ -55,13 +59,13 @@ pub fn name_problem(name: &str, kind: &str) -> Option<String> {
     }
 }
 
-fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<Profile> {
+fn resolve(raw: RawProfile, c: &mut Collector<'_>, sources: &Sources<'_>) -> Option<Profile> {
     let name = c.version_and_name("profile", raw.version, SUPPORTED_VERSION, raw.name.clone());
     let (request, listen, mqtt) = match (&raw.request, &raw.listen, &raw.mqtt) {
         (Some(request), None, None) => (resolve_request(request, c), None, None),
         (None, Some(path), None) => (
             None,
-            resolve_listen(path, raw.incoming.as_ref(), c, secrets),
+            resolve_listen(path, raw.incoming.as_ref(), c, sources.secrets),
             None,
         ),
         (None, None, Some(mqtt)) => (None, None, resolve_mqtt(mqtt, c)),
@@ -86,7 +90,7 @@ fn resolve(raw: RawProfile, c: &mut Collector<'_>, secrets: &SecretSource) -> Op
             "`[incoming]` is for listening profiles: add `listen = \"/path\"`",
         );
     }
-    let auth = resolve_auth(&raw.auth, c, secrets);
+    let auth = resolve_auth(&raw.auth, c, sources);
     let mapping = resolve_mapping(&raw, c);
     let history_keep = raw.history.keep.unwrap_or(DEFAULT_HISTORY_KEEP);
     if history_keep == 0 || history_keep > 10_000 {
@@ -482,7 +486,8 @@ fn secret(c: &mut Collector<'_>, secrets: &SecretSource, key: &str, value: &str)
     }
 }
 
-fn resolve_auth(raw: &RawAuth, c: &mut Collector<'_>, secrets: &SecretSource) -> Option<AuthSpec> {
+fn resolve_auth(raw: &RawAuth, c: &mut Collector<'_>, sources: &Sources<'_>) -> Option<AuthSpec> {
+    let secrets = sources.secrets;
     let mode = raw.mode.as_deref().unwrap_or(if raw.oauth2.is_some() {
         "oauth2"
     } else {
@@ -529,7 +534,7 @@ fn resolve_auth(raw: &RawAuth, c: &mut Collector<'_>, secrets: &SecretSource) ->
         }
         "oauth2" => match &raw.oauth2 {
             Some(oauth2) => {
-                resolve_oauth2(oauth2, c, secrets).map(|spec| AuthSpec::OAuth2(Box::new(spec)))
+                resolve_oauth2(oauth2, c, sources).map(|spec| AuthSpec::OAuth2(Box::new(spec)))
             }
             None => {
                 c.error(
@@ -549,47 +554,327 @@ fn resolve_auth(raw: &RawAuth, c: &mut Collector<'_>, secrets: &SecretSource) ->
     }
 }
 
-fn endpoint(c: &mut Collector<'_>, key: &str, value: &Option<String>) -> Option<url::Url> {
-    let text = required(c, key, value, "oauth2")?;
-    match url::Url::parse(text) {
-        Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Some(u),
+/// The grants a profile may use.
+pub const GRANTS: &[&str] = &[
+    "authorization_code",
+    "client_credentials",
+    "device_code",
+    "password",
+    "implicit",
+];
+
+/// A URL key: `{{setting}}` names filled from the settings, then parsed as http(s).
+fn endpoint_from(
+    c: &mut Collector<'_>,
+    key: &str,
+    text: &str,
+    values: &oauth::Values,
+    setting_names: &[&str],
+) -> Option<url::Url> {
+    let filled = match oauth::TextTemplate::compile(text, setting_names) {
+        Ok(template) => template.render(values),
+        Err(message) => {
+            c.error(key, message);
+            return None;
+        }
+    };
+    match url::Url::parse(&filled) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Some(u),
         Ok(u) => {
-            c.error(key, format!("scheme `{}` is not http or https", u.scheme()));
+            c.error(key, format!("`{filled}` is not an http(s) URL (scheme `{}`)", u.scheme()));
             None
         }
         Err(e) => {
-            c.error(key, format!("`{text}` is not a valid URL: {e}"));
+            c.error(key, format!("`{filled}` is not a valid URL: {e}"));
             None
         }
     }
 }
 
+fn optional_endpoint(
+    c: &mut Collector<'_>,
+    key: &str,
+    value: &Option<String>,
+    values: &oauth::Values,
+    setting_names: &[&str],
+) -> Option<Option<url::Url>> {
+    match value.as_deref().map(str::trim) {
+        Some(text) if !text.is_empty() => {
+            endpoint_from(c, key, text, values, setting_names).map(Some)
+        }
+        _ => Some(None),
+    }
+}
+
+fn field_path(c: &mut Collector<'_>, key: &str, value: &Option<String>) -> Option<Option<oauth::FieldPath>> {
+    match value.as_deref() {
+        Some(text) => match oauth::FieldPath::parse(text) {
+            Ok(path) => Some(Some(path)),
+            Err(message) => {
+                c.error(key, message);
+                None
+            }
+        },
+        None => Some(None),
+    }
+}
+
+fn token_shape(c: &mut Collector<'_>, raw: Option<&RawTokenResponse>) -> Option<oauth::TokenShape> {
+    let mut shape = oauth::TokenShape::default();
+    let Some(raw) = raw else {
+        return Some(shape);
+    };
+    let key = |name: &str| format!("auth.oauth2.token_response.{name}");
+    let mut ok = true;
+    macro_rules! path {
+        ($field:ident) => {
+            match field_path(c, &key(stringify!($field)), &raw.$field) {
+                Some(Some(path)) => shape.$field = path,
+                Some(None) => {}
+                None => ok = false,
+            }
+        };
+    }
+    path!(access_token);
+    path!(refresh_token);
+    path!(expires);
+    path!(error);
+    path!(error_description);
+    if let Some(format) = raw.format.as_deref() {
+        match oauth::ResponseFormat::parse(format) {
+            Some(f) => shape.format = f,
+            None => {
+                c.error(&key("format"), format!("format `{format}` is not auto, json or form"));
+                ok = false;
+            }
+        }
+    }
+    match field_path(c, &key("fields"), &raw.fields) {
+        Some(fields) => shape.fields = fields,
+        None => ok = false,
+    }
+    match (field_path(c, &key("success_field"), &raw.success_field), &raw.success_value) {
+        (Some(Some(path)), Some(value)) => shape.success = Some((path, value.clone())),
+        (Some(Some(_)), None) => {
+            c.error(&key("success_value"), "success_field needs success_value");
+            ok = false;
+        }
+        (None, _) => ok = false,
+        _ => {}
+    }
+    let issued = match field_path(c, &key("issued"), &raw.issued) {
+        Some(issued) => issued,
+        None => {
+            ok = false;
+            None
+        }
+    };
+    shape.expiry = match raw.expiry.as_deref().unwrap_or(if raw.lifetime.is_some() && raw.expires.is_none() { "fixed" } else { "in_seconds" }) {
+        "in_seconds" => oauth::Expiry::InSeconds,
+        "at_epoch_seconds" => oauth::Expiry::AtEpochSeconds,
+        "at_epoch_milliseconds" => oauth::Expiry::AtEpochMilliseconds,
+        "after_issued" => match issued {
+            Some(issued) => oauth::Expiry::AfterIssued(issued),
+            None => {
+                c.error(&key("issued"), "expiry `after_issued` needs `issued`, the path of the issue time");
+                return None;
+            }
+        },
+        "fixed" => match raw.lifetime {
+            Some(seconds) => oauth::Expiry::Fixed(seconds),
+            None => {
+                c.error(&key("lifetime"), "expiry `fixed` needs `lifetime` in seconds");
+                return None;
+            }
+        },
+        other => {
+            c.error(
+                &key("expiry"),
+                format!("expiry `{other}` is not in_seconds, at_epoch_seconds, at_epoch_milliseconds, after_issued or fixed"),
+            );
+            return None;
+        }
+    };
+    ok.then_some(shape)
+}
+
+fn body_format(c: &mut Collector<'_>, key: &str, value: Option<&str>) -> Option<oauth::BodyFormat> {
+    match value.unwrap_or("form") {
+        "form" => Some(oauth::BodyFormat::Form),
+        "json" => Some(oauth::BodyFormat::Json),
+        other => {
+            c.error(key, format!("`{other}` is not `form` or `json`"));
+            None
+        }
+    }
+}
+
+fn templates(
+    c: &mut Collector<'_>,
+    key: &str,
+    table: &BTreeMap<String, String>,
+    setting_names: &[&str],
+) -> Option<Vec<(String, oauth::TextTemplate)>> {
+    let mut ok = true;
+    let mut out = Vec::new();
+    for (name, text) in table {
+        match oauth::TextTemplate::compile(text, setting_names) {
+            Ok(template) => out.push((name.clone(), template)),
+            Err(message) => {
+                c.error(&format!("{key}.{name}"), message);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn request_template(
+    c: &mut Collector<'_>,
+    key: &str,
+    raw: &Option<RawTokenRequest>,
+    setting_names: &[&str],
+) -> Option<Option<oauth::RequestTemplate>> {
+    let Some(raw) = raw else {
+        return Some(None);
+    };
+    let url = match &raw.url {
+        Some(text) => match oauth::TextTemplate::compile(text, setting_names) {
+            Ok(template) => Some(Some(template)),
+            Err(message) => {
+                c.error(&format!("{key}.url"), message);
+                None
+            }
+        },
+        None => Some(None),
+    };
+    for name in raw.headers.keys() {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            c.error(&format!("{key}.headers"), format!("`{name}` is not a header name"));
+        }
+    }
+    let headers = templates(c, &format!("{key}.headers"), &raw.headers, setting_names);
+    let body = templates(c, &format!("{key}.body"), &raw.body, setting_names);
+    let format = body_format(c, &format!("{key}.format"), raw.format.as_deref());
+    Some(Some(oauth::RequestTemplate {
+        url: url?,
+        headers: headers?,
+        body: body?,
+        format: format?,
+    }))
+}
+
 fn resolve_oauth2(
     raw: &RawOAuth2,
     c: &mut Collector<'_>,
-    secrets: &SecretSource,
+    sources: &Sources<'_>,
 ) -> Option<OAuth2Spec> {
+    let secrets = sources.secrets;
+    // A named provider fills every key the profile leaves out.
+    let preset = match raw.provider.as_deref().map(str::trim) {
+        Some(id) if !id.is_empty() => match sources.providers.get(id) {
+            Some(definition) => Some(definition.clone()),
+            None if raw.token_url.is_some() => {
+                c.warning(
+                    "auth.oauth2.provider",
+                    format!("`{id}` is not a known provider; the endpoints written here are used (known: {})", sources.providers.ids().join(", ")),
+                );
+                None
+            }
+            None => {
+                c.error(
+                    "auth.oauth2.provider",
+                    format!("`{id}` is not a known provider (known: {}); or write its endpoints here", sources.providers.ids().join(", ")),
+                );
+                return None;
+            }
+        },
+        _ => None,
+    };
+    if preset.as_ref().is_some_and(|p| p.oauth_version == super::provider::OAuthVersion::V1) {
+        c.error("auth.oauth2.provider", "this provider speaks OAuth 1.0a: use `[auth.oauth1]`");
+        return None;
+    }
+    let raw = match &preset {
+        Some(definition) => raw.clone().over(definition.settings.clone()),
+        None => raw.clone(),
+    };
+    let grant = match raw.grant.as_deref().unwrap_or_else(|| {
+        preset.as_ref().map_or("authorization_code", |p| p.default_grant())
+    }) {
+        "authorization_code" => Some(GrantType::AuthorizationCode),
+        "client_credentials" => Some(GrantType::ClientCredentials),
+        "device_code" => Some(GrantType::DeviceCode),
+        "password" => Some(GrantType::Password),
+        "implicit" => Some(GrantType::Implicit),
+        other => {
+            c.error("auth.oauth2.grant", format!("grant `{other}` is not one of {}", GRANTS.join(", ")));
+            None
+        }
+    };
+    if let (Some(grant), Some(definition)) = (grant, &preset) {
+        if !definition.grants.iter().any(|g| g == grant.as_str()) {
+            c.warning(
+                "auth.oauth2.grant",
+                format!("{} lists only {} as its grants; `{}` may be refused", definition.name, definition.grants.join(", "), grant.as_str()),
+            );
+        }
+    }
     let client_id =
         required(c, "auth.oauth2.client_id", &raw.client_id, "oauth2").map(str::to_string);
     let client_secret = match raw.client_secret.as_deref() {
         Some(s) if !s.is_empty() => secret(c, secrets, "auth.oauth2.client_secret", s).map(Some),
         _ => Some(None),
     };
-    let authorize_url = endpoint(c, "auth.oauth2.authorize_url", &raw.authorize_url);
-    let token_url = endpoint(c, "auth.oauth2.token_url", &raw.token_url);
+    let setting_names: Vec<&str> = raw.settings.keys().map(String::as_str).collect();
+    let mut values = oauth::Values::default();
+    for (name, value) in &raw.settings {
+        values = values.with(name, value.clone());
+    }
+    if let Some(id) = &client_id {
+        values = values.with("client_id", id.clone());
+    }
+    let browser = matches!(grant, Some(GrantType::AuthorizationCode | GrantType::Implicit));
+    let authorize_url = if browser {
+        required(c, "auth.oauth2.authorize_url", &raw.authorize_url, "oauth2")
+            .and_then(|text| endpoint_from(c, "auth.oauth2.authorize_url", text, &values, &setting_names))
+            .map(Some)
+    } else {
+        optional_endpoint(c, "auth.oauth2.authorize_url", &raw.authorize_url, &values, &setting_names)
+    };
+    let token_url = if grant == Some(GrantType::Implicit) && raw.token_url.is_none() {
+        // The implicit grant has no token endpoint; the token comes in the redirect.
+        authorize_url.clone().flatten()
+    } else {
+        required(c, "auth.oauth2.token_url", &raw.token_url, "oauth2")
+            .and_then(|text| endpoint_from(c, "auth.oauth2.token_url", text, &values, &setting_names))
+    };
+    let refresh_url = optional_endpoint(c, "auth.oauth2.refresh_url", &raw.refresh_url, &values, &setting_names);
+    let device_authorization_url = if grant == Some(GrantType::DeviceCode) {
+        required(c, "auth.oauth2.device_authorization_url", &raw.device_authorization_url, "oauth2")
+            .and_then(|text| endpoint_from(c, "auth.oauth2.device_authorization_url", text, &values, &setting_names))
+            .map(Some)
+    } else {
+        optional_endpoint(c, "auth.oauth2.device_authorization_url", &raw.device_authorization_url, &values, &setting_names)
+    };
+    let revocation_url = optional_endpoint(c, "auth.oauth2.revocation_url", &raw.revocation_url, &values, &setting_names);
+    let userinfo_url = optional_endpoint(c, "auth.oauth2.userinfo_url", &raw.userinfo_url, &values, &setting_names);
+    let issuer = optional_endpoint(c, "auth.oauth2.issuer", &raw.issuer, &values, &setting_names)
+        .map(|u| u.map(|u| u.as_str().trim_end_matches('/').to_string()));
     let redirect_url = match &raw.redirect_url {
         Some(text) if !text.trim().is_empty() => {
-            endpoint(c, "auth.oauth2.redirect_url", &raw.redirect_url).map(Some)
+            endpoint_from(c, "auth.oauth2.redirect_url", text, &values, &setting_names).map(Some)
         }
         _ => Some(None),
     };
     let client_auth = match raw.client_auth.as_deref().unwrap_or("basic") {
         "basic" => Some(ClientAuth::Basic),
         "body" => Some(ClientAuth::Body),
+        "none" => Some(ClientAuth::None),
         other => {
             c.error(
                 "auth.oauth2.client_auth",
-                format!("client_auth `{other}` is not `basic` or `body`"),
+                format!("client_auth `{other}` is not `basic`, `body` or `none` (a public client)"),
             );
             None
         }
@@ -606,7 +891,7 @@ fn resolve_oauth2(
         }
     };
     let mut api_origins = Vec::new();
-    for text in &raw.api_origins {
+    for text in raw.api_origins.iter().flatten() {
         match url::Url::parse(text) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
                 api_origins.push(u.origin())
@@ -627,21 +912,85 @@ fn resolve_oauth2(
             "header_template must contain `{AccessToken}`",
         );
     }
+    let token_header = raw.token_header.clone().unwrap_or_else(|| "Authorization".into());
+    if reqwest::header::HeaderName::from_bytes(token_header.as_bytes()).is_err() {
+        c.error("auth.oauth2.token_header", format!("`{token_header}` is not a header name"));
+    }
+    let separator = raw.scope_separator.clone().unwrap_or_else(|| " ".into());
+    let scopes = raw
+        .scopes
+        .as_deref()
+        .unwrap_or_default()
+        .split(|ch: char| ch.is_whitespace() || ch == ',')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(&separator);
+    let token_params = templates(c, "auth.oauth2.token_params", &raw.token_params, &setting_names);
+    let api_query = templates(c, "auth.oauth2.api_query", &raw.api_query, &setting_names)
+        .map(|list| list.into_iter().map(|(name, t)| (name, t.render(&values))).collect::<Vec<_>>());
+    let format = body_format(c, "auth.oauth2.body_format", raw.body_format.as_deref());
+    let exchange_template = request_template(c, "auth.oauth2.token_request", &raw.token_request, &setting_names);
+    let refresh_template = request_template(c, "auth.oauth2.refresh_request", &raw.refresh_request, &setting_names);
+    let shape = token_shape(c, raw.token_response.as_ref());
+    let userinfo_method = match raw.userinfo_method.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        None | Some("GET") => Some(false),
+        Some("POST") => Some(true),
+        Some(other) => {
+            c.error("auth.oauth2.userinfo_method", format!("`{other}` is not GET or POST"));
+            None
+        }
+    };
+    let username = raw.username.clone();
+    let password = match raw.password.as_deref() {
+        Some(p) if !p.is_empty() => secret(c, secrets, "auth.oauth2.password", p).map(Some),
+        _ => Some(None),
+    };
+    if grant == Some(GrantType::Password) && (username.is_none() || raw.password.is_none()) {
+        c.error("auth.oauth2.username", "the password grant needs `username` and `password`");
+    }
+    let userinfo = userinfo_url?.map(|url| UserInfoSpec {
+        url,
+        post: userinfo_method.unwrap_or(false),
+        display_name: raw.display_name_template.clone(),
+        email: raw.email_template.clone(),
+        id_field: raw.userinfo_id.clone(),
+    });
     Some(OAuth2Spec {
-        provider: raw.provider.clone(),
+        provider: preset.as_ref().map(|p| p.id.clone()).or(raw.provider.clone()),
+        grant: grant?,
         client_id: client_id?,
         client_secret: client_secret?,
-        scopes: raw.scopes.clone(),
+        scopes,
         authorize_url: authorize_url?,
         token_url: token_url?,
+        refresh_url: refresh_url?,
+        device_authorization_url: device_authorization_url?,
+        revocation_url: revocation_url?,
+        issuer: issuer?,
         redirect_url: redirect_url?,
         legacy_callback: legacy_callback?,
         api_origins,
+        api_base: preset.as_ref().and_then(|p| p.api_base.clone()),
+        api_host_field: raw.api_host_field.clone(),
         extra_authorize_params: raw.extra_authorize_params.clone(),
+        token_params: token_params?,
+        api_query: api_query?,
         client_auth: client_auth?,
         pkce: raw.pkce.unwrap_or(true),
         header_template,
+        token_header,
+        token_query: raw.token_query.clone(),
         reauthorize_on: raw.reauthorize_on.clone().unwrap_or_else(|| vec![401]),
+        body_format: format?,
+        exchange_template: exchange_template?,
+        refresh_template: refresh_template?,
+        settings: raw.settings.clone(),
+        shape: shape?,
+        code_param: raw.code_param.clone().unwrap_or_else(|| "code".into()),
+        error_param: raw.error_param.clone().unwrap_or_else(|| "error".into()),
+        userinfo,
+        username,
+        password: password?,
     })
 }
 

@@ -217,7 +217,7 @@ impl Edge {
         if !token_matches(expected, token.trim()) {
             return Err(None);
         }
-        let id = oauth2::CsrfToken::new_random_len(32).secret().clone();
+        let id = crate::secret::random_token();
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         sessions.expiry.retain(|_, until| *until > now);
