@@ -115,8 +115,15 @@ pub struct PathSettings {
     pub profiles_dir: PathBuf,
     /// One TOML file per automation event.
     pub events_dir: PathBuf,
+    /// The user's OAuth provider definitions (`*.json`), over the shipped ones; optional.
+    #[serde(default = "default_providers_dir")]
+    pub providers_dir: PathBuf,
     #[serde(default)]
     pub secrets_file: Option<PathBuf>,
+}
+
+fn default_providers_dir() -> PathBuf {
+    PathBuf::from("oauth-providers")
 }
 
 #[derive(Debug, Clone, Deserialize)]

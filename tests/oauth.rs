@@ -118,12 +118,15 @@ async fn start_provider(shared: Shared) -> SocketAddr {
                         let Some(challenge) = p.codes.remove(&code) else {
                             return refuse("invalid_grant");
                         };
-                        let verifier = oauth2::PkceCodeVerifier::new(
-                            form.get("code_verifier").cloned().unwrap_or_default(),
-                        );
-                        if oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier).as_str()
-                            != challenge
-                        {
+                        // RFC 7636 §4.6, computed here, not by Bellhop's code.
+                        let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                        let computed = {
+                            use base64::Engine;
+                            use sha2::Digest;
+                            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                                .encode(sha2::Sha256::digest(verifier.as_bytes()))
+                        };
+                        if verifier.len() < 43 || computed != challenge {
                             return refuse("invalid_grant");
                         }
                         let expires = p.first_expires_in;

@@ -39,10 +39,34 @@ pub enum AuthorizationStatus {
         can_refresh: bool,
         /// Where the token may be sent.
         api_origins: Vec<String>,
+        /// Who the token belongs to, when the provider says ("Ann (ann@example.com)").
+        authorized_as: Option<String>,
+        grant: &'static str,
     },
     NeedsReauthorization {
         reason: String,
     },
+    /// A device authorization (RFC 8628) waits for the user to enter the code.
+    AwaitingUser {
+        user_code: String,
+        verification_uri: String,
+        verification_uri_complete: Option<String>,
+        expires_at: String,
+    },
+    /// The last device authorization ended without tokens.
+    Failed {
+        reason: String,
+    },
+}
+
+/// What the UI, CLI and API show when a device authorization starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceStart {
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub expires_in_secs: u64,
+    pub interval_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +80,12 @@ pub enum AuthorizationError {
     BackingOff(u64),
     #[error("profile `{0}` does not use OAuth2")]
     NotOAuth(String),
+    #[error("profile `{profile}` uses the {grant} grant, which {what}")]
+    WrongGrant {
+        profile: String,
+        grant: &'static str,
+        what: &'static str,
+    },
     #[error("the token of `{profile}` was granted for {granted}; this request goes to {requested}, so it is sent without the token: authorize the profile again after changing its API's address (or list the origin in auth.oauth2.api_origins)")]
     WrongOrigin {
         profile: String,
@@ -82,7 +112,9 @@ pub const SECRET_TOKEN_FIELDS: &[&str] = &["access_token", "refresh_token", "id_
 pub fn token_value(spec: &OAuth2Spec, token: &Secret) -> Option<reqwest::header::HeaderValue> {
     let text = match spec.token_query {
         Some(_) => token.expose().to_string(),
-        None => spec.header_template.replace("{AccessToken}", token.expose()),
+        None => spec
+            .header_template
+            .replace("{AccessToken}", token.expose()),
     };
     let mut value = reqwest::header::HeaderValue::from_str(&text).ok()?;
     value.set_sensitive(true);
@@ -142,6 +174,8 @@ struct ProfileAuthorization {
     fields: Mutex<Option<Arc<serde_json::Map<String, serde_json::Value>>>>,
     /// A device authorization waiting for the user (RFC 8628), or how the last one ended.
     device: Mutex<Option<DeviceProgress>>,
+    /// Which device authorization may still poll: a newer start or a forget ends older ones.
+    device_generation: std::sync::atomic::AtomicU64,
     dead: Mutex<Option<String>>,
     backoff: Mutex<Option<(Instant, Duration)>>,
 }
@@ -203,6 +237,71 @@ pub fn client_config(spec: &OAuth2Spec, timeout: Duration) -> ClientConfig {
         shape: spec.shape.clone(),
         timeout,
     }
+}
+
+/// Fills a `{name}`-style template from a JSON answer: `{a.b}` is a dotted path, `{a|b}` the
+/// first of several that has a value. `None` when no placeholder found a value.
+pub fn fill_identity_template(template: &str, answer: &serde_json::Value) -> Option<String> {
+    let lookup = |path: &str| -> Option<String> {
+        let mut value = answer;
+        for key in path.trim().split('.') {
+            value = match value {
+                serde_json::Value::Array(items) => items.get(key.parse::<usize>().ok()?)?,
+                other => other.get(key)?,
+            };
+        }
+        match value {
+            serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let mut out = String::new();
+    let mut found = false;
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let inner = &rest[open + 1..open + close];
+        if let Some(value) = inner.split('|').find_map(lookup) {
+            out.push_str(&value);
+            found = true;
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    let out: String = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    (found && !out.is_empty()).then(|| out.chars().take(200).collect())
+}
+
+fn describe_identity(
+    userinfo: &crate::profile::UserInfoSpec,
+    answer: &serde_json::Value,
+) -> Option<String> {
+    let name = userinfo
+        .display_name
+        .as_deref()
+        .and_then(|t| fill_identity_template(t, answer));
+    let email = userinfo
+        .email
+        .as_deref()
+        .and_then(|t| fill_identity_template(t, answer));
+    let id = userinfo
+        .id_field
+        .as_deref()
+        .and_then(|f| fill_identity_template(&format!("{{{f}}}"), answer));
+    match (name, email) {
+        (Some(name), Some(email)) => Some(format!("{name} ({email})")),
+        (Some(one), None) | (None, Some(one)) => Some(one),
+        (None, None) => id,
+    }
+}
+
+/// The grants whose token the client fetches itself, again whenever it expires.
+fn own_token_grant(grant: GrantType) -> bool {
+    matches!(grant, GrantType::ClientCredentials | GrantType::Password)
 }
 
 fn oauth_spec(profile: &Profile) -> Result<&OAuth2Spec, AuthorizationError> {
@@ -433,6 +532,33 @@ impl Authorizer {
         self.keep_new_tokens(profile, spec, &entry, tokens).await
     }
 
+    /// Finishes a (legacy) implicit grant: the token came in the redirect's fragment, which
+    /// the callback page posted here.
+    pub async fn complete_implicit(
+        &self,
+        profile: &Profile,
+        token: &Secret,
+        params: &HashMap<String, String>,
+    ) -> Result<(), AuthorizationError> {
+        let spec = oauth_spec(profile)?;
+        let mut answer = serde_json::Map::new();
+        answer.insert("access_token".into(), token.expose().into());
+        for name in ["token_type", "expires_in", "scope"] {
+            if let Some(value) = params.get(name) {
+                answer.insert(name.into(), value.clone().into());
+            }
+        }
+        let tokens = oauth::TokenShape::default().read(
+            &serde_json::Value::Object(answer).to_string(),
+            None,
+            None,
+            now_ms(),
+        )?;
+        let entry = self.entry(&profile.name);
+        let _guard = entry.refresh.lock().await;
+        self.keep_new_tokens(profile, spec, &entry, tokens).await
+    }
+
     /// Stores the tokens of a new authorization (any grant) and makes them current.
     async fn keep_new_tokens(
         &self,
@@ -442,7 +568,9 @@ impl Authorizer {
         tokens: TokenSet,
     ) -> Result<(), AuthorizationError> {
         let origins = granted_origins(profile, spec, Some(&tokens))?;
-        let grant = Grant::new(tokens, origins);
+        let identity = self.identity(spec, &tokens).await;
+        let mut grant = Grant::new(tokens, origins);
+        grant.identity = identity;
         self.save(&profile.name, &grant).await?;
         self.remember(entry, Some(grant), Some(spec));
         *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -457,17 +585,31 @@ impl Authorizer {
         profile: &Profile,
     ) -> Option<Arc<serde_json::Map<String, serde_json::Value>>> {
         let entry = self.entry(&profile.name);
-        if let Some(fields) = entry.fields.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(fields) = entry
+            .fields
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return Some(fields);
         }
         let spec = oauth_spec(profile).ok()?;
         self.load(profile, spec, &entry).await.ok()?;
-        let fields = entry.fields.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let fields = entry
+            .fields
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         fields
     }
 
     /// Makes `grant` the profile's current one, with its header ready.
-    fn remember(&self, entry: &ProfileAuthorization, grant: Option<Grant>, spec: Option<&OAuth2Spec>) {
+    fn remember(
+        &self,
+        entry: &ProfileAuthorization,
+        grant: Option<Grant>,
+        spec: Option<&OAuth2Spec>,
+    ) {
         *entry.fields.lock().unwrap_or_else(|p| p.into_inner()) =
             grant.as_ref().map(|g| Arc::new(g.tokens.extra.clone()));
         let ready = grant
@@ -599,6 +741,9 @@ impl Authorizer {
         }
         let _guard = entry.refresh.lock().await;
         let Some(grant) = self.load(profile, spec, &entry).await? else {
+            if own_token_grant(spec.grant) {
+                return self.fetch_own_token(profile, spec, &entry).await;
+            }
             return Err(AuthorizationError::NotAuthorized(profile.name.clone()));
         };
         if let Some(reason) = grant.needs_reauthorization.clone() {
@@ -611,18 +756,15 @@ impl Authorizer {
             return Ok((tokens.access_token.clone(), tokens.issued_at_ms));
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
+            // The client's own token is simply fetched again.
+            if own_token_grant(spec.grant) {
+                return self.fetch_own_token(profile, spec, &entry).await;
+            }
             return Err(needs_reauthorization(
                 "the access token expired and the provider gave no refresh token".to_string(),
             ));
         };
-        if let Some((until, _)) = *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) {
-            let now = Instant::now();
-            if now < until {
-                return Err(AuthorizationError::BackingOff(
-                    (until - now).as_secs().max(1),
-                ));
-            }
-        }
+        Authorizer::check_backoff(&entry)?;
         match oauth::refresh(
             &self.http,
             &client_config(spec, self.token_timeout),
@@ -663,21 +805,194 @@ impl Authorizer {
                 Err(needs_reauthorization(reason))
             }
             Err(error) => {
-                let mut backoff = entry.backoff.lock().unwrap_or_else(|p| p.into_inner());
-                let previous = backoff
-                    .map(|(_, d)| d)
-                    .unwrap_or(Duration::from_millis(500));
-                let wait = match &error {
-                    OAuthError::Unavailable {
-                        retry_after: Some(after),
-                        ..
-                    } => *after,
-                    _ => previous * 2,
-                }
-                .clamp(Duration::from_secs(1), Duration::from_secs(300));
-                *backoff = Some((Instant::now() + wait, wait));
-                tracing::warn!(profile = %profile.name, error = %error, wait_secs = wait.as_secs(), "refresh failed; backing off");
+                Authorizer::back_off(&profile.name, &entry, &error);
                 Err(error.into())
+            }
+        }
+    }
+
+    fn check_backoff(entry: &ProfileAuthorization) -> Result<(), AuthorizationError> {
+        if let Some((until, _)) = *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) {
+            let now = Instant::now();
+            if now < until {
+                return Err(AuthorizationError::BackingOff(
+                    (until - now).as_secs().max(1),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed token request: wait longer before the next (the server's Retry-After
+    /// when given), within 1 s to 5 min.
+    fn back_off(profile: &str, entry: &ProfileAuthorization, error: &OAuthError) {
+        let mut backoff = entry.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = backoff
+            .map(|(_, d)| d)
+            .unwrap_or(Duration::from_millis(500));
+        let wait = match error {
+            OAuthError::Unavailable {
+                retry_after: Some(after),
+                ..
+            } => *after,
+            _ => previous * 2,
+        }
+        .clamp(Duration::from_secs(1), Duration::from_secs(300));
+        *backoff = Some((Instant::now() + wait, wait));
+        tracing::warn!(profile = %profile, error = %error, wait_secs = wait.as_secs(), "token request failed; backing off");
+    }
+
+    /// A client-credentials or password grant's token: fetched now (no user, no browser).
+    /// Called with the profile's refresh lock held.
+    async fn fetch_own_token(
+        &self,
+        profile: &Profile,
+        spec: &OAuth2Spec,
+        entry: &ProfileAuthorization,
+    ) -> Result<(Secret, i64), AuthorizationError> {
+        Authorizer::check_backoff(entry)?;
+        let config = client_config(spec, self.token_timeout);
+        let result = match (spec.grant, &spec.username, &spec.password) {
+            (GrantType::Password, Some(username), Some(password)) => {
+                oauth::password(&self.http, &config, username, password, now_ms()).await
+            }
+            _ => oauth::client_credentials(&self.http, &config, now_ms()).await,
+        };
+        match result {
+            Ok(tokens) => {
+                let access = (tokens.access_token.clone(), tokens.issued_at_ms);
+                self.keep_new_tokens(profile, spec, entry, tokens).await?;
+                Ok(access)
+            }
+            Err(error) => {
+                Authorizer::back_off(&profile.name, entry, &error);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Authorize now, for the grants that need no browser: client credentials and password
+    /// fetch their token.
+    pub async fn authorize_without_browser(
+        &self,
+        profile: &Profile,
+    ) -> Result<(), AuthorizationError> {
+        let spec = oauth_spec(profile)?;
+        if !own_token_grant(spec.grant) {
+            return Err(AuthorizationError::WrongGrant {
+                profile: profile.name.clone(),
+                grant: spec.grant.as_str(),
+                what: "needs the user: use Request Authorization",
+            });
+        }
+        let entry = self.entry(&profile.name);
+        let _guard = entry.refresh.lock().await;
+        *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.fetch_own_token(profile, spec, &entry)
+            .await
+            .map(|_| ())
+    }
+
+    /// Starts a device authorization (RFC 8628): asks the provider for a code, then polls in
+    /// the background at the provider's interval (slower on `slow_down`) until the user enters
+    /// it, refuses, or the code expires. `done` is called when the authorization ends.
+    pub async fn begin_device(
+        self: &Arc<Self>,
+        profile: Arc<Profile>,
+        done: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<DeviceStart, AuthorizationError> {
+        let spec = oauth_spec(&profile)?;
+        if spec.grant != GrantType::DeviceCode {
+            return Err(AuthorizationError::WrongGrant {
+                profile: profile.name.clone(),
+                grant: spec.grant.as_str(),
+                what: "is not the device flow",
+            });
+        }
+        let started =
+            oauth::device_authorization(&self.http, &client_config(spec, self.token_timeout))
+                .await?;
+        let entry = self.entry(&profile.name);
+        let expires_at_ms = now_ms() + started.expires_in.as_millis() as i64;
+        *entry.device.lock().unwrap_or_else(|p| p.into_inner()) = Some(DeviceProgress::Waiting {
+            user_code: started.user_code.clone(),
+            verification_uri: started.verification_uri.clone(),
+            verification_uri_complete: started.verification_uri_complete.clone(),
+            expires_at_ms,
+        });
+        let generation = entry
+            .device_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let answer = DeviceStart {
+            user_code: started.user_code.clone(),
+            verification_uri: started.verification_uri.clone(),
+            verification_uri_complete: started.verification_uri_complete.clone(),
+            expires_in_secs: started.expires_in.as_secs(),
+            interval_secs: started.interval.as_secs(),
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.poll_device(&profile, started, expires_at_ms, generation)
+                .await;
+            done();
+        });
+        Ok(answer)
+    }
+
+    async fn poll_device(
+        &self,
+        profile: &Profile,
+        started: oauth::DeviceAuthorization,
+        expires_at_ms: i64,
+        generation: u64,
+    ) {
+        let Ok(spec) = oauth_spec(profile) else {
+            return;
+        };
+        let config = client_config(spec, self.token_timeout);
+        let entry = self.entry(&profile.name);
+        let fail = |reason: String| {
+            tracing::warn!(profile = %profile.name, reason = %reason, "device authorization ended without tokens");
+            *entry.device.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(DeviceProgress::Failed(reason));
+        };
+        let mut interval = started.interval;
+        loop {
+            tokio::time::sleep(interval).await;
+            if entry
+                .device_generation
+                .load(std::sync::atomic::Ordering::SeqCst)
+                != generation
+            {
+                return; // a newer start or Forget authorization took over
+            }
+            if now_ms() >= expires_at_ms {
+                return fail("the code expired before it was entered: start again".into());
+            }
+            match oauth::device_token(&self.http, &config, &started.device_code, now_ms()).await {
+                Ok(tokens) => {
+                    let _guard = entry.refresh.lock().await;
+                    if let Err(error) = self.keep_new_tokens(profile, spec, &entry, tokens).await {
+                        fail(error.to_string());
+                    }
+                    return;
+                }
+                Err(error) => match error.code() {
+                    Some("authorization_pending") => {}
+                    // RFC 8628 §3.5: five seconds more for this and every later request.
+                    Some("slow_down") => interval += Duration::from_secs(5),
+                    Some("access_denied") => {
+                        return fail("access was denied at the provider".into())
+                    }
+                    Some("expired_token") => {
+                        return fail("the code expired before it was entered: start again".into())
+                    }
+                    _ if error.is_transient() => {
+                        interval = (interval * 2).min(Duration::from_secs(60))
+                    }
+                    _ => return fail(error.to_string()),
+                },
             }
         }
     }
@@ -696,11 +1011,33 @@ impl Authorizer {
                     expires_at: grant.tokens.expires_at_ms.map(time_text),
                     scopes: grant.tokens.scopes.clone(),
                     expiring: due(&grant.tokens, self.margin_ms(), now_ms()),
-                    can_refresh: grant.tokens.refresh_token.is_some(),
+                    can_refresh: grant.tokens.refresh_token.is_some()
+                        || own_token_grant(spec.grant),
                     api_origins: grant.api_origins.clone(),
+                    authorized_as: grant.identity.clone(),
+                    grant: spec.grant.as_str(),
                 },
             },
-            Ok(None) => AuthorizationStatus::NeverAuthorized,
+            Ok(None) => match entry
+                .device
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                Some(DeviceProgress::Waiting {
+                    user_code,
+                    verification_uri,
+                    verification_uri_complete,
+                    expires_at_ms,
+                }) if expires_at_ms > now_ms() => AuthorizationStatus::AwaitingUser {
+                    user_code,
+                    verification_uri,
+                    verification_uri_complete,
+                    expires_at: time_text(expires_at_ms),
+                },
+                Some(DeviceProgress::Failed(reason)) => AuthorizationStatus::Failed { reason },
+                _ => AuthorizationStatus::NeverAuthorized,
+            },
             Err(error) => AuthorizationStatus::NeedsReauthorization {
                 reason: error.to_string(),
             },
@@ -708,11 +1045,91 @@ impl Authorizer {
     }
 
     /// Forget authorization: wipes the stored tokens.
-    pub fn forget(&self, profile: &str) -> Result<(), AuthorizationError> {
-        let entry = self.entry(profile);
-        self.store.delete(profile)?;
+    /// Forget authorization: revokes the tokens at the provider when it has a revocation
+    /// endpoint (RFC 7009), then wipes them here whatever the provider said. Returns a note
+    /// when the provider did not confirm the revocation.
+    pub async fn forget(&self, profile: &Profile) -> Result<Option<String>, AuthorizationError> {
+        let entry = self.entry(&profile.name);
+        entry
+            .device_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        *entry.device.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let _guard = entry.refresh.lock().await;
+        let mut note = None;
+        if let Ok(spec) = oauth_spec(profile) {
+            if spec.revocation_url.is_some() {
+                if let Ok(Some(grant)) = self.load(profile, spec, &entry).await {
+                    let config = client_config(spec, self.token_timeout);
+                    let tokens = &grant.tokens;
+                    // The refresh token first: revoking it ends the whole grant at most
+                    // servers (RFC 7009 §2.1); then the access token, for the others.
+                    let mut refused = None;
+                    if let Some(refresh) = &tokens.refresh_token {
+                        refused = oauth::revoke(&self.http, &config, refresh, "refresh_token")
+                            .await
+                            .err();
+                    }
+                    let access =
+                        oauth::revoke(&self.http, &config, &tokens.access_token, "access_token")
+                            .await
+                            .err();
+                    if let Some(error) = refused.or(access) {
+                        tracing::warn!(profile = %profile.name, error = %error, "revocation not confirmed");
+                        note = Some(format!(
+                            "the tokens are wiped here, but the provider did not confirm their revocation: {error}"
+                        ));
+                    } else {
+                        tracing::info!(profile = %profile.name, "tokens revoked at the provider");
+                    }
+                }
+            }
+        }
+        let (store, name) = (self.store.clone(), profile.name.clone());
+        tokio::task::spawn_blocking(move || store.delete(&name))
+            .await
+            .map_err(|e| AuthorizationError::Interrupted(e.to_string()))??;
         self.remember(&entry, None, None);
-        Ok(())
+        Ok(note)
+    }
+
+    /// Asks the provider's profile endpoint who the token belongs to ("Ann (ann@…)"), through
+    /// the definition's display-name and e-mail templates. Best effort: `None` when the
+    /// provider has no such endpoint or it fails.
+    async fn identity(&self, spec: &OAuth2Spec, tokens: &TokenSet) -> Option<String> {
+        let userinfo = spec.userinfo.as_ref()?;
+        let mut url = userinfo.url.clone();
+        let mut headers = reqwest::header::HeaderMap::new();
+        place_token(
+            spec,
+            token_value(spec, &tokens.access_token)?,
+            &mut url,
+            &mut headers,
+        );
+        let request = if userinfo.post {
+            self.http.post(url)
+        } else {
+            self.http.get(url)
+        };
+        let response = request
+            .headers(headers)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            tracing::warn!(
+                status = response.status().as_u16(),
+                "the profile endpoint refused"
+            );
+            return None;
+        }
+        let bytes = response.bytes().await.ok()?;
+        if bytes.len() > 256 * 1024 {
+            return None;
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        describe_identity(userinfo, &answer)
     }
 }
 

@@ -56,6 +56,9 @@ pub enum DoorError {
     NoOAuth,
     #[error(transparent)]
     Authorization(#[from] AuthorizationError),
+    /// The provider's redirect says no, or cannot be trusted; nothing was stored.
+    #[error("{0}")]
+    Redirect(String),
 }
 
 impl Engine {
@@ -243,14 +246,165 @@ impl Engine {
         Ok(profile.name.clone())
     }
 
-    /// Forget authorization: wipes the profile's tokens; its status afterwards.
-    pub fn forget_authorization(&self, name: &str) -> Result<AuthorizationStatus, DoorError> {
+    /// Forget authorization: revokes the tokens at the provider when it can (RFC 7009) and
+    /// wipes them here; the status afterwards, and a note when the provider did not confirm.
+    pub async fn forget_authorization(
+        &self,
+        name: &str,
+    ) -> Result<(AuthorizationStatus, Option<String>), DoorError> {
         let profile = self.oauth_profile(name)?;
         let authorizer = self.require_authorizer()?;
-        authorizer.forget(&profile.name)?;
+        let note = authorizer.forget(&profile).await?;
         self.bus.publish(HubEvent::AuthorizationChanged {
             profile: profile.name.clone(),
         });
-        Ok(authorizer.status(&profile)?)
+        let status = {
+            let (authorizer, profile) = (authorizer.clone(), profile.clone());
+            tokio::task::spawn_blocking(move || authorizer.status(&profile))
+                .await
+                .map_err(|e| AuthorizationError::Interrupted(e.to_string()))??
+        };
+        Ok((status, note))
+    }
+
+    /// Starts a device authorization: the code to show and where to enter it. The profile
+    /// becomes authorized in the background when the user has entered it.
+    pub async fn start_device_authorization(
+        &self,
+        name: &str,
+    ) -> Result<super::authorization::DeviceStart, DoorError> {
+        let profile = self.oauth_profile(name)?;
+        let bus = self.bus.clone();
+        let profile_name = profile.name.clone();
+        let done = Box::new(move || {
+            bus.publish(HubEvent::AuthorizationChanged {
+                profile: profile_name.clone(),
+            })
+        });
+        let started = self
+            .require_authorizer()?
+            .begin_device(profile.clone(), done)
+            .await?;
+        self.bus.publish(HubEvent::AuthorizationChanged {
+            profile: profile.name.clone(),
+        });
+        Ok(started)
+    }
+
+    /// Authorizes a client-credentials or password profile now (no browser).
+    pub async fn authorize_without_browser(&self, name: &str) -> Result<(), DoorError> {
+        let profile = self.oauth_profile(name)?;
+        self.require_authorizer()?
+            .authorize_without_browser(&profile)
+            .await?;
+        self.bus.publish(HubEvent::AuthorizationChanged {
+            profile: profile.name.clone(),
+        });
+        Ok(())
+    }
+
+    /// Finishes an authorization from the provider's redirect parameters (the callback page,
+    /// a pasted redirected URL, or the implicit grant's fragment posted by the callback page):
+    /// spends the `state`, refuses an error, a wrong `iss` (RFC 9207) or a missing code, and
+    /// exchanges the code (or keeps the implicit grant's token). Returns the profile's name.
+    pub async fn complete_redirect(
+        &self,
+        params: &std::collections::HashMap<String, String>,
+    ) -> Result<String, DoorError> {
+        let Some(state) = params.get("state").filter(|s| !s.is_empty()) else {
+            return Err(DoorError::Redirect(
+                "The provider's answer has no state, so it cannot be trusted. Start again with Request Authorization.".into(),
+            ));
+        };
+        // The state is spent here, whatever comes next: a replay finds nothing.
+        let pending = self.take_authorization_state(state)?;
+        let profile = self.oauth_profile(&pending.profile)?;
+        let AuthSpec::OAuth2(spec) = &profile.auth else {
+            return Err(DoorError::Redirect(format!(
+                "Profile “{}” no longer uses OAuth2.",
+                profile.name
+            )));
+        };
+        if let Some(error) = params
+            .get(&spec.error_param)
+            .or_else(|| params.get("error"))
+        {
+            let description = params
+                .get("error_description")
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            return Err(DoorError::Redirect(if error == "access_denied" {
+                format!("Access was denied at the provider{description}. Nothing was stored; you can try again from the profile.")
+            } else {
+                format!("The provider answered “{error}”{description}. Nothing was stored.")
+            }));
+        }
+        if let (Some(iss), Some(expected)) = (params.get("iss"), &pending.issuer) {
+            if iss.trim_end_matches('/') != expected.trim_end_matches('/') {
+                return Err(DoorError::Redirect(format!(
+                    "The answer names issuer “{iss}”, not “{expected}”: it may come from another server (a mix-up attack). Nothing was stored."
+                )));
+            }
+        }
+        let authorizer = self.require_authorizer()?;
+        if let Some(token) = params.get("access_token").filter(|t| !t.is_empty()) {
+            if spec.grant != crate::profile::GrantType::Implicit {
+                return Err(DoorError::Redirect(
+                    "A token came in the redirect, but this profile does not use the implicit grant.".into(),
+                ));
+            }
+            authorizer
+                .complete_implicit(&profile, &Secret::new(token.clone()), params)
+                .await?;
+        } else {
+            let Some(code) = params.get(&spec.code_param).filter(|c| !c.is_empty()) else {
+                return Err(DoorError::Redirect(
+                    "The provider's answer has no authorization code.".into(),
+                ));
+            };
+            authorizer
+                .complete(&profile, &pending, &Secret::new(code.clone()))
+                .await?;
+        }
+        self.bus.publish(HubEvent::AuthorizationChanged {
+            profile: profile.name.clone(),
+        });
+        Ok(profile.name.clone())
+    }
+
+    /// The "paste the redirected URL" fallback, for providers that will not redirect to a
+    /// private or plain-HTTP address: the URL's query (or fragment) is read as the callback's.
+    pub async fn complete_pasted_url(&self, pasted: &str) -> Result<String, DoorError> {
+        let url = url::Url::parse(pasted.trim()).map_err(|e| {
+            DoorError::Redirect(format!("That is not a URL ({e}): paste the whole address the provider sent the browser to."))
+        })?;
+        let mut params: std::collections::HashMap<String, String> =
+            url.query_pairs().into_owned().collect();
+        if let Some(fragment) = url.fragment() {
+            for (name, value) in url::form_urlencoded::parse(fragment.as_bytes()).into_owned() {
+                params.entry(name).or_insert(value);
+            }
+        }
+        self.complete_redirect(&params).await
+    }
+
+    /// Zoho's self client: a grant code generated in the provider's console, exchanged as
+    /// it is (no browser, no state: only the admin can call this).
+    pub async fn complete_grant_code(&self, name: &str, code: &str) -> Result<(), DoorError> {
+        let profile = self.oauth_profile(name)?;
+        let code = code.trim();
+        if code.is_empty() || code.len() > 4096 {
+            return Err(DoorError::Redirect(
+                "Paste the grant code the provider's console generated.".into(),
+            ));
+        }
+        let pending = PendingAuthorization::new(&profile.name, "");
+        self.require_authorizer()?
+            .complete(&profile, &pending, &Secret::new(code.to_string()))
+            .await?;
+        self.bus.publish(HubEvent::AuthorizationChanged {
+            profile: profile.name.clone(),
+        });
+        Ok(())
     }
 }

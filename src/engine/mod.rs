@@ -144,6 +144,8 @@ pub struct ProfileSource {
     pub secrets_file: Option<PathBuf>,
     /// The encrypted store whose vault holds secrets entered in the UI.
     pub vault: Option<Arc<crate::tokens::TokenStore>>,
+    /// The user's provider definitions, over the shipped ones.
+    pub providers_dir: Option<PathBuf>,
 }
 
 impl ProfileSource {
@@ -153,7 +155,18 @@ impl ProfileSource {
             secrets_file,
             vault: None,
             events_dir: None,
+            providers_dir: None,
         }
+    }
+
+    pub fn with_providers_dir(mut self, dir: PathBuf) -> ProfileSource {
+        self.providers_dir = Some(dir);
+        self
+    }
+
+    /// The provider definitions: the shipped ones and the user's folder over them.
+    pub fn providers(&self) -> profile::ProviderCatalog {
+        profile::ProviderCatalog::load(self.providers_dir.as_deref())
     }
 
     pub fn with_events_dir(mut self, dir: PathBuf) -> ProfileSource {
@@ -190,7 +203,16 @@ impl ProfileSource {
 
     pub fn load(&self) -> ProfileSet {
         match self.secrets() {
-            Ok(secrets) => profile::load_dir(&self.dir, &secrets),
+            Ok(secrets) => {
+                let providers = self.providers();
+                profile::load_dir_with(
+                    &self.dir,
+                    &profile::Sources {
+                        secrets: &secrets,
+                        providers: &providers,
+                    },
+                )
+            }
             Err((path, message)) => ProfileSource::failed(&path, message),
         }
     }
@@ -475,6 +497,14 @@ impl Engine {
     }
 
     /// Gives OAuth2 profiles their tokens.
+    /// The provider definitions profiles can name (read now: the user's folder may change).
+    pub fn providers(&self) -> profile::ProviderCatalog {
+        match &self.source {
+            Some(source) => source.providers(),
+            None => profile::ProviderCatalog::load(None),
+        }
+    }
+
     pub fn with_authorizer(mut self, authorizer: Arc<authorization::Authorizer>) -> Engine {
         self.authorizer = Some(authorizer);
         self

@@ -583,10 +583,16 @@ async fn publish_profiles(
                 }),
                 Some(crate::engine::authorization::AuthorizationStatus::NeedsReauthorization {
                     reason,
-                }) => json!({
-                    "state": "needs_reauthorization",
-                    "reason": reason,
-                }),
+                })
+                | Some(crate::engine::authorization::AuthorizationStatus::Failed { reason }) => {
+                    json!({
+                        "state": "needs_reauthorization",
+                        "reason": reason,
+                    })
+                }
+                Some(crate::engine::authorization::AuthorizationStatus::AwaitingUser {
+                    ..
+                }) => json!({ "state": "awaiting_user" }),
                 Some(crate::engine::authorization::AuthorizationStatus::NeverAuthorized) | None => {
                     json!({ "state": "never_authorized" })
                 }

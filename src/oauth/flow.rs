@@ -129,7 +129,11 @@ impl OAuthError {
 /// A PKCE pair: the S256 challenge and its verifier (RFC 7636).
 fn pkce_pair() -> (String, Secret) {
     use base64::Engine;
-    let verifier = format!("{}{}", crate::secret::random_token(), crate::secret::random_token());
+    let verifier = format!(
+        "{}{}",
+        crate::secret::random_token(),
+        crate::secret::random_token()
+    );
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
     (challenge, Secret::new(verifier))
@@ -138,7 +142,8 @@ fn pkce_pair() -> (String, Secret) {
 /// The S256 challenge of a verifier.
 pub fn pkce_challenge(verifier: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
 }
 
 /// Builds the authorize URL for a profile and registers its pending state (and PKCE verifier).
@@ -219,8 +224,11 @@ pub async fn exchange_code(
     let mut params = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", code.expose().to_string()),
-        ("redirect_uri", pending.redirect_uri.clone()),
     ];
+    // A self client's code was not issued through a redirect: it has none to repeat.
+    if !pending.redirect_uri.is_empty() {
+        params.push(("redirect_uri", pending.redirect_uri.clone()));
+    }
     let mut values = base_values(config)
         .with_secret("auth_code", code)
         .with("redirect_uri", pending.redirect_uri.clone());
@@ -416,11 +424,14 @@ pub async fn revoke(
     }
 }
 
+/// A request's fields and the Authorization header, once the client's authentication is in.
+type Authenticated = (Vec<(String, String)>, Option<reqwest::header::HeaderValue>);
+
 /// Form fields and headers with the client's authentication added.
 fn authenticate(
     config: &ClientConfig,
     mut params: Vec<(String, String)>,
-) -> Result<(Vec<(String, String)>, Option<reqwest::header::HeaderValue>), OAuthError> {
+) -> Result<Authenticated, OAuthError> {
     let has = |params: &[(String, String)], name: &str| params.iter().any(|(n, _)| n == name);
     let mut header = None;
     match (config.client_auth, &config.client_secret) {
@@ -471,9 +482,13 @@ async fn token_request(
     let (url, fields, headers) = match call.template {
         Some(template) => {
             let url = match &template.url {
-                Some(url) => url::Url::parse(&template.url_text(url, &call.values)).map_err(|e| {
-                    OAuthError::Parse(format!("the token request template's URL is not valid: {e}"))
-                })?,
+                Some(url) => {
+                    url::Url::parse(&template.url_text(url, &call.values)).map_err(|e| {
+                        OAuthError::Parse(format!(
+                            "the token request template's URL is not valid: {e}"
+                        ))
+                    })?
+                }
                 None => call.url.clone(),
             };
             let fields: Vec<(String, String)> = template
@@ -543,7 +558,7 @@ async fn send(
     http: &reqwest::Client,
     config: &ClientConfig,
     url: &url::Url,
-    (fields, authorization): (Vec<(String, String)>, Option<reqwest::header::HeaderValue>),
+    (fields, authorization): Authenticated,
     headers: &[(String, String)],
 ) -> Result<(u16, Option<String>, String), OAuthError> {
     let mut request = http
@@ -702,7 +717,9 @@ pub async fn discover(
         }
         let bytes = read_limited(response).await?;
         let metadata: ServerMetadata = serde_json::from_slice(&bytes).map_err(|e| {
-            OAuthError::Parse(format!("the discovery document {candidate} is not valid: {e}"))
+            OAuthError::Parse(format!(
+                "the discovery document {candidate} is not valid: {e}"
+            ))
         })?;
         if metadata.issuer.trim_end_matches('/') != trimmed {
             return Err(OAuthError::Parse(format!(

@@ -250,7 +250,10 @@ impl TokenShape {
                 // GitHub's form answer can come labelled as JSON.
                 Err(_) if looks_like_form(body) => Ok(form_object(body)),
                 Err(e) => Err(OAuthError::Parse(format!(
-                    "the token response is neither JSON nor a form ({e})"
+                    "the token response is not JSON (nor a form){} ({e})",
+                    content_type
+                        .map(|t| format!(": it is labelled {}", clip(t, 60)))
+                        .unwrap_or_default()
                 ))),
             },
         }
@@ -259,10 +262,7 @@ impl TokenShape {
     /// The error the answer reports, with any HTTP status (only the error fields are read, so
     /// nothing else of the body, which might echo a credential, reaches a message).
     pub fn error_in(&self, value: &serde_json::Value) -> Option<OAuthError> {
-        let description = self
-            .error_description
-            .text_at(value)
-            .map(|d| clip(&d, 200));
+        let description = self.error_description.text_at(value).map(|d| clip(&d, 200));
         if let Some(error) = self.error.text_at(value) {
             return Some(OAuthError::Server {
                 error: clip(&error, 64),
@@ -315,12 +315,14 @@ impl TokenShape {
             .token_type
             .text_at(&value)
             .unwrap_or_else(|| "Bearer".to_string());
-        let number = |path: &FieldPath| match path.find(&value) {
-            Some(serde_json::Value::Number(n)) => n.as_f64(),
-            Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        }
-        .filter(|n| n.is_finite() && *n >= 0.0);
+        let number = |path: &FieldPath| {
+            match path.find(&value) {
+                Some(serde_json::Value::Number(n)) => n.as_f64(),
+                Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|n| n.is_finite() && *n >= 0.0)
+        };
         let seconds = |s: f64| (s.min(1e12) * 1000.0) as i64;
         let expires_at_ms = match &self.expiry {
             Expiry::InSeconds => number(&self.expires).map(|s| now_ms + seconds(s)),

@@ -39,9 +39,7 @@ impl TextTemplate {
     /// Compiles `text`; every `{{name}}` must be a built-in name or one of `settings`.
     pub fn compile(text: &str, settings: &[&str]) -> Result<TextTemplate, String> {
         if text.len() > MAX_TEMPLATE {
-            return Err(format!(
-                "a template longer than {MAX_TEMPLATE} characters"
-            ));
+            return Err(format!("a template longer than {MAX_TEMPLATE} characters"));
         }
         let mut parts = Vec::new();
         let mut rest = text;
@@ -133,15 +131,21 @@ mod tests {
 
     #[test]
     fn names_are_checked_when_compiled_and_filled_when_rendered() {
-        let template = TextTemplate::compile("https://{{tenant}}.example/{{client_id}}", &["tenant"])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let template =
+            TextTemplate::compile("https://{{tenant}}.example/{{client_id}}", &["tenant"])
+                .unwrap_or_else(|e| panic!("{e}"));
         let values = Values::default()
             .with("tenant", "contoso")
             .with_secret("client_id", &Secret::new("abc"));
         assert_eq!(template.render(&values), "https://contoso.example/abc");
         assert!(template.uses("tenant"));
-        let unknown = TextTemplate::compile("{{tenantt}}", &["tenant"]).err().unwrap_or_default();
-        assert!(unknown.contains("tenantt") && unknown.contains("tenant"), "{unknown}");
+        let unknown = TextTemplate::compile("{{tenantt}}", &["tenant"])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            unknown.contains("tenantt") && unknown.contains("tenant"),
+            "{unknown}"
+        );
         assert!(TextTemplate::compile("{{client_id", &[]).is_err());
         assert!(TextTemplate::compile(&"{".repeat(5000), &[]).is_err());
         assert_eq!(

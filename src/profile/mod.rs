@@ -382,7 +382,8 @@ pub fn load_dir(dir: &Path, secrets: &SecretSource) -> ProfileSet {
 /// files' problems are reported with the profiles'.
 pub fn load_dir_with(dir: &Path, sources: &Sources<'_>) -> ProfileSet {
     let mut set = ProfileSet::default();
-    set.diagnostics.extend(sources.providers.diagnostics.iter().cloned());
+    set.diagnostics
+        .extend(sources.providers.diagnostics.iter().cloned());
     let files = match config_files(dir, "profile", false) {
         Ok(files) => files,
         Err(diagnostic) => {

@@ -24,14 +24,23 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("fitbit.json", include_str!("../../providers/fitbit.json")),
     ("github.json", include_str!("../../providers/github.json")),
     ("google.json", include_str!("../../providers/google.json")),
-    ("microsoft.json", include_str!("../../providers/microsoft.json")),
+    (
+        "microsoft.json",
+        include_str!("../../providers/microsoft.json"),
+    ),
     ("netatmo.json", include_str!("../../providers/netatmo.json")),
     ("resideo.json", include_str!("../../providers/resideo.json")),
-    ("smartthings.json", include_str!("../../providers/smartthings.json")),
+    (
+        "smartthings.json",
+        include_str!("../../providers/smartthings.json"),
+    ),
     ("spotify.json", include_str!("../../providers/spotify.json")),
     ("strava.json", include_str!("../../providers/strava.json")),
     ("tado.json", include_str!("../../providers/tado.json")),
-    ("withings.json", include_str!("../../providers/withings.json")),
+    (
+        "withings.json",
+        include_str!("../../providers/withings.json"),
+    ),
     ("zoho-au.json", include_str!("../../providers/zoho-au.json")),
     ("zoho-ca.json", include_str!("../../providers/zoho-ca.json")),
     ("zoho-cn.json", include_str!("../../providers/zoho-cn.json")),
@@ -398,13 +407,14 @@ pub fn parse_definition(
             .and_then(|(_, v)| text_of(v))
             .filter(|s| !s.trim().is_empty())
     };
-    let mut settings: RawOAuth2 = match serde_json::from_value(serde_json::Value::Object(oauth2_table)) {
-        Ok(settings) => settings,
-        Err(e) => {
-            diagnostics.push(error("", format!("a Bellhop key has the wrong type: {e}")));
-            return (None, diagnostics);
-        }
-    };
+    let mut settings: RawOAuth2 =
+        match serde_json::from_value(serde_json::Value::Object(oauth2_table)) {
+            Ok(settings) => settings,
+            Err(e) => {
+                diagnostics.push(error("", format!("a Bellhop key has the wrong type: {e}")));
+                return (None, diagnostics);
+            }
+        };
     let id = get("id").unwrap_or(stem);
     if id.is_empty()
         || !id
@@ -440,7 +450,12 @@ pub fn parse_definition(
     let api_base = get("api_base").or_else(|| get("resource_host").map(|h| base_url(&h)));
     let endpoint = |name: &str| get(name).and_then(|path| joined(host.as_deref(), &path));
     let mut problems = Vec::new();
-    for name in ["authorize_path", "token_path", "request_token_path", "access_token_path"] {
+    for name in [
+        "authorize_path",
+        "token_path",
+        "request_token_path",
+        "access_token_path",
+    ] {
         if get(name).is_some() && endpoint(name).is_none() {
             problems.push((
                 name.to_string(),
@@ -455,7 +470,9 @@ pub fn parse_definition(
         signature_method: get("signature_method"),
     });
     if version == OAuthVersion::V2 {
-        settings.authorize_url = settings.authorize_url.or_else(|| endpoint("authorize_path"));
+        settings.authorize_url = settings
+            .authorize_url
+            .or_else(|| endpoint("authorize_path"));
         settings.token_url = settings.token_url.or_else(|| endpoint("token_path"));
     }
     settings.refresh_url = settings
@@ -473,11 +490,13 @@ pub fn parse_definition(
     });
     settings.code_param = settings.code_param.or_else(|| get("SuccessVariable"));
     settings.error_param = settings.error_param.or_else(|| get("ErrorVariable"));
-    settings.userinfo_url = settings
-        .userinfo_url
-        .or_else(|| get("getProfileInfo").and_then(|p| joined(api_base.as_deref().or(host.as_deref()), &p)));
+    settings.userinfo_url = settings.userinfo_url.or_else(|| {
+        get("getProfileInfo").and_then(|p| joined(api_base.as_deref().or(host.as_deref()), &p))
+    });
     settings.userinfo_method = settings.userinfo_method.or_else(|| get("getProfileMethod"));
-    settings.userinfo_url_field = settings.userinfo_url_field.or_else(|| get("ProfileURLVariable"));
+    settings.userinfo_url_field = settings
+        .userinfo_url_field
+        .or_else(|| get("ProfileURLVariable"));
     settings.userinfo_id = settings.userinfo_id.or_else(|| get("ProfileIdVariable"));
     settings.display_name_template = settings
         .display_name_template
@@ -486,16 +505,15 @@ pub fn parse_definition(
     if let Some(proof) = get("enable_proof") {
         settings.pkce = settings.pkce.or(Some(proof != "false"));
     }
-    let expiry_pattern = get("TokenTimeoutCodepattern").map(|pattern| {
-        match pattern.to_ascii_lowercase().as_str() {
+    let expiry_pattern =
+        get("TokenTimeoutCodepattern").map(|pattern| match pattern.to_ascii_lowercase().as_str() {
             "addsecondstonow" => Ok("in_seconds"),
             "addsecondstoissued" => Ok("after_issued"),
             "unixseconds" | "epochseconds" => Ok("at_epoch_seconds"),
             "unixmilliseconds" | "epochmilliseconds" => Ok("at_epoch_milliseconds"),
             "fixed" => Ok("fixed"),
             _ => Err(pattern),
-        }
-    });
+        });
     let expiry = match expiry_pattern {
         Some(Ok(expiry)) => Some(expiry.to_string()),
         Some(Err(pattern)) => {
@@ -511,7 +529,10 @@ pub fn parse_definition(
         Some(text) => match text.trim().parse::<u64>() {
             Ok(seconds) => Some(seconds),
             Err(_) => {
-                problems.push(("TokenTimeout".into(), format!("`{text}` is not a number of seconds")));
+                problems.push((
+                    "TokenTimeout".into(),
+                    format!("`{text}` is not a number of seconds"),
+                ));
                 None
             }
         },
@@ -529,9 +550,7 @@ pub fn parse_definition(
         None => from_seed,
     });
     let grants: Vec<String> = match found.get("grants").map(|(_, v)| v) {
-        Some(serde_json::Value::Array(items)) => {
-            items.iter().filter_map(text_of).collect()
-        }
+        Some(serde_json::Value::Array(items)) => items.iter().filter_map(text_of).collect(),
         Some(_) => {
             problems.push(("grants".into(), "`grants` is a list of grant names".into()));
             Vec::new()
@@ -543,7 +562,10 @@ pub fn parse_definition(
         if !super::resolve::GRANTS.contains(&grant.as_str()) && grant != "oauth1" {
             problems.push((
                 "grants".into(),
-                format!("grant `{grant}` is not one of {}", super::resolve::GRANTS.join(", ")),
+                format!(
+                    "grant `{grant}` is not one of {}",
+                    super::resolve::GRANTS.join(", ")
+                ),
             ));
         }
     }
@@ -563,7 +585,8 @@ pub fn parse_definition(
                 "the provider's grants need a browser, but the definition has no authorize endpoint (`authorize_path` or `authorize_url`)".into(),
             ));
         }
-        if grants.iter().any(|g| g == "device_code") && settings.device_authorization_url.is_none() {
+        if grants.iter().any(|g| g == "device_code") && settings.device_authorization_url.is_none()
+        {
             problems.push((
                 "device_authorization_url".into(),
                 "the device_code grant needs `device_authorization_url`".into(),
@@ -577,7 +600,10 @@ pub fn parse_definition(
             ("access_token_path", &oauth1.access_token_url),
         ] {
             if value.is_none() {
-                problems.push((name.into(), format!("an OAuth 1.0a definition needs `{name}`")));
+                problems.push((
+                    name.into(),
+                    format!("an OAuth 1.0a definition needs `{name}`"),
+                ));
             }
         }
     }
@@ -615,15 +641,16 @@ mod tests {
         let catalog = ProviderCatalog::built_in();
         assert!(catalog.diagnostics.is_empty(), "{:?}", catalog.diagnostics);
         assert_eq!(catalog.iter().count(), BUILT_IN.len());
-        let mut on_disk: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("providers"))
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".json"))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut on_disk: Vec<String> =
+            std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("providers"))
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.ends_with(".json"))
+                        .collect()
+                })
+                .unwrap_or_default();
         on_disk.sort();
         let shipped: Vec<String> = built_in_files().map(str::to_string).collect();
         assert_eq!(on_disk, shipped, "providers/ and BUILT_IN differ");
@@ -659,13 +686,28 @@ mod tests {
         };
         assert_eq!(definition.id, "seedy");
         let s = &definition.settings;
-        assert_eq!(s.authorize_url.as_deref(), Some("https://accounts.google.com/o/oauth2/v2/auth"));
-        assert_eq!(s.token_url.as_deref(), Some("https://accounts.google.com/o/oauth/access_token"));
-        assert_eq!(s.refresh_url.as_deref(), Some("https://www.googleapis.com/oauth2/v4/token"));
-        assert_eq!(s.userinfo_url.as_deref(), Some("https://www.googleapis.com/oauth2/v1/userinfo"));
+        assert_eq!(
+            s.authorize_url.as_deref(),
+            Some("https://accounts.google.com/o/oauth2/v2/auth")
+        );
+        assert_eq!(
+            s.token_url.as_deref(),
+            Some("https://accounts.google.com/o/oauth/access_token")
+        );
+        assert_eq!(
+            s.refresh_url.as_deref(),
+            Some("https://www.googleapis.com/oauth2/v4/token")
+        );
+        assert_eq!(
+            s.userinfo_url.as_deref(),
+            Some("https://www.googleapis.com/oauth2/v1/userinfo")
+        );
         assert_eq!(s.header_template.as_deref(), Some("Bearer {AccessToken}"));
         assert_eq!(s.scopes.as_deref(), Some("profile email"));
-        assert_eq!(definition.api_base.as_deref(), Some("https://www.googleapis.com"));
+        assert_eq!(
+            definition.api_base.as_deref(),
+            Some("https://www.googleapis.com")
+        );
         assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
         assert!(!diagnostics[0].is_error());
         assert!(diagnostics[0].message.contains("FavouriteColour"));
@@ -693,13 +735,28 @@ mod tests {
         let write = |name: &str, text: &str| {
             std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{e}"))
         };
-        write("discord.json", r#"{"name":"My Discord","host":"https://discord.example","authorize_path":"/a","token_path":"/t"}"#);
+        write(
+            "discord.json",
+            r#"{"name":"My Discord","host":"https://discord.example","authorize_path":"/a","token_path":"/t"}"#,
+        );
         write("github.json", r#"{"host": "#);
-        write("acme.json", r#"{"token_url":"https://acme.example/token","grants":["client_credentials"]}"#);
+        write(
+            "acme.json",
+            r#"{"token_url":"https://acme.example/token","grants":["client_credentials"]}"#,
+        );
         let catalog = ProviderCatalog::load(Some(dir.path()));
-        assert_eq!(catalog.get("discord").map(|d| d.name.as_str()), Some("My Discord"));
+        assert_eq!(
+            catalog.get("discord").map(|d| d.name.as_str()),
+            Some("My Discord")
+        );
         assert!(catalog.get("github").is_some_and(|d| d.built_in));
-        assert_eq!(catalog.get("acme").map(|d| d.default_grant()), Some("client_credentials"));
-        assert!(catalog.diagnostics.iter().any(|d| d.is_error() && d.file.ends_with("github.json")));
+        assert_eq!(
+            catalog.get("acme").map(|d| d.default_grant()),
+            Some("client_credentials")
+        );
+        assert!(catalog
+            .diagnostics
+            .iter()
+            .any(|d| d.is_error() && d.file.ends_with("github.json")));
     }
 }

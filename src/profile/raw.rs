@@ -228,7 +228,10 @@ impl RawTokenResponse {
     }
 }
 
-fn merged(mine: BTreeMap<String, String>, base: BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn merged(
+    mine: BTreeMap<String, String>,
+    base: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut all = base;
     all.extend(mine);
     all
@@ -256,7 +259,10 @@ impl RawOAuth2 {
             callback: self.callback.or(base.callback),
             api_origins: self.api_origins.or(base.api_origins),
             api_host_field: self.api_host_field.or(base.api_host_field),
-            extra_authorize_params: merged(self.extra_authorize_params, base.extra_authorize_params),
+            extra_authorize_params: merged(
+                self.extra_authorize_params,
+                base.extra_authorize_params,
+            ),
             token_params: merged(self.token_params, base.token_params),
             api_query: merged(self.api_query, base.api_query),
             client_auth: self.client_auth.or(base.client_auth),

@@ -15,8 +15,8 @@ use super::{
     AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, GrantType, ListenSpec, Method,
     MqttSpec, OAuth2Spec, Profile, RequestSpec, Sources, UserInfoSpec,
 };
-use crate::oauth;
 use crate::expr::{inside_ranges, literal_ranges, Expression, ExtractionPlan, Template};
+use crate::oauth;
 use crate::secret::{Secret, SecretSource};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -581,7 +581,10 @@ fn endpoint_from(
     match url::Url::parse(&filled) {
         Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Some(u),
         Ok(u) => {
-            c.error(key, format!("`{filled}` is not an http(s) URL (scheme `{}`)", u.scheme()));
+            c.error(
+                key,
+                format!("`{filled}` is not an http(s) URL (scheme `{}`)", u.scheme()),
+            );
             None
         }
         Err(e) => {
@@ -606,7 +609,11 @@ fn optional_endpoint(
     }
 }
 
-fn field_path(c: &mut Collector<'_>, key: &str, value: &Option<String>) -> Option<Option<oauth::FieldPath>> {
+fn field_path(
+    c: &mut Collector<'_>,
+    key: &str,
+    value: &Option<String>,
+) -> Option<Option<oauth::FieldPath>> {
     match value.as_deref() {
         Some(text) => match oauth::FieldPath::parse(text) {
             Ok(path) => Some(Some(path)),
@@ -644,7 +651,10 @@ fn token_shape(c: &mut Collector<'_>, raw: Option<&RawTokenResponse>) -> Option<
         match oauth::ResponseFormat::parse(format) {
             Some(f) => shape.format = f,
             None => {
-                c.error(&key("format"), format!("format `{format}` is not auto, json or form"));
+                c.error(
+                    &key("format"),
+                    format!("format `{format}` is not auto, json or form"),
+                );
                 ok = false;
             }
         }
@@ -653,7 +663,10 @@ fn token_shape(c: &mut Collector<'_>, raw: Option<&RawTokenResponse>) -> Option<
         Some(fields) => shape.fields = fields,
         None => ok = false,
     }
-    match (field_path(c, &key("success_field"), &raw.success_field), &raw.success_value) {
+    match (
+        field_path(c, &key("success_field"), &raw.success_field),
+        &raw.success_value,
+    ) {
         (Some(Some(path)), Some(value)) => shape.success = Some((path, value.clone())),
         (Some(Some(_)), None) => {
             c.error(&key("success_value"), "success_field needs success_value");
@@ -669,21 +682,33 @@ fn token_shape(c: &mut Collector<'_>, raw: Option<&RawTokenResponse>) -> Option<
             None
         }
     };
-    shape.expiry = match raw.expiry.as_deref().unwrap_or(if raw.lifetime.is_some() && raw.expires.is_none() { "fixed" } else { "in_seconds" }) {
+    shape.expiry = match raw.expiry.as_deref().unwrap_or(
+        if raw.lifetime.is_some() && raw.expires.is_none() {
+            "fixed"
+        } else {
+            "in_seconds"
+        },
+    ) {
         "in_seconds" => oauth::Expiry::InSeconds,
         "at_epoch_seconds" => oauth::Expiry::AtEpochSeconds,
         "at_epoch_milliseconds" => oauth::Expiry::AtEpochMilliseconds,
         "after_issued" => match issued {
             Some(issued) => oauth::Expiry::AfterIssued(issued),
             None => {
-                c.error(&key("issued"), "expiry `after_issued` needs `issued`, the path of the issue time");
+                c.error(
+                    &key("issued"),
+                    "expiry `after_issued` needs `issued`, the path of the issue time",
+                );
                 return None;
             }
         },
         "fixed" => match raw.lifetime {
             Some(seconds) => oauth::Expiry::Fixed(seconds),
             None => {
-                c.error(&key("lifetime"), "expiry `fixed` needs `lifetime` in seconds");
+                c.error(
+                    &key("lifetime"),
+                    "expiry `fixed` needs `lifetime` in seconds",
+                );
                 return None;
             }
         },
@@ -750,7 +775,10 @@ fn request_template(
     };
     for name in raw.headers.keys() {
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            c.error(&format!("{key}.headers"), format!("`{name}` is not a header name"));
+            c.error(
+                &format!("{key}.headers"),
+                format!("`{name}` is not a header name"),
+            );
         }
     }
     let headers = templates(c, &format!("{key}.headers"), &raw.headers, setting_names);
@@ -772,27 +800,35 @@ fn resolve_oauth2(
     let secrets = sources.secrets;
     // A named provider fills every key the profile leaves out.
     let preset = match raw.provider.as_deref().map(str::trim) {
-        Some(id) if !id.is_empty() => match sources.providers.get(id) {
-            Some(definition) => Some(definition.clone()),
-            None if raw.token_url.is_some() => {
-                c.warning(
+        Some(id) if !id.is_empty() => {
+            match sources.providers.get(id) {
+                Some(definition) => Some(definition.clone()),
+                None if raw.token_url.is_some() => {
+                    c.warning(
                     "auth.oauth2.provider",
                     format!("`{id}` is not a known provider; the endpoints written here are used (known: {})", sources.providers.ids().join(", ")),
                 );
-                None
-            }
-            None => {
-                c.error(
+                    None
+                }
+                None => {
+                    c.error(
                     "auth.oauth2.provider",
                     format!("`{id}` is not a known provider (known: {}); or write its endpoints here", sources.providers.ids().join(", ")),
                 );
-                return None;
+                    return None;
+                }
             }
-        },
+        }
         _ => None,
     };
-    if preset.as_ref().is_some_and(|p| p.oauth_version == super::provider::OAuthVersion::V1) {
-        c.error("auth.oauth2.provider", "this provider speaks OAuth 1.0a: use `[auth.oauth1]`");
+    if preset
+        .as_ref()
+        .is_some_and(|p| p.oauth_version == super::provider::OAuthVersion::V1)
+    {
+        c.error(
+            "auth.oauth2.provider",
+            "this provider speaks OAuth 1.0a: use `[auth.oauth1]`",
+        );
         return None;
     }
     let raw = match &preset {
@@ -800,7 +836,9 @@ fn resolve_oauth2(
         None => raw.clone(),
     };
     let grant = match raw.grant.as_deref().unwrap_or_else(|| {
-        preset.as_ref().map_or("authorization_code", |p| p.default_grant())
+        preset
+            .as_ref()
+            .map_or("authorization_code", |p| p.default_grant())
     }) {
         "authorization_code" => Some(GrantType::AuthorizationCode),
         "client_credentials" => Some(GrantType::ClientCredentials),
@@ -808,7 +846,10 @@ fn resolve_oauth2(
         "password" => Some(GrantType::Password),
         "implicit" => Some(GrantType::Implicit),
         other => {
-            c.error("auth.oauth2.grant", format!("grant `{other}` is not one of {}", GRANTS.join(", ")));
+            c.error(
+                "auth.oauth2.grant",
+                format!("grant `{other}` is not one of {}", GRANTS.join(", ")),
+            );
             None
         }
     };
@@ -816,7 +857,12 @@ fn resolve_oauth2(
         if !definition.grants.iter().any(|g| g == grant.as_str()) {
             c.warning(
                 "auth.oauth2.grant",
-                format!("{} lists only {} as its grants; `{}` may be refused", definition.name, definition.grants.join(", "), grant.as_str()),
+                format!(
+                    "{} lists only {} as its grants; `{}` may be refused",
+                    definition.name,
+                    definition.grants.join(", "),
+                    grant.as_str()
+                ),
             );
         }
     }
@@ -834,33 +880,94 @@ fn resolve_oauth2(
     if let Some(id) = &client_id {
         values = values.with("client_id", id.clone());
     }
-    let browser = matches!(grant, Some(GrantType::AuthorizationCode | GrantType::Implicit));
+    let browser = matches!(
+        grant,
+        Some(GrantType::AuthorizationCode | GrantType::Implicit)
+    );
     let authorize_url = if browser {
         required(c, "auth.oauth2.authorize_url", &raw.authorize_url, "oauth2")
-            .and_then(|text| endpoint_from(c, "auth.oauth2.authorize_url", text, &values, &setting_names))
+            .and_then(|text| {
+                endpoint_from(
+                    c,
+                    "auth.oauth2.authorize_url",
+                    text,
+                    &values,
+                    &setting_names,
+                )
+            })
             .map(Some)
     } else {
-        optional_endpoint(c, "auth.oauth2.authorize_url", &raw.authorize_url, &values, &setting_names)
+        optional_endpoint(
+            c,
+            "auth.oauth2.authorize_url",
+            &raw.authorize_url,
+            &values,
+            &setting_names,
+        )
     };
     let token_url = if grant == Some(GrantType::Implicit) && raw.token_url.is_none() {
         // The implicit grant has no token endpoint; the token comes in the redirect.
         authorize_url.clone().flatten()
     } else {
-        required(c, "auth.oauth2.token_url", &raw.token_url, "oauth2")
-            .and_then(|text| endpoint_from(c, "auth.oauth2.token_url", text, &values, &setting_names))
+        required(c, "auth.oauth2.token_url", &raw.token_url, "oauth2").and_then(|text| {
+            endpoint_from(c, "auth.oauth2.token_url", text, &values, &setting_names)
+        })
     };
-    let refresh_url = optional_endpoint(c, "auth.oauth2.refresh_url", &raw.refresh_url, &values, &setting_names);
+    let refresh_url = optional_endpoint(
+        c,
+        "auth.oauth2.refresh_url",
+        &raw.refresh_url,
+        &values,
+        &setting_names,
+    );
     let device_authorization_url = if grant == Some(GrantType::DeviceCode) {
-        required(c, "auth.oauth2.device_authorization_url", &raw.device_authorization_url, "oauth2")
-            .and_then(|text| endpoint_from(c, "auth.oauth2.device_authorization_url", text, &values, &setting_names))
-            .map(Some)
+        required(
+            c,
+            "auth.oauth2.device_authorization_url",
+            &raw.device_authorization_url,
+            "oauth2",
+        )
+        .and_then(|text| {
+            endpoint_from(
+                c,
+                "auth.oauth2.device_authorization_url",
+                text,
+                &values,
+                &setting_names,
+            )
+        })
+        .map(Some)
     } else {
-        optional_endpoint(c, "auth.oauth2.device_authorization_url", &raw.device_authorization_url, &values, &setting_names)
+        optional_endpoint(
+            c,
+            "auth.oauth2.device_authorization_url",
+            &raw.device_authorization_url,
+            &values,
+            &setting_names,
+        )
     };
-    let revocation_url = optional_endpoint(c, "auth.oauth2.revocation_url", &raw.revocation_url, &values, &setting_names);
-    let userinfo_url = optional_endpoint(c, "auth.oauth2.userinfo_url", &raw.userinfo_url, &values, &setting_names);
-    let issuer = optional_endpoint(c, "auth.oauth2.issuer", &raw.issuer, &values, &setting_names)
-        .map(|u| u.map(|u| u.as_str().trim_end_matches('/').to_string()));
+    let revocation_url = optional_endpoint(
+        c,
+        "auth.oauth2.revocation_url",
+        &raw.revocation_url,
+        &values,
+        &setting_names,
+    );
+    let userinfo_url = optional_endpoint(
+        c,
+        "auth.oauth2.userinfo_url",
+        &raw.userinfo_url,
+        &values,
+        &setting_names,
+    );
+    let issuer = optional_endpoint(
+        c,
+        "auth.oauth2.issuer",
+        &raw.issuer,
+        &values,
+        &setting_names,
+    )
+    .map(|u| u.map(|u| u.as_str().trim_end_matches('/').to_string()));
     let redirect_url = match &raw.redirect_url {
         Some(text) if !text.trim().is_empty() => {
             endpoint_from(c, "auth.oauth2.redirect_url", text, &values, &setting_names).map(Some)
@@ -912,9 +1019,15 @@ fn resolve_oauth2(
             "header_template must contain `{AccessToken}`",
         );
     }
-    let token_header = raw.token_header.clone().unwrap_or_else(|| "Authorization".into());
+    let token_header = raw
+        .token_header
+        .clone()
+        .unwrap_or_else(|| "Authorization".into());
     if reqwest::header::HeaderName::from_bytes(token_header.as_bytes()).is_err() {
-        c.error("auth.oauth2.token_header", format!("`{token_header}` is not a header name"));
+        c.error(
+            "auth.oauth2.token_header",
+            format!("`{token_header}` is not a header name"),
+        );
     }
     let separator = raw.scope_separator.clone().unwrap_or_else(|| " ".into());
     let scopes = raw
@@ -925,18 +1038,45 @@ fn resolve_oauth2(
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(&separator);
-    let token_params = templates(c, "auth.oauth2.token_params", &raw.token_params, &setting_names);
-    let api_query = templates(c, "auth.oauth2.api_query", &raw.api_query, &setting_names)
-        .map(|list| list.into_iter().map(|(name, t)| (name, t.render(&values))).collect::<Vec<_>>());
+    let token_params = templates(
+        c,
+        "auth.oauth2.token_params",
+        &raw.token_params,
+        &setting_names,
+    );
+    let api_query =
+        templates(c, "auth.oauth2.api_query", &raw.api_query, &setting_names).map(|list| {
+            list.into_iter()
+                .map(|(name, t)| (name, t.render(&values)))
+                .collect::<Vec<_>>()
+        });
     let format = body_format(c, "auth.oauth2.body_format", raw.body_format.as_deref());
-    let exchange_template = request_template(c, "auth.oauth2.token_request", &raw.token_request, &setting_names);
-    let refresh_template = request_template(c, "auth.oauth2.refresh_request", &raw.refresh_request, &setting_names);
+    let exchange_template = request_template(
+        c,
+        "auth.oauth2.token_request",
+        &raw.token_request,
+        &setting_names,
+    );
+    let refresh_template = request_template(
+        c,
+        "auth.oauth2.refresh_request",
+        &raw.refresh_request,
+        &setting_names,
+    );
     let shape = token_shape(c, raw.token_response.as_ref());
-    let userinfo_method = match raw.userinfo_method.as_deref().map(str::to_ascii_uppercase).as_deref() {
+    let userinfo_method = match raw
+        .userinfo_method
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
         None | Some("GET") => Some(false),
         Some("POST") => Some(true),
         Some(other) => {
-            c.error("auth.oauth2.userinfo_method", format!("`{other}` is not GET or POST"));
+            c.error(
+                "auth.oauth2.userinfo_method",
+                format!("`{other}` is not GET or POST"),
+            );
             None
         }
     };
@@ -946,7 +1086,10 @@ fn resolve_oauth2(
         _ => Some(None),
     };
     if grant == Some(GrantType::Password) && (username.is_none() || raw.password.is_none()) {
-        c.error("auth.oauth2.username", "the password grant needs `username` and `password`");
+        c.error(
+            "auth.oauth2.username",
+            "the password grant needs `username` and `password`",
+        );
     }
     let userinfo = userinfo_url?.map(|url| UserInfoSpec {
         url,
@@ -956,7 +1099,10 @@ fn resolve_oauth2(
         id_field: raw.userinfo_id.clone(),
     });
     Some(OAuth2Spec {
-        provider: preset.as_ref().map(|p| p.id.clone()).or(raw.provider.clone()),
+        provider: preset
+            .as_ref()
+            .map(|p| p.id.clone())
+            .or(raw.provider.clone()),
         grant: grant?,
         client_id: client_id?,
         client_secret: client_secret?,

@@ -111,6 +111,9 @@ pub struct Grant {
     pub api_origins: Vec<String>,
     #[serde(default)]
     pub needs_reauthorization: Option<String>,
+    /// Who the token belongs to, as the provider's profile endpoint said ("Ann (ann@…)").
+    #[serde(default)]
+    pub identity: Option<String>,
 }
 
 impl Grant {
@@ -121,6 +124,7 @@ impl Grant {
             tokens,
             api_origins,
             needs_reauthorization: None,
+            identity: None,
         }
     }
 }

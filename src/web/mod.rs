@@ -558,21 +558,58 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::query::<HashMap<String, String>>())
         .and(s())
         .then(|query: HashMap<String, String>, state: AppState| oauth::callback(state, query));
+    // POST /oauth2/callback: the implicit grant's fragment, posted by the callback page.
+    let oauth_fragment = warp::path!("oauth2" / "callback")
+        .and(warp::post())
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .and(s())
+        .then(|form: HashMap<String, String>, state: AppState| oauth::callback(state, form));
     // GET /api/v1/profiles/{name}/authorization
     let authorization_get = api
         .and(warp::path!("profiles" / String / "authorization"))
         .and(warp::get())
         .and(s())
         .and_then(|name: String, state: AppState| async move {
-            respond(blocking(move || authorization(&state, &decode(&name), false)).await)
+            respond(blocking(move || authorization(&state, &decode(&name))).await)
         });
-    // DELETE /api/v1/profiles/{name}/authorization: Forget authorization.
+    // DELETE /api/v1/profiles/{name}/authorization: Forget authorization (revokes first).
     let authorization_forget = api
         .and(warp::path!("profiles" / String / "authorization"))
         .and(warp::delete())
         .and(s())
-        .and_then(|name: String, state: AppState| async move {
-            respond(blocking(move || authorization(&state, &decode(&name), true)).await)
+        .then(|name: String, state: AppState| async move {
+            let name = decode(&name);
+            match state.engine.forget_authorization(&name).await {
+                Ok((status, note)) => ok(&serde_json::json!({
+                    "profile": name,
+                    "status": status,
+                    "note": note,
+                })),
+                Err(error) => door_error(error),
+            }
+        });
+    // POST /api/v1/profiles/{name}/authorization {"action": …}: every grant's way to start
+    // or finish an authorization besides the browser redirect.
+    let authorization_act = api
+        .and(warp::path!("profiles" / String / "authorization"))
+        .and(warp::post())
+        .and(json_body::<AuthorizationAction>())
+        .and(s())
+        .then(
+            |name: String, action: AuthorizationAction, state: AppState| async move {
+                authorization_action(&state, &decode(&name), action).await
+            },
+        );
+    // GET /api/v1/providers: the provider definitions and their grants.
+    let providers_list = api
+        .and(warp::path!("providers"))
+        .and(warp::get())
+        .and(s())
+        .map(|state: AppState| {
+            let catalog = state.engine.providers();
+            let list: Vec<_> = catalog.iter().map(|p| provider_view(p)).collect();
+            ok(&serde_json::json!({ "providers": list }))
         });
     // GET /api/v1/profiles/{name}/form: the editor's fields (secrets redacted).
     let profiles_form = api
@@ -833,6 +870,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         oauth_callback.boxed(),
         authorization_get.boxed(),
         authorization_forget.boxed(),
+        authorization_act.boxed(),
+        providers_list.boxed(),
+        oauth_fragment.boxed(),
         profiles_form.boxed(),
         profiles_save.boxed(),
         stream.boxed(),
@@ -911,14 +951,101 @@ fn profile_form(state: &AppState, name: &str) -> Response {
     }))
 }
 
-/// A profile's authorization status (and, with `forget`, after wiping its tokens).
-fn authorization(state: &AppState, name: &str, forget: bool) -> Response {
-    let status = if forget {
-        state.engine.forget_authorization(name)
-    } else {
-        state.engine.authorization_status(name)
+/// What `POST /api/v1/profiles/{name}/authorization` may ask.
+#[derive(serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum AuthorizationAction {
+    /// Start the device flow: the answer has the code to show.
+    Device,
+    /// Fetch the client's own token now (client credentials, password).
+    Token,
+    /// Exchange a grant code from the provider's console (Zoho's self client).
+    Code { code: String },
+    /// Finish with the redirected URL pasted from the browser's address bar.
+    Redirect { url: String },
+}
+
+async fn authorization_action(
+    state: &AppState,
+    name: &str,
+    action: AuthorizationAction,
+) -> Response {
+    let engine = &state.engine;
+    let done = match action {
+        AuthorizationAction::Device => match engine.start_device_authorization(name).await {
+            Ok(device) => return ok(&serde_json::json!({ "profile": name, "device": device })),
+            Err(error) => Err(error),
+        },
+        AuthorizationAction::Token => engine.authorize_without_browser(name).await,
+        AuthorizationAction::Code { code } => engine.complete_grant_code(name, &code).await,
+        AuthorizationAction::Redirect { url } => match engine.complete_pasted_url(&url).await {
+            Ok(profile) if profile == name => Ok(()),
+            Ok(profile) => Err(DoorError::Redirect(format!(
+                "that URL finished the authorization of profile `{profile}`, not `{name}`"
+            ))),
+            Err(error) => Err(error),
+        },
     };
-    match status {
+    match done {
+        Ok(()) => {
+            let state = state.clone();
+            let name = name.to_string();
+            respond(blocking(move || authorization(&state, &name)).await)
+                .unwrap_or_else(|e| match e {})
+        }
+        Err(error) => door_error(error),
+    }
+}
+
+/// A provider as the API and the UI's select show it.
+fn provider_view(p: &crate::profile::ProviderDefinition) -> serde_json::Value {
+    serde_json::json!({
+        "id": p.id,
+        "name": p.name,
+        "built_in": p.built_in,
+        "file": p.file,
+        "oauth_version": p.oauth_version,
+        "grants": p.grants,
+        "api_base": p.api_base,
+        "docs": p.docs,
+        "client_id_label": p.client_id_label,
+        "client_secret_label": p.client_secret_label,
+        "scopes": p.settings.scopes,
+        "settings": p.settings.settings,
+        "authorize_url": p.settings.authorize_url,
+        "token_url": p.settings.token_url,
+        "device_authorization_url": p.settings.device_authorization_url,
+        "revocation_url": p.settings.revocation_url,
+    })
+}
+
+/// A door error as the JSON API answers it.
+fn door_error(error: DoorError) -> Response {
+    match error {
+        DoorError::UnknownProfile(name) => {
+            ApiError::not_found(format!("no profile named `{name}` is loaded")).into_response()
+        }
+        DoorError::NoOAuth => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "OAuth2 is not available in this process",
+        )
+        .into_response(),
+        DoorError::Authorization(crate::engine::authorization::AuthorizationError::Protocol(
+            error,
+        )) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_refused",
+            error.to_string(),
+        )
+        .into_response(),
+        error => ApiError::bad_request(error.to_string()).into_response(),
+    }
+}
+
+/// A profile's authorization status.
+fn authorization(state: &AppState, name: &str) -> Response {
+    match state.engine.authorization_status(name) {
         Ok(status) => ok(&serde_json::json!({
             "profile": name,
             "status": status,

@@ -12,7 +12,6 @@ use warp::Reply;
 use super::AppState;
 use crate::engine::authorization::AuthorizationError;
 use crate::engine::door::DoorError;
-use crate::secret::Secret;
 
 const PAGE: &str = include_str!("../../web/callback.html");
 
@@ -76,52 +75,47 @@ pub fn start(state: &AppState, query: &HashMap<String, String>) -> Response {
     }
 }
 
-/// `GET /oauth2/callback?code=…&state=…` (or `?error=…&state=…`)
+/// `GET /oauth2/callback?code=…&state=…` (or `?error=…&state=…`), and the implicit grant's
+/// fragment posted back by the callback page.
 pub async fn callback(state: AppState, query: HashMap<String, String>) -> Response {
-    let Some(state_value) = query.get("state").filter(|s| !s.is_empty()) else {
-        return refused(StatusCode::BAD_REQUEST, "The provider's answer has no state, so it cannot be trusted. Start again with Request Authorization.");
-    };
-    // The state is spent here, whatever comes next: a replay finds nothing.
-    let pending = match state.engine.take_authorization_state(state_value) {
-        Ok(pending) => pending,
-        Err(DoorError::NoOAuth) => {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "OAuth2 is not available in this process.",
+    // The page itself reads a fragment (implicit grant) and posts it back here.
+    if query.is_empty() {
+        return page(
+            StatusCode::OK,
+            "waiting",
+            "Finishing authorization",
+            "Reading the provider's answer…",
+        );
+    }
+    match state.engine.complete_redirect(&query).await {
+        Ok(profile) => {
+            let who = state
+                .engine
+                .profiles()
+                .get(&profile)
+                .cloned()
+                .and_then(|_| state.engine.authorization_status(&profile).ok())
+                .and_then(|status| match status {
+                    crate::engine::authorization::AuthorizationStatus::Authorized {
+                        authorized_as,
+                        ..
+                    } => authorized_as,
+                    _ => None,
+                })
+                .map(|who| format!(" as {who}"))
+                .unwrap_or_default();
+            page(
+                StatusCode::OK,
+                "ok",
+                "Profile authorized",
+                &format!(
+                    "Profile “{profile}” is authorized{who}. Bellhop keeps its tokens and refreshes them."
+                ),
             )
         }
-        Err(error) => return refused(StatusCode::BAD_REQUEST, &error.to_string()),
-    };
-    if let Some(error) = query.get("error") {
-        let description = query
-            .get("error_description")
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default();
-        let message = if error == "access_denied" {
-            format!("Access was denied at the provider{description}. Nothing was stored; you can try again from the profile.")
-        } else {
-            format!("The provider answered “{error}”{description}. Nothing was stored.")
-        };
-        return refused(StatusCode::BAD_REQUEST, &message);
-    }
-    let Some(code) = query.get("code").filter(|c| !c.is_empty()) else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            "The provider's answer has no authorization code.",
-        );
-    };
-    match state
-        .engine
-        .complete_authorization(&pending, &Secret::new(code.clone()))
-        .await
-    {
-        Ok(profile) => page(
-            StatusCode::OK,
-            "ok",
-            "Profile authorized",
-            &format!(
-                "Profile “{profile}” is authorized. Bellhop keeps its tokens and refreshes them."
-            ),
+        Err(DoorError::NoOAuth) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "OAuth2 is not available in this process.",
         ),
         Err(DoorError::UnknownProfile(name)) => refused(
             StatusCode::NOT_FOUND,
@@ -131,6 +125,10 @@ pub async fn callback(state: AppState, query: HashMap<String, String>) -> Respon
             StatusCode::BAD_GATEWAY,
             &format!("The code could not be exchanged for tokens: {error}"),
         ),
+        Err(error @ DoorError::Authorization(AuthorizationError::State(_)))
+        | Err(error @ DoorError::Redirect(_)) => {
+            refused(StatusCode::BAD_REQUEST, &error.to_string())
+        }
         Err(error) => refused(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     }
 }
