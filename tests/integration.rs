@@ -15,3 +15,4 @@ mod mqtt;
 mod oauth;
 mod peers;
 mod profiles;
+mod providers;

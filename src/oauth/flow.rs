@@ -103,10 +103,30 @@ pub enum OAuthError {
 
 impl OAuthError {
     /// The grant is dead (revoked, expired or rotated out): only a new authorization helps.
+    ///
+    /// Besides RFC 6749's codes, providers use their own (Zoho's `invalid_code`, GitHub's
+    /// `bad_refresh_token`, Strava's `invalid`, Withings' non-zero `status` with an "invalid"
+    /// message): a refusal that names something invalid, expired or revoked is taken as dead.
+    /// `invalid_request` is not: it says the request was malformed, not the grant.
     pub fn needs_reauthorization(&self) -> bool {
-        matches!(self, OAuthError::Server { error, .. } if matches!(error.as_str(),
-            "invalid_grant" | "unauthorized_client" | "invalid_client" | "invalid_code"
-            | "bad_refresh_token" | "invalid_client_secret" | "expired_token"))
+        let OAuthError::Server { error, description } = self else {
+            return false;
+        };
+        let error = error.to_ascii_lowercase();
+        if error == "invalid_request" {
+            return false;
+        }
+        let dead_word = |text: &str| {
+            let text = text.to_ascii_lowercase();
+            ["invalid", "expired", "revoked"]
+                .iter()
+                .any(|w| text.contains(w))
+        };
+        matches!(
+            error.as_str(),
+            "unauthorized_client" | "bad_refresh_token" | "bad_verification_code"
+        ) || dead_word(&error)
+            || (error.starts_with("status ") && description.as_deref().is_some_and(dead_word))
     }
 
     /// A failure that may pass on its own (server errors, rate limits, network trouble).

@@ -385,13 +385,17 @@ fn resolve_request(raw: &RawRequest, c: &mut Collector<'_>) -> Option<RequestSpe
     })
 }
 
-/// A URL template must be an absolute http(s) URL once its segments are filled in.
+/// A URL template must be an absolute http(s) URL once its segments are filled in. A `${…}`
+/// that opens the URL gives its scheme and host (`${Token("api_domain")}/v2/users`): the rest
+/// is checked under a sample origin then, and the whole URL again when it is sent.
 fn check_url_shape(url: &Template, c: &mut Collector<'_>) {
     let sample: String = url
         .parts()
         .iter()
-        .map(|p| match p {
+        .enumerate()
+        .map(|(i, p)| match p {
             crate::expr::TemplatePart::Text(t) => t.as_str(),
+            crate::expr::TemplatePart::Expression(..) if i == 0 => "https://origin.invalid",
             crate::expr::TemplatePart::Expression(..) => "x",
         })
         .collect();
@@ -831,8 +835,23 @@ fn resolve_oauth2(
         );
         return None;
     }
+    // A profile that writes its own token endpoint talks to another server than the preset's
+    // (a test double, a proxy, a private deployment): it takes the preset's quirks but none of
+    // its addresses, so no token or code is ever sent to the preset's hosts.
+    let own_endpoints = raw.token_url.is_some();
     let raw = match &preset {
-        Some(definition) => raw.clone().over(definition.settings.clone()),
+        Some(definition) => {
+            let mut base = definition.settings.clone();
+            if own_endpoints {
+                base.authorize_url = None;
+                base.refresh_url = None;
+                base.device_authorization_url = None;
+                base.revocation_url = None;
+                base.userinfo_url = None;
+                base.issuer = None;
+            }
+            raw.clone().over(base)
+        }
         None => raw.clone(),
     };
     let grant = match raw.grant.as_deref().unwrap_or_else(|| {
@@ -1116,7 +1135,10 @@ fn resolve_oauth2(
         redirect_url: redirect_url?,
         legacy_callback: legacy_callback?,
         api_origins,
-        api_base: preset.as_ref().and_then(|p| p.api_base.clone()),
+        api_base: preset
+            .as_ref()
+            .filter(|_| !own_endpoints)
+            .and_then(|p| p.api_base.clone()),
         api_host_field: raw.api_host_field.clone(),
         extra_authorize_params: raw.extra_authorize_params.clone(),
         token_params: token_params?,
