@@ -218,10 +218,46 @@ function listProblems(container, diagnostics) {
 function describeStatus(status) {
   switch (status.state) {
     case "never_authorized": return "never authorized";
-    case "authorized": return `authorized ${when(status.authorized_at)}` + (status.expires_at ? `, token expires ${when(status.expires_at)}` : "") + (status.expiring ? " (refresh due)" : "") + (status.scopes.length ? `, scopes: ${status.scopes.join(" ")}` : "");
+    case "authorized": return `authorized ${when(status.authorized_at)}` + (status.authorized_as ? ` as ${status.authorized_as}` : "") + (status.expires_at ? `, token expires ${when(status.expires_at)}` : "") + (status.expiring ? " (refresh due)" : "") + (status.scopes.length ? `, scopes: ${status.scopes.join(" ")}` : "");
     case "needs_reauthorization": return `needs re-authorization: ${status.reason}`;
+    case "awaiting_user": return `waiting for the code ${status.user_code} to be entered (until ${when(status.expires_at)})`;
+    case "failed": return `not authorized: ${status.reason}`;
     default: return status.state;
   }
+}
+
+// The provider definitions (GET /api/v1/providers): their grants and notes.
+let providers = [];
+api("GET", "/providers").then(({ ok, data }) => { if (ok) providers = data.providers; });
+function editorValue(key) { const c = $("#editor-fields").querySelector(`[name="${key}"]`); return c ? c.value : ""; }
+function chosenProvider() { return providers.find((p) => p.id === editorValue("provider")); }
+function chosenGrant() {
+  const grant = editorValue("grant");
+  if (grant) return grant;
+  const provider = chosenProvider();
+  return provider && provider.grants.length ? provider.grants[0] : "authorization_code";
+}
+function showProviderDocs() {
+  const provider = chosenProvider();
+  const docs = $("#provider-docs");
+  docs.hidden = !provider;
+  if (provider) docs.textContent = `${provider.name}: grants ${provider.grants.join(", ")}. ${provider.docs || ""}`;
+}
+function showDevice(status) {
+  const waiting = status && status.state === "awaiting_user";
+  $("#device-panel").hidden = !waiting;
+  if (!waiting) return;
+  const link = $("#device-link");
+  link.href = status.verification_uri_complete || status.verification_uri;
+  link.textContent = status.verification_uri;
+  $("#device-code").textContent = status.user_code;
+}
+async function authorizationAction(body) {
+  if (!editing) { $("#editor-message").textContent = "Save the profile first."; return null; }
+  const { ok, data } = await api("POST", `/profiles/${encodeURIComponent(editing)}/authorization`, body);
+  if (!ok) { $("#auth-status").textContent = data.error ? data.error.message : "failed"; return null; }
+  if (data.status) $("#auth-status").textContent = describeStatus(data.status);
+  return data;
 }
 
 async function statusBadge(name, badge) {
@@ -252,6 +288,9 @@ function fillForm(form) {
   for (const box of ["root_names", "feature_names", "values", "strings"]) element.elements[box].readOnly = readOnly.includes("devices");
   element.elements.auth_mode.addEventListener("change", syncAuthMode);
   element.elements.legacy_callback.addEventListener("change", () => { editingDirty.legacy = true; showRedirect(null); });
+  element.elements.provider.addEventListener("change", showProviderDocs);
+  showProviderDocs();
+  showDevice(null);
   syncAuthMode();
 }
 
@@ -285,6 +324,7 @@ async function openProfile(name) {
   editingDirty.legacy = false;
   showRedirect(data.redirect_uri);
   $("#auth-status").textContent = data.status ? describeStatus(data.status) : "–";
+  showDevice(data.status);
   $("#editor").hidden = false;
   $("#run-result").hidden = true;
   preview(name);
@@ -360,9 +400,31 @@ $("#new-profile").addEventListener("click", async () => {
   $("#editor").hidden = false;
 });
 $("#copy-redirect").addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText($("#redirect-url").value));
-$("#authorize").addEventListener("click", () => {
+$("#authorize").addEventListener("click", async () => {
   if (!editing) { $("#editor-message").textContent = "Save the profile first."; return; }
-  location.href = "/oauth2/start?profile=" + encodeURIComponent(editing);
+  const grant = chosenGrant();
+  if (grant === "device_code") {
+    const data = await authorizationAction({ action: "device" });
+    if (data) { refreshEditorStatus(editing); }
+  } else if (grant === "client_credentials" || grant === "password") {
+    await authorizationAction({ action: "token" });
+    loadProfiles();
+  } else {
+    location.href = "/oauth2/start?profile=" + encodeURIComponent(editing);
+  }
+});
+$("#finish-pasted").addEventListener("click", async () => {
+  if (await authorizationAction({ action: "redirect", url: $("#pasted-url").value })) $("#pasted-url").value = "";
+});
+$("#exchange-code").addEventListener("click", async () => {
+  if (await authorizationAction({ action: "code", code: $("#grant-code").value })) $("#grant-code").value = "";
+});
+$("#introspect").addEventListener("click", async () => {
+  const data = await authorizationAction({ action: "introspect" });
+  if (data && data.introspection) {
+    const i = data.introspection;
+    $("#editor-message").textContent = i.active ? `The provider says the token is active${i.scope ? " (" + i.scope + ")" : ""}${i.exp ? ", until " + when(new Date(i.exp * 1000).toISOString()) : ""}.` : "The provider says the token is no longer active.";
+  }
 });
 $("#forget").addEventListener("click", async () => {
   if (!editing) return;
@@ -397,7 +459,10 @@ async function runProfile(name, button) {
 // The editor's authorization status after something may have changed it (a run refreshes).
 async function refreshEditorStatus(name) {
   const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/authorization`);
-  if (ok && editing === name) $("#auth-status").textContent = describeStatus(data.status);
+  if (ok && editing === name) {
+    $("#auth-status").textContent = describeStatus(data.status);
+    showDevice(data.status);
+  }
 }
 
 // Devices, live

@@ -213,6 +213,7 @@ pub fn client_config(spec: &OAuth2Spec, timeout: Duration) -> ClientConfig {
         refresh_url: spec.refresh_url.clone(),
         device_authorization_url: spec.device_authorization_url.clone(),
         revocation_url: spec.revocation_url.clone(),
+        introspection_url: spec.introspection_url.clone(),
         scopes: spec.scopes.clone(),
         extra_authorize_params: spec
             .extra_authorize_params
@@ -1090,6 +1091,25 @@ impl Authorizer {
             .map_err(|e| AuthorizationError::Interrupted(e.to_string()))??;
         self.remember(&entry, None, None);
         Ok(note)
+    }
+
+    /// Asks the provider whether the profile's access token is still active (RFC 7662).
+    pub async fn introspect(
+        &self,
+        profile: &Profile,
+    ) -> Result<oauth::Introspection, AuthorizationError> {
+        let spec = oauth_spec(profile)?;
+        let entry = self.entry(&profile.name);
+        let Some(grant) = self.load(profile, spec, &entry).await? else {
+            return Err(AuthorizationError::NotAuthorized(profile.name.clone()));
+        };
+        Ok(oauth::introspect(
+            &self.http,
+            &client_config(spec, self.token_timeout),
+            &grant.tokens.access_token,
+            "access_token",
+        )
+        .await?)
     }
 
     /// Asks the provider's profile endpoint who the token belongs to ("Ann (ann@…)"), through

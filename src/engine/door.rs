@@ -291,6 +291,15 @@ impl Engine {
         Ok(started)
     }
 
+    /// What the provider says of the profile's token now (RFC 7662 introspection).
+    pub async fn introspect_authorization(
+        &self,
+        name: &str,
+    ) -> Result<crate::oauth::Introspection, DoorError> {
+        let profile = self.oauth_profile(name)?;
+        Ok(self.require_authorizer()?.introspect(&profile).await?)
+    }
+
     /// Authorizes a client-credentials or password profile now (no browser).
     pub async fn authorize_without_browser(&self, name: &str) -> Result<(), DoorError> {
         let profile = self.oauth_profile(name)?;

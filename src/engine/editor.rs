@@ -27,14 +27,19 @@ pub struct ProfileForm {
     /// `none`, `bearer` or `oauth2` (other modes are edited in the file).
     pub auth_mode: String,
     pub token: String,
+    /// A provider definition's id (`zoho-eu`); empty: the endpoints are written here.
+    pub provider: String,
+    /// `authorization_code`, `client_credentials`, `device_code`, `password`, `implicit`.
+    pub grant: String,
     pub client_id: String,
     pub client_secret: String,
     pub scopes: String,
     pub authorize_url: String,
     pub token_url: String,
+    pub device_authorization_url: String,
     /// `name=value` pairs, one per line.
     pub extra_authorize_params: String,
-    /// `basic` or `body`.
+    /// `basic`, `body` or `none`.
     pub client_auth: String,
     pub pkce: bool,
     pub header_template: String,
@@ -106,33 +111,51 @@ impl ProfileForm {
         match &profile.auth {
             AuthSpec::Bearer { .. } => form.token = REDACTED.into(),
             AuthSpec::OAuth2(spec) => {
+                // What the provider definition fills in is shown as the provider's: empty here.
+                let own = |key: &str, value: String| {
+                    if spec.inherited.contains(&key) {
+                        String::new()
+                    } else {
+                        value
+                    }
+                };
                 form.legacy_callback = spec.legacy_callback;
-                form.client_id = spec.client_id.clone();
+                form.provider = spec.provider.clone().unwrap_or_default();
+                form.grant = own("grant", spec.grant.as_str().to_string());
+                form.client_id = own("client_id", spec.client_id.clone());
                 form.client_secret = if spec.client_secret.is_some() {
                     REDACTED.into()
                 } else {
                     String::new()
                 };
-                form.scopes = spec.scopes.clone();
-                form.authorize_url = spec
-                    .authorize_url
-                    .as_ref()
-                    .map(|u| u.to_string())
-                    .unwrap_or_default();
-                form.token_url = spec.token_url.to_string();
-                form.extra_authorize_params = spec
-                    .extra_authorize_params
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                form.client_auth = match spec.client_auth {
-                    profile::ClientAuth::Basic => "basic".into(),
-                    profile::ClientAuth::Body => "body".into(),
-                    profile::ClientAuth::None => "none".into(),
+                form.scopes = own("scopes", spec.scopes.clone());
+                let url_text = |url: &Option<url::Url>| {
+                    url.as_ref().map(|u| u.to_string()).unwrap_or_default()
                 };
+                form.authorize_url = own("authorize_url", url_text(&spec.authorize_url));
+                form.token_url = own("token_url", spec.token_url.to_string());
+                form.device_authorization_url = own(
+                    "device_authorization_url",
+                    url_text(&spec.device_authorization_url),
+                );
+                form.extra_authorize_params = own(
+                    "extra_authorize_params",
+                    spec.extra_authorize_params
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+                form.client_auth = own(
+                    "client_auth",
+                    match spec.client_auth {
+                        profile::ClientAuth::Basic => "basic".into(),
+                        profile::ClientAuth::Body => "body".into(),
+                        profile::ClientAuth::None => "none".into(),
+                    },
+                );
                 form.pkce = spec.pkce;
-                form.header_template = spec.header_template.clone();
+                form.header_template = own("header_template", spec.header_template.clone());
             }
             AuthSpec::None => {}
             _ => form.read_only.push("auth".into()),
@@ -431,10 +454,17 @@ impl Engine {
             "oauth2" => {
                 let oauth = |key: &'static str| ["auth", "oauth2", key];
                 for (key, now, then) in [
+                    ("provider", &form.provider, &before.provider),
+                    ("grant", &form.grant, &before.grant),
                     ("client_id", &form.client_id, &before.client_id),
                     ("scopes", &form.scopes, &before.scopes),
                     ("authorize_url", &form.authorize_url, &before.authorize_url),
                     ("token_url", &form.token_url, &before.token_url),
+                    (
+                        "device_authorization_url",
+                        &form.device_authorization_url,
+                        &before.device_authorization_url,
+                    ),
                     (
                         "header_template",
                         &form.header_template,
@@ -449,13 +479,15 @@ impl Engine {
                         }
                     }
                 }
-                let client_auth = if form.client_auth == "body" {
-                    "body"
-                } else {
-                    "basic"
+                let client_auth = match form.client_auth.as_str() {
+                    "body" | "none" | "basic" => form.client_auth.as_str(),
+                    // Empty: the provider's choice (or Basic without one).
+                    _ => "",
                 };
-                if mode_changed || client_auth != before.client_auth {
+                if (mode_changed || client_auth != before.client_auth) && !client_auth.is_empty() {
                     set_text(doc, &oauth("client_auth"), client_auth);
+                } else if client_auth.is_empty() && !before.client_auth.is_empty() {
+                    remove_key(doc, &oauth("client_auth"));
                 }
                 if mode_changed || form.pkce != before.pkce {
                     set_value(doc, &oauth("pkce"), toml_edit::Value::from(form.pkce));

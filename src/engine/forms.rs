@@ -146,6 +146,22 @@ pub static PROFILE_FORM: FormSchema = FormSchema {
             ])
             .toml("auth.mode"),
         field("token", "Token", Secret, "Authentication").when("auth_mode", &["bearer"]).toml("auth.token"),
+        field("provider", "Provider", Select, "Authentication")
+            .when("auth_mode", OAUTH2)
+            .help("A provider definition fills in the endpoints and the provider's quirks: add only the client ID, secret and scopes. Empty fields below take the provider's values.")
+            .toml("auth.oauth2.provider"),
+        field("grant", "Grant", Select, "Authentication")
+            .when("auth_mode", OAUTH2)
+            .choices(&[
+                ("", "The provider's default"),
+                ("authorization_code", "Authorization code (sign in at the provider)"),
+                ("device_code", "Device code (enter a code at the provider; no redirect)"),
+                ("client_credentials", "Client credentials (no user)"),
+                ("password", "Password (legacy)"),
+                ("implicit", "Implicit (legacy)"),
+            ])
+            .help("Device code suits a hub the provider cannot redirect to. Password and implicit are deprecated; use them only for providers that offer nothing else.")
+            .toml("auth.oauth2.grant"),
         field("client_id", "Client ID", Text, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.client_id"),
         field("client_secret", "Client secret", Secret, "Authentication")
             .when("auth_mode", OAUTH2)
@@ -154,6 +170,10 @@ pub static PROFILE_FORM: FormSchema = FormSchema {
         field("scopes", "Scopes", Text, "Authentication").when("auth_mode", OAUTH2).placeholder("identify email").toml("auth.oauth2.scopes"),
         field("authorize_url", "Authorize URL", Text, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.authorize_url"),
         field("token_url", "Token URL", Text, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.token_url"),
+        field("device_authorization_url", "Device authorization URL", Text, "Authentication")
+            .when("auth_mode", OAUTH2)
+            .help("For the device-code grant.")
+            .toml("auth.oauth2.device_authorization_url"),
         field("legacy_callback", "Use the family's legacy callback page (/oauth2_callback.html)", Boolean, "Authentication")
             .when("auth_mode", OAUTH2)
             .toml("auth.oauth2.callback"),
@@ -164,7 +184,12 @@ pub static PROFILE_FORM: FormSchema = FormSchema {
             .toml("auth.oauth2.extra_authorize_params"),
         field("client_auth", "Client authentication", Select, "Authentication")
             .when("auth_mode", OAUTH2)
-            .choices(&[("basic", "HTTP Basic"), ("body", "In the request body")])
+            .choices(&[
+                ("", "The provider's choice (HTTP Basic without one)"),
+                ("basic", "HTTP Basic"),
+                ("body", "In the request body"),
+                ("none", "None (a public client: client ID only)"),
+            ])
             .toml("auth.oauth2.client_auth"),
         field("pkce", "PKCE (S256)", Boolean, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.pkce"),
         field("header_template", "Authorization header", Text, "Authentication")
@@ -638,6 +663,30 @@ impl Engine {
 /// Both schemas, as the API serves them.
 pub fn schemas() -> BTreeMap<&'static str, &'static FormSchema> {
     BTreeMap::from([("profile", &PROFILE_FORM), ("event", &EVENT_FORM)])
+}
+
+/// The schemas as served, with the choices known only at run time filled in: the provider
+/// select lists the provider definitions (`(id, name)`), after an empty choice.
+pub fn schemas_with_providers(providers: &[(String, String)]) -> serde_json::Value {
+    let mut value = serde_json::to_value(schemas()).unwrap_or_default();
+    let choices: Vec<serde_json::Value> = std::iter::once(serde_json::json!([
+        "",
+        "None: the endpoints are written here"
+    ]))
+    .chain(
+        providers
+            .iter()
+            .map(|(id, name)| serde_json::json!([id, name])),
+    )
+    .collect();
+    if let Some(fields) = value["profile"]["fields"].as_array_mut() {
+        for field in fields {
+            if field["key"] == "provider" {
+                field["choices"] = serde_json::Value::Array(choices.clone());
+            }
+        }
+    }
+    value
 }
 
 #[cfg(test)]

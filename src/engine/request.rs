@@ -66,12 +66,10 @@ pub struct PreparedRequest {
 enum Splice {
     /// As its text.
     Text,
-    /// As its text, percent-encoded as a URL segment.
+    /// As its text, percent-encoded as a URL segment; except a `${…}` that opens the URL: it
+    /// gives the scheme and host (Zoho's `${Token("api_domain")}/…`), which encoding would
+    /// break. The URL is parsed and checked afterwards either way.
     UrlSegment,
-    /// As [`Splice::UrlSegment`], except a `${…}` that opens the URL: it gives the scheme and
-    /// host (Zoho's `${Token("api_domain")}/…`), which encoding would break. The URL is
-    /// parsed and checked afterwards either way.
-    UrlAfterOrigin,
     /// As its text, refusing line breaks (which would start another header).
     HeaderValue,
     /// As JSON: a JSON value where one goes, JSON-escaped text inside a JSON string.
@@ -81,9 +79,7 @@ enum Splice {
 fn splice(how: Splice, value: &Value, json_string: bool) -> Result<String, EvalErrorKind> {
     match how {
         Splice::Text => Ok(value.to_text()),
-        Splice::UrlSegment | Splice::UrlAfterOrigin => {
-            Ok(utf8_percent_encode(&value.to_text(), URL_SEGMENT).to_string())
-        }
+        Splice::UrlSegment => Ok(utf8_percent_encode(&value.to_text(), URL_SEGMENT).to_string()),
         Splice::HeaderValue => {
             let text = value.to_text();
             if text.contains(['\r', '\n', '\0']) {
@@ -120,7 +116,7 @@ fn render(
     template
         .render(scope, &|value, index| {
             let how = match how {
-                Splice::UrlAfterOrigin if index == 0 && opens_with_expression => Splice::Text,
+                Splice::UrlSegment if index == 0 && opens_with_expression => Splice::Text,
                 other => other,
             };
             splice(
@@ -143,7 +139,7 @@ pub fn prepare(
     scope: &Scope<'_>,
 ) -> Result<Option<PreparedRequest>, RequestError> {
     let url_splice = if spec.encode_url_segments {
-        Splice::UrlAfterOrigin
+        Splice::UrlSegment
     } else {
         Splice::Text
     };

@@ -57,6 +57,7 @@ pub struct ClientConfig {
     pub refresh_url: Option<url::Url>,
     pub device_authorization_url: Option<url::Url>,
     pub revocation_url: Option<url::Url>,
+    pub introspection_url: Option<url::Url>,
     /// The scopes, already joined with the provider's separator.
     pub scopes: String,
     pub extra_authorize_params: Vec<(String, String)>,
@@ -446,6 +447,60 @@ pub async fn revoke(
 
 /// A request's fields and the Authorization header, once the client's authentication is in.
 type Authenticated = (Vec<(String, String)>, Option<reqwest::header::HeaderValue>);
+
+/// What a token introspection (RFC 7662) said. Only these fields are kept: never the token.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct Introspection {
+    pub active: bool,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub sub: Option<String>,
+    /// When the token expires, seconds since 1970.
+    pub exp: Option<i64>,
+}
+
+/// Asks the provider whether a token is active (RFC 7662).
+pub async fn introspect(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    token: &Secret,
+    hint: &str,
+) -> Result<Introspection, OAuthError> {
+    let Some(url) = &config.introspection_url else {
+        return Err(OAuthError::Unsupported(
+            "the provider has no introspection endpoint".into(),
+        ));
+    };
+    let params = vec![
+        ("token".to_string(), token.expose().to_string()),
+        ("token_type_hint".to_string(), hint.to_string()),
+    ];
+    let (status, content_type, body) =
+        send(http, config, url, authenticate(config, params)?, &[]).await?;
+    let value = config.shape.decode(&body, content_type.as_deref());
+    if !(200..300).contains(&status) {
+        return Err(answer_error(config, status, None, value.ok().as_ref()));
+    }
+    let value = value?;
+    let text = |name: &str| {
+        value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(|s| s.chars().take(512).collect())
+    };
+    Ok(Introspection {
+        active: value
+            .get("active")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+        scope: text("scope"),
+        client_id: text("client_id"),
+        username: text("username"),
+        sub: text("sub"),
+        exp: value.get("exp").and_then(|v| v.as_i64()),
+    })
+}
 
 /// Form fields and headers with the client's authentication added.
 fn authenticate(

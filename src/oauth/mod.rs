@@ -13,8 +13,9 @@ mod token;
 
 pub use flow::{
     authorization_url, client_credentials, device_authorization, device_token, discover,
-    exchange_code, password, pkce_challenge, refresh, revoke, BodyFormat, ClientAuthStyle,
-    ClientConfig, DeviceAuthorization, OAuthError, RequestTemplate, ServerMetadata,
+    exchange_code, introspect, password, pkce_challenge, refresh, revoke, BodyFormat,
+    ClientAuthStyle, ClientConfig, DeviceAuthorization, Introspection, OAuthError, RequestTemplate,
+    ServerMetadata,
 };
 pub use shape::{redacted_shape, Expiry, FieldPath, ResponseFormat, TokenShape};
 pub use state::{PendingAuthorization, StateError, StateStore, STATE_LIFETIME};

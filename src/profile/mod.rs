@@ -238,6 +238,7 @@ pub struct OAuth2Spec {
     pub refresh_url: Option<url::Url>,
     pub device_authorization_url: Option<url::Url>,
     pub revocation_url: Option<url::Url>,
+    pub introspection_url: Option<url::Url>,
     /// The issuer an RFC 9207 `iss` must name.
     pub issuer: Option<String>,
     /// `None`: use `<public base URL>/oauth2/callback` (or the legacy page).
@@ -280,6 +281,9 @@ pub struct OAuth2Spec {
     /// The password grant's user and password.
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// The `[auth.oauth2]` keys whose value came from the provider definition, not the file
+    /// (the editor shows them as the provider's, and leaves them unwritten).
+    pub inherited: Vec<&'static str>,
 }
 
 /// What loading a profile draws on besides its text: secrets and provider definitions.

@@ -268,6 +268,7 @@ const OAUTH2_KEYS: &[&str] = &[
     "refresh_url",
     "device_authorization_url",
     "revocation_url",
+    "introspection_url",
     "issuer",
     "callback",
     "api_origins",

@@ -116,6 +116,8 @@ pub struct RawOAuth2 {
     pub refresh_url: Option<String>,
     pub device_authorization_url: Option<String>,
     pub revocation_url: Option<String>,
+    /// RFC 7662 token introspection: asks the provider whether the token is still active.
+    pub introspection_url: Option<String>,
     /// The server's issuer URL: its endpoints can be discovered from it, and an `iss` in the
     /// callback must name it (RFC 9207).
     pub issuer: Option<String>,
@@ -254,6 +256,7 @@ impl RawOAuth2 {
                 .device_authorization_url
                 .or(base.device_authorization_url),
             revocation_url: self.revocation_url.or(base.revocation_url),
+            introspection_url: self.introspection_url.or(base.introspection_url),
             issuer: self.issuer.or(base.issuer),
             redirect_url: self.redirect_url.or(base.redirect_url),
             callback: self.callback.or(base.callback),

@@ -839,6 +839,7 @@ fn resolve_oauth2(
     // (a test double, a proxy, a private deployment): it takes the preset's quirks but none of
     // its addresses, so no token or code is ever sent to the preset's hosts.
     let own_endpoints = raw.token_url.is_some();
+    let written = raw.clone();
     let raw = match &preset {
         Some(definition) => {
             let mut base = definition.settings.clone();
@@ -847,6 +848,7 @@ fn resolve_oauth2(
                 base.refresh_url = None;
                 base.device_authorization_url = None;
                 base.revocation_url = None;
+                base.introspection_url = None;
                 base.userinfo_url = None;
                 base.issuer = None;
             }
@@ -969,6 +971,13 @@ fn resolve_oauth2(
         c,
         "auth.oauth2.revocation_url",
         &raw.revocation_url,
+        &values,
+        &setting_names,
+    );
+    let introspection_url = optional_endpoint(
+        c,
+        "auth.oauth2.introspection_url",
+        &raw.introspection_url,
         &values,
         &setting_names,
     );
@@ -1131,6 +1140,7 @@ fn resolve_oauth2(
         refresh_url: refresh_url?,
         device_authorization_url: device_authorization_url?,
         revocation_url: revocation_url?,
+        introspection_url: introspection_url?,
         issuer: issuer?,
         redirect_url: redirect_url?,
         legacy_callback: legacy_callback?,
@@ -1159,7 +1169,61 @@ fn resolve_oauth2(
         userinfo,
         username,
         password: password?,
+        inherited: if preset.is_some() {
+            inherited_keys(&written, &raw)
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// The form's keys a provider filled in (absent from the file, present after the merge).
+fn inherited_keys(written: &RawOAuth2, merged: &RawOAuth2) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut check = |key: &'static str, mine: bool, theirs: bool| {
+        if !mine && theirs {
+            keys.push(key);
+        }
+    };
+    check(
+        "client_id",
+        written.client_id.is_some(),
+        merged.client_id.is_some(),
+    );
+    check("scopes", written.scopes.is_some(), merged.scopes.is_some());
+    check("grant", written.grant.is_some(), merged.grant.is_some());
+    check(
+        "authorize_url",
+        written.authorize_url.is_some(),
+        merged.authorize_url.is_some(),
+    );
+    check(
+        "token_url",
+        written.token_url.is_some(),
+        merged.token_url.is_some(),
+    );
+    check(
+        "device_authorization_url",
+        written.device_authorization_url.is_some(),
+        merged.device_authorization_url.is_some(),
+    );
+    check(
+        "client_auth",
+        written.client_auth.is_some(),
+        merged.client_auth.is_some(),
+    );
+    check("pkce", written.pkce.is_some(), merged.pkce.is_some());
+    check(
+        "header_template",
+        written.header_template.is_some(),
+        merged.header_template.is_some(),
+    );
+    check(
+        "extra_authorize_params",
+        !written.extra_authorize_params.is_empty(),
+        !merged.extra_authorize_params.is_empty(),
+    );
+    keys
 }
 
 /// One element of a device box: its text and byte offset inside the box.

@@ -646,7 +646,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::path("schema"))
         .and(warp::path::end())
         .and(warp::get())
-        .map(|| ok(&crate::engine::forms::schemas()));
+        .and(s())
+        .map(|state: AppState| {
+            let providers: Vec<(String, String)> = state
+                .engine
+                .providers()
+                .iter()
+                .map(|p| (p.id.clone(), p.name.clone()))
+                .collect();
+            ok(&crate::engine::forms::schemas_with_providers(&providers))
+        });
     // GET /api/v1/events/{name}/form: the event's file as the editor shows it.
     let events_form = api
         .and(warp::path!("events" / String / "form"))
@@ -963,6 +972,8 @@ enum AuthorizationAction {
     Code { code: String },
     /// Finish with the redirected URL pasted from the browser's address bar.
     Redirect { url: String },
+    /// Ask the provider whether the token is still active (RFC 7662).
+    Introspect,
 }
 
 async fn authorization_action(
@@ -977,6 +988,12 @@ async fn authorization_action(
             Err(error) => Err(error),
         },
         AuthorizationAction::Token => engine.authorize_without_browser(name).await,
+        AuthorizationAction::Introspect => match engine.introspect_authorization(name).await {
+            Ok(answer) => {
+                return ok(&serde_json::json!({ "profile": name, "introspection": answer }))
+            }
+            Err(error) => Err(error),
+        },
         AuthorizationAction::Code { code } => engine.complete_grant_code(name, &code).await,
         AuthorizationAction::Redirect { url } => match engine.complete_pasted_url(&url).await {
             Ok(profile) if profile == name => Ok(()),

@@ -1,9 +1,15 @@
 // A real OAuth2 / OpenID Connect authorization server (npm oidc-provider) for Bellhop's tests.
 // Listens on 127.0.0.1 only. Settings come from the environment:
 //   PORT (0 = any free port), REDIRECT_URI, CLIENT_ID, CLIENT_SECRET,
-//   AUTH_METHOD (client_secret_basic | client_secret_post), ACCESS_TTL (seconds).
-// Prints `READY <port>` when it listens, and `TOKEN basic=<bool> grant=<type>` for every token
-// request, so a test can check which client authentication Bellhop used. Stops when stdin closes.
+//   AUTH_METHOD (client_secret_basic | client_secret_post), ACCESS_TTL (seconds);
+//   CC_CLIENT_ID and CC_CLIENT_SECRET: a client-credentials client (optional);
+//   DEVICE_CLIENT_ID: a public device-flow client (optional).
+// Client credentials, the device flow (RFC 8628), revocation (RFC 7009), introspection
+// (RFC 7662), discovery and the `iss` authorization-response parameter (RFC 9207) are on.
+// Prints `READY <port>` when it listens, `TOKEN basic=<bool> grant=<type> status=<n>` for every
+// token request (so a test can check which client authentication Bellhop used), `REVOKE
+// status=<n> gone=<bool>` for every revocation (gone: the token no longer exists), and
+// `INTROSPECT status=<n>`. Stops when stdin closes.
 import http from "node:http";
 import Provider from "oidc-provider";
 
@@ -13,20 +19,62 @@ await new Promise((resolve) => server.listen(Number(env.PORT || 0), "127.0.0.1",
 const port = server.address().port;
 const issuer = `http://127.0.0.1:${port}`;
 
+const clients = [{
+  client_id: env.CLIENT_ID,
+  client_secret: env.CLIENT_SECRET,
+  redirect_uris: [env.REDIRECT_URI],
+  grant_types: ["authorization_code", "refresh_token"],
+  response_types: ["code"],
+  token_endpoint_auth_method: env.AUTH_METHOD || "client_secret_basic",
+}];
+if (env.CC_CLIENT_ID) {
+  clients.push({
+    client_id: env.CC_CLIENT_ID,
+    client_secret: env.CC_CLIENT_SECRET,
+    redirect_uris: [],
+    grant_types: ["client_credentials"],
+    response_types: [],
+    scope: "api:read",
+    token_endpoint_auth_method: "client_secret_basic",
+  });
+}
+if (env.DEVICE_CLIENT_ID) {
+  clients.push({
+    client_id: env.DEVICE_CLIENT_ID,
+    redirect_uris: [],
+    grant_types: ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+    response_types: [],
+    token_endpoint_auth_method: "none",
+  });
+}
+
+// Plain pages for the device flow (the defaults load web fonts from the internet).
+const plain = (title, inner) => `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1>${inner}</body></html>`;
+
 const provider = new Provider(issuer, {
-  clients: [{
-    client_id: env.CLIENT_ID,
-    client_secret: env.CLIENT_SECRET,
-    redirect_uris: [env.REDIRECT_URI],
-    grant_types: ["authorization_code", "refresh_token"],
-    response_types: ["code"],
-    token_endpoint_auth_method: env.AUTH_METHOD || "client_secret_basic",
-  }],
-  features: { devInteractions: { enabled: false } },
+  clients,
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    deviceFlow: {
+      enabled: true,
+      userCodeInputSource: async (ctx, form, out, err) => {
+        ctx.body = plain("Enter the code", `${err ? "<p id=error>That code is not right</p>" : ""}${form}<button type="submit" form="op.deviceInputForm" id="continue">Continue</button>`);
+      },
+      userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => {
+        ctx.body = plain("Confirm the device", `<p>Code <code id="user-code">${userCode}</code></p>${form}<button type="submit" form="op.deviceConfirmForm" id="confirm">Continue</button><button type="submit" form="op.deviceConfirmForm" value="yes" name="abort" id="abort">Abort</button>`);
+      },
+      successSource: async (ctx) => {
+        ctx.body = plain("Device signed in", "<p id=done>You can close this page.</p>");
+      },
+    },
+  },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id, email: "ann@example.com" }) }),
   claims: { email: ["email"], openid: ["sub"] },
-  scopes: ["openid", "email", "offline_access"],
+  scopes: ["openid", "email", "offline_access", "api:read"],
   pkce: { required: () => true },
   rotateRefreshToken: true,
   issueRefreshToken: async () => true,
@@ -79,10 +127,13 @@ async function interaction(req, res) {
   await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 }
 
-// A protected JSON API on the same server: 401 for a missing or expired token.
+// A protected JSON API on the same server: 401 for a missing or expired token. A user's token
+// answers the user; a client-credentials token answers the client.
 async function me(req, res) {
   const value = (req.headers.authorization || "").replace(/^Bearer /, "");
-  const token = value ? await provider.AccessToken.find(value) : undefined;
+  const user = value ? await provider.AccessToken.find(value) : undefined;
+  const machine = value && !user ? await provider.ClientCredentials.find(value) : undefined;
+  const token = user || machine;
   res.setHeader("content-type", "application/json");
   if (!token || token.isExpired) {
     res.statusCode = 401;
@@ -90,16 +141,27 @@ async function me(req, res) {
     res.end(JSON.stringify({ message: "401: Unauthorized" }));
     return;
   }
+  if (machine) {
+    res.end(JSON.stringify({ id: machine.clientId, scope: machine.scope }));
+    return;
+  }
   res.end(JSON.stringify({ id: token.accountId, username: "ann", email: "ann@example.com" }));
 }
 
-// Which client authentication each token request used, for the tests to check.
+// Which client authentication each token request used, whether each revoked token is gone,
+// for the tests to check.
 provider.use(async (ctx, next) => {
   await next();
+  const params = ctx.oidc && ctx.oidc.params ? ctx.oidc.params : {};
   if (ctx.path === "/token") {
     const basic = (ctx.headers.authorization || "").startsWith("Basic ");
-    const grant = ctx.oidc && ctx.oidc.params ? ctx.oidc.params.grant_type : "?";
-    console.log(`TOKEN basic=${basic} grant=${grant} status=${ctx.status}`);
+    console.log(`TOKEN basic=${basic} grant=${params.grant_type || "?"} status=${ctx.status}`);
+  } else if (ctx.path === "/token/revocation") {
+    const token = params.token || "";
+    const found = (await provider.AccessToken.find(token)) || (await provider.RefreshToken.find(token)) || (await provider.ClientCredentials.find(token));
+    console.log(`REVOKE status=${ctx.status} hint=${params.token_type_hint || "-"} gone=${!found}`);
+  } else if (ctx.path === "/token/introspection") {
+    console.log(`INTROSPECT status=${ctx.status}`);
   }
 });
 
