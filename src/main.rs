@@ -499,6 +499,7 @@ async fn discover(issuer: &str) -> Result<ExitCode> {
             &metadata.device_authorization_endpoint,
         ),
         ("revocation_url", &metadata.revocation_endpoint),
+        ("introspection_url", &metadata.introspection_endpoint),
         ("userinfo_url", &metadata.userinfo_endpoint),
     ] {
         if let Some(value) = value {

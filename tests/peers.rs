@@ -366,3 +366,186 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(device["value"], 42.0, "{device}");
 }
+
+/// Every grant without a browser redirect, against the real authorization server: its
+/// endpoints discovered (`bellhop discover`), client credentials fetched and fetched again when
+/// they expire, a device authorization approved by a person in Chromium, introspection, and
+/// revocation on Forget authorization (the server no longer knows the tokens).
+#[test]
+fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider() {
+    if !peers_ready() {
+        return;
+    }
+    let _alone = ONE_BROWSER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bellhop_port = crate::support::free_port();
+    let bellhop_url = format!("http://127.0.0.1:{bellhop_port}");
+    let machine_secret = format!("machine-secret-{}", std::process::id());
+    let mut provider_command = Command::new("node");
+    provider_command
+        .arg(peers_dir().join("provider.mjs"))
+        .env("PORT", "0")
+        .env("CLIENT_ID", "bellhop-web")
+        .env("CLIENT_SECRET", "web-secret")
+        .env("REDIRECT_URI", format!("{bellhop_url}/oauth2/callback"))
+        .env("CC_CLIENT_ID", "bellhop-machine")
+        .env("CC_CLIENT_SECRET", &machine_secret)
+        .env("DEVICE_CLIENT_ID", "bellhop-tv")
+        .env("ACCESS_TTL", "5");
+    let provider = Peer::spawn(provider_command);
+    let ready = provider.wait_for("READY ", Duration::from_secs(30));
+    let provider_url = format!(
+        "http://127.0.0.1:{}",
+        ready.trim_start_matches("READY ").trim()
+    );
+
+    // Discovery: the endpoints a profile needs, as `[auth.oauth2]` lines.
+    let discovered = Command::new(env!("CARGO_BIN_EXE_bellhop"))
+        .args(["discover", &provider_url])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let discovered = String::from_utf8_lossy(&discovered.stdout).into_owned();
+    for (key, path) in [
+        ("issuer", ""),
+        ("token_url", "/token"),
+        ("device_authorization_url", "/device/auth"),
+        ("revocation_url", "/token/revocation"),
+        ("introspection_url", "/token/introspection"),
+    ] {
+        assert!(
+            discovered.contains(&format!("{key} = \"{provider_url}{path}\"")),
+            "{key}: {discovered}"
+        );
+    }
+    let endpoints: String = discovered
+        .lines()
+        .filter(|l| !l.starts_with("client_auth") && !l.starts_with("pkce"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        profiles.join("machine.toml"),
+        format!("version = 1\n[request]\nurl = \"{provider_url}/me\"\ntimeout_secs = 5\n\n{endpoints}grant = \"client_credentials\"\nclient_id = \"bellhop-machine\"\nclient_secret = \"{machine_secret}\"\nscopes = \"api:read\"\n\n[devices]\nroot_names = '\"who\"'\nvalues = 'JSON(input,\"id\")'\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        profiles.join("tv.toml"),
+        format!("version = 1\n[request]\nurl = \"{provider_url}/me\"\ntimeout_secs = 5\n\n{endpoints}grant = \"device_code\"\nclient_id = \"bellhop-tv\"\nclient_auth = \"none\"\nscopes = \"openid email offline_access\"\nemail_template = \"{{email}}\"\n\n[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input,\"email\")'\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let serve = serve_bellhop(dir.path(), bellhop_port);
+    let client = reqwest::blocking::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut request = client.request(method, format!("{bellhop_url}{path}"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().unwrap_or_default();
+        (status, body)
+    };
+    let count = |needle: &str| {
+        provider
+            .lines()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    };
+
+    // Client credentials: fetched at once, used, fetched again once expired (no refresh token).
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/api/v1/profiles/machine/authorization",
+        Some(serde_json::json!({"action": "token"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"]["state"], "authorized", "{body}");
+    assert_eq!(body["status"]["grant"], "client_credentials", "{body}");
+    let run = |profile: &str| {
+        call(
+            reqwest::Method::POST,
+            "/api/v1/actions/run",
+            Some(serde_json::json!({"profile": profile})),
+        )
+        .1
+    };
+    let record = run("machine");
+    assert_eq!(record["ok"], true, "{record}");
+    assert_eq!(count("grant=client_credentials status=200"), 1);
+    std::thread::sleep(Duration::from_millis(3_000));
+    let record = run("machine");
+    assert_eq!(record["ok"], true, "{record}");
+    assert_eq!(
+        count("grant=client_credentials status=200"),
+        2,
+        "an expired client token is fetched again\n{}",
+        provider.lines().join("\n")
+    );
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/api/v1/profiles/machine/authorization",
+        Some(serde_json::json!({"action": "introspect"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["introspection"]["active"], true, "{body}");
+    assert_eq!(
+        body["introspection"]["client_id"], "bellhop-machine",
+        "{body}"
+    );
+    let (status, body) = call(
+        reqwest::Method::DELETE,
+        "/api/v1/profiles/machine/authorization",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["note"], serde_json::Value::Null, "{body}");
+    assert!(
+        count("REVOKE status=200 hint=access_token gone=true") >= 1,
+        "{}",
+        provider.lines().join("\n")
+    );
+
+    // The device flow, approved by a person in Chromium.
+    run_in_chromium(
+        "device.mjs",
+        &[
+            ("BELLHOP_URL", bellhop_url.clone()),
+            ("PROFILE", "tv".into()),
+        ],
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peer-artifacts/device"),
+        &[("provider", &provider), ("bellhop", &serve)],
+    );
+    assert!(count("grant=urn:ietf:params:oauth:grant-type:device_code status=200") == 1);
+    let (_, body) = call(
+        reqwest::Method::GET,
+        "/api/v1/profiles/tv/authorization",
+        None,
+    );
+    assert_eq!(body["status"]["authorized_as"], "ann@example.com", "{body}");
+    // A public client's refresh, with rotation, once the 5 s token is past half-way.
+    std::thread::sleep(Duration::from_millis(3_000));
+    let record = run("tv");
+    assert_eq!(record["ok"], true, "{record}");
+    assert!(
+        count("grant=refresh_token status=200") >= 1,
+        "{}",
+        provider.lines().join("\n")
+    );
+    let (status, body) = call(
+        reqwest::Method::DELETE,
+        "/api/v1/profiles/tv/authorization",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        count("REVOKE status=200 hint=refresh_token gone=true") >= 1,
+        "{}",
+        provider.lines().join("\n")
+    );
+    let log = serve.lines().join("\n");
+    assert!(!log.contains(&machine_secret), "a secret reached the log");
+}

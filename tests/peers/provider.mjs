@@ -79,7 +79,7 @@ const provider = new Provider(issuer, {
   rotateRefreshToken: true,
   issueRefreshToken: async () => true,
   clockTolerance: 0,
-  ttl: { AccessToken: Number(env.ACCESS_TTL || 3600), AuthorizationCode: 60, RefreshToken: 86400, Grant: 86400, Session: 3600, Interaction: 600 },
+  ttl: { AccessToken: Number(env.ACCESS_TTL || 3600), ClientCredentials: Number(env.ACCESS_TTL || 3600), DeviceCode: 300, AuthorizationCode: 60, RefreshToken: 86400, Grant: 86400, Session: 3600, Interaction: 600 },
   cookies: { keys: ["bellhop-test-cookie-key"] },
 });
 
