@@ -9,6 +9,7 @@ mod docs;
 mod engine;
 mod events;
 mod fuzz;
+mod grants;
 mod hardening;
 mod listening;
 mod mqtt;

@@ -356,8 +356,15 @@ pub async fn device_authorization(
     if !config.scopes.trim().is_empty() {
         params.push(("scope".to_string(), config.scopes.trim().to_string()));
     }
-    let (status, content_type, body) =
-        send(http, config, url, authenticate(config, params)?, &[]).await?;
+    let (status, content_type, body) = send(
+        http,
+        config,
+        url,
+        authenticate(config, params)?,
+        &[],
+        config.body_format,
+    )
+    .await?;
     let value = config.shape.decode(&body, content_type.as_deref());
     if !(200..300).contains(&status) {
         return Err(answer_error(config, status, None, value.ok().as_ref()));
@@ -436,7 +443,15 @@ pub async fn revoke(
         ("token".to_string(), token.expose().to_string()),
         ("token_type_hint".to_string(), hint.to_string()),
     ];
-    let (status, _, body) = send(http, config, url, authenticate(config, params)?, &[]).await?;
+    let (status, _, body) = send(
+        http,
+        config,
+        url,
+        authenticate(config, params)?,
+        &[],
+        config.body_format,
+    )
+    .await?;
     if (200..300).contains(&status) {
         Ok(())
     } else {
@@ -476,8 +491,15 @@ pub async fn introspect(
         ("token".to_string(), token.expose().to_string()),
         ("token_type_hint".to_string(), hint.to_string()),
     ];
-    let (status, content_type, body) =
-        send(http, config, url, authenticate(config, params)?, &[]).await?;
+    let (status, content_type, body) = send(
+        http,
+        config,
+        url,
+        authenticate(config, params)?,
+        &[],
+        config.body_format,
+    )
+    .await?;
     let value = config.shape.decode(&body, content_type.as_deref());
     if !(200..300).contains(&status) {
         return Err(answer_error(config, status, None, value.ok().as_ref()));
@@ -554,6 +576,7 @@ async fn token_request(
     previous_refresh: Option<&Secret>,
     now_ms: i64,
 ) -> Result<TokenSet, OAuthError> {
+    let format = call.template.map_or(config.body_format, |t| t.format);
     let (url, fields, headers) = match call.template {
         Some(template) => {
             let url = match &template.url {
@@ -594,7 +617,8 @@ async fn token_request(
         }
     }
     let authenticated = authenticate(config, fields)?;
-    let (status, content_type, body) = send(http, config, &url, authenticated, &headers).await?;
+    let (status, content_type, body) =
+        send(http, config, &url, authenticated, &headers, format).await?;
     if (200..300).contains(&status) {
         return config
             .shape
@@ -635,6 +659,7 @@ async fn send(
     url: &url::Url,
     (fields, authorization): Authenticated,
     headers: &[(String, String)],
+    format: BodyFormat,
 ) -> Result<(u16, Option<String>, String), OAuthError> {
     let mut request = http
         .post(url.clone())
@@ -652,7 +677,7 @@ async fn send(
         value.set_sensitive(true);
         request = request.header(name, value);
     }
-    request = match config.body_format {
+    request = match format {
         BodyFormat::Form => {
             let mut encoded = url::form_urlencoded::Serializer::new(String::new());
             for (name, value) in &fields {

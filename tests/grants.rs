@@ -1,0 +1,665 @@
+//! The grants and protocol extras at their edges, against an in-process token server on
+//! 127.0.0.1: RFC 9207 `iss` mix-ups refused, device flows denied, expired and slowed down,
+//! the implicit grant's fragment, a pasted redirect URL, a self client's code, the password
+//! grant, seed 003's token-request templates with JSON bodies and JSONPath extraction, and the
+//! bad inputs (an unknown template variable, a path that matches nothing, a refused client).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bellhop::engine::authorization::{AuthorizationStatus, Authorizer};
+use bellhop::engine::door::DoorError;
+use bellhop::engine::Engine;
+use bellhop::tokens::{load_or_create_key, TokenStore};
+use bellhop::web::{routes, AppState};
+use warp::Filter;
+
+use crate::support::Workspace;
+
+#[derive(Default)]
+struct Server {
+    codes: Vec<String>,
+    access: Vec<String>,
+    issued: usize,
+    /// Every token request: its grant type, form or JSON fields, and whether Basic was sent.
+    requests: Vec<(String, HashMap<String, String>, bool)>,
+    /// `deny`, `expire` or `slow` (one slow_down, then success), else approve at once.
+    device_mode: &'static str,
+    device_polls: Vec<Instant>,
+    refuse_client: bool,
+}
+
+type Shared = Arc<Mutex<Server>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Server> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn json(status: u16, value: serde_json::Value) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(value.to_string().into());
+    *response.status_mut() = warp::http::StatusCode::from_u16(status).unwrap_or_default();
+    response.headers_mut().insert(
+        "content-type",
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn issue(s: &mut Server, nested: bool) -> warp::reply::Response {
+    s.issued += 1;
+    let token = format!("at-{}", s.issued);
+    s.access.push(token.clone());
+    if nested {
+        json(
+            200,
+            serde_json::json!({"data": {"token": token, "refresh": format!("rt-{}", s.issued), "ttl": 2}}),
+        )
+    } else {
+        json(
+            200,
+            serde_json::json!({"access_token": token, "refresh_token": format!("rt-{}", s.issued), "expires_in": 3600}),
+        )
+    }
+}
+
+fn token(
+    shared: &Shared,
+    path: &str,
+    basic: bool,
+    fields: HashMap<String, String>,
+) -> warp::reply::Response {
+    let mut s = lock(shared);
+    let grant = fields.get("grant_type").cloned().unwrap_or_default();
+    s.requests.push((grant.clone(), fields.clone(), basic));
+    if path == "/custom/token" {
+        return match grant.as_str() {
+            "authorization_code"
+                if s.codes
+                    .contains(&fields.get("code").cloned().unwrap_or_default()) =>
+            {
+                issue(&mut s, true)
+            }
+            "refresh_token"
+                if fields
+                    .get("refresh_token")
+                    .is_some_and(|r| r.starts_with("rt-")) =>
+            {
+                issue(&mut s, true)
+            }
+            _ => json(400, serde_json::json!({"error": "invalid_grant"})),
+        };
+    }
+    if s.refuse_client {
+        return json(
+            401,
+            serde_json::json!({"error": "invalid_client", "error_description": "Client authentication failed"}),
+        );
+    }
+    match grant.as_str() {
+        "authorization_code" => {
+            let code = fields.get("code").cloned().unwrap_or_default();
+            if let Some(at) = s.codes.iter().position(|c| *c == code) {
+                s.codes.remove(at);
+                issue(&mut s, false)
+            } else {
+                json(400, serde_json::json!({"error": "invalid_grant"}))
+            }
+        }
+        "password" => {
+            if fields.get("username").map(String::as_str) == Some("ann")
+                && fields.get("password").map(String::as_str) == Some("correct horse")
+            {
+                issue(&mut s, false)
+            } else {
+                json(
+                    400,
+                    serde_json::json!({"error": "invalid_grant", "error_description": "bad user credentials"}),
+                )
+            }
+        }
+        "client_credentials" => issue(&mut s, false),
+        "urn:ietf:params:oauth:grant-type:device_code" => {
+            s.device_polls.push(Instant::now());
+            let polls = s.device_polls.len();
+            match (s.device_mode, polls) {
+                ("deny", _) => json(400, serde_json::json!({"error": "access_denied"})),
+                ("expire", _) => json(400, serde_json::json!({"error": "expired_token"})),
+                ("slow", 1) => json(400, serde_json::json!({"error": "slow_down"})),
+                _ => issue(&mut s, false),
+            }
+        }
+        _ => json(400, serde_json::json!({"error": "unsupported_grant_type"})),
+    }
+}
+
+async fn start_server(shared: Shared) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let token_state = shared.clone();
+    let tokens = warp::post()
+        .and(warp::path::full())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::bytes())
+        .and_then(move |path: warp::path::FullPath, authorization: Option<String>, content_type: Option<String>, body: bytes::Bytes| {
+            let shared = token_state.clone();
+            async move {
+                let path = path.as_str().to_string();
+                if path == "/device" {
+                    return Ok::<_, std::convert::Infallible>(json(200, serde_json::json!({
+                        "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": "https://example.com/device",
+                        "expires_in": 600, "interval": 1
+                    })));
+                }
+                let fields: HashMap<String, String> = if content_type.as_deref() == Some("application/json") {
+                    let mut fields = serde_json::from_slice::<HashMap<String, String>>(&body).unwrap_or_default();
+                    fields.insert("json".into(), "yes".into());
+                    fields
+                } else {
+                    url::form_urlencoded::parse(&body).into_owned().collect()
+                };
+                let basic = authorization.is_some_and(|a| a.starts_with("Basic "));
+                Ok(token(&shared, &path, basic, fields))
+            }
+        });
+    let api_state = shared.clone();
+    let api = warp::get()
+        .and(warp::path("me"))
+        .and(warp::header::optional::<String>("authorization"))
+        .map(move |authorization: Option<String>| {
+            let s = lock(&api_state);
+            let token = authorization
+                .unwrap_or_default()
+                .trim_start_matches("Bearer ")
+                .to_string();
+            if s.access.contains(&token) {
+                json(200, serde_json::json!({"email": "ann@example.com"}))
+            } else {
+                json(401, serde_json::json!({"error": "invalid_token"}))
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = warp::serve(tokens.or(api))
+        .incoming(listener)
+        .graceful(async {
+            let _ = stopped.await;
+        });
+    tokio::spawn(server.run());
+    (address, stop)
+}
+
+struct Setup {
+    engine: Arc<Engine>,
+    server: Shared,
+    base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _ws: Workspace,
+}
+
+impl Setup {
+    fn server(&self) -> std::sync::MutexGuard<'_, Server> {
+        lock(&self.server)
+    }
+
+    fn status(&self) -> AuthorizationStatus {
+        self.engine
+            .authorization_status("p")
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// A profile `p` against the server, with these `[auth.oauth2]` lines (`{base}` is the server).
+async fn setup(oauth: &str, device_mode: &'static str) -> Setup {
+    let server: Shared = Arc::new(Mutex::new(Server {
+        device_mode,
+        ..Server::default()
+    }));
+    let (address, stop) = start_server(server.clone()).await;
+    let base = format!("http://{address}");
+    let ws = Workspace::new();
+    ws.write_profile(
+        "p",
+        &format!(
+            "version = 1\n[request]\nurl = \"{base}/me\"\ntimeout_secs = 5\n\n[auth.oauth2]\nclient_id = \"c\"\nclient_secret = \"s\"\n{}\n\n[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input,\"email\")'\n",
+            oauth.replace("{base}", &base)
+        ),
+    );
+    let set = ws.load();
+    assert!(!set.has_errors(), "{:#?}", set.diagnostics);
+    let key =
+        load_or_create_key(&ws.path().join("keys/token.key")).unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(
+        TokenStore::open(&ws.path().join("data/tokens"), &key).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let public = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
+    let authorizer = Authorizer::new(store, public, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_token_timeout(Duration::from_secs(3));
+    let engine = Arc::new(
+        Engine::new(set, None, ws.hub())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_authorizer(Arc::new(authorizer)),
+    );
+    Setup {
+        engine,
+        server,
+        base,
+        _stop: stop,
+        _ws: ws,
+    }
+}
+
+const CODE_FLOW: &str = "authorize_url = \"{base}/authorize\"\ntoken_url = \"{base}/token\"";
+
+fn state_of(url: &url::Url) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_iss_naming_another_server_is_refused_and_the_state_is_spent() {
+    let setup = setup(&format!("{CODE_FLOW}\nissuer = \"{{base}}\""), "").await;
+    let url = setup
+        .engine
+        .begin_authorization("p")
+        .unwrap_or_else(|e| panic!("{e}"));
+    setup.server().codes.push("code-1".into());
+    let mut callback = HashMap::from([
+        ("state".to_string(), state_of(&url)),
+        ("code".to_string(), "code-1".to_string()),
+        ("iss".to_string(), "https://attacker.example".to_string()),
+    ]);
+    let refused = setup.engine.complete_redirect(&callback).await;
+    assert!(
+        matches!(&refused, Err(DoorError::Redirect(m)) if m.contains("attacker.example") && m.contains("mix-up")),
+        "{refused:?}"
+    );
+    assert!(setup.server().requests.is_empty(), "the code went nowhere");
+    // The state was spent by the refusal: the same answer with the right iss is a replay.
+    callback.insert("iss".into(), setup.base.clone());
+    let replayed = setup.engine.complete_redirect(&callback).await;
+    assert!(
+        matches!(replayed, Err(DoorError::Authorization(_))),
+        "{replayed:?}"
+    );
+    // A fresh authorization whose iss names the profile's issuer goes through.
+    let url = setup
+        .engine
+        .begin_authorization("p")
+        .unwrap_or_else(|e| panic!("{e}"));
+    callback.insert("state".into(), state_of(&url));
+    setup
+        .engine
+        .complete_redirect(&callback)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        setup.status(),
+        AuthorizationStatus::Authorized { .. }
+    ));
+}
+
+const DEVICE_FLOW: &str = "grant = \"device_code\"\ntoken_url = \"{base}/token\"\ndevice_authorization_url = \"{base}/device\"";
+
+#[tokio::test]
+async fn a_denied_or_expired_device_flow_says_why() {
+    for (mode, expected) in [("deny", "access was denied"), ("expire", "expired")] {
+        let setup = setup(DEVICE_FLOW, mode).await;
+        let device = setup
+            .engine
+            .start_device_authorization("p")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(device.user_code, "WDJB-MJHT");
+        assert!(
+            crate::support::eventually(|| matches!(
+                setup.status(),
+                AuthorizationStatus::Failed { .. }
+            ))
+            .await,
+            "{mode}: {:?}",
+            setup.status()
+        );
+        let AuthorizationStatus::Failed { reason } = setup.status() else {
+            panic!()
+        };
+        assert!(reason.contains(expected), "{mode}: {reason}");
+        assert_eq!(
+            setup.server().device_polls.len(),
+            1,
+            "{mode}: no more polls"
+        );
+    }
+}
+
+#[tokio::test]
+async fn slow_down_adds_five_seconds_to_every_later_poll() {
+    let setup = setup(DEVICE_FLOW, "slow").await;
+    setup
+        .engine
+        .start_device_authorization("p")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while !matches!(setup.status(), AuthorizationStatus::Authorized { .. })
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        matches!(setup.status(), AuthorizationStatus::Authorized { .. }),
+        "{:?}",
+        setup.status()
+    );
+    let polls = setup.server().device_polls.clone();
+    assert_eq!(polls.len(), 2);
+    let gap = polls[1] - polls[0];
+    assert!(
+        gap >= Duration::from_millis(5_900),
+        "interval 1 s + 5 s after slow_down, got {gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_implicit_grant_posts_its_fragment_back_to_the_callback_page() {
+    let setup = setup(
+        "grant = \"implicit\"\nauthorize_url = \"{base}/authorize\"",
+        "",
+    )
+    .await;
+    let url = setup
+        .engine
+        .begin_authorization("p")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        url.query_pairs()
+            .any(|(k, v)| k == "response_type" && v == "token"),
+        "{url}"
+    );
+    assert!(
+        !url.query_pairs().any(|(k, _)| k == "code_challenge"),
+        "no PKCE without a code"
+    );
+    let state = AppState::new(setup.engine.clone());
+    // The provider sends the browser to the callback page with a fragment: the page alone
+    // (no query) waits and posts the fragment back.
+    let page = crate::support::local_request()
+        .path("/oauth2/callback")
+        .reply(&routes(state.clone()))
+        .await;
+    let html = String::from_utf8_lossy(page.body()).into_owned();
+    assert!(
+        html.contains("data-outcome=\"waiting\"") && html.contains("location.hash"),
+        "{html}"
+    );
+    setup.server().access.push("implicit-token".into());
+    let body = format!(
+        "access_token=implicit-token&token_type=Bearer&expires_in=3600&state={}",
+        state_of(&url)
+    );
+    let posted = crate::support::local_request()
+        .method("POST")
+        .path("/oauth2/callback")
+        .header("origin", "http://127.0.0.1:8765")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .reply(&routes(state))
+        .await;
+    let html = String::from_utf8_lossy(posted.body()).into_owned();
+    assert_eq!(posted.status(), 200, "{html}");
+    assert!(html.contains("data-outcome=\"ok\""), "{html}");
+    assert!(
+        !html.contains("implicit-token"),
+        "the token is never put on a page"
+    );
+    let record = setup
+        .engine
+        .run("p", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+}
+
+#[tokio::test]
+async fn a_pasted_redirect_url_and_a_self_client_code_finish_an_authorization() {
+    let setup = setup(CODE_FLOW, "").await;
+    let refused = setup.engine.complete_pasted_url("not a url").await;
+    assert!(
+        matches!(&refused, Err(DoorError::Redirect(m)) if m.contains("paste the whole address")),
+        "{refused:?}"
+    );
+    let url = setup
+        .engine
+        .begin_authorization("p")
+        .unwrap_or_else(|e| panic!("{e}"));
+    setup.server().codes.push("pasted".into());
+    let pasted = format!(
+        "https://hub.example/oauth2/callback?code=pasted&state={}",
+        state_of(&url)
+    );
+    let profile = setup
+        .engine
+        .complete_pasted_url(&pasted)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(profile, "p");
+    assert!(matches!(
+        setup.status(),
+        AuthorizationStatus::Authorized { .. }
+    ));
+    let (_, first, _) = setup.server().requests[0].clone();
+    assert_eq!(
+        first.get("redirect_uri").map(String::as_str),
+        Some("http://127.0.0.1:8765/oauth2/callback")
+    );
+
+    // Zoho's self client: a code from the console, exchanged with no redirect URI.
+    setup.server().codes.push("1000.console-code".into());
+    setup
+        .engine
+        .complete_grant_code("p", " 1000.console-code\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (grant, fields, basic) = setup.server().requests[1].clone();
+    assert_eq!(grant, "authorization_code");
+    assert_eq!(
+        fields.get("code").map(String::as_str),
+        Some("1000.console-code")
+    );
+    assert!(!fields.contains_key("redirect_uri"), "{fields:?}");
+    assert!(basic);
+}
+
+#[tokio::test]
+async fn the_password_grant_fetches_its_own_token() {
+    let setup = setup(
+        "grant = \"password\"\ntoken_url = \"{base}/token\"\nusername = \"ann\"\npassword = \"correct horse\"",
+        "",
+    )
+    .await;
+    let record = setup
+        .engine
+        .run("p", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    let (grant, fields, _) = setup.server().requests[0].clone();
+    assert_eq!(grant, "password");
+    assert_eq!(fields.get("username").map(String::as_str), Some("ann"));
+    let AuthorizationStatus::Authorized { grant, .. } = setup.status() else {
+        panic!("{:?}", setup.status())
+    };
+    assert_eq!(grant, "password");
+}
+
+#[tokio::test]
+async fn a_refused_client_shows_the_server_message_and_backs_off() {
+    let setup = setup(
+        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"",
+        "",
+    )
+    .await;
+    setup.server().refuse_client = true;
+    let record = setup
+        .engine
+        .run("p", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!record.ok);
+    let message = &record.errors[0].message;
+    assert!(
+        message.contains("invalid_client") && message.contains("Client authentication failed"),
+        "{message}"
+    );
+    // The next run does not hammer the server.
+    let record = setup
+        .engine
+        .run("p", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        record.errors[0].message.contains("next try in"),
+        "{:?}",
+        record.errors
+    );
+    assert_eq!(setup.server().requests.len(), 1);
+}
+
+const TEMPLATED: &str = r#"authorize_url = "{base}/authorize"
+token_url = "{base}/token"
+[auth.oauth2.settings]
+realm = "home"
+[auth.oauth2.token_request]
+url = "{base}/custom/token"
+format = "json"
+[auth.oauth2.token_request.body]
+grant_type = "authorization_code"
+code = "{{auth_code}}"
+client_id = "{{client_id}}"
+client_secret = "{{client_secret}}"
+redirect_uri = "{{redirect_uri}}"
+realm = "{{realm}}"
+[auth.oauth2.refresh_request]
+url = "{base}/custom/token"
+format = "json"
+[auth.oauth2.refresh_request.body]
+grant_type = "refresh_token"
+refresh_token = "{{refresh_token}}"
+[auth.oauth2.token_response]
+access_token = "$.data.token"
+refresh_token = "$.data.refresh"
+expires = "data.ttl""#;
+
+#[tokio::test]
+async fn token_request_templates_send_json_and_paths_pick_the_tokens() {
+    let setup = setup(TEMPLATED, "").await;
+    let url = setup
+        .engine
+        .begin_authorization("p")
+        .unwrap_or_else(|e| panic!("{e}"));
+    setup.server().codes.push("c-1".into());
+    let callback = HashMap::from([
+        ("state".to_string(), state_of(&url)),
+        ("code".to_string(), "c-1".to_string()),
+    ]);
+    setup
+        .engine
+        .complete_redirect(&callback)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, fields, basic) = setup.server().requests[0].clone();
+    assert_eq!(
+        fields.get("json").map(String::as_str),
+        Some("yes"),
+        "a JSON body"
+    );
+    assert_eq!(fields.get("realm").map(String::as_str), Some("home"));
+    assert_eq!(fields.get("client_secret").map(String::as_str), Some("s"));
+    assert_eq!(
+        fields.get("redirect_uri").map(String::as_str),
+        Some("http://127.0.0.1:8765/oauth2/callback")
+    );
+    assert!(basic, "the client's authentication still applies");
+    let record = setup
+        .engine
+        .run("p", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    // ttl 2 s: after half of it, the refresh template is used.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let record = setup
+        .engine
+        .run("p", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    let (grant, fields, _) = setup.server().requests[1].clone();
+    assert_eq!(grant, "refresh_token");
+    assert_eq!(
+        fields.get("refresh_token").map(String::as_str),
+        Some("rt-1")
+    );
+}
+
+#[tokio::test]
+async fn a_token_path_that_matches_nothing_names_the_path_and_shows_only_the_shape() {
+    let setup = setup(&TEMPLATED.replace("$.data.token", "$.data.access"), "").await;
+    let url = setup
+        .engine
+        .begin_authorization("p")
+        .unwrap_or_else(|e| panic!("{e}"));
+    setup.server().codes.push("c-1".into());
+    let callback = HashMap::from([
+        ("state".to_string(), state_of(&url)),
+        ("code".to_string(), "c-1".to_string()),
+    ]);
+    let error = setup
+        .engine
+        .complete_redirect(&callback)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("$.data.access"), "{error}");
+    assert!(
+        error.contains(r#""token": <text>"#) && error.contains(r#""ttl": <number>"#),
+        "{error}"
+    );
+    assert!(
+        !error.contains("at-1") && !error.contains("rt-1"),
+        "no token value in the message: {error}"
+    );
+    assert!(matches!(
+        setup.status(),
+        AuthorizationStatus::NeverAuthorized
+    ));
+}
+
+#[test]
+fn a_template_naming_an_undefined_variable_is_a_load_error() {
+    let ws = Workspace::new();
+    ws.write_profile(
+        "p",
+        "version = 1\n[request]\nurl = \"https://api.example.com/me\"\n[auth.oauth2]\nclient_id = \"c\"\nauthorize_url = \"https://a.example/auth\"\ntoken_url = \"https://a.example/token\"\n[auth.oauth2.token_params]\naudience = \"{{audiense}}\"\n",
+    );
+    let set = ws.load();
+    let problem = set
+        .diagnostics
+        .iter()
+        .find(|d| d.is_error())
+        .unwrap_or_else(|| panic!("no error: {:?}", set.diagnostics));
+    assert_eq!(problem.key, "auth.oauth2.token_params.audience");
+    assert!(
+        problem.message.contains("audiense") && problem.message.contains("client_id"),
+        "{}",
+        problem.message
+    );
+    assert!(problem.line.is_some(), "{problem:?}");
+}
