@@ -1,11 +1,13 @@
 //! OAuth2 protocol core: authorization requests with PKCE (S256) and a single-use, short-lived
-//! `state`; every grant's token request through one path, with the provider's client
+//! `state`; OAuth 1.0a signatures and its three-legged flow ([`one`]); every grant's token
+//! request through one path, with the provider's client
 //! authentication, extra parameters, request templates and answer shape; revocation; discovery.
 //!
 //! Knows nothing of profile files, storage, the engine or the web: it receives a
 //! [`ClientConfig`] (the engine builds one from a profile) and an HTTP client.
 
 mod flow;
+pub mod one;
 mod shape;
 mod state;
 mod template;
