@@ -554,14 +554,17 @@ async fn authorize(settings: Settings, name: &str, code: Option<&str>) -> Result
     let Some(profile) = profiles.get(name) else {
         anyhow::bail!("no profile named `{name}` is loaded (see `bellhop check`)");
     };
-    let bellhop::profile::AuthSpec::OAuth2(spec) = &profile.auth else {
-        anyhow::bail!("profile `{name}` does not use OAuth2");
+    use bellhop::profile::{AuthSpec, GrantType};
+    let grant = match &profile.auth {
+        AuthSpec::OAuth2(spec) => spec.grant,
+        // OAuth 1.0a goes through the browser like the authorization-code grant.
+        AuthSpec::OAuth1(_) => GrantType::AuthorizationCode,
+        _ => anyhow::bail!("profile `{name}` does not use OAuth"),
     };
-    use bellhop::profile::GrantType;
     if let Some(code) = code {
         engine.complete_grant_code(name, code).await?;
     } else {
-        match spec.grant {
+        match grant {
             GrantType::ClientCredentials | GrantType::Password => {
                 engine.authorize_without_browser(name).await?
             }
@@ -579,7 +582,7 @@ async fn authorize(settings: Settings, name: &str, code: Option<&str>) -> Result
                 .await?;
             }
             GrantType::AuthorizationCode | GrantType::Implicit => {
-                let url = engine.begin_authorization(name)?;
+                let url = engine.begin_authorization(name).await?;
                 println!("Open this address, sign in and allow access:\n\n  {url}\n");
                 println!("Then paste the address your browser ended at (it may show an error page) and press Enter:");
                 let mut pasted = String::new();

@@ -268,6 +268,7 @@ async fn an_iss_naming_another_server_is_refused_and_the_state_is_spent() {
     let url = setup
         .engine
         .begin_authorization("p")
+        .await
         .unwrap_or_else(|e| panic!("{e}"));
     setup.server().codes.push("code-1".into());
     let mut callback = HashMap::from([
@@ -292,6 +293,7 @@ async fn an_iss_naming_another_server_is_refused_and_the_state_is_spent() {
     let url = setup
         .engine
         .begin_authorization("p")
+        .await
         .unwrap_or_else(|e| panic!("{e}"));
     callback.insert("state".into(), state_of(&url));
     setup
@@ -376,6 +378,7 @@ async fn the_implicit_grant_posts_its_fragment_back_to_the_callback_page() {
     let url = setup
         .engine
         .begin_authorization("p")
+        .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         url.query_pairs()
@@ -437,6 +440,7 @@ async fn a_pasted_redirect_url_and_a_self_client_code_finish_an_authorization() 
     let url = setup
         .engine
         .begin_authorization("p")
+        .await
         .unwrap_or_else(|e| panic!("{e}"));
     setup.server().codes.push("pasted".into());
     let pasted = format!(
@@ -562,6 +566,7 @@ async fn token_request_templates_send_json_and_paths_pick_the_tokens() {
     let url = setup
         .engine
         .begin_authorization("p")
+        .await
         .unwrap_or_else(|e| panic!("{e}"));
     setup.server().codes.push("c-1".into());
     let callback = HashMap::from([
@@ -614,6 +619,7 @@ async fn a_token_path_that_matches_nothing_names_the_path_and_shows_only_the_sha
     let url = setup
         .engine
         .begin_authorization("p")
+        .await
         .unwrap_or_else(|e| panic!("{e}"));
     setup.server().codes.push("c-1".into());
     let callback = HashMap::from([

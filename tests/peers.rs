@@ -549,3 +549,203 @@ fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider
     let log = serve.lines().join("\n");
     assert!(!log.contains(&machine_secret), "a secret reached the log");
 }
+
+/// Whether Debian's Python has oauthlib (and, for RSA-SHA1, PyJWT and cryptography).
+fn oauthlib_ready() -> bool {
+    let present = Command::new("/usr/bin/python3")
+        .args(["-c", "import oauthlib, jwt, cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    crate::support::peer_present(
+        present,
+        "the OAuth 1.0a peer is missing (python3-oauthlib, python3-jwt, python3-cryptography, openssl): run bash .ci/run (it runs `apt-get install -y python3-oauthlib python3-jwt python3-cryptography openssl`)",
+    )
+}
+
+/// OAuth 1.0a against a real provider built on Python's oauthlib, with the shipped `garmin`
+/// definition moved onto it: the three-legged flow and signed requests (a form body's fields
+/// included) with each signature method, and a wrong secret refused with the provider's words.
+#[test]
+fn oauth1_against_an_oauthlib_provider_with_every_signature_method() {
+    if !oauthlib_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let private_key = dir.path().join("client.pem");
+    let public_key = dir.path().join("client.pub.pem");
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ],
+        vec!["pkey", "-pubout", "-in"],
+    ] {
+        let mut command = Command::new("openssl");
+        command.args(&args);
+        if args[0] == "genpkey" {
+            command.arg(&private_key);
+        } else {
+            command.arg(&private_key).arg("-out").arg(&public_key);
+        }
+        let output = command.output().unwrap_or_else(|e| panic!("openssl: {e}"));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+    let (private_pem, public_pem) = (read(&private_key), read(&public_key));
+    let consumer_secret = format!("garmin-secret-{}", std::process::id());
+    let mut command = Command::new("/usr/bin/python3");
+    command
+        .arg(peers_dir().join("oauth1_server.py"))
+        .env("CLIENT_KEY", "bellhop-garmin")
+        .env("CLIENT_SECRET", &consumer_secret)
+        .env("RSA_PUBLIC_KEY", &public_pem);
+    let provider = Peer::spawn(command);
+    let ready = provider.wait_for("READY ", Duration::from_secs(30));
+    let base = format!(
+        "http://127.0.0.1:{}",
+        ready.trim_start_matches("READY ").trim()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let profile = |method: &str, secret: &str, request: &str| {
+        format!(
+            "version = 1\n{request}\n[auth.oauth1]\nprovider = \"garmin\"\nconsumer_key = \"bellhop-garmin\"\nconsumer_secret = \"{secret}\"\nrsa_private_key = '''\n{private_pem}'''\nsignature_method = \"{method}\"\nrequest_token_url = \"{base}/oauth-service/oauth/request_token\"\nauthorize_url = \"{base}/oauthConfirm\"\naccess_token_url = \"{base}/oauth-service/oauth/access_token\"\n\n[devices]\nroot_names = '\"garmin\"'\nvalues = 'JSON(input,\"userId\")'\n"
+        )
+    };
+    for method in ["HMAC-SHA1", "HMAC-SHA256", "RSA-SHA1", "PLAINTEXT"] {
+        let ws = crate::support::Workspace::new();
+        ws.write_profile(
+            "g",
+            &profile(
+                method,
+                &consumer_secret,
+                &format!("[request]\nurl = \"{base}/wellness-api/rest/user/id\"\ntimeout_secs = 5"),
+            ),
+        );
+        ws.write_profile(
+            "readings",
+            &profile(
+                method,
+                &consumer_secret,
+                &format!("[request]\nmethod = \"POST\"\nurl = \"{base}/wellness-api/rest/readings?unit=c\"\ntimeout_secs = 5\n[request.body]\nkind = \"form\"\n[request.body.fields]\nsteps = \"${{input}}\"\nnote = \"a b&c\""),
+            ),
+        );
+        let engine = oauth1_engine(&ws);
+        for name in ["g", "readings"] {
+            let url = runtime
+                .block_on(engine.begin_authorization(name))
+                .unwrap_or_else(|e| panic!("{method}: {e}"));
+            assert_eq!(url.path(), "/oauthConfirm", "{method}");
+            let token = url
+                .query_pairs()
+                .find(|(k, _)| k == "oauth_token")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            // The person allows access; the provider sends the browser back with a verifier.
+            let allowed = http
+                .post(format!("{base}/oauthConfirm"))
+                .form(&[("oauth_token", token.as_str()), ("allow", "yes")])
+                .send()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(allowed.status().as_u16(), 302, "{method}");
+            let location = allowed
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let callback = url::Url::parse(&location).unwrap_or_else(|e| panic!("{location}: {e}"));
+            assert!(
+                location.starts_with("http://127.0.0.1:8765/oauth2/callback?"),
+                "{location}"
+            );
+            let params: std::collections::HashMap<String, String> =
+                callback.query_pairs().into_owned().collect();
+            runtime
+                .block_on(engine.complete_redirect(&params))
+                .unwrap_or_else(|e| panic!("{method}: {e}"));
+            let record = runtime
+                .block_on(engine.run(name, "1234"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                record.ok,
+                "{method} {name}: {:?}\n{}",
+                record.errors,
+                provider.lines().join("\n")
+            );
+        }
+        let garmin = engine
+            .devices()
+            .into_iter()
+            .find(|d| d.key.profile == "g")
+            .map(|d| d.string);
+        assert_eq!(garmin.as_deref(), Some("garmin-user-1"), "{method}");
+        let signed_ok = provider
+            .lines()
+            .iter()
+            .filter(|l| l.as_str() == format!("SIGNED method={method} ok=true"))
+            .count();
+        // Two profiles: request token, access token and one call each.
+        assert_eq!(signed_ok, 6, "{method}\n{}", provider.lines().join("\n"));
+    }
+
+    // A wrong secret: the provider refuses the signature, and says so.
+    let ws = crate::support::Workspace::new();
+    ws.write_profile(
+        "g",
+        &profile(
+            "HMAC-SHA1",
+            "not-the-secret",
+            &format!("[request]\nurl = \"{base}/wellness-api/rest/user/id\""),
+        ),
+    );
+    let engine = oauth1_engine(&ws);
+    let refused = runtime
+        .block_on(engine.begin_authorization("g"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.contains("signature_invalid") && refused.contains("does not match"),
+        "{refused}"
+    );
+}
+
+fn oauth1_engine(ws: &crate::support::Workspace) -> std::sync::Arc<bellhop::engine::Engine> {
+    let set = ws.load();
+    assert!(!set.has_errors(), "{:#?}", set.diagnostics);
+    let key = bellhop::tokens::load_or_create_key(&ws.path().join("keys/token.key"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = std::sync::Arc::new(
+        bellhop::tokens::TokenStore::open(&ws.path().join("data/tokens"), &key)
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let public = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
+    let authorizer =
+        bellhop::engine::authorization::Authorizer::new(store, public, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+    std::sync::Arc::new(
+        bellhop::engine::Engine::new(set, None, ws.hub())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_authorizer(std::sync::Arc::new(authorizer)),
+    )
+}

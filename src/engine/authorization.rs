@@ -105,7 +105,12 @@ pub enum AuthorizationError {
 }
 
 /// Token-answer fields that are credentials: never readable through `Token(name)`.
-pub const SECRET_TOKEN_FIELDS: &[&str] = &["access_token", "refresh_token", "id_token"];
+pub const SECRET_TOKEN_FIELDS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "oauth_token_secret",
+];
 
 /// What the access token becomes on the wire: the header template filled (`Bearer …`,
 /// `Zoho-oauthtoken …`), or the bare token for a query parameter.
@@ -303,6 +308,42 @@ fn describe_identity(
 /// The grants whose token the client fetches itself, again whenever it expires.
 fn own_token_grant(grant: GrantType) -> bool {
     matches!(grant, GrantType::ClientCredentials | GrantType::Password)
+}
+
+fn oauth1_spec(profile: &Profile) -> Result<&crate::profile::OAuth1Spec, AuthorizationError> {
+    match &profile.auth {
+        crate::profile::AuthSpec::OAuth1(spec) => Ok(spec),
+        _ => Err(AuthorizationError::NotOAuth(profile.name.clone())),
+    }
+}
+
+/// Where an OAuth 1.0a token may go: `api_origins`, else the API URL's origin.
+fn oauth1_origins(
+    profile: &Profile,
+    spec: &crate::profile::OAuth1Spec,
+) -> Result<Vec<String>, AuthorizationError> {
+    if !spec.api_origins.is_empty() {
+        return Ok(spec
+            .api_origins
+            .iter()
+            .map(|o| o.ascii_serialization())
+            .collect());
+    }
+    profile
+        .request
+        .as_ref()
+        .and_then(|r| r.static_origin())
+        .map(|o| vec![o.ascii_serialization()])
+        .ok_or_else(|| AuthorizationError::NoOrigin(profile.name.clone()))
+}
+
+/// The OAuth2 settings of a profile, `None` for an OAuth 1.0a one; an error for others.
+fn any_spec(profile: &Profile) -> Result<Option<&OAuth2Spec>, AuthorizationError> {
+    match &profile.auth {
+        crate::profile::AuthSpec::OAuth2(spec) => Ok(Some(spec)),
+        crate::profile::AuthSpec::OAuth1(_) => Ok(None),
+        _ => Err(AuthorizationError::NotOAuth(profile.name.clone())),
+    }
 }
 
 fn oauth_spec(profile: &Profile) -> Result<&OAuth2Spec, AuthorizationError> {
@@ -594,7 +635,7 @@ impl Authorizer {
         {
             return Some(fields);
         }
-        let spec = oauth_spec(profile).ok()?;
+        let spec = any_spec(profile).ok()?;
         self.load(profile, spec, &entry).await.ok()?;
         let fields = entry
             .fields
@@ -644,14 +685,16 @@ impl Authorizer {
     fn adopt(
         &self,
         profile: &Profile,
-        spec: &OAuth2Spec,
+        spec: Option<&OAuth2Spec>,
         entry: &ProfileAuthorization,
         mut stored: Option<Grant>,
     ) -> Result<Option<Grant>, AuthorizationError> {
-        if let Some(grant) = stored.as_mut().filter(|g| g.api_origins.is_empty()) {
+        if let (Some(grant), Some(spec)) =
+            (stored.as_mut().filter(|g| g.api_origins.is_empty()), spec)
+        {
             grant.api_origins = granted_origins(profile, spec, Some(&grant.tokens))?;
         }
-        self.remember(entry, stored.clone(), Some(spec));
+        self.remember(entry, stored.clone(), spec);
         Ok(stored)
     }
 
@@ -660,7 +703,7 @@ impl Authorizer {
     fn cached_or_stored(
         &self,
         profile: &Profile,
-        spec: &OAuth2Spec,
+        spec: Option<&OAuth2Spec>,
         entry: &ProfileAuthorization,
     ) -> Result<Option<Grant>, AuthorizationError> {
         if let Some(cached) = Authorizer::cached(entry) {
@@ -674,7 +717,7 @@ impl Authorizer {
     async fn load(
         &self,
         profile: &Profile,
-        spec: &OAuth2Spec,
+        spec: Option<&OAuth2Spec>,
         entry: &ProfileAuthorization,
     ) -> Result<Option<Grant>, AuthorizationError> {
         if let Some(cached) = Authorizer::cached(entry) {
@@ -741,7 +784,7 @@ impl Authorizer {
             return Err(needs_reauthorization(reason));
         }
         let _guard = entry.refresh.lock().await;
-        let Some(grant) = self.load(profile, spec, &entry).await? else {
+        let Some(grant) = self.load(profile, Some(spec), &entry).await? else {
             if own_token_grant(spec.grant) {
                 return self.fetch_own_token(profile, spec, &entry).await;
             }
@@ -1001,7 +1044,7 @@ impl Authorizer {
     /// A profile's authorization as users see it (reads the store: call it off the async
     /// workers).
     pub fn status(&self, profile: &Profile) -> Result<AuthorizationStatus, AuthorizationError> {
-        let spec = oauth_spec(profile)?;
+        let spec = any_spec(profile)?;
         let entry = self.entry(&profile.name);
         Ok(match self.cached_or_stored(profile, spec, &entry) {
             Ok(Some(grant)) => match grant.needs_reauthorization {
@@ -1013,10 +1056,10 @@ impl Authorizer {
                     scopes: grant.tokens.scopes.clone(),
                     expiring: due(&grant.tokens, self.margin_ms(), now_ms()),
                     can_refresh: grant.tokens.refresh_token.is_some()
-                        || own_token_grant(spec.grant),
+                        || spec.is_some_and(|s| own_token_grant(s.grant)),
                     api_origins: grant.api_origins.clone(),
                     authorized_as: grant.identity.clone(),
-                    grant: spec.grant.as_str(),
+                    grant: spec.map_or("oauth1", |s| s.grant.as_str()),
                 },
             },
             Ok(None) => match entry
@@ -1045,7 +1088,6 @@ impl Authorizer {
         })
     }
 
-    /// Forget authorization: wipes the stored tokens.
     /// Forget authorization: revokes the tokens at the provider when it has a revocation
     /// endpoint (RFC 7009), then wipes them here whatever the provider said. Returns a note
     /// when the provider did not confirm the revocation.
@@ -1059,7 +1101,7 @@ impl Authorizer {
         let mut note = None;
         if let Ok(spec) = oauth_spec(profile) {
             if spec.revocation_url.is_some() {
-                if let Ok(Some(grant)) = self.load(profile, spec, &entry).await {
+                if let Ok(Some(grant)) = self.load(profile, Some(spec), &entry).await {
                     let config = client_config(spec, self.token_timeout);
                     let tokens = &grant.tokens;
                     // The refresh token first: revoking it ends the whole grant at most
@@ -1093,6 +1135,119 @@ impl Authorizer {
         Ok(note)
     }
 
+    /// OAuth 1.0a, step 1: temporary credentials from the provider, then the address to send
+    /// the browser to. The temporary token is the pending authorization's key.
+    pub async fn begin_oauth1(&self, profile: &Profile) -> Result<url::Url, AuthorizationError> {
+        let spec = oauth1_spec(profile)?;
+        oauth1_origins(profile, spec)?;
+        let callback = match &spec.redirect_url {
+            Some(url) => url.to_string(),
+            None => self.callback_uri(false),
+        };
+        let temporary = oauth::one::temporary_credentials(
+            &self.http,
+            &spec.signer(),
+            &spec.request_token_url,
+            &callback,
+            self.token_timeout,
+        )
+        .await?;
+        let pending = oauth::PendingAuthorization::new(&profile.name, &callback)
+            .with_oauth1_secret(temporary.secret.clone());
+        self.states.issue_as(&temporary.token, pending);
+        let mut url = spec.authorize_url.clone();
+        url.query_pairs_mut()
+            .append_pair("oauth_token", &temporary.token);
+        Ok(url)
+    }
+
+    /// OAuth 1.0a, step 3: token credentials for the callback's verifier, kept like any grant.
+    pub async fn complete_oauth1(
+        &self,
+        profile: &Profile,
+        pending: &oauth::PendingAuthorization,
+        temporary_token: &str,
+        verifier: &str,
+    ) -> Result<(), AuthorizationError> {
+        let spec = oauth1_spec(profile)?;
+        let Some(temporary_secret) = &pending.oauth1_secret else {
+            return Err(AuthorizationError::State(oauth::StateError::Unknown));
+        };
+        let credentials = oauth::one::token_credentials(
+            &self.http,
+            &spec.signer(),
+            &spec.access_token_url,
+            (temporary_token, temporary_secret),
+            verifier,
+            self.token_timeout,
+        )
+        .await?;
+        let mut extra = credentials.extra;
+        extra.insert(
+            "oauth_token_secret".into(),
+            credentials.secret.expose().into(),
+        );
+        let tokens = TokenSet {
+            access_token: Secret::new(credentials.token),
+            refresh_token: None,
+            token_type: "OAuth".into(),
+            scopes: Vec::new(),
+            expires_at_ms: None,
+            issued_at_ms: now_ms(),
+            extra,
+        };
+        let grant = Grant::new(tokens, oauth1_origins(profile, spec)?);
+        let entry = self.entry(&profile.name);
+        let _guard = entry.refresh.lock().await;
+        self.save(&profile.name, &grant).await?;
+        self.remember(&entry, Some(grant), None);
+        tracing::info!(profile = %profile.name, grant = "oauth1", "profile authorized");
+        Ok(())
+    }
+
+    /// The signed `Authorization: OAuth …` header of an OAuth 1.0a profile's request.
+    pub async fn oauth1_header(
+        &self,
+        profile: &Profile,
+        method: &str,
+        url: &url::Url,
+        form_body: Option<&str>,
+    ) -> Result<reqwest::header::HeaderValue, AuthorizationError> {
+        let spec = oauth1_spec(profile)?;
+        let entry = self.entry(&profile.name);
+        let Some(grant) = self.load(profile, None, &entry).await? else {
+            return Err(AuthorizationError::NotAuthorized(profile.name.clone()));
+        };
+        if let Some(reason) = grant.needs_reauthorization {
+            return Err(AuthorizationError::NeedsReauthorization {
+                profile: profile.name.clone(),
+                reason,
+            });
+        }
+        Authorizer::check_origin(&profile.name, &parse_origins(&grant.api_origins), url)?;
+        let secret = grant
+            .tokens
+            .extra
+            .get("oauth_token_secret")
+            .and_then(|v| v.as_str())
+            .map(Secret::new)
+            .unwrap_or_else(|| Secret::new(""));
+        let header = spec.signer().header(
+            method,
+            url,
+            form_body,
+            Some((grant.tokens.access_token.expose(), &secret)),
+            &[],
+        )?;
+        let mut value = reqwest::header::HeaderValue::from_str(&header).map_err(|_| {
+            AuthorizationError::Protocol(OAuthError::Parse(
+                "the OAuth header cannot be sent".into(),
+            ))
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
     /// Asks the provider whether the profile's access token is still active (RFC 7662).
     pub async fn introspect(
         &self,
@@ -1100,7 +1255,7 @@ impl Authorizer {
     ) -> Result<oauth::Introspection, AuthorizationError> {
         let spec = oauth_spec(profile)?;
         let entry = self.entry(&profile.name);
-        let Some(grant) = self.load(profile, spec, &entry).await? else {
+        let Some(grant) = self.load(profile, Some(spec), &entry).await? else {
             return Err(AuthorizationError::NotAuthorized(profile.name.clone()));
         };
         Ok(oauth::introspect(

@@ -219,10 +219,15 @@ impl Engine {
         Ok(self.require_authorizer()?.status(&profile)?)
     }
 
-    /// Request Authorization: the provider URL to send the browser to.
-    pub fn begin_authorization(&self, name: &str) -> Result<url::Url, DoorError> {
+    /// Request Authorization: the provider URL to send the browser to (for OAuth 1.0a, after
+    /// fetching temporary credentials).
+    pub async fn begin_authorization(&self, name: &str) -> Result<url::Url, DoorError> {
         let profile = self.oauth_profile(name)?;
-        Ok(self.require_authorizer()?.begin(&profile)?)
+        let authorizer = self.require_authorizer()?;
+        match &profile.auth {
+            AuthSpec::OAuth1(_) => Ok(authorizer.begin_oauth1(&profile).await?),
+            _ => Ok(authorizer.begin(&profile)?),
+        }
     }
 
     /// Spends a callback's `state` (single use): the pending authorization it stood for.
@@ -320,7 +325,15 @@ impl Engine {
         &self,
         params: &std::collections::HashMap<String, String>,
     ) -> Result<String, DoorError> {
-        let Some(state) = params.get("state").filter(|s| !s.is_empty()) else {
+        // OAuth 1.0a brings its temporary token back instead of a state.
+        let oauth1_token = params
+            .get("oauth_token")
+            .filter(|t| !t.is_empty() && !params.contains_key("state"));
+        let Some(state) = params
+            .get("state")
+            .filter(|s| !s.is_empty())
+            .or(oauth1_token)
+        else {
             return Err(DoorError::Redirect(
                 "The provider's answer has no state, so it cannot be trusted. Start again with Request Authorization.".into(),
             ));
@@ -328,6 +341,25 @@ impl Engine {
         // The state is spent here, whatever comes next: a replay finds nothing.
         let pending = self.take_authorization_state(state)?;
         let profile = self.oauth_profile(&pending.profile)?;
+        if let (AuthSpec::OAuth1(_), Some(token)) = (&profile.auth, oauth1_token) {
+            if params.contains_key("denied") || params.contains_key("oauth_problem") {
+                return Err(DoorError::Redirect(
+                    "Access was denied at the provider. Nothing was stored; you can try again from the profile.".into(),
+                ));
+            }
+            let Some(verifier) = params.get("oauth_verifier").filter(|v| !v.is_empty()) else {
+                return Err(DoorError::Redirect(
+                    "The provider's answer has no oauth_verifier.".into(),
+                ));
+            };
+            self.require_authorizer()?
+                .complete_oauth1(&profile, &pending, token, verifier)
+                .await?;
+            self.bus.publish(HubEvent::AuthorizationChanged {
+                profile: profile.name.clone(),
+            });
+            return Ok(profile.name.clone());
+        }
         let AuthSpec::OAuth2(spec) = &profile.auth else {
             return Err(DoorError::Redirect(format!(
                 "Profile “{}” no longer uses OAuth2.",

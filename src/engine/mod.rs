@@ -807,8 +807,10 @@ impl Engine {
             return;
         };
         let mut env = HubEnvironment::new(&self.hub);
-        if let (crate::profile::AuthSpec::OAuth2(_), Some(authorizer)) =
-            (&profile.auth, &self.authorizer)
+        if let (
+            crate::profile::AuthSpec::OAuth2(_) | crate::profile::AuthSpec::OAuth1(_),
+            Some(authorizer),
+        ) = (&profile.auth, &self.authorizer)
         {
             env.token_fields = authorizer.token_fields(profile).await;
         }
@@ -947,6 +949,35 @@ impl Engine {
                 };
                 authorization::place_token(spec, value, &mut prepared.url, &mut prepared.headers);
                 Some(issued)
+            }
+            crate::profile::AuthSpec::OAuth1(_) => {
+                let authorizer = self.authorizer.as_ref().ok_or_else(|| RunError {
+                    stage: RunStage::Request,
+                    class: Some(ErrorClass::Authorization),
+                    message: "OAuth is not available in this process".into(),
+                    column: None,
+                })?;
+                // A form body's fields are signed too (RFC 5849 §3.4.1.3.1).
+                let form_body = prepared
+                    .body
+                    .as_ref()
+                    .filter(|(content_type, _)| {
+                        content_type.starts_with("application/x-www-form-urlencoded")
+                    })
+                    .map(|(_, body)| body.as_str());
+                let header = authorizer
+                    .oauth1_header(profile, prepared.method.as_str(), &prepared.url, form_body)
+                    .await
+                    .map_err(|e| RunError {
+                        stage: RunStage::Request,
+                        class: Some(ErrorClass::Authorization),
+                        message: e.to_string(),
+                        column: None,
+                    })?;
+                prepared
+                    .headers
+                    .insert(reqwest::header::AUTHORIZATION, header);
+                None
             }
             _ => None,
         };

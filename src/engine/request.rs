@@ -243,7 +243,8 @@ fn apply_static_auth(
             .map_err(|_| RequestError::BadHeader(name.to_string()))
     };
     match auth {
-        AuthSpec::None => {}
+        // OAuth 1.0a signs the finished request (its query and form body included).
+        AuthSpec::None | AuthSpec::OAuth1(_) => {}
         // The token itself is placed after the origin check; the provider's fixed parameters
         // (Resideo's `apikey`) go on every call.
         AuthSpec::OAuth2(spec) => {

@@ -82,10 +82,8 @@ pub fn base_string(method: &str, url: &url::Url, params: &[(String, String)]) ->
     }
     base.push_str(url.path());
     // §3.4.1.3.2: every parameter encoded, sorted by name then value, joined.
-    let mut encoded: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (encode(k), encode(v)))
-        .collect();
+    let mut encoded: Vec<(String, String)> =
+        params.iter().map(|(k, v)| (encode(k), encode(v))).collect();
     encoded.sort();
     let normalized = encoded
         .iter()
@@ -116,7 +114,12 @@ impl Signer {
         use base64::Engine;
         let key = format!(
             "{}&{}",
-            encode(self.consumer_secret.as_ref().map(Secret::expose).unwrap_or_default()),
+            encode(
+                self.consumer_secret
+                    .as_ref()
+                    .map(Secret::expose)
+                    .unwrap_or_default()
+            ),
             encode(token_secret.map(Secret::expose).unwrap_or_default())
         );
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -228,7 +231,11 @@ impl Signer {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        let nonce = crate::secret::random_token();
+        // Alphanumeric: some servers (oauthlib among them) take nothing else in a nonce.
+        let nonce: String = crate::secret::random_token()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
         self.header_at(method, url, form_body, token, extra, &nonce, timestamp)
     }
 }
@@ -293,22 +300,22 @@ async fn credentials_request(
             .map(|(_, v)| v.clone())
     };
     if !(200..300).contains(&status) {
-        // The provider's own words (oauthlib answers `error=…&error_description=…`), clipped;
-        // a plain-text answer is shown as it is.
-        let description = field("error_description")
+        // The provider's own words: RFC 6749-style `error`/`error_description` (oauthlib), the
+        // problem-reporting extension's `oauth_problem`/`oauth_problem_advice`, or plain text.
+        let plain = {
+            let text = body.trim();
+            (!text.is_empty() && !text.contains('=') && !text.starts_with('<'))
+                .then(|| text.to_string())
+        };
+        let error = field("error")
             .or_else(|| field("oauth_problem"))
-            .or_else(|| {
-                let text = body.trim();
-                (!text.is_empty() && !text.contains("oauth_token")).then(|| text.to_string())
-            })
-            .map(|d| d.chars().take(200).collect());
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        let description = field("error_description")
+            .or_else(|| field("oauth_problem_advice"))
+            .or(plain);
         return Err(OAuthError::Server {
-            error: field("error")
-                .unwrap_or_else(|| format!("HTTP {status}"))
-                .chars()
-                .take(64)
-                .collect(),
-            description,
+            error: error.chars().take(64).collect(),
+            description: description.map(|d| d.chars().take(200).collect()),
         });
     }
     let (Some(token), Some(secret)) = (field("oauth_token"), field("oauth_token_secret")) else {
@@ -433,7 +440,12 @@ mod tests {
     #[test]
     fn the_rfc_5849_printing_example_signatures() {
         let signer = printer(SignatureMethod::HmacSha1);
-        let sign = |method: &str, url_text: &str, extra: &[(&str, &str)], token: Option<(&str, &str)>, nonce: &str, timestamp: &str| {
+        let sign = |method: &str,
+                    url_text: &str,
+                    extra: &[(&str, &str)],
+                    token: Option<(&str, &str)>,
+                    nonce: &str,
+                    timestamp: &str| {
             let request = url(url_text);
             let mut params = request_parameters(&request, None);
             for (k, v) in [
@@ -452,18 +464,41 @@ mod tests {
             }
             let base = base_string(method, &request, &params);
             let secret = token.map(|(_, s)| Secret::new(s));
-            signer.sign(&base, secret.as_ref()).unwrap_or_else(|e| panic!("{e}"))
+            signer
+                .sign(&base, secret.as_ref())
+                .unwrap_or_else(|e| panic!("{e}"))
         };
         assert_eq!(
-            sign("POST", "https://photos.example.net/initiate", &[("oauth_callback", "http://printer.example.com/ready")], None, "wIjqoS", "137131200"),
+            sign(
+                "POST",
+                "https://photos.example.net/initiate",
+                &[("oauth_callback", "http://printer.example.com/ready")],
+                None,
+                "wIjqoS",
+                "137131200"
+            ),
             "74KNZJeDHnMBp0EMJ9ZHt/XKycU="
         );
         assert_eq!(
-            sign("POST", "https://photos.example.net/token", &[("oauth_verifier", "hfdp7dh39dks9884")], Some(("hh5s93j4hdidpola", "hdhd0244k9j7ao03")), "walatlh", "137131201"),
+            sign(
+                "POST",
+                "https://photos.example.net/token",
+                &[("oauth_verifier", "hfdp7dh39dks9884")],
+                Some(("hh5s93j4hdidpola", "hdhd0244k9j7ao03")),
+                "walatlh",
+                "137131201"
+            ),
             "gKgrFCywp7rO0OXSjdot/IHF7IU="
         );
         assert_eq!(
-            sign("GET", "http://photos.example.net/photos?file=vacation.jpg&size=original", &[], Some(("nnch734d00sl2jdk", "pfkkdhi9sl3r4s00")), "chapoH", "137131202"),
+            sign(
+                "GET",
+                "http://photos.example.net/photos?file=vacation.jpg&size=original",
+                &[],
+                Some(("nnch734d00sl2jdk", "pfkkdhi9sl3r4s00")),
+                "chapoH",
+                "137131202"
+            ),
             "MdpQcU8iPSUjWoN/UDMsK2sui9I="
         );
     }
@@ -473,15 +508,42 @@ mod tests {
         let signer = printer(SignatureMethod::Plaintext);
         let secret = Secret::new("pfkkdhi9sl3r4s00");
         let header = signer
-            .header_at("GET", &url("http://photos.example.net/photos"), None, Some(("nnch734d00sl2jdk", &secret)), &[], "n", 1)
+            .header_at(
+                "GET",
+                &url("http://photos.example.net/photos"),
+                None,
+                Some(("nnch734d00sl2jdk", &secret)),
+                &[],
+                "n",
+                1,
+            )
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(header.starts_with("OAuth realm=\"Photos\", oauth_consumer_key=\"dpf43f3p2l4k3l03\""), "{header}");
-        assert!(header.contains("oauth_version=\"1.0\"") && header.contains("oauth_token=\"nnch734d00sl2jdk\""), "{header}");
+        assert!(
+            header.starts_with("OAuth realm=\"Photos\", oauth_consumer_key=\"dpf43f3p2l4k3l03\""),
+            "{header}"
+        );
+        assert!(
+            header.contains("oauth_version=\"1.0\"")
+                && header.contains("oauth_token=\"nnch734d00sl2jdk\""),
+            "{header}"
+        );
         assert_eq!(signature_of(&header), "kd94hf93k423kf44&pfkkdhi9sl3r4s00");
         let sha256 = printer(SignatureMethod::HmacSha256)
-            .header_at("GET", &url("http://photos.example.net/photos"), None, Some(("nnch734d00sl2jdk", &secret)), &[], "n", 1)
+            .header_at(
+                "GET",
+                &url("http://photos.example.net/photos"),
+                None,
+                Some(("nnch734d00sl2jdk", &secret)),
+                &[],
+                "n",
+                1,
+            )
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(signature_of(&sha256).len(), 44, "a base64 SHA-256 MAC: {sha256}");
+        assert_eq!(
+            signature_of(&sha256).len(),
+            44,
+            "a base64 SHA-256 MAC: {sha256}"
+        );
         let rsa = Signer {
             rsa_key: Some(Secret::new("not a key")),
             ..printer(SignatureMethod::RsaSha1)

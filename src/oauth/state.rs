@@ -18,6 +18,8 @@ pub struct PendingAuthorization {
     /// The issuer an RFC 9207 `iss` in the callback must name, when the server is known to
     /// send one (or sends one anyway).
     pub issuer: Option<String>,
+    /// OAuth 1.0a: the temporary credentials' secret, which signs the token request.
+    pub oauth1_secret: Option<Secret>,
     created: Instant,
 }
 
@@ -28,12 +30,18 @@ impl PendingAuthorization {
             redirect_uri: redirect_uri.to_string(),
             pkce_verifier: None,
             issuer: None,
+            oauth1_secret: None,
             created: Instant::now(),
         }
     }
 
     pub fn with_verifier(mut self, verifier: Secret) -> PendingAuthorization {
         self.pkce_verifier = Some(verifier);
+        self
+    }
+
+    pub fn with_oauth1_secret(mut self, secret: Secret) -> PendingAuthorization {
+        self.oauth1_secret = Some(secret);
         self
     }
 
@@ -72,6 +80,14 @@ impl StateStore {
     /// Registers a pending authorization under a fresh random state and returns the state.
     pub fn issue(&self, pending: PendingAuthorization) -> String {
         let state = crate::secret::random_token();
+        self.issue_as(&state, pending);
+        state
+    }
+
+    /// Registers a pending authorization under a key the provider chose: OAuth 1.0a's
+    /// temporary token, which its callback brings back (it has no `state`).
+    pub fn issue_as(&self, key: &str, pending: PendingAuthorization) {
+        let state = key.to_string();
         let mut store = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Pending { by_state, order } = &mut *store;
         // Drop what expired or was taken, oldest first; then make room.
@@ -87,8 +103,7 @@ impl StateStore {
             }
         }
         by_state.insert(state.clone(), pending);
-        order.push_back(state.clone());
-        state
+        order.push_back(state);
     }
 
     /// Takes the pending authorization of `state`: it can be taken once, within its lifetime.

@@ -153,6 +153,40 @@ pub enum AuthSpec {
     ApiKeyHeader { header: String, key: Secret },
     ApiKeyQuery { parameter: String, key: Secret },
     OAuth2(Box<OAuth2Spec>),
+    OAuth1(Box<OAuth1Spec>),
+}
+
+/// An OAuth 1.0a profile: the client's credentials, the signature method, the three
+/// endpoints of the flow; every action request is signed (RFC 5849).
+#[derive(Debug, Clone, Serialize)]
+pub struct OAuth1Spec {
+    pub provider: Option<String>,
+    pub consumer_key: String,
+    pub consumer_secret: Option<Secret>,
+    /// The client's RSA private key (PEM), for RSA-SHA1.
+    pub rsa_key: Option<Secret>,
+    pub signature_method: crate::oauth::one::SignatureMethod,
+    pub request_token_url: url::Url,
+    pub authorize_url: url::Url,
+    pub access_token_url: url::Url,
+    pub realm: Option<String>,
+    /// `None`: `<public base URL>/oauth2/callback`.
+    pub redirect_url: Option<url::Url>,
+    #[serde(skip)]
+    pub api_origins: Vec<url::Origin>,
+}
+
+impl OAuth1Spec {
+    /// The signer of this profile's requests.
+    pub fn signer(&self) -> crate::oauth::one::Signer {
+        crate::oauth::one::Signer {
+            consumer_key: self.consumer_key.clone(),
+            consumer_secret: self.consumer_secret.clone(),
+            rsa_key: self.rsa_key.clone(),
+            method: self.signature_method,
+            realm: self.realm.clone(),
+        }
+    }
 }
 
 impl AuthSpec {
@@ -164,6 +198,7 @@ impl AuthSpec {
             AuthSpec::ApiKeyHeader { .. } => "api_key_header",
             AuthSpec::ApiKeyQuery { .. } => "api_key_query",
             AuthSpec::OAuth2(_) => "oauth2",
+            AuthSpec::OAuth1(_) => "oauth1",
         }
     }
 }

@@ -22,6 +22,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("dropbox.json", include_str!("../../providers/dropbox.json")),
     ("ecobee.json", include_str!("../../providers/ecobee.json")),
     ("fitbit.json", include_str!("../../providers/fitbit.json")),
+    ("garmin.json", include_str!("../../providers/garmin.json")),
     ("github.json", include_str!("../../providers/github.json")),
     ("google.json", include_str!("../../providers/google.json")),
     (

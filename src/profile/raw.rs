@@ -94,6 +94,26 @@ pub struct RawAuth {
     pub parameter: Option<String>,
     pub key: Option<String>,
     pub oauth2: Option<RawOAuth2>,
+    pub oauth1: Option<RawOAuth1>,
+}
+
+/// `[auth.oauth1]`.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct RawOAuth1 {
+    pub provider: Option<String>,
+    pub consumer_key: Option<String>,
+    pub consumer_secret: Option<String>,
+    /// The client's RSA private key as PEM text (usually `${secret:…}`), for RSA-SHA1.
+    pub rsa_private_key: Option<String>,
+    /// `HMAC-SHA1` (default), `HMAC-SHA256`, `RSA-SHA1`, `PLAINTEXT`.
+    pub signature_method: Option<String>,
+    pub request_token_url: Option<String>,
+    pub authorize_url: Option<String>,
+    pub access_token_url: Option<String>,
+    pub realm: Option<String>,
+    pub redirect_url: Option<String>,
+    #[serde(default)]
+    pub api_origins: Vec<String>,
 }
 
 /// `[auth.oauth2]`. A provider definition is read into this same shape: the profile's keys

@@ -141,6 +141,7 @@ impl ProfileDetail {
                 serde_json::json!({"mode": "api_key_query", "parameter": parameter, "key": REDACTED})
             }
             AuthSpec::OAuth2(spec) => serde_json::json!({"mode": "oauth2", "oauth2": spec}),
+            AuthSpec::OAuth1(spec) => serde_json::json!({"mode": "oauth1", "oauth1": spec}),
         };
         let request = p.request.as_ref();
         let body = request.and_then(|r| r.body.as_ref()).map(|b| match b {

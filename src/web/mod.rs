@@ -549,7 +549,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
         .and(s())
-        .map(|query: HashMap<String, String>, state: AppState| oauth::start(&state, &query));
+        .then(|query: HashMap<String, String>, state: AppState| oauth::start(state, query));
     // GET /oauth2/callback and the family's /oauth2_callback.html
     let oauth_callback = warp::path!("oauth2" / "callback")
         .or(warp::path!("oauth2_callback.html"))

@@ -39,11 +39,11 @@ fn refused(status: StatusCode, message: &str) -> Response {
 }
 
 /// `GET /oauth2/start?profile=NAME`
-pub fn start(state: &AppState, query: &HashMap<String, String>) -> Response {
+pub async fn start(state: AppState, query: HashMap<String, String>) -> Response {
     let Some(name) = query.get("profile") else {
         return refused(StatusCode::BAD_REQUEST, "No profile was named.");
     };
-    match state.engine.begin_authorization(name) {
+    match state.engine.begin_authorization(name).await {
         Ok(url) => {
             let location = warp::http::HeaderValue::from_str(url.as_str());
             match location {
@@ -70,6 +70,10 @@ pub fn start(state: &AppState, query: &HashMap<String, String>) -> Response {
         Err(DoorError::NoOAuth) => refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "OAuth2 is not available in this process.",
+        ),
+        Err(error @ DoorError::Authorization(AuthorizationError::Protocol(_))) => refused(
+            StatusCode::BAD_GATEWAY,
+            &format!("The provider refused to start the authorization: {error}"),
         ),
         Err(error) => refused(StatusCode::BAD_REQUEST, &error.to_string()),
     }
