@@ -29,6 +29,7 @@ struct Server {
     device_mode: &'static str,
     device_polls: Vec<Instant>,
     refuse_client: bool,
+    revoked: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Server>>;
@@ -145,6 +146,11 @@ async fn start_server(shared: Shared) -> (SocketAddr, tokio::sync::oneshot::Send
             let shared = token_state.clone();
             async move {
                 let path = path.as_str().to_string();
+                if path == "/revoke" {
+                    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+                    lock(&shared).revoked.extend(fields.get("token").cloned());
+                    return Ok(json(200, serde_json::json!({})));
+                }
                 if path == "/device" {
                     return Ok::<_, std::convert::Infallible>(json(200, serde_json::json!({
                         "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": "https://example.com/device",
@@ -239,8 +245,9 @@ async fn setup(oauth: &str, device_mode: &'static str) -> Setup {
     let authorizer = Authorizer::new(store, public, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"))
         .with_token_timeout(Duration::from_secs(3));
+    let source = bellhop::engine::ProfileSource::new(ws.profiles_dir(), None);
     let engine = Arc::new(
-        Engine::new(set, None, ws.hub())
+        Engine::new(set, Some(source), ws.hub())
             .unwrap_or_else(|e| panic!("{e}"))
             .with_authorizer(Arc::new(authorizer)),
     );
@@ -668,4 +675,54 @@ fn a_template_naming_an_undefined_variable_is_a_load_error() {
         problem.message
     );
     assert!(problem.line.is_some(), "{problem:?}");
+}
+
+#[tokio::test]
+async fn deleting_an_oauth_profile_revokes_and_wipes_its_tokens() {
+    let setup = setup(
+        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nrevocation_url = \"{base}/revoke\"",
+        "",
+    )
+    .await;
+    let record = setup
+        .engine
+        .run("p", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    let profile = setup
+        .engine
+        .profiles()
+        .get("p")
+        .cloned()
+        .unwrap_or_else(|| panic!("p"));
+    // A profile that merely fails to load keeps its tokens.
+    std::fs::write(&profile.file, "version = 1\n[request\n").unwrap_or_else(|e| panic!("{e}"));
+    setup.engine.reload();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(setup.server().revoked.is_empty());
+    let authorizer = setup
+        .engine
+        .authorizer()
+        .cloned()
+        .unwrap_or_else(|| panic!("authorizer"));
+    assert!(matches!(
+        authorizer.status(&profile),
+        Ok(AuthorizationStatus::Authorized { .. })
+    ));
+    // Deleted: revoked at the provider and wiped here.
+    std::fs::remove_file(&profile.file).unwrap_or_else(|e| panic!("{e}"));
+    setup.engine.reload();
+    assert!(crate::support::eventually(|| !setup.server().revoked.is_empty()).await);
+    assert_eq!(
+        setup.server().revoked,
+        vec!["rt-1".to_string(), "at-1".to_string()]
+    );
+    assert!(
+        crate::support::eventually(|| matches!(
+            authorizer.status(&profile),
+            Ok(AuthorizationStatus::NeverAuthorized)
+        ))
+        .await
+    );
 }

@@ -288,6 +288,9 @@ pub struct Engine {
     history: Mutex<HashMap<String, VecDeque<Arc<RunRecord>>>>,
     last_responses: Mutex<LastResponses>,
     authorizer: Option<Arc<authorization::Authorizer>>,
+    /// The OAuth profiles whose files exist, loaded or not: a profile leaves only when its
+    /// file does, and then its tokens are revoked.
+    oauth_profiles: Mutex<HashMap<String, Arc<Profile>>>,
     limits: EngineLimits,
     /// What happened in the hub, for every adapter that listens.
     bus: Arc<bus::EventBus>,
@@ -424,6 +427,20 @@ impl Environment for HubEnvironment<'_> {
     }
 }
 
+/// The OAuth profiles of a set, by name.
+fn oauth_profiles_of(set: &ProfileSet) -> HashMap<String, Arc<Profile>> {
+    set.profiles
+        .values()
+        .filter(|p| {
+            matches!(
+                p.auth,
+                profile::AuthSpec::OAuth2(_) | profile::AuthSpec::OAuth1(_)
+            )
+        })
+        .map(|p| (p.name.clone(), p.clone()))
+        .collect()
+}
+
 fn build_client(verify_tls: bool) -> Result<reqwest::Client, EngineError> {
     reqwest::Client::builder()
         .redirect(request::same_origin_redirects())
@@ -443,6 +460,7 @@ impl Engine {
         hub: Arc<DeviceHub>,
     ) -> Result<Engine, EngineError> {
         let history = Mutex::new(restore_history(&hub, &profiles));
+        let oauth_profiles = Mutex::new(oauth_profiles_of(&profiles));
         let bus = Arc::new(bus::EventBus::default());
         // The hub tells of its changes in the order it applied them; they go on the bus.
         let publisher = bus.clone();
@@ -466,6 +484,7 @@ impl Engine {
             adapters: Mutex::default(),
             outbox: RwLock::new(None),
             authorizer: None,
+            oauth_profiles,
             limits: EngineLimits::default(),
             bus,
             automation: automation::Automation::new(
@@ -533,6 +552,7 @@ impl Engine {
         };
         let fresh = Arc::new(source.load());
         *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        self.revoke_deleted(&fresh);
         if let Some(dir) = &source.events_dir {
             let mut events = crate::event::load_dir(dir, &fresh);
             automation::refuse_unknown_devices(&mut events, &self.hub);
@@ -544,6 +564,51 @@ impl Engine {
             problems: fresh.diagnostics.len(),
         });
         fresh
+    }
+
+    /// A deleted OAuth profile (its file gone from the disk) takes its tokens with it: they
+    /// are revoked at the provider when it can (RFC 7009) and wiped here. A profile that only
+    /// fails to load keeps them.
+    fn revoke_deleted(&self, fresh: &ProfileSet) {
+        let deleted: Vec<Arc<Profile>> = {
+            let mut known = self
+                .oauth_profiles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<String> = known
+                .iter()
+                .filter(|(name, p)| !fresh.profiles.contains_key(*name) && !p.file.exists())
+                .map(|(name, _)| name.clone())
+                .collect();
+            let deleted = gone.iter().filter_map(|name| known.remove(name)).collect();
+            known.extend(oauth_profiles_of(fresh));
+            deleted
+        };
+        let (Some(authorizer), Ok(runtime)) = (
+            self.authorizer.clone(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        if deleted.is_empty() {
+            return;
+        }
+        let bus = self.bus.clone();
+        runtime.spawn(async move {
+            for profile in deleted {
+                match authorizer.forget(&profile).await {
+                    Ok(note) => {
+                        tracing::info!(profile = %profile.name, note = ?note, "profile deleted: its tokens are revoked and wiped");
+                        bus.publish(bus::HubEvent::AuthorizationChanged {
+                            profile: profile.name.clone(),
+                        });
+                    }
+                    Err(error) => {
+                        tracing::warn!(profile = %profile.name, error = %error, "profile deleted: its tokens could not be wiped")
+                    }
+                }
+            }
+        });
     }
 
     /// The last response body a profile received (for the sandbox's live preview).
