@@ -30,6 +30,9 @@ struct Server {
     device_polls: Vec<Instant>,
     refuse_client: bool,
     revoked: Vec<String>,
+    /// Put in every plain token answer as `id` (a Salesforce-style profile URL).
+    profile_url: Option<String>,
+    userinfo_calls: usize,
 }
 
 type Shared = Arc<Mutex<Server>>;
@@ -58,10 +61,11 @@ fn issue(s: &mut Server, nested: bool) -> warp::reply::Response {
             serde_json::json!({"data": {"token": token, "refresh": format!("rt-{}", s.issued), "ttl": 2}}),
         )
     } else {
-        json(
-            200,
-            serde_json::json!({"access_token": token, "refresh_token": format!("rt-{}", s.issued), "expires_in": 3600}),
-        )
+        let mut answer = serde_json::json!({"access_token": token, "refresh_token": format!("rt-{}", s.issued), "expires_in": 3600});
+        if let Some(url) = &s.profile_url {
+            answer["id"] = url.clone().into();
+        }
+        json(200, answer)
     }
 }
 
@@ -173,7 +177,8 @@ async fn start_server(shared: Shared) -> (SocketAddr, tokio::sync::oneshot::Send
         .and(warp::path("me"))
         .and(warp::header::optional::<String>("authorization"))
         .map(move |authorization: Option<String>| {
-            let s = lock(&api_state);
+            let mut s = lock(&api_state);
+            s.userinfo_calls += 1;
             let token = authorization
                 .unwrap_or_default()
                 .trim_start_matches("Bearer ")
@@ -725,4 +730,35 @@ async fn deleting_an_oauth_profile_revokes_and_wipes_its_tokens() {
         ))
         .await
     );
+}
+
+#[tokio::test]
+async fn a_profile_url_in_the_token_answer_is_followed_only_to_a_known_origin() {
+    for (url, called) in [("{base}/me", true), ("https://elsewhere.example/me", false)] {
+        let setup = setup(
+            "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nuserinfo_url_field = \"id\"\nemail_template = \"{email}\"",
+            "",
+        )
+        .await;
+        setup.server().profile_url = Some(url.replace("{base}", &setup.base));
+        setup
+            .engine
+            .authorize_without_browser("p")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let AuthorizationStatus::Authorized { authorized_as, .. } = setup.status() else {
+            panic!("{:?}", setup.status())
+        };
+        if called {
+            assert_eq!(authorized_as.as_deref(), Some("ann@example.com"));
+            assert_eq!(setup.server().userinfo_calls, 1);
+        } else {
+            assert_eq!(authorized_as, None);
+            assert_eq!(
+                setup.server().userinfo_calls,
+                0,
+                "the token went nowhere else"
+            );
+        }
+    }
 }

@@ -610,7 +610,7 @@ impl Authorizer {
         tokens: TokenSet,
     ) -> Result<(), AuthorizationError> {
         let origins = granted_origins(profile, spec, Some(&tokens))?;
-        let identity = self.identity(spec, &tokens).await;
+        let identity = self.identity(profile, spec, &tokens).await;
         let mut grant = Grant::new(tokens, origins);
         grant.identity = identity;
         self.save(&profile.name, &grant).await?;
@@ -1270,9 +1270,30 @@ impl Authorizer {
     /// Asks the provider's profile endpoint who the token belongs to ("Ann (ann@…)"), through
     /// the definition's display-name and e-mail templates. Best effort: `None` when the
     /// provider has no such endpoint or it fails.
-    async fn identity(&self, spec: &OAuth2Spec, tokens: &TokenSet) -> Option<String> {
+    async fn identity(
+        &self,
+        profile: &Profile,
+        spec: &OAuth2Spec,
+        tokens: &TokenSet,
+    ) -> Option<String> {
         let userinfo = spec.userinfo.as_ref()?;
-        let mut url = userinfo.url.clone();
+        // A URL from the token answer is followed only to the token endpoint's origin or an
+        // API origin: the bearer token goes nowhere else.
+        let from_answer = userinfo
+            .url_field
+            .as_ref()
+            .and_then(|field| tokens.extra.get(field)?.as_str())
+            .and_then(|text| url::Url::parse(text).ok())
+            .filter(|url| {
+                let allowed = spec.token_url.origin() == url.origin()
+                    || granted_origins(profile, spec, Some(tokens))
+                        .is_ok_and(|origins| origins.contains(&url.origin().ascii_serialization()));
+                if !allowed {
+                    tracing::warn!(url = %url.origin().ascii_serialization(), "the token answer's profile URL is on another origin: not called");
+                }
+                allowed
+            });
+        let mut url = from_answer.or_else(|| userinfo.url.clone())?;
         let mut headers = reqwest::header::HeaderMap::new();
         place_token(
             spec,

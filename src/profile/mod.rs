@@ -250,7 +250,11 @@ impl GrantType {
 /// Who the token belongs to: the provider's profile endpoint and how its answer is shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserInfoSpec {
-    pub url: url::Url,
+    /// The profile endpoint, when the provider has a fixed one.
+    pub url: Option<url::Url>,
+    /// A token-answer field holding the profile endpoint's URL (seed 001's
+    /// `ProfileURLVariable`); it wins over `url` when the answer has it.
+    pub url_field: Option<String>,
     /// POST instead of GET (Dropbox).
     pub post: bool,
     /// `{name}`-style templates over the answer's fields.

@@ -1133,13 +1133,16 @@ fn resolve_oauth2(
             "the password grant needs `username` and `password`",
         );
     }
-    let userinfo = userinfo_url?.map(|url| UserInfoSpec {
-        url,
-        post: userinfo_method.unwrap_or(false),
-        display_name: raw.display_name_template.clone(),
-        email: raw.email_template.clone(),
-        id_field: raw.userinfo_id.clone(),
-    });
+    let userinfo_url = userinfo_url?;
+    let userinfo =
+        (userinfo_url.is_some() || raw.userinfo_url_field.is_some()).then(|| UserInfoSpec {
+            url: userinfo_url,
+            url_field: raw.userinfo_url_field.clone(),
+            post: userinfo_method.unwrap_or(false),
+            display_name: raw.display_name_template.clone(),
+            email: raw.email_template.clone(),
+            id_field: raw.userinfo_id.clone(),
+        });
     Some(OAuth2Spec {
         provider: preset
             .as_ref()
