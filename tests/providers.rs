@@ -967,7 +967,7 @@ fn every_shipped_preset_has_a_quirk_test() {
         if definition.oauth_version == bellhop::profile::provider::OAuthVersion::V1 {
             let peers = include_str!("peers.rs");
             assert!(
-                peers.contains(&format!("provider = \"{id}\"")),
+                peers.contains(&format!("provider = \\\"{id}\\\"")),
                 "no test for `{id}`"
             );
             continue;
