@@ -356,23 +356,7 @@ pub async fn device_authorization(
     if !config.scopes.trim().is_empty() {
         params.push(("scope".to_string(), config.scopes.trim().to_string()));
     }
-    let (status, content_type, body) = send(
-        http,
-        config,
-        url,
-        authenticate(config, params)?,
-        &[],
-        config.body_format,
-    )
-    .await?;
-    let value = config.shape.decode(&body, content_type.as_deref());
-    if !(200..300).contains(&status) {
-        return Err(answer_error(config, status, None, value.ok().as_ref()));
-    }
-    let value = value?;
-    if let Some(error) = config.shape.error_in(&value) {
-        return Err(error);
-    }
+    let value = post_for_json(http, config, url, params).await?;
     let text = |name: &str| {
         value
             .get(name)
@@ -455,8 +439,7 @@ pub async fn revoke(
     if (200..300).contains(&status) {
         Ok(())
     } else {
-        let value = config.shape.decode(&body, None).ok();
-        Err(answer_error(config, status, None, value.as_ref()))
+        Err(answer_error(config, status, &body, None))
     }
 }
 
@@ -491,20 +474,7 @@ pub async fn introspect(
         ("token".to_string(), token.expose().to_string()),
         ("token_type_hint".to_string(), hint.to_string()),
     ];
-    let (status, content_type, body) = send(
-        http,
-        config,
-        url,
-        authenticate(config, params)?,
-        &[],
-        config.body_format,
-    )
-    .await?;
-    let value = config.shape.decode(&body, content_type.as_deref());
-    if !(200..300).contains(&status) {
-        return Err(answer_error(config, status, None, value.ok().as_ref()));
-    }
-    let value = value?;
+    let value = post_for_json(http, config, url, params).await?;
     let text = |name: &str| {
         value
             .get(name)
@@ -580,13 +550,11 @@ async fn token_request(
     let (url, fields, headers) = match call.template {
         Some(template) => {
             let url = match &template.url {
-                Some(url) => {
-                    url::Url::parse(&template.url_text(url, &call.values)).map_err(|e| {
-                        OAuthError::Parse(format!(
-                            "the token request template's URL is not valid: {e}"
-                        ))
-                    })?
-                }
+                Some(url) => url::Url::parse(&url.render(&call.values)).map_err(|e| {
+                    OAuthError::Parse(format!(
+                        "the token request template's URL is not valid: {e}"
+                    ))
+                })?,
                 None => call.url.clone(),
             };
             let fields: Vec<(String, String)> = template
@@ -624,32 +592,50 @@ async fn token_request(
             .shape
             .read(&body, content_type.as_deref(), previous_refresh, now_ms);
     }
-    let value = config.shape.decode(&body, content_type.as_deref()).ok();
-    Err(answer_error(config, status, None, value.as_ref()))
+    Err(answer_error(config, status, &body, content_type.as_deref()))
 }
 
-impl RequestTemplate {
-    fn url_text(&self, url: &TextTemplate, values: &Values) -> String {
-        url.render(values)
+/// A client-authenticated form POST whose answer is a JSON object (device authorization,
+/// introspection): the object, or the server's error.
+async fn post_for_json(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    url: &url::Url,
+    params: Vec<(String, String)>,
+) -> Result<serde_json::Value, OAuthError> {
+    let (status, content_type, body) = send(
+        http,
+        config,
+        url,
+        authenticate(config, params)?,
+        &[],
+        config.body_format,
+    )
+    .await?;
+    if !(200..300).contains(&status) {
+        return Err(answer_error(config, status, &body, content_type.as_deref()));
+    }
+    let value = config.shape.decode(&body, content_type.as_deref())?;
+    match config.shape.error_in(&value) {
+        Some(error) => Err(error),
+        None => Ok(value),
     }
 }
 
-/// The error of a non-2xx answer: 429 and 5xx may pass; otherwise the server's error fields.
+/// The error of a non-2xx answer (429 and 5xx never get here: [`send`] makes them
+/// `Unavailable`): the server's error fields, or the bare status.
 fn answer_error(
     config: &ClientConfig,
     status: u16,
-    retry_after: Option<Duration>,
-    value: Option<&serde_json::Value>,
+    body: &str,
+    content_type: Option<&str>,
 ) -> OAuthError {
-    match status {
-        429 | 500..=599 => OAuthError::Unavailable {
-            status,
-            retry_after,
-        },
-        _ => value
-            .and_then(|v| config.shape.error_in(v))
-            .unwrap_or(OAuthError::Status(status)),
-    }
+    config
+        .shape
+        .decode(body, content_type)
+        .ok()
+        .and_then(|v| config.shape.error_in(&v))
+        .unwrap_or(OAuthError::Status(status))
 }
 
 /// Sends a form (or JSON) POST and reads the answer within the size limit.
