@@ -216,6 +216,16 @@ impl Setup {
         lock(&self.server)
     }
 
+    /// Runs the profile and expects it to succeed.
+    async fn run_ok(&self) {
+        let record = self
+            .engine
+            .run("p", "")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(record.ok, "{:?}", record.errors);
+    }
+
     fn status(&self) -> AuthorizationStatus {
         self.engine
             .authorization_status("p")
@@ -433,12 +443,7 @@ async fn the_implicit_grant_posts_its_fragment_back_to_the_callback_page() {
         !html.contains("implicit-token"),
         "the token is never put on a page"
     );
-    let record = setup
-        .engine
-        .run("p", "")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(record.ok, "{:?}", record.errors);
+    setup.run_ok().await;
 }
 
 #[tokio::test]
@@ -499,12 +504,7 @@ async fn the_password_grant_fetches_its_own_token() {
         "",
     )
     .await;
-    let record = setup
-        .engine
-        .run("p", "")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(record.ok, "{:?}", record.errors);
+    setup.run_ok().await;
     let (grant, fields, _) = setup.server().requests[0].clone();
     assert_eq!(grant, "password");
     assert_eq!(fields.get("username").map(String::as_str), Some("ann"));
@@ -603,20 +603,10 @@ async fn token_request_templates_send_json_and_paths_pick_the_tokens() {
         Some("http://127.0.0.1:8765/oauth2/callback")
     );
     assert!(basic, "the client's authentication still applies");
-    let record = setup
-        .engine
-        .run("p", "")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(record.ok, "{:?}", record.errors);
+    setup.run_ok().await;
     // ttl 2 s: after half of it, the refresh template is used.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let record = setup
-        .engine
-        .run("p", "")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(record.ok, "{:?}", record.errors);
+    setup.run_ok().await;
     let (grant, fields, _) = setup.server().requests[1].clone();
     assert_eq!(grant, "refresh_token");
     assert_eq!(
@@ -689,12 +679,7 @@ async fn deleting_an_oauth_profile_revokes_and_wipes_its_tokens() {
         "",
     )
     .await;
-    let record = setup
-        .engine
-        .run("p", "")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(record.ok, "{:?}", record.errors);
+    setup.run_ok().await;
     let profile = setup
         .engine
         .profiles()

@@ -852,3 +852,52 @@ async fn a_profile_may_choose_the_legacy_callback_page() {
     let file = std::fs::read_to_string(ws.profiles_dir().join("old.toml")).unwrap_or_default();
     assert!(file.contains("callback = \"legacy\""), "{file}");
 }
+
+/// A profile that names a provider shows the provider's values as the provider's (empty
+/// fields), saves byte for byte unchanged, and switching the provider writes that key only.
+#[tokio::test]
+async fn the_editor_leaves_a_providers_values_to_the_provider() {
+    let ws = Workspace::new();
+    let text = "# Zoho, EU\nversion = 1\n[request]\nurl = '${Token(\"api_domain\")}/bigin/v2/users'\n\n[auth.oauth2]\nprovider = \"zoho-eu\"  # the data centre\nclient_id = \"1000.ABC\"\n\n[devices]\nroot_names = '\"user\"'\nvalues = '0'\n";
+    let file = ws.write_profile("zoho", text);
+    let routes = bellhop::web::routes(api_state(&ws));
+    let (status, detail) = call(&routes, "GET", "/api/v1/profiles/zoho/form", None).await;
+    assert_eq!(status, 200, "{detail}");
+    let mut form = detail["form"].clone();
+    assert_eq!(form["provider"], "zoho-eu");
+    for inherited in [
+        "authorize_url",
+        "token_url",
+        "scopes",
+        "client_auth",
+        "header_template",
+        "extra_authorize_params",
+        "grant",
+    ] {
+        assert_eq!(form[inherited], "", "{inherited} is the provider's");
+    }
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/zoho", Some(form.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "unchanged");
+    assert_eq!(std::fs::read_to_string(&file).unwrap_or_default(), text);
+    form["provider"] = serde_json::json!("zoho-us");
+    let (status, body) = call(&routes, "PUT", "/api/v1/profiles/zoho", Some(form)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap_or_default(),
+        text.replace("\"zoho-eu\"", "\"zoho-us\"")
+    );
+    // The schema's provider select lists the definitions.
+    let (_, schema) = call(&routes, "GET", "/api/v1/schema", None).await;
+    let provider = schema["profile"]["fields"]
+        .as_array()
+        .and_then(|fields| fields.iter().find(|f| f["key"] == "provider"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        provider["choices"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|choice| choice[0] == "tado")),
+        "{provider}"
+    );
+}

@@ -1315,49 +1315,30 @@ fn resolve_oauth1(
 /// The form's keys a provider filled in (absent from the file, present after the merge).
 fn inherited_keys(written: &RawOAuth2, merged: &RawOAuth2) -> Vec<&'static str> {
     let mut keys = Vec::new();
-    let mut check = |key: &'static str, mine: bool, theirs: bool| {
-        if !mine && theirs {
-            keys.push(key);
-        }
-    };
-    check(
-        "client_id",
-        written.client_id.is_some(),
-        merged.client_id.is_some(),
+    macro_rules! inherited {
+        ($($field:ident),*) => {
+            $(if written.$field.is_none() && merged.$field.is_some() {
+                keys.push(stringify!($field));
+            })*
+        };
+    }
+    inherited!(
+        client_id,
+        scopes,
+        authorize_url,
+        token_url,
+        device_authorization_url,
+        client_auth,
+        pkce,
+        header_template
     );
-    check("scopes", written.scopes.is_some(), merged.scopes.is_some());
-    check("grant", written.grant.is_some(), merged.grant.is_some());
-    check(
-        "authorize_url",
-        written.authorize_url.is_some(),
-        merged.authorize_url.is_some(),
-    );
-    check(
-        "token_url",
-        written.token_url.is_some(),
-        merged.token_url.is_some(),
-    );
-    check(
-        "device_authorization_url",
-        written.device_authorization_url.is_some(),
-        merged.device_authorization_url.is_some(),
-    );
-    check(
-        "client_auth",
-        written.client_auth.is_some(),
-        merged.client_auth.is_some(),
-    );
-    check("pkce", written.pkce.is_some(), merged.pkce.is_some());
-    check(
-        "header_template",
-        written.header_template.is_some(),
-        merged.header_template.is_some(),
-    );
-    check(
-        "extra_authorize_params",
-        !written.extra_authorize_params.is_empty(),
-        !merged.extra_authorize_params.is_empty(),
-    );
+    if written.extra_authorize_params.is_empty() && !merged.extra_authorize_params.is_empty() {
+        keys.push("extra_authorize_params");
+    }
+    // Without a grant written, the provider's default grant applies.
+    if written.grant.is_none() {
+        keys.push("grant");
+    }
     keys
 }
 
