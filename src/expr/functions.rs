@@ -142,7 +142,7 @@ pub static FUNCTIONS: &[Function] = &[
         |a, env| Ok(env.header(&a[0].to_text()).map(Value::text).unwrap_or(Value::Null))),
     function!("Topic", 0, Some(0), "Topic()", "The MQTT topic the message came in on (MQTT profiles); null otherwise.", Plain,
         |_, env| Ok(env.topic().map(Value::text).unwrap_or(Value::Null))),
-    function!("Token", 1, Some(1), "Token(name)", "A field of the OAuth2 token answer the profile was authorized with, e.g. `Token(\"api_domain\")` (Zoho's API host); null when absent. The tokens themselves are never readable.", Plain,
+    function!("Token", 1, Some(1), "Token(name)", "A field of the OAuth token answer the profile was authorized with, e.g. `Token(\"api_domain\")` (Zoho's API host), also written `token.api_domain`; null when absent. The tokens themselves are never readable.", Plain,
         |a, env| Ok(env.token_field(&a[0].to_text()).map(|v| Value::from_json(&v)).unwrap_or(Value::Null))),
     function!("Status", 0, Some(0), "Status()", "The HTTP status code of the response.", Plain,
         |_, env| Ok(env.status().map(|s| Value::Number(f64::from(s))).unwrap_or(Value::Null))),

@@ -140,6 +140,25 @@ pub fn lex(source: &str) -> Result<Lexed, CompileError> {
                         break;
                     }
                 }
+                // `token.api_domain`: one name, a field of the OAuth token answer.
+                if source[start..end].eq_ignore_ascii_case("token")
+                    && source[end..].starts_with('.')
+                    && source[end + 1..]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_alphabetic() || c == '_')
+                {
+                    chars.next();
+                    end += 1;
+                    while let Some(&(i, d)) = chars.peek() {
+                        if d.is_alphanumeric() || d == '_' {
+                            end = i + d.len_utf8();
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
                 tokens.push(Token {
                     kind: TokenKind::Ident(source[start..end].to_string()),
                     span: Span::new(start, end),

@@ -226,6 +226,13 @@ impl<'s> Parser<'s> {
             return self.call(name, span);
         }
         let lower = name.to_ascii_lowercase();
+        if lower.starts_with("token.") {
+            // `token.api_domain` is `Token("api_domain")`.
+            if let Some(function) = functions::lookup("token") {
+                let field = Node::new(NodeKind::Literal(Value::text(&name[6..])), span);
+                return Ok(Node::new(NodeKind::Call(function, vec![field]), span));
+            }
+        }
         let kind = match lower.as_str() {
             "input" => NodeKind::Input,
             "item" => NodeKind::Item,

@@ -21,6 +21,30 @@ impl Environment for Devices {
     fn status(&self) -> Option<u16> {
         Some(200)
     }
+    fn token_field(&self, name: &str) -> Option<serde_json::Value> {
+        match name {
+            "api_domain" => Some(serde_json::json!("https://www.zohoapis.eu")),
+            "userid" => Some(serde_json::json!(363)),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn token_fields_read_by_function_and_by_name() {
+    assert_eq!(
+        text_of(r#"Token("api_domain")"#, ""),
+        "https://www.zohoapis.eu"
+    );
+    assert_eq!(text_of("token.api_domain", ""), "https://www.zohoapis.eu");
+    assert_eq!(
+        text_of(r#"token.api_domain + "/bigin""#, ""),
+        "https://www.zohoapis.eu/bigin"
+    );
+    assert_eq!(text_of("Token.userid + 1", ""), "364");
+    assert_eq!(text_of("token.absent", ""), "");
+    assert!(text_of("token.", "").starts_with("compile:"));
+    assert!(text_of("token", "").starts_with("compile:"));
 }
 
 fn run(source: &str, input: &str) -> Result<Value, String> {
