@@ -456,6 +456,29 @@ fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider
             .count()
     };
 
+    // The editor's Discover button asks the same through the API.
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/api/v1/discover",
+        Some(serde_json::json!({"issuer": provider_url})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_url"], format!("{provider_url}/token"), "{body}");
+    assert_eq!(
+        body["device_authorization_url"],
+        format!("{provider_url}/device/auth"),
+        "{body}"
+    );
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/api/v1/discover",
+        Some(serde_json::json!({"issuer": format!("{provider_url}/elsewhere")})),
+    );
+    assert_eq!(
+        status, 502,
+        "an issuer whose document is not its own: {body}"
+    );
+
     // Client credentials: fetched at once, used, fetched again once expired (no refresh token).
     let (status, body) = call(
         reqwest::Method::POST,

@@ -413,6 +413,16 @@ $("#authorize").addEventListener("click", async () => {
     location.href = "/oauth2/start?profile=" + encodeURIComponent(editing);
   }
 });
+$("#discover").addEventListener("click", async () => {
+  const { ok, data } = await api("POST", "/discover", { issuer: editorValue("issuer") });
+  if (!ok) { $("#discover-result").textContent = data.error ? data.error.message : "failed"; return; }
+  const filled = [];
+  for (const key of ["authorize_url", "token_url", "device_authorization_url", "revocation_url", "introspection_url"]) {
+    const control = $("#editor-fields").querySelector(`[name="${key}"]`);
+    if (control && data[key]) { control.value = data[key]; filled.push(key); }
+  }
+  $("#discover-result").textContent = `Filled ${filled.length} endpoints from ${data.issuer}; save to keep them.`;
+});
 $("#finish-pasted").addEventListener("click", async () => {
   if (await authorizationAction({ action: "redirect", url: $("#pasted-url").value })) $("#pasted-url").value = "";
 });

@@ -1248,6 +1248,15 @@ impl Authorizer {
         Ok(value)
     }
 
+    /// Reads an authorization server's metadata from its issuer URL (RFC 8414 / OpenID
+    /// Connect discovery), without following redirects.
+    pub async fn discover(
+        &self,
+        issuer: &url::Url,
+    ) -> Result<oauth::ServerMetadata, AuthorizationError> {
+        Ok(oauth::discover(&self.http, issuer, self.token_timeout).await?)
+    }
+
     /// Asks the provider whether the profile's access token is still active (RFC 7662).
     pub async fn introspect(
         &self,

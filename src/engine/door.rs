@@ -305,6 +305,20 @@ impl Engine {
         Ok(self.require_authorizer()?.introspect(&profile).await?)
     }
 
+    /// The endpoints an issuer's discovery document gives, for a profile's form.
+    pub async fn discover_endpoints(
+        &self,
+        issuer: &str,
+    ) -> Result<crate::oauth::ServerMetadata, DoorError> {
+        let url = url::Url::parse(issuer.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                DoorError::Redirect(format!("`{issuer}` is not an http(s) issuer URL"))
+            })?;
+        Ok(self.require_authorizer()?.discover(&url).await?)
+    }
+
     /// Authorizes a client-credentials or password profile now (no browser).
     pub async fn authorize_without_browser(&self, name: &str) -> Result<(), DoorError> {
         let profile = self.oauth_profile(name)?;

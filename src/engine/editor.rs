@@ -37,6 +37,11 @@ pub struct ProfileForm {
     pub authorize_url: String,
     pub token_url: String,
     pub device_authorization_url: String,
+    /// The issuer: its `iss` is checked in callbacks (RFC 9207); its discovery document fills
+    /// the endpoints.
+    pub issuer: String,
+    pub revocation_url: String,
+    pub introspection_url: String,
     /// `name=value` pairs, one per line.
     pub extra_authorize_params: String,
     /// `basic`, `body` or `none`.
@@ -138,6 +143,10 @@ impl ProfileForm {
                     "device_authorization_url",
                     url_text(&spec.device_authorization_url),
                 );
+                form.issuer = own("issuer", spec.issuer.clone().unwrap_or_default());
+                form.revocation_url = own("revocation_url", url_text(&spec.revocation_url));
+                form.introspection_url =
+                    own("introspection_url", url_text(&spec.introspection_url));
                 form.extra_authorize_params = own(
                     "extra_authorize_params",
                     spec.extra_authorize_params
@@ -464,6 +473,17 @@ impl Engine {
                         "device_authorization_url",
                         &form.device_authorization_url,
                         &before.device_authorization_url,
+                    ),
+                    ("issuer", &form.issuer, &before.issuer),
+                    (
+                        "revocation_url",
+                        &form.revocation_url,
+                        &before.revocation_url,
+                    ),
+                    (
+                        "introspection_url",
+                        &form.introspection_url,
+                        &before.introspection_url,
                     ),
                     (
                         "header_template",

@@ -174,6 +174,19 @@ pub static PROFILE_FORM: FormSchema = FormSchema {
             .when("auth_mode", OAUTH2)
             .help("For the device-code grant.")
             .toml("auth.oauth2.device_authorization_url"),
+        field("issuer", "Issuer URL", Text, "Authentication")
+            .when("auth_mode", OAUTH2)
+            .placeholder("https://login.example.com")
+            .help("The authorization server's issuer: Discover fills the endpoints from it (RFC 8414 / OpenID Connect), and a callback naming another issuer is refused (RFC 9207).")
+            .toml("auth.oauth2.issuer"),
+        field("revocation_url", "Revocation URL", Text, "Authentication")
+            .when("auth_mode", OAUTH2)
+            .help("Forget authorization revokes the tokens here first (RFC 7009).")
+            .toml("auth.oauth2.revocation_url"),
+        field("introspection_url", "Introspection URL", Text, "Authentication")
+            .when("auth_mode", OAUTH2)
+            .help("Check the token at the provider asks here (RFC 7662).")
+            .toml("auth.oauth2.introspection_url"),
         field("legacy_callback", "Use the family's legacy callback page (/oauth2_callback.html)", Boolean, "Authentication")
             .when("auth_mode", OAUTH2)
             .toml("auth.oauth2.callback"),

@@ -1328,6 +1328,9 @@ fn inherited_keys(written: &RawOAuth2, merged: &RawOAuth2) -> Vec<&'static str> 
         authorize_url,
         token_url,
         device_authorization_url,
+        issuer,
+        revocation_url,
+        introspection_url,
         client_auth,
         pkce,
         header_template

@@ -601,6 +601,30 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 authorization_action(&state, &decode(&name), action).await
             },
         );
+    // POST /api/v1/discover {"issuer"}: an authorization server's endpoints (RFC 8414 / OIDC).
+    let discover = api
+        .and(warp::path!("discover"))
+        .and(warp::post())
+        .and(json_body::<serde_json::Value>())
+        .and(s())
+        .then(|body: serde_json::Value, state: AppState| async move {
+            let issuer = body["issuer"].as_str().unwrap_or_default().to_string();
+            match state.engine.discover_endpoints(&issuer).await {
+                Ok(metadata) => ok(&serde_json::json!({
+                    "issuer": metadata.issuer,
+                    "authorize_url": metadata.authorization_endpoint,
+                    "token_url": metadata.token_endpoint,
+                    "device_authorization_url": metadata.device_authorization_endpoint,
+                    "revocation_url": metadata.revocation_endpoint,
+                    "introspection_url": metadata.introspection_endpoint,
+                    "userinfo_url": metadata.userinfo_endpoint,
+                    "grant_types_supported": metadata.grant_types_supported,
+                    "code_challenge_methods_supported": metadata.code_challenge_methods_supported,
+                    "token_endpoint_auth_methods_supported": metadata.token_endpoint_auth_methods_supported,
+                })),
+                Err(error) => door_error(error),
+            }
+        });
     // GET /api/v1/providers: the provider definitions and their grants.
     let providers_list = api
         .and(warp::path!("providers"))
@@ -881,6 +905,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         authorization_forget.boxed(),
         authorization_act.boxed(),
         providers_list.boxed(),
+        discover.boxed(),
         oauth_fragment.boxed(),
         profiles_form.boxed(),
         profiles_save.boxed(),
