@@ -156,8 +156,10 @@ async fn start_server(shared: Shared) -> (SocketAddr, tokio::sync::oneshot::Send
                     return Ok(json(200, serde_json::json!({})));
                 }
                 if path == "/device" {
+                    let hostile = lock(&shared).device_mode == "hostile";
+                    let uri = if hostile { "javascript:alert(document.cookie)" } else { "https://example.com/device" };
                     return Ok::<_, std::convert::Infallible>(json(200, serde_json::json!({
-                        "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": "https://example.com/device",
+                        "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": uri,
                         "expires_in": 600, "interval": 1
                     })));
                 }
@@ -189,12 +191,16 @@ async fn start_server(shared: Shared) -> (SocketAddr, tokio::sync::oneshot::Send
                 json(401, serde_json::json!({"error": "invalid_token"}))
             }
         });
+    // A profile endpoint that answers 2 MB of JSON-ish text.
+    let big = warp::get()
+        .and(warp::path("big"))
+        .map(|| json(200, serde_json::Value::String("x".repeat(2 * 1024 * 1024))));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(tokens.or(api))
+    let server = warp::serve(tokens.or(big).or(api))
         .incoming(listener)
         .graceful(async {
             let _ = stopped.await;
@@ -746,4 +752,41 @@ async fn a_profile_url_in_the_token_answer_is_followed_only_to_a_known_origin() 
             );
         }
     }
+}
+
+#[tokio::test]
+async fn hostile_provider_answers_are_refused_or_ignored() {
+    // A verification address that is not http(s) would become a link in the admin's page.
+    let setup = setup(DEVICE_FLOW, "hostile").await;
+    let refused = setup
+        .engine
+        .start_device_authorization("p")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(refused.contains("verification_uri"), "{refused}");
+    assert!(matches!(
+        setup.status(),
+        AuthorizationStatus::NeverAuthorized
+    ));
+    // A profile endpoint answering 2 MB: the authorization stands, without a name.
+    let setup = setup_with_userinfo().await;
+    setup
+        .engine
+        .authorize_without_browser("p")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let AuthorizationStatus::Authorized { authorized_as, .. } = setup.status() else {
+        panic!("{:?}", setup.status())
+    };
+    assert_eq!(authorized_as, None);
+}
+
+async fn setup_with_userinfo() -> Setup {
+    setup(
+        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nuserinfo_url = \"{base}/big\"\ndisplay_name_template = \"{name}\"",
+        "",
+    )
+    .await
 }

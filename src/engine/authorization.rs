@@ -1329,10 +1329,7 @@ impl Authorizer {
             );
             return None;
         }
-        let bytes = response.bytes().await.ok()?;
-        if bytes.len() > 256 * 1024 {
-            return None;
-        }
+        let bytes = oauth::read_at_most(response, 256 * 1024).await.ok()?;
         let answer: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         describe_identity(userinfo, &answer)
     }

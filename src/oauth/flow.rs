@@ -376,13 +376,24 @@ pub async fn device_authorization(
             super::shape::redacted_shape(&value)
         ))
     };
+    // The addresses are shown to people as links: only http(s) ones are taken.
+    let web_address = |text: Option<String>| {
+        text.filter(|t| url::Url::parse(t).is_ok_and(|u| matches!(u.scheme(), "http" | "https")))
+    };
+    let user_code = text("user_code").ok_or_else(|| missing("user_code"))?;
+    if user_code.chars().count() > 64 || user_code.chars().any(char::is_control) {
+        return Err(OAuthError::Parse(
+            "the device authorization answer's user_code is not a code a person can type".into(),
+        ));
+    }
     Ok(DeviceAuthorization {
         device_code: Secret::new(text("device_code").ok_or_else(|| missing("device_code"))?),
-        user_code: text("user_code").ok_or_else(|| missing("user_code"))?,
-        verification_uri: text("verification_uri")
-            .or_else(|| text("verification_url"))
-            .ok_or_else(|| missing("verification_uri"))?,
-        verification_uri_complete: text("verification_uri_complete"),
+        user_code,
+        verification_uri: web_address(
+            text("verification_uri").or_else(|| text("verification_url")),
+        )
+        .ok_or_else(|| missing("verification_uri (an http or https address)"))?,
+        verification_uri_complete: web_address(text("verification_uri_complete")),
         expires_in: Duration::from_secs(seconds("expires_in", 600).clamp(10, 3600)),
         interval: Duration::from_secs(seconds("interval", 5).clamp(1, 120)),
     })
@@ -724,13 +735,31 @@ async fn send(
 
 /// The body, refused as soon as it passes the limit (a chunked answer has no length to check).
 async fn read_limited(response: reqwest::Response) -> Result<Vec<u8>, OAuthError> {
+    read_at_most(response, TOKEN_RESPONSE_LIMIT).await
+}
+
+/// A provider's answer, refused as soon as it passes `limit` bytes (before reading more).
+pub async fn read_at_most(
+    response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, OAuthError> {
     use futures_util::StreamExt;
+    if response
+        .content_length()
+        .is_some_and(|len| len as usize > limit)
+    {
+        return Err(OAuthError::Parse(format!(
+            "the answer is over the limit of {limit} bytes"
+        )));
+    }
     let mut stream = response.bytes_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| OAuthError::Transport(crate::net::describe(&e)))?;
-        if bytes.len() + chunk.len() > TOKEN_RESPONSE_LIMIT {
-            return Err(OAuthError::Parse("the token response is too large".into()));
+        if bytes.len() + chunk.len() > limit {
+            return Err(OAuthError::Parse(format!(
+                "the answer is over the limit of {limit} bytes"
+            )));
         }
         bytes.extend_from_slice(&chunk);
     }

@@ -15,7 +15,7 @@ mod token;
 
 pub use flow::{
     authorization_url, client_credentials, device_authorization, device_token, discover,
-    exchange_code, introspect, password, pkce_challenge, refresh, revoke, BodyFormat,
+    exchange_code, introspect, password, pkce_challenge, read_at_most, refresh, revoke, BodyFormat,
     ClientAuthStyle, ClientConfig, DeviceAuthorization, Introspection, OAuthError, RequestTemplate,
     ServerMetadata,
 };

@@ -282,13 +282,7 @@ async fn credentials_request(
         .await
         .map_err(|e| OAuthError::Transport(crate::net::describe(&e)))?;
     let status = response.status().as_u16();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| OAuthError::Transport(crate::net::describe(&e)))?;
-    if bytes.len() > ANSWER_LIMIT {
-        return Err(OAuthError::Parse("the answer is too large".into()));
-    }
+    let bytes = super::flow::read_at_most(response, ANSWER_LIMIT).await?;
     let body = String::from_utf8_lossy(&bytes);
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(body.trim().as_bytes())
         .into_owned()
