@@ -1,5 +1,6 @@
 //! Fuzzing the expression language (compile + evaluate, as the sandbox, action texts and device
-//! boxes do) and the profile loader with generated hostile input, plus every crasher ever found,
+//! boxes do), the profile loader, and what OAuth providers send and say (token answers,
+//! provider definitions, paths, templates, OAuth 1.0a parameters) with generated hostile input, plus every crasher ever found,
 //! kept as files under `tests/fuzz-corpus/` and replayed on every run.
 //!
 //! Each case runs on a thread with a 1 MiB stack (smaller than any worker of `serve`), so an
@@ -271,4 +272,99 @@ fn fuzz_expressions() {
 #[test]
 fn fuzz_profiles() {
     fuzz("profiles", profile(), check_profile, 600);
+}
+
+/// What providers send and what provider files say, hostile: a definition file, a token answer
+/// read by the standard shape and a nested one (JSON or form, any content type), a JSONPath and
+/// a request template from the text, and the OAuth 1.0a base string of the text as parameters.
+fn check_oauth(text: &str) {
+    use bellhop::oauth::{FieldPath, TextTemplate, TokenShape};
+    let _ = bellhop::profile::provider::parse_definition(Path::new("fuzz.json"), text, false);
+    let mut nested = TokenShape::default();
+    if let (Ok(access), Ok(fields)) = (
+        FieldPath::parse("body.access_token"),
+        FieldPath::parse("$.body"),
+    ) {
+        nested.access_token = access;
+        nested.fields = Some(fields);
+    }
+    for shape in [TokenShape::default(), nested] {
+        for content_type in [
+            None,
+            Some("application/x-www-form-urlencoded"),
+            Some("text/html"),
+        ] {
+            if let Err(error) = shape.read(text, content_type, None, 0) {
+                // Messages show shapes, never values: a short one always.
+                assert!(error.to_string().len() < 4_096, "{error}");
+            }
+        }
+    }
+    let _ = FieldPath::parse(text);
+    let _ = TextTemplate::compile(text, &["tenant"]);
+    if let Ok(url) = url::Url::parse("http://example.com/a?b=c") {
+        let params: Vec<(String, String)> = text
+            .split('&')
+            .take(200)
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (p.to_string(), String::new()),
+            })
+            .collect();
+        let _ = bellhop::oauth::one::base_string("POST", &url, &params);
+    }
+}
+
+/// JSON objects of real provider and token keys with hostile values, nested; and soup.
+fn oauth_text() -> impl Strategy<Value = String> {
+    const KEYS: &[&str] = &[
+        "host",
+        "authorize_path",
+        "token_path",
+        "oauth2_bearer",
+        "TokenTimeout",
+        "TokenTimeoutCodepattern",
+        "TokenExpiresVariable",
+        "grants",
+        "token_response",
+        "access_token",
+        "refresh_token",
+        "expires_in",
+        "expires_at",
+        "scope",
+        "error",
+        "error_description",
+        "status",
+        "body",
+        "settings",
+        "profile",
+        "api_query",
+    ];
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number)),
+        soup().prop_map(serde_json::Value::String),
+        Just(serde_json::Value::String("{{tenant}}/x".into())),
+        Just(serde_json::Value::String("$..*[?(@.a)]".into())),
+    ];
+    let value = leaf.prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+            proptest::collection::vec((proptest::sample::select(KEYS), inner), 0..8).prop_map(
+                |pairs| {
+                    serde_json::Value::Object(
+                        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    )
+                }
+            ),
+        ]
+    });
+    prop_oneof![value.prop_map(|v| v.to_string()), soup()]
+}
+
+#[test]
+fn fuzz_oauth_answers_and_definitions() {
+    fuzz("oauth", oauth_text(), check_oauth, 1_000);
 }
