@@ -410,3 +410,66 @@ async fn fire_runs_an_event_here_or_through_the_server() {
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
+
+/// `bellhop providers` lists the shipped definitions and the user's; `bellhop check` names a
+/// broken definition's file and what is wrong, warns of an unknown property, and a profile
+/// naming a good user definition loads.
+#[test]
+fn provider_definitions_from_the_users_folder_are_listed_and_checked() {
+    let ws = Workspace::new();
+    let config = settings(&ws, "127.0.0.1:0");
+    let providers = ws.path().join("oauth-providers");
+    std::fs::create_dir_all(&providers).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        providers.join("acme.json"),
+        r#"{"profile": {"host": "auth.acme.example", "authorize_path": "/authorize", "token_path": "/token", "oauth2_scope": "read", "FavouriteColour": "teal"}, "name": "ACME Cloud"}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        providers.join("broken.json"),
+        r#"{"host": "auth.broken.example", "authorize_path": "/a"}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&config)
+        .unwrap_or_default()
+        .replace(
+            "[paths]\n",
+            &format!("[paths]\nproviders_dir = \"{}\"\n", providers.display()),
+        );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    ws.write_profile(
+        "acme",
+        "version = 1\n[request]\nurl = \"https://api.acme.example/me\"\n[auth.oauth2]\nprovider = \"acme\"\nclient_id = \"c\"\n",
+    );
+
+    let listed = run(&config, &["providers"]);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        stdout.contains("zoho-eu") && stdout.contains("tado") && stdout.contains("device_code"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("acme") && stdout.contains("ACME Cloud") && stdout.contains("(yours)"),
+        "{stdout}"
+    );
+    assert!(
+        !listed.status.success(),
+        "a broken definition fails the listing's exit code"
+    );
+
+    let checked = run(&config, &["check"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        all.contains("broken.json") && all.contains("no token endpoint"),
+        "{all}"
+    );
+    assert!(
+        all.contains("acme.json") && all.contains("FavouriteColour"),
+        "{all}"
+    );
+    assert!(all.contains("1 profile(s) loaded"), "{all}");
+}

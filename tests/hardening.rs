@@ -901,3 +901,25 @@ async fn the_editor_leaves_a_providers_values_to_the_provider() {
         "{provider}"
     );
 }
+
+#[tokio::test]
+async fn the_providers_are_listed_with_their_grants() {
+    let ws = Workspace::new();
+    let routes = bellhop::web::routes(api_state(&ws));
+    let (status, body) = call(&routes, "GET", "/api/v1/providers", None).await;
+    assert_eq!(status, 200, "{body}");
+    let list = body["providers"].as_array().cloned().unwrap_or_default();
+    let find = |id: &str| {
+        list.iter()
+            .find(|p| p["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(find("tado")["grants"], serde_json::json!(["device_code"]));
+    assert_eq!(
+        find("zoho-eu")["token_url"],
+        "https://accounts.zoho.eu/oauth/v2/token"
+    );
+    assert_eq!(find("garmin")["oauth_version"], "1.0a");
+    assert!(list.len() >= 22, "{}", list.len());
+}
