@@ -93,6 +93,9 @@ struct Quirks {
     userinfo: Option<(&'static str, &'static str, &'static str)>,
     /// The device flow instead of a browser (tado).
     device: bool,
+    /// ecobee's PIN flow: a GET for the PIN (`ecobeePin`, `code`, `expires_in` in minutes),
+    /// polls with `grant_type=ecobeePin`, every parameter in the query.
+    ecobee_pin: bool,
     /// The refusal's message, as the user should see it.
     refused_text: &'static str,
 }
@@ -113,6 +116,7 @@ const STANDARD: Quirks = Quirks {
     api_from_token: false,
     userinfo: None,
     device: false,
+    ecobee_pin: false,
     refused_text: "invalid_grant",
 };
 
@@ -324,13 +328,40 @@ fn handle(
     paths: &Paths,
     shared: &Arc<Mutex<State>>,
     base: &str,
-    r: Request,
+    mut r: Request,
 ) -> warp::reply::Response {
     let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
     let token_of = |r: &Request| -> Option<String> {
         let value = r.headers.get(q.api_header.0)?.to_str().ok()?;
         value.strip_prefix(q.api_header.1).map(str::to_string)
     };
+    if q.ecobee_pin && (r.path == paths.token || Some(&r.path) == paths.device.as_ref()) {
+        // ecobee takes its parameters in the query, the PIN request by GET.
+        if !r.form.is_empty() {
+            s.problems.push(format!(
+                "{}: ecobee takes its parameters in the query",
+                r.path
+            ));
+        }
+        r.form = r.query.clone();
+    }
+    if Some(&r.path) == paths.device.as_ref() && q.ecobee_pin {
+        if r.method != "GET" || r.form.get("response_type").map(String::as_str) != Some("ecobeePin")
+        {
+            s.problems
+                .push(format!("PIN request: {} {:?}", r.method, r.form));
+        }
+        if let Some(problem) = client_problem(q, &r) {
+            s.problems.push(format!("PIN request: {problem}"));
+        }
+        let code = format!("ecobee-code-{}", s.devices.len() + 1);
+        let pin = format!("PIN{}", s.devices.len() + 1);
+        s.devices.insert(code.clone(), (pin.clone(), false));
+        return json(
+            200,
+            serde_json::json!({"ecobeePin": pin, "code": code, "scope": "smartWrite", "expires_in": 9, "interval": 1}),
+        );
+    }
     if Some(&r.path) == paths.device.as_ref() {
         if let Some(problem) = client_problem(q, &r) {
             s.problems.push(format!("device: {problem}"));
@@ -384,6 +415,21 @@ fn handle(
                 } else {
                     // The old refresh token stays; the answer has none.
                     token_answer(q, &mut s, false, base)
+                }
+            }
+            Some("ecobeePin") if q.ecobee_pin => {
+                s.device_polls += 1;
+                let code = r.form.get("code").cloned().unwrap_or_default();
+                match s.devices.get(&code).cloned() {
+                    Some((_, true)) => {
+                        s.devices.remove(&code);
+                        token_answer(q, &mut s, with_refresh, base)
+                    }
+                    Some((_, false)) => json(
+                        401,
+                        serde_json::json!({"error": "authorization_pending", "error_description": "Waiting for user to authorize application."}),
+                    ),
+                    None => json(400, serde_json::json!({"error": "invalid_grant"})),
                 }
             }
             Some("urn:ietf:params:oauth:grant-type:device_code") => {
@@ -905,12 +951,14 @@ preset_test!(
 );
 
 preset_test!(
-    ecobee_public_client_and_500_for_an_expired_token,
+    ecobee_pin_flow_query_parameters_public_client_and_500_for_an_expired_token,
     Quirks {
         preset: "ecobee",
         auth: ClientAuth::Public,
         rotates: true,
         expired_status: 500,
+        device: true,
+        ecobee_pin: true,
         ..STANDARD
     }
 );

@@ -233,6 +233,7 @@ pub fn client_config(spec: &OAuth2Spec, timeout: Duration) -> ClientConfig {
         },
         pkce: spec.pkce,
         body_format: spec.body_format,
+        device: spec.device.clone(),
         exchange_template: spec.exchange_template.clone(),
         refresh_template: spec.refresh_template.clone(),
         settings: spec
@@ -1029,7 +1030,7 @@ impl Authorizer {
                     Some("access_denied") => {
                         return fail("access was denied at the provider".into())
                     }
-                    Some("expired_token") => {
+                    Some("expired_token") | Some("authorization_expired") => {
                         return fail("the code expired before it was entered: start again".into())
                     }
                     _ if error.is_transient() => {

@@ -34,6 +34,44 @@ pub enum BodyFormat {
     #[default]
     Form,
     Json,
+    /// The fields in the URL's query, an empty body (ecobee).
+    Query,
+    /// The fields in the URL's query of a GET (ecobee's PIN request).
+    Get,
+}
+
+/// How a provider's device flow differs from RFC 8628 (ecobee's PIN flow is one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceOptions {
+    /// How the device request is sent.
+    pub request_format: BodyFormat,
+    /// Fields added to the device request (ecobee: `response_type = "ecobeePin"`).
+    pub params: Vec<(String, String)>,
+    pub user_code_field: String,
+    pub device_code_field: String,
+    /// The grant type of the polls.
+    pub grant_type: String,
+    /// The name the device code is sent under when polling.
+    pub device_code_param: String,
+    /// Where people enter the code, when the answer does not say.
+    pub verification_uri: Option<String>,
+    /// `expires_in` counts minutes (ecobee), not seconds.
+    pub expires_in_minutes: bool,
+}
+
+impl Default for DeviceOptions {
+    fn default() -> DeviceOptions {
+        DeviceOptions {
+            request_format: BodyFormat::Form,
+            params: Vec::new(),
+            user_code_field: "user_code".into(),
+            device_code_field: "device_code".into(),
+            grant_type: "urn:ietf:params:oauth:grant-type:device_code".into(),
+            device_code_param: "device_code".into(),
+            verification_uri: None,
+            expires_in_minutes: false,
+        }
+    }
 }
 
 /// A provider's own token request (seed 003's token-endpoint template): URL, headers and body
@@ -66,6 +104,7 @@ pub struct ClientConfig {
     pub client_auth: ClientAuthStyle,
     pub pkce: bool,
     pub body_format: BodyFormat,
+    pub device: DeviceOptions,
     /// The provider's own request for the code exchange, replacing the standard one.
     pub exchange_template: Option<RequestTemplate>,
     /// The provider's own refresh request.
@@ -230,6 +269,8 @@ struct Call<'a> {
     url: &'a url::Url,
     /// The grant's standard parameters.
     params: Vec<(&'static str, String)>,
+    /// Parameters whose names the provider chose (ecobee's `code` for the device code).
+    extra: Vec<(String, String)>,
     template: Option<&'a RequestTemplate>,
     values: Values,
 }
@@ -260,6 +301,7 @@ pub async fn exchange_code(
     let call = Call {
         url: &config.token_url,
         params,
+        extra: Vec::new(),
         template: config.exchange_template.as_ref(),
         values,
     };
@@ -279,6 +321,7 @@ pub async fn refresh(
             ("grant_type", "refresh_token".to_string()),
             ("refresh_token", refresh_token.expose().to_string()),
         ],
+        extra: Vec::new(),
         template: config.refresh_template.as_ref(),
         values: base_values(config).with_secret("refresh_token", refresh_token),
     };
@@ -298,6 +341,7 @@ pub async fn client_credentials(
     let call = Call {
         url: &config.token_url,
         params,
+        extra: Vec::new(),
         template: None,
         values: base_values(config),
     };
@@ -323,6 +367,7 @@ pub async fn password(
     let call = Call {
         url: &config.token_url,
         params,
+        extra: Vec::new(),
         template: None,
         values: base_values(config)
             .with("username", username)
@@ -352,17 +397,22 @@ pub async fn device_authorization(
             "this profile has no device authorization URL".into(),
         ));
     };
+    let options = &config.device;
     let mut params = Vec::new();
     if !config.scopes.trim().is_empty() {
         params.push(("scope".to_string(), config.scopes.trim().to_string()));
     }
-    let value = post_for_json(http, config, url, params).await?;
+    params.extend(options.params.iter().cloned());
+    let value = post_for_json(http, config, url, params, options.request_format).await?;
     let text = |name: &str| {
         value
             .get(name)
-            .and_then(|v| v.as_str())
+            .and_then(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+            })
             .filter(|s| !s.is_empty())
-            .map(str::to_string)
     };
     let seconds = |name: &str, default: u64| {
         value
@@ -380,21 +430,29 @@ pub async fn device_authorization(
     let web_address = |text: Option<String>| {
         text.filter(|t| url::Url::parse(t).is_ok_and(|u| matches!(u.scheme(), "http" | "https")))
     };
-    let user_code = text("user_code").ok_or_else(|| missing("user_code"))?;
+    let user_code =
+        text(&options.user_code_field).ok_or_else(|| missing(&options.user_code_field))?;
     if user_code.chars().count() > 64 || user_code.chars().any(char::is_control) {
         return Err(OAuthError::Parse(
             "the device authorization answer's user_code is not a code a person can type".into(),
         ));
     }
     Ok(DeviceAuthorization {
-        device_code: Secret::new(text("device_code").ok_or_else(|| missing("device_code"))?),
+        device_code: Secret::new(
+            text(&options.device_code_field).ok_or_else(|| missing(&options.device_code_field))?,
+        ),
         user_code,
         verification_uri: web_address(
-            text("verification_uri").or_else(|| text("verification_url")),
+            text("verification_uri")
+                .or_else(|| text("verification_url"))
+                .or_else(|| options.verification_uri.clone()),
         )
         .ok_or_else(|| missing("verification_uri (an http or https address)"))?,
         verification_uri_complete: web_address(text("verification_uri_complete")),
-        expires_in: Duration::from_secs(seconds("expires_in", 600).clamp(10, 3600)),
+        expires_in: Duration::from_secs(
+            (seconds("expires_in", 600) * if options.expires_in_minutes { 60 } else { 1 })
+                .clamp(10, 3600),
+        ),
         interval: Duration::from_secs(seconds("interval", 5).clamp(1, 120)),
     })
 }
@@ -409,13 +467,11 @@ pub async fn device_token(
 ) -> Result<TokenSet, OAuthError> {
     let call = Call {
         url: &config.token_url,
-        params: vec![
-            (
-                "grant_type",
-                "urn:ietf:params:oauth:grant-type:device_code".to_string(),
-            ),
-            ("device_code", device_code.expose().to_string()),
-        ],
+        params: vec![("grant_type", config.device.grant_type.clone())],
+        extra: vec![(
+            config.device.device_code_param.clone(),
+            device_code.expose().to_string(),
+        )],
         template: None,
         values: base_values(config).with_secret("device_code", device_code),
     };
@@ -485,7 +541,7 @@ pub async fn introspect(
         ("token".to_string(), token.expose().to_string()),
         ("token_type_hint".to_string(), hint.to_string()),
     ];
-    let value = post_for_json(http, config, url, params).await?;
+    let value = post_for_json(http, config, url, params, BodyFormat::Form).await?;
     let text = |name: &str| {
         value
             .get(name)
@@ -585,6 +641,7 @@ async fn token_request(
             call.params
                 .into_iter()
                 .map(|(name, value)| (name.to_string(), value))
+                .chain(call.extra)
                 .collect(),
             Vec::new(),
         ),
@@ -613,6 +670,7 @@ async fn post_for_json(
     config: &ClientConfig,
     url: &url::Url,
     params: Vec<(String, String)>,
+    format: BodyFormat,
 ) -> Result<serde_json::Value, OAuthError> {
     let (status, content_type, body) = send(
         http,
@@ -620,7 +678,7 @@ async fn post_for_json(
         url,
         authenticate(config, params)?,
         &[],
-        config.body_format,
+        format,
     )
     .await?;
     if !(200..300).contains(&status) {
@@ -649,7 +707,8 @@ fn answer_error(
         .unwrap_or(OAuthError::Status(status))
 }
 
-/// Sends a form (or JSON) POST and reads the answer within the size limit.
+/// Sends the fields as a form or JSON body, or in the query (of a POST or a GET), and reads the
+/// answer within the size limit.
 async fn send(
     http: &reqwest::Client,
     config: &ClientConfig,
@@ -658,10 +717,17 @@ async fn send(
     headers: &[(String, String)],
     format: BodyFormat,
 ) -> Result<(u16, Option<String>, String), OAuthError> {
-    let mut request = http
-        .post(url.clone())
-        .header(reqwest::header::ACCEPT, "application/json")
-        .timeout(config.timeout);
+    let mut target = url.clone();
+    if matches!(format, BodyFormat::Query | BodyFormat::Get) {
+        target.query_pairs_mut().extend_pairs(fields.iter());
+    }
+    let mut request = if format == BodyFormat::Get {
+        http.get(target)
+    } else {
+        http.post(target)
+    }
+    .header(reqwest::header::ACCEPT, "application/json")
+    .timeout(config.timeout);
     if let Some(value) = authorization {
         request = request.header(reqwest::header::AUTHORIZATION, value);
     }
@@ -696,6 +762,7 @@ async fn send(
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(serde_json::Value::Object(object).to_string())
         }
+        BodyFormat::Query | BodyFormat::Get => request,
     };
     let response = request.send().await.map_err(|e| {
         OAuthError::Transport(if e.is_timeout() {

@@ -16,8 +16,8 @@ mod token;
 pub use flow::{
     authorization_url, client_credentials, device_authorization, device_token, discover,
     exchange_code, introspect, password, pkce_challenge, read_at_most, refresh, revoke, BodyFormat,
-    ClientAuthStyle, ClientConfig, DeviceAuthorization, Introspection, OAuthError, RequestTemplate,
-    ServerMetadata,
+    ClientAuthStyle, ClientConfig, DeviceAuthorization, DeviceOptions, Introspection, OAuthError,
+    RequestTemplate, ServerMetadata,
 };
 pub use shape::{redacted_shape, Expiry, FieldPath, ResponseFormat, TokenShape};
 pub use state::{PendingAuthorization, StateError, StateStore, STATE_LIFETIME};

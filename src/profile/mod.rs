@@ -307,6 +307,8 @@ pub struct OAuth2Spec {
     #[serde(skip)]
     pub body_format: crate::oauth::BodyFormat,
     #[serde(skip)]
+    pub device: crate::oauth::DeviceOptions,
+    #[serde(skip)]
     pub exchange_template: Option<crate::oauth::RequestTemplate>,
     #[serde(skip)]
     pub refresh_template: Option<crate::oauth::RequestTemplate>,

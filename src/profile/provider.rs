@@ -284,6 +284,7 @@ const OAUTH2_KEYS: &[&str] = &[
     "token_query",
     "reauthorize_on",
     "body_format",
+    "device",
     "token_request",
     "refresh_request",
     "token_response",

@@ -169,8 +169,10 @@ pub struct RawOAuth2 {
     pub token_query: Option<String>,
     /// API statuses that mean "token expired": refresh once and replay (default [401]).
     pub reauthorize_on: Option<Vec<u16>>,
-    /// `form` (default) or `json`: how token requests are encoded.
+    /// `form` (default), `json` or `query`: how token requests are encoded.
     pub body_format: Option<String>,
+    /// How the provider's device flow differs from RFC 8628 (ecobee's PIN).
+    pub device: Option<RawDeviceFlow>,
     /// The provider's own code-exchange request (seed 003).
     pub token_request: Option<RawTokenRequest>,
     /// The provider's own refresh request.
@@ -195,6 +197,22 @@ pub struct RawOAuth2 {
     /// The password grant's user.
     pub username: Option<String>,
     pub password: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeviceFlow {
+    /// `post` (a form, default) or `get` (the fields in the query).
+    pub method: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    pub user_code_field: Option<String>,
+    pub device_code_field: Option<String>,
+    pub grant_type: Option<String>,
+    pub device_code_param: Option<String>,
+    pub verification_uri: Option<String>,
+    /// `seconds` (default) or `minutes`.
+    pub expires_in_unit: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -295,6 +313,7 @@ impl RawOAuth2 {
             token_query: self.token_query.or(base.token_query),
             reauthorize_on: self.reauthorize_on.or(base.reauthorize_on),
             body_format: self.body_format.or(base.body_format),
+            device: self.device.or(base.device),
             token_request: self.token_request.or(base.token_request),
             refresh_request: self.refresh_request.or(base.refresh_request),
             token_response: match (self.token_response, base.token_response) {

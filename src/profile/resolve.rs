@@ -8,8 +8,8 @@ use super::diagnostic::{column_at, line_of_key, Collector, Diagnostic};
 use std::collections::BTreeMap;
 
 use super::raw::{
-    RawAuth, RawBody, RawDevices, RawIncoming, RawMqtt, RawOAuth1, RawOAuth2, RawProfile,
-    RawRequest, RawTokenRequest, RawTokenResponse,
+    RawAuth, RawBody, RawDeviceFlow, RawDevices, RawIncoming, RawMqtt, RawOAuth1, RawOAuth2,
+    RawProfile, RawRequest, RawTokenRequest, RawTokenResponse,
 };
 use super::{
     AuthSpec, BodySpec, ClientAuth, DeviceMapping, DeviceRule, GrantType, ListenSpec, Method,
@@ -745,11 +745,75 @@ fn body_format(c: &mut Collector<'_>, key: &str, value: Option<&str>) -> Option<
     match value.unwrap_or("form") {
         "form" => Some(oauth::BodyFormat::Form),
         "json" => Some(oauth::BodyFormat::Json),
+        "query" => Some(oauth::BodyFormat::Query),
         other => {
-            c.error(key, format!("`{other}` is not `form` or `json`"));
+            c.error(key, format!("`{other}` is not `form`, `json` or `query`"));
             None
         }
     }
+}
+
+fn device_options(
+    c: &mut Collector<'_>,
+    raw: Option<&RawDeviceFlow>,
+) -> Option<oauth::DeviceOptions> {
+    let mut options = oauth::DeviceOptions::default();
+    let Some(raw) = raw else {
+        return Some(options);
+    };
+    options.request_format = match raw
+        .method
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("post") => oauth::BodyFormat::Form,
+        Some("get") => oauth::BodyFormat::Get,
+        Some(other) => {
+            c.error(
+                "auth.oauth2.device.method",
+                format!("`{other}` is not `post` or `get`"),
+            );
+            return None;
+        }
+    };
+    options.params = raw.params.clone().into_iter().collect();
+    let name = |value: &Option<String>, default: &str| {
+        value.clone().unwrap_or_else(|| default.to_string())
+    };
+    options.user_code_field = name(&raw.user_code_field, "user_code");
+    options.device_code_field = name(&raw.device_code_field, "device_code");
+    options.grant_type = name(
+        &raw.grant_type,
+        "urn:ietf:params:oauth:grant-type:device_code",
+    );
+    options.device_code_param = name(&raw.device_code_param, "device_code");
+    if let Some(uri) = &raw.verification_uri {
+        match url::Url::parse(uri) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                options.verification_uri = Some(uri.clone())
+            }
+            _ => {
+                c.error(
+                    "auth.oauth2.device.verification_uri",
+                    format!("`{uri}` is not an http(s) address"),
+                );
+                return None;
+            }
+        }
+    }
+    options.expires_in_minutes = match raw.expires_in_unit.as_deref() {
+        None | Some("seconds") => false,
+        Some("minutes") => true,
+        Some(other) => {
+            c.error(
+                "auth.oauth2.device.expires_in_unit",
+                format!("`{other}` is not `seconds` or `minutes`"),
+            );
+            return None;
+        }
+    };
+    Some(options)
 }
 
 fn templates(
@@ -1106,6 +1170,7 @@ fn resolve_oauth2(
         &setting_names,
     );
     let shape = token_shape(c, raw.token_response.as_ref());
+    let device = device_options(c, raw.device.as_ref());
     let userinfo_method = match raw
         .userinfo_method
         .as_deref()
@@ -1177,6 +1242,7 @@ fn resolve_oauth2(
         token_query: raw.token_query.clone(),
         reauthorize_on: raw.reauthorize_on.clone().unwrap_or_else(|| vec![401]),
         body_format: format?,
+        device: device?,
         exchange_template: exchange_template?,
         refresh_template: refresh_template?,
         settings: raw.settings.clone(),
