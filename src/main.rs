@@ -651,7 +651,7 @@ async fn authorize_through_server(
         percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
     );
     let current = call_server_get(settings, &path).await?;
-    let grant = current["status"]["grant"].as_str().unwrap_or_default();
+    let grant = current["grant"].as_str().unwrap_or_default();
     let body = match code {
         Some(code) => serde_json::json!({"action": "code", "code": code}),
         None if grant == "device_code" => serde_json::json!({"action": "device"}),

@@ -531,6 +531,22 @@ fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider
         "{}",
         provider.lines().join("\n")
     );
+    // From the command line, through the running server (it holds the store).
+    let cli = Command::new(env!("CARGO_BIN_EXE_bellhop"))
+        .arg("--config")
+        .arg(dir.path().join("plugin.toml"))
+        .args(["authorize", "machine"])
+        .env_remove("BELLHOP_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success() && printed.contains("Profile `machine` is authorized"),
+        "{printed}{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(count("grant=client_credentials status=200"), 3);
 
     // The device flow, approved by a person in Chromium.
     run_in_chromium(

@@ -1085,11 +1085,16 @@ fn door_error(error: DoorError) -> Response {
     }
 }
 
-/// A profile's authorization status.
+/// A profile's authorization status, with its grant.
 fn authorization(state: &AppState, name: &str) -> Response {
     match state.engine.authorization_status(name) {
         Ok(status) => ok(&serde_json::json!({
             "profile": name,
+            "grant": state.engine.profiles().get(name).and_then(|p| match &p.auth {
+                crate::profile::AuthSpec::OAuth2(spec) => Some(spec.grant.as_str()),
+                crate::profile::AuthSpec::OAuth1(_) => Some("oauth1"),
+                _ => None,
+            }),
             "status": status,
             "redirect_uri": state.engine.profiles().get(name).and_then(|p| state.engine.redirect_uri(p)),
         })),
