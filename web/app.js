@@ -242,6 +242,13 @@ function showProviderDocs() {
   const docs = $("#provider-docs");
   docs.hidden = !provider;
   if (provider) docs.textContent = `${provider.name}: grants ${provider.grants.join(", ")}. ${provider.docs || ""}`;
+  // An empty field takes the provider's value: show it as the placeholder.
+  for (const key of ["scopes", "authorize_url", "token_url", "device_authorization_url", "revocation_url"]) {
+    const control = $("#editor-fields").querySelector(`[name="${key}"]`);
+    if (!control) continue;
+    if (control.dataset.placeholder === undefined) control.dataset.placeholder = control.placeholder;
+    control.placeholder = provider && provider[key] ? `${provider[key]} (the provider's)` : control.dataset.placeholder;
+  }
 }
 function showDevice(status) {
   const waiting = status && status.state === "awaiting_user";
