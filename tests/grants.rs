@@ -58,7 +58,7 @@ fn issue(s: &mut Server, nested: bool) -> warp::reply::Response {
     if nested {
         json(
             200,
-            serde_json::json!({"data": {"token": token, "refresh": format!("rt-{}", s.issued), "ttl": 2}}),
+            serde_json::json!({"data": {"token": token, "refresh": format!("rt-{}", s.issued), "ttl": 4}}),
         )
     } else {
         let mut answer = serde_json::json!({"access_token": token, "refresh_token": format!("rt-{}", s.issued), "expires_in": 3600});
@@ -610,8 +610,8 @@ async fn token_request_templates_send_json_and_paths_pick_the_tokens() {
     );
     assert!(basic, "the client's authentication still applies");
     setup.run_ok().await;
-    // ttl 2 s: after half of it, the refresh template is used.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // ttl 4 s: after half of it (2 s), the refresh template is used.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     setup.run_ok().await;
     let (grant, fields, _) = setup.server().requests[1].clone();
     assert_eq!(grant, "refresh_token");

@@ -640,7 +640,7 @@ async fn run_ok(engine: &Arc<Engine>, what: &str) {
 /// token, is refused with the provider's error shape, and forgets (revoking when it can).
 async fn exercise(q: &'static Quirks) {
     let stub = start_stub(q).await;
-    stub.state().next_expires_in = 2;
+    stub.state().next_expires_in = 4;
     let setup = engine_for(&profile_for(q, &stub));
     let engine = &setup.engine;
 
@@ -719,8 +719,8 @@ async fn exercise(q: &'static Quirks) {
     }
     run_ok(engine, q.preset).await;
 
-    // The token lives 2 s: after half of it, the next run refreshes first.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The token lives 4 s: after half of it (2 s), the next run refreshes first.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     stub.state().next_expires_in = 3600;
     run_ok(engine, "after the refresh").await;
     assert_eq!(stub.state().refreshes, 1, "{}", q.preset);
