@@ -238,6 +238,10 @@ function chosenGrant() {
   return provider && provider.grants.length ? provider.grants[0] : "authorization_code";
 }
 function showProviderDocs() {
+  // The redirect URL matters only to the grants that come back through the browser.
+  const grant = chosenGrant();
+  const redirect = $("#redirect-url").closest("label");
+  redirect.hidden = redirect.nextElementSibling.hidden = !(grant === "authorization_code" || grant === "implicit");
   const provider = chosenProvider();
   const docs = $("#provider-docs");
   docs.hidden = !provider;
@@ -296,6 +300,7 @@ function fillForm(form) {
   element.elements.auth_mode.addEventListener("change", syncAuthMode);
   element.elements.legacy_callback.addEventListener("change", () => { editingDirty.legacy = true; showRedirect(null); });
   element.elements.provider.addEventListener("change", showProviderDocs);
+  element.elements.grant.addEventListener("change", showProviderDocs);
   showProviderDocs();
   showDevice(null);
   syncAuthMode();
