@@ -369,6 +369,22 @@ async fn a_denied_or_expired_device_flow_says_why() {
 }
 
 #[tokio::test]
+async fn a_device_profile_is_not_sent_to_a_browser() {
+    let setup = setup(DEVICE_FLOW, "").await;
+    let refused = setup
+        .engine
+        .begin_authorization("p")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.contains("device_code") && refused.contains("needs no browser"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn slow_down_adds_five_seconds_to_every_later_poll() {
     let setup = setup(DEVICE_FLOW, "slow").await;
     setup

@@ -513,6 +513,16 @@ impl Authorizer {
     /// Request Authorization: the URL to send the browser to.
     pub fn begin(&self, profile: &Profile) -> Result<url::Url, AuthorizationError> {
         let spec = oauth_spec(profile)?;
+        if !matches!(
+            spec.grant,
+            GrantType::AuthorizationCode | GrantType::Implicit
+        ) {
+            return Err(AuthorizationError::WrongGrant {
+                profile: profile.name.clone(),
+                grant: spec.grant.as_str(),
+                what: "needs no browser: press Request Authorization in the profile's page, or run `bellhop authorize`",
+            });
+        }
         // Refused now rather than after the user logged in at the provider.
         granted_origins(profile, spec, None)?;
         let redirect_uri = self.redirect_uri(spec);
