@@ -323,19 +323,33 @@ fn oauth1_origins(
     profile: &Profile,
     spec: &crate::profile::OAuth1Spec,
 ) -> Result<Vec<String>, AuthorizationError> {
-    if !spec.api_origins.is_empty() {
-        return Ok(spec
-            .api_origins
+    let origins = configured_origins(profile, &spec.api_origins, None);
+    if origins.is_empty() {
+        return Err(AuthorizationError::NoOrigin(profile.name.clone()));
+    }
+    Ok(origins)
+}
+
+/// The origins a profile's settings give its token: `api_origins`, else the API URL's origin,
+/// else the provider's API base. Empty when none is known.
+fn configured_origins(
+    profile: &Profile,
+    api_origins: &[url::Origin],
+    api_base: Option<&str>,
+) -> Vec<String> {
+    if !api_origins.is_empty() {
+        return api_origins
             .iter()
             .map(|o| o.ascii_serialization())
-            .collect());
+            .collect();
     }
     profile
         .request
         .as_ref()
         .and_then(|r| r.static_origin())
+        .or_else(|| Some(url::Url::parse(api_base?).ok()?.origin()))
         .map(|o| vec![o.ascii_serialization()])
-        .ok_or_else(|| AuthorizationError::NoOrigin(profile.name.clone()))
+        .unwrap_or_default()
 }
 
 /// The OAuth2 settings of a profile, `None` for an OAuth 1.0a one; an error for others.
@@ -407,23 +421,7 @@ fn granted_origins(
     spec: &OAuth2Spec,
     tokens: Option<&TokenSet>,
 ) -> Result<Vec<String>, AuthorizationError> {
-    let mut origins: Vec<String> = if !spec.api_origins.is_empty() {
-        spec.api_origins
-            .iter()
-            .map(|o| o.ascii_serialization())
-            .collect()
-    } else {
-        profile
-            .request
-            .as_ref()
-            .and_then(|r| r.static_origin())
-            .or_else(|| {
-                let base = url::Url::parse(spec.api_base.as_deref()?).ok()?;
-                Some(base.origin())
-            })
-            .map(|o| vec![o.ascii_serialization()])
-            .unwrap_or_default()
-    };
+    let mut origins = configured_origins(profile, &spec.api_origins, spec.api_base.as_deref());
     let from_token = spec
         .api_host_field
         .as_ref()

@@ -572,6 +572,23 @@ fn resolve_auth(raw: &RawAuth, c: &mut Collector<'_>, sources: &Sources<'_>) -> 
     }
 }
 
+/// `api_origins`: each an http(s) origin, or an error at `key`.
+fn origins(c: &mut Collector<'_>, key: &str, texts: &[String]) -> Vec<url::Origin> {
+    let mut origins = Vec::new();
+    for text in texts {
+        match url::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                origins.push(u.origin())
+            }
+            _ => c.error(
+                key,
+                format!("`{text}` is not an http(s) origin such as https://api.example.com"),
+            ),
+        }
+    }
+    origins
+}
+
 /// The grants a profile may use.
 pub const GRANTS: &[&str] = &[
     "authorization_code",
@@ -778,16 +795,16 @@ fn device_options(
         }
     };
     options.params = raw.params.clone().into_iter().collect();
-    let name = |value: &Option<String>, default: &str| {
-        value.clone().unwrap_or_else(|| default.to_string())
-    };
-    options.user_code_field = name(&raw.user_code_field, "user_code");
-    options.device_code_field = name(&raw.device_code_field, "device_code");
-    options.grant_type = name(
-        &raw.grant_type,
-        "urn:ietf:params:oauth:grant-type:device_code",
-    );
-    options.device_code_param = name(&raw.device_code_param, "device_code");
+    for (written, option) in [
+        (&raw.user_code_field, &mut options.user_code_field),
+        (&raw.device_code_field, &mut options.device_code_field),
+        (&raw.grant_type, &mut options.grant_type),
+        (&raw.device_code_param, &mut options.device_code_param),
+    ] {
+        if let Some(value) = written {
+            *option = value.clone();
+        }
+    }
     if let Some(uri) = &raw.verification_uri {
         match url::Url::parse(uri) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {
@@ -1103,18 +1120,11 @@ fn resolve_oauth2(
             None
         }
     };
-    let mut api_origins = Vec::new();
-    for text in raw.api_origins.iter().flatten() {
-        match url::Url::parse(text) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                api_origins.push(u.origin())
-            }
-            _ => c.error(
-                "auth.oauth2.api_origins",
-                format!("`{text}` is not an http(s) origin such as https://api.example.com"),
-            ),
-        }
-    }
+    let api_origins = origins(
+        c,
+        "auth.oauth2.api_origins",
+        raw.api_origins.as_deref().unwrap_or_default(),
+    );
     let header_template = raw
         .header_template
         .clone()
@@ -1351,18 +1361,7 @@ fn resolve_oauth1(
         ),
         _ => {}
     }
-    let mut api_origins = Vec::new();
-    for text in &raw.api_origins {
-        match url::Url::parse(text) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                api_origins.push(u.origin())
-            }
-            _ => c.error(
-                "auth.oauth1.api_origins",
-                format!("`{text}` is not an http(s) origin such as https://api.example.com"),
-            ),
-        }
-    }
+    let api_origins = origins(c, "auth.oauth1.api_origins", &raw.api_origins);
     Some(OAuth1Spec {
         provider: preset.map(|(id, _)| id),
         consumer_key: consumer_key?,

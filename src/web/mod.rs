@@ -1032,8 +1032,9 @@ async fn authorization_action(
         Ok(()) => {
             let state = state.clone();
             let name = name.to_string();
-            respond(blocking(move || authorization(&state, &name)).await)
-                .unwrap_or_else(|e| match e {})
+            blocking(move || authorization(&state, &name))
+                .await
+                .unwrap_or_else(|e| e.into_response())
         }
         Err(error) => door_error(error),
     }
