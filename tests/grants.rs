@@ -773,8 +773,8 @@ async fn a_profile_url_in_the_token_answer_is_followed_only_to_a_known_origin() 
 #[tokio::test]
 async fn hostile_provider_answers_are_refused_or_ignored() {
     // A verification address that is not http(s) would become a link in the admin's page.
-    let setup = setup(DEVICE_FLOW, "hostile").await;
-    let refused = setup
+    let device = setup(DEVICE_FLOW, "hostile").await;
+    let refused = device
         .engine
         .start_device_authorization("p")
         .await
@@ -783,11 +783,15 @@ async fn hostile_provider_answers_are_refused_or_ignored() {
         .unwrap_or_default();
     assert!(refused.contains("verification_uri"), "{refused}");
     assert!(matches!(
-        setup.status(),
+        device.status(),
         AuthorizationStatus::NeverAuthorized
     ));
     // A profile endpoint answering 2 MB: the authorization stands, without a name.
-    let setup = setup_with_userinfo().await;
+    let setup = setup(
+        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nuserinfo_url = \"{base}/big\"\ndisplay_name_template = \"{name}\"",
+        "",
+    )
+    .await;
     setup
         .engine
         .authorize_without_browser("p")
@@ -797,12 +801,4 @@ async fn hostile_provider_answers_are_refused_or_ignored() {
         panic!("{:?}", setup.status())
     };
     assert_eq!(authorized_as, None);
-}
-
-async fn setup_with_userinfo() -> Setup {
-    setup(
-        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nuserinfo_url = \"{base}/big\"\ndisplay_name_template = \"{name}\"",
-        "",
-    )
-    .await
 }

@@ -87,6 +87,17 @@ impl Peer {
         Peer { child, lines }
     }
 
+    /// Starts a peer that prints `READY <port>` once it listens on 127.0.0.1; with its URL.
+    fn serving(command: Command) -> (Peer, String) {
+        let peer = Peer::spawn(command);
+        let ready = peer.wait_for("READY ", Duration::from_secs(30));
+        let url = format!(
+            "http://127.0.0.1:{}",
+            ready.trim_start_matches("READY ").trim()
+        );
+        (peer, url)
+    }
+
     fn lines(&self) -> Vec<String> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
@@ -187,12 +198,7 @@ fn run_path(client_auth: &str) {
             },
         )
         .env("ACCESS_TTL", "5");
-    let provider = Peer::spawn(provider_command);
-    let ready = provider.wait_for("READY ", Duration::from_secs(30));
-    let provider_url = format!(
-        "http://127.0.0.1:{}",
-        ready.trim_start_matches("READY ").trim()
-    );
+    let (provider, provider_url) = Peer::serving(provider_command);
 
     std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
     let serve = serve_bellhop(dir.path(), bellhop_port);
@@ -394,12 +400,7 @@ fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider
         .env("CC_CLIENT_SECRET", &machine_secret)
         .env("DEVICE_CLIENT_ID", "bellhop-tv")
         .env("ACCESS_TTL", "5");
-    let provider = Peer::spawn(provider_command);
-    let ready = provider.wait_for("READY ", Duration::from_secs(30));
-    let provider_url = format!(
-        "http://127.0.0.1:{}",
-        ready.trim_start_matches("READY ").trim()
-    );
+    let (provider, provider_url) = Peer::serving(provider_command);
 
     // Discovery: the endpoints a profile needs, as `[auth.oauth2]` lines.
     let discovered = Command::new(env!("CARGO_BIN_EXE_bellhop"))
@@ -650,12 +651,7 @@ fn oauth1_against_an_oauthlib_provider_with_every_signature_method() {
         .env("CLIENT_KEY", "bellhop-garmin")
         .env("CLIENT_SECRET", &consumer_secret)
         .env("RSA_PUBLIC_KEY", &public_pem);
-    let provider = Peer::spawn(command);
-    let ready = provider.wait_for("READY ", Duration::from_secs(30));
-    let base = format!(
-        "http://127.0.0.1:{}",
-        ready.trim_start_matches("READY ").trim()
-    );
+    let (provider, base) = Peer::serving(command);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

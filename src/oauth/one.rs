@@ -499,19 +499,21 @@ mod tests {
 
     #[test]
     fn headers_carry_the_protocol_parameters_and_plaintext_is_the_key() {
-        let signer = printer(SignatureMethod::Plaintext);
         let secret = Secret::new("pfkkdhi9sl3r4s00");
-        let header = signer
-            .header_at(
-                "GET",
-                &url("http://photos.example.net/photos"),
-                None,
-                Some(("nnch734d00sl2jdk", &secret)),
-                &[],
-                "n",
-                1,
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
+        let photo_header = |method: SignatureMethod| {
+            printer(method)
+                .header_at(
+                    "GET",
+                    &url("http://photos.example.net/photos"),
+                    None,
+                    Some(("nnch734d00sl2jdk", &secret)),
+                    &[],
+                    "n",
+                    1,
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let header = photo_header(SignatureMethod::Plaintext);
         assert!(
             header.starts_with("OAuth realm=\"Photos\", oauth_consumer_key=\"dpf43f3p2l4k3l03\""),
             "{header}"
@@ -522,17 +524,7 @@ mod tests {
             "{header}"
         );
         assert_eq!(signature_of(&header), "kd94hf93k423kf44&pfkkdhi9sl3r4s00");
-        let sha256 = printer(SignatureMethod::HmacSha256)
-            .header_at(
-                "GET",
-                &url("http://photos.example.net/photos"),
-                None,
-                Some(("nnch734d00sl2jdk", &secret)),
-                &[],
-                "n",
-                1,
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
+        let sha256 = photo_header(SignatureMethod::HmacSha256);
         assert_eq!(
             signature_of(&sha256).len(),
             44,
