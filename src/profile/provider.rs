@@ -59,6 +59,9 @@ pub fn built_in_files() -> impl Iterator<Item = &'static str> {
 /// Largest definition file read, in bytes.
 const MAX_DEFINITION_BYTES: u64 = 256 * 1024;
 
+/// Most definition files read from the user's folder.
+const MAX_USER_DEFINITIONS: usize = 500;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum OAuthVersion {
     #[serde(rename = "2.0")]
@@ -162,6 +165,17 @@ impl ProviderCatalog {
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
         files.sort();
+        if files.len() > MAX_USER_DEFINITIONS {
+            catalog.diagnostics.push(Diagnostic::error(
+                dir,
+                "",
+                format!(
+                    "holds {} definitions; the first {MAX_USER_DEFINITIONS} by name are read",
+                    files.len()
+                ),
+            ));
+            files.truncate(MAX_USER_DEFINITIONS);
+        }
         for file in files {
             match read_definition_file(&file) {
                 Ok(text) => catalog.add(&file, &text, false),
@@ -761,5 +775,23 @@ mod tests {
             .diagnostics
             .iter()
             .any(|d| d.is_error() && d.file.ends_with("github.json")));
+    }
+
+    #[test]
+    fn a_folder_of_too_many_definitions_is_read_only_so_far() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..=MAX_USER_DEFINITIONS {
+            std::fs::write(
+                dir.path().join(format!("p{i:04}.json")),
+                r#"{"token_url": "https://t.example/token", "grants": ["client_credentials"]}"#,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let catalog = ProviderCatalog::load(Some(dir.path()));
+        assert!(catalog.get("p0499").is_some() && catalog.get("p0500").is_none());
+        assert!(catalog
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("first 500")));
     }
 }
