@@ -601,6 +601,71 @@ async fn crossing_triggers_fire_once_per_crossing() {
     assert!(events.get("hot").is_some());
 }
 
+/// Sends one reading to the `probe` listening profile and waits a moment (one at a time:
+/// `retrigger = skip` would drop a firing that comes while one runs).
+async fn send_reading(engine: &std::sync::Arc<bellhop::engine::Engine>, reading: &str) {
+    let profile = engine
+        .listener("/probe")
+        .unwrap_or_else(|| panic!("not listening"));
+    let call = bellhop::engine::listening::IncomingCall {
+        method: bellhop::profile::Method::Post,
+        token: None,
+        input: reading.into(),
+        headers: Default::default(),
+    };
+    let received = engine
+        .receive(profile, call)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(received.record.ok, "{:?}", received.record.errors);
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+}
+
+/// A restart forgets nothing events depend on: a crossing is judged against the value the store
+/// kept (a reading still above the threshold after a restart does not fire again), and the
+/// event's runs are still listed.
+#[tokio::test]
+async fn a_restart_keeps_crossings_and_event_runs() {
+    let ws = Workspace::new();
+    ws.write_profile(
+        "probe",
+        "version = 1\nlisten = \"/probe\"\n[devices]\nroot_names = '\"heat\"'\nvalues = 'ParseNumber(input)'\n",
+    );
+    write_event(
+        &ws,
+        "hot",
+        "[[trigger]]\nprofile = \"probe\"\nroot = \"heat\"\ncompare = \">\"\nto = 25\ncrossing = true\n[[action]]\nset_global = \"hot\"\nvalue = 'GVval(\"hot\", 0) + 1'\n",
+    );
+    {
+        let engine = running_engine(&ws);
+        for reading in ["20", "26"] {
+            send_reading(&engine, reading).await;
+        }
+        assert!(eventually(|| global(&engine, "hot").is_some_and(|g| g.value == 1.0)).await);
+        assert_eq!(engine.automation().history("hot", 10).len(), 1);
+        engine.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        engine.close();
+    }
+    let engine = running_engine(&ws);
+    let runs = engine.automation().history("hot", 10);
+    assert_eq!(runs.len(), 1, "event runs survive a restart");
+    assert_eq!(
+        runs[0].outcome,
+        bellhop::engine::automation::EventOutcome::Ok
+    );
+    assert_eq!(runs[0].trigger, "device");
+    // Still above 25: no crossing, so no run.
+    send_reading(&engine, "27").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(global(&engine, "hot").map(|g| g.value), Some(1.0));
+    assert_eq!(engine.automation().history("hot", 10).len(), 1);
+    // Down and up again: a crossing.
+    for reading in ["24", "30"] {
+        send_reading(&engine, reading).await;
+    }
+    assert!(eventually(|| global(&engine, "hot").is_some_and(|g| g.value == 2.0)).await);
+}
+
 /// An event that names a device no one has is not loaded: the error names the file and key,
 /// and the other events keep working.
 #[tokio::test]

@@ -6,7 +6,7 @@
 
 mod store;
 
-pub use store::{HistoryPoint, HistoryRetention, StoreHealth};
+pub use store::{Book, HistoryPoint, HistoryRetention, StoreHealth};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -136,6 +136,11 @@ pub enum ChangeKind {
 pub struct DeviceChange {
     pub kind: ChangeKind,
     pub device: Device,
+    /// What the device held before an update (value, string), read under the hub's lock: after
+    /// a restart it is the stored state, so a crossing comparison sees the last value kept.
+    /// Not part of records.
+    #[serde(skip)]
+    pub previous: Option<(f64, String)>,
 }
 
 /// How `apply` treats devices that do not exist yet.
@@ -322,6 +327,7 @@ impl DeviceHub {
                         changes.push(DeviceChange {
                             kind: ChangeKind::Created,
                             device,
+                            previous: None,
                         });
                         created_any = true;
                         continue;
@@ -332,17 +338,26 @@ impl DeviceHub {
                     continue;
                 };
                 let value = wanted.value.unwrap_or(device.value);
-                let string = wanted.string.as_deref().unwrap_or(&device.string);
-                if value == device.value && string == device.string {
+                let new_string = wanted
+                    .string
+                    .as_ref()
+                    .filter(|s| **s != device.string)
+                    .cloned();
+                if value == device.value && new_string.is_none() {
                     continue;
                 }
-                device.string = string.to_string();
+                let previous_string = match new_string {
+                    Some(string) => std::mem::replace(&mut device.string, string),
+                    None => device.string.clone(),
+                };
+                let previous = Some((device.value, previous_string));
                 device.value = value;
                 device.changed_at_ms = now;
                 ops.push(WriteOp::Device(device.clone()));
                 changes.push(DeviceChange {
                     kind: ChangeKind::Updated,
                     device: device.clone(),
+                    previous,
                 });
             }
         }
@@ -470,28 +485,31 @@ impl DeviceHub {
         Ok(global)
     }
 
-    /// Appends an opaque record (a run, as JSON) to a profile's journal, keeping the newest `keep`.
-    /// `render` produces the text on the writer thread; `None` skips the record.
+    /// Appends an opaque record (a run, as JSON) to a name's journal in `book`, keeping the
+    /// newest `keep`. `render` produces the text on the writer thread; `None` skips the record.
     pub fn journal(
         &self,
-        profile: &str,
+        book: Book,
+        name: &str,
         render: Box<dyn FnOnce() -> Option<String> + Send>,
         keep: usize,
     ) -> Result<(), StoreError> {
         self.send(WriteOp::Journal {
-            profile: profile.to_string(),
+            book,
+            name: name.to_string(),
             render,
             keep,
         })
     }
 
-    /// The newest journal records, newest first (reads what is committed).
+    /// The newest journal records of `book`, newest first (reads what is committed).
     pub fn read_journal(
         &self,
-        profile: Option<&str>,
+        book: Book,
+        name: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        store::read_journal(&self.path, profile, limit)
+        store::read_journal(&self.path, book, name, limit)
     }
 
     /// A device's recorded changes from `since_ms` on, oldest first, the newest `limit` of them
@@ -523,7 +541,7 @@ impl DeviceHub {
         profile: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        store::read_journal(path, profile, limit)
+        store::read_journal(path, Book::Runs, profile, limit)
     }
 
     /// Commits everything written so far and waits until it is durable.
@@ -745,12 +763,20 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
         let hub = open(dir.path());
         for n in 0..10 {
-            hub.journal("p", Box::new(move || Some(format!("{n}"))), 3)?;
+            hub.journal(Book::Runs, "p", Box::new(move || Some(format!("{n}"))), 3)?;
         }
-        hub.journal("q", Box::new(|| Some("other".into())), 3)?;
+        hub.journal(Book::Runs, "q", Box::new(|| Some("other".into())), 3)?;
+        hub.journal(Book::EventRuns, "p", Box::new(|| Some("event".into())), 3)?;
         hub.flush().await?;
-        assert_eq!(hub.read_journal(Some("p"), 100)?, vec!["9", "8", "7"]);
-        assert_eq!(hub.read_journal(None, 2)?, vec!["other", "9"]);
+        assert_eq!(
+            hub.read_journal(Book::Runs, Some("p"), 100)?,
+            vec!["9", "8", "7"]
+        );
+        assert_eq!(hub.read_journal(Book::Runs, None, 2)?, vec!["other", "9"]);
+        assert_eq!(
+            hub.read_journal(Book::EventRuns, Some("p"), 9)?,
+            vec!["event"]
+        );
         Ok(())
     }
 

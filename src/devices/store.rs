@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS journal (
     record   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS journal_by_profile ON journal (profile, id);
+CREATE TABLE IF NOT EXISTS event_journal (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    event    TEXT NOT NULL,
+    record   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_journal_by_event ON event_journal (event, id);
 CREATE TABLE IF NOT EXISTS device_history (
     id     INTEGER PRIMARY KEY,
     ref    INTEGER NOT NULL,
@@ -87,7 +93,8 @@ pub(crate) enum WriteOp {
     NextRef(u64),
     /// `render` runs on the writer thread, off the caller's path.
     Journal {
-        profile: String,
+        book: Book,
+        name: String,
         render: Box<dyn FnOnce() -> Option<String> + Send>,
         keep: usize,
     },
@@ -263,26 +270,44 @@ pub(crate) fn read_history(
     Ok(points)
 }
 
-/// Reads the newest journal records of a profile (or of all profiles), newest first.
+/// Which journal a record goes to: profile runs, or event runs. Each keeps the newest records
+/// of each name, with the same bounds the in-memory histories have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Book {
+    Runs,
+    EventRuns,
+}
+
+impl Book {
+    /// The table and its name column (fixed texts, never input).
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Book::Runs => ("journal", "profile"),
+            Book::EventRuns => ("event_journal", "event"),
+        }
+    }
+}
+
+/// Reads the newest journal records of a name (or of all names), newest first.
 pub(crate) fn read_journal(
     path: &Path,
-    profile: Option<&str>,
+    book: Book,
+    name: Option<&str>,
     limit: usize,
 ) -> Result<Vec<String>, StoreError> {
+    let (table, column) = book.table();
     let error = sql_error(path);
     let connection = Connection::open(path).map_err(&error)?;
     connection
         .busy_timeout(Duration::from_secs(5))
         .map_err(&error)?;
     let mut statement = connection
-        .prepare(
-            "SELECT record FROM journal WHERE (?1 IS NULL OR profile = ?1) ORDER BY id DESC LIMIT ?2",
-        )
+        .prepare(&format!(
+            "SELECT record FROM {table} WHERE (?1 IS NULL OR {column} = ?1) ORDER BY id DESC LIMIT ?2"
+        ))
         .map_err(&error)?;
     let rows = statement
-        .query_map(params![profile, limit as i64], |row| {
-            row.get::<_, String>(0)
-        })
+        .query_map(params![name, limit as i64], |row| row.get::<_, String>(0))
         .map_err(&error)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(&error)
 }
@@ -301,7 +326,7 @@ struct Batch {
     removed: std::collections::HashSet<u64>,
     globals: HashMap<String, Global>,
     next_ref: Option<u64>,
-    journal: VecDeque<(String, String, usize)>,
+    journal: VecDeque<(Book, String, String, usize)>,
 }
 
 impl Batch {
@@ -501,13 +526,14 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
         drop(queue);
         for op in unrendered {
             if let WriteOp::Journal {
-                profile,
+                book,
+                name,
                 render,
                 keep,
             } = op
             {
                 if let Some(record) = render() {
-                    batch.journal.push_back((profile, record, keep));
+                    batch.journal.push_back((book, name, record, keep));
                 }
             }
         }
@@ -633,23 +659,27 @@ fn commit(
             )
             .map_err(|e| e.to_string())?;
     }
-    let mut journaled: HashMap<&str, usize> = HashMap::new();
-    for (profile, record, keep) in &batch.journal {
+    let mut journaled: HashMap<(Book, &str), usize> = HashMap::new();
+    for (book, name, record, keep) in &batch.journal {
+        let (table, column) = book.table();
         transaction
             .execute(
-                "INSERT INTO journal (profile, record) VALUES (?1, ?2)",
-                params![profile, record],
+                &format!("INSERT INTO {table} ({column}, record) VALUES (?1, ?2)"),
+                params![name, record],
             )
             .map_err(|e| e.to_string())?;
-        journaled.insert(profile, *keep);
+        journaled.insert((*book, name), *keep);
     }
-    // Keep the newest `keep` records of each profile written to in this batch.
-    for (profile, keep) in journaled {
+    // Keep the newest `keep` records of each name written to in this batch.
+    for ((book, name), keep) in journaled {
+        let (table, column) = book.table();
         transaction
             .execute(
-                "DELETE FROM journal WHERE profile = ?1 AND id <= (
-                     SELECT id FROM journal WHERE profile = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                params![profile, keep as i64],
+                &format!(
+                    "DELETE FROM {table} WHERE {column} = ?1 AND id <= (
+                     SELECT id FROM {table} WHERE {column} = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)"
+                ),
+                params![name, keep as i64],
             )
             .map_err(|e| e.to_string())?;
     }

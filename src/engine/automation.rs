@@ -9,11 +9,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bus::{Delivery, HubEvent};
 use super::{Engine, EngineError, HubEnvironment};
-use crate::devices::{Device, Global};
+use crate::devices::Global;
 use crate::event::index::TriggerIndex;
 use crate::event::{Action, Event, EventSet, InputMatcher, OnError, Retrigger, Trigger, Zone};
 use crate::expr::{Document, Expression, Scope, Value};
@@ -37,7 +37,7 @@ const INLINE_MATCHING_BYTES: usize = 4 * 1024;
 const LAG_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// What happened to one step (a condition or an action).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     pub step: String,
     pub ok: bool,
@@ -46,7 +46,7 @@ pub struct StepRecord {
     pub duration_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventOutcome {
     /// Every action ran.
@@ -59,8 +59,8 @@ pub enum EventOutcome {
     Skipped,
 }
 
-/// The record of one event run.
-#[derive(Debug, Clone, Serialize)]
+/// The record of one event run (kept in the store's event journal as this JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventRun {
     pub event: String,
     pub trigger: String,
@@ -143,8 +143,6 @@ pub struct Automation {
     loaded: RwLock<Arc<Loaded>>,
     zone: Zone,
     states: Mutex<HashMap<String, EventState>>,
-    /// Device states last seen, to tell a value change from a string change.
-    last_seen: Mutex<HashMap<u64, (f64, String)>>,
     /// Wakes the scheduler when the events change.
     rescheduled: Arc<tokio::sync::Notify>,
     /// The secret token of each event with a webhook trigger.
@@ -159,7 +157,6 @@ impl Automation {
             loaded: RwLock::new(Loaded::new(events)),
             zone,
             states: Mutex::new(HashMap::new()),
-            last_seen: Mutex::new(HashMap::new()),
             rescheduled: Arc::new(tokio::sync::Notify::new()),
             webhook_tokens: RwLock::new(HashMap::new()),
             scheduled_places: Arc::new(tokio::sync::Semaphore::new(SCHEDULED_AT_ONCE)),
@@ -228,29 +225,56 @@ impl Automation {
         )
     }
 
-    fn remember(&self, run: Arc<EventRun>) {
+    /// How many runs each event keeps: 50, or fewer when there are so many events that the
+    /// budget for all of them would be exceeded (at least one each).
+    fn keep_per_event(events: &EventSet) -> usize {
+        (HISTORY_BUDGET / events.events.len().max(1)).clamp(1, HISTORY_KEEP)
+    }
+
+    /// The run history as the event journal kept it (after a restart), within the same bounds.
+    pub(super) fn restore_history(&self, hub: &crate::devices::DeviceHub) {
+        let events = self.events();
+        let keep = Self::keep_per_event(&events);
+        for (name, event) in &events.events {
+            let records = match hub.read_journal(crate::devices::Book::EventRuns, Some(name), keep)
+            {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::warn!(event = %name, error = %error, "event run history not restored");
+                    continue;
+                }
+            };
+            if records.is_empty() {
+                continue;
+            }
+            // The journal reads newest first; the history keeps oldest first.
+            let runs: VecDeque<Arc<EventRun>> = records
+                .iter()
+                .rev()
+                .filter_map(|text| serde_json::from_str::<EventRun>(text).ok())
+                .map(Arc::new)
+                .collect();
+            self.with_state(name, event.retrigger, |state| state.history = runs);
+        }
+    }
+
+    fn remember(&self, hub: &crate::devices::DeviceHub, run: Arc<EventRun>) {
         let events = self.events();
         let retrigger = events
             .get(&run.event)
             .map_or(Retrigger::Skip, |e| e.retrigger);
-        let keep = (HISTORY_BUDGET / events.events.len().max(1)).clamp(1, HISTORY_KEEP);
+        let keep = Self::keep_per_event(&events);
+        let journaled = run.clone();
+        let render = Box::new(move || serde_json::to_string(&*journaled).ok());
+        if let Err(error) = hub.journal(crate::devices::Book::EventRuns, &run.event, render, keep) {
+            tracing::warn!(event = %run.event, error = %error, "event run not journaled");
+        }
         self.with_state(&run.event.clone(), retrigger, |state| {
             state.history.push_back(run);
             while state.history.len() > keep {
                 state.history.pop_front();
             }
         });
-    }
-
-    /// What changed of a device (value, string) and its value before, when known (and
-    /// remembers the new state).
-    fn device_changed(&self, device: &Device) -> (bool, bool, Option<f64>) {
-        let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = seen.insert(device.reference, (device.value, device.string.clone()));
-        match previous {
-            Some((value, string)) => (value != device.value, string != device.string, Some(value)),
-            None => (true, true, None),
-        }
     }
 }
 
@@ -439,8 +463,16 @@ impl Engine {
         match happened {
             HubEvent::DeviceChanged { change } => {
                 let device = &change.device;
-                let (value_changed, string_changed, previous) =
-                    self.automation.device_changed(device);
+                // What the hub held before (the stored state after a restart), so a crossing
+                // is judged against the last value kept, not against nothing.
+                let (value_changed, string_changed, previous) = match &change.previous {
+                    Some((value, string)) => (
+                        *value != device.value,
+                        *string != device.string,
+                        Some(*value),
+                    ),
+                    None => (true, true, None),
+                };
                 let key = &device.key;
                 let mut input = None;
                 for waiting in index.device(
@@ -505,14 +537,8 @@ impl Engine {
                     return (firings, Some(pending));
                 }
             }
-            HubEvent::DeviceRemoved { device } => {
-                self.automation
-                    .last_seen
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&device.reference);
-            }
-            HubEvent::ProfilesReloaded { .. }
+            HubEvent::DeviceRemoved { .. }
+            | HubEvent::ProfilesReloaded { .. }
             | HubEvent::AuthorizationChanged { .. }
             | HubEvent::EventFinished { .. } => {}
         }
@@ -596,7 +622,7 @@ impl Engine {
             .cloned()
             .ok_or_else(|| EngineError::UnknownEvent(name.to_string()))?;
         let record = |run: Arc<EventRun>| {
-            self.automation.remember(run.clone());
+            self.automation.remember(&self.hub, run.clone());
             self.bus
                 .publish(HubEvent::EventFinished { run: run.clone() });
             run

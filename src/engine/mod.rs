@@ -502,6 +502,7 @@ impl Engine {
     ) -> Engine {
         automation::refuse_unknown_devices(&mut events, &self.hub);
         self.automation = automation::Automation::new(events, zone);
+        self.automation.restore_history(&self.hub);
         self
     }
 
@@ -735,10 +736,12 @@ impl Engine {
     fn remember(&self, profile: &Profile, record: Arc<RunRecord>) {
         let journaled = record.clone();
         let render = Box::new(move || serde_json::to_string(&*journaled).ok());
-        if let Err(error) = self
-            .hub
-            .journal(&profile.name, render, profile.history_keep)
-        {
+        if let Err(error) = self.hub.journal(
+            crate::devices::Book::Runs,
+            &profile.name,
+            render,
+            profile.history_keep,
+        ) {
             tracing::warn!(profile = %profile.name, error = %error, "run not journaled");
         }
         if !record.ok {
@@ -1161,7 +1164,11 @@ fn restore_history(
 ) -> HashMap<String, VecDeque<Arc<RunRecord>>> {
     let mut history = HashMap::new();
     for profile in profiles.profiles.values() {
-        let records = match hub.read_journal(Some(&profile.name), profile.history_keep) {
+        let records = match hub.read_journal(
+            crate::devices::Book::Runs,
+            Some(&profile.name),
+            profile.history_keep,
+        ) {
             Ok(records) => records,
             Err(error) => {
                 tracing::warn!(profile = %profile.name, error = %error, "run history not restored");

@@ -97,7 +97,9 @@ pub enum EvalErrorKind {
     NotFinite,
     #[error("device {0} does not exist")]
     UnknownDevice(u64),
-    #[error("global variable `{0}` does not exist")]
+    #[error(
+        "global variable `{0}` does not exist (give a default for a fresh hub: GVval(\"{0}\", 0))"
+    )]
     UnknownGlobal(String),
     #[error("the {what} would be {size} long, over the limit of {limit}")]
     TooLarge {

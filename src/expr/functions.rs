@@ -146,10 +146,10 @@ pub static FUNCTIONS: &[Function] = &[
         |a, env| Ok(env.token_field(&a[0].to_text()).map(|v| Value::from_json(&v)).unwrap_or(Value::Null))),
     function!("Status", 0, Some(0), "Status()", "The HTTP status code of the response.", Plain,
         |_, env| Ok(env.status().map(|s| Value::Number(f64::from(s))).unwrap_or(Value::Null))),
-    function!("GVval", 1, Some(1), "GVval(\"name\")", "The value of a global variable.", Plain,
-        |a, env| { let name = a[0].to_text(); env.global_value(&name).map(Value::Number).ok_or(EvalErrorKind::UnknownGlobal(name)) }),
-    function!("GVstr", 1, Some(1), "GVstr(\"name\")", "The string of a global variable.", Plain,
-        |a, env| { let name = a[0].to_text(); env.global_string(&name).map(Value::text).ok_or(EvalErrorKind::UnknownGlobal(name)) }),
+    function!("GVval", 1, Some(2), "GVval(\"name\"[, default])", "The value of a global variable. A global that does not exist yet is an error (the expression, and a condition using it, fails and says so), unless a default is given: `GVval(\"away\", 0)` reads 0 on a fresh hub.", Plain,
+        |a, env| { let name = a[0].to_text(); match (env.global_value(&name), a.get(1)) { (Some(v), _) => Ok(Value::Number(v)), (None, Some(default)) => Ok(default.clone()), (None, None) => Err(EvalErrorKind::UnknownGlobal(name)) } }),
+    function!("GVstr", 1, Some(2), "GVstr(\"name\"[, default])", "The string of a global variable; a missing one is an error unless a default is given, as for `GVval`.", Plain,
+        |a, env| { let name = a[0].to_text(); match (env.global_string(&name), a.get(1)) { (Some(v), _) => Ok(Value::text(v)), (None, Some(default)) => Ok(default.clone()), (None, None) => Err(EvalErrorKind::UnknownGlobal(name)) } }),
 ];
 
 /// The function table as a Markdown table (for `profiles/README.md`, kept in step by a test).

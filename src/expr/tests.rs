@@ -103,6 +103,10 @@ fn documented_examples_hold() {
             "South",
         ),
         ("GVval(\"global1\") * 2", "", "8"),
+        ("GVval(\"global1\", 0) * 2", "", "8"),
+        // A global that does not exist yet reads as the default given.
+        ("GVval(\"away\", 0) == 0", "", "true"),
+        ("GVstr(\"away\", \"home\")", "", "home"),
     ];
     for (source, input, expected) in cases {
         assert_eq!(&text_of(source, input), expected, "{source}");
