@@ -241,10 +241,12 @@ impl Drop for Broker {
     }
 }
 
-/// A client that records the last message of every topic it sees.
+/// A client that records the last message of every topic it sees, and every message in the
+/// order it arrived.
 pub(crate) struct Observer {
     client: AsyncClient,
     seen: Arc<Mutex<HashMap<String, (String, bool)>>>,
+    wire: Arc<Mutex<Vec<(String, String, bool)>>>,
 }
 
 impl Observer {
@@ -259,16 +261,18 @@ impl Observer {
                 .unwrap_or_else(|e| panic!("{e}"));
         }
         let seen: Arc<Mutex<HashMap<String, (String, bool)>>> = Arc::default();
-        let record = seen.clone();
+        let wire: Arc<Mutex<Vec<(String, String, bool)>>> = Arc::default();
+        let (record, in_order) = (seen.clone(), wire.clone());
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                        if let Ok(mut wire) = in_order.lock() {
+                            wire.push((p.topic.clone(), payload.clone(), p.retain));
+                        }
                         if let Ok(mut seen) = record.lock() {
-                            seen.insert(
-                                p.topic.clone(),
-                                (String::from_utf8_lossy(&p.payload).into_owned(), p.retain),
-                            );
+                            seen.insert(p.topic.clone(), (payload, p.retain));
                         }
                     }
                     Ok(_) => {}
@@ -276,7 +280,30 @@ impl Observer {
                 }
             }
         });
-        Observer { client, seen }
+        Observer { client, seen, wire }
+    }
+
+    /// Where on the wire the last message on `topic` that `holds` came (its position among
+    /// everything received), if one did.
+    fn position(&self, topic: &str, holds: impl Fn(&str) -> bool) -> Option<usize> {
+        self.wire
+            .lock()
+            .ok()?
+            .iter()
+            .rposition(|(t, payload, _)| t == topic && holds(payload))
+    }
+
+    /// Every message received on `topic`, in order, with its retain flag.
+    fn messages(&self, topic: &str) -> Vec<(String, bool)> {
+        self.wire
+            .lock()
+            .map(|wire| {
+                wire.iter()
+                    .filter(|(t, ..)| t == topic)
+                    .map(|(_, payload, retain)| (payload.clone(), *retain))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn get(&self, topic: &str) -> Option<(String, bool)> {
@@ -560,7 +587,8 @@ async fn devices_and_commands_meet_a_real_broker() {
     observer.forget(&config_topic);
     publish("homeassistant/status".into(), b"online".to_vec(), false).await;
     observer.wait_for(&config_topic, |p| !p.is_empty()).await;
-    // A deleted device's entity goes (an empty retained config), and its retained state.
+    // A deleted device's entity goes (an empty retained config), then its retained state: in
+    // that order on the wire, so Home Assistant never reads an empty state as a value.
     engine
         .remove_device(reference)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -568,6 +596,279 @@ async fn devices_and_commands_meet_a_real_broker() {
     observer
         .wait_for("bellhop/user/email/state", str::is_empty)
         .await;
+    let config_cleared = observer.position(&config_topic, str::is_empty);
+    let state_cleared = observer.position("bellhop/user/email/state", str::is_empty);
+    assert!(
+        config_cleared.is_some() && config_cleared < state_cleared,
+        "the config must be cleared before the state: {config_cleared:?} vs {state_cleared:?}"
+    );
+}
+
+/// A thermostat whose root only carries features, with a settable setpoint (a `number`) and
+/// mode (a `text`), a profile with a button, an event with a button and one without.
+const THERMO_PROFILE: &str = r#"version = 1
+listen = "/thermo"
+
+[[device]]
+name = '"Thermo"'
+[[device.feature]]
+name = '"temperature"'
+value = 'ParseNumber(Query(input, "t"))'
+[[device.feature]]
+name = '"setpoint"'
+value = 'ParseNumber(Query(input, "s"))'
+[[device.feature]]
+name = '"mode"'
+string = 'Query(input, "m")'
+
+[devices.units]
+temperature = "°C"
+setpoint = "°C"
+[devices.settable]
+setpoint = { min = 5, max = 30, step = 0.5, mode = "slider" }
+mode = { kind = "text", max = 16 }
+"#;
+
+/// Home Assistant controls: buttons run actions and fire events, settable devices are `number`
+/// and `text` entities set through their command topic (and their change fires events), every
+/// event run is published for HA's `event` entity, the bridge has its connectivity entity, a
+/// root without a value of its own is a device only, and whole numbers are integers.
+#[tokio::test]
+async fn home_assistant_controls_meet_a_real_broker() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let port = free_port();
+    let _broker = Broker::start(port);
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
+    ws.write_profile("thermo", THERMO_PROFILE);
+    ws.write_profile(
+        "hidden",
+        &format!(
+            "home_assistant_button = false\n{}",
+            profile_text(&stub.url("/user"), EMAIL_DEVICE)
+        ),
+    );
+    let engine = ws.running_engine(&[
+        (
+            "too-warm",
+            "[[trigger]]\nprofile = \"thermo\"\nroot = \"Thermo\"\nfeature = \"setpoint\"\ncompare = \">\"\nto = 25\n[[action]]\nset_global = \"alert\"\nstring = '\"set to \" + input'\n",
+        ),
+        (
+            "quiet",
+            "home_assistant_button = false\nconditions = ['GVval(\"never\", 0) == 1']\n[[trigger]]\nwebhook = true\n[[action]]\nwait = \"1ms\"\n",
+        ),
+    ]);
+    let observer = Observer::connect(port, "observer", &["bellhop/#", "homeassistant/#"]).await;
+    let _bridge =
+        bellhop::mqtt::start(&engine, bridge_config(port)).unwrap_or_else(|e| panic!("{e}"));
+    let thermo = engine
+        .listener("/thermo")
+        .unwrap_or_else(|| panic!("not listening"));
+    let call = bellhop::engine::listening::IncomingCall {
+        method: bellhop::profile::Method::Get,
+        token: None,
+        input: "t=21.0&s=20&m=heat".into(),
+        headers: Default::default(),
+    };
+    let received = engine
+        .receive(thermo, call)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(received.record.ok, "{:?}", received.record.errors);
+    let reference = |feature: Option<&str>| {
+        engine
+            .devices()
+            .into_iter()
+            .find(|d| d.key.root == "Thermo" && d.key.feature.as_deref() == feature)
+            .map(|d| d.reference)
+            .unwrap_or_else(|| panic!("no Thermo {feature:?}: {:?}", engine.devices()))
+    };
+    let (root, temperature, setpoint, mode) = (
+        reference(None),
+        reference(Some("temperature")),
+        reference(Some("setpoint")),
+        reference(Some("mode")),
+    );
+    let config = |component: &str, name: &str| {
+        format!("homeassistant/{component}/bellhop-test/{name}/config")
+    };
+    let json = |text: String| -> serde_json::Value {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+
+    // Whole numbers are integers on the wire.
+    let state = observer
+        .wait_for("bellhop/thermo/Thermo/temperature/state", |p| !p.is_empty())
+        .await;
+    assert!(state.contains("\"value\":21}"), "{state}");
+    let sensor = json(
+        observer
+            .wait_for(&config("sensor", &temperature.to_string()), |p| {
+                !p.is_empty()
+            })
+            .await,
+    );
+    validate_sensor_config(&sensor);
+    assert_eq!(sensor["def_ent_id"], "sensor.thermo_temperature");
+    // The setpoint is a number, the mode a text, both commanded on their set topic.
+    let number = json(
+        observer
+            .wait_for(&config("number", &setpoint.to_string()), |p| !p.is_empty())
+            .await,
+    );
+    assert_eq!(number["cmd_t"], format!("bellhop/device/{setpoint}/set"));
+    assert_eq!(
+        (
+            number["min"].as_f64(),
+            number["max"].as_f64(),
+            number["step"].as_f64()
+        ),
+        (Some(5.0), Some(30.0), Some(0.5))
+    );
+    assert_eq!(number["unit_of_meas"], "°C");
+    assert_eq!(number["def_ent_id"], "number.thermo_setpoint");
+    let text = json(
+        observer
+            .wait_for(&config("text", &mode.to_string()), |p| !p.is_empty())
+            .await,
+    );
+    assert_eq!(text["cmd_t"], format!("bellhop/device/{mode}/set"));
+    assert_eq!(text["max"], 16);
+    // The bridge's own device and its connectivity.
+    let bridge = json(
+        observer
+            .wait_for(&config("binary_sensor", "bridge_connectivity"), |p| {
+                !p.is_empty()
+            })
+            .await,
+    );
+    assert_eq!(bridge["dev_cla"], "connectivity");
+    assert_eq!(bridge["pl_on"], "online");
+    // Buttons: the user profile's, the too-warm event's; none for the profile and event that
+    // opt out, nor for a listening profile.
+    let run_button = json(
+        observer
+            .wait_for(&config("button", "profile_user_run"), |p| !p.is_empty())
+            .await,
+    );
+    assert_eq!(run_button["cmd_t"], "bellhop/action/user/run");
+    let fire_button = json(
+        observer
+            .wait_for(&config("button", "event_too-warm_fire"), |p| !p.is_empty())
+            .await,
+    );
+    assert_eq!(fire_button["cmd_t"], "bellhop/event/too-warm/run");
+    let quiet = json(
+        observer
+            .wait_for(&config("event", "event_quiet_run"), |p| !p.is_empty())
+            .await,
+    );
+    assert_eq!(quiet["stat_t"], "bellhop/event/quiet/outcome");
+    for (component, name) in [
+        ("button", "event_quiet_fire".to_string()),
+        ("button", "profile_hidden_run".to_string()),
+        ("button", "profile_thermo_run".to_string()),
+        ("sensor", root.to_string()),
+    ] {
+        let topic = config(component, &name);
+        assert!(
+            observer
+                .get(&topic)
+                .is_none_or(|(payload, _)| payload.is_empty()),
+            "{topic} should have no config: {:?}",
+            observer.get(&topic)
+        );
+    }
+
+    // Pressing the user profile's button runs its action.
+    observer
+        .client
+        .publish("bellhop/action/user/run", QoS::AtLeastOnce, false, "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    observer
+        .wait_for("bellhop/action/user/result", |p| p.contains("\"ok\":true"))
+        .await;
+    assert_eq!(engine.history(Some("user"), 5).len(), 1);
+    // Setting the number sets the device, and the change fires the event, whose outcome is
+    // published (not retained) for HA's event entity.
+    observer
+        .client
+        .publish(
+            format!("bellhop/device/{setpoint}/set"),
+            QoS::AtLeastOnce,
+            false,
+            "26.5",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = json(
+        observer
+            .wait_for("bellhop/event/too-warm/outcome", |p| !p.is_empty())
+            .await,
+    );
+    assert_eq!(outcome["event_type"], "finished");
+    assert_eq!(outcome["trigger"], "device");
+    assert!(observer
+        .messages("bellhop/event/too-warm/outcome")
+        .iter()
+        .all(|(_, retained)| !retained));
+    assert_eq!(engine.device(setpoint).map(|d| d.value), Some(26.5));
+    assert!(engine
+        .globals()
+        .iter()
+        .any(|g| g.name == "alert" && g.string == "set to 26.5"));
+    // A text takes its payload as text, even when it reads as a number; too long is refused.
+    observer
+        .client
+        .publish(
+            format!("bellhop/device/{mode}/set"),
+            QoS::AtLeastOnce,
+            false,
+            "42",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    observer
+        .wait_for(&format!("bellhop/device/{mode}/result"), |p| {
+            p.contains("\"string\":\"42\"")
+        })
+        .await;
+    assert_eq!(
+        engine.device(mode).map(|d| (d.value, d.string)),
+        Some((0.0, "42".into()))
+    );
+    observer
+        .client
+        .publish(
+            format!("bellhop/device/{mode}/set"),
+            QoS::AtLeastOnce,
+            false,
+            "x".repeat(17),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    observer
+        .wait_for(&format!("bellhop/device/{mode}/result"), |p| {
+            p.contains("error")
+        })
+        .await;
+    assert_eq!(engine.device(mode).map(|d| d.string), Some("42".into()));
+    // The quiet event, fired by hand: its conditions are false, and HA hears so.
+    observer
+        .client
+        .publish("bellhop/event/quiet/run", QoS::AtLeastOnce, false, "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = json(
+        observer
+            .wait_for("bellhop/event/quiet/outcome", |p| !p.is_empty())
+            .await,
+    );
+    assert_eq!(outcome["event_type"], "conditions_false");
 }
 
 /// The broker restarts (losing every retained message) while devices change: afterwards it
@@ -621,7 +922,7 @@ async fn a_broker_restart_loses_nothing() {
     for device in &devices {
         let topic = format!("bellhop/many/{}/state", device.key.root);
         observer
-            .wait_for(&topic, |p| p.contains("\"value\":10.0"))
+            .wait_for(&topic, |p| p.contains("\"value\":10}"))
             .await;
         observer
             .wait_for(

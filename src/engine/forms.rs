@@ -245,6 +245,8 @@ pub static EVENT_FORM: FormSchema = FormSchema {
         field("retrigger", "When it fires while running", Select, "Event")
             .choices(&[("", "skip (default)"), ("skip", "skip"), ("queue", "queue"), ("parallel", "run in parallel")]),
         field("max_per_second", "Most firings a second", Number, "Event").placeholder("20"),
+        field("home_assistant_button", "Button in Home Assistant", Boolean, "Event")
+            .help("With MQTT discovery, Home Assistant shows a button that fires this event (on unless unticked)."),
     ],
     lists: &[
         ListSpec {

@@ -38,6 +38,8 @@ pub struct Event {
     pub retrigger: Retrigger,
     /// Firings a second before more are refused as a trigger loop.
     pub max_per_second: u32,
+    /// Whether Home Assistant is offered a button that fires this event.
+    pub home_assistant_button: bool,
 }
 
 /// Firings of one event a second, unless its file says otherwise.

@@ -16,6 +16,8 @@ pub struct RawEvent {
     pub retrigger: Option<String>,
     /// Firings a second before more are refused as a trigger loop (default 20).
     pub max_per_second: Option<u32>,
+    /// Whether Home Assistant gets a button that fires this event (default yes).
+    pub home_assistant_button: Option<bool>,
     #[serde(default)]
     pub trigger: Vec<RawTrigger>,
     /// Expressions that must all be true.

@@ -198,6 +198,7 @@ fn resolve(raw: RawEvent, c: &mut Collector<'_>, profiles: &ProfileSet) -> Optio
         on_error: on_error?,
         retrigger: retrigger?,
         max_per_second,
+        home_assistant_button: raw.home_assistant_button.unwrap_or(true),
     })
 }
 

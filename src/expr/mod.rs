@@ -109,6 +109,15 @@ impl Expression {
         })
     }
 
+    /// The text of an expression that is a literal and nothing else (`"Hall"`): a name a
+    /// loader can check without running anything. `None` when the value is computed.
+    pub fn literal_text(&self) -> Option<String> {
+        match &self.root.kind {
+            NodeKind::Literal(value) => Some(value.to_text()),
+            _ => None,
+        }
+    }
+
     /// Whether the expression reads `input` anywhere.
     pub fn reads_input(&self) -> bool {
         let mut reads = false;

@@ -342,6 +342,31 @@ async fn run_command(
             Err(e) => error(e.to_string()),
         },
         topics::Command::SetDevice(reference) => {
+            let settable = engine.device(*reference).and_then(|device| {
+                let profiles = engine.profiles();
+                let profile = profiles.get(&device.key.profile)?;
+                profile
+                    .mapping
+                    .settable_of(&device.key.root, device.key.feature.as_deref())
+                    .cloned()
+            });
+            // A settable text takes the payload as it is ("42" is a text there, not a number).
+            if let Some(crate::profile::Settable::Text { max, .. }) = settable {
+                if text.chars().count() > usize::from(max) {
+                    return error(format!(
+                        "the text is longer than this device's {max} characters: nothing was set"
+                    ));
+                }
+                return match engine
+                    .set_device(*reference, None, Some(text.to_string()))
+                    .await
+                {
+                    Ok(device) => {
+                        json!({ "ref": device.reference, "value": topics::number(device.value), "string": device.string })
+                    }
+                    Err(e) => error(e.to_string()),
+                };
+            }
             let (value, string) = match serde_json::from_str::<serde_json::Value>(text) {
                 Ok(serde_json::Value::Number(n)) => (n.as_f64(), None),
                 Ok(serde_json::Value::Object(fields)) => (
@@ -355,7 +380,7 @@ async fn run_command(
             };
             match engine.set_device(*reference, value, string).await {
                 Ok(device) => {
-                    json!({ "ref": device.reference, "value": device.value, "string": device.string })
+                    json!({ "ref": device.reference, "value": topics::number(device.value), "string": device.string })
                 }
                 Err(e) => error(e.to_string()),
             }
@@ -363,9 +388,75 @@ async fn run_command(
     }
 }
 
+/// What the publisher has told the broker in this session, and what is still to tell.
+#[derive(Default)]
+struct Published {
+    dirty_devices: HashSet<u64>,
+    dirty_globals: HashSet<String>,
+    dirty_profiles: HashSet<String>,
+    /// Deleted devices whose discovery configs, then retained state, are still to be cleared.
+    removed: Vec<Device>,
+    /// Profiles and events deleted by a reload, whose configs are still to be cleared.
+    gone_profiles: Vec<String>,
+    gone_events: Vec<String>,
+    /// Profiles and events whose configs were published in this session.
+    announced_profiles: HashSet<String>,
+    announced_events: HashSet<String>,
+    /// The profiles and events loaded at the last reload (to tell which went away).
+    known_profiles: HashSet<String>,
+    known_events: HashSet<String>,
+    /// How each device was announced in this session (`None`: as an HA device only).
+    announced: HashMap<u64, Option<topics::Platform>>,
+    /// Devices announced at least once since the process started: the first time, the configs
+    /// of the other platforms are cleared (what an older version or another setting left).
+    ever_announced: HashSet<u64>,
+    bridge_announced: bool,
+    /// Everything to be published again (a new session, Home Assistant's birth, a reload).
+    everything: bool,
+}
+
+impl Published {
+    fn pending(&self) -> bool {
+        !(self.dirty_devices.is_empty()
+            && self.removed.is_empty()
+            && self.gone_profiles.is_empty()
+            && self.gone_events.is_empty()
+            && self.dirty_globals.is_empty()
+            && self.dirty_profiles.is_empty()
+            && !self.everything)
+    }
+
+    /// Forgets what was announced: the next round announces everything again.
+    fn announce_again(&mut self) {
+        self.announced.clear();
+        self.announced_profiles.clear();
+        self.announced_events.clear();
+        self.bridge_announced = false;
+        self.everything = true;
+    }
+
+    /// After a reload: profiles and events no longer loaded get their configs cleared.
+    fn reloaded(&mut self, engine: &Engine) {
+        let profiles: HashSet<String> = engine.profiles().profiles.keys().cloned().collect();
+        let events: HashSet<String> = engine
+            .automation()
+            .events()
+            .events
+            .keys()
+            .cloned()
+            .collect();
+        self.gone_profiles
+            .extend(self.known_profiles.difference(&profiles).cloned());
+        self.gone_events
+            .extend(self.known_events.difference(&events).cloned());
+        self.known_profiles = profiles;
+        self.known_events = events;
+    }
+}
+
 /// Publishes what changed, the latest state of each device once, and everything again after a
-/// (re)connect or Home Assistant's birth message. Never blocks the bus: a full client queue
-/// leaves things dirty for the next round.
+/// (re)connect, Home Assistant's birth message or a reload. Never blocks the bus: a full client
+/// queue leaves things dirty for the next round.
 async fn run_publisher(
     engine: std::sync::Weak<Engine>,
     client: Link,
@@ -374,52 +465,54 @@ async fn run_publisher(
     mut connections: tokio::sync::watch::Receiver<(u64, bool)>,
     republish: Arc<tokio::sync::Notify>,
 ) {
-    let mut dirty_devices: HashSet<u64> = HashSet::new();
-    let mut dirty_globals: HashSet<String> = HashSet::new();
-    let mut dirty_profiles: HashSet<String> = HashSet::new();
-    // Deleted devices whose retained state and config are still to be cleared.
-    let mut removed: Vec<Device> = Vec::new();
-    let mut announced_profiles: HashSet<String> = HashSet::new();
-    // Whether each device's discovery config announced text (true) or a number.
-    let mut announced: HashMap<u64, bool> = HashMap::new();
-    let mut everything = false;
+    let mut state = Published::default();
+    if let Some(engine) = engine.upgrade() {
+        state.reloaded(&engine);
+    }
     let mut connected = false;
     // Authorization health changes with time alone (a token nears its expiry): looked at again
     // every minute.
     let mut health_check = tokio::time::interval(Duration::from_secs(60));
     loop {
-        let retry = !(dirty_devices.is_empty()
-            && removed.is_empty()
-            && dirty_globals.is_empty()
-            && dirty_profiles.is_empty()
-            && !everything);
+        let retry = state.pending();
         tokio::select! {
             delivery = subscription.next() => match delivery {
-                                Delivery::Event(HubEvent::DeviceChanged { change }) => {
-                    dirty_devices.insert(change.device.reference);
+                Delivery::Event(HubEvent::DeviceChanged { change }) => {
+                    state.dirty_devices.insert(change.device.reference);
                 }
                 Delivery::Event(HubEvent::DeviceRemoved { device }) => {
-                    dirty_devices.remove(&device.reference);
-                    announced.remove(&device.reference);
-                    removed.push(device);
+                    state.dirty_devices.remove(&device.reference);
+                    state.announced.remove(&device.reference);
+                    state.removed.push(device);
                 }
                 Delivery::Event(HubEvent::GlobalChanged { global }) => {
-                    dirty_globals.insert(global.name.clone());
+                    state.dirty_globals.insert(global.name.clone());
                 }
                 Delivery::Event(HubEvent::RunFinished { run }) => {
-                    dirty_profiles.insert(run.profile.clone());
+                    state.dirty_profiles.insert(run.profile.clone());
                 }
                 Delivery::Event(HubEvent::AuthorizationChanged { profile }) => {
-                    dirty_profiles.insert(profile);
+                    state.dirty_profiles.insert(profile);
                 }
-                Delivery::Event(HubEvent::ProfilesReloaded { .. }) => {
-                    if let (true, Some(engine)) = (connected, engine.upgrade()) {
-                        subscribe(&client, &config, &engine);
+                Delivery::Event(HubEvent::EventFinished { run }) => {
+                    // A moment, not a state: published now or never (never retained, so a
+                    // reconnecting Home Assistant does not see it fire again).
+                    if connected && config.discovery_prefix.is_some() {
+                        publish_outcome(&client, &config, &run);
                     }
                     continue;
                 }
-                Delivery::Event(_) => continue,
-                Delivery::Resync { .. } => everything = true,
+                Delivery::Event(HubEvent::ProfilesReloaded { .. }) => {
+                    if let Some(engine) = engine.upgrade() {
+                        if connected {
+                            subscribe(&client, &config, &engine);
+                        }
+                        // Buttons, units and settable devices may have changed with the files.
+                        state.reloaded(&engine);
+                        state.announce_again();
+                    }
+                }
+                Delivery::Resync { .. } => state.everything = true,
                 Delivery::Closed => return,
             },
             changed = connections.changed() => {
@@ -429,21 +522,17 @@ async fn run_publisher(
                 connected = connections.borrow_and_update().1;
                 if connected {
                     // A new session: the broker may have lost everything retained.
-                    announced.clear();
-                    announced_profiles.clear();
-                    everything = true;
+                    state.announce_again();
                 }
             }
             () = republish.notified() => {
                 // Home Assistant just started: its entities wait for configs, then states.
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                announced.clear();
-                announced_profiles.clear();
-                everything = true;
+                state.announce_again();
             }
             _ = health_check.tick() => {
                 if let Some(engine) = engine.upgrade() {
-                    dirty_profiles.extend(
+                    state.dirty_profiles.extend(
                         engine
                             .profiles()
                             .profiles
@@ -461,55 +550,167 @@ async fn run_publisher(
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        if everything {
-            if client
-                .try_publish(config.bridge_state_topic(), 1, true, "online")
-                .is_err()
-            {
-                continue;
-            }
-            dirty_devices.extend(engine.devices().iter().map(|d| d.reference));
-            dirty_globals.extend(engine.globals().into_iter().map(|g| g.name));
-            dirty_profiles.extend(engine.profiles().profiles.keys().cloned());
-            everything = false;
+        if publish_round(&engine, &client, &config, &mut state)
+            .await
+            .is_err()
+        {
+            // The client's queue is full: what is left stays dirty for the next round.
+            continue;
         }
-        // A deleted device leaves no retained state and, for Home Assistant, no entity.
-        while let Some(device) = removed.last() {
-            let discovery = config.discovery_prefix.as_ref().map(|prefix| {
-                topics::discovery_config(&config, prefix, device, Default::default()).0
-            });
-            let cleared = client
-                .try_publish(
-                    topics::state_topic(&config.base_topic, device),
-                    1,
-                    true,
-                    Vec::new(),
-                )
-                .and_then(|()| match &discovery {
-                    Some(topic) => client.try_publish(topic.clone(), 1, true, Vec::new()),
-                    None => Ok(()),
-                });
-            if cleared.is_err() {
-                break;
+    }
+}
+
+/// The client's queue was full: stop this round, keep what is left for the next.
+struct QueueFull;
+
+fn send(
+    client: &Link,
+    topic: String,
+    qos: u8,
+    retain: bool,
+    payload: impl Into<Vec<u8>>,
+) -> Result<(), QueueFull> {
+    client
+        .try_publish(topic, qos, retain, payload)
+        .map_err(|_| QueueFull)
+}
+
+/// One round of publishing: the bridge's availability and its HA device, removals, profiles,
+/// events, devices and globals, in that order.
+async fn publish_round(
+    engine: &Arc<Engine>,
+    client: &Link,
+    config: &BridgeConfig,
+    state: &mut Published,
+) -> Result<(), QueueFull> {
+    if state.everything {
+        send(client, config.bridge_state_topic(), 1, true, "online")?;
+        state
+            .dirty_devices
+            .extend(engine.devices().iter().map(|d| d.reference));
+        state
+            .dirty_globals
+            .extend(engine.globals().into_iter().map(|g| g.name));
+        state
+            .dirty_profiles
+            .extend(engine.profiles().profiles.keys().cloned());
+        state.everything = false;
+    }
+    if let Some(prefix) = &config.discovery_prefix {
+        if !state.bridge_announced {
+            for (topic, payload) in topics::bridge_configs(config, prefix) {
+                send(client, topic, 1, true, payload.to_string())?;
             }
-            removed.pop();
+            state.bridge_announced = true;
         }
-        publish_profiles(
-            &engine,
-            &client,
-            &config,
-            &mut dirty_profiles,
-            &mut announced_profiles,
-        )
-        .await;
-        publish_dirty(
-            &engine,
-            &client,
-            &config,
-            &mut dirty_devices,
-            &mut dirty_globals,
-            &mut announced,
-        );
+        clear_gone(client, config, prefix, state)?;
+        publish_events(engine, client, config, prefix, state)?;
+    }
+    // A deleted device leaves no entity and no retained state. Its configs go first: Home
+    // Assistant, still subscribed to its state, would otherwise read the empty state as a
+    // broken value.
+    while let Some(device) = state.removed.last() {
+        if let Some(prefix) = &config.discovery_prefix {
+            for component in topics::Platform::ALL {
+                let topic =
+                    topics::device_config_topic(config, prefix, component, device.reference);
+                send(client, topic, 1, true, Vec::new())?;
+            }
+        }
+        send(
+            client,
+            topics::state_topic(&config.base_topic, device),
+            1,
+            true,
+            Vec::new(),
+        )?;
+        state.removed.pop();
+    }
+    publish_profiles(engine, client, config, state).await?;
+    publish_dirty(engine, client, config, state)
+}
+
+/// Clears the configs of profiles and events a reload removed.
+fn clear_gone(
+    client: &Link,
+    config: &BridgeConfig,
+    prefix: &str,
+    state: &mut Published,
+) -> Result<(), QueueFull> {
+    while let Some(name) = state.gone_profiles.last() {
+        for topic in topics::profile_config_topics(config, prefix, name) {
+            send(client, topic, 1, true, Vec::new())?;
+        }
+        state.announced_profiles.remove(name);
+        state.gone_profiles.pop();
+    }
+    while let Some(name) = state.gone_events.last() {
+        for topic in topics::event_config_topics(config, prefix, name) {
+            send(client, topic, 1, true, Vec::new())?;
+        }
+        state.announced_events.remove(name);
+        state.gone_events.pop();
+    }
+    Ok(())
+}
+
+/// Each loaded event's HA device: its `event` entity and, unless it opts out, its button.
+fn publish_events(
+    engine: &Engine,
+    client: &Link,
+    config: &BridgeConfig,
+    prefix: &str,
+    state: &mut Published,
+) -> Result<(), QueueFull> {
+    let events = engine.automation().events();
+    for (name, event) in &events.events {
+        if state.announced_events.contains(name) {
+            continue;
+        }
+        let button = topics::offers_button(config, name, event.home_assistant_button);
+        let configs = topics::event_configs(config, prefix, name, button);
+        let [_, button_topic] = topics::event_config_topics(config, prefix, name);
+        if !button {
+            send(client, button_topic, 1, true, Vec::new())?;
+        }
+        for (topic, payload) in configs {
+            send(client, topic, 1, true, payload.to_string())?;
+        }
+        state.announced_events.insert(name.clone());
+    }
+    Ok(())
+}
+
+/// An event run's outcome for Home Assistant's `event` entity: `{"event_type": …}` with when,
+/// why and how long, never retained.
+fn publish_outcome(
+    client: &Link,
+    config: &BridgeConfig,
+    run: &crate::engine::automation::EventRun,
+) {
+    use crate::engine::automation::EventOutcome;
+    let event_type = match run.outcome {
+        EventOutcome::Ok => "finished",
+        EventOutcome::Failed => "failed",
+        EventOutcome::ConditionsFalse => "conditions_false",
+        EventOutcome::Skipped => "skipped",
+    };
+    let mut payload = json!({
+        "event_type": event_type,
+        "trigger": run.trigger,
+        "started_at": run.started_at,
+        "duration_ms": run.duration_ms,
+    });
+    if let (Some(reason), Some(fields)) = (&run.reason, payload.as_object_mut()) {
+        fields.insert("reason".into(), json!(reason));
+    }
+    if let Err(error) = client.try_publish(
+        topics::event_outcome_topic(&config.base_topic, &run.event),
+        config.qos,
+        false,
+        payload.to_string(),
+    ) {
+        tracing::debug!(event = %run.event, error = %error, "an event run's outcome was not published");
     }
 }
 
@@ -519,28 +720,31 @@ async fn publish_profiles(
     engine: &Arc<Engine>,
     client: &Link,
     config: &BridgeConfig,
-    dirty: &mut HashSet<String>,
-    announced: &mut HashSet<String>,
-) {
-    let names: Vec<String> = dirty.iter().cloned().collect();
+    state: &mut Published,
+) -> Result<(), QueueFull> {
+    let names: Vec<String> = state.dirty_profiles.iter().cloned().collect();
     let profiles = engine.profiles();
     for name in names {
         let Some(profile) = profiles.get(&name) else {
-            dirty.remove(&name);
+            state.dirty_profiles.remove(&name);
             continue;
         };
         let oauth = matches!(profile.auth, crate::profile::AuthSpec::OAuth2(_));
         if let Some(prefix) = &config.discovery_prefix {
-            if !announced.contains(&name) {
-                for (topic, payload) in topics::profile_configs(config, prefix, &name, oauth) {
-                    if client
-                        .try_publish(topic, 1, true, payload.to_string())
-                        .is_err()
-                    {
-                        return;
-                    }
+            if !state.announced_profiles.contains(&name) {
+                // A listening profile has no action to run.
+                let button = profile.listen.is_none()
+                    && topics::offers_button(config, &name, profile.home_assistant_button);
+                if !button {
+                    let topic = topics::profile_button_topic(config, prefix, &name);
+                    send(client, topic, 1, true, Vec::new())?;
                 }
-                announced.insert(name.clone());
+                for (topic, payload) in
+                    topics::profile_configs(config, prefix, &name, oauth, button)
+                {
+                    send(client, topic, 1, true, payload.to_string())?;
+                }
+                state.announced_profiles.insert(name.clone());
             }
         }
         let last = engine.history(Some(&name), 1).into_iter().next();
@@ -554,17 +758,13 @@ async fn publish_profiles(
             None => json!({ "state": "never run" }),
         };
         let base = &config.base_topic;
-        if client
-            .try_publish(
-                topics::profile_topic(base, &name, "last_run"),
-                config.qos,
-                true,
-                last_run.to_string(),
-            )
-            .is_err()
-        {
-            return;
-        }
+        send(
+            client,
+            topics::profile_topic(base, &name, "last_run"),
+            config.qos,
+            true,
+            last_run.to_string(),
+        )?;
         if oauth {
             let (reader, profile_name) = (engine.clone(), name.clone());
             let status =
@@ -572,44 +772,61 @@ async fn publish_profiles(
                     .await
                     .ok()
                     .and_then(Result::ok);
-            let health = match status {
-                Some(crate::engine::authorization::AuthorizationStatus::Authorized {
-                    expiring,
-                    expires_at,
-                    ..
-                }) => json!({
-                    "state": if expiring { "expiring" } else { "authorized" },
-                    "expires_at": expires_at,
-                }),
-                Some(crate::engine::authorization::AuthorizationStatus::NeedsReauthorization {
-                    reason,
-                })
-                | Some(crate::engine::authorization::AuthorizationStatus::Failed { reason }) => {
-                    json!({
-                        "state": "needs_reauthorization",
-                        "reason": reason,
-                    })
-                }
-                Some(crate::engine::authorization::AuthorizationStatus::AwaitingUser {
-                    ..
-                }) => json!({ "state": "awaiting_user" }),
-                Some(crate::engine::authorization::AuthorizationStatus::NeverAuthorized) | None => {
-                    json!({ "state": "never_authorized" })
-                }
-            };
-            if client
-                .try_publish(
-                    topics::profile_topic(base, &name, "authorization"),
-                    config.qos,
-                    true,
-                    health.to_string(),
-                )
-                .is_err()
-            {
-                return;
-            }
+            send(
+                client,
+                topics::profile_topic(base, &name, "authorization"),
+                config.qos,
+                true,
+                authorization_health(status).to_string(),
+            )?;
         }
-        dirty.remove(&name);
+        state.dirty_profiles.remove(&name);
+    }
+    Ok(())
+}
+
+/// An OAuth2 profile's authorization as its HA entity shows it (never a token).
+fn authorization_health(
+    status: Option<crate::engine::authorization::AuthorizationStatus>,
+) -> serde_json::Value {
+    use crate::engine::authorization::AuthorizationStatus;
+    match status {
+        Some(AuthorizationStatus::Authorized {
+            expiring,
+            expires_at,
+            ..
+        }) => json!({
+            "state": if expiring { "expiring" } else { "authorized" },
+            "expires_at": expires_at,
+        }),
+        Some(AuthorizationStatus::NeedsReauthorization { reason })
+        | Some(AuthorizationStatus::Failed { reason }) => json!({
+            "state": "needs_reauthorization",
+            "reason": reason,
+        }),
+        Some(AuthorizationStatus::AwaitingUser { .. }) => json!({ "state": "awaiting_user" }),
+        Some(AuthorizationStatus::NeverAuthorized) | None => {
+            json!({ "state": "never_authorized" })
+        }
+    }
+}
+
+/// How the profile that made a device describes it (the default when it is gone).
+fn description_of<'a>(
+    profiles: &'a crate::profile::ProfileSet,
+    device: &Device,
+) -> topics::Description<'a> {
+    let Some(profile) = profiles.get(&device.key.profile) else {
+        return topics::Description::default();
+    };
+    let mapping = &profile.mapping;
+    let feature = device.key.feature.as_deref();
+    let (unit, device_class) = mapping.description_of(&device.key.root, feature);
+    topics::Description {
+        unit,
+        device_class,
+        settable: mapping.settable_of(&device.key.root, feature),
+        own_value: feature.is_some() || mapping.root_has_own_value(&device.key.root),
     }
 }
 
@@ -617,55 +834,28 @@ fn publish_dirty(
     engine: &Engine,
     client: &Link,
     config: &BridgeConfig,
-    dirty_devices: &mut HashSet<u64>,
-    dirty_globals: &mut HashSet<String>,
-    announced: &mut HashMap<u64, bool>,
-) {
-    let devices: Vec<u64> = dirty_devices.iter().copied().collect();
+    state: &mut Published,
+) -> Result<(), QueueFull> {
+    let devices: Vec<u64> = state.dirty_devices.iter().copied().collect();
+    let profiles = engine.profiles();
     for reference in devices {
         let Some(device) = engine.device(reference) else {
-            dirty_devices.remove(&reference);
+            state.dirty_devices.remove(&reference);
             continue;
         };
-        let text = !device.string.is_empty();
         if let Some(prefix) = &config.discovery_prefix {
-            if announced.get(&reference) != Some(&text) {
-                let profiles = engine.profiles();
-                let description = profiles
-                    .get(&device.key.profile)
-                    .map(|profile| {
-                        let (unit, device_class) = profile
-                            .mapping
-                            .description_of(&device.key.root, device.key.feature.as_deref());
-                        topics::Description { unit, device_class }
-                    })
-                    .unwrap_or_default();
-                let (topic, payload) =
-                    topics::discovery_config(config, prefix, &device, description);
-                if client
-                    .try_publish(topic, 1, true, payload.to_string())
-                    .is_err()
-                {
-                    return;
-                }
-                announced.insert(reference, text);
-            }
+            announce_device(client, config, prefix, state, &profiles, &device)?;
         }
-        let payload = state_payload(&device);
-        if client
-            .try_publish(
-                topics::state_topic(&config.base_topic, &device),
-                config.qos,
-                true,
-                payload.to_string(),
-            )
-            .is_err()
-        {
-            return;
-        }
-        dirty_devices.remove(&reference);
+        send(
+            client,
+            topics::state_topic(&config.base_topic, &device),
+            config.qos,
+            true,
+            state_payload(&device).to_string(),
+        )?;
+        state.dirty_devices.remove(&reference);
     }
-    let globals: Vec<String> = dirty_globals.iter().cloned().collect();
+    let globals: Vec<String> = state.dirty_globals.iter().cloned().collect();
     let known: HashMap<String, Global> = if globals.is_empty() {
         HashMap::new()
     } else {
@@ -678,24 +868,60 @@ fn publish_dirty(
     for name in globals {
         if let Some(global) = known.get(&name) {
             let payload = json!({
-                "value": global.value,
+                "value": topics::number(global.value),
                 "string": global.string,
                 "last_change": topics::time_text(global.changed_at_ms),
             });
-            if client
-                .try_publish(
-                    topics::global_topic(&config.base_topic, &name),
-                    config.qos,
-                    true,
-                    payload.to_string(),
-                )
-                .is_err()
-            {
-                return;
-            }
+            send(
+                client,
+                topics::global_topic(&config.base_topic, &name),
+                config.qos,
+                true,
+                payload.to_string(),
+            )?;
         }
-        dirty_globals.remove(&name);
+        state.dirty_globals.remove(&name);
     }
+    Ok(())
+}
+
+/// Announces a device to Home Assistant when how it is shown changed (or was never said in
+/// this session): the config of the platform it had is cleared first.
+fn announce_device(
+    client: &Link,
+    config: &BridgeConfig,
+    prefix: &str,
+    state: &mut Published,
+    profiles: &crate::profile::ProfileSet,
+    device: &Device,
+) -> Result<(), QueueFull> {
+    let reference = device.reference;
+    let description = description_of(profiles, device);
+    let platform = topics::platform_of(device, &description);
+    let before = state.announced.get(&reference).copied();
+    if before == Some(platform) {
+        return Ok(());
+    }
+    let first = !state.ever_announced.contains(&reference);
+    for component in topics::Platform::ALL {
+        let had = match before {
+            Some(Some(old)) => old.component() == component,
+            _ => first,
+        };
+        let keeps = platform.is_some_and(|p| p.component() == component);
+        if had && !keeps {
+            let topic = topics::device_config_topic(config, prefix, component, reference);
+            send(client, topic, 1, true, Vec::new())?;
+        }
+    }
+    if let Some(platform) = platform {
+        let (topic, payload) =
+            topics::discovery_config(config, prefix, device, platform, description);
+        send(client, topic, 1, true, payload.to_string())?;
+    }
+    state.announced.insert(reference, platform);
+    state.ever_announced.insert(reference);
+    Ok(())
 }
 
 /// Publishes MQTT profiles' actions for the engine.
@@ -717,14 +943,14 @@ impl crate::engine::MessageOutbox for Outbox {
     }
 }
 
-/// A device's state message.
+/// A device's state message (a whole value as an integer).
 pub fn state_payload(device: &Device) -> serde_json::Value {
     json!({
         "ref": device.reference,
         "profile": device.key.profile,
         "root": device.key.root,
         "feature": device.key.feature,
-        "value": device.value,
+        "value": topics::number(device.value),
         "string": device.string,
         "last_change": topics::time_text(device.changed_at_ms),
     })

@@ -45,6 +45,8 @@ pub struct Profile {
     pub request_plan: Arc<ExtractionPlan>,
     /// How many run records to keep.
     pub history_keep: usize,
+    /// Whether Home Assistant is offered a button that runs this profile's action.
+    pub home_assistant_button: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -348,9 +350,51 @@ pub struct DeviceMapping {
     pub units: BTreeMap<String, String>,
     /// Home Assistant device classes by device name.
     pub device_classes: BTreeMap<String, String>,
+    /// Devices a hub may set, by device name.
+    pub settable: BTreeMap<String, Settable>,
+}
+
+/// How a hub may set a device (Home Assistant shows a `number` or a `text` entity for it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settable {
+    Number {
+        min: f64,
+        max: f64,
+        step: f64,
+        /// `auto`, `box` or `slider`.
+        mode: &'static str,
+    },
+    Text {
+        /// Longest text, in characters (at most 255, as Home Assistant keeps).
+        max: u16,
+        pattern: Option<String>,
+    },
 }
 
 impl DeviceMapping {
+    /// How a device (by its feature's name, or its root's) may be set, when the profile says.
+    pub fn settable_of(&self, root: &str, feature: Option<&str>) -> Option<&Settable> {
+        self.settable.get(feature.unwrap_or(root))
+    }
+
+    /// Whether a root device has a value or string of its own, or only carries features (a
+    /// `Thermo` whose `temperature` and `mode` hold the data). Judged from the rules that can
+    /// name this root: those with a literal name equal to it, and those whose name is computed.
+    /// A root no rule can name is taken to have a value (it was set some other way).
+    pub fn root_has_own_value(&self, root: &str) -> bool {
+        let mut matching = self.roots.iter().filter(|rule| {
+            rule.name
+                .literal_text()
+                .is_none_or(|literal| literal == root)
+        });
+        let mut any = false;
+        let own = matching.any(|rule| {
+            any = true;
+            rule.value.is_some() || rule.string.is_some() || rule.features.is_empty()
+        });
+        own || !any
+    }
+
     /// The unit and device class a device (by its feature's name, or its root's) is described
     /// with, when the profile says.
     pub fn description_of(

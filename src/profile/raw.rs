@@ -25,6 +25,8 @@ pub struct RawProfile {
     pub device: Vec<RawDevice>,
     #[serde(default)]
     pub history: RawHistory,
+    /// Whether Home Assistant gets a button that runs this profile's action (default yes).
+    pub home_assistant_button: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -352,6 +354,21 @@ pub struct RawDevices {
     /// Home Assistant device classes by device name (`temperature`, `humidity`, …).
     #[serde(default)]
     pub device_classes: BTreeMap<String, String>,
+    /// Devices a hub may set, by device name: a number (with its range) or a text.
+    #[serde(default)]
+    pub settable: BTreeMap<String, RawSettable>,
+}
+
+/// How a settable device is set: `kind = "number"` (the default; `min`, `max`, `step`, `mode`)
+/// or `kind = "text"` (`max` characters, `pattern`).
+#[derive(Debug, Deserialize, Default)]
+pub struct RawSettable {
+    pub kind: Option<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub step: Option<f64>,
+    pub mode: Option<String>,
+    pub pattern: Option<String>,
 }
 
 /// The list form: one `[[device]]` per root, features nested.

@@ -151,6 +151,7 @@ fn resolve(raw: RawProfile, c: &mut Collector<'_>, sources: &Sources<'_>) -> Opt
         response_plan: plan.shared(),
         request_plan: request_plan.shared(),
         history_keep,
+        home_assistant_button: raw.home_assistant_button.unwrap_or(true),
     })
 }
 
@@ -1557,6 +1558,13 @@ fn resolve_mapping(raw: &RawProfile, c: &mut Collector<'_>) -> DeviceMapping {
             );
         }
     }
+    let settable = devices
+        .settable
+        .iter()
+        .filter_map(|(name, raw)| {
+            resolve_settable(raw, &format!("devices.settable.{name}"), c).map(|s| (name.clone(), s))
+        })
+        .collect();
     DeviceMapping {
         locked: devices.locked,
         affect,
@@ -1564,6 +1572,126 @@ fn resolve_mapping(raw: &RawProfile, c: &mut Collector<'_>) -> DeviceMapping {
         from_list: !raw.device.is_empty(),
         units: devices.units.clone(),
         device_classes: devices.device_classes.clone(),
+        settable,
+    }
+}
+
+/// Longest `pattern` of a settable text, in bytes.
+const MAX_SETTABLE_PATTERN_BYTES: usize = 255;
+
+/// One `[devices.settable]` entry, checked against what Home Assistant accepts (so a config is
+/// never refused there): a number's `min < max` and `step ≥ 0.001`, a text's `max ≤ 255` and a
+/// pattern that compiles.
+fn resolve_settable(
+    raw: &super::raw::RawSettable,
+    key: &str,
+    c: &mut Collector<'_>,
+) -> Option<super::Settable> {
+    let finite = |c: &mut Collector<'_>, field: &str, value: Option<f64>, default: f64| match value
+    {
+        Some(v) if !v.is_finite() => {
+            c.error(&format!("{key}.{field}"), "must be a finite number");
+            None
+        }
+        Some(v) => Some(v),
+        None => Some(default),
+    };
+    match raw.kind.as_deref().unwrap_or("number") {
+        "number" => {
+            if raw.pattern.is_some() {
+                c.error(
+                    &format!("{key}.pattern"),
+                    "`pattern` is for `kind = \"text\"`",
+                );
+            }
+            let min = finite(c, "min", raw.min, 0.0)?;
+            let max = finite(c, "max", raw.max, 100.0)?;
+            let step = finite(c, "step", raw.step, 1.0)?;
+            if min >= max {
+                c.error(
+                    &format!("{key}.max"),
+                    format!("`max` ({max}) must be above `min` ({min})"),
+                );
+                return None;
+            }
+            if step < 0.001 {
+                c.error(&format!("{key}.step"), "`step` is at least 0.001");
+                return None;
+            }
+            let mode = match raw.mode.as_deref().unwrap_or("auto") {
+                "auto" => "auto",
+                "box" => "box",
+                "slider" => "slider",
+                other => {
+                    c.error(
+                        &format!("{key}.mode"),
+                        format!("unknown mode `{other}`: auto, box or slider"),
+                    );
+                    return None;
+                }
+            };
+            Some(super::Settable::Number {
+                min,
+                max,
+                step,
+                mode,
+            })
+        }
+        "text" => {
+            if raw.min.is_some() || raw.step.is_some() || raw.mode.is_some() {
+                c.error(
+                    key,
+                    "a settable text takes `max` (characters) and `pattern` only",
+                );
+                return None;
+            }
+            let max = match raw.max {
+                None => 255,
+                Some(max) if max.fract() == 0.0 && (1.0..=255.0).contains(&max) => max as u16,
+                Some(_) => {
+                    c.error(
+                        &format!("{key}.max"),
+                        "a text's `max` is a whole number of characters from 1 to 255",
+                    );
+                    return None;
+                }
+            };
+            if let Some(pattern) = &raw.pattern {
+                let compiled = (pattern.len() <= MAX_SETTABLE_PATTERN_BYTES).then(|| {
+                    regex::RegexBuilder::new(pattern)
+                        .size_limit(1 << 20)
+                        .build()
+                });
+                match compiled {
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => {
+                        c.error(
+                            &format!("{key}.pattern"),
+                            format!("not a valid pattern: {error}"),
+                        );
+                        return None;
+                    }
+                    None => {
+                        c.error(
+                            &format!("{key}.pattern"),
+                            format!("a pattern is at most {MAX_SETTABLE_PATTERN_BYTES} bytes"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(super::Settable::Text {
+                max,
+                pattern: raw.pattern.clone(),
+            })
+        }
+        other => {
+            c.error(
+                &format!("{key}.kind"),
+                format!("unknown kind `{other}`: number or text"),
+            );
+            None
+        }
     }
 }
 
