@@ -11,6 +11,7 @@ mod events;
 mod fuzz;
 mod grants;
 mod hardening;
+mod home_assistant;
 mod listening;
 mod mqtt;
 mod oauth;

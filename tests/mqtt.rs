@@ -606,7 +606,7 @@ async fn devices_and_commands_meet_a_real_broker() {
 
 /// A thermostat whose root only carries features, with a settable setpoint (a `number`) and
 /// mode (a `text`), a profile with a button, an event with a button and one without.
-const THERMO_PROFILE: &str = r#"version = 1
+pub(crate) const THERMO_PROFILE: &str = r#"version = 1
 listen = "/thermo"
 
 [[device]]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 const SETUP: &str = "bash .ci/run (it runs `apt-get install -y chromium nodejs npm` and `npm ci --prefix tests/peers`)";
 
-fn peers_dir() -> PathBuf {
+pub(crate) fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
 
@@ -41,7 +41,7 @@ fn peers_ready() -> bool {
     )
 }
 
-struct Peer {
+pub(crate) struct Peer {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
@@ -54,7 +54,7 @@ impl Drop for Peer {
 }
 
 impl Peer {
-    fn spawn(mut command: Command) -> Peer {
+    pub(crate) fn spawn(mut command: Command) -> Peer {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -87,6 +87,23 @@ impl Peer {
         Peer { child, lines }
     }
 
+    /// Closes the peer's standard input (a peer that stops on it stops cleanly) and waits for it
+    /// to exit, at most `within`.
+    pub(crate) fn finish(mut self, within: Duration) {
+        drop(self.child.stdin.take());
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the peer did not stop within {within:?}; output:\n{}",
+            self.lines().join("\n")
+        );
+    }
+
     /// Starts a peer that prints `READY <port>` once it listens on 127.0.0.1; with its URL.
     fn serving(command: Command) -> (Peer, String) {
         let peer = Peer::spawn(command);
@@ -98,11 +115,11 @@ impl Peer {
         (peer, url)
     }
 
-    fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    fn wait_for(&self, needle: &str, within: Duration) -> String {
+    pub(crate) fn wait_for(&self, needle: &str, within: Duration) -> String {
         let started = Instant::now();
         loop {
             if let Some(line) = self.lines().into_iter().find(|l| l.contains(needle)) {
@@ -153,11 +170,16 @@ fn run_in_chromium(
 
 /// The real `bellhop serve` on 127.0.0.1:`port` over the folders of `dir`, once it serves.
 fn serve_bellhop(dir: &Path, port: u16) -> Peer {
+    serve_bellhop_with(dir, port, "")
+}
+
+/// `bellhop serve` as [`serve_bellhop`], with more settings (TOML tables) in its plugin.toml.
+pub(crate) fn serve_bellhop_with(dir: &Path, port: u16, more: &str) -> Peer {
     let config = dir.join("plugin.toml");
     std::fs::write(
         &config,
         format!(
-            "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}\"\n[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nevents_dir = \"{d}/events\"\nsecrets_file = \"{d}/data/secrets.toml\"\n[oauth]\nkey_file = \"{d}/key/token.key\"\n",
+            "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}\"\n[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nevents_dir = \"{d}/events\"\nsecrets_file = \"{d}/data/secrets.toml\"\n[oauth]\nkey_file = \"{d}/key/token.key\"\n{more}",
             d = dir.display()
         ),
     )
