@@ -49,7 +49,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check plugin.toml and every profile; list every problem.
+    /// Check plugin.toml, every profile and every event; list every problem (exit 1 when a
+    /// profile or event has errors, 2 when plugin.toml itself is wrong).
     Check,
     /// Evaluate an expression (the sandbox).
     Eval {
@@ -207,14 +208,41 @@ fn engine_limits(settings: &Settings) -> bellhop::engine::EngineLimits {
     }
 }
 
+/// The profile folder (with the vault, so secrets saved from the UI resolve) and the events
+/// loaded against it: the one way `serve`, `check` and `events` load them.
+fn load_folders(
+    settings: &Settings,
+    vault: Option<Arc<tokens::TokenStore>>,
+) -> (
+    ProfileSource,
+    bellhop::profile::ProfileSet,
+    bellhop::event::EventSet,
+) {
+    let mut source = profile_source(settings).with_events_dir(settings.paths.events_dir.clone());
+    if let Some(vault) = vault {
+        source = source.with_vault(vault);
+    }
+    let profiles = source.load();
+    let events = bellhop::event::load_dir(&settings.paths.events_dir, &profiles);
+    (source, profiles, events)
+}
+
+/// The vault for a command that only reads: when it cannot be opened, said, and the secrets
+/// saved from the UI go unchecked.
+fn vault_for_reading(settings: &Settings) -> Option<Arc<tokens::TokenStore>> {
+    match token_store(settings) {
+        Ok(store) => Some(store),
+        Err(error) => {
+            println!("warning: the encrypted store cannot be opened ({error:#}); secrets saved from the UI are not checked");
+            None
+        }
+    }
+}
+
 fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     let hub = open_hub(settings)?;
     let store = token_store(settings)?;
-    let source = profile_source(settings)
-        .with_vault(store.clone())
-        .with_events_dir(settings.paths.events_dir.clone());
-    let set = source.load();
-    let events = bellhop::event::load_dir(&settings.paths.events_dir, &set);
+    let (source, set, events) = load_folders(settings, Some(store.clone()));
     for diagnostic in set.diagnostics.iter().chain(&events.diagnostics) {
         tracing::warn!("{diagnostic}");
     }
@@ -829,15 +857,7 @@ fn print_run(record: &RunRecord) {
 }
 
 fn check(settings: &Settings) -> ExitCode {
-    let source = match token_store(settings) {
-        Ok(store) => profile_source(settings).with_vault(store),
-        Err(error) => {
-            println!("warning: the encrypted store cannot be opened ({error:#}); secrets saved from the UI are not checked");
-            profile_source(settings)
-        }
-    };
-    let set = source.load();
-    let events = bellhop::event::load_dir(&settings.paths.events_dir, &set);
+    let (_, set, events) = load_folders(settings, vault_for_reading(settings));
     let diagnostics: Vec<_> = set.diagnostics.iter().chain(&events.diagnostics).collect();
     for diagnostic in &diagnostics {
         println!("{diagnostic}");
@@ -861,8 +881,7 @@ fn check(settings: &Settings) -> ExitCode {
 /// `bellhop events`: each event, its triggers, and the next time its schedules fire.
 fn list_events(settings: &Settings) -> ExitCode {
     use bellhop::event::{Trigger, Zone};
-    let profiles = profile_source(settings).load();
-    let events = bellhop::event::load_dir(&settings.paths.events_dir, &profiles);
+    let (_, _, events) = load_folders(settings, vault_for_reading(settings));
     for diagnostic in &events.diagnostics {
         println!("{diagnostic}");
     }

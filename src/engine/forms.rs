@@ -63,6 +63,9 @@ pub struct ListSpec {
     /// `(kind, label, the TOML key that marks an item of that kind)`.
     pub kinds: &'static [(&'static str, &'static str, &'static str)],
     pub fields: &'static [Field],
+    /// Keys only a file sets (the form cannot show them); in the reference, not the form.
+    #[serde(skip)]
+    pub file_only: &'static [Field],
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +74,9 @@ pub struct FormSchema {
     pub fields: &'static [Field],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub lists: &'static [ListSpec],
+    /// Keys only a file sets (the form cannot show them); in the reference, not the form.
+    #[serde(skip)]
+    pub file_only: &'static [Field],
 }
 
 const fn field(
@@ -215,6 +221,7 @@ pub static PROFILE_FORM: FormSchema = FormSchema {
         field("strings", "Strings", Expression, "Devices").toml("devices.strings"),
     ],
     lists: &[],
+    file_only: &[],
 };
 
 const INPUT: &[&str] = &["input"];
@@ -237,14 +244,17 @@ pub static EVENT_FORM: FormSchema = FormSchema {
     fields: &[
         field("name", "Name", Text, "Event").help("The file's name; saving under another name renames it."),
         field("description", "Description", Text, "Event"),
-        field("enabled", "Enabled", Boolean, "Event"),
+        field("enabled", "Enabled", Boolean, "Event").help("false: the event is loaded and listed but never runs (a firing is recorded as skipped). Default true."),
         field("conditions", "Conditions", Lines, "Event")
             .help("Expressions, one per line; all must be true (devices valNNN/strNNN, globals, input)."),
         field("on_error", "When an action fails", Select, "Event")
+            .help("stop: the actions after a failed one do not run; continue: they do. The run is `failed` either way.")
             .choices(&[("", "stop (default)"), ("stop", "stop"), ("continue", "continue with the next")]),
         field("retrigger", "When it fires while running", Select, "Event")
+            .help("skip: the new firing is recorded as skipped; queue: it waits (10 at most); parallel: it runs beside (4 at most).")
             .choices(&[("", "skip (default)"), ("skip", "skip"), ("queue", "queue"), ("parallel", "run in parallel")]),
-        field("max_per_second", "Most firings a second", Number, "Event").placeholder("20"),
+        field("max_per_second", "Most firings a second", Number, "Event").placeholder("20")
+            .help("Firings beyond this in one second are refused as a loop and recorded (1 to 10000)."),
         field("home_assistant_button", "Button in Home Assistant", Boolean, "Event")
             .help("With MQTT discovery, Home Assistant shows a button that fires this event (on unless unticked)."),
     ],
@@ -263,24 +273,24 @@ pub static EVENT_FORM: FormSchema = FormSchema {
                 ("error", "A profile fails", "error"),
             ],
             fields: &[
-                field("every", "Every", Text, "").when("kind", &["every"]).placeholder("30s, 5m, 1h30m"),
+                field("every", "Every", Text, "").when("kind", &["every"]).placeholder("30s, 5m, 1h30m").help("An interval: `ms`, `s`, `m`, `h`, `d`, combined (`1h30m`)."),
                 field("cron", "Cron", Text, "").when("kind", &["cron"]).placeholder("0 7 * * mon-fri").help("Five fields (minute … weekday) or six (seconds first), in the configured time zone."),
-                field("input", "Profile", Text, "").when("kind", INPUT),
+                field("input", "Profile", Text, "").when("kind", INPUT).help("The profile whose input (its response, or what it received) is matched."),
                 field("text", "Text", Text, "").when("kind", INPUT).help("The string matcher: this text…"),
                 field("position", "At position", Number, "").when("kind", INPUT).help("…at this 1-based position (0: anywhere)."),
                 field("expression", "Expression", Expression, "").when("kind", INPUT).help("The expression matcher: true fires."),
                 field("number", "Number index", Number, "").when("kind", INPUT).help("The number matcher: the k-th number (0-based) compared with `to`."),
                 field("onoff", "On/off word", Select, "").when("kind", INPUT).choices(&[("", "(none)"), ("on", "on"), ("off", "off")]),
                 field("index", "On/off index", Number, "").when("kind", INPUT),
-                field("profile", "Profile", Text, "").when("kind", DEVICE),
-                field("root", "Root device", Text, "").when("kind", DEVICE),
-                field("feature", "Feature", Text, "").when("kind", DEVICE),
+                field("profile", "Profile", Text, "").when("kind", DEVICE).help("The profile that makes the device."),
+                field("root", "Root device", Text, "").when("kind", DEVICE).help("The root device's name, as the profile makes it (`Hall`)."),
+                field("feature", "Feature", Text, "").when("kind", DEVICE).help("A feature of that root (`temperature`); without it, the root itself."),
                 field("changes", "Changes of", Select, "").when("kind", DEVICE).choices(&[("", "value or string"), ("value", "the value"), ("string", "the string"), ("any", "either")]),
                 field("compare", "Compared", Select, "").when("kind", INPUT_OR_DEVICE).choices(COMPARISONS),
                 field("to", "To", Number, "").when("kind", INPUT_OR_DEVICE),
-                field("crossing", "Only when it crosses into the comparison", Boolean, "").when("kind", DEVICE),
-                field("global", "Global", Text, "").when("kind", &["global"]),
-                field("error", "Profile (* for any)", Text, "").when("kind", &["error"]),
+                field("crossing", "Only when it crosses into the comparison", Boolean, "").when("kind", DEVICE).help("Fire when the value starts to compare so (the value before did not, also across restarts), not on every change while it holds. Needs `compare` and `to`."),
+                field("global", "Global", Text, "").when("kind", &["global"]).help("Fire when this global variable changes; `input` is its new value or string."),
+                field("error", "Profile (* for any)", Text, "").when("kind", &["error"]).help("Fire when this profile's run fails; `input` is the error message."),
                 field("class", "Error class", Select, "").when("kind", &["error"]).choices(&[
                     ("", "any"),
                     ("connection", "connection"),
@@ -289,6 +299,13 @@ pub static EVENT_FORM: FormSchema = FormSchema {
                     ("expression", "expression"),
                     ("malformed_response", "malformed response"),
                 ]),
+            ],
+            // The form writes these through the kind (`startup = true`, `webhook = true`) or
+            // cannot show them (a device by reference).
+            file_only: &[
+                field("startup", "At startup", Boolean, "").when("kind", &["startup"]).help("`true`: fire once when `serve` starts."),
+                field("webhook", "Webhook URL", Boolean, "").when("kind", &["webhook"]).help("`true`: the event gets a URL with a secret token; calling it fires the event (answered 202 Accepted: the run goes on after the answer)."),
+                field("device", "Device reference", Number, "").when("kind", DEVICE).help("Instead of `profile` and `root`: the device by its reference (an unknown one is a load error)."),
             ],
         },
         ListSpec {
@@ -309,11 +326,82 @@ pub static EVENT_FORM: FormSchema = FormSchema {
                 field("value", "Value (expression)", Expression, "").when("kind", SET),
                 field("string", "String (expression)", Expression, "").when("kind", SET),
                 field("wait", "Wait", Text, "").when("kind", &["wait"]).placeholder("500ms, 5s, 1m"),
-                field("event", "Event", Text, "").when("kind", &["event"]),
+                field("event", "Event", Text, "").when("kind", &["event"]).help("Runs another event (8 levels deep at most); `input` passes on."),
             ],
+            file_only: &[],
         },
     ],
+    file_only: &[
+        field("version", "Format version", Number, "Event").help("The event format's version: 1 (the default)."),
+    ],
 };
+
+/// One Markdown table row per field: key, kind, where it applies, what it does.
+fn reference_rows(out: &mut String, fields: &[Field], list: Option<&ListSpec>) {
+    for field in fields {
+        let applies = match (field.when, list) {
+            (Some((_, kinds)), Some(list)) => kinds
+                .iter()
+                .map(|kind| {
+                    list.kinds
+                        .iter()
+                        .find(|(k, ..)| k == kind)
+                        .map_or_else(|| format!("`{kind}`"), |(_, label, _)| label.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => "all".to_string(),
+        };
+        let mut what = field.label.to_string();
+        if !field.help.is_empty() {
+            what = format!("{what}. {}", field.help);
+        }
+        let choices: Vec<String> = field
+            .choices
+            .iter()
+            .filter(|(value, _)| !value.is_empty())
+            .map(|(value, _)| format!("`{value}`"))
+            .collect();
+        if !choices.is_empty() {
+            what = format!("{what} One of {}.", choices.join(", "));
+        }
+        let kind = format!("{:?}", field.kind).to_lowercase();
+        let kind = match field.kind {
+            FieldKind::Expression => "expression".to_string(),
+            FieldKind::Lines => "list of texts".to_string(),
+            FieldKind::LongText => "text".to_string(),
+            FieldKind::Select => "text (choice)".to_string(),
+            _ => kind,
+        };
+        out.push_str(&format!(
+            "| `{}` | {kind} | {applies} | {} |\n",
+            field.key,
+            what.replace('|', "\\|")
+        ));
+    }
+}
+
+/// The event file reference (Markdown tables of every key a file may hold), made from the schema
+/// the forms use: printed in `events/README.md` and kept in step by a test.
+pub fn event_reference_markdown() -> String {
+    let form = &EVENT_FORM;
+    let mut out = String::from("#### Top-level keys\n\n| key | kind | applies to | what it does |\n| --- | --- | --- | --- |\n");
+    reference_rows(&mut out, form.fields, None);
+    reference_rows(&mut out, form.file_only, None);
+    for list in form.lists {
+        out.push_str(&format!(
+            "\n#### `[[{}]]`: {}\n\nEach `[[{}]]` is one of these kinds, told by the key it holds:\n\n| kind | marked by |\n| --- | --- |\n",
+            list.key, list.label, list.key
+        ));
+        for (_, label, marker) in list.kinds {
+            out.push_str(&format!("| {label} | `{marker}` |\n"));
+        }
+        out.push_str("\n| key | kind | applies to | what it does |\n| --- | --- | --- | --- |\n");
+        reference_rows(&mut out, list.fields, Some(list));
+        reference_rows(&mut out, list.file_only, Some(list));
+    }
+    out
+}
 
 /// The form of one event file: its name and each field as the file writes it.
 pub type EventForm = Map<String, Json>;
@@ -707,6 +795,75 @@ pub fn schemas_with_providers(providers: &[(String, String)]) -> serde_json::Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deserializer that only learns the field names a struct asks for.
+    struct FieldNames<'a>(&'a mut Vec<&'static str>);
+
+    impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("only struct fields are read"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.extend_from_slice(fields);
+            Err(serde::de::Error::custom("fields read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    fn keys_of<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+        let mut names = Vec::new();
+        let _ = T::deserialize(FieldNames(&mut names));
+        names.sort_unstable();
+        names
+    }
+
+    fn described(fields: &[&[Field]]) -> Vec<&'static str> {
+        let mut keys: Vec<&str> = fields
+            .iter()
+            .flat_map(|f| f.iter())
+            .map(|f| f.key)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// The event reference (and the form) name every key an event file may hold, and no other:
+    /// a key added to the file format without a word in the schema fails here.
+    #[test]
+    fn the_event_schema_describes_every_key_of_an_event_file() {
+        use crate::event::raw::{RawAction, RawEvent, RawTrigger};
+        let lists = |key: &str| {
+            EVENT_FORM
+                .lists
+                .iter()
+                .find(|l| l.key == key)
+                .map(|l| described(&[l.fields, l.file_only]))
+                .unwrap_or_default()
+        };
+        let mut top = described(&[EVENT_FORM.fields, EVENT_FORM.file_only]);
+        top.extend(EVENT_FORM.lists.iter().map(|l| l.key));
+        top.sort_unstable();
+        assert_eq!(keys_of::<RawEvent>(), top);
+        assert_eq!(keys_of::<RawTrigger>(), lists("trigger"));
+        assert_eq!(keys_of::<RawAction>(), lists("action"));
+    }
 
     /// One description: the profile schema lists exactly the editor form's fields.
     #[test]

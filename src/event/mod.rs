@@ -9,7 +9,7 @@
 
 pub mod index;
 pub mod matcher;
-mod raw;
+pub(crate) mod raw;
 mod resolve;
 pub mod schedule;
 

@@ -117,6 +117,55 @@ fn profile_exists(c: &mut Collector<'_>, key: &str, name: &str, profiles: &Profi
     }
 }
 
+/// Warns when a device trigger names a device its profile does not make (a trigger that can
+/// never fire), or says that it cannot be checked when the profile computes its names.
+fn device_named(
+    c: &mut Collector<'_>,
+    at: &dyn Fn(&str) -> String,
+    profile: &str,
+    root: &str,
+    feature: Option<&str>,
+    profiles: &ProfileSet,
+) {
+    let Some(found) = profiles.get(profile) else {
+        return;
+    };
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    match (found.mapping.naming(root, feature), feature) {
+        (crate::profile::Naming::Made, _) => {}
+        (crate::profile::Naming::Computed, _) => c.warning(
+            &at("root"),
+            format!(
+                "profile `{profile}` computes its device names when it runs, so whether it makes this device cannot be checked here"
+            ),
+        ),
+        (crate::profile::Naming::NotMade { known }, Some(feature))
+            if found.mapping.naming(root, None) == crate::profile::Naming::Made =>
+        {
+            c.warning(
+                &at("feature"),
+                format!(
+                    "root `{root}` of profile `{profile}` has no feature `{feature}` (its features: {}): this trigger never fires",
+                    list(&known)
+                ),
+            )
+        }
+        (crate::profile::Naming::NotMade { .. }, _) => c.warning(
+            &at("root"),
+            format!(
+                "profile `{profile}` makes no root device `{root}` (its roots: {}): this trigger never fires",
+                list(&found.mapping.literal_roots())
+            ),
+        ),
+    }
+}
+
 fn resolve(raw: RawEvent, c: &mut Collector<'_>, profiles: &ProfileSet) -> Option<Event> {
     let name = c.version_and_name("event", raw.version, SUPPORTED_VERSION, raw.name.clone());
     let on_error = match raw.on_error.as_deref().unwrap_or("stop") {
@@ -262,6 +311,7 @@ fn trigger(
                     if !profile_exists(c, &at("profile"), profile, profiles) {
                         return None;
                     }
+                    device_named(c, &at, profile, root, t.feature.as_deref(), profiles);
                     DeviceSelector::Named {
                         profile: profile.clone(),
                         root: root.clone(),

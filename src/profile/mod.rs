@@ -371,7 +371,67 @@ pub enum Settable {
     },
 }
 
+/// Whether a profile's device rules make a device of a given name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Naming {
+    Made,
+    /// No rule makes it; the names the rules do make (roots, or the root's features).
+    NotMade {
+        known: Vec<String>,
+    },
+    /// A name on the way is computed when the profile runs: it cannot be told before.
+    Computed,
+}
+
 impl DeviceMapping {
+    /// Whether the rules make a root device `root` (and, when given, its feature `feature`),
+    /// judged by their literal names.
+    pub fn naming(&self, root: &str, feature: Option<&str>) -> Naming {
+        let mut computed = false;
+        let mut roots = Vec::new();
+        let mut features = Vec::new();
+        for rule in &self.roots {
+            match rule.name.literal_text() {
+                Some(name) if name == root => {}
+                Some(name) => {
+                    roots.push(name);
+                    continue;
+                }
+                None => computed = true,
+            }
+            let Some(feature) = feature else {
+                if rule.name.literal_text().is_some() {
+                    return Naming::Made;
+                }
+                continue;
+            };
+            for child in &rule.features {
+                match child.name.literal_text() {
+                    Some(name) if name == feature && rule.name.literal_text().is_some() => {
+                        return Naming::Made
+                    }
+                    Some(name) => features.push(name),
+                    None => computed = true,
+                }
+            }
+        }
+        if computed {
+            Naming::Computed
+        } else if feature.is_some() && !features.is_empty() {
+            Naming::NotMade { known: features }
+        } else {
+            Naming::NotMade { known: roots }
+        }
+    }
+
+    /// The root names the rules write literally.
+    pub fn literal_roots(&self) -> Vec<String> {
+        self.roots
+            .iter()
+            .filter_map(|rule| rule.name.literal_text())
+            .collect()
+    }
+
     /// How a device (by its feature's name, or its root's) may be set, when the profile says.
     pub fn settable_of(&self, root: &str, feature: Option<&str>) -> Option<&Settable> {
         self.settable.get(feature.unwrap_or(root))
