@@ -666,6 +666,127 @@ async fn a_restart_keeps_crossings_and_event_runs() {
     assert!(eventually(|| global(&engine, "hot").is_some_and(|g| g.value == 2.0)).await);
 }
 
+/// A device trigger naming a device its profile never makes is a warning at load (the event
+/// still loads); when the profile computes its names, the warning says it cannot be checked.
+#[test]
+fn device_triggers_naming_devices_no_profile_makes_are_warned_of() {
+    let ws = Workspace::new();
+    ws.write_profile(
+        "hall-sensor",
+        "version = 1\nlisten = \"/hall\"\n[devices]\nroot_names = '\"Hall\"'\nfeature_names = '\"temperature\" && \"humidity\"'\nvalues = '1 && 2'\n",
+    );
+    ws.write_profile(
+        "rooms",
+        "version = 1\nlisten = \"/rooms\"\n[devices]\nroot_names = 'Split(input, \",\")'\nvalues = '1'\n",
+    );
+    let trigger = |profile: &str, root: &str, feature: Option<&str>| {
+        format!(
+            "[[trigger]]\nprofile = \"{profile}\"\nroot = \"{root}\"\n{}[[action]]\nwait = \"1s\"\n",
+            feature.map(|f| format!("feature = \"{f}\"\n")).unwrap_or_default()
+        )
+    };
+    write_event(
+        &ws,
+        "old-readme",
+        &trigger("hall-sensor", "temperature", None),
+    );
+    write_event(&ws, "typo", &trigger("hall-sensor", "Hall", Some("temp")));
+    write_event(
+        &ws,
+        "fine",
+        &trigger("hall-sensor", "Hall", Some("temperature")),
+    );
+    write_event(&ws, "computed", &trigger("rooms", "kitchen", None));
+    let events = bellhop::event::load_dir(&ws.path().join("events"), &ws.load());
+    assert!(!events.has_errors(), "{:#?}", events.diagnostics);
+    assert_eq!(
+        events.events.len(),
+        4,
+        "warnings do not stop an event loading"
+    );
+    let said = |file: &str| -> Vec<String> {
+        events
+            .diagnostics
+            .iter()
+            .filter(|d| d.file.ends_with(format!("{file}.toml")))
+            .map(|d| format!("{}: {}", d.key, d.message))
+            .collect()
+    };
+    assert!(
+        said("old-readme")
+            .iter()
+            .any(|m| m.starts_with("trigger[0].root:")
+                && m.contains("no root device `temperature` (its roots: Hall)")),
+        "{:?}",
+        said("old-readme")
+    );
+    assert!(
+        said("typo")
+            .iter()
+            .any(|m| m.starts_with("trigger[0].feature:")
+                && m.contains("no feature `temp` (its features: temperature, humidity)")),
+        "{:?}",
+        said("typo")
+    );
+    assert!(said("fine").is_empty(), "{:?}", said("fine"));
+    assert!(
+        said("computed")
+            .iter()
+            .any(|m| m.contains("cannot be checked")),
+        "{:?}",
+        said("computed")
+    );
+}
+
+/// `bellhop events` loads profiles as `serve` and `check` do, with the vault: an event running
+/// a profile whose secret was saved from the UI is listed, not refused.
+#[test]
+fn the_cli_lists_events_of_profiles_with_secrets_from_the_vault() {
+    let ws = Workspace::new();
+    let key = bellhop::tokens::load_or_create_key(&ws.path().join("key"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vault = bellhop::tokens::TokenStore::open(&ws.path().join("data/tokens"), &key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    vault
+        .store_secrets(&[("api_token".to_string(), "saved-in-the-ui".to_string())].into())
+        .unwrap_or_else(|e| panic!("{e}"));
+    ws.write_profile(
+        "secretive",
+        "version = 1\n[request]\nurl = \"http://127.0.0.1:9/x\"\n[auth]\nmode = \"bearer\"\ntoken = \"${secret:api_token}\"\n",
+    );
+    write_event(
+        &ws,
+        "nightly",
+        "[[trigger]]\ncron = \"0 3 * * *\"\n[[action]]\nrun = \"secretive\"\n",
+    );
+    let config = ws.path().join("plugin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nevents_dir = \"{d}/events\"\n[oauth]\nkey_file = \"{d}/key\"\n",
+            d = ws.path().display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for command in ["events", "check"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_bellhop"))
+            .arg("--config")
+            .arg(&config)
+            .arg(command)
+            .env_remove("BELLHOP_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{command}: {printed}");
+        assert!(
+            !printed.contains("no profile named"),
+            "{command}: {printed}"
+        );
+        assert!(!printed.contains("saved-in-the-ui"), "{command}: {printed}");
+    }
+}
+
 /// An event that names a device no one has is not loaded: the error names the file and key,
 /// and the other events keep working.
 #[tokio::test]
