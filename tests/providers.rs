@@ -85,6 +85,8 @@ struct Quirks {
     api_query: Option<(&'static str, &'static str)>,
     /// What the API answers to an expired token.
     expired_status: u16,
+    /// The API says "expired" inside an HTTP 200 (Withings: `{"status": 401, …}`).
+    expired_in_body: bool,
     /// Extra fields of the token answer.
     extra: &'static str,
     /// The API URL is built from the token answer's `api_domain` (Zoho).
@@ -112,6 +114,7 @@ const STANDARD: Quirks = Quirks {
     api_header: ("authorization", "Bearer "),
     api_query: None,
     expired_status: 401,
+    expired_in_body: false,
     extra: "",
     api_from_token: false,
     userinfo: None,
@@ -492,6 +495,10 @@ fn handle(
             Some(token) if s.valid_access.contains(&token) => {
                 json(200, serde_json::json!({"temperature": 21.5}))
             }
+            _ if q.expired_in_body => json(
+                200,
+                serde_json::json!({"status": 401, "body": {}, "error": "XRequestID: Not provided invalid_token: The access token provided is invalid"}),
+            ),
             _ => json(
                 q.expired_status,
                 serde_json::json!({"error": {"code": 3, "message": "Access token expired"}}),
@@ -746,7 +753,7 @@ async fn exercise(q: &'static Quirks) {
         }
         other => panic!("{}: {other:?}", q.preset),
     }
-    let (after, _) = engine
+    let (after, note) = engine
         .forget_authorization("home")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -757,9 +764,45 @@ async fn exercise(q: &'static Quirks) {
             "{}: revoked at forget",
             q.preset
         );
+    } else {
+        // Forget says when nothing was revoked, and why.
+        assert!(
+            note.as_deref()
+                .is_some_and(|n| n.contains("nothing was revoked") && n.contains("revocation_url")),
+            "{}: {note:?}",
+            q.preset
+        );
     }
     let problems = stub.state().problems.clone();
     assert!(problems.is_empty(), "{}: {problems:?}", q.preset);
+}
+
+/// A profile that writes its own token endpoint takes none of its provider's addresses: the
+/// load says which ones it drops and how to set them.
+#[test]
+fn a_profile_with_its_own_token_url_is_told_which_addresses_it_drops() {
+    let ws = Workspace::new();
+    ws.write_profile(
+        "proxy",
+        "version = 1\n[request]\nurl = \"https://discord.com/api/users/@me\"\n[auth]\nmode = \"oauth2\"\n[auth.oauth2]\nprovider = \"discord\"\nclient_id = \"c\"\ntoken_url = \"http://127.0.0.1:9/token\"\nauthorize_url = \"http://127.0.0.1:9/authorize\"\n",
+    );
+    let set = ws.load();
+    assert!(set.get("proxy").is_some(), "{:#?}", set.diagnostics);
+    let warning = set
+        .diagnostics
+        .iter()
+        .find(|d| d.key == "auth.oauth2.token_url")
+        .unwrap_or_else(|| panic!("no warning: {:#?}", set.diagnostics));
+    assert!(!warning.is_error());
+    assert!(
+        warning
+            .message
+            .contains("revocation_url (https://discord.com/api/oauth2/token/revoke)")
+            && warning.message.contains("userinfo_url")
+            && !warning.message.contains("authorize_url"),
+        "{}",
+        warning.message
+    );
 }
 
 macro_rules! preset_test {
@@ -891,6 +934,7 @@ preset_test!(
         answer: Answer::Nested,
         refusal: Refusal::Status200,
         rotates: true,
+        expired_in_body: true,
         extra: r#"{"userid": "363", "csrf_token": "c"}"#,
         refused_text: "Invalid Params",
         ..STANDARD

@@ -1109,7 +1109,12 @@ impl Authorizer {
         let _guard = entry.refresh.lock().await;
         let mut note = None;
         if let Ok(spec) = oauth_spec(profile) {
-            if spec.revocation_url.is_some() {
+            if spec.revocation_url.is_none() {
+                note = Some(
+                    "the tokens are wiped here; nothing was revoked at the provider, because this profile has no revocation_url (a profile that writes its own token_url does not take its provider's): remove the access in your account at the provider if it should end there too"
+                        .to_string(),
+                );
+            } else {
                 if let Ok(Some(grant)) = self.load(profile, Some(spec), &entry).await {
                     let config = client_config(spec, self.token_timeout);
                     let tokens = &grant.tokens;
@@ -1126,6 +1131,7 @@ impl Authorizer {
                             .await
                             .err();
                     if let Some(error) = refused.or(access) {
+                        let error = revocation_failure(&error);
                         tracing::warn!(profile = %profile.name, error = %error, "revocation not confirmed");
                         note = Some(format!(
                             "the tokens are wiped here, but the provider did not confirm their revocation: {error}"
@@ -1403,5 +1409,17 @@ mod tests {
         assert_eq!(refresh_due_at(&tokens(0, None), 60_000), None);
         assert!(!due(&tokens(0, Some(5_000)), 60_000, 1_000));
         assert!(due(&tokens(0, Some(5_000)), 60_000, 2_600));
+    }
+}
+
+/// A refused or failed revocation in words that name the revocation endpoint (the protocol's
+/// errors speak of the token endpoint, where most requests go).
+fn revocation_failure(error: &oauth::OAuthError) -> String {
+    match error {
+        oauth::OAuthError::Status(status) | oauth::OAuthError::Unavailable { status, .. } => {
+            format!("the revocation endpoint answered HTTP {status}")
+        }
+        oauth::OAuthError::Transport(why) => format!("cannot reach the revocation endpoint: {why}"),
+        other => other.to_string(),
     }
 }

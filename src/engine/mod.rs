@@ -902,7 +902,9 @@ impl Engine {
                 };
             match (result, token) {
                 (Ok(response), Some(token))
-                    if rejected.is_none() && reauthorize_on(profile).contains(&response.status) =>
+                    if rejected.is_none()
+                        && (reauthorize_on(profile).contains(&response.status)
+                            || self.answer_says_expired(profile, &response).await) =>
                 {
                     let mut replaced = exchange;
                     replaced.status = Some(response.status);
@@ -942,6 +944,45 @@ impl Engine {
         }
         self.map_response(profile, response, body, env.token_fields.clone(), record)
             .await;
+    }
+
+    /// Whether an API answer means "token expired" by the profile's `expired_when` expression
+    /// (a provider that says so inside an HTTP 200). An expression that fails says no: the
+    /// answer then goes to the mapping, which reports what it could not read.
+    async fn answer_says_expired(
+        &self,
+        profile: &Arc<Profile>,
+        response: &request::Response,
+    ) -> bool {
+        let crate::profile::AuthSpec::OAuth2(spec) = &profile.auth else {
+            return false;
+        };
+        let Some(expression) = spec.expired_when.clone() else {
+            return false;
+        };
+        fn judge(
+            hub: &DeviceHub,
+            expression: &crate::expr::Expression,
+            response: &request::Response,
+        ) -> bool {
+            let env = HubEnvironment {
+                hub,
+                response: Some(response),
+                token_fields: None,
+            };
+            let document = Document::new(response.body.clone(), expression.plan());
+            expression
+                .evaluate(&Scope::new(&document, &env))
+                .is_ok_and(|value| value.is_truthy())
+        }
+        if response.body.len() > INLINE_MAPPING_BYTES {
+            let (hub, response) = (self.hub.clone(), response.clone());
+            tokio::task::spawn_blocking(move || judge(&hub, &expression, &response))
+                .await
+                .unwrap_or(false)
+        } else {
+            judge(&self.hub, &expression, response)
+        }
     }
 
     /// Renders, authenticates and sends one request. `Ok(None)`: a template gave `null`.

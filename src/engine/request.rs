@@ -283,6 +283,7 @@ fn apply_static_auth(
 }
 
 /// What came back.
+#[derive(Clone)]
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,

@@ -306,6 +306,9 @@ pub struct OAuth2Spec {
     /// A query parameter the token goes in instead of a header.
     pub token_query: Option<String>,
     pub reauthorize_on: Vec<u16>,
+    /// True over an API answer that means "token expired" whatever its status.
+    #[serde(skip)]
+    pub expired_when: Option<Expression>,
     #[serde(skip)]
     pub body_format: crate::oauth::BodyFormat,
     #[serde(skip)]

@@ -297,6 +297,7 @@ const OAUTH2_KEYS: &[&str] = &[
     "token_header",
     "token_query",
     "reauthorize_on",
+    "expired_when",
     "body_format",
     "device",
     "token_request",

@@ -171,6 +171,9 @@ pub struct RawOAuth2 {
     pub token_query: Option<String>,
     /// API statuses that mean "token expired": refresh once and replay (default [401]).
     pub reauthorize_on: Option<Vec<u16>>,
+    /// An expression over an API answer (`input`, `Status()`) that is true when the answer means
+    /// "token expired" although its status does not say so (Withings: HTTP 200, `status` 401).
+    pub expired_when: Option<String>,
     /// `form` (default), `json` or `query`: how token requests are encoded.
     pub body_format: Option<String>,
     /// How the provider's device flow differs from RFC 8628 (ecobee's PIN).
@@ -314,6 +317,7 @@ impl RawOAuth2 {
             token_header: self.token_header.or(base.token_header),
             token_query: self.token_query.or(base.token_query),
             reauthorize_on: self.reauthorize_on.or(base.reauthorize_on),
+            expired_when: self.expired_when.or(base.expired_when),
             body_format: self.body_format.or(base.body_format),
             device: self.device.or(base.device),
             token_request: self.token_request.or(base.token_request),

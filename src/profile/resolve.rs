@@ -940,13 +940,51 @@ fn resolve_oauth2(
         Some(definition) => {
             let mut base = definition.settings.clone();
             if own_endpoints {
-                base.authorize_url = None;
-                base.refresh_url = None;
-                base.device_authorization_url = None;
-                base.revocation_url = None;
-                base.introspection_url = None;
-                base.userinfo_url = None;
-                base.issuer = None;
+                // Said at load: what the preset would have given and this file does not.
+                let dropped: Vec<String> = [
+                    (
+                        "authorize_url",
+                        base.authorize_url.take(),
+                        &raw.authorize_url,
+                    ),
+                    ("refresh_url", base.refresh_url.take(), &raw.refresh_url),
+                    (
+                        "device_authorization_url",
+                        base.device_authorization_url.take(),
+                        &raw.device_authorization_url,
+                    ),
+                    (
+                        "revocation_url",
+                        base.revocation_url.take(),
+                        &raw.revocation_url,
+                    ),
+                    (
+                        "introspection_url",
+                        base.introspection_url.take(),
+                        &raw.introspection_url,
+                    ),
+                    ("userinfo_url", base.userinfo_url.take(), &raw.userinfo_url),
+                    ("issuer", base.issuer.take(), &raw.issuer),
+                ]
+                .into_iter()
+                .filter_map(
+                    |(key, preset_value, written)| match (preset_value, written) {
+                        (Some(value), None) => Some(format!("{key} ({value})")),
+                        _ => None,
+                    },
+                )
+                .collect();
+                if !dropped.is_empty() {
+                    c.warning(
+                        "auth.oauth2.token_url",
+                        format!(
+                            "this profile writes its own token_url, so none of {}'s addresses is used: {} {} not set. Write the ones your server has in [auth.oauth2] (e.g. revocation_url = \"https://…\")",
+                            definition.name,
+                            dropped.join(", "),
+                            if dropped.len() == 1 { "is" } else { "are" }
+                        ),
+                    );
+                }
             }
             raw.clone().over(base)
         }
@@ -1252,6 +1290,18 @@ fn resolve_oauth2(
         token_header,
         token_query: raw.token_query.clone(),
         reauthorize_on: raw.reauthorize_on.clone().unwrap_or_else(|| vec![401]),
+        expired_when: raw.expired_when.as_deref().and_then(|source| {
+            compile_element(
+                c,
+                "auth.oauth2.expired_when",
+                source,
+                &BoxElement {
+                    text: source,
+                    offset: 0,
+                },
+            )
+            .flatten()
+        }),
         body_format: format?,
         device: device?,
         exchange_template: exchange_template?,
