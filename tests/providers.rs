@@ -265,8 +265,12 @@ fn token_answer(
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": expires,
-        "scope": "read",
     });
+    // Refresh answers leave the scope out (RFC 6749 §5.1: then it is the one granted).
+    let first = s.refreshes == 0 && s.issued == 1;
+    if first {
+        fields["scope"] = "read".into();
+    }
     if with_refresh {
         fields["refresh_token"] = refresh.clone().into();
     }
@@ -285,7 +289,9 @@ fn token_answer(
         }
         Answer::ListScope => {
             fields["expire_in"] = expires.into();
-            fields["scope"] = serde_json::json!(["read_station", "read_thermostat"]);
+            if first {
+                fields["scope"] = serde_json::json!(["read_station", "read_thermostat"]);
+            }
             json(200, fields)
         }
         Answer::Nested => json(200, serde_json::json!({"status": 0, "body": fields})),
@@ -725,12 +731,27 @@ async fn exercise(q: &'static Quirks) {
         assert_eq!(authorized_as.as_deref(), Some(identity), "{}", q.preset);
     }
     run_ok(engine, q.preset).await;
+    let granted = match status(engine) {
+        AuthorizationStatus::Authorized { scopes, .. } => scopes,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        !granted.is_empty(),
+        "{}: the granted scopes are shown",
+        q.preset
+    );
 
     // The token lives 4 s: after half of it (2 s), the next run refreshes first.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     stub.state().next_expires_in = 3600;
     run_ok(engine, "after the refresh").await;
     assert_eq!(stub.state().refreshes, 1, "{}", q.preset);
+    assert!(
+        matches!(status(engine), AuthorizationStatus::Authorized { ref scopes, .. } if *scopes == granted),
+        "{}: a refresh answer without a scope keeps the granted ones: {:?}",
+        q.preset,
+        status(engine)
+    );
     let rotated_or_kept = stub.state().valid_refresh.len();
     assert_eq!(rotated_or_kept, 1, "{}: one live refresh token", q.preset);
 

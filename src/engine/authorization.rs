@@ -831,6 +831,11 @@ impl Authorizer {
                 if fresh.refresh_token.is_none() {
                     fresh.refresh_token = Some(refresh_token);
                 }
+                // An answer that does not repeat the scope keeps the granted one (RFC 6749
+                // §5.1: omitted, it is the same as requested).
+                if fresh.scopes.is_empty() {
+                    fresh.scopes = tokens.scopes.clone();
+                }
                 let access = (fresh.access_token.clone(), fresh.issued_at_ms);
                 let refreshed = Grant {
                     tokens: fresh,

@@ -333,7 +333,17 @@ impl TokenShape {
                 .map(|(at, life)| seconds(at) + seconds(life)),
             Expiry::Fixed(lifetime) => Some(now_ms + (*lifetime as i64).saturating_mul(1000)),
         };
-        let scopes = match self.scope.find(&value) {
+        let fields_root = match &self.fields {
+            Some(path) => path.find(&value).cloned(),
+            None => Some(value.clone()),
+        };
+        // The scope where the shape says, or among the token's fields (Withings nests it all
+        // under `body`).
+        let scope = self
+            .scope
+            .find(&value)
+            .or_else(|| fields_root.as_ref().and_then(|fields| fields.get("scope")));
+        let scopes = match scope {
             Some(serde_json::Value::String(s)) => s
                 .split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|s| !s.is_empty())
@@ -344,10 +354,6 @@ impl TokenShape {
                 .filter_map(|i| i.as_str().map(str::to_string))
                 .collect(),
             _ => Vec::new(),
-        };
-        let fields_root = match &self.fields {
-            Some(path) => path.find(&value).cloned(),
-            None => Some(value.clone()),
         };
         let mut extra = match fields_root {
             Some(serde_json::Value::Object(fields)) => fields,
@@ -399,13 +405,15 @@ mod tests {
         });
         let set = withings
             .read(
-                r#"{"status":0,"body":{"userid":"42","access_token":"a","refresh_token":"r","expires_in":10800}}"#,
+                r#"{"status":0,"body":{"userid":"42","access_token":"a","refresh_token":"r","expires_in":10800,"scope":"user.info,user.metrics"}}"#,
                 Some("application/json"),
                 None,
                 1_000,
             )
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(set.access_token.expose(), "a");
+        // The scope nested among the token's fields is read there.
+        assert_eq!(set.scopes, vec!["user.info", "user.metrics"]);
         assert_eq!(set.expires_at_ms, Some(1_000 + 10_800_000));
         assert_eq!(set.extra["userid"], "42");
         assert!(!set.extra.contains_key("access_token"));
