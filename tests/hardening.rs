@@ -923,3 +923,82 @@ async fn the_providers_are_listed_with_their_grants() {
     assert_eq!(find("garmin")["oauth_version"], "1.0a");
     assert!(list.len() >= 22, "{}", list.len());
 }
+
+/// A JSON body of about 1 MiB nested 120 deep: each level holds a number, 1,700 more and the
+/// next level.
+fn deep_body() -> String {
+    let mut body = String::from("{\"temp\":21.5}");
+    let pad: Vec<String> = (1000..2700).map(|n| n.to_string()).collect();
+    let pad = pad.join(",");
+    for level in 0..119 {
+        body = format!("{{\"temp\":{level},\"pad\":[{pad}],\"next\":{body}}}");
+    }
+    body
+}
+
+/// Runs `bellhop eval` on `input`; its exit code, what it printed and its peak memory (KiB),
+/// read from the kernel's account of that one child (wait4).
+fn eval_with_peak(expression: &str, input: &std::path::Path) -> (i32, String, i64) {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bellhop"))
+        .args(["eval", expression, "--input"])
+        .arg(input)
+        .env_remove("BELLHOP_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut printed = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut printed);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut printed);
+    }
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for the kernel to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, by its pid, with valid pointers to locals.
+    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(waited > 0, "wait4 failed");
+    (libc::WEXITSTATUS(status), printed, usage.ru_maxrss)
+}
+
+/// An attack run found that a recursive JSONPath copies every subtree once per ancestor: one
+/// 1 MiB body nested 120 deep drove memory to 1.87 GB. The work is bounded before it is done:
+/// the evaluation says why it refused, and the process stays small.
+#[test]
+fn recursive_jsonpath_over_a_deep_body_is_refused_within_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let deep = dir.path().join("deep.json");
+    let body = deep_body();
+    assert!(body.len() > 1_000_000, "{}", body.len());
+    std::fs::write(&deep, &body).unwrap_or_else(|e| panic!("{e}"));
+    for query in ["$..*", "$..temp", "$..next", "$..[*]"] {
+        let (code, printed, peak_kib) = eval_with_peak(&format!("JSON(input, \"{query}\")"), &deep);
+        assert_eq!(code, 1, "{query}: {printed}");
+        assert!(printed.contains("recursive JSONPath"), "{query}: {printed}");
+        assert!(peak_kib < 150 * 1024, "{query}: peak {peak_kib} KiB");
+    }
+    // Two descents multiply the work again: refused when the expression compiles.
+    let (code, printed, _) = eval_with_peak("JSON(input, \"$..next..temp\")", &deep);
+    assert_eq!(code, 1, "{printed}");
+    assert!(printed.contains("at most 1 recursive descent"), "{printed}");
+    // Naming the levels works on the same body, and `..` on an ordinary one.
+    let (code, printed, _) = eval_with_peak("Count(JSON(input, \"$.pad[*]\"))", &deep);
+    assert_eq!(
+        (code, printed.lines().next()),
+        (0, Some("1700")),
+        "{printed}"
+    );
+    let small = dir.path().join("small.json");
+    std::fs::write(
+        &small,
+        r#"{"rooms":[{"temp":1},{"temp":2,"inner":{"temp":3}}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (code, printed, _) = eval_with_peak("JSON(input, \"$..temp\")", &small);
+    assert_eq!(code, 0, "{printed}");
+    assert!(printed.starts_with("1,2,3"), "{printed}");
+}

@@ -246,6 +246,9 @@ fn json(source: &Node, selector: &JsonSelector, scope: &Scope<'_>) -> Result<Val
     // A computed path is parsed the same way a literal one is.
     let computed = match path_text {
         Some(text) if text.trim_start().starts_with('$') => {
+            if let Some(problem) = super::limits::jsonpath_problem(text) {
+                return Err(EvalErrorKind::Invalid(problem));
+            }
             let query = jsonpath_rust::parser::parse_json_path(text)
                 .map_err(|e| EvalErrorKind::Invalid(format!("invalid JSONPath `{text}`: {e}")))?;
             Some(JsonSelector::JsonPath {
@@ -282,8 +285,17 @@ fn json(source: &Node, selector: &JsonSelector, scope: &Scope<'_>) -> Result<Val
     match selector {
         JsonSelector::Dotted(path) => path.select(tree),
         JsonSelector::JsonPath { query, single } => {
+            if !*single {
+                let text = query.to_string();
+                if text.contains("..") {
+                    super::limits::jsonpath_document_fits(tree, &text)?;
+                }
+            }
             let found = jsonpath_rust::query::js_path_process(query, tree)
                 .map_err(|e| EvalErrorKind::Invalid(format!("JSONPath failed: {e}")))?;
+            // Each result is copied out of the document: bounded before any copy.
+            super::limits::list_fits(found.len())?;
+            super::limits::jsonpath_results_fit(found.iter().map(|r| r.val))?;
             if *single && found.len() == 1 {
                 Ok(Value::from_json(found[0].val))
             } else {

@@ -362,6 +362,10 @@ impl<'s> Parser<'s> {
             return JsonSelector::Computed(Box::new(path));
         };
         if text.trim_start().starts_with('$') {
+            if let Some(problem) = super::limits::jsonpath_problem(&text) {
+                self.problems.push(CompileError::new(problem, path.span));
+                return JsonSelector::Computed(Box::new(path));
+            }
             match jsonpath_rust::parser::parse_json_path(&text) {
                 Ok(query) => {
                     let single = !text.contains(['*', '?', ':', ',']) && !text.contains("..");
