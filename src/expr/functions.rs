@@ -434,11 +434,40 @@ fn format_date(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKi
         EvalErrorKind::Invalid(format!("{} is not a time", format_number(seconds)))
     })?;
     let local = utc.with_timezone(&Local);
-    let mut out = String::new();
+    // Each specifier may grow (`%c` is 24 characters): the text is written within the limit,
+    // and the writing stops at it.
+    let mut out = BoundedText::default();
     use std::fmt::Write;
-    write!(out, "{}", local.format(&format))
-        .map_err(|_| EvalErrorKind::Invalid(format!("invalid date format `{format}`")))?;
-    Ok(Value::text(out))
+    match write!(out, "{}", local.format(&format)) {
+        Ok(()) => Ok(Value::text(out.text)),
+        Err(_) if out.over => Err(EvalErrorKind::TooLarge {
+            what: "text",
+            size: out.text.len() + 1,
+            limit: super::limits::MAX_TEXT_BYTES,
+        }),
+        Err(_) => Err(EvalErrorKind::Invalid(format!(
+            "invalid date format `{}`",
+            super::error::excerpt(&format)
+        ))),
+    }
+}
+
+/// A text that refuses to grow past [`super::limits::MAX_TEXT_BYTES`] (the writer fails there).
+#[derive(Default)]
+struct BoundedText {
+    text: String,
+    over: bool,
+}
+
+impl std::fmt::Write for BoundedText {
+    fn write_str(&mut self, piece: &str) -> std::fmt::Result {
+        if self.text.len() + piece.len() > super::limits::MAX_TEXT_BYTES {
+            self.over = true;
+            return Err(std::fmt::Error);
+        }
+        self.text.push_str(piece);
+        Ok(())
+    }
 }
 
 fn parse_date(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {

@@ -394,6 +394,56 @@ fn functions_refuse_to_build_huge_results_before_allocating() {
     assert_eq!(text_of(r#"Join(Split("a,b", ","), ";")"#, ""), "a;b");
 }
 
+/// Every function of the table, called with hostile arguments in every position (8 MiB of
+/// `%c`, a large number, a long list), gives a result within the limits or an error: a new
+/// function that builds text or lists without checking fails here.
+#[test]
+fn every_function_keeps_its_results_within_the_limits() {
+    let big_text = Value::text("%c".repeat(1024 * 1024));
+    let hostile = [
+        big_text.clone(),
+        Value::Number(1e7),
+        Value::list((0..100_000).map(|_| Value::text("%c%c%c%c")).collect()),
+    ];
+    let within = |value: &Value| match value {
+        Value::Text(text) => text.len() <= limits::MAX_TEXT_BYTES,
+        Value::List(items) => items.len() <= limits::MAX_LIST_LEN,
+        _ => true,
+    };
+    for function in functions::FUNCTIONS {
+        let most = function.max_args.unwrap_or(function.min_args + 2).min(4);
+        for arity in function.min_args.max(1)..=most.max(1) {
+            for position in 0..arity {
+                // A pattern is bounded when it compiles (`REGEX_SIZE_LIMIT`, tested apart);
+                // compiling megabytes of one here would only take time.
+                if function.name == "Regex" && position > 0 {
+                    continue;
+                }
+                for value in &hostile {
+                    // The other arguments small, or the first a large text to work on.
+                    for large_first in [false, true] {
+                        if large_first && position == 0 {
+                            continue;
+                        }
+                        let mut args: Vec<Value> = (0..arity).map(|_| Value::text("2")).collect();
+                        if large_first {
+                            args[0] = big_text.clone();
+                        }
+                        args[position] = value.clone();
+                        if let Ok(result) = (function.run)(&args, &Devices) {
+                            assert!(
+                                within(&result),
+                                "{} with a hostile argument {position} of {arity} built a result over the limits",
+                                function.name
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn number_literals_must_be_finite() {
     let huge = "9".repeat(400);
