@@ -148,7 +148,7 @@ fn deeply_nested_profile_files_are_diagnosed_and_the_others_load() {
     );
 }
 
-fn api_state(ws: &Workspace) -> bellhop::web::AppState {
+pub(crate) fn api_state(ws: &Workspace) -> bellhop::web::AppState {
     let key = bellhop::tokens::load_or_create_key(&ws.path().join("token.key"))
         .unwrap_or_else(|e| panic!("{e}"));
     let vault = bellhop::tokens::TokenStore::open(&ws.path().join("data/tokens"), &key)

@@ -125,6 +125,9 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
             "unsupported_media_type",
             "send JSON with Content-Type: application/json",
         )
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        // A header that is not text (a byte beyond ASCII in Accept, Origin, a cookie, …).
+        ApiError::bad_request(format!("a request header is malformed: {e}"))
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::bad_request(format!("invalid query: {e}"))
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
