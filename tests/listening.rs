@@ -410,3 +410,36 @@ fn listening_profiles_are_checked_when_loaded() {
         "{record:?}"
     );
 }
+
+/// A reply template that fails on what the caller sent (an attack run found `id=${JSON(input,
+/// "id")}` with `{"v":1}` answered 500) is the caller's problem: 422 naming the failure, and
+/// the call is still received and recorded.
+#[tokio::test]
+async fn a_reply_template_failing_on_the_input_is_a_422() {
+    if !curl_ready() {
+        return;
+    }
+    let ws = Workspace::new();
+    ws.write_profile(
+        "echo",
+        "version = 1\nlisten = \"/echo\"\n[incoming]\nreply = 'id=${JSON(input, \"id\")}'\n[devices]\nroot_names = '\"echo\"'\nstrings = 'input'\n",
+    );
+    let served = serve(&ws, &[]).await;
+    let url = format!("{}/in/echo", served.base);
+    let (status, body) = curl(vec!["-d".into(), r#"{"id":7}"#.into(), url.clone()]).await;
+    assert_eq!((status, body.as_str()), (200, "id=7"));
+    let (status, body) = curl(vec!["-d".into(), r#"{"v":1}"#.into(), url]).await;
+    assert_eq!(status, 422, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(answer["error"]["code"], "reply_failed", "{body}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reply template failed") && m.contains("id")),
+        "{body}"
+    );
+    assert_eq!(
+        device(&served.engine, "echo").map(|d| d.string),
+        Some(r#"{"v":1}"#.to_string())
+    );
+}

@@ -265,7 +265,14 @@ async fn receive(
         }
         Ok(received) => match received.reply {
             Ok(reply) => text(StatusCode::OK, &received.content_type, reply),
-            Err(error) => ApiError::internal(error).into_response(),
+            // The caller's input did not fit the reply template: its fault, said like a
+            // device expression's (the call was received and recorded).
+            Err(error) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reply_failed",
+                format!("received, but {error}"),
+            )
+            .into_response(),
         },
     }
 }
