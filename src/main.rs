@@ -361,15 +361,18 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (bound, server) = web::serve(
         web::AppState::new(engine.clone())
-            .with_edge(web::Edge::new(
-                Some(address),
-                Some(&settings.public_base_url().map_err(anyhow::Error::msg)?),
-                &settings.web.allowed_hosts,
-                Some(settings.web.admin_token.trim())
-                    .filter(|t| !t.is_empty())
-                    .map(bellhop::secret::Secret::new),
-                std::time::Duration::from_secs(settings.web.session_hours.saturating_mul(3600)),
-            ))
+            .with_edge(
+                web::Edge::new(
+                    Some(address),
+                    Some(&settings.public_base_url().map_err(anyhow::Error::msg)?),
+                    &settings.web.allowed_hosts,
+                    Some(settings.web.admin_token.trim())
+                        .filter(|t| !t.is_empty())
+                        .map(bellhop::secret::Secret::new),
+                    std::time::Duration::from_secs(settings.web.session_hours.saturating_mul(3600)),
+                )
+                .with_trusted_proxies(&settings.web.trusted_proxies),
+            )
             .with_listen_base(&settings.web.listen_base),
         address,
         settings.web.max_connections,

@@ -100,6 +100,10 @@ pub struct WebSettings {
     /// address, loopback names and the public base URL's host: for a reverse proxy.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Reverse proxies (IP addresses) whose `X-Forwarded-For` names the client (for the
+    /// sign-in throttle, which counts attempts per client address).
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How long an admin sign-in lasts.
     pub session_hours: u64,
     /// Most connections served at once; more wait for a free place.

@@ -1002,3 +1002,51 @@ fn recursive_jsonpath_over_a_deep_body_is_refused_within_bounded_memory() {
     assert_eq!(code, 0, "{printed}");
     assert!(printed.starts_with("1,2,3"), "{printed}");
 }
+
+/// The sign-in throttle counts per client address, taken from the socket: twenty wrong guesses
+/// from 127.0.0.2 do not lock the admin at 127.0.0.1 out, and a forwarded address from a client
+/// that is not a trusted proxy changes nothing.
+#[tokio::test]
+async fn wrong_sign_ins_from_one_address_do_not_lock_out_another() {
+    let ws = Workspace::new();
+    let token = "an-admin-token-0123456";
+    let (address, _stop) = crate::support::serve(api_state(&ws).with_edge(
+        bellhop::web::Edge::loopback().with_admin_token(Some(bellhop::secret::Secret::new(token))),
+    ))
+    .await;
+    let client_from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let sign_in = |client: &reqwest::Client, guess: &str| {
+        client
+            .post(format!("http://{address}/login"))
+            .header("x-forwarded-for", "127.0.0.1")
+            .form(&[("token", guess)])
+            .send()
+    };
+    let attacker = client_from([127, 0, 0, 2]);
+    let mut limited = 0;
+    for _ in 0..20 {
+        let answer = sign_in(&attacker, "guess")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if answer.status() == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 14, "the attacker is slowed down: {limited}");
+    let admin = client_from([127, 0, 0, 1]);
+    let answer = sign_in(&admin, token)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.status(), 303, "the admin signs in");
+    assert!(answer
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.starts_with("bellhop_session=")));
+}

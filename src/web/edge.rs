@@ -43,6 +43,10 @@ pub enum Refusal {
     SignInFirst,
 }
 
+/// The peer address of the connection a request came on (set by `web::server`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSocket(pub SocketAddr);
+
 /// What the server is known as and who may use it.
 pub struct Edge {
     hosts: HashSet<String>,
@@ -50,7 +54,49 @@ pub struct Edge {
     secure_cookies: bool,
     session_lifetime: Duration,
     sessions: Mutex<Sessions>,
-    login: Mutex<TokenBucket>,
+    login: Mutex<LoginThrottle>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<IpAddr>,
+}
+
+/// Sign-in attempts, counted per client address (a burst of 5, then one per 2 s each), under a
+/// cap for everyone together far above what people type (a burst of 200, 20 a second), so
+/// wrong guesses from one address never lock the admin out of the form.
+struct LoginThrottle {
+    clients: HashMap<Option<IpAddr>, TokenBucket>,
+    everyone: TokenBucket,
+}
+
+/// Most client addresses remembered; beyond, the ones whose bucket has refilled are forgotten
+/// (and, if none has, the throttle keeps counting under the cap for everyone).
+const LOGIN_CLIENTS: usize = 4096;
+const LOGIN_EVERYONE_BURST: f64 = 200.0;
+const LOGIN_EVERYONE_PER_SECOND: f64 = 20.0;
+
+impl LoginThrottle {
+    fn new() -> LoginThrottle {
+        LoginThrottle {
+            clients: HashMap::new(),
+            everyone: TokenBucket::full(LOGIN_EVERYONE_BURST),
+        }
+    }
+
+    fn take(&mut self, client: Option<IpAddr>) -> Result<(), Duration> {
+        let (burst, per_second) = (f64::from(LOGIN_BURST), 1.0 / LOGIN_REFILL.as_secs_f64());
+        if self.clients.len() >= LOGIN_CLIENTS && !self.clients.contains_key(&client) {
+            let full_after = Duration::from_secs_f64(burst / per_second);
+            self.clients
+                .retain(|_, bucket| bucket.last.elapsed() < full_after);
+        }
+        if self.clients.len() < LOGIN_CLIENTS || self.clients.contains_key(&client) {
+            self.clients
+                .entry(client)
+                .or_insert_with(|| TokenBucket::full(burst))
+                .take(burst, per_second)?;
+        }
+        self.everyone
+            .take(LOGIN_EVERYONE_BURST, LOGIN_EVERYONE_PER_SECOND)
+    }
 }
 
 #[derive(Default)]
@@ -133,8 +179,35 @@ impl Edge {
             secure_cookies: public_base_url.is_some_and(|u| u.scheme() == "https"),
             session_lifetime,
             sessions: Mutex::new(Sessions::default()),
-            login: Mutex::new(TokenBucket::full(f64::from(LOGIN_BURST))),
+            login: Mutex::new(LoginThrottle::new()),
+            trusted_proxies: Vec::new(),
         }
+    }
+
+    /// Proxies whose `X-Forwarded-For` header names the client.
+    pub fn with_trusted_proxies(mut self, proxies: &[IpAddr]) -> Edge {
+        self.trusted_proxies = proxies.to_vec();
+        self
+    }
+
+    /// The client a request comes from: the socket's peer, or, when that peer is a trusted
+    /// proxy, the nearest address in `X-Forwarded-For` that is not one (the proxy appends
+    /// what it saw; what comes before may be made up by the client).
+    pub fn client_of(
+        &self,
+        socket: Option<SocketAddr>,
+        forwarded_for: Option<&str>,
+    ) -> Option<IpAddr> {
+        let peer = socket.map(|s| s.ip())?;
+        if !self.trusted_proxies.contains(&peer) {
+            return Some(peer);
+        }
+        let forwarded = forwarded_for.unwrap_or_default();
+        forwarded
+            .rsplit(',')
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .find(|hop| !self.trusted_proxies.contains(hop))
+            .or(Some(peer))
     }
 
     /// An edge for tests and embedding: loopback only, no admin token.
@@ -203,13 +276,14 @@ impl Edge {
         }
     }
 
-    /// One sign-in attempt with `token`: a new session id, `Err(None)` for a wrong token, or
-    /// `Err(Some(wait))` when attempts come too fast.
-    pub fn sign_in(&self, token: &str) -> Result<String, Option<Duration>> {
+    /// One sign-in attempt with `token` from `client`: a new session id, `Err(None)` for a
+    /// wrong token, or `Err(Some(wait))` when this client's attempts (or everyone's together)
+    /// come too fast.
+    pub fn sign_in(&self, client: Option<IpAddr>, token: &str) -> Result<String, Option<Duration>> {
         self.login
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take(f64::from(LOGIN_BURST), 1.0 / LOGIN_REFILL.as_secs_f64())
+            .take(client)
             .map_err(Some)?;
         let Some(expected) = &self.admin_token else {
             return Err(None);
@@ -320,8 +394,10 @@ mod tests {
         let edge = edge(Some("a-long-admin-token-123"));
         assert!(!edge.admitted(None, None));
         assert!(edge.admitted(Some("Bearer a-long-admin-token-123"), None));
-        assert_eq!(edge.sign_in("wrong"), Err(None));
-        let id = edge.sign_in("a-long-admin-token-123").unwrap_or_default();
+        assert_eq!(edge.sign_in(None, "wrong"), Err(None));
+        let id = edge
+            .sign_in(None, "a-long-admin-token-123")
+            .unwrap_or_default();
         assert!(id.len() >= 40 && !id.contains("admin-token"));
         let cookie = edge.session_cookie(&id);
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
@@ -336,9 +412,51 @@ mod tests {
     fn sign_in_attempts_are_throttled() {
         let edge = edge(Some("a-long-admin-token-123"));
         let refused = (0..100)
-            .map(|_| edge.sign_in("guess"))
+            .map(|_| edge.sign_in(None, "guess"))
             .filter(|r| matches!(r, Err(Some(_))))
             .count();
         assert!(refused >= 100 - LOGIN_BURST as usize, "{refused}");
+    }
+
+    /// Wrong guesses from one address do not lock out another; a flood from many addresses
+    /// meets the cap for everyone.
+    #[test]
+    fn sign_in_attempts_are_throttled_per_client() {
+        let edge = edge(Some("a-long-admin-token-123"));
+        let attacker: IpAddr = "192.0.2.7".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let admin: IpAddr = "192.0.2.8".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        for _ in 0..20 {
+            let _ = edge.sign_in(Some(attacker), "guess");
+        }
+        assert!(matches!(
+            edge.sign_in(Some(attacker), "a-long-admin-token-123"),
+            Err(Some(_))
+        ));
+        assert!(edge.sign_in(Some(admin), "a-long-admin-token-123").is_ok());
+        let flooded = (0..1000u32)
+            .map(|n| IpAddr::from(n.to_be_bytes()))
+            .filter(|client| matches!(edge.sign_in(Some(*client), "guess"), Err(Some(_))))
+            .count();
+        assert!(flooded >= 700, "the cap for everyone: {flooded}");
+    }
+
+    /// The forwarded address counts only when the socket's peer is a trusted proxy, and then
+    /// the nearest hop that is not one.
+    #[test]
+    fn the_client_is_the_socket_unless_a_trusted_proxy_forwards() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let edge = edge(None).with_trusted_proxies(&[proxy]);
+        let from = |ip: &str| Some(SocketAddr::new(ip.parse().unwrap_or(proxy), 40000));
+        let lie = Some("203.0.113.9");
+        assert_eq!(
+            edge.client_of(from("198.51.100.4"), lie),
+            "198.51.100.4".parse().ok()
+        );
+        assert_eq!(
+            edge.client_of(from("10.0.0.2"), Some("203.0.113.9, 198.51.100.4")),
+            "198.51.100.4".parse().ok()
+        );
+        assert_eq!(edge.client_of(from("10.0.0.2"), Some("junk")), Some(proxy));
+        assert_eq!(edge.client_of(None, lie), None);
     }
 }

@@ -178,28 +178,35 @@ fn login(state: AppState) -> BoxedFilter<(Response,)> {
     let edge = state.edge.clone();
     let submit = warp::path!("login")
         .and(warp::post())
+        .and(warp::ext::optional::<edge::ClientSocket>())
+        .and(warp::header::optional::<String>("x-forwarded-for"))
         .and(warp::body::content_length_limit(4096))
         .and(warp::body::form::<HashMap<String, String>>())
-        .map(move |form: HashMap<String, String>| {
-            if !edge.admin_required() {
-                return redirect("/", None);
-            }
-            let token = form.get("token").map(String::as_str).unwrap_or_default();
-            match edge.sign_in(token) {
-                Ok(session) => redirect("/", Some(edge.session_cookie(&session))),
-                Err(Some(wait)) => login_page(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &format!(
-                        "Too many attempts: try again in {} s.",
-                        wait.as_secs().max(1)
+        .map(
+            move |socket: Option<edge::ClientSocket>,
+                  forwarded: Option<String>,
+                  form: HashMap<String, String>| {
+                if !edge.admin_required() {
+                    return redirect("/", None);
+                }
+                let client = edge.client_of(socket.map(|s| s.0), forwarded.as_deref());
+                let token = form.get("token").map(String::as_str).unwrap_or_default();
+                match edge.sign_in(client, token) {
+                    Ok(session) => redirect("/", Some(edge.session_cookie(&session))),
+                    Err(Some(wait)) => login_page(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        &format!(
+                            "Too many attempts: try again in {} s.",
+                            wait.as_secs().max(1)
+                        ),
                     ),
-                ),
-                Err(None) => login_page(
-                    StatusCode::UNAUTHORIZED,
-                    "That is not the admin token. Try again.",
-                ),
-            }
-        });
+                    Err(None) => login_page(
+                        StatusCode::UNAUTHORIZED,
+                        "That is not the admin token. Try again.",
+                    ),
+                }
+            },
+        );
     let edge = state.edge.clone();
     let logout = warp::path!("logout")
         .and(warp::post())

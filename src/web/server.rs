@@ -77,8 +77,12 @@ pub async fn run<F>(
         let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let service = {
             let (warp_service, served) = (warp::service(filter.clone()), served.clone());
-            hyper::service::service_fn(move |request| {
+            hyper::service::service_fn(move |mut request: hyper::Request<_>| {
                 served.store(true, std::sync::atomic::Ordering::Relaxed);
+                // Who is on the other end of the socket, for filters that count per client.
+                request
+                    .extensions_mut()
+                    .insert(super::edge::ClientSocket(remote));
                 let mut warp_service = warp_service.clone();
                 async move { tower_service::Service::call(&mut warp_service, request).await }
             })
