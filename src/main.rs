@@ -383,6 +383,7 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
     .await
     .with_context(|| format!("cannot listen on {address}"))?;
     tracing::info!(address = %bound, public = %settings.web.public_base_url, "serving");
+    engine.set_server_address(bound);
     let _automation = engine.start_automation();
     tracing::info!(
         events = engine.automation().events().events.len(),

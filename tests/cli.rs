@@ -473,3 +473,37 @@ fn provider_definitions_from_the_users_folder_are_listed_and_checked() {
     );
     assert!(all.contains("1 profile(s) loaded"), "{all}");
 }
+
+/// The shipped demo profiles call Bellhop's own address, whatever `web.listen` says: with the
+/// server on another port than 8765, the quick start's first "Run now" works.
+#[tokio::test]
+async fn the_demo_profiles_follow_the_servers_own_address() {
+    let ws = Workspace::new();
+    for name in ["demo-rooms", "demo-boxes"] {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("profiles/{name}.toml"));
+        std::fs::copy(&shipped, ws.profiles_dir().join(format!("{name}.toml")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let config = settings(&ws, "127.0.0.1:0");
+    let server = start_server(&config);
+    assert!(!server.address.ends_with(":8765"), "{}", server.address);
+    let client = reqwest::Client::new();
+    for name in ["demo-rooms", "demo-boxes"] {
+        let record: serde_json::Value = client
+            .post(format!("http://{}/api/v1/actions/run", server.address))
+            .json(&serde_json::json!({ "profile": name }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(record["ok"], true, "{name}: {record}");
+        assert!(
+            record["exchanges"][0]["url"]
+                .as_str()
+                .is_some_and(|url| url.starts_with(&format!("http://{}/demo/", server.address))),
+            "{name}: {record}"
+        );
+    }
+}

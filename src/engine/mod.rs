@@ -300,6 +300,9 @@ pub struct Engine {
     outbox: RwLock<Option<Arc<dyn MessageOutbox>>>,
     /// What adapters (the MQTT bridge) last said of their health.
     adapters: Mutex<std::collections::BTreeMap<String, door::AdapterHealth>>,
+    /// Where this Bellhop's own web server answers (`http://127.0.0.1:8765`), once it does: what
+    /// `ServerURL()` gives profiles that call Bellhop itself (the demo).
+    server_url: std::sync::OnceLock<String>,
 }
 
 /// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
@@ -380,6 +383,8 @@ pub struct HubEnvironment<'a> {
     response: Option<&'a request::Response>,
     /// The fields of the profile's token answer, for `Token(name)`.
     token_fields: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// This Bellhop's own address, for `ServerURL()`.
+    server_url: Option<&'a str>,
 }
 
 impl<'a> HubEnvironment<'a> {
@@ -389,6 +394,7 @@ impl<'a> HubEnvironment<'a> {
             hub,
             response: None,
             token_fields: None,
+            server_url: None,
         }
     }
 }
@@ -424,6 +430,9 @@ impl Environment for HubEnvironment<'_> {
             return None;
         }
         self.token_fields.as_ref()?.get(name).cloned()
+    }
+    fn server_url(&self) -> Option<String> {
+        self.server_url.map(str::to_string)
     }
 }
 
@@ -482,6 +491,7 @@ impl Engine {
             history,
             last_responses: Mutex::new(LastResponses::default()),
             adapters: Mutex::default(),
+            server_url: std::sync::OnceLock::new(),
             outbox: RwLock::new(None),
             authorizer: None,
             oauth_profiles,
@@ -504,6 +514,20 @@ impl Engine {
         self.automation = automation::Automation::new(events, zone);
         self.automation.restore_history(&self.hub);
         self
+    }
+
+    /// Where this Bellhop's web server answers, once it is bound (`ServerURL()`); a wildcard
+    /// listen address is reached on loopback.
+    pub fn set_server_address(&self, address: std::net::SocketAddr) {
+        let host = match address.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+            ip if ip.is_unspecified() => "[::1]".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+        };
+        let _ = self
+            .server_url
+            .set(format!("http://{host}:{}", address.port()));
     }
 
     /// Sets what one run may ask of the engine.
@@ -875,6 +899,7 @@ impl Engine {
             return;
         };
         let mut env = HubEnvironment::new(&self.hub);
+        env.server_url = self.server_url.get().map(String::as_str);
         if let (
             crate::profile::AuthSpec::OAuth2(_) | crate::profile::AuthSpec::OAuth1(_),
             Some(authorizer),
@@ -969,6 +994,7 @@ impl Engine {
                 hub,
                 response: Some(response),
                 token_fields: None,
+                server_url: None,
             };
             let document = Document::new(response.body.clone(), expression.plan());
             expression
@@ -1135,6 +1161,7 @@ impl Engine {
                     hub: &hub,
                     response: Some(&response),
                     token_fields,
+                    server_url: None,
                 };
                 let document = Document::new(body, profile.response_plan.clone());
                 mapping::evaluate(

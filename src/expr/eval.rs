@@ -39,6 +39,10 @@ pub trait Environment: Sync {
     fn token_field(&self, _name: &str) -> Option<serde_json::Value> {
         None
     }
+    /// Where this Bellhop's own web server answers, during a run of `serve`.
+    fn server_url(&self) -> Option<String> {
+        None
+    }
     fn now(&self) -> f64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

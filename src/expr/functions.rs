@@ -144,6 +144,8 @@ pub static FUNCTIONS: &[Function] = &[
         |_, env| Ok(env.topic().map(Value::text).unwrap_or(Value::Null))),
     function!("Token", 1, Some(1), "Token(name)", "A field of the OAuth token answer the profile was authorized with, e.g. `Token(\"api_domain\")` (Zoho's API host), also written `token.api_domain`; null when absent. The tokens themselves are never readable.", Plain,
         |a, env| Ok(env.token_field(&a[0].to_text()).map(|v| Value::from_json(&v)).unwrap_or(Value::Null))),
+    function!("ServerURL", 0, Some(0), "ServerURL()", "Where this Bellhop's own web server answers (`http://127.0.0.1:8765`), for a profile that calls Bellhop itself, such as the demo's `url = '${ServerURL()}/demo/rooms.json'`; null outside a run of `serve`.", Plain,
+        |_, env| Ok(env.server_url().map(Value::text).unwrap_or(Value::Null))),
     function!("Status", 0, Some(0), "Status()", "The HTTP status code of the response.", Plain,
         |_, env| Ok(env.status().map(|s| Value::Number(f64::from(s))).unwrap_or(Value::Null))),
     function!("GVval", 1, Some(2), "GVval(\"name\"[, default])", "The value of a global variable. A global that does not exist yet is an error (the expression, and a condition using it, fails and says so), unless a default is given: `GVval(\"away\", 0)` reads 0 on a fresh hub.", Plain,
