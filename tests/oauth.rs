@@ -33,6 +33,10 @@ struct Provider {
     token_mode: Option<&'static str>,
     /// Token requests answered by the misbehaving endpoint.
     misbehaved: usize,
+    /// A refresh is rotated, then its answer held for 10 s (to be lost with its caller).
+    hold_refresh_answers: bool,
+    /// A rotated-out refresh token still works (a provider's grace period).
+    grace: bool,
 }
 
 type Shared = Arc<Mutex<Provider>>;
@@ -90,6 +94,7 @@ async fn start_provider(shared: Shared) -> SocketAddr {
             }
         }
     });
+    let hold_state = shared.clone();
     let token = warp::path("token")
         .and(warp::post())
         .and(warp::header::optional::<String>("authorization"))
@@ -139,8 +144,13 @@ async fn start_provider(shared: Shared) -> SocketAddr {
                     Some("refresh_token") => {
                         p.refreshes += 1;
                         let refresh = form.get("refresh_token").cloned().unwrap_or_default();
-                        // Rotation: a refresh token works once.
-                        if p.refuse_refresh || !p.valid_refresh.remove(&refresh) {
+                        // Rotation: a refresh token works once (unless in a grace period).
+                        let known = if p.grace {
+                            p.valid_refresh.contains(&refresh)
+                        } else {
+                            p.valid_refresh.remove(&refresh)
+                        };
+                        if p.refuse_refresh || !known {
                             return refuse("invalid_grant");
                         }
                         let body = issue(&mut p, 3600);
@@ -152,7 +162,19 @@ async fn start_provider(shared: Shared) -> SocketAddr {
                     _ => refuse("unsupported_grant_type"),
                 }
             },
-        );
+        )
+        .then(move |reply| {
+            let hold = hold_state
+                .lock()
+                .map(|p| p.hold_refresh_answers)
+                .unwrap_or(false);
+            async move {
+                if hold {
+                    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                }
+                reply
+            }
+        });
     let api_state = shared.clone();
     let me = warp::path("me")
         .and(warp::header::optional::<String>("authorization"))
@@ -187,6 +209,8 @@ async fn start_provider(shared: Shared) -> SocketAddr {
 
 struct Setup {
     provider: Shared,
+    /// Where the provider (and its API) answers.
+    address: SocketAddr,
     engine: Arc<Engine>,
     state: AppState,
     _ws: Workspace,
@@ -227,6 +251,7 @@ async fn setup(client_auth: &str) -> Setup {
     let state = AppState::new(engine.clone());
     Setup {
         provider,
+        address,
         engine,
         state,
         _ws: ws,
@@ -836,4 +861,109 @@ async fn the_authorization_health_reaches_the_mqtt_broker() {
     observer
         .wait_for(topic, |p| p.contains("\"state\":\"authorized\""))
         .await;
+}
+
+/// A new process over the same token store and devices: a new authorizer, a new engine.
+fn restarted(setup: &Setup) -> Arc<Engine> {
+    let key = load_or_create_key(&setup.key_file).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        Arc::new(TokenStore::open(&setup.tokens_dir, &key).unwrap_or_else(|e| panic!("{e}")));
+    let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
+    let authorizer = Arc::new(
+        Authorizer::new(store, base, std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    Arc::new(
+        Engine::new(
+            setup.engine.profiles().as_ref().clone(),
+            None,
+            setup.engine.hub().clone(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_authorizer(authorizer),
+    )
+}
+
+/// The process stops after a rotating refresh left for the provider and before its answer was
+/// saved (simulated: the answer is held and the refresh dropped). The next process knows a
+/// refresh was under way: with a provider that accepts the rotated-out token for a grace
+/// period the grant lives on; without, the reason says what happened.
+#[tokio::test]
+async fn a_refresh_interrupted_by_a_stop_is_retried_and_explained() {
+    for grace in [true, false] {
+        let setup = authorized_with_an_expiring_token("basic").await;
+        setup.provider().hold_refresh_answers = true;
+        setup.provider().grace = grace;
+        let authorizer = setup
+            .engine
+            .authorizer()
+            .cloned()
+            .unwrap_or_else(|| panic!("no authorizer"));
+        let profile = setup.profile();
+        let url = url::Url::parse(&format!("http://{}/me", setup.address))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refreshing =
+            tokio::spawn(async move { authorizer.access_token(&profile, &url, None).await });
+        // The provider has rotated (its answer is held): the process "stops" now.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while setup.provider().refreshes == 0 {
+            assert!(std::time::Instant::now() < deadline, "no refresh was sent");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        refreshing.abort();
+        setup.provider().hold_refresh_answers = false;
+        let engine = restarted(&setup);
+        let record = engine
+            .run("discord", "")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if grace {
+            assert!(record.ok, "grace: {:?}", record.errors);
+            assert!(matches!(
+                engine.authorization_status("discord"),
+                Ok(AuthorizationStatus::Authorized { .. })
+            ));
+        } else {
+            assert!(!record.ok);
+            let status = engine.authorization_status("discord");
+            assert!(
+                matches!(&status, Ok(AuthorizationStatus::NeedsReauthorization { reason })
+                    if reason.contains("stopped during the previous refresh")),
+                "{status:?}"
+            );
+        }
+    }
+}
+
+/// A provider that answered a rotation but did not keep it (the new refresh token refused, the
+/// old one still good): the refresh token the current one replaced is tried once.
+#[tokio::test]
+async fn the_refresh_token_a_rotation_replaced_is_tried_once() {
+    let setup = authorized_with_an_expiring_token("basic").await;
+    setup.provider().first_expires_in = 1;
+    let record = setup
+        .engine
+        .run("discord", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    assert_eq!(setup.provider().refreshes, 1);
+    // The provider loses the rotation: rt-2 (issued at the refresh) unknown, rt-1 good again.
+    {
+        let mut provider = setup.provider();
+        provider.valid_refresh.clear();
+        provider.valid_refresh.insert("rt-1".into());
+        provider.valid_access.clear();
+    }
+    let record = setup
+        .engine
+        .run("discord", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    assert_eq!(
+        setup.provider().refreshes,
+        3,
+        "the refused one and the one it replaced"
+    );
 }

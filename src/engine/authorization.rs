@@ -818,27 +818,53 @@ impl Authorizer {
             ));
         };
         Authorizer::check_backoff(&entry)?;
-        match oauth::refresh(
-            &self.http,
-            &client_config(spec, self.token_timeout),
-            &refresh_token,
-            now_ms(),
-        )
-        .await
-        {
+        // The last refresh before this process was interrupted: its refresh token may have been
+        // rotated out at the provider, with the answer lost.
+        let interrupted = grant.refresh_started_ms.is_some();
+        // On disk before the request leaves, so a restart knows a refresh was under way.
+        let marked = Grant {
+            refresh_started_ms: Some(now_ms()),
+            ..grant.clone()
+        };
+        self.save(&profile.name, &marked).await?;
+        let config = client_config(spec, self.token_timeout);
+        let mut used = refresh_token;
+        let mut answer = oauth::refresh(&self.http, &config, &used, now_ms()).await;
+        // Refused: the one it replaced, once (a provider that did not keep the rotation it
+        // answered, or that accepts the previous token for a grace period).
+        if let (Err(error), Some(previous)) = (&answer, &grant.previous_refresh_token) {
+            if error.needs_reauthorization() && previous.expose() != used.expose() {
+                tracing::info!(profile = %profile.name, "refresh token refused; trying the one it replaced");
+                used = previous.clone();
+                answer = oauth::refresh(&self.http, &config, &used, now_ms()).await;
+            }
+        }
+        match answer {
             Ok(mut fresh) => {
+                // Nothing but this before the save: the rotated token must reach the disk.
+                let rotated = fresh
+                    .refresh_token
+                    .as_ref()
+                    .is_some_and(|new| new.expose() != used.expose());
                 // A provider that does not rotate keeps the refresh token it gave before.
                 if fresh.refresh_token.is_none() {
-                    fresh.refresh_token = Some(refresh_token);
+                    fresh.refresh_token = Some(used.clone());
                 }
                 // An answer that does not repeat the scope keeps the granted one (RFC 6749
                 // §5.1: omitted, it is the same as requested).
                 if fresh.scopes.is_empty() {
-                    fresh.scopes = tokens.scopes.clone();
+                    fresh.scopes = grant.tokens.scopes.clone();
                 }
+                let previous_refresh_token = if rotated {
+                    Some(used)
+                } else {
+                    grant.previous_refresh_token.clone()
+                };
                 let access = (fresh.access_token.clone(), fresh.issued_at_ms);
                 let refreshed = Grant {
                     tokens: fresh,
+                    previous_refresh_token,
+                    refresh_started_ms: None,
                     ..grant
                 };
                 // The rotated refresh token is on disk before the new access token is used.
@@ -849,9 +875,14 @@ impl Authorizer {
                 Ok(access)
             }
             Err(error) if error.needs_reauthorization() => {
-                let reason = error.to_string();
+                let reason = if interrupted {
+                    format!("{error} — Bellhop stopped during the previous refresh, and the provider no longer accepts the refresh token it had (it rotated it with an answer that was lost): authorize again")
+                } else {
+                    error.to_string()
+                };
                 let dead = Grant {
                     needs_reauthorization: Some(reason.clone()),
+                    refresh_started_ms: None,
                     ..grant
                 };
                 // Kept, so a restart does not try the dead grant again.

@@ -11,7 +11,7 @@ pub mod one;
 mod shape;
 mod state;
 mod template;
-mod token;
+pub(crate) mod token;
 
 pub use flow::{
     authorization_url, client_credentials, device_authorization, device_token, discover,

@@ -61,7 +61,7 @@ mod exposed {
     }
 }
 
-mod exposed_option {
+pub(crate) mod exposed_option {
     use crate::secret::Secret;
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -12,6 +12,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
 use crate::oauth::TokenSet;
+use crate::secret::Secret;
 
 const MAGIC: &[u8; 4] = b"BHT1";
 const NONCE_LEN: usize = 24;
@@ -114,6 +115,15 @@ pub struct Grant {
     /// Who the token belongs to, as the provider's profile endpoint said ("Ann (ann@…)").
     #[serde(default)]
     pub identity: Option<String>,
+    /// The refresh token the current one replaced (a rotation): tried once when the current
+    /// one is refused, since a provider may not have kept the rotation it answered.
+    #[serde(with = "crate::oauth::token::exposed_option", default)]
+    pub previous_refresh_token: Option<Secret>,
+    /// Set (and saved) before a refresh request is sent, cleared with the answer's tokens: a
+    /// grant read with it set was being refreshed when the process stopped, so its refresh token
+    /// may have been rotated out at the provider with the answer lost.
+    #[serde(default)]
+    pub refresh_started_ms: Option<i64>,
 }
 
 impl Grant {
@@ -125,6 +135,8 @@ impl Grant {
             api_origins,
             needs_reauthorization: None,
             identity: None,
+            previous_refresh_token: None,
+            refresh_started_ms: None,
         }
     }
 }
