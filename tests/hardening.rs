@@ -938,6 +938,8 @@ fn deep_body() -> String {
 
 /// Runs `bellhop eval` on `input`; its exit code, what it printed and its peak memory (KiB),
 /// read from the kernel's account of that one child (wait4).
+// The child is waited for with wait4 (for its own peak memory), not through `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn eval_with_peak(expression: &str, input: &std::path::Path) -> (i32, String, i64) {
     use std::io::Read;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bellhop"))

@@ -1386,6 +1386,18 @@ impl Authorizer {
     }
 }
 
+/// A refused or failed revocation in words that name the revocation endpoint (the protocol's
+/// errors speak of the token endpoint, where most requests go).
+fn revocation_failure(error: &oauth::OAuthError) -> String {
+    match error {
+        oauth::OAuthError::Status(status) | oauth::OAuthError::Unavailable { status, .. } => {
+            format!("the revocation endpoint answered HTTP {status}")
+        }
+        oauth::OAuthError::Transport(why) => format!("cannot reach the revocation endpoint: {why}"),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1445,17 +1457,5 @@ mod tests {
         assert_eq!(refresh_due_at(&tokens(0, None), 60_000), None);
         assert!(!due(&tokens(0, Some(5_000)), 60_000, 1_000));
         assert!(due(&tokens(0, Some(5_000)), 60_000, 2_600));
-    }
-}
-
-/// A refused or failed revocation in words that name the revocation endpoint (the protocol's
-/// errors speak of the token endpoint, where most requests go).
-fn revocation_failure(error: &oauth::OAuthError) -> String {
-    match error {
-        oauth::OAuthError::Status(status) | oauth::OAuthError::Unavailable { status, .. } => {
-            format!("the revocation endpoint answered HTTP {status}")
-        }
-        oauth::OAuthError::Transport(why) => format!("cannot reach the revocation endpoint: {why}"),
-        other => other.to_string(),
     }
 }
