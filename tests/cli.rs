@@ -21,9 +21,10 @@ fn bellhop() -> Command {
 fn settings(ws: &Workspace, listen: &str) -> PathBuf {
     let path = ws.path().join("plugin.toml");
     let text = format!(
-        "[web]\nlisten = \"{listen}\"\n[paths]\ndata_dir = \"{data}\"\nprofiles_dir = \"{profiles}\"\nsecrets_file = \"{data}/secrets.toml\"\n[oauth]\nkey_file = \"{data}/token.key\"\n[devices]\ncommit_window_ms = 20\n",
+        "[web]\nlisten = \"{listen}\"\n[paths]\ndata_dir = \"{data}\"\nprofiles_dir = \"{profiles}\"\nevents_dir = \"{events}\"\nsecrets_file = \"{data}/secrets.toml\"\n[oauth]\nkey_file = \"{data}/token.key\"\n[devices]\ncommit_window_ms = 20\n",
         data = ws.path().join("data").display(),
         profiles = ws.profiles_dir().display(),
+        events = ws.path().join("events").display(),
     );
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
     path

@@ -936,35 +936,36 @@ fn deep_body() -> String {
     body
 }
 
-/// Runs `bellhop eval` on `input`; its exit code, what it printed and its peak memory (KiB),
-/// read from the kernel's account of that one child (wait4).
-// The child is waited for with wait4 (for its own peak memory), not through `Child::wait`.
-#[allow(clippy::zombie_processes)]
+/// Runs `bellhop eval` on `input`; its exit code, what it printed and its peak memory (KiB).
+/// The peak is read by a small Python parent (`getrusage` of its children): a child forked
+/// from this large test process would count the pages it shares with it until it execs.
 fn eval_with_peak(expression: &str, input: &std::path::Path) -> (i32, String, i64) {
-    use std::io::Read;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bellhop"))
-        .args(["eval", expression, "--input"])
+    const MEASURE: &str = "import resource, subprocess, sys\nr = subprocess.run(sys.argv[1:], capture_output=True, text=True)\nprint(r.returncode)\nprint(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\nsys.stdout.write(r.stdout + r.stderr)\n";
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            MEASURE,
+            env!("CARGO_BIN_EXE_bellhop"),
+            "eval",
+            expression,
+            "--input",
+        ])
         .arg(input)
         .env_remove("BELLHOP_CONFIG")
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut printed = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut printed);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut printed);
-    }
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for the kernel to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, by its pid, with valid pointers to locals.
-    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert!(waited > 0, "wait4 failed");
-    (libc::WEXITSTATUS(status), printed, usage.ru_maxrss)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is needed to measure a child's memory: {e}"));
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let mut lines = text.splitn(3, '\n');
+    let code = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(-1);
+    let peak = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(i64::MAX);
+    (code, lines.next().unwrap_or_default().to_string(), peak)
 }
 
 /// An attack run found that a recursive JSONPath copies every subtree once per ancestor: one

@@ -195,9 +195,9 @@ pub(crate) fn serve_bellhop_with(dir: &Path, port: u16, more: &str) -> Peer {
     serve
 }
 
-/// The browser tests run one at a time: their timing checks (token lifetimes of seconds) must
-/// not share two cores with another Chromium.
-static ONE_BROWSER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The browser tests (and the Home Assistant test) run one at a time: their timing checks (token
+/// lifetimes of seconds) must not share two cores with another Chromium or Home Assistant.
+pub(crate) static ONE_BROWSER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run_path(client_auth: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
