@@ -357,15 +357,9 @@ async fn fire_runs_an_event_here_or_through_the_server() {
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("{e}"));
     let config = settings(&ws, &format!("127.0.0.1:{port}"));
+    // `settings` names the workspace's events folder.
     let events = ws.path().join("events");
     std::fs::create_dir_all(&events).unwrap_or_else(|e| panic!("{e}"));
-    let with_events = std::fs::read_to_string(&config)
-        .unwrap_or_default()
-        .replace(
-            "[paths]\n",
-            &format!("[paths]\nevents_dir = \"{}\"\n", events.display()),
-        );
-    std::fs::write(&config, with_events).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
         events.join("greet.toml"),
         "conditions = ['Length(input) > 0']\n[[action]]\nset_global = \"greeting\"\nstring = '\"hello \" + input'\n",

@@ -1402,6 +1402,25 @@ fn revocation_failure(error: &oauth::OAuthError) -> String {
 mod tests {
     use super::*;
 
+    /// A failed revocation names the revocation endpoint, not the token endpoint.
+    #[test]
+    fn revocation_failures_name_the_revocation_endpoint() {
+        for error in [
+            oauth::OAuthError::Status(503),
+            oauth::OAuthError::Unavailable {
+                status: 502,
+                retry_after: None,
+            },
+            oauth::OAuthError::Transport("connection refused".into()),
+        ] {
+            let said = revocation_failure(&error);
+            assert!(
+                said.contains("revocation endpoint") && !said.contains("token endpoint"),
+                "{said}"
+            );
+        }
+    }
+
     #[test]
     fn same_origin_compares_scheme_host_and_port() {
         let origin = |text: &str| url::Url::parse(text).map(|u| u.origin());
