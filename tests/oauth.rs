@@ -748,27 +748,11 @@ async fn a_dead_grant_stays_dead_across_a_restart() {
     assert!(!record.ok);
     assert_eq!(setup.provider().refreshes, 1);
     // A new process: a new authorizer over the same store.
-    let key = load_or_create_key(&setup.key_file).unwrap_or_else(|e| panic!("{e}"));
-    let store =
-        Arc::new(TokenStore::open(&setup.tokens_dir, &key).unwrap_or_else(|e| panic!("{e}")));
-    let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
-    let authorizer = Arc::new(
-        Authorizer::new(store, base, std::time::Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let status = authorizer.status(&setup.profile()).ok();
+    let engine = restarted(&setup);
+    let status = engine.authorization_status("discord").ok();
     assert!(
         matches!(&status, Some(AuthorizationStatus::NeedsReauthorization { reason }) if reason.contains("invalid_grant")),
         "{status:?}"
-    );
-    let engine = Arc::new(
-        Engine::new(
-            setup.engine.profiles().as_ref().clone(),
-            None,
-            setup.engine.hub().clone(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
-        .with_authorizer(authorizer),
     );
     let record = engine
         .run("discord", "")

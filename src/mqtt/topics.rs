@@ -175,23 +175,42 @@ pub fn profile_configs(
         })
         .collect();
     if button {
-        let unique_id = format!("{node}_profile_{segment}_run");
-        configs.push((
-            format!("{prefix}/button/{node}/profile_{segment}_run/config"),
-            json!({
-                "name": "Run",
-                "uniq_id": unique_id,
-                "def_ent_id": entity_id("button", &["bellhop", "run", profile], &unique_id),
-                "cmd_t": format!("{}/action/{profile}/run", config.base_topic),
-                "pl_prs": "",
-                "ic": "mdi:play",
-                "avty_t": config.bridge_state_topic(),
-                "dev": device,
-                "o": origin(),
-            }),
+        configs.push(button_config(
+            config,
+            profile_button_topic(config, prefix, profile),
+            ("Run", &["bellhop", "run", profile]),
+            format!("{node}_profile_{segment}_run"),
+            format!("{}/action/{profile}/run", config.base_topic),
+            &device,
         ));
     }
     configs
+}
+
+/// A button that publishes an empty payload on `command` (a profile's action or an event's
+/// firing), named `name` in its HA device, with an entity id slugged from `names`.
+fn button_config(
+    config: &BridgeConfig,
+    topic: String,
+    (name, names): (&str, &[&str]),
+    unique_id: String,
+    command: String,
+    device: &serde_json::Value,
+) -> (String, serde_json::Value) {
+    (
+        topic,
+        json!({
+            "name": name,
+            "def_ent_id": entity_id("button", names, &unique_id),
+            "uniq_id": unique_id,
+            "cmd_t": command,
+            "pl_prs": "",
+            "ic": "mdi:play",
+            "avty_t": config.bridge_state_topic(),
+            "dev": device,
+            "o": origin(),
+        }),
+    )
 }
 
 /// Where a profile's button config lives, whether or not it is offered (to clear it).
@@ -246,20 +265,14 @@ pub fn event_configs(
         }),
     )];
     if button {
-        let unique_id = format!("{node}_event_{segment}_fire");
-        configs.push((
-            format!("{prefix}/button/{node}/event_{segment}_fire/config"),
-            json!({
-                "name": "Fire",
-                "uniq_id": unique_id,
-                "def_ent_id": entity_id("button", &["bellhop", "fire", event], &unique_id),
-                "cmd_t": format!("{}/event/{event}/run", config.base_topic),
-                "pl_prs": "",
-                "ic": "mdi:play",
-                "avty_t": config.bridge_state_topic(),
-                "dev": device,
-                "o": origin(),
-            }),
+        let [_, topic] = event_config_topics(config, prefix, event);
+        configs.push(button_config(
+            config,
+            topic,
+            ("Fire", &["bellhop", "fire", event]),
+            format!("{node}_event_{segment}_fire"),
+            format!("{}/event/{event}/run", config.base_topic),
+            &device,
         ));
     }
     configs
