@@ -17,5 +17,6 @@ pub mod oauth;
 pub mod profile;
 pub mod secret;
 pub mod settings;
+pub mod sync;
 pub mod tokens;
 pub mod web;

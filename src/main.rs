@@ -267,6 +267,8 @@ fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
 /// firing each second that alone is a third of `serve`'s memory (see `benches/events.rs`).
 /// Two arenas keep the worker threads from contending on one lock and the memory together.
 /// Called first thing in `main`, while the process has one thread.
+// The crate's one `unsafe` (denied everywhere else by `[lints]` in Cargo.toml).
+#[allow(unsafe_code)]
 fn cap_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; it runs once, before any other thread

@@ -8,6 +8,7 @@ mod store;
 
 pub use store::{Book, HistoryPoint, HistoryRetention, StoreHealth};
 
+use crate::sync::{Locked, ReadWriteLocked};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
@@ -222,16 +223,14 @@ impl DeviceHub {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent maps (every mutation is a single
         // insert), so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.locked()
     }
 
     fn with_writer<T>(
         &self,
         act: impl FnOnce(&store::Writer) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let writes = self.writes.locked();
         match writes.as_ref() {
             Some(writer) => act(writer),
             None if self._lock.is_none() => Err(StoreError::ReadOnly),
@@ -246,16 +245,11 @@ impl DeviceHub {
     /// Sets who is told of every change (replacing any before): the engine, which publishes
     /// them on its event bus.
     pub fn observe(&self, observer: Observer) {
-        *self.observer.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
+        *self.observer.write_locked() = Some(observer);
     }
 
     fn notify(&self, change: Changed) {
-        if let Some(observer) = self
-            .observer
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
+        if let Some(observer) = self.observer.read_locked().as_ref() {
             observer(change);
         }
     }
@@ -525,12 +519,7 @@ impl DeviceHub {
 
     /// How much device history the store keeps from now on.
     pub fn set_history_retention(&self, retention: HistoryRetention) {
-        if let Some(writer) = self
-            .writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
+        if let Some(writer) = self.writes.locked().as_ref() {
             writer.set_retention(retention);
         }
     }
@@ -555,7 +544,7 @@ impl DeviceHub {
 
     /// Commits what is pending and stops the writer.
     pub fn close(&self) {
-        let writer = self.writes.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let writer = self.writes.locked().take();
         if let Some(writer) = writer {
             writer.close();
         }

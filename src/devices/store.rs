@@ -3,6 +3,7 @@
 //! write reaches disk in a transaction within the commit window, and a flush request commits at
 //! once and answers when the data is durable.
 
+use crate::sync::Locked;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
@@ -394,7 +395,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.0.locked()
     }
 
     pub fn send(&self, op: WriteOp) -> Result<(), StoreError> {
@@ -494,7 +495,7 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
     let (lock, wake) = shared;
     let mut pruned_at: Option<Instant> = None;
     loop {
-        let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = lock.locked();
         let idle =
             |q: &Queue| q.batch.is_empty() && q.unrendered.is_empty() && q.waiters.is_empty();
         while idle(&queue) && !queue.closed {
@@ -544,7 +545,7 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
                 tracing::warn!(error = %error, "device history could not be pruned");
             }
         }
-        let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = lock.locked();
         match &outcome {
             Ok(()) => {
                 if queue.health.failed_commits > 0 {
@@ -570,7 +571,7 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
             let _ = reply.send(outcome.clone());
         }
         if stop {
-            let queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let queue = lock.locked();
             if idle(&queue) || queue.health.failed_commits >= 5 {
                 return;
             }

@@ -9,6 +9,7 @@
 //! A token is refreshed once per expiry: ahead of it by the configured margin, capped at half the
 //! token's lifetime, so short-lived tokens are not refreshed on every run.
 
+use crate::sync::Locked;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -475,7 +476,7 @@ impl Authorizer {
     }
 
     fn entry(&self, profile: &str) -> Arc<ProfileAuthorization> {
-        let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
+        let mut profiles = self.profiles.locked();
         if let Some(entry) = profiles.get(profile) {
             return entry.clone();
         }
@@ -624,8 +625,8 @@ impl Authorizer {
         grant.identity = identity;
         self.save(&profile.name, &grant).await?;
         self.remember(entry, Some(grant), Some(spec));
-        *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        *entry.device.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *entry.backoff.locked() = None;
+        *entry.device.locked() = None;
         tracing::info!(profile = %profile.name, grant = spec.grant.as_str(), "profile authorized");
         Ok(())
     }
@@ -636,21 +637,12 @@ impl Authorizer {
         profile: &Profile,
     ) -> Option<Arc<serde_json::Map<String, serde_json::Value>>> {
         let entry = self.entry(&profile.name);
-        if let Some(fields) = entry
-            .fields
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
+        if let Some(fields) = entry.fields.locked().clone() {
             return Some(fields);
         }
         let spec = any_spec(profile).ok()?;
         self.load(profile, spec, &entry).await.ok()?;
-        let fields = entry
-            .fields
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let fields = entry.fields.locked().clone();
         fields
     }
 
@@ -661,8 +653,7 @@ impl Authorizer {
         grant: Option<Grant>,
         spec: Option<&OAuth2Spec>,
     ) {
-        *entry.fields.lock().unwrap_or_else(|p| p.into_inner()) =
-            grant.as_ref().map(|g| Arc::new(g.tokens.extra.clone()));
+        *entry.fields.locked() = grant.as_ref().map(|g| Arc::new(g.tokens.extra.clone()));
         let ready = grant
             .as_ref()
             .filter(|g| g.needs_reauthorization.is_none())
@@ -675,18 +666,13 @@ impl Authorizer {
                     origins: parse_origins(&g.api_origins),
                 })
             });
-        *entry.dead.lock().unwrap_or_else(|p| p.into_inner()) =
-            grant.as_ref().and_then(|g| g.needs_reauthorization.clone());
-        *entry.ready.lock().unwrap_or_else(|p| p.into_inner()) = ready;
-        *entry.grant.lock().unwrap_or_else(|p| p.into_inner()) = grant;
+        *entry.dead.locked() = grant.as_ref().and_then(|g| g.needs_reauthorization.clone());
+        *entry.ready.locked() = ready;
+        *entry.grant.locked() = grant;
     }
 
     fn cached(entry: &ProfileAuthorization) -> Option<Grant> {
-        entry
-            .grant
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        entry.grant.locked().clone()
     }
 
     /// Makes a grant just read from the store the cached one. A grant of the first version,
@@ -765,7 +751,7 @@ impl Authorizer {
         url: &url::Url,
     ) -> Result<Option<(reqwest::header::HeaderValue, i64)>, AuthorizationError> {
         let entry = self.entry(profile);
-        let ready = entry.ready.lock().unwrap_or_else(|p| p.into_inner());
+        let ready = entry.ready.locked();
         let Some(ready) = ready.as_ref() else {
             return Ok(None);
         };
@@ -789,7 +775,7 @@ impl Authorizer {
             profile: profile.name.clone(),
             reason,
         };
-        if let Some(reason) = entry.dead.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(reason) = entry.dead.locked().clone() {
             return Err(needs_reauthorization(reason));
         }
         let _guard = entry.refresh.lock().await;
@@ -870,7 +856,7 @@ impl Authorizer {
                 // The rotated refresh token is on disk before the new access token is used.
                 self.save(&profile.name, &refreshed).await?;
                 self.remember(&entry, Some(refreshed), Some(spec));
-                *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *entry.backoff.locked() = None;
                 tracing::info!(profile = %profile.name, "access token refreshed");
                 Ok(access)
             }
@@ -901,7 +887,7 @@ impl Authorizer {
     }
 
     fn check_backoff(entry: &ProfileAuthorization) -> Result<(), AuthorizationError> {
-        if let Some((until, _)) = *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some((until, _)) = *entry.backoff.locked() {
             let now = Instant::now();
             if now < until {
                 return Err(AuthorizationError::BackingOff(
@@ -915,7 +901,7 @@ impl Authorizer {
     /// After a failed token request: wait longer before the next (the server's Retry-After
     /// when given), within 1 s to 5 min.
     fn back_off(profile: &str, entry: &ProfileAuthorization, error: &OAuthError) {
-        let mut backoff = entry.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let mut backoff = entry.backoff.locked();
         let previous = backoff
             .map(|(_, d)| d)
             .unwrap_or(Duration::from_millis(500));
@@ -976,7 +962,7 @@ impl Authorizer {
         }
         let entry = self.entry(&profile.name);
         let _guard = entry.refresh.lock().await;
-        *entry.backoff.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *entry.backoff.locked() = None;
         self.fetch_own_token(profile, spec, &entry)
             .await
             .map(|_| ())
@@ -1003,7 +989,7 @@ impl Authorizer {
                 .await?;
         let entry = self.entry(&profile.name);
         let expires_at_ms = now_ms() + started.expires_in.as_millis() as i64;
-        *entry.device.lock().unwrap_or_else(|p| p.into_inner()) = Some(DeviceProgress::Waiting {
+        *entry.device.locked() = Some(DeviceProgress::Waiting {
             user_code: started.user_code.clone(),
             verification_uri: started.verification_uri.clone(),
             verification_uri_complete: started.verification_uri_complete.clone(),
@@ -1043,8 +1029,7 @@ impl Authorizer {
         let entry = self.entry(&profile.name);
         let fail = |reason: String| {
             tracing::warn!(profile = %profile.name, reason = %reason, "device authorization ended without tokens");
-            *entry.device.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(DeviceProgress::Failed(reason));
+            *entry.device.locked() = Some(DeviceProgress::Failed(reason));
         };
         let mut interval = started.interval;
         loop {
@@ -1107,12 +1092,7 @@ impl Authorizer {
                     grant: spec.map_or("oauth1", |s| s.grant.as_str()),
                 },
             },
-            Ok(None) => match entry
-                .device
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-            {
+            Ok(None) => match entry.device.locked().clone() {
                 Some(DeviceProgress::Waiting {
                     user_code,
                     verification_uri,
@@ -1141,7 +1121,7 @@ impl Authorizer {
         entry
             .device_generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        *entry.device.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *entry.device.locked() = None;
         let _guard = entry.refresh.lock().await;
         let mut note = None;
         if let Ok(spec) = oauth_spec(profile) {

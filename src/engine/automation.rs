@@ -5,6 +5,7 @@
 //! parallel), a rate limit per event and a depth limit for events that run events, so an event
 //! that re-triggers itself is reported, never an endless loop.
 
+use crate::sync::{Locked, ReadWriteLocked};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -168,10 +169,7 @@ impl Automation {
     }
 
     fn loaded(&self) -> Arc<Loaded> {
-        self.loaded
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.loaded.read_locked().clone()
     }
 
     pub fn zone(&self) -> Zone {
@@ -183,15 +181,14 @@ impl Automation {
     }
 
     pub(super) fn replace(&self, events: EventSet) {
-        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Loaded::new(events);
+        *self.loaded.write_locked() = Loaded::new(events);
         self.rescheduled.notify_one();
     }
 
     /// The newest runs of an event, newest first.
     pub fn history(&self, event: &str, limit: usize) -> Vec<Arc<EventRun>> {
         self.states
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .get(event)
             .map(|s| s.history.iter().rev().take(limit).cloned().collect())
             .unwrap_or_default()
@@ -217,7 +214,7 @@ impl Automation {
         retrigger: Retrigger,
         work: impl FnOnce(&mut EventState) -> R,
     ) -> R {
-        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let mut states = self.states.locked();
         work(
             states
                 .entry(event.to_string())
@@ -903,20 +900,12 @@ impl Engine {
         } else if !wanted.is_empty() {
             tracing::warn!("webhook triggers need the encrypted store: webhooks are off");
         }
-        *self
-            .automation
-            .webhook_tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = tokens;
+        *self.automation.webhook_tokens.write_locked() = tokens;
     }
 
     /// The URL that fires an event's webhook, when it has one.
     pub fn webhook_url(&self, event: &str) -> Option<String> {
-        let tokens = self
-            .automation
-            .webhook_tokens
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let tokens = self.automation.webhook_tokens.read_locked();
         let token = tokens.get(event)?;
         let path = format!(
             "hooks/events/{}/{}",
@@ -940,8 +929,7 @@ impl Engine {
         let admitted = self
             .automation
             .webhook_tokens
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .read_locked()
             .get(event)
             .is_some_and(|expected| {
                 bool::from(expected.expose().as_bytes().ct_eq(token.as_bytes()))

@@ -3,6 +3,7 @@
 //! reload, authorize, forget, flush — and the event bus they may listen to. Adapters never reach
 //! into the device hub or the authorizer themselves (`tests/architecture.rs` checks it).
 
+use crate::sync::Locked;
 use std::sync::Arc;
 
 use super::authorization::{AuthorizationError, AuthorizationStatus};
@@ -124,7 +125,7 @@ impl Engine {
     /// An adapter says how it is doing (a change of state is logged by the adapter itself).
     pub fn report_adapter(&self, name: &str, ok: bool, detail: impl Into<String>) {
         let detail = detail.into();
-        let mut adapters = self.adapters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut adapters = self.adapters.locked();
         let same = adapters
             .get(name)
             .is_some_and(|h| h.ok == ok && h.detail == detail);
@@ -142,10 +143,7 @@ impl Engine {
 
     /// What each adapter last said of its health.
     pub fn adapters(&self) -> std::collections::BTreeMap<String, AdapterHealth> {
-        self.adapters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.adapters.locked().clone()
     }
 
     /// How the device store's writer is doing.

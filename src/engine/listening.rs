@@ -3,6 +3,7 @@
 //! as the profile's last input and offered to the input triggers through the bus — and the
 //! profile's reply is rendered. How the call arrives (HTTP today) is the adapter's business.
 
+use crate::sync::ReadWriteLocked;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -104,7 +105,7 @@ impl Engine {
 
     /// Where MQTT profiles' actions are published from now on (the MQTT bridge calls this).
     pub fn set_outbox(&self, outbox: Arc<dyn super::MessageOutbox>) {
-        *self.outbox.write().unwrap_or_else(|p| p.into_inner()) = Some(outbox);
+        *self.outbox.write_locked() = Some(outbox);
     }
 
     /// The profile listening at `path` (under the listen base), if any.

@@ -14,6 +14,7 @@ pub mod listening;
 pub mod mapping;
 pub mod request;
 
+use crate::sync::{Locked, ReadWriteLocked};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -564,10 +565,7 @@ impl Engine {
 
     /// The profiles as loaded now. Runs keep the set they started with.
     pub fn profiles(&self) -> Arc<ProfileSet> {
-        self.profiles
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.profiles.read_locked().clone()
     }
 
     /// Loads the profile folder again and swaps the new set in. Returns the new set.
@@ -576,7 +574,7 @@ impl Engine {
             return self.profiles();
         };
         let fresh = Arc::new(source.load());
-        *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        *self.profiles.write_locked() = fresh.clone();
         self.revoke_deleted(&fresh);
         if let Some(dir) = &source.events_dir {
             let mut events = crate::event::load_dir(dir, &fresh);
@@ -596,10 +594,7 @@ impl Engine {
     /// fails to load keeps them.
     fn revoke_deleted(&self, fresh: &ProfileSet) {
         let deleted: Vec<Arc<Profile>> = {
-            let mut known = self
-                .oauth_profiles
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut known = self.oauth_profiles.locked();
             let gone: Vec<String> = known
                 .iter()
                 .filter(|(name, p)| !fresh.profiles.contains_key(*name) && !p.file.exists())
@@ -639,8 +634,7 @@ impl Engine {
     /// The last response body a profile received (for the sandbox's live preview).
     pub fn last_response(&self, profile: &str) -> Option<Arc<str>> {
         self.last_responses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .bodies
             .get(profile)
             .map(|(_, body)| body.clone())
@@ -648,7 +642,7 @@ impl Engine {
 
     /// The newest runs, newest first, of one profile or of all.
     pub fn history(&self, profile: Option<&str>, limit: usize) -> Vec<Arc<RunRecord>> {
-        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let history = self.history.locked();
         let mut runs: Vec<Arc<RunRecord>> = match profile {
             Some(name) => history
                 .get(name)
@@ -774,7 +768,7 @@ impl Engine {
             }
         }
         {
-            let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            let mut history = self.history.locked();
             let runs = history.entry(profile.name.clone()).or_default();
             runs.push_back(record.clone());
             while runs.len() > profile.history_keep {
@@ -862,11 +856,7 @@ impl Engine {
                 return;
             }
         };
-        let outbox = self
-            .outbox
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let outbox = self.outbox.read_locked().clone();
         let sent = match outbox {
             Some(outbox) => outbox.publish(&topic, &text, mqtt.qos, mqtt.retain),
             None => Err("the MQTT bridge is off: set mqtt.url in plugin.toml".into()),
@@ -1137,8 +1127,7 @@ impl Engine {
     /// Keeps what a profile received last (for the sandbox and the input triggers).
     fn keep_last_response(&self, profile: &str, body: Arc<str>) {
         self.last_responses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .keep(profile, body, self.limits.last_responses_bytes);
     }
 

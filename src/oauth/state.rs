@@ -1,6 +1,7 @@
 //! Pending authorizations: a random `state` per Request Authorization, single-use, expiring
 //! after [`STATE_LIFETIME`], holding the PKCE verifier and the exact redirect URI sent.
 
+use crate::sync::Locked;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -88,7 +89,7 @@ impl StateStore {
     /// temporary token, which its callback brings back (it has no `state`).
     pub fn issue_as(&self, key: &str, pending: PendingAuthorization) {
         let state = key.to_string();
-        let mut store = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = self.pending.locked();
         let Pending { by_state, order } = &mut *store;
         // Drop what expired or was taken, oldest first; then make room.
         while let Some(oldest) = order.front() {
@@ -108,7 +109,7 @@ impl StateStore {
 
     /// Takes the pending authorization of `state`: it can be taken once, within its lifetime.
     pub fn take(&self, state: &str) -> Result<PendingAuthorization, StateError> {
-        let mut store = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = self.pending.locked();
         let pending = store.by_state.remove(state).ok_or(StateError::Unknown)?;
         if pending.created.elapsed() >= STATE_LIFETIME {
             return Err(StateError::Expired);
@@ -119,11 +120,7 @@ impl StateStore {
     /// How many authorizations are pending (taken and expired ones may linger until the next
     /// start).
     pub fn len(&self) -> usize {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_state
-            .len()
+        self.pending.locked().by_state.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -132,7 +129,7 @@ impl StateStore {
 
     #[cfg(test)]
     fn age(&self, state: &str, by: Duration) {
-        let mut store = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = self.pending.locked();
         if let Some(p) = store.by_state.get_mut(state) {
             p.created = Instant::now().checked_sub(by).unwrap_or(p.created);
         }

@@ -5,6 +5,7 @@
 //!
 //! Uses `oauth` (the token type) and `secret`; knows nothing of profiles, the engine or the web.
 
+use crate::sync::Locked;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -240,7 +241,7 @@ impl TokenStore {
 
     /// Stores a profile's grant durably (it is on disk when this returns).
     pub fn save(&self, profile: &str, grant: &Grant) -> Result<(), TokenStoreError> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer.locked();
         self.seal(&self.path(profile), profile, grant)
     }
 
@@ -271,7 +272,7 @@ impl TokenStore {
         &self,
         values: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), TokenStoreError> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer.locked();
         let mut all = self.secrets()?;
         all.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.seal(&self.vault_path(), VAULT_LABEL, &all)
@@ -279,7 +280,7 @@ impl TokenStore {
 
     /// Wipes a profile's tokens ("Forget authorization").
     pub fn delete(&self, profile: &str) -> Result<(), TokenStoreError> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer.locked();
         let path = self.path(profile);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),

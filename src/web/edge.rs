@@ -13,6 +13,7 @@
 //!   session cookie. The cookie holds a random session id, never the token; sessions expire, are
 //!   dropped on sign-out, and are bounded in number.
 
+use crate::sync::Locked;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -265,7 +266,7 @@ impl Edge {
     }
 
     fn session_alive(&self, id: &str) -> bool {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sessions = self.sessions.locked();
         match sessions.expiry.get(id) {
             Some(until) if *until > Instant::now() => true,
             Some(_) => {
@@ -280,11 +281,7 @@ impl Edge {
     /// wrong token, or `Err(Some(wait))` when this client's attempts (or everyone's together)
     /// come too fast.
     pub fn sign_in(&self, client: Option<IpAddr>, token: &str) -> Result<String, Option<Duration>> {
-        self.login
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take(client)
-            .map_err(Some)?;
+        self.login.locked().take(client).map_err(Some)?;
         let Some(expected) = &self.admin_token else {
             return Err(None);
         };
@@ -292,7 +289,7 @@ impl Edge {
             return Err(None);
         }
         let id = crate::secret::random_token();
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sessions = self.sessions.locked();
         let now = Instant::now();
         sessions.expiry.retain(|_, until| *until > now);
         let Sessions { expiry, order } = &mut *sessions;
@@ -309,7 +306,7 @@ impl Edge {
 
     /// Sign-out: the session ends now.
     pub fn sign_out(&self, session: &str) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sessions = self.sessions.locked();
         sessions.expiry.remove(session);
         sessions.order.retain(|s| s != session);
     }

@@ -4,6 +4,7 @@
 //! guarded by the profile's own token when it sets one, by its body limit (413) and by its
 //! calls-per-second budget (429). Host and Origin are checked as for every route.
 
+use crate::sync::Locked;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -34,7 +35,7 @@ pub struct Throttle {
 impl Throttle {
     fn admit(&self, profile: &str, per_second: u32) -> bool {
         let per_second = f64::from(per_second.max(1));
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self.buckets.locked();
         // Only loaded profiles get here, so the map is as large as the profile set at most
         // (plus profiles removed since, dropped when it grows past that).
         if buckets.len() > 10_000 {
