@@ -306,19 +306,19 @@ pub struct Engine {
     server_url: std::sync::OnceLock<String>,
 }
 
+/// `<wait N>` in an action text: a fixed pattern, compiled once.
+#[allow(clippy::expect_used)] // a literal, compiled by every test that splits a text
+static WAIT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?i)<\s*wait\s*(\d{1,9})\s*>").expect("the <wait N> pattern compiles")
+});
+
 /// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
 /// before each.
 pub fn split_waits(text: &str) -> Vec<(Duration, &str)> {
     if !text.contains('<') {
         return vec![(Duration::ZERO, text)];
     }
-    static WAIT: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-    let Some(pattern) = WAIT
-        .get_or_init(|| regex::Regex::new(r"(?i)<\s*wait\s*(\d{1,9})\s*>").ok())
-        .as_ref()
-    else {
-        return vec![(Duration::ZERO, text)];
-    };
+    let pattern = &*WAIT;
     let mut pieces = Vec::new();
     let mut pause = Duration::ZERO;
     let mut last = 0;

@@ -251,14 +251,14 @@ fn extreme(args: &[Value], pick: fn(f64, f64) -> f64) -> Result<Value, EvalError
         .map(Value::Number)
 }
 
+/// A number in a text (`Numbers()`): a fixed pattern, compiled once.
+#[allow(clippy::expect_used)] // a literal, compiled by the function table's tests
+static NUMBER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"-?\d+(?:\.\d+)?").expect("the number pattern compiles")
+});
+
 fn numbers(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind> {
-    static NUMBER: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-    let Some(pattern) = NUMBER
-        .get_or_init(|| regex::Regex::new(r"-?\d+(?:\.\d+)?").ok())
-        .as_ref()
-    else {
-        return Err(EvalErrorKind::Invalid("internal: number pattern".into()));
-    };
+    let pattern = &*NUMBER;
     let text = args[0].to_text();
     bounded_list(
         pattern
