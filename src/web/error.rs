@@ -9,6 +9,10 @@ use warp::reply::Response;
 use warp::Reply;
 
 use super::edge::Refusal;
+use crate::engine::authorization::AuthorizationError;
+use crate::engine::door::DoorError;
+use crate::engine::editor::EditError;
+use crate::engine::EngineError;
 use crate::profile::Diagnostic;
 
 #[derive(Debug, Serialize)]
@@ -47,6 +51,73 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// 404 for a profile that is not loaded (said in one place).
+    pub fn unknown_profile(name: &str) -> ApiError {
+        ApiError::not_found(format!("no profile named `{name}` is loaded"))
+    }
+
+    /// An editor's failure; `what`: `profile` or `event`.
+    pub fn from_edit(error: EditError, what: &str) -> ApiError {
+        match error {
+            EditError::Invalid(diagnostics) => {
+                let mut api = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_file",
+                    format!("the {what} has problems: nothing was saved"),
+                );
+                api.diagnostics = diagnostics;
+                api
+            }
+            EditError::BadName(message) => ApiError::bad_request(message),
+            EditError::NotLoaded(name) => {
+                ApiError::not_found(format!("no {what} named `{name}` is loaded"))
+            }
+            EditError::NameTaken(name) => ApiError::new(
+                StatusCode::CONFLICT,
+                "name_taken",
+                format!("a {what} named `{name}` exists already"),
+            ),
+            EditError::NoFolder | EditError::Io(_) => {
+                // The detail (paths, OS errors) goes to the log, not to the page.
+                tracing::error!(error = %error, "a {what} could not be saved");
+                ApiError::internal(format!("the {what} could not be saved: see Bellhop's log"))
+            }
+        }
+    }
+}
+
+/// A door error as the API answers it.
+impl From<DoorError> for ApiError {
+    fn from(error: DoorError) -> ApiError {
+        match error {
+            DoorError::UnknownProfile(name) => ApiError::unknown_profile(&name),
+            DoorError::NoOAuth => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "OAuth2 is not available in this process",
+            ),
+            DoorError::Authorization(AuthorizationError::Protocol(error)) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_refused",
+                error.to_string(),
+            ),
+            error => ApiError::bad_request(error.to_string()),
+        }
+    }
+}
+
+/// An engine error as the API answers it: an unknown profile or event is a 404.
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        match error {
+            EngineError::UnknownProfile(name) => ApiError::unknown_profile(&name),
+            EngineError::UnknownEvent(name) => {
+                ApiError::not_found(format!("no event named `{name}` is loaded"))
+            }
+            other => ApiError::internal(other.to_string()),
+        }
     }
 }
 

@@ -22,8 +22,8 @@ use warp::{Filter, Reply};
 
 use crate::engine::bus::{Delivery, HubEvent};
 use crate::engine::door::{DoorError, SandboxError, SandboxInput};
-use crate::engine::editor::{EditError, ProfileForm};
-use crate::engine::{Engine, EngineError};
+use crate::engine::editor::ProfileForm;
+use crate::engine::Engine;
 use crate::expr;
 use crate::secret::SecretSource;
 use dto::*;
@@ -275,30 +275,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
 }
 
-/// A door error as the JSON API answers it.
-fn door_error(error: DoorError) -> Response {
-    match error {
-        DoorError::UnknownProfile(name) => {
-            ApiError::not_found(format!("no profile named `{name}` is loaded")).into_response()
-        }
-        DoorError::NoOAuth => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "OAuth2 is not available in this process",
-        )
-        .into_response(),
-        DoorError::Authorization(crate::engine::authorization::AuthorizationError::Protocol(
-            error,
-        )) => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "provider_refused",
-            error.to_string(),
-        )
-        .into_response(),
-        error => ApiError::bad_request(error.to_string()).into_response(),
-    }
-}
-
 /// Runs blocking work (file writes with fsync, reloads, heavy evaluation) on the blocking pool,
 /// so the async workers keep answering.
 async fn blocking<T: Send + 'static>(
@@ -307,35 +283,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::internal(format!("the work stopped unexpectedly: {e}")))
-}
-
-/// An editor's failure as the API answers it; `what`: `profile` or `event`.
-fn edit_error(error: EditError, what: &str) -> ApiError {
-    match error {
-        EditError::Invalid(diagnostics) => {
-            let mut api = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_file",
-                format!("the {what} has problems: nothing was saved"),
-            );
-            api.diagnostics = diagnostics;
-            api
-        }
-        EditError::BadName(message) => ApiError::bad_request(message),
-        EditError::NotLoaded(name) => {
-            ApiError::not_found(format!("no {what} named `{name}` is loaded"))
-        }
-        EditError::NameTaken(name) => ApiError::new(
-            StatusCode::CONFLICT,
-            "name_taken",
-            format!("a {what} named `{name}` exists already"),
-        ),
-        EditError::NoFolder | EditError::Io(_) => {
-            // The detail (paths, OS errors) goes to the log, not to the page.
-            tracing::error!(error = %error, "a {what} could not be saved");
-            ApiError::internal(format!("the {what} could not be saved: see Bellhop's log"))
-        }
-    }
 }
 
 fn decode(segment: &str) -> String {

@@ -47,7 +47,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
                     "status": status,
                     "note": note,
                 })),
-                Err(error) => door_error(error),
+                Err(error) => ApiError::from(error).into_response(),
             }
         });
     // POST /api/v1/profiles/{name}/authorization {"action": …}: every grant's way to start
@@ -83,7 +83,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
                     "code_challenge_methods_supported": metadata.code_challenge_methods_supported,
                     "token_endpoint_auth_methods_supported": metadata.token_endpoint_auth_methods_supported,
                 })),
-                Err(error) => door_error(error),
+                Err(error) => ApiError::from(error).into_response(),
             }
         });
     // GET /api/v1/providers: the provider definitions and their grants.
@@ -159,7 +159,7 @@ async fn authorization_action(
                 .await
                 .unwrap_or_else(|e| e.into_response())
         }
-        Err(error) => door_error(error),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 
@@ -198,9 +198,7 @@ fn authorization(state: &AppState, name: &str) -> Response {
             "status": status,
             "redirect_uri": state.engine.profiles().get(name).and_then(|p| state.engine.redirect_uri(p)),
         })),
-        Err(DoorError::UnknownProfile(name)) => {
-            ApiError::not_found(format!("no profile named `{name}` is loaded")).into_response()
-        }
+        Err(DoorError::UnknownProfile(name)) => ApiError::unknown_profile(&name).into_response(),
         Err(DoorError::NoOAuth) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

@@ -69,10 +69,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
                         .await
                     {
                         Ok(run) => Ok(ok(&*run)),
-                        Err(EngineError::UnknownEvent(name)) => Err(ApiError::not_found(format!(
-                            "no event named `{name}` is loaded"
-                        ))),
-                        Err(other) => Err(ApiError::internal(other.to_string())),
+                        Err(error) => Err(ApiError::from(error)),
                     },
                 )
             },
@@ -87,7 +84,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             let engine = state.engine.clone();
             respond(match blocking(move || engine.event_form(&name)).await {
                 Ok(Ok(form)) => Ok(ok(&serde_json::json!({ "form": form }))),
-                Ok(Err(error)) => Err(edit_error(error, "event")),
+                Ok(Err(error)) => Err(ApiError::from_edit(error, "event")),
                 Err(error) => Err(error),
             })
         });
@@ -113,7 +110,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
                     Ok(Ok(saved)) => Ok(ok(
                         &serde_json::json!({ "saved": saved_name, "outcome": saved }),
                     )),
-                    Ok(Err(error)) => Err(edit_error(error, "event")),
+                    Ok(Err(error)) => Err(ApiError::from_edit(error, "event")),
                     Err(error) => Err(error),
                 })
             },

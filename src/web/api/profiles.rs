@@ -63,8 +63,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             match set.get(&name) {
                 Some(profile) => ok(&ProfileDetail::of(profile.as_ref(), &state.listen_base)),
                 None => {
-                    let mut error =
-                        ApiError::not_found(format!("no profile named `{name}` is loaded"));
+                    let mut error = ApiError::unknown_profile(&name);
                     error.diagnostics = set.diagnostics_for(&name).into_iter().cloned().collect();
                     error.into_response()
                 }
@@ -94,7 +93,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
                     Ok(Ok(saved)) => Ok(ok(
                         &serde_json::json!({ "saved": form.name.trim(), "outcome": saved }),
                     )),
-                    Ok(Err(error)) => Err(edit_error(error, "profile")),
+                    Ok(Err(error)) => Err(ApiError::from_edit(error, "profile")),
                     Err(error) => Err(error),
                 })
             },
@@ -112,7 +111,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
 fn profile_form(state: &AppState, name: &str) -> Response {
     let profiles = state.engine.profiles();
     let Some(profile) = profiles.get(name) else {
-        return ApiError::not_found(format!("no profile named `{name}` is loaded")).into_response();
+        return ApiError::unknown_profile(name).into_response();
     };
     let redirect_uri = state.engine.redirect_uri(profile);
     let status = redirect_uri

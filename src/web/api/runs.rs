@@ -15,10 +15,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             respond(
                 match state.engine.run(&request.profile, &request.text).await {
                     Ok(record) => Ok(ok(&*record)),
-                    Err(EngineError::UnknownProfile(name)) => Err(ApiError::not_found(format!(
-                        "no profile named `{name}` is loaded"
-                    ))),
-                    Err(other) => Err(ApiError::internal(other.to_string())),
+                    Err(error) => Err(ApiError::from(error)),
                 },
             )
         });
