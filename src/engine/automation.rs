@@ -10,9 +10,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::bus::{Delivery, HubEvent};
+pub use super::record::{EventOutcome, EventRun, StepRecord};
 use super::{Engine, EngineError, HubEnvironment};
 use crate::devices::Global;
 use crate::event::index::TriggerIndex;
@@ -36,45 +35,6 @@ const SCHEDULED_AT_ONCE: usize = 128;
 const INLINE_MATCHING_BYTES: usize = 4 * 1024;
 /// How often falling behind the bus is logged (with the count missed meanwhile).
 const LAG_REPORT_EVERY: Duration = Duration::from_secs(10);
-
-/// What happened to one step (a condition or an action).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepRecord {
-    pub step: String,
-    pub ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    pub duration_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventOutcome {
-    /// Every action ran.
-    Ok,
-    /// An action failed (and, with `on_error = "continue"`, the others still ran).
-    Failed,
-    /// A condition was false (or failed): no action ran.
-    ConditionsFalse,
-    /// Not run: disabled, already running, rate-limited or too deep.
-    Skipped,
-}
-
-/// The record of one event run (kept in the store's event journal as this JSON).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventRun {
-    pub event: String,
-    pub trigger: String,
-    pub started_at: String,
-    /// For a schedule: how long after its time the run started.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub late_ms: Option<u64>,
-    pub duration_ms: u64,
-    pub outcome: EventOutcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub steps: Vec<StepRecord>,
-}
 
 /// An event a trigger fired, with the trigger's kind and input.
 #[derive(Debug, Clone)]

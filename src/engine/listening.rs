@@ -7,7 +7,8 @@ use crate::sync::ReadWriteLocked;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{request, DetachOnDrop, Engine, ExchangeRecord, HubEnvironment, RunRecord};
+use super::running::DetachOnDrop;
+use super::{request, Engine, ExchangeRecord, HubEnvironment, RunRecord};
 use crate::expr::{Document, Scope};
 use crate::profile::{Method, Profile};
 
