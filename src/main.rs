@@ -1,20 +1,20 @@
 //! The `bellhop` command: composition root. Reads settings, sets up logging, opens the device
 //! hub, loads profiles, and runs the chosen subcommand. The only place that builds everything.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::sync::Arc;
+mod cli;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-
-use bellhop::devices::{DeviceHub, StoreError};
+use bellhop::devices::DeviceHub;
 use bellhop::engine::authorization::Authorizer;
-use bellhop::engine::{Engine, HubEnvironment, ProfileSource, RunRecord};
-use bellhop::expr::{self, Document, Expression, Scope};
+use bellhop::engine::{Engine, ProfileSource};
+use bellhop::expr;
 use bellhop::settings::Settings;
 use bellhop::tokens;
 use bellhop::web;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -138,18 +138,20 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 profile,
                 text,
                 json,
-            } => run(settings, &profile, &text, json).await,
-            Command::Check => Ok(check(&settings)),
-            Command::Eval { expression, input } => eval(&settings, &expression, input.as_deref()),
-            Command::Devices => devices(&settings),
-            Command::Runs { profile, limit } => runs(&settings, profile.as_deref(), limit),
-            Command::Events => Ok(list_events(&settings)),
-            Command::Fire { event, input } => fire(settings, &event, input.as_deref()).await,
-            Command::Providers { json } => Ok(list_providers(&settings, json)),
-            Command::Authorize { profile, code } => {
-                authorize(settings, &profile, code.as_deref()).await
+            } => cli::run(settings, &profile, &text, json).await,
+            Command::Check => Ok(cli::check(&settings)),
+            Command::Eval { expression, input } => {
+                cli::eval(&settings, &expression, input.as_deref())
             }
-            Command::Discover { issuer } => discover(&issuer).await,
+            Command::Devices => cli::devices(&settings),
+            Command::Runs { profile, limit } => cli::runs(&settings, profile.as_deref(), limit),
+            Command::Events => Ok(cli::list_events(&settings)),
+            Command::Fire { event, input } => cli::fire(settings, &event, input.as_deref()).await,
+            Command::Providers { json } => Ok(cli::list_providers(&settings, json)),
+            Command::Authorize { profile, code } => {
+                cli::authorize(settings, &profile, code.as_deref()).await
+            }
+            Command::Discover { issuer } => cli::discover(&issuer).await,
             Command::Functions => {
                 for function in expr::functions::FUNCTIONS {
                     println!("{:<40} {}", function.signature, function.doc);
@@ -160,7 +162,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-fn profile_source(settings: &Settings) -> ProfileSource {
+pub(crate) fn profile_source(settings: &Settings) -> ProfileSource {
     ProfileSource::new(
         settings.paths.profiles_dir.clone(),
         settings.paths.secrets_file.clone(),
@@ -190,7 +192,7 @@ fn open_hub(settings: &Settings) -> Result<Arc<DeviceHub>> {
 }
 
 /// The committed devices, read without taking the store (works while `serve` runs).
-fn read_hub(settings: &Settings) -> Result<Option<DeviceHub>> {
+pub(crate) fn read_hub(settings: &Settings) -> Result<Option<DeviceHub>> {
     let path = settings.store_path();
     if !path.exists() {
         return Ok(None);
@@ -210,7 +212,7 @@ fn engine_limits(settings: &Settings) -> bellhop::engine::EngineLimits {
 
 /// The profile folder (with the vault, so secrets saved from the UI resolve) and the events
 /// loaded against it: the one way `serve`, `check` and `events` load them.
-fn load_folders(
+pub(crate) fn load_folders(
     settings: &Settings,
     vault: Option<Arc<tokens::TokenStore>>,
 ) -> (
@@ -229,7 +231,7 @@ fn load_folders(
 
 /// The vault for a command that only reads: when it cannot be opened, said, and the secrets
 /// saved from the UI go unchecked.
-fn vault_for_reading(settings: &Settings) -> Option<Arc<tokens::TokenStore>> {
+pub(crate) fn vault_for_reading(settings: &Settings) -> Option<Arc<tokens::TokenStore>> {
     match token_store(settings) {
         Ok(store) => Some(store),
         Err(error) => {
@@ -239,7 +241,7 @@ fn vault_for_reading(settings: &Settings) -> Option<Arc<tokens::TokenStore>> {
     }
 }
 
-fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
+pub(crate) fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     let hub = open_hub(settings)?;
     let store = token_store(settings)?;
     let (source, set, events) = load_folders(settings, Some(store.clone()));
@@ -439,599 +441,4 @@ async fn wait_for_shutdown(engine: Arc<Engine>) {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-async fn run(settings: Settings, profile: &str, text: &str, as_json: bool) -> Result<ExitCode> {
-    let record = match build_engine(&settings) {
-        Ok(engine) => {
-            let record = engine.run(profile, text).await?;
-            engine.flush().await?;
-            (*record).clone()
-        }
-        Err(error)
-            if matches!(
-                error.downcast_ref::<StoreError>(),
-                Some(StoreError::Busy { .. })
-            ) =>
-        {
-            tracing::info!(
-                "a running `bellhop serve` owns the store: running the action through its API"
-            );
-            run_through_server(&settings, profile, text).await?
-        }
-        Err(error) => return Err(error),
-    };
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
-    } else {
-        print_run(&record);
-    }
-    Ok(if record.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-/// Sends the action to the running server, so that one process owns the device store.
-async fn run_through_server(settings: &Settings, profile: &str, text: &str) -> Result<RunRecord> {
-    let body = call_server(
-        settings,
-        "/api/v1/actions/run",
-        serde_json::json!({ "profile": profile, "text": text }),
-    )
-    .await?;
-    serde_json::from_value(body).context("reading the run record")
-}
-
-/// POSTs to the running server's API (with the admin token when one is set) and returns its
-/// JSON answer; a refusal is an error carrying the server's message.
-fn list_providers(settings: &Settings, json: bool) -> ExitCode {
-    let catalog = profile_source(settings).providers();
-    for diagnostic in &catalog.diagnostics {
-        eprintln!("{diagnostic}");
-    }
-    if json {
-        let list: Vec<_> = catalog.iter().map(|p| p.as_ref()).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
-    } else {
-        println!("{:<14} {:<40} GRANTS", "ID", "NAME");
-        for provider in catalog.iter() {
-            let origin = if provider.built_in { "" } else { "  (yours)" };
-            println!(
-                "{:<14} {:<40} {}{origin}",
-                provider.id,
-                provider.name,
-                provider.grants.join(", ")
-            );
-        }
-    }
-    if catalog.diagnostics.iter().any(|d| d.is_error()) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-async fn discover(issuer: &str) -> Result<ExitCode> {
-    let issuer = url::Url::parse(issuer).context("the issuer is not a URL")?;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let metadata =
-        bellhop::oauth::discover(&http, &issuer, std::time::Duration::from_secs(15)).await?;
-    println!("[auth.oauth2]");
-    println!("issuer = {:?}", metadata.issuer);
-    for (key, value) in [
-        ("authorize_url", &metadata.authorization_endpoint),
-        ("token_url", &metadata.token_endpoint),
-        (
-            "device_authorization_url",
-            &metadata.device_authorization_endpoint,
-        ),
-        ("revocation_url", &metadata.revocation_endpoint),
-        ("introspection_url", &metadata.introspection_endpoint),
-        ("userinfo_url", &metadata.userinfo_endpoint),
-    ] {
-        if let Some(value) = value {
-            println!("{key} = {value:?}");
-        }
-    }
-    if !metadata.token_endpoint_auth_methods_supported.is_empty() {
-        let auth = if metadata
-            .token_endpoint_auth_methods_supported
-            .iter()
-            .any(|m| m == "client_secret_basic")
-        {
-            "basic"
-        } else if metadata
-            .token_endpoint_auth_methods_supported
-            .iter()
-            .any(|m| m == "client_secret_post")
-        {
-            "body"
-        } else {
-            "none"
-        };
-        println!("client_auth = {auth:?}");
-    }
-    if !metadata.code_challenge_methods_supported.is_empty()
-        && !metadata
-            .code_challenge_methods_supported
-            .iter()
-            .any(|m| m == "S256")
-    {
-        println!("pkce = false  # the server does not take S256");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `bellhop authorize`: by the profile's grant. Through a running server when the store is
-/// busy (the server holds the pending state and polls the device flow).
-async fn authorize(settings: Settings, name: &str, code: Option<&str>) -> Result<ExitCode> {
-    let engine = match build_engine(&settings) {
-        Ok(engine) => engine,
-        Err(error)
-            if matches!(
-                error.downcast_ref::<StoreError>(),
-                Some(StoreError::Busy { .. })
-            ) =>
-        {
-            return authorize_through_server(&settings, name, code).await;
-        }
-        Err(error) => return Err(error),
-    };
-    let profiles = engine.profiles();
-    let Some(profile) = profiles.get(name) else {
-        anyhow::bail!("no profile named `{name}` is loaded (see `bellhop check`)");
-    };
-    use bellhop::profile::{AuthSpec, GrantType};
-    let grant = match &profile.auth {
-        AuthSpec::OAuth2(spec) => spec.grant,
-        // OAuth 1.0a goes through the browser like the authorization-code grant.
-        AuthSpec::OAuth1(_) => GrantType::AuthorizationCode,
-        _ => anyhow::bail!("profile `{name}` does not use OAuth"),
-    };
-    if let Some(code) = code {
-        engine.complete_grant_code(name, code).await?;
-    } else {
-        match grant {
-            GrantType::ClientCredentials | GrantType::Password => {
-                engine.authorize_without_browser(name).await?
-            }
-            GrantType::DeviceCode => {
-                let device = engine.start_device_authorization(name).await?;
-                print_device(&serde_json::to_value(&device)?);
-                wait_for_authorization(|| {
-                    let engine = engine.clone();
-                    let name = name.to_string();
-                    async move {
-                        serde_json::to_value(engine.authorization_status(&name)?)
-                            .map_err(Into::into)
-                    }
-                })
-                .await?;
-            }
-            GrantType::AuthorizationCode | GrantType::Implicit => {
-                let url = engine.begin_authorization(name).await?;
-                println!("Open this address, sign in and allow access:\n\n  {url}\n");
-                println!("Then paste the address your browser ended at (it may show an error page) and press Enter:");
-                let mut pasted = String::new();
-                std::io::stdin().read_line(&mut pasted)?;
-                engine.complete_pasted_url(pasted.trim()).await?;
-            }
-        }
-    }
-    let status = serde_json::to_value(engine.authorization_status(name)?)?;
-    engine.flush().await?;
-    print_status(name, &status)
-}
-
-fn print_device(device: &serde_json::Value) {
-    let uri = device["verification_uri_complete"]
-        .as_str()
-        .or(device["verification_uri"].as_str())
-        .unwrap_or_default();
-    println!(
-        "Open {uri}\nand enter the code  {}  (valid {} s). Waiting…",
-        device["user_code"].as_str().unwrap_or_default(),
-        device["expires_in_secs"]
-    );
-}
-
-/// Polls a status until the device authorization ends.
-async fn wait_for_authorization<F, Fut>(status: F) -> Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<serde_json::Value>>,
-{
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let now = status().await?;
-        if now["state"] != "awaiting_user" {
-            return Ok(());
-        }
-    }
-}
-
-fn print_status(name: &str, status: &serde_json::Value) -> Result<ExitCode> {
-    match status["state"].as_str() {
-        Some("authorized") => {
-            let who = status["authorized_as"]
-                .as_str()
-                .map(|w| format!(" as {w}"))
-                .unwrap_or_default();
-            println!("Profile `{name}` is authorized{who}.");
-            Ok(ExitCode::SUCCESS)
-        }
-        _ => {
-            let reason = status["reason"].as_str().unwrap_or("not authorized");
-            eprintln!("Profile `{name}` is not authorized: {reason}");
-            Ok(ExitCode::FAILURE)
-        }
-    }
-}
-
-async fn authorize_through_server(
-    settings: &Settings,
-    name: &str,
-    code: Option<&str>,
-) -> Result<ExitCode> {
-    let path = format!(
-        "/api/v1/profiles/{}/authorization",
-        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
-    );
-    let current = call_server_get(settings, &path).await?;
-    let grant = current["grant"].as_str().unwrap_or_default();
-    let body = match code {
-        Some(code) => serde_json::json!({"action": "code", "code": code}),
-        None if grant == "device_code" => serde_json::json!({"action": "device"}),
-        None if grant == "client_credentials" || grant == "password" => {
-            serde_json::json!({"action": "token"})
-        }
-        None => {
-            let mut address = settings.listen_address().map_err(anyhow::Error::msg)?;
-            if address.ip().is_unspecified() {
-                address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            println!(
-                "The server is running: open http://{address}/oauth2/start?profile={} in a browser.",
-                percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
-    let answer = call_server(settings, &path, body).await?;
-    if answer.get("device").is_some() {
-        print_device(&answer["device"]);
-        wait_for_authorization(|| async {
-            Ok(call_server_get(settings, &path).await?["status"].clone())
-        })
-        .await?;
-    }
-    let status = call_server_get(settings, &path).await?["status"].clone();
-    print_status(name, &status)
-}
-
-async fn call_server_get(settings: &Settings, path: &str) -> Result<serde_json::Value> {
-    call_server_with(settings, reqwest::Method::GET, path, None).await
-}
-
-async fn call_server(
-    settings: &Settings,
-    path: &str,
-    body: serde_json::Value,
-) -> Result<serde_json::Value> {
-    call_server_with(settings, reqwest::Method::POST, path, Some(body)).await
-}
-
-/// Asks the running server (when this process cannot open the store).
-async fn call_server_with(
-    settings: &Settings,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> Result<serde_json::Value> {
-    let mut address = settings.listen_address().map_err(anyhow::Error::msg)?;
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let url = format!("http://{address}{path}");
-    let mut request = reqwest::Client::new().request(method, &url);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    // A server with an admin token admits this process the way it admits any client.
-    let admin_token = settings.web.admin_token.trim();
-    if !admin_token.is_empty() {
-        request = request.bearer_auth(admin_token);
-    }
-    let response = request.send().await.with_context(|| {
-        format!("the store is busy and the server at {address} does not answer")
-    })?;
-    let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .context("reading the server's answer")?;
-    if !status.is_success() {
-        let message = body["error"]["message"].as_str().unwrap_or("unknown error");
-        anyhow::bail!("the server refused: {message}");
-    }
-    Ok(body)
-}
-
-/// `bellhop fire <event> [input]`: runs an event now (through a running server when there is
-/// one) and prints each step.
-async fn fire(settings: Settings, event: &str, input: Option<&str>) -> Result<ExitCode> {
-    let run = match build_engine(&settings) {
-        Ok(engine) => {
-            let run = engine.fire(event, "cli", input.map(Into::into), 0).await?;
-            engine.flush().await?;
-            serde_json::to_value(&*run)?
-        }
-        Err(error)
-            if matches!(
-                error.downcast_ref::<StoreError>(),
-                Some(StoreError::Busy { .. })
-            ) =>
-        {
-            let path = format!(
-                "/api/v1/events/{}/run",
-                percent_encoding::utf8_percent_encode(event, percent_encoding::NON_ALPHANUMERIC)
-            );
-            call_server(&settings, &path, serde_json::json!({ "input": input })).await?
-        }
-        Err(error) => return Err(error),
-    };
-    let outcome = run["outcome"].as_str().unwrap_or("unknown");
-    println!(
-        "{} — {outcome}{}",
-        run["event"].as_str().unwrap_or(event),
-        run["reason"]
-            .as_str()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default()
-    );
-    for step in run["steps"].as_array().into_iter().flatten() {
-        println!(
-            "  {} {}{}",
-            if step["ok"] == true { "ok  " } else { "FAIL" },
-            step["step"].as_str().unwrap_or_default(),
-            step["message"]
-                .as_str()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        );
-    }
-    Ok(if outcome == "ok" {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-fn print_run(record: &RunRecord) {
-    let status = if record.skipped {
-        "skipped (the action text gave null: nothing sent)"
-    } else if record.ok {
-        "ok"
-    } else {
-        "failed"
-    };
-    println!(
-        "{} {} — {} in {} ms",
-        record.started_at, record.profile, status, record.duration_ms
-    );
-    for exchange in &record.exchanges {
-        let status = exchange
-            .status
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "no answer".into());
-        println!(
-            "  {} {} → {} ({} bytes, {} ms)",
-            exchange.method.as_str(),
-            exchange.url,
-            status,
-            exchange.response_bytes,
-            exchange.duration_ms
-        );
-    }
-    for change in &record.changes {
-        let device = &change.device;
-        println!(
-            "  {:?} #{} {}: value {} string {:?}",
-            change.kind,
-            device.reference,
-            device.key,
-            expr::value::format_number(device.value),
-            device.string
-        );
-    }
-    for error in &record.errors {
-        match error.column {
-            Some(column) => eprintln!(
-                "  error ({}) at column {column}: {}",
-                error.stage, error.message
-            ),
-            None => eprintln!("  error ({}): {}", error.stage, error.message),
-        }
-    }
-}
-
-fn check(settings: &Settings) -> ExitCode {
-    let (_, set, events) = load_folders(settings, vault_for_reading(settings));
-    let diagnostics: Vec<_> = set.diagnostics.iter().chain(&events.diagnostics).collect();
-    for diagnostic in &diagnostics {
-        println!("{diagnostic}");
-    }
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = diagnostics.len() - errors;
-    println!(
-        "plugin settings ok; {} profile(s) loaded from {}; {} event(s) loaded from {}; {errors} error(s), {warnings} warning(s)",
-        set.profiles.len(),
-        settings.paths.profiles_dir.display(),
-        events.events.len(),
-        settings.paths.events_dir.display()
-    );
-    if errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// `bellhop events`: each event, its triggers, and the next time its schedules fire.
-fn list_events(settings: &Settings) -> ExitCode {
-    use bellhop::event::{Trigger, Zone};
-    let (_, _, events) = load_folders(settings, vault_for_reading(settings));
-    for diagnostic in &events.diagnostics {
-        println!("{diagnostic}");
-    }
-    let zone = Zone::parse(&settings.events.time_zone).unwrap_or(Zone::Local);
-    let now = chrono::Utc::now();
-    for event in events.events.values() {
-        let state = if event.enabled { "" } else { " (disabled)" };
-        println!("{}{state}", event.name);
-        for trigger in &event.triggers {
-            let line = match trigger {
-                Trigger::Schedule(schedule) => {
-                    let next = schedule
-                        .next_after(now, zone)
-                        .map(|at| {
-                            at.with_timezone(&chrono::Local)
-                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-                        })
-                        .unwrap_or_else(|| "never".into());
-                    format!("{} ({zone}), next {next}", schedule.describe())
-                }
-                Trigger::Startup => "at startup".into(),
-                Trigger::Webhook => "its webhook URL".into(),
-                Trigger::Input { profile, matcher } => {
-                    format!("input of `{profile}`: {}", matcher.describe())
-                }
-                Trigger::Device(device) => {
-                    format!("device {:?} changes ({:?})", device.device, device.changes)
-                }
-                Trigger::Global { name } => format!("global `{name}` changes"),
-                Trigger::Error(error) => format!(
-                    "an error of {}{}",
-                    error.profile.as_deref().unwrap_or("any profile"),
-                    error.class.map(|c| format!(" ({c:?})")).unwrap_or_default()
-                ),
-            };
-            println!("  when {line}");
-        }
-        println!("  then {} action(s)", event.actions.len());
-    }
-    println!(
-        "{} event(s) loaded from {}",
-        events.events.len(),
-        settings.paths.events_dir.display()
-    );
-    if events.has_errors() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn eval(settings: &Settings, source: &str, input: Option<&Path>) -> Result<ExitCode> {
-    let input = match input {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
-        }
-        None => String::new(),
-    };
-    let expression = match Expression::compile_sandbox(source) {
-        Ok(e) => e,
-        Err(errors) => {
-            for error in errors.errors {
-                eprintln!("{source}");
-                eprintln!(
-                    "{}^ column {}: {}",
-                    " ".repeat(error.column.saturating_sub(1)),
-                    error.column,
-                    error.message
-                );
-            }
-            return Ok(ExitCode::from(1));
-        }
-    };
-    for warning in expression.warnings() {
-        eprintln!("warning at column {}: {}", warning.column, warning.message);
-    }
-    let hub = read_hub(settings)?;
-    let empty = expr::EmptyEnvironment;
-    let hub_env = hub.as_ref().map(HubEnvironment::new);
-    let env: &dyn expr::Environment = match &hub_env {
-        Some(env) => env,
-        None => &empty,
-    };
-    let document = Document::new(input, expression.plan());
-    match expression.evaluate(&Scope::new(&document, env)) {
-        Ok(value) => {
-            println!("{}", value.to_text());
-            eprintln!("({})", value.type_name());
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(error) => {
-            eprintln!("{source}");
-            eprintln!(
-                "{}^ column {}: {}",
-                " ".repeat(error.column.saturating_sub(1)),
-                error.column,
-                error.kind
-            );
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
-fn devices(settings: &Settings) -> Result<ExitCode> {
-    let devices = read_hub(settings)?
-        .map(|hub| hub.list())
-        .unwrap_or_default();
-    if devices.is_empty() {
-        println!("no devices yet");
-    }
-    for device in devices {
-        let indent = if device.key.feature.is_some() {
-            "  "
-        } else {
-            ""
-        };
-        let name = format!("{indent}{}", device.key);
-        println!(
-            "#{:<5} {:<16} {:<32} value {:<10} string {:?}",
-            device.reference,
-            device.key.profile,
-            name,
-            expr::value::format_number(device.value),
-            device.string
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn runs(settings: &Settings, profile: Option<&str>, limit: usize) -> Result<ExitCode> {
-    let path = settings.store_path();
-    if !path.exists() {
-        println!("no runs yet");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let records = DeviceHub::read_journal_at(&path, profile, limit)?;
-    if records.is_empty() {
-        println!("no runs yet");
-    }
-    for record in records {
-        match serde_json::from_str::<RunRecord>(&record) {
-            Ok(run) => print_run(&run),
-            Err(_) => println!("{record}"),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
