@@ -248,14 +248,12 @@ pub(crate) fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     for diagnostic in set.diagnostics.iter().chain(&events.diagnostics) {
         tracing::warn!("{diagnostic}");
     }
-    let zone =
-        bellhop::event::Zone::parse(&settings.events.time_zone).map_err(anyhow::Error::msg)?;
+    let zone = bellhop::event::Zone::parse(&settings.events.time_zone)?;
     let authorizer = Authorizer::new(
         store,
-        settings.public_base_url().map_err(anyhow::Error::msg)?,
+        settings.public_base_url()?,
         std::time::Duration::from_secs(settings.oauth.refresh_margin_secs),
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     let engine = Engine::new(set, Some(source), hub)?
         .with_authorizer(Arc::new(authorizer))
         .with_limits(engine_limits(settings))
@@ -289,7 +287,7 @@ fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::Bridg
     }
     let url = url::Url::parse(mqtt.url.trim()).context("mqtt.url")?;
     let secrets = match &settings.paths.secrets_file {
-        Some(path) => bellhop::secret::SecretSource::from_file(path).map_err(anyhow::Error::msg)?,
+        Some(path) => bellhop::secret::SecretSource::from_file(path)?,
         None => bellhop::secret::SecretSource::default(),
     };
     let resolve = |key: &str, text: &str| {
@@ -352,8 +350,8 @@ fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::Bridg
 }
 
 async fn serve(settings: Settings) -> Result<ExitCode> {
-    let address = settings.listen_address().map_err(anyhow::Error::msg)?;
-    settings.check_exposure().map_err(anyhow::Error::msg)?;
+    let address = settings.listen_address()?;
+    settings.check_exposure()?;
     let engine = build_engine(&settings)?;
     let set = engine.profiles();
     tracing::info!(
@@ -368,7 +366,7 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
             .with_edge(
                 web::Edge::new(
                     Some(address),
-                    Some(&settings.public_base_url().map_err(anyhow::Error::msg)?),
+                    Some(&settings.public_base_url()?),
                     &settings.web.allowed_hosts,
                     Some(settings.web.admin_token.trim())
                         .filter(|t| !t.is_empty())

@@ -65,6 +65,33 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Why a secrets file could not be read, or a reference not resolved. Never holds a secret's
+/// value: names, paths and lines only.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    #[error("{path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("{path}: not a valid secrets file (line {line})")]
+    NotToml { path: String, line: usize },
+    #[error("{path}: `{name}` must be text")]
+    NotText { path: String, name: String },
+    #[error("`${{` is never closed with `}}`")]
+    Unclosed,
+    #[error("`${{env:{0}}}`: Bellhop's own variables (BELLHOP_…) hold its secrets and cannot be read by a profile")]
+    OwnVariable(String),
+    #[error("environment variable `{0}` is not set")]
+    UnsetVariable(String),
+    #[error("secret `{name}` is not in the secrets file, and the vault cannot be read: {problem}")]
+    VaultUnreadable { name: String, problem: String },
+    #[error(
+        "secret `{0}` is neither in the secrets file nor in the vault (secrets entered in the UI)"
+    )]
+    Unknown(String),
+    #[error("`${{{0}}}`: secrets take `${{env:NAME}}` or `${{secret:NAME}}`")]
+    UnknownKind(String),
+}
+
 /// Where `${env:NAME}` and `${secret:NAME}` are looked up.
 #[derive(Default, Clone)]
 pub struct SecretSource {
@@ -85,38 +112,53 @@ impl fmt::Debug for SecretSource {
 
 impl SecretSource {
     /// Reads a secrets file (TOML, `NAME = "value"`); a missing file is an empty source.
-    pub fn from_file(path: &Path) -> Result<SecretSource, String> {
+    pub fn from_file(path: &Path) -> Result<SecretSource, SecretError> {
+        let shown = || path.display().to_string();
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(SecretSource::default())
             }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(e) => {
+                return Err(SecretError::Unreadable {
+                    path: shown(),
+                    reason: e.to_string(),
+                })
+            }
         };
         let table: toml::Table = toml::from_str(&text).map_err(|e| {
             // Never echo the file's content: only where the problem is.
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            format!(
-                "{}: not a valid secrets file (line {})",
-                path.display(),
-                line.unwrap_or(1)
-            )
+            SecretError::NotToml {
+                path: shown(),
+                line: line.unwrap_or(1),
+            }
         })?;
-        SecretSource::from_table(table)
-            .map_err(|name| format!("{}: `{name}` must be text", path.display()))
+        SecretSource::from_table(table).map_err(|error| match error {
+            SecretError::NotText { name, .. } => SecretError::NotText {
+                path: shown(),
+                name,
+            },
+            other => other,
+        })
     }
 
-    /// A source from a secrets table (`NAME = "value"`); `Err` names an entry that is not text.
-    pub fn from_table(table: toml::Table) -> Result<SecretSource, String> {
+    /// A source from a secrets table (`NAME = "value"`); an entry that is not text is refused.
+    pub fn from_table(table: toml::Table) -> Result<SecretSource, SecretError> {
         let mut file_values = HashMap::new();
         for (name, value) in table {
             match value {
                 toml::Value::String(s) => {
                     file_values.insert(name, Secret::new(s));
                 }
-                _ => return Err(name),
+                _ => {
+                    return Err(SecretError::NotText {
+                        path: "the secrets table".into(),
+                        name,
+                    })
+                }
             }
         }
         Ok(SecretSource {
@@ -157,44 +199,37 @@ impl SecretSource {
     }
 
     /// Replaces every `${env:NAME}` and `${secret:NAME}` in `text`.
-    pub fn resolve(&self, text: &str) -> Result<Secret, String> {
+    pub fn resolve(&self, text: &str) -> Result<Secret, SecretError> {
         let mut out = String::new();
         let mut rest = text;
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
             let Some(end) = after.find('}') else {
-                return Err("`${` is never closed with `}`".into());
+                return Err(SecretError::Unclosed);
             };
             let reference = after[..end].trim();
             let value = if let Some(name) = reference.strip_prefix("env:") {
                 let name = name.trim();
                 if is_own_variable(name) {
-                    return Err(format!(
-                        "`${{env:{name}}}`: Bellhop's own variables (BELLHOP_…) hold its secrets and cannot be read by a profile"
-                    ));
+                    return Err(SecretError::OwnVariable(name.to_string()));
                 }
                 self.env(name)
-                    .ok_or_else(|| format!("environment variable `{name}` is not set"))?
+                    .ok_or_else(|| SecretError::UnsetVariable(name.to_string()))?
             } else if let Some(name) = reference.strip_prefix("secret:") {
                 let name = name.trim();
                 match (self.file_values.get(name), &self.vault_problem) {
                     (Some(secret), _) => secret.expose().to_string(),
                     (None, Some(problem)) => {
-                        return Err(format!(
-                            "secret `{name}` is not in the secrets file, and the vault cannot be read: {problem}"
-                        ))
+                        return Err(SecretError::VaultUnreadable {
+                            name: name.to_string(),
+                            problem: problem.clone(),
+                        })
                     }
-                    (None, None) => {
-                        return Err(format!(
-                            "secret `{name}` is neither in the secrets file nor in the vault (secrets entered in the UI)"
-                        ))
-                    }
+                    (None, None) => return Err(SecretError::Unknown(name.to_string())),
                 }
             } else {
-                return Err(format!(
-                    "`${{{reference}}}`: secrets take `${{env:NAME}}` or `${{secret:NAME}}`"
-                ));
+                return Err(SecretError::UnknownKind(reference.to_string()));
             };
             out.push_str(&value);
             rest = &after[end + 1..];
@@ -255,6 +290,7 @@ mod tests {
             let error = own
                 .resolve(&format!("${{env:{name}}}"))
                 .err()
+                .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(
                 error.contains("cannot be read by a profile"),
@@ -267,6 +303,7 @@ mod tests {
         let error = broken
             .resolve("${secret:ui_entered}")
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.contains("vault cannot be read: damaged"), "{error}");
         assert!(source.resolve("${other}").is_err());

@@ -15,6 +15,9 @@ pub const EMBEDDED_MANIFEST: &str = include_str!("../plugin.toml");
 pub enum SettingsError {
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    /// A value is wrong; the message names its key (`web.listen …`).
+    #[error("{0}")]
+    Value(String),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,46 +184,54 @@ impl Settings {
         let settings: Settings = built
             .try_deserialize()
             .map_err(|e| invalid(e.to_string()))?;
-        settings.validate().map_err(invalid)?;
+        settings.validate().map_err(|e| invalid(e.to_string()))?;
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         self.listen_address()?;
         let base = url::Url::parse(&self.web.public_base_url).map_err(|e| {
-            format!(
+            SettingsError::Value(format!(
                 "web.public_base_url `{}` is not a URL: {e}",
                 self.web.public_base_url
-            )
+            ))
         })?;
         if base.scheme() != "http" && base.scheme() != "https" {
-            return Err("web.public_base_url must be http or https".into());
+            return Err(SettingsError::Value(
+                "web.public_base_url must be http or https".into(),
+            ));
         }
         if self.devices.commit_window_ms == 0 || self.devices.commit_window_ms > 100 {
-            return Err("devices.commit_window_ms must be between 1 and 100".into());
+            return Err(SettingsError::Value(
+                "devices.commit_window_ms must be between 1 and 100".into(),
+            ));
         }
         if self.devices.history_days > 3650 || self.devices.history_max_rows > 100_000_000 {
-            return Err(
+            return Err(SettingsError::Value(
                 "devices.history_days must be at most 3650 and devices.history_max_rows at most 100000000"
                     .into(),
-            );
+            ));
         }
         if self.engine.max_action_pieces == 0 || self.engine.max_devices_per_run == 0 {
-            return Err(
+            return Err(SettingsError::Value(
                 "engine.max_action_pieces and engine.max_devices_per_run must be above 0".into(),
-            );
+            ));
         }
         if self.web.max_connections < 8 {
-            return Err("web.max_connections must be 8 or more".into());
+            return Err(SettingsError::Value(
+                "web.max_connections must be 8 or more".into(),
+            ));
         }
         if self.web.session_hours == 0 {
-            return Err("web.session_hours must be above 0".into());
+            return Err(SettingsError::Value(
+                "web.session_hours must be above 0".into(),
+            ));
         }
         if let Some(problem) = self.mqtt_problem() {
-            return Err(problem);
+            return Err(SettingsError::Value(problem));
         }
         if let Some(problem) = listen_base_problem(&self.web.listen_base) {
-            return Err(format!("web.listen_base: {problem}"));
+            return Err(SettingsError::Value(format!("web.listen_base: {problem}")));
         }
         if !self.events.time_zone.trim().is_empty()
             && !self.events.time_zone.trim().eq_ignore_ascii_case("local")
@@ -231,38 +242,38 @@ impl Settings {
                 .parse::<chrono_tz::Tz>()
                 .is_err()
         {
-            return Err(format!(
+            return Err(SettingsError::Value(format!(
                 "events.time_zone `{}` is not a time zone name such as Europe/Berlin",
                 self.events.time_zone
-            ));
+            )));
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
-            return Err(format!(
+            return Err(SettingsError::Value(format!(
                 "log.format `{}` is not text or json",
                 self.log.format
-            ));
+            )));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| format!("log.level `{}`: {e}", self.log.level))?;
+            .map_err(|e| SettingsError::Value(format!("log.level `{}`: {e}", self.log.level)))?;
         Ok(())
     }
 
-    pub fn listen_address(&self) -> Result<SocketAddr, String> {
+    pub fn listen_address(&self) -> Result<SocketAddr, SettingsError> {
         self.web.listen.parse().map_err(|_| {
-            format!(
+            SettingsError::Value(format!(
                 "web.listen `{}` is not an address such as 127.0.0.1:8765",
                 self.web.listen
-            )
+            ))
         })
     }
 
     /// `serve` refuses to listen beyond loopback without an admin token.
-    pub fn check_exposure(&self) -> Result<(), String> {
+    pub fn check_exposure(&self) -> Result<(), SettingsError> {
         let address = self.listen_address()?;
         if !address.ip().is_loopback() && self.web.admin_token.trim().len() < 16 {
-            return Err(format!(
+            return Err(SettingsError::Value(format!(
                 "web.listen {address} is reachable from other machines: set web.admin_token (16 characters or more, e.g. through BELLHOP_WEB__ADMIN_TOKEN) first"
-            ));
+            )));
         }
         Ok(())
     }
@@ -337,12 +348,13 @@ impl Settings {
         self.paths.data_dir.join("tokens")
     }
 
-    pub fn public_base_url(&self) -> Result<url::Url, String> {
+    pub fn public_base_url(&self) -> Result<url::Url, SettingsError> {
         let mut text = self.web.public_base_url.clone();
         if !text.ends_with('/') {
             text.push('/');
         }
-        url::Url::parse(&text).map_err(|e| format!("web.public_base_url: {e}"))
+        url::Url::parse(&text)
+            .map_err(|e| SettingsError::Value(format!("web.public_base_url: {e}")))
     }
 
     pub fn store_path(&self) -> PathBuf {

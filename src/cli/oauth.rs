@@ -208,7 +208,7 @@ pub(crate) async fn authorize_through_server(
             serde_json::json!({"action": "token"})
         }
         None => {
-            let mut address = settings.listen_address().map_err(anyhow::Error::msg)?;
+            let mut address = settings.listen_address()?;
             if address.ip().is_unspecified() {
                 address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }

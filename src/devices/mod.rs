@@ -537,9 +537,7 @@ impl DeviceHub {
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.with_writer(|writer| writer.flush(reply))?;
-        done.await
-            .map_err(|_| StoreError::Closed)?
-            .map_err(StoreError::Commit)
+        done.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Commits what is pending and stops the writer.

@@ -369,7 +369,7 @@ struct Queue {
     batch: Batch,
     /// Run records still to be rendered (on the writer thread, off the callers' path).
     unrendered: Vec<WriteOp>,
-    waiters: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    waiters: Vec<tokio::sync::oneshot::Sender<Result<(), StoreError>>>,
     closed: bool,
     health: StoreHealth,
     retention: HistoryRetention,
@@ -450,7 +450,7 @@ impl Writer {
 
     pub fn flush(
         &self,
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
     ) -> Result<(), StoreError> {
         let mut queue = self.queue();
         if queue.closed {
@@ -538,7 +538,8 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
                 }
             }
         }
-        let outcome = commit(&mut connection, &batch, &retention);
+        let outcome = commit(&mut connection, &batch, &retention)
+            .map_err(|e| StoreError::Commit(e.to_string()));
         if outcome.is_ok() && pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             pruned_at = Some(Instant::now());
             if let Err(error) = prune_history(&connection, &retention) {
@@ -557,7 +558,12 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
                 queue.health.failing = None;
                 queue.health.failed_commits = 0;
             }
-            Err(message) => {
+            Err(error) => {
+                // What SQLite said, as the health API shows it.
+                let message = match error {
+                    StoreError::Commit(message) => message.clone(),
+                    other => other.to_string(),
+                };
                 queue.health.failed_commits += 1;
                 queue.health.failing = Some(message.clone());
                 tracing::error!(error = %message, attempt = queue.health.failed_commits, pending = batch.len(), "device store commit failed; retrying");
@@ -583,106 +589,90 @@ fn commit(
     connection: &mut Connection,
     batch: &Batch,
     retention: &HistoryRetention,
-) -> Result<(), String> {
+) -> rusqlite::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
-    let transaction = connection.transaction().map_err(|e| e.to_string())?;
+    let transaction = connection.transaction()?;
     // Deletions first: a device deleted and then created again under its name (a new
     // reference) must not meet its old row.
     for reference in &batch.removed {
         for table in ["devices", "device_history"] {
-            transaction
-                .execute(
-                    &format!("DELETE FROM {table} WHERE ref = ?1"),
-                    params![*reference as i64],
-                )
-                .map_err(|e| e.to_string())?;
+            transaction.execute(
+                &format!("DELETE FROM {table} WHERE ref = ?1"),
+                params![*reference as i64],
+            )?;
         }
     }
     if !retention.max_age.is_zero() {
-        let mut insert = transaction
-            .prepare_cached(
-                "INSERT INTO device_history (ref, at, value, string) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(|e| e.to_string())?;
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO device_history (ref, at, value, string) VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for device in batch.devices.values() {
-            insert
-                .execute(params![
-                    device.reference as i64,
-                    device.changed_at_ms,
-                    device.value,
-                    device.string
-                ])
-                .map_err(|e| e.to_string())?;
+            insert.execute(params![
+                device.reference as i64,
+                device.changed_at_ms,
+                device.value,
+                device.string
+            ])?;
         }
     }
     for device in batch.devices.values() {
-        transaction
-            .execute(
-                "INSERT INTO devices (ref, profile, root, feature, value, string, changed_at)
+        transaction.execute(
+            "INSERT INTO devices (ref, profile, root, feature, value, string, changed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (ref) DO UPDATE SET value = excluded.value, string = excluded.string,
                                                  changed_at = excluded.changed_at",
-                params![
-                    device.reference as i64,
-                    device.key.profile,
-                    device.key.root,
-                    device.key.feature.as_deref().unwrap_or(""),
-                    device.value,
-                    device.string,
-                    device.changed_at_ms
-                ],
-            )
-            .map_err(|e| e.to_string())?;
+            params![
+                device.reference as i64,
+                device.key.profile,
+                device.key.root,
+                device.key.feature.as_deref().unwrap_or(""),
+                device.value,
+                device.string,
+                device.changed_at_ms
+            ],
+        )?;
     }
     for global in batch.globals.values() {
-        transaction
-            .execute(
-                "INSERT INTO globals (name, value, string, changed_at) VALUES (?1, ?2, ?3, ?4)
+        transaction.execute(
+            "INSERT INTO globals (name, value, string, changed_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, string = excluded.string,
                                                   changed_at = excluded.changed_at",
-                params![
-                    global.name,
-                    global.value,
-                    global.string,
-                    global.changed_at_ms
-                ],
-            )
-            .map_err(|e| e.to_string())?;
+            params![
+                global.name,
+                global.value,
+                global.string,
+                global.changed_at_ms
+            ],
+        )?;
     }
     if let Some(next) = batch.next_ref {
-        transaction
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('next_ref', ?1)
+        transaction.execute(
+            "INSERT INTO meta (key, value) VALUES ('next_ref', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                params![next as i64],
-            )
-            .map_err(|e| e.to_string())?;
+            params![next as i64],
+        )?;
     }
     let mut journaled: HashMap<(Book, &str), usize> = HashMap::new();
     for (book, name, record, keep) in &batch.journal {
         let (table, column) = book.table();
-        transaction
-            .execute(
-                &format!("INSERT INTO {table} ({column}, record) VALUES (?1, ?2)"),
-                params![name, record],
-            )
-            .map_err(|e| e.to_string())?;
+        transaction.execute(
+            &format!("INSERT INTO {table} ({column}, record) VALUES (?1, ?2)"),
+            params![name, record],
+        )?;
         journaled.insert((*book, name), *keep);
     }
     // Keep the newest `keep` records of each name written to in this batch.
     for ((book, name), keep) in journaled {
         let (table, column) = book.table();
-        transaction
-            .execute(
-                &format!(
+        transaction.execute(
+            &format!(
                     "DELETE FROM {table} WHERE {column} = ?1 AND id <= (
                      SELECT id FROM {table} WHERE {column} = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)"
                 ),
-                params![name, keep as i64],
-            )
-            .map_err(|e| e.to_string())?;
+            params![name, keep as i64],
+        )?;
     }
-    transaction.commit().map_err(|e| e.to_string())
+    transaction.commit()
 }

@@ -289,10 +289,10 @@ pub(super) fn refuse_unknown_devices(events: &mut EventSet, hub: &crate::devices
 
 /// What a set action writes: the value expression as a number, the string one as text.
 fn new_value_and_string(
-    evaluate: &dyn Fn(&Expression) -> Result<Value, String>,
+    evaluate: &dyn Fn(&Expression) -> Result<Value, crate::expr::EvalError>,
     value: &Option<Expression>,
     string: &Option<Expression>,
-) -> Result<(Option<f64>, Option<String>), String> {
+) -> Result<(Option<f64>, Option<String>), crate::expr::EvalError> {
     let value = value.as_ref().map(evaluate).transpose()?;
     let string = string.as_ref().map(evaluate).transpose()?;
     Ok((
@@ -691,18 +691,16 @@ impl Engine {
             steps: Vec::new(),
         };
         let input: Arc<str> = input.unwrap_or_else(|| "".into());
-        let evaluate = |expression: &Expression| -> Result<Value, String> {
+        let evaluate = |expression: &Expression| -> Result<Value, crate::expr::EvalError> {
             let document = Document::new(input.clone(), expression.plan());
             let environment = HubEnvironment::new(&self.hub);
-            expression
-                .evaluate(&Scope::new(&document, &environment))
-                .map_err(|e| e.to_string())
+            expression.evaluate(&Scope::new(&document, &environment))
         };
         for (index, condition) in event.conditions.iter().enumerate() {
             let step_started = Instant::now();
             let (holds, message) = match evaluate(condition) {
                 Ok(value) => (value.is_truthy(), None),
-                Err(error) => (false, Some(error)),
+                Err(error) => (false, Some(error.to_string())),
             };
             run.steps.push(StepRecord {
                 step: format!("condition {}: {}", index + 1, condition.source()),
@@ -756,7 +754,7 @@ impl Engine {
                             Ok(_) => (step, Ok(None)),
                             Err(error) => (step, Err(error.to_string())),
                         },
-                        Err(error) => (step, Err(error)),
+                        Err(error) => (step, Err(error.to_string())),
                     }
                 }
                 Action::SetGlobal {
@@ -770,7 +768,7 @@ impl Engine {
                             Ok(_) => (step, Ok(None)),
                             Err(error) => (step, Err(error.to_string())),
                         },
-                        Err(error) => (step, Err(error)),
+                        Err(error) => (step, Err(error.to_string())),
                     }
                 }
                 Action::Wait(duration) => {

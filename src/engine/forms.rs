@@ -528,8 +528,8 @@ fn applies(field: &Field, kind: &str) -> bool {
 }
 
 /// The form of an event file's text.
-pub fn event_form_of(name: &str, text: &str) -> Result<EventForm, String> {
-    let doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("not valid TOML: {e}"))?;
+pub fn event_form_of(name: &str, text: &str) -> Result<EventForm, toml_edit::TomlError> {
+    let doc: toml_edit::DocumentMut = text.parse()?;
     let mut form = EventForm::new();
     for field in EVENT_FORM.fields {
         form.insert(field.key.into(), json_of(doc.get(field.key), field.kind));
@@ -672,8 +672,13 @@ impl Engine {
             std::io::ErrorKind::NotFound => EditError::NotLoaded(name.to_string()),
             _ => EditError::Io(format!("{}: {e}", file.display())),
         })?;
-        event_form_of(name, &text)
-            .map_err(|problem| EditError::Invalid(vec![Diagnostic::error(&file, "", problem)]))
+        event_form_of(name, &text).map_err(|problem| {
+            EditError::Invalid(vec![Diagnostic::error(
+                &file,
+                "",
+                format!("not valid TOML: {problem}"),
+            )])
+        })
     }
 
     /// Saves an event from the editor into its file, in place; `path_name` is the event being

@@ -23,11 +23,16 @@ pub struct IncomingCall {
     pub headers: reqwest::header::HeaderMap,
 }
 
+/// A reply template that failed on what the caller sent (the call was still received).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the reply template failed: {0}")]
+pub struct ReplyError(pub crate::expr::EvalError);
+
 /// What became of a call.
 pub struct Received {
     pub record: Arc<RunRecord>,
     /// The rendered reply, or why it could not be rendered.
-    pub reply: Result<String, String>,
+    pub reply: Result<String, ReplyError>,
     pub content_type: String,
 }
 
@@ -150,7 +155,7 @@ impl Engine {
             .render_text(&Scope::new(&document, &environment))
         {
             Ok(text) => Ok(text.unwrap_or_default()),
-            Err(error) => Err(format!("the reply template failed: {error}")),
+            Err(error) => Err(ReplyError(error)),
         };
         Ok(Received {
             record,

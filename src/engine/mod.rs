@@ -40,7 +40,20 @@ use crate::secret::SecretSource;
 pub trait MessageOutbox: Send + Sync {
     /// Hands a message to the broker connection (queued while it reconnects); `Err` says why
     /// it could not be.
-    fn publish(&self, topic: &str, payload: &str, qos: u8, retain: bool) -> Result<(), String>;
+    fn publish(&self, topic: &str, payload: &str, qos: u8, retain: bool)
+        -> Result<(), OutboxError>;
+}
+
+/// Why an MQTT profile's action was not published.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboxError {
+    #[error("the MQTT bridge is off: set mqtt.url in plugin.toml")]
+    NoBridge,
+    #[error("the MQTT broker is unreachable: nothing was published")]
+    Unreachable,
+    #[error("the message could not be handed to the broker connection: {0}")]
+    Refused(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +121,9 @@ impl ProfileSource {
     /// The secrets profiles may refer to: the secrets file, then the vault.
     pub fn secrets(&self) -> Result<SecretSource, (PathBuf, String)> {
         let mut secrets = match &self.secrets_file {
-            Some(path) => SecretSource::from_file(path).map_err(|m| (path.clone(), m))?,
+            Some(path) => {
+                SecretSource::from_file(path).map_err(|m| (path.clone(), m.to_string()))?
+            }
             None => SecretSource::default(),
         };
         if let Some(vault) = &self.vault {

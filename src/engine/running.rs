@@ -263,7 +263,7 @@ impl Engine {
         let outbox = self.outbox.read_locked().clone();
         let sent = match outbox {
             Some(outbox) => outbox.publish(&topic, &text, mqtt.qos, mqtt.retain),
-            None => Err("the MQTT bridge is off: set mqtt.url in plugin.toml".into()),
+            None => Err(OutboxError::NoBridge),
         };
         record.exchanges.push(ExchangeRecord {
             method: profile::Method::Post,
@@ -272,11 +272,11 @@ impl Engine {
             duration_ms: 0,
             response_bytes: 0,
         });
-        if let Err(message) = sent {
+        if let Err(error) = sent {
             record.errors.push(RunError {
                 stage: RunStage::Request,
                 class: Some(ErrorClass::Connection),
-                message,
+                message: error.to_string(),
                 column: None,
             });
         }

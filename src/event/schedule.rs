@@ -17,6 +17,20 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// The time zone schedules are read in.
+/// What a schedule's text, a duration or a time-zone name got wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    #[error("`{0}` is not a time zone name such as Europe/Berlin")]
+    Zone(String),
+    #[error("`{0}` is not a duration such as 30s, 5m, 2h or 1h30m")]
+    Duration(String),
+    #[error("`{0}` is outside 1s to 366d for a schedule")]
+    OutOfRange(String),
+    #[error("`{text}` is not a cron expression: {reason}")]
+    Cron { text: String, reason: String },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Zone {
     /// The machine's local zone.
@@ -26,14 +40,14 @@ pub enum Zone {
 
 impl Zone {
     /// `""` (the machine's zone) or an IANA name such as `Europe/Berlin`.
-    pub fn parse(name: &str) -> Result<Zone, String> {
+    pub fn parse(name: &str) -> Result<Zone, ScheduleError> {
         let name = name.trim();
         if name.is_empty() || name.eq_ignore_ascii_case("local") {
             return Ok(Zone::Local);
         }
         name.parse::<chrono_tz::Tz>()
             .map(Zone::Named)
-            .map_err(|_| format!("`{name}` is not a time zone name such as Europe/Berlin"))
+            .map_err(|_| ScheduleError::Zone(name.to_string()))
     }
 }
 
@@ -56,9 +70,9 @@ pub enum Schedule {
 }
 
 /// Reads `30s`, `5m`, `2h`, `1d`, `1h30m`, `500ms` (units may combine, largest first).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, ScheduleError> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let invalid = || format!("`{text}` is not a duration such as 30s, 5m, 2h or 1h30m");
+    let invalid = || ScheduleError::Duration(text.to_string());
     if compact.is_empty() {
         return Err(invalid());
     }
@@ -90,22 +104,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl Schedule {
-    pub fn every(text: &str) -> Result<Schedule, String> {
+    pub fn every(text: &str) -> Result<Schedule, ScheduleError> {
         let period = parse_duration(text)?;
         if period < MIN_INTERVAL || period > MAX_INTERVAL {
-            return Err(format!("`{text}` is outside 1s to 366d for a schedule"));
+            return Err(ScheduleError::OutOfRange(text.to_string()));
         }
         Ok(Schedule::Every(period))
     }
 
     /// Five fields (minute hour day-of-month month weekday) or six (seconds first).
-    pub fn cron(text: &str) -> Result<Schedule, String> {
+    pub fn cron(text: &str) -> Result<Schedule, ScheduleError> {
         let parser = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .build();
-        let cron = parser
-            .parse(text)
-            .map_err(|e| format!("`{text}` is not a cron expression: {e}"))?;
+        let cron = parser.parse(text).map_err(|e| ScheduleError::Cron {
+            text: text.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Schedule::Cron {
             source: text.trim().to_string(),
             cron: Box::new(cron),
@@ -267,7 +282,10 @@ mod tests {
             "not cron",
             "* * * * * * * *",
         ] {
-            let error = Schedule::cron(bad).err().unwrap_or_default();
+            let error = Schedule::cron(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(error.contains("not a cron expression"), "{bad}: {error}");
         }
         assert!(Zone::parse("Mars/Olympus").is_err());

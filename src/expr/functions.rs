@@ -306,12 +306,12 @@ fn substring(args: &[Value], _: &dyn Environment) -> Result<Value, EvalErrorKind
 /// Compiles a regular expression in the family's (.NET-like) flavour: look-around and
 /// backreferences work; patterns without them run on the linear-time engine; backtracking is
 /// bounded so a pathological pattern is an error, not a hang.
-pub(crate) fn compile_regex(pattern: &str) -> Result<fancy_regex::Regex, String> {
+pub(crate) fn compile_regex(pattern: &str) -> Result<fancy_regex::Regex, Box<fancy_regex::Error>> {
     fancy_regex::RegexBuilder::new(pattern)
         .backtrack_limit(limits::REGEX_BACKTRACK_LIMIT)
         .delegate_size_limit(limits::REGEX_SIZE_LIMIT)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(Box::new)
 }
 
 /// Matches of `pattern` in `text`: whole matches, or one capture group of each match.

@@ -346,7 +346,10 @@ impl<'s> Parser<'s> {
                     }
                     Err(error) => {
                         self.problems.push(CompileError::new(
-                            format!("invalid regular expression: {}", first_line(&error)),
+                            format!(
+                                "invalid regular expression: {}",
+                                first_line(&error.to_string())
+                            ),
                             pattern_node.span,
                         ));
                         NodeKind::Literal(Value::Null)

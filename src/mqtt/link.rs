@@ -140,6 +140,17 @@ pub fn connect(config: &BridgeConfig) -> (Link, Poller) {
     }
 }
 
+/// A request the client could not take (its queue full, or the connection's task gone).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct LinkError(String);
+
+impl LinkError {
+    fn of(error: impl std::fmt::Display) -> LinkError {
+        LinkError(error.to_string())
+    }
+}
+
 impl Link {
     /// Hands a message to the connection without waiting; `Err` when its queue is full.
     pub fn try_publish(
@@ -148,15 +159,15 @@ impl Link {
         qos: u8,
         retain: bool,
         payload: impl Into<Vec<u8>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkError> {
         let payload: Vec<u8> = payload.into();
         match self {
             Link::V4(client) => client
                 .try_publish(topic, qos4(qos), retain, payload)
-                .map_err(|e| e.to_string()),
+                .map_err(LinkError::of),
             Link::V5(client) => client
                 .try_publish(topic, qos5(qos), retain, payload)
-                .map_err(|e| e.to_string()),
+                .map_err(LinkError::of),
         }
     }
 
@@ -167,12 +178,12 @@ impl Link {
         qos: u8,
         payload: String,
         correlation: Option<Bytes>,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkError> {
         match self {
             Link::V4(client) => client
                 .publish(topic, qos4(qos), false, payload)
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(LinkError::of),
             Link::V5(client) => {
                 let properties = rumqttc::v5::mqttbytes::v5::PublishProperties {
                     correlation_data: correlation,
@@ -182,26 +193,26 @@ impl Link {
                 client
                     .publish_with_properties(topic, qos5(qos), false, payload, properties)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(LinkError::of)
             }
         }
     }
 
-    pub fn try_subscribe(&self, filter: &str) -> Result<(), String> {
+    pub fn try_subscribe(&self, filter: &str) -> Result<(), LinkError> {
         match self {
             Link::V4(client) => client
                 .try_subscribe(filter, rumqttc::QoS::AtLeastOnce)
-                .map_err(|e| e.to_string()),
+                .map_err(LinkError::of),
             Link::V5(client) => client
                 .try_subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
-                .map_err(|e| e.to_string()),
+                .map_err(LinkError::of),
         }
     }
 
     pub fn try_disconnect(&self) {
         let _ = match self {
-            Link::V4(client) => client.try_disconnect().map_err(|e| e.to_string()),
-            Link::V5(client) => client.try_disconnect().map_err(|e| e.to_string()),
+            Link::V4(client) => client.try_disconnect().map_err(LinkError::of),
+            Link::V5(client) => client.try_disconnect().map_err(LinkError::of),
         };
     }
 }

@@ -931,15 +931,20 @@ struct Outbox {
 }
 
 impl crate::engine::MessageOutbox for Outbox {
-    fn publish(&self, topic: &str, payload: &str, qos: u8, retain: bool) -> Result<(), String> {
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &str,
+        qos: u8,
+        retain: bool,
+    ) -> Result<(), crate::engine::OutboxError> {
         // An action is for now: it is not kept for a broker that is away.
         if !self.connections.borrow().1 {
-            return Err("the MQTT broker is unreachable: nothing was published".into());
+            return Err(crate::engine::OutboxError::Unreachable);
         }
-
         self.client
             .try_publish(topic, qos, retain, payload)
-            .map_err(|e| format!("the message could not be handed to the broker connection: {e}"))
+            .map_err(|e| crate::engine::OutboxError::Refused(e.to_string()))
     }
 }
 

@@ -19,7 +19,7 @@ pub use flow::{
     ClientAuthStyle, ClientConfig, DeviceAuthorization, DeviceOptions, Introspection, OAuthError,
     RequestTemplate, ServerMetadata,
 };
-pub use shape::{redacted_shape, Expiry, FieldPath, ResponseFormat, TokenShape};
+pub use shape::{redacted_shape, Expiry, FieldPath, FieldPathError, ResponseFormat, TokenShape};
 pub use state::{PendingAuthorization, StateError, StateStore, STATE_LIFETIME};
-pub use template::{TextTemplate, Values, BUILT_IN_NAMES};
+pub use template::{TemplateError, TextTemplate, Values, BUILT_IN_NAMES};
 pub use token::{parse_token_response, TokenSet};

@@ -67,23 +67,39 @@ impl PartialEq for FieldPath {
     }
 }
 
+/// Why a text is not a field path.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldPathError {
+    #[error("an empty path")]
+    Empty,
+    #[error("a path longer than 512 characters")]
+    TooLong,
+    #[error("`{text}` is not a JSONPath: {reason}")]
+    NotJsonPath { text: String, reason: String },
+}
+
 impl FieldPath {
     /// Compiles a path; the error says why it is not one.
-    pub fn parse(text: &str) -> Result<FieldPath, String> {
+    pub fn parse(text: &str) -> Result<FieldPath, FieldPathError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("an empty path".into());
+            return Err(FieldPathError::Empty);
         }
         if text.len() > 512 {
-            return Err("a path longer than 512 characters".into());
+            return Err(FieldPathError::TooLong);
         }
         let full = if text.starts_with('$') {
             text.to_string()
         } else {
             format!("$.{text}")
         };
-        let query = jsonpath_rust::parser::parse_json_path(&full)
-            .map_err(|e| format!("`{text}` is not a JSONPath: {e}"))?;
+        let query = jsonpath_rust::parser::parse_json_path(&full).map_err(|e| {
+            FieldPathError::NotJsonPath {
+                text: text.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
         Ok(FieldPath {
             text: full,
             query: Arc::new(query),

@@ -35,11 +35,23 @@ enum Part {
 /// Most characters in one template.
 const MAX_TEMPLATE: usize = 4096;
 
+/// What is wrong with a token-request template.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    #[error("a template longer than {MAX_TEMPLATE} characters")]
+    TooLong,
+    #[error("`{{{{` at byte {0} is never closed with `}}}}`")]
+    Unclosed(usize),
+    #[error("`{{{{{name}}}}}` names no variable (known: {known})")]
+    UnknownName { name: String, known: String },
+}
+
 impl TextTemplate {
     /// Compiles `text`; every `{{name}}` must be a built-in name or one of `settings`.
-    pub fn compile(text: &str, settings: &[&str]) -> Result<TextTemplate, String> {
+    pub fn compile(text: &str, settings: &[&str]) -> Result<TextTemplate, TemplateError> {
         if text.len() > MAX_TEMPLATE {
-            return Err(format!("a template longer than {MAX_TEMPLATE} characters"));
+            return Err(TemplateError::TooLong);
         }
         let mut parts = Vec::new();
         let mut rest = text;
@@ -49,19 +61,16 @@ impl TextTemplate {
             }
             let after = &rest[open + 2..];
             let Some(close) = after.find("}}") else {
-                return Err(format!(
-                    "`{{{{` at byte {} is never closed with `}}}}`",
-                    text.len() - rest.len() + open
-                ));
+                return Err(TemplateError::Unclosed(text.len() - rest.len() + open));
             };
             let name = after[..close].trim();
             if !BUILT_IN_NAMES.contains(&name) && !settings.contains(&name) {
                 let mut known: Vec<&str> = BUILT_IN_NAMES.to_vec();
                 known.extend(settings);
-                return Err(format!(
-                    "`{{{{{name}}}}}` names no variable (known: {})",
-                    known.join(", ")
-                ));
+                return Err(TemplateError::UnknownName {
+                    name: name.to_string(),
+                    known: known.join(", "),
+                });
             }
             parts.push(Part::Name(name.to_string()));
             rest = &after[close + 2..];
@@ -141,6 +150,7 @@ mod tests {
         assert!(template.uses("tenant"));
         let unknown = TextTemplate::compile("{{tenantt}}", &["tenant"])
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
             unknown.contains("tenantt") && unknown.contains("tenant"),

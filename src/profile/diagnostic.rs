@@ -150,16 +150,17 @@ impl<'a> Collector<'a> {
         name
     }
 
-    pub fn error(&mut self, key: &str, message: impl Into<String>) {
+    /// An error at `key`: a message, or any error that says itself.
+    pub fn error(&mut self, key: &str, message: impl std::fmt::Display) {
         let line = line_of_key(self.text, key);
         self.diagnostics
-            .push(Diagnostic::error(self.file, key, message).at_line(line));
+            .push(Diagnostic::error(self.file, key, message.to_string()).at_line(line));
     }
 
-    pub fn warning(&mut self, key: &str, message: impl Into<String>) {
+    pub fn warning(&mut self, key: &str, message: impl std::fmt::Display) {
         let line = line_of_key(self.text, key);
         self.diagnostics
-            .push(Diagnostic::warning(self.file, key, message).at_line(line));
+            .push(Diagnostic::warning(self.file, key, message.to_string()).at_line(line));
     }
 
     /// Reports compile errors of an expression or template held by `key`. `source` is the

@@ -261,13 +261,12 @@ impl Authorizer {
         store: Arc<TokenStore>,
         public_base_url: url::Url,
         refresh_margin: Duration,
-    ) -> Result<Authorizer, String> {
+    ) -> Result<Authorizer, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("bellhop/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Authorizer {
             store,
             states: StateStore::default(),
