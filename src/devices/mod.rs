@@ -132,6 +132,15 @@ pub enum ChangeKind {
     Updated,
 }
 
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+        }
+    }
+}
+
 /// A change that happened to a device: the event published to subscribers and kept in run records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceChange {

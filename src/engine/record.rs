@@ -21,14 +21,21 @@ pub enum RunStage {
     Devices,
 }
 
-impl std::fmt::Display for RunStage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl RunStage {
+    /// The stage's name, as the journal and answers spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             RunStage::Action => "action",
             RunStage::Request => "request",
             RunStage::Response => "response",
             RunStage::Devices => "devices",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for RunStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -110,6 +117,18 @@ pub enum EventOutcome {
     ConditionsFalse,
     /// Not run: disabled, already running, rate-limited or too deep.
     Skipped,
+}
+
+impl EventOutcome {
+    /// The outcome's name, as the journal and answers spell it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventOutcome::Ok => "ok",
+            EventOutcome::Failed => "failed",
+            EventOutcome::ConditionsFalse => "conditions_false",
+            EventOutcome::Skipped => "skipped",
+        }
+    }
 }
 
 /// The record of one event run (kept in the store's event journal as this JSON).

@@ -126,6 +126,17 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// The class's name, as files and answers spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Connection => "connection",
+            ErrorClass::HttpStatus => "http_status",
+            ErrorClass::Authorization => "authorization",
+            ErrorClass::Expression => "expression",
+            ErrorClass::MalformedResponse => "malformed_response",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<ErrorClass> {
         Some(match text {
             "connection" => ErrorClass::Connection,

@@ -10,7 +10,7 @@ use warp::Reply;
 
 use super::edge::Refusal;
 use crate::engine::authorization::AuthorizationError;
-use crate::engine::door::DoorError;
+use crate::engine::door::{DoorError, SandboxError};
 use crate::engine::editor::EditError;
 use crate::engine::EngineError;
 use crate::profile::Diagnostic;
@@ -56,6 +56,11 @@ impl ApiError {
     /// 404 for a profile that is not loaded (said in one place).
     pub fn unknown_profile(name: &str) -> ApiError {
         ApiError::not_found(format!("no profile named `{name}` is loaded"))
+    }
+
+    /// 404 for an event that is not loaded (said in one place).
+    pub fn unknown_event(name: &str) -> ApiError {
+        ApiError::not_found(format!("no event named `{name}` is loaded"))
     }
 
     /// An editor's failure; `what`: `profile` or `event`.
@@ -108,14 +113,60 @@ impl From<DoorError> for ApiError {
     }
 }
 
+/// The sandbox's failure: no response to read is a 404; an expression that does not compile or
+/// fails is a 422 with the column and span of the (first) problem.
+impl From<SandboxError> for ApiError {
+    fn from(error: SandboxError) -> ApiError {
+        match error {
+            SandboxError::NoResponse(_) => ApiError::not_found(error.to_string()),
+            SandboxError::Compile(errors) => {
+                let first = errors.errors.first();
+                let mut api = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "compile_error",
+                    errors
+                        .errors
+                        .iter()
+                        .map(|e| e.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+                api.column = first.map(|e| e.column);
+                api.span = first.map(|e| e.span);
+                api
+            }
+            SandboxError::Eval(e) => {
+                let mut api = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "eval_error",
+                    e.kind.to_string(),
+                );
+                api.column = Some(e.column);
+                api.span = Some(e.span);
+                api
+            }
+        }
+    }
+}
+
+/// A device store error as the API answers it: an unknown device is a 404, an empty name a 400.
+impl From<crate::devices::StoreError> for ApiError {
+    fn from(error: crate::devices::StoreError) -> ApiError {
+        use crate::devices::StoreError;
+        match error {
+            StoreError::UnknownDevice(_) => ApiError::not_found(error.to_string()),
+            StoreError::EmptyName => ApiError::bad_request(error.to_string()),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
 /// An engine error as the API answers it: an unknown profile or event is a 404.
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
         match error {
             EngineError::UnknownProfile(name) => ApiError::unknown_profile(&name),
-            EngineError::UnknownEvent(name) => {
-                ApiError::not_found(format!("no event named `{name}` is loaded"))
-            }
+            EngineError::UnknownEvent(name) => ApiError::unknown_event(&name),
             other => ApiError::internal(other.to_string()),
         }
     }

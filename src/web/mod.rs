@@ -21,7 +21,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::engine::bus::{Delivery, HubEvent};
-use crate::engine::door::{DoorError, SandboxError, SandboxInput};
+use crate::engine::door::{DoorError, SandboxInput};
 use crate::engine::editor::ProfileForm;
 use crate::engine::Engine;
 use crate::expr;
@@ -229,8 +229,17 @@ fn ok<T: serde::Serialize>(value: &T) -> Response {
     json(StatusCode::OK, value)
 }
 
-fn respond(result: Result<Response, ApiError>) -> Result<Response, Infallible> {
-    Ok(result.unwrap_or_else(|e| e.into_response()))
+/// What a handler answers: a response, or the one error envelope.
+type Answer = Result<Response, ApiError>;
+
+/// A handler's answer as a response.
+fn answer(result: Answer) -> Response {
+    result.unwrap_or_else(|e| e.into_response())
+}
+
+/// `/api/v1/…`
+fn api() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path("api").and(warp::path("v1"))
 }
 
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {

@@ -3,120 +3,8 @@
 use super::*;
 
 pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> {
-    let api = warp::path("api").and(warp::path("v1"));
     let s = || with_state(state.clone());
-    // GET /api/v1/events: the events, their triggers, next firing and last run.
-    let events_list = api
-        .and(warp::path("events"))
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(s())
-        .map(|state: AppState| {
-            let automation = state.engine.automation();
-            let set = automation.events();
-            let events: Vec<EventView> = set
-                .events
-                .values()
-                .map(|event| event_view(&state, event))
-                .collect();
-            ok(&serde_json::json!({
-                "events": events,
-                "time_zone": automation.zone().to_string(),
-                "diagnostics": set.diagnostics,
-            }))
-        });
-    // GET /api/v1/events/{name}
-    let events_get = api
-        .and(warp::path!("events" / String))
-        .and(warp::get())
-        .and(s())
-        .map(|name: String, state: AppState| {
-            let name = decode(&name);
-            match state.engine.automation().events().get(&name) {
-                Some(event) => ok(&event_view(&state, event)),
-                None => ApiError::not_found(format!("no event named `{name}` is loaded"))
-                    .into_response(),
-            }
-        });
-    // GET /api/v1/events/{name}/runs?limit=
-    let events_runs = api
-        .and(warp::path!("events" / String / "runs"))
-        .and(warp::get())
-        .and(warp::query::<RunsQuery>())
-        .and(s())
-        .map(|name: String, query: RunsQuery, state: AppState| {
-            let name = decode(&name);
-            if state.engine.automation().events().get(&name).is_none() {
-                return ApiError::not_found(format!("no event named `{name}` is loaded"))
-                    .into_response();
-            }
-            let limit = query.limit.unwrap_or(50).min(1000);
-            ok(&serde_json::json!({ "runs": state.engine.automation().history(&name, limit) }))
-        });
-    // POST /api/v1/events/{name}/run {input?}: runs it now and answers its record.
-    let events_run = api
-        .and(warp::path!("events" / String / "run"))
-        .and(warp::post())
-        .and(json_body())
-        .and(s())
-        .and_then(
-            |name: String, request: FireRequest, state: AppState| async move {
-                let name = decode(&name);
-                respond(
-                    match state
-                        .engine
-                        .fire(&name, "api", request.input.map(Into::into), 0)
-                        .await
-                    {
-                        Ok(run) => Ok(ok(&*run)),
-                        Err(error) => Err(ApiError::from(error)),
-                    },
-                )
-            },
-        );
-    // GET /api/v1/events/{name}/form: the event's file as the editor shows it.
-    let events_form = api
-        .and(warp::path!("events" / String / "form"))
-        .and(warp::get())
-        .and(s())
-        .and_then(|name: String, state: AppState| async move {
-            let name = decode(&name);
-            let engine = state.engine.clone();
-            respond(match blocking(move || engine.event_form(&name)).await {
-                Ok(Ok(form)) => Ok(ok(&serde_json::json!({ "form": form }))),
-                Ok(Err(error)) => Err(ApiError::from_edit(error, "event")),
-                Err(error) => Err(error),
-            })
-        });
-    // PUT /api/v1/events/{name}: saves the editor's form into the event's file (created when
-    // new), in place.
-    let events_save = api
-        .and(warp::path!("events" / String))
-        .and(warp::put())
-        .and(json_body())
-        .and(s())
-        .and_then(
-            |name: String, form: crate::engine::forms::EventForm, state: AppState| async move {
-                let name = decode(&name);
-                let engine = state.engine.clone();
-                let saved_name = form
-                    .get("name")
-                    .and_then(|n| n.as_str())
-                    .unwrap_or(&name)
-                    .trim()
-                    .to_string();
-                let result = blocking(move || engine.save_event(&name, &form)).await;
-                respond(match result {
-                    Ok(Ok(saved)) => Ok(ok(
-                        &serde_json::json!({ "saved": saved_name, "outcome": saved }),
-                    )),
-                    Ok(Err(error)) => Err(ApiError::from_edit(error, "event")),
-                    Err(error) => Err(error),
-                })
-            },
-        );
-    // GET|POST /hooks/events/{name}/{token}: an event's webhook. The query string (GET) or the
-    // body (POST, text, 64 KiB at most) is the event's input. A wrong token runs nothing.
+    // The webhook's input: the query string (GET) or the body (POST, text, 64 KiB at most).
     let hook_input = warp::get()
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(Ok)
@@ -125,49 +13,166 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             .and(warp::body::bytes())
             .map(|body: bytes::Bytes| String::from_utf8(body.to_vec()).map_err(|e| e.utf8_error())))
         .unify();
-    let hooks = warp::path!("hooks" / "events" / String / String)
-        .and(hook_input)
-        .and(s())
-        .map(
-            |name: String,
-             token: String,
-             input: Result<String, std::str::Utf8Error>,
-             state: AppState| {
-                let name = decode(&name);
-                let input = match input {
-                    Ok(input) => input,
-                    Err(error) => {
-                        return ApiError::bad_request(format!(
-                            "the body is not UTF-8 text (invalid byte at offset {}): nothing ran",
-                            error.valid_up_to()
-                        ))
-                        .into_response()
-                    }
-                };
-                if state.engine.webhook(&name, &token, input.into()) {
-                    json(StatusCode::ACCEPTED, &serde_json::json!({ "fired": name }))
-                } else {
-                    ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        "unauthorized",
-                        "no webhook answers to this URL",
-                    )
-                    .into_response()
-                }
-            },
-        );
     vec![
-        events_list.boxed(),
-        events_get.boxed(),
-        events_runs.boxed(),
-        events_run.boxed(),
-        events_form.boxed(),
-        events_save.boxed(),
-        hooks.boxed(),
+        // GET /api/v1/events: the events, their triggers, next firing and last run.
+        api()
+            .and(warp::path("events"))
+            .and(warp::path::end())
+            .and(warp::get())
+            .and(s())
+            .map(list)
+            .boxed(),
+        // GET /api/v1/events/{name}
+        api()
+            .and(warp::path!("events" / String))
+            .and(warp::get())
+            .and(s())
+            .map(one)
+            .map(answer)
+            .boxed(),
+        // GET /api/v1/events/{name}/runs?limit=
+        api()
+            .and(warp::path!("events" / String / "runs"))
+            .and(warp::get())
+            .and(warp::query::<RunsQuery>())
+            .and(s())
+            .map(runs)
+            .map(answer)
+            .boxed(),
+        // POST /api/v1/events/{name}/run {input?}: runs it now and answers its record.
+        api()
+            .and(warp::path!("events" / String / "run"))
+            .and(warp::post())
+            .and(json_body())
+            .and(s())
+            .then(run)
+            .map(answer)
+            .boxed(),
+        // GET /api/v1/events/{name}/form: the event's file as the editor shows it.
+        api()
+            .and(warp::path!("events" / String / "form"))
+            .and(warp::get())
+            .and(s())
+            .then(form)
+            .map(answer)
+            .boxed(),
+        // PUT /api/v1/events/{name}: saves the editor's form into the event's file (created
+        // when new), in place.
+        api()
+            .and(warp::path!("events" / String))
+            .and(warp::put())
+            .and(json_body())
+            .and(s())
+            .then(save)
+            .map(answer)
+            .boxed(),
+        // GET|POST /hooks/events/{name}/{token}: an event's webhook. A wrong token runs nothing.
+        warp::path!("hooks" / "events" / String / String)
+            .and(hook_input)
+            .and(s())
+            .map(webhook)
+            .map(answer)
+            .boxed(),
     ]
 }
 
-/// An event as the API shows it.
+fn list(state: AppState) -> Response {
+    let automation = state.engine.automation();
+    let set = automation.events();
+    let events = set
+        .events
+        .values()
+        .map(|event| event_view(&state, event))
+        .collect();
+    ok(&EventList {
+        events,
+        time_zone: automation.zone().to_string(),
+        diagnostics: &set.diagnostics,
+    })
+}
+
+fn one(name: String, state: AppState) -> Answer {
+    let name = decode(&name);
+    let automation = state.engine.automation();
+    let events = automation.events();
+    let event = events
+        .get(&name)
+        .ok_or_else(|| ApiError::unknown_event(&name))?;
+    Ok(ok(&event_view(&state, event)))
+}
+
+fn runs(name: String, query: RunsQuery, state: AppState) -> Answer {
+    let name = decode(&name);
+    let automation = state.engine.automation();
+    if automation.events().get(&name).is_none() {
+        return Err(ApiError::unknown_event(&name));
+    }
+    let limit = query.limit.unwrap_or(50).min(1000);
+    let runs = automation.history(&name, limit);
+    Ok(ok(&RunList {
+        runs: runs.iter().map(|run| EventRunView::from(&**run)).collect(),
+    }))
+}
+
+async fn run(name: String, request: FireRequest, state: AppState) -> Answer {
+    let name = decode(&name);
+    let run = state
+        .engine
+        .fire(&name, "api", request.input.map(Into::into), 0)
+        .await?;
+    Ok(ok(&EventRunView::from(&*run)))
+}
+
+async fn form(name: String, state: AppState) -> Answer {
+    let name = decode(&name);
+    let engine = state.engine.clone();
+    let form = blocking(move || engine.event_form(&name))
+        .await?
+        .map_err(|error| ApiError::from_edit(error, "event"))?;
+    Ok(ok(&EventFormView { form }))
+}
+
+async fn save(name: String, form: crate::engine::forms::EventForm, state: AppState) -> Answer {
+    let name = decode(&name);
+    let engine = state.engine.clone();
+    let saved_name = form
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or(&name)
+        .trim()
+        .to_string();
+    let outcome = blocking(move || engine.save_event(&name, &form))
+        .await?
+        .map_err(|error| ApiError::from_edit(error, "event"))?;
+    Ok(ok(&SavedView {
+        saved: &saved_name,
+        outcome,
+    }))
+}
+
+fn webhook(
+    name: String,
+    token: String,
+    input: Result<String, std::str::Utf8Error>,
+    state: AppState,
+) -> Answer {
+    let name = decode(&name);
+    let input = input.map_err(|error| {
+        ApiError::bad_request(format!(
+            "the body is not UTF-8 text (invalid byte at offset {}): nothing ran",
+            error.valid_up_to()
+        ))
+    })?;
+    if !state.engine.webhook(&name, &token, input.into()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "no webhook answers to this URL",
+        ));
+    }
+    Ok(json(StatusCode::ACCEPTED, &Fired { fired: name }))
+}
+
 /// An event as the API shows it (typed and borrowed: a listing of thousands of events builds
 /// no intermediate JSON tree).
 #[derive(serde::Serialize)]
@@ -181,7 +186,16 @@ struct EventView<'a> {
     actions: usize,
     webhook_url: Option<String>,
     next_at: Option<String>,
-    last_run: Option<std::sync::Arc<crate::engine::automation::EventRun>>,
+    last_run: Option<EventLastRun>,
+}
+
+/// An event's newest run, kept while its view is written.
+struct EventLastRun(std::sync::Arc<crate::engine::record::EventRun>);
+
+impl serde::Serialize for EventLastRun {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EventRunView::from(&*self.0).serialize(serializer)
+    }
 }
 
 fn event_view<'a>(state: &AppState, event: &'a crate::event::Event) -> EventView<'a> {
@@ -198,7 +212,11 @@ fn event_view<'a>(state: &AppState, event: &'a crate::event::Event) -> EventView
         next_at: automation
             .next_firing(event)
             .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        last_run: automation.history(&event.name, 1).into_iter().next(),
+        last_run: automation
+            .history(&event.name, 1)
+            .into_iter()
+            .next()
+            .map(EventLastRun),
     }
 }
 

@@ -39,9 +39,7 @@ fn live_event(delivery: Delivery) -> Option<warp::sse::Event> {
     let event = warp::sse::Event::default();
     let built = match delivery {
         Delivery::Closed => return None,
-        Delivery::Resync { missed } => event
-            .event("resync")
-            .json_data(serde_json::json!({ "missed": missed })),
+        Delivery::Resync { missed } => event.event("resync").json_data(Resync { missed }),
         Delivery::Event(hub_event) => {
             let event = event.event(hub_event.name());
             match &hub_event {
@@ -50,26 +48,47 @@ fn live_event(delivery: Delivery) -> Option<warp::sse::Event> {
                 }
                 HubEvent::DeviceRemoved { device } => event.json_data(DeviceView::from(device)),
                 HubEvent::GlobalChanged { global } => event.json_data(GlobalView::from(global)),
-                HubEvent::RunFinished { run } => event.json_data(serde_json::json!({
-                    "profile": run.profile,
-                    "ok": run.ok,
-                    "skipped": run.skipped,
-                    "started_at": run.started_at,
-                    "duration_ms": run.duration_ms,
-                })),
-                HubEvent::ProfilesReloaded { profiles, problems } => event
-                    .json_data(serde_json::json!({ "profiles": profiles, "problems": problems })),
-                HubEvent::AuthorizationChanged { profile } => {
-                    event.json_data(serde_json::json!({ "profile": profile }))
+                HubEvent::RunFinished { run } => event.json_data(RunFinishedView {
+                    profile: &run.profile,
+                    ok: run.ok,
+                    skipped: run.skipped,
+                    started_at: &run.started_at,
+                    duration_ms: run.duration_ms,
+                }),
+                HubEvent::ProfilesReloaded { profiles, problems } => {
+                    event.json_data(ProfilesReloaded {
+                        profiles: *profiles,
+                        problems: *problems,
+                    })
                 }
-                HubEvent::EventFinished { run } => event.json_data(serde_json::json!({
-                    "event": run.event,
-                    "trigger": run.trigger,
-                    "outcome": run.outcome,
-                    "started_at": run.started_at,
-                })),
+                HubEvent::AuthorizationChanged { profile } => {
+                    event.json_data(AuthorizationChanged { profile })
+                }
+                HubEvent::EventFinished { run } => event.json_data(EventFinishedView {
+                    event: &run.event,
+                    trigger: &run.trigger,
+                    outcome: run.outcome.as_str(),
+                    started_at: &run.started_at,
+                }),
             }
         }
     };
     Some(built.unwrap_or_else(|_| warp::sse::Event::default().comment("unserializable")))
+}
+
+/// The live view missed events (it fell behind): it reloads what it shows.
+#[derive(serde::Serialize)]
+struct Resync {
+    missed: u64,
+}
+
+#[derive(serde::Serialize)]
+struct ProfilesReloaded {
+    profiles: usize,
+    problems: usize,
+}
+
+#[derive(serde::Serialize)]
+struct AuthorizationChanged<'a> {
+    profile: &'a str,
 }
