@@ -229,24 +229,11 @@ impl Engine {
     }
 
     /// Spends a callback's `state` (single use): the pending authorization it stood for.
-    pub fn take_authorization_state(&self, state: &str) -> Result<PendingAuthorization, DoorError> {
-        Ok(self.require_authorizer()?.take_state(state)?)
-    }
-
-    /// Finishes an authorization with the provider's code; the profile is then authorized.
-    pub async fn complete_authorization(
+    pub(crate) fn take_authorization_state(
         &self,
-        pending: &PendingAuthorization,
-        code: &Secret,
-    ) -> Result<String, DoorError> {
-        let profile = self.oauth_profile(&pending.profile)?;
-        self.require_authorizer()?
-            .complete(&profile, pending, code)
-            .await?;
-        self.bus.publish(HubEvent::AuthorizationChanged {
-            profile: profile.name.clone(),
-        });
-        Ok(profile.name.clone())
+        state: &str,
+    ) -> Result<PendingAuthorization, DoorError> {
+        Ok(self.require_authorizer()?.take_state(state)?)
     }
 
     /// Forget authorization: revokes the tokens at the provider when it can (RFC 7009) and

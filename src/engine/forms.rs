@@ -528,7 +528,7 @@ fn applies(field: &Field, kind: &str) -> bool {
 }
 
 /// The form of an event file's text.
-pub fn event_form_of(name: &str, text: &str) -> Result<EventForm, toml_edit::TomlError> {
+pub(crate) fn event_form_of(name: &str, text: &str) -> Result<EventForm, toml_edit::TomlError> {
     let doc: toml_edit::DocumentMut = text.parse()?;
     let mut form = EventForm::new();
     for field in EVENT_FORM.fields {
@@ -769,7 +769,7 @@ impl Engine {
 }
 
 /// Both schemas, as the API serves them.
-pub fn schemas() -> BTreeMap<&'static str, &'static FormSchema> {
+pub(crate) fn schemas() -> BTreeMap<&'static str, &'static FormSchema> {
     BTreeMap::from([("profile", &PROFILE_FORM), ("event", &EVENT_FORM)])
 }
 

@@ -45,7 +45,7 @@ impl LastResponses {
 
 impl Engine {
     /// The last response body a profile received (for the sandbox's live preview).
-    pub fn last_response(&self, profile: &str) -> Option<Arc<str>> {
+    pub(crate) fn last_response(&self, profile: &str) -> Option<Arc<str>> {
         self.last_responses
             .locked()
             .bodies

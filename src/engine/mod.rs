@@ -21,7 +21,6 @@ mod running;
 pub use environment::HubEnvironment;
 use history::{restore_history, LastResponses};
 pub use record::{ExchangeRecord, RunError, RunRecord, RunStage};
-pub use running::split_waits;
 
 use crate::sync::{Locked, ReadWriteLocked};
 use std::collections::{HashMap, VecDeque};
@@ -302,11 +301,6 @@ impl Engine {
         self
     }
 
-    pub fn limits(&self) -> &EngineLimits {
-        &self.limits
-    }
-
-    /// Gives OAuth2 profiles their tokens.
     /// The provider definitions profiles can name (read now: the user's folder may change).
     pub fn providers(&self) -> profile::ProviderCatalog {
         match &self.source {
@@ -315,15 +309,20 @@ impl Engine {
         }
     }
 
+    /// Gives OAuth2 profiles their tokens.
     pub fn with_authorizer(mut self, authorizer: Arc<authorization::Authorizer>) -> Engine {
         self.authorizer = Some(authorizer);
         self
     }
 
+    /// Tests only: adapters go through the door ([`door`]), never to the authorizer itself.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn authorizer(&self) -> Option<&Arc<authorization::Authorizer>> {
         self.authorizer.as_ref()
     }
 
+    /// Tests only: adapters read and set devices through the door, never the hub itself.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn hub(&self) -> &Arc<DeviceHub> {
         &self.hub
     }
@@ -403,7 +402,7 @@ mod tests {
 
     #[test]
     fn waits_split_the_action_text() {
-        let pieces = split_waits("AUX11=0<wait1000>Pool=1<wait 20>SPA=0");
+        let pieces = running::split_waits("AUX11=0<wait1000>Pool=1<wait 20>SPA=0");
         assert_eq!(
             pieces,
             vec![
@@ -412,7 +411,10 @@ mod tests {
                 (Duration::from_millis(20), "SPA=0"),
             ]
         );
-        assert_eq!(split_waits("plain"), vec![(Duration::ZERO, "plain")]);
+        assert_eq!(
+            running::split_waits("plain"),
+            vec![(Duration::ZERO, "plain")]
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ static WAIT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
 
 /// Splits an action text on `<wait N>` (N in milliseconds) into the texts to send and the pause
 /// before each.
-pub fn split_waits(text: &str) -> Vec<(Duration, &str)> {
+pub(crate) fn split_waits(text: &str) -> Vec<(Duration, &str)> {
     if !text.contains('<') {
         return vec![(Duration::ZERO, text)];
     }
