@@ -1,6 +1,8 @@
 //! Resolving `[auth.oauth2]`: a provider's definition merged under the file's, the grant, endpoints, client authentication, token placement, the answer's shape, request templates, the device flow's variant and the identity templates.
 
 use super::*;
+use crate::profile::ProviderDefinition;
+use std::sync::Arc;
 
 /// The grants a profile may use.
 pub const GRANTS: &[&str] = &[
@@ -312,12 +314,128 @@ pub(super) fn request_template(
 }
 
 pub(super) fn resolve_oauth2(
-    raw: &RawOAuth2,
+    written: &RawOAuth2,
     c: &mut Collector<'_>,
     sources: &Sources<'_>,
 ) -> Option<OAuth2Spec> {
-    let secrets = sources.secrets;
-    // A named provider fills every key the profile leaves out.
+    let Merged {
+        raw,
+        preset,
+        own_endpoints,
+    } = merge_preset(written, c, sources)?;
+    let grant = grant(&raw, preset.as_ref(), c);
+    let client_id =
+        required(c, "auth.oauth2.client_id", &raw.client_id, "oauth2").map(str::to_string);
+    let client_secret = optional_secret(
+        c,
+        sources.secrets,
+        "auth.oauth2.client_secret",
+        &raw.client_secret,
+    );
+    let mut values = oauth::Values::default();
+    for (name, value) in &raw.settings {
+        values = values.with(name, value.clone());
+    }
+    if let Some(id) = &client_id {
+        values = values.with("client_id", id.clone());
+    }
+    let endpoints = endpoints(&raw, grant, c, &values);
+    let client_auth = choice(
+        c,
+        "auth.oauth2.client_auth",
+        raw.client_auth.as_deref().unwrap_or("basic"),
+        &[
+            ("basic", ClientAuth::Basic),
+            ("body", ClientAuth::Body),
+            ("none", ClientAuth::None),
+        ],
+        |other| format!("client_auth `{other}` is not `basic`, `body` or `none` (a public client)"),
+    );
+    let legacy_callback = choice(
+        c,
+        "auth.oauth2.callback",
+        raw.callback.as_deref().unwrap_or("standard"),
+        &[("standard", false), ("legacy", true)],
+        |other| {
+            format!("callback `{other}` is not `standard` (/oauth2/callback) or `legacy` (/oauth2_callback.html)")
+        },
+    );
+    let placement = token_placement(&raw, c, &values);
+    let exchange = exchange(&raw, c);
+    let userinfo = identity(&raw, c, endpoints.userinfo);
+    let password = optional_secret(c, sources.secrets, "auth.oauth2.password", &raw.password);
+    if grant == Some(GrantType::Password) && (raw.username.is_none() || raw.password.is_none()) {
+        c.error(
+            "auth.oauth2.username",
+            "the password grant needs `username` and `password`",
+        );
+    }
+    Some(OAuth2Spec {
+        provider: preset
+            .as_ref()
+            .map(|p| p.id.clone())
+            .or(raw.provider.clone()),
+        grant: grant?,
+        client_id: client_id?,
+        client_secret: client_secret?,
+        scopes: placement.scopes,
+        authorize_url: endpoints.authorize?,
+        token_url: endpoints.token?,
+        refresh_url: endpoints.refresh?,
+        device_authorization_url: endpoints.device_authorization?,
+        revocation_url: endpoints.revocation?,
+        introspection_url: endpoints.introspection?,
+        issuer: endpoints.issuer?,
+        redirect_url: endpoints.redirect?,
+        legacy_callback: legacy_callback?,
+        api_origins: placement.api_origins,
+        api_base: preset
+            .as_ref()
+            .filter(|_| !own_endpoints)
+            .and_then(|p| p.api_base.clone()),
+        api_host_field: raw.api_host_field.clone(),
+        extra_authorize_params: raw.extra_authorize_params.clone(),
+        token_params: exchange.token_params?,
+        api_query: placement.api_query?,
+        client_auth: client_auth?,
+        pkce: raw.pkce.unwrap_or(true),
+        header_template: placement.header_template,
+        token_header: placement.token_header,
+        token_query: raw.token_query.clone(),
+        reauthorize_on: raw.reauthorize_on.clone().unwrap_or_else(|| vec![401]),
+        expired_when: exchange.expired_when,
+        body_format: exchange.body_format?,
+        device: exchange.device?,
+        exchange_template: exchange.exchange_template?,
+        refresh_template: exchange.refresh_template?,
+        settings: raw.settings.clone(),
+        shape: exchange.shape?,
+        code_param: raw.code_param.clone().unwrap_or_else(|| "code".into()),
+        error_param: raw.error_param.clone().unwrap_or_else(|| "error".into()),
+        userinfo: userinfo?,
+        username: raw.username.clone(),
+        password: password?,
+        inherited: if preset.is_some() {
+            inherited_keys(written, &raw)
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// The file's settings with its provider's definition under them.
+struct Merged {
+    raw: RawOAuth2,
+    preset: Option<Arc<ProviderDefinition>>,
+    /// The file writes its own token endpoint: it takes none of the preset's addresses.
+    own_endpoints: bool,
+}
+
+/// Stage 1: a named provider fills every key the profile leaves out. A profile that writes its
+/// own token endpoint talks to another server than the preset's (a test double, a proxy, a
+/// private deployment): it takes the preset's quirks but none of its addresses, so no token or
+/// code is ever sent to the preset's hosts.
+fn merge_preset(raw: &RawOAuth2, c: &mut Collector<'_>, sources: &Sources<'_>) -> Option<Merged> {
     let preset = match raw.provider.as_deref().map(str::trim) {
         Some(id) if !id.is_empty() => {
             match sources.providers.get(id) {
@@ -350,84 +468,104 @@ pub(super) fn resolve_oauth2(
         );
         return None;
     }
-    // A profile that writes its own token endpoint talks to another server than the preset's
-    // (a test double, a proxy, a private deployment): it takes the preset's quirks but none of
-    // its addresses, so no token or code is ever sent to the preset's hosts.
     let own_endpoints = raw.token_url.is_some();
-    let written = raw.clone();
-    let raw = match &preset {
+    let merged = match &preset {
         Some(definition) => {
             let mut base = definition.settings.clone();
             if own_endpoints {
-                // Said at load: what the preset would have given and this file does not.
-                let dropped: Vec<String> = [
-                    (
-                        "authorize_url",
-                        base.authorize_url.take(),
-                        &raw.authorize_url,
-                    ),
-                    ("refresh_url", base.refresh_url.take(), &raw.refresh_url),
-                    (
-                        "device_authorization_url",
-                        base.device_authorization_url.take(),
-                        &raw.device_authorization_url,
-                    ),
-                    (
-                        "revocation_url",
-                        base.revocation_url.take(),
-                        &raw.revocation_url,
-                    ),
-                    (
-                        "introspection_url",
-                        base.introspection_url.take(),
-                        &raw.introspection_url,
-                    ),
-                    ("userinfo_url", base.userinfo_url.take(), &raw.userinfo_url),
-                    ("issuer", base.issuer.take(), &raw.issuer),
-                ]
-                .into_iter()
-                .filter_map(
-                    |(key, preset_value, written)| match (preset_value, written) {
-                        (Some(value), None) => Some(format!("{key} ({value})")),
-                        _ => None,
-                    },
-                )
-                .collect();
-                if !dropped.is_empty() {
-                    c.warning(
-                        "auth.oauth2.token_url",
-                        format!(
-                            "this profile writes its own token_url, so none of {}'s addresses is used: {} {} not set. Write the ones your server has in [auth.oauth2] (e.g. revocation_url = \"https://…\")",
-                            definition.name,
-                            dropped.join(", "),
-                            if dropped.len() == 1 { "is" } else { "are" }
-                        ),
-                    );
-                }
+                warn_dropped_addresses(raw, &mut base, &definition.name, c);
             }
             raw.clone().over(base)
         }
         None => raw.clone(),
     };
-    let grant = match raw.grant.as_deref().unwrap_or_else(|| {
-        preset
-            .as_ref()
-            .map_or("authorization_code", |p| p.default_grant())
-    }) {
-        "authorization_code" => Some(GrantType::AuthorizationCode),
-        "client_credentials" => Some(GrantType::ClientCredentials),
-        "device_code" => Some(GrantType::DeviceCode),
-        "password" => Some(GrantType::Password),
-        "implicit" => Some(GrantType::Implicit),
+    Some(Merged {
+        raw: merged,
+        preset,
+        own_endpoints,
+    })
+}
+
+/// Takes the preset's addresses out of `base`, and says at load which of them this file does
+/// not write.
+fn warn_dropped_addresses(
+    raw: &RawOAuth2,
+    base: &mut RawOAuth2,
+    provider_name: &str,
+    c: &mut Collector<'_>,
+) {
+    let dropped: Vec<String> = [
+        (
+            "authorize_url",
+            base.authorize_url.take(),
+            &raw.authorize_url,
+        ),
+        ("refresh_url", base.refresh_url.take(), &raw.refresh_url),
+        (
+            "device_authorization_url",
+            base.device_authorization_url.take(),
+            &raw.device_authorization_url,
+        ),
+        (
+            "revocation_url",
+            base.revocation_url.take(),
+            &raw.revocation_url,
+        ),
+        (
+            "introspection_url",
+            base.introspection_url.take(),
+            &raw.introspection_url,
+        ),
+        ("userinfo_url", base.userinfo_url.take(), &raw.userinfo_url),
+        ("issuer", base.issuer.take(), &raw.issuer),
+    ]
+    .into_iter()
+    .filter_map(
+        |(key, preset_value, written)| match (preset_value, written) {
+            (Some(value), None) => Some(format!("{key} ({value})")),
+            _ => None,
+        },
+    )
+    .collect();
+    if !dropped.is_empty() {
+        c.warning(
+            "auth.oauth2.token_url",
+            format!(
+                "this profile writes its own token_url, so none of {}'s addresses is used: {} {} not set. Write the ones your server has in [auth.oauth2] (e.g. revocation_url = \"https://…\")",
+                provider_name,
+                dropped.join(", "),
+                if dropped.len() == 1 { "is" } else { "are" }
+            ),
+        );
+    }
+}
+
+/// Stage 2: the grant, the preset's default when the file names none; a grant the preset does
+/// not list is a warning (providers add grants before they document them).
+fn grant(
+    raw: &RawOAuth2,
+    preset: Option<&Arc<ProviderDefinition>>,
+    c: &mut Collector<'_>,
+) -> Option<GrantType> {
+    let name = raw
+        .grant
+        .as_deref()
+        .unwrap_or_else(|| preset.map_or("authorization_code", |p| p.default_grant()));
+    let grant = match name {
+        "authorization_code" => GrantType::AuthorizationCode,
+        "client_credentials" => GrantType::ClientCredentials,
+        "device_code" => GrantType::DeviceCode,
+        "password" => GrantType::Password,
+        "implicit" => GrantType::Implicit,
         other => {
             c.error(
                 "auth.oauth2.grant",
                 format!("grant `{other}` is not one of {}", GRANTS.join(", ")),
             );
-            None
+            return None;
         }
     };
-    if let (Some(grant), Some(definition)) = (grant, &preset) {
+    if let Some(definition) = preset {
         if !definition.grants.iter().any(|g| g == grant.as_str()) {
             c.warning(
                 "auth.oauth2.grant",
@@ -440,144 +578,101 @@ pub(super) fn resolve_oauth2(
             );
         }
     }
-    let client_id =
-        required(c, "auth.oauth2.client_id", &raw.client_id, "oauth2").map(str::to_string);
-    let client_secret = match raw.client_secret.as_deref() {
-        Some(s) if !s.is_empty() => secret(c, secrets, "auth.oauth2.client_secret", s).map(Some),
-        _ => Some(None),
-    };
+    Some(grant)
+}
+
+/// The endpoints, each `None` when it has a problem (said in the collector), `Some(None)` when
+/// the file leaves it out.
+struct Endpoints {
+    authorize: Option<Option<url::Url>>,
+    token: Option<url::Url>,
+    refresh: Option<Option<url::Url>>,
+    device_authorization: Option<Option<url::Url>>,
+    revocation: Option<Option<url::Url>>,
+    introspection: Option<Option<url::Url>>,
+    userinfo: Option<Option<url::Url>>,
+    issuer: Option<Option<String>>,
+    redirect: Option<Option<url::Url>>,
+}
+
+/// Stage 3: every endpoint, required where the grant needs it.
+fn endpoints(
+    raw: &RawOAuth2,
+    grant: Option<GrantType>,
+    c: &mut Collector<'_>,
+    values: &oauth::Values,
+) -> Endpoints {
     let setting_names: Vec<&str> = raw.settings.keys().map(String::as_str).collect();
-    let mut values = oauth::Values::default();
-    for (name, value) in &raw.settings {
-        values = values.with(name, value.clone());
-    }
-    if let Some(id) = &client_id {
-        values = values.with("client_id", id.clone());
-    }
+    let names = &setting_names;
+    let needed = |c: &mut Collector<'_>, key: &str, value: &Option<String>, needed: bool| {
+        if needed {
+            required(c, key, value, "oauth2")
+                .and_then(|text| endpoint_from(c, key, text, values, names))
+                .map(Some)
+        } else {
+            optional_endpoint(c, key, value, values, names)
+        }
+    };
     let browser = matches!(
         grant,
         Some(GrantType::AuthorizationCode | GrantType::Implicit)
     );
-    let authorize_url = if browser {
-        required(c, "auth.oauth2.authorize_url", &raw.authorize_url, "oauth2")
-            .and_then(|text| {
-                endpoint_from(
-                    c,
-                    "auth.oauth2.authorize_url",
-                    text,
-                    &values,
-                    &setting_names,
-                )
-            })
-            .map(Some)
-    } else {
-        optional_endpoint(
-            c,
-            "auth.oauth2.authorize_url",
-            &raw.authorize_url,
-            &values,
-            &setting_names,
-        )
-    };
-    let token_url = if grant == Some(GrantType::Implicit) && raw.token_url.is_none() {
+    let authorize = needed(c, "auth.oauth2.authorize_url", &raw.authorize_url, browser);
+    let token = if grant == Some(GrantType::Implicit) && raw.token_url.is_none() {
         // The implicit grant has no token endpoint; the token comes in the redirect.
-        authorize_url.clone().flatten()
+        authorize.clone().flatten()
     } else {
-        required(c, "auth.oauth2.token_url", &raw.token_url, "oauth2").and_then(|text| {
-            endpoint_from(c, "auth.oauth2.token_url", text, &values, &setting_names)
-        })
+        needed(c, "auth.oauth2.token_url", &raw.token_url, true).flatten()
     };
-    let refresh_url = optional_endpoint(
+    let refresh = needed(c, "auth.oauth2.refresh_url", &raw.refresh_url, false);
+    let device_authorization = needed(
         c,
-        "auth.oauth2.refresh_url",
-        &raw.refresh_url,
-        &values,
-        &setting_names,
+        "auth.oauth2.device_authorization_url",
+        &raw.device_authorization_url,
+        grant == Some(GrantType::DeviceCode),
     );
-    let device_authorization_url = if grant == Some(GrantType::DeviceCode) {
-        required(
-            c,
-            "auth.oauth2.device_authorization_url",
-            &raw.device_authorization_url,
-            "oauth2",
-        )
-        .and_then(|text| {
-            endpoint_from(
-                c,
-                "auth.oauth2.device_authorization_url",
-                text,
-                &values,
-                &setting_names,
-            )
-        })
-        .map(Some)
-    } else {
-        optional_endpoint(
-            c,
-            "auth.oauth2.device_authorization_url",
-            &raw.device_authorization_url,
-            &values,
-            &setting_names,
-        )
-    };
-    let revocation_url = optional_endpoint(
-        c,
-        "auth.oauth2.revocation_url",
-        &raw.revocation_url,
-        &values,
-        &setting_names,
-    );
-    let introspection_url = optional_endpoint(
+    let revocation = needed(c, "auth.oauth2.revocation_url", &raw.revocation_url, false);
+    let introspection = needed(
         c,
         "auth.oauth2.introspection_url",
         &raw.introspection_url,
-        &values,
-        &setting_names,
+        false,
     );
-    let userinfo_url = optional_endpoint(
-        c,
-        "auth.oauth2.userinfo_url",
-        &raw.userinfo_url,
-        &values,
-        &setting_names,
-    );
-    let issuer = optional_endpoint(
-        c,
-        "auth.oauth2.issuer",
-        &raw.issuer,
-        &values,
-        &setting_names,
-    )
-    .map(|u| u.map(|u| u.as_str().trim_end_matches('/').to_string()));
-    let redirect_url = match &raw.redirect_url {
+    let userinfo = needed(c, "auth.oauth2.userinfo_url", &raw.userinfo_url, false);
+    let issuer = needed(c, "auth.oauth2.issuer", &raw.issuer, false)
+        .map(|u| u.map(|u| u.as_str().trim_end_matches('/').to_string()));
+    let redirect = match &raw.redirect_url {
         Some(text) if !text.trim().is_empty() => {
-            endpoint_from(c, "auth.oauth2.redirect_url", text, &values, &setting_names).map(Some)
+            endpoint_from(c, "auth.oauth2.redirect_url", text, values, names).map(Some)
         }
         _ => Some(None),
     };
-    let client_auth = match raw.client_auth.as_deref().unwrap_or("basic") {
-        "basic" => Some(ClientAuth::Basic),
-        "body" => Some(ClientAuth::Body),
-        "none" => Some(ClientAuth::None),
-        other => {
-            c.error(
-                "auth.oauth2.client_auth",
-                format!("client_auth `{other}` is not `basic`, `body` or `none` (a public client)"),
-            );
-            None
-        }
-    };
-    let legacy_callback = match raw.callback.as_deref().unwrap_or("standard") {
-        "standard" => Some(false),
-        "legacy" => Some(true),
-        other => {
-            c.error(
-                "auth.oauth2.callback",
-                format!("callback `{other}` is not `standard` (/oauth2/callback) or `legacy` (/oauth2_callback.html)"),
-            );
-            None
-        }
-    };
+    Endpoints {
+        authorize,
+        token,
+        refresh,
+        device_authorization,
+        revocation,
+        introspection,
+        userinfo,
+        issuer,
+        redirect,
+    }
+}
+
+/// Where the token goes on API calls, and what else the calls carry.
+struct Placement {
+    api_origins: Vec<url::Origin>,
+    header_template: String,
+    token_header: String,
+    scopes: String,
+    api_query: Option<Vec<(String, String)>>,
+}
+
+/// Stage 4: token placement (header, its template, extra query parameters), the origins the
+/// token may go to, and the scopes as sent.
+fn token_placement(raw: &RawOAuth2, c: &mut Collector<'_>, values: &oauth::Values) -> Placement {
+    let setting_names: Vec<&str> = raw.settings.keys().map(String::as_str).collect();
     let api_origins = origins(
         c,
         "auth.oauth2.api_origins",
@@ -612,19 +707,43 @@ pub(super) fn resolve_oauth2(
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(&separator);
+    let api_query =
+        templates(c, "auth.oauth2.api_query", &raw.api_query, &setting_names).map(|list| {
+            list.into_iter()
+                .map(|(name, t)| (name, t.render(values)))
+                .collect::<Vec<_>>()
+        });
+    Placement {
+        api_origins,
+        header_template,
+        token_header,
+        scopes,
+        api_query,
+    }
+}
+
+/// How the token endpoint is spoken to and read.
+struct Exchange {
+    token_params: Option<Vec<(String, oauth::TextTemplate)>>,
+    body_format: Option<oauth::BodyFormat>,
+    exchange_template: Option<Option<oauth::RequestTemplate>>,
+    refresh_template: Option<Option<oauth::RequestTemplate>>,
+    shape: Option<oauth::TokenShape>,
+    device: Option<oauth::DeviceOptions>,
+    expired_when: Option<crate::expr::Expression>,
+}
+
+/// Stage 5: the token endpoint's dialect: extra parameters, body format, request templates,
+/// the answer's shape, the device flow's variant and when an answer means "expired".
+fn exchange(raw: &RawOAuth2, c: &mut Collector<'_>) -> Exchange {
+    let setting_names: Vec<&str> = raw.settings.keys().map(String::as_str).collect();
     let token_params = templates(
         c,
         "auth.oauth2.token_params",
         &raw.token_params,
         &setting_names,
     );
-    let api_query =
-        templates(c, "auth.oauth2.api_query", &raw.api_query, &setting_names).map(|list| {
-            list.into_iter()
-                .map(|(name, t)| (name, t.render(&values)))
-                .collect::<Vec<_>>()
-        });
-    let format = body_format(c, "auth.oauth2.body_format", raw.body_format.as_deref());
+    let body_format = body_format(c, "auth.oauth2.body_format", raw.body_format.as_deref());
     let exchange_template = request_template(
         c,
         "auth.oauth2.token_request",
@@ -639,108 +758,90 @@ pub(super) fn resolve_oauth2(
     );
     let shape = token_shape(c, raw.token_response.as_ref());
     let device = device_options(c, raw.device.as_ref());
-    let userinfo_method = match raw
-        .userinfo_method
-        .as_deref()
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
-        None | Some("GET") => Some(false),
-        Some("POST") => Some(true),
-        Some(other) => {
-            c.error(
-                "auth.oauth2.userinfo_method",
-                format!("`{other}` is not GET or POST"),
-            );
-            None
-        }
-    };
-    let username = raw.username.clone();
-    let password = match raw.password.as_deref() {
-        Some(p) if !p.is_empty() => secret(c, secrets, "auth.oauth2.password", p).map(Some),
-        _ => Some(None),
-    };
-    if grant == Some(GrantType::Password) && (username.is_none() || raw.password.is_none()) {
-        c.error(
-            "auth.oauth2.username",
-            "the password grant needs `username` and `password`",
-        );
+    let expired_when = raw.expired_when.as_deref().and_then(|source| {
+        compile_element(
+            c,
+            "auth.oauth2.expired_when",
+            source,
+            &BoxElement {
+                text: source,
+                offset: 0,
+            },
+        )
+        .flatten()
+    });
+    Exchange {
+        token_params,
+        body_format,
+        exchange_template,
+        refresh_template,
+        shape,
+        device,
+        expired_when,
     }
-    let userinfo_url = userinfo_url?;
-    let userinfo =
-        (userinfo_url.is_some() || raw.userinfo_url_field.is_some()).then(|| UserInfoSpec {
-            url: userinfo_url,
+}
+
+/// Stage 6: who the user is: the userinfo endpoint (or the token answer's field naming it), its
+/// method and the templates of the account's name, e-mail and id.
+fn identity(
+    raw: &RawOAuth2,
+    c: &mut Collector<'_>,
+    userinfo_url: Option<Option<url::Url>>,
+) -> Option<Option<UserInfoSpec>> {
+    let post = choice(
+        c,
+        "auth.oauth2.userinfo_method",
+        &raw.userinfo_method
+            .as_deref()
+            .unwrap_or("GET")
+            .to_ascii_uppercase(),
+        &[("GET", false), ("POST", true)],
+        |other| format!("`{other}` is not GET or POST"),
+    );
+    let url = userinfo_url?;
+    Some(
+        (url.is_some() || raw.userinfo_url_field.is_some()).then(|| UserInfoSpec {
+            url,
             url_field: raw.userinfo_url_field.clone(),
-            post: userinfo_method.unwrap_or(false),
+            post: post.unwrap_or(false),
             display_name: raw.display_name_template.clone(),
             email: raw.email_template.clone(),
             id_field: raw.userinfo_id.clone(),
-        });
-    Some(OAuth2Spec {
-        provider: preset
-            .as_ref()
-            .map(|p| p.id.clone())
-            .or(raw.provider.clone()),
-        grant: grant?,
-        client_id: client_id?,
-        client_secret: client_secret?,
-        scopes,
-        authorize_url: authorize_url?,
-        token_url: token_url?,
-        refresh_url: refresh_url?,
-        device_authorization_url: device_authorization_url?,
-        revocation_url: revocation_url?,
-        introspection_url: introspection_url?,
-        issuer: issuer?,
-        redirect_url: redirect_url?,
-        legacy_callback: legacy_callback?,
-        api_origins,
-        api_base: preset
-            .as_ref()
-            .filter(|_| !own_endpoints)
-            .and_then(|p| p.api_base.clone()),
-        api_host_field: raw.api_host_field.clone(),
-        extra_authorize_params: raw.extra_authorize_params.clone(),
-        token_params: token_params?,
-        api_query: api_query?,
-        client_auth: client_auth?,
-        pkce: raw.pkce.unwrap_or(true),
-        header_template,
-        token_header,
-        token_query: raw.token_query.clone(),
-        reauthorize_on: raw.reauthorize_on.clone().unwrap_or_else(|| vec![401]),
-        expired_when: raw.expired_when.as_deref().and_then(|source| {
-            compile_element(
-                c,
-                "auth.oauth2.expired_when",
-                source,
-                &BoxElement {
-                    text: source,
-                    offset: 0,
-                },
-            )
-            .flatten()
         }),
-        body_format: format?,
-        device: device?,
-        exchange_template: exchange_template?,
-        refresh_template: refresh_template?,
-        settings: raw.settings.clone(),
-        shape: shape?,
-        code_param: raw.code_param.clone().unwrap_or_else(|| "code".into()),
-        error_param: raw.error_param.clone().unwrap_or_else(|| "error".into()),
-        userinfo,
-        username,
-        password: password?,
-        inherited: if preset.is_some() {
-            inherited_keys(&written, &raw)
-        } else {
-            Vec::new()
-        },
-    })
+    )
 }
 
-/// The form's keys a provider filled in (absent from the file, present after the merge).
+/// A secret key that may be left out or empty.
+fn optional_secret(
+    c: &mut Collector<'_>,
+    secrets: &SecretSource,
+    key: &str,
+    value: &Option<String>,
+) -> Option<Option<Secret>> {
+    match value.as_deref() {
+        Some(s) if !s.is_empty() => secret(c, secrets, key, s).map(Some),
+        _ => Some(None),
+    }
+}
+
+/// One of a key's named choices; anything else is an error naming the text and `expected`.
+fn choice<T: Copy>(
+    c: &mut Collector<'_>,
+    key: &str,
+    text: &str,
+    choices: &[(&str, T)],
+    refusal: impl FnOnce(&str) -> String,
+) -> Option<T> {
+    let found = choices
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, v)| *v);
+    if found.is_none() {
+        c.error(key, refusal(text));
+    }
+    found
+}
+
 pub(super) fn inherited_keys(written: &RawOAuth2, merged: &RawOAuth2) -> Vec<&'static str> {
     let mut keys = Vec::new();
     macro_rules! inherited {
