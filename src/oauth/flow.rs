@@ -116,6 +116,48 @@ pub struct ClientConfig {
     pub timeout: Duration,
 }
 
+/// The HTTP client's error under a transport failure, shared so that the error stays cheap to
+/// clone; two causes are equal when they say the same. Kept without its URL: a token endpoint's
+/// query may carry a code or a secret, and an error chain may be printed.
+#[derive(Debug, Clone)]
+pub struct TransportCause(std::sync::Arc<reqwest::Error>);
+
+impl std::fmt::Display for TransportCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl PartialEq for TransportCause {
+    fn eq(&self, other: &TransportCause) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl OAuthError {
+    /// A request that got no answer: the client's error, described and kept.
+    pub fn transport(error: reqwest::Error) -> OAuthError {
+        OAuthError::Transport {
+            what: crate::net::describe(&error),
+            source: Some(TransportCause(std::sync::Arc::new(error.without_url()))),
+        }
+    }
+
+    /// A request that got no answer in time.
+    pub fn timeout(error: reqwest::Error, within: Duration) -> OAuthError {
+        OAuthError::Transport {
+            what: format!("no answer within {} s", within.as_secs_f64()),
+            source: Some(TransportCause(std::sync::Arc::new(error.without_url()))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OAuthError {
@@ -133,8 +175,14 @@ pub enum OAuthError {
     },
     #[error("the token endpoint answered HTTP {0}")]
     Status(u16),
-    #[error("cannot reach the token endpoint: {0}")]
-    Transport(String),
+    /// The request did not get an answer: `what` says why in words, `source` is the HTTP
+    /// client's own error when there is one.
+    #[error("cannot reach the token endpoint: {what}")]
+    Transport {
+        what: String,
+        #[source]
+        source: Option<TransportCause>,
+    },
     #[error("{0}")]
     Parse(String),
     #[error("{0}")]
@@ -173,7 +221,7 @@ impl OAuthError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            OAuthError::Unavailable { .. } | OAuthError::Transport(_)
+            OAuthError::Unavailable { .. } | OAuthError::Transport { .. }
         )
     }
 
@@ -765,11 +813,11 @@ async fn send(
         BodyFormat::Query | BodyFormat::Get => request,
     };
     let response = request.send().await.map_err(|e| {
-        OAuthError::Transport(if e.is_timeout() {
-            format!("no answer within {} s", config.timeout.as_secs_f64())
+        if e.is_timeout() {
+            OAuthError::timeout(e, config.timeout)
         } else {
-            crate::net::describe(&e)
-        })
+            OAuthError::transport(e)
+        }
     })?;
     let status = response.status().as_u16();
     let retry_after = response
@@ -822,7 +870,7 @@ pub async fn read_at_most(
     let mut stream = response.bytes_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| OAuthError::Transport(crate::net::describe(&e)))?;
+        let chunk = chunk.map_err(OAuthError::transport)?;
         if bytes.len() + chunk.len() > limit {
             return Err(OAuthError::Parse(format!(
                 "the answer is over the limit of {limit} bytes"
@@ -888,7 +936,7 @@ pub async fn discover(
         {
             Ok(response) => response,
             Err(e) => {
-                last = OAuthError::Transport(crate::net::describe(&e));
+                last = OAuthError::transport(e);
                 continue;
             }
         };
@@ -912,4 +960,42 @@ pub async fn discover(
         return Ok(metadata);
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transport failure keeps the client's error as its source, without the URL (whose
+    /// query may carry a code).
+    #[tokio::test]
+    async fn a_transport_failure_keeps_its_cause_but_not_the_url() {
+        // Nothing listens on a port just freed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let url = format!("http://127.0.0.1:{port}/token?code=CODE-SHOULD-NOT-LEAK");
+        let error = reqwest::Client::new()
+            .get(&url)
+            .send()
+            .await
+            .expect_err("nothing listens there");
+        let error = OAuthError::transport(error);
+        assert!(matches!(error, OAuthError::Transport { .. }));
+        let mut chain = vec![error.to_string()];
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            chain.push(cause.to_string());
+            source = cause.source();
+        }
+        assert!(chain.len() >= 2, "the cause is kept: {chain:?}");
+        assert!(
+            chain
+                .iter()
+                .all(|text| !text.contains("CODE-SHOULD-NOT-LEAK")),
+            "{chain:?}"
+        );
+        assert_eq!(error.clone(), error, "still comparable and cloneable");
+    }
 }

@@ -280,7 +280,7 @@ async fn credentials_request(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| OAuthError::Transport(crate::net::describe(&e)))?;
+        .map_err(OAuthError::transport)?;
     let status = response.status().as_u16();
     let bytes = super::flow::read_at_most(response, ANSWER_LIMIT).await?;
     let body = String::from_utf8_lossy(&bytes);

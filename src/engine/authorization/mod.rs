@@ -500,7 +500,10 @@ mod tests {
                 status: 502,
                 retry_after: None,
             },
-            oauth::OAuthError::Transport("connection refused".into()),
+            oauth::OAuthError::Transport {
+                what: "connection refused".into(),
+                source: None,
+            },
         ] {
             let said = revocation_failure(&error);
             assert!(

@@ -9,7 +9,9 @@ pub(super) fn revocation_failure(error: &oauth::OAuthError) -> String {
         oauth::OAuthError::Status(status) | oauth::OAuthError::Unavailable { status, .. } => {
             format!("the revocation endpoint answered HTTP {status}")
         }
-        oauth::OAuthError::Transport(why) => format!("cannot reach the revocation endpoint: {why}"),
+        oauth::OAuthError::Transport { what, .. } => {
+            format!("cannot reach the revocation endpoint: {what}")
+        }
         other => other.to_string(),
     }
 }
