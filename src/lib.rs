@@ -7,6 +7,7 @@
 //! `engine` runs actions and ties profiles, expressions and devices together;
 //! `web` and the CLI call the engine. See ARCHITECTURE.md.
 
+pub mod clock;
 pub mod devices;
 pub mod engine;
 pub mod event;

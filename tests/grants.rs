@@ -7,8 +7,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bellhop::clock::Clock;
 use bellhop::engine::authorization::{AuthorizationStatus, Authorizer};
 use bellhop::engine::door::DoorError;
 use bellhop::engine::Engine;
@@ -27,7 +28,10 @@ struct Server {
     requests: Vec<(String, HashMap<String, String>, bool)>,
     /// `deny`, `expire` or `slow` (one slow_down, then success), else approve at once.
     device_mode: &'static str,
-    device_polls: Vec<Instant>,
+    /// When each device poll came, on the test's clock (ms).
+    device_polls: Vec<i64>,
+    /// The test's clock, shared with the authorization.
+    clock: Clock,
     refuse_client: bool,
     revoked: Vec<String>,
     /// Put in every plain token answer as `id` (a Salesforce-style profile URL).
@@ -126,7 +130,8 @@ fn token(
         }
         "client_credentials" => issue(&mut s, false),
         "urn:ietf:params:oauth:grant-type:device_code" => {
-            s.device_polls.push(Instant::now());
+            let now_ms = s.clock.now_ms();
+            s.device_polls.push(now_ms);
             let polls = s.device_polls.len();
             match (s.device_mode, polls) {
                 ("deny", _) => json(400, serde_json::json!({"error": "access_denied"})),
@@ -213,6 +218,8 @@ struct Setup {
     engine: Arc<Engine>,
     server: Shared,
     base: String,
+    /// The authorization's time: moved forward instead of sleeping through intervals and lives.
+    clock: Clock,
     _stop: tokio::sync::oneshot::Sender<()>,
     _ws: Workspace,
 }
@@ -241,8 +248,10 @@ impl Setup {
 
 /// A profile `p` against the server, with these `[auth.oauth2]` lines (`{base}` is the server).
 async fn setup(oauth: &str, device_mode: &'static str) -> Setup {
+    let clock = Clock::adjustable();
     let server: Shared = Arc::new(Mutex::new(Server {
         device_mode,
+        clock: clock.clone(),
         ..Server::default()
     }));
     let (address, stop) = start_server(server.clone()).await;
@@ -265,7 +274,8 @@ async fn setup(oauth: &str, device_mode: &'static str) -> Setup {
     let public = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
     let authorizer = Authorizer::new(store, public, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"))
-        .with_token_timeout(Duration::from_secs(3));
+        .with_token_timeout(Duration::from_secs(3))
+        .with_clock(clock.clone());
     let source = bellhop::engine::ProfileSource::new(ws.profiles_dir(), None);
     let engine = Arc::new(
         Engine::new(set, Some(source), ws.hub())
@@ -276,6 +286,7 @@ async fn setup(oauth: &str, device_mode: &'static str) -> Setup {
         engine,
         server,
         base,
+        clock,
         _stop: stop,
         _ws: ws,
     }
@@ -348,10 +359,9 @@ async fn a_denied_or_expired_device_flow_says_why() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(device.user_code, "WDJB-MJHT");
         assert!(
-            crate::support::eventually(|| matches!(
-                setup.status(),
-                AuthorizationStatus::Failed { .. }
-            ))
+            crate::support::eventually_advancing(&setup.clock, Duration::from_millis(100), || {
+                matches!(setup.status(), AuthorizationStatus::Failed { .. })
+            })
             .await,
             "{mode}: {:?}",
             setup.status()
@@ -392,12 +402,10 @@ async fn slow_down_adds_five_seconds_to_every_later_poll() {
         .start_device_authorization("p")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let deadline = Instant::now() + Duration::from_secs(12);
-    while !matches!(setup.status(), AuthorizationStatus::Authorized { .. })
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::support::eventually_advancing(&setup.clock, Duration::from_millis(100), || {
+        matches!(setup.status(), AuthorizationStatus::Authorized { .. })
+    })
+    .await;
     assert!(
         matches!(setup.status(), AuthorizationStatus::Authorized { .. }),
         "{:?}",
@@ -405,7 +413,7 @@ async fn slow_down_adds_five_seconds_to_every_later_poll() {
     );
     let polls = setup.server().device_polls.clone();
     assert_eq!(polls.len(), 2);
-    let gap = polls[1] - polls[0];
+    let gap = Duration::from_millis(u64::try_from(polls[1] - polls[0]).unwrap_or_default());
     assert!(
         gap >= Duration::from_millis(5_900),
         "interval 1 s + 5 s after slow_down, got {gap:?}"
@@ -627,7 +635,7 @@ async fn token_request_templates_send_json_and_paths_pick_the_tokens() {
     assert!(basic, "the client's authentication still applies");
     setup.run_ok().await;
     // ttl 4 s: after half of it (2 s), the refresh template is used.
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    setup.clock.advance(Duration::from_millis(2_100));
     setup.run_ok().await;
     let (grant, fields, _) = setup.server().requests[1].clone();
     assert_eq!(grant, "refresh_token");

@@ -458,7 +458,7 @@ async fn a_run_completes_and_is_recorded_when_its_caller_goes_away() {
     )
     .await;
     assert!(gone.is_err(), "the run should still have been going");
-    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    crate::support::eventually(|| engine.history(Some("echo"), 10).len() == 1).await;
     let seen: Vec<String> = stub.seen().into_iter().map(|r| r.query).collect();
     assert_eq!(seen, vec!["piece=one", "piece=two"]);
     let history = engine.history(Some("echo"), 10);

@@ -216,6 +216,8 @@ struct Setup {
     _ws: Workspace,
     tokens_dir: std::path::PathBuf,
     key_file: std::path::PathBuf,
+    /// The authorization's time: moved forward instead of sleeping through token lifetimes.
+    clock: bellhop::clock::Clock,
 }
 
 async fn setup(client_auth: &str) -> Setup {
@@ -240,9 +242,11 @@ async fn setup(client_auth: &str) -> Setup {
     let key = load_or_create_key(&key_file).unwrap_or_else(|e| panic!("{e}"));
     let store = Arc::new(TokenStore::open(&tokens_dir, &key).unwrap_or_else(|e| panic!("{e}")));
     let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
+    let clock = bellhop::clock::Clock::adjustable();
     let authorizer = Authorizer::new(store, base, std::time::Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"))
-        .with_token_timeout(std::time::Duration::from_secs(1));
+        .with_token_timeout(std::time::Duration::from_secs(1))
+        .with_clock(clock.clone());
     let engine = Arc::new(
         Engine::new(ws.load(), None, ws.hub())
             .unwrap_or_else(|e| panic!("{e}"))
@@ -257,6 +261,7 @@ async fn setup(client_auth: &str) -> Setup {
         _ws: ws,
         tokens_dir,
         key_file,
+        clock,
     }
 }
 
@@ -318,7 +323,7 @@ async fn authorized_with_an_expiring_token(client_auth: &str) -> Setup {
     setup.provider().first_expires_in = 1;
     let (status, page, _) = setup.authorize().await;
     assert_eq!(status, 200, "{page}");
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    setup.clock.advance(std::time::Duration::from_millis(600));
     setup
 }
 
@@ -807,7 +812,7 @@ async fn short_lived_tokens_are_refreshed_once_per_expiry_and_keep_their_authori
     assert_eq!(run_all(200).await, 200);
     assert_eq!(setup.provider().refreshes, 0);
     // Past half the lifetime, 200 concurrent runs make exactly one refresh.
-    tokio::time::sleep(std::time::Duration::from_millis(2_700)).await;
+    setup.clock.advance(std::time::Duration::from_millis(2_700));
     assert_eq!(run_all(200).await, 200);
     assert_eq!(setup.provider().refreshes, 1);
     let (again, refreshed) = authorized_at(&setup);
@@ -855,7 +860,8 @@ fn restarted(setup: &Setup) -> Arc<Engine> {
     let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
     let authorizer = Arc::new(
         Authorizer::new(store, base, std::time::Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("{e}")),
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_clock(setup.clock.clone()),
     );
     Arc::new(
         Engine::new(

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bellhop::clock::Clock;
 use bellhop::engine::authorization::{AuthorizationStatus, Authorizer};
 use bellhop::engine::Engine;
 use bellhop::profile::ProviderCatalog;
@@ -604,6 +605,8 @@ fn profile_for(q: &Quirks, stub: &Stub) -> String {
 
 struct Setup {
     engine: Arc<Engine>,
+    /// The authorization's time: moved forward instead of sleeping through token lifetimes.
+    clock: Clock,
     _ws: Workspace,
 }
 
@@ -616,9 +619,11 @@ fn engine_for(text: &str) -> Setup {
         TokenStore::open(&ws.path().join("data/tokens"), &key).unwrap_or_else(|e| panic!("{e}")),
     );
     let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
+    let clock = Clock::adjustable();
     let authorizer = Authorizer::new(store, base, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"))
-        .with_token_timeout(Duration::from_secs(3));
+        .with_token_timeout(Duration::from_secs(3))
+        .with_clock(clock.clone());
     let set = ws.load();
     assert!(!set.has_errors(), "{text}\n{:#?}", set.diagnostics);
     let engine = Arc::new(
@@ -626,7 +631,11 @@ fn engine_for(text: &str) -> Setup {
             .unwrap_or_else(|e| panic!("{e}"))
             .with_authorizer(Arc::new(authorizer)),
     );
-    Setup { engine, _ws: ws }
+    Setup {
+        engine,
+        clock,
+        _ws: ws,
+    }
 }
 
 fn status(engine: &Engine) -> AuthorizationStatus {
@@ -665,11 +674,14 @@ async fn exercise(q: &'static Quirks) {
         assert!(
             matches!(status(engine), AuthorizationStatus::AwaitingUser { ref user_code, .. } if *user_code == device.user_code)
         );
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        setup.clock.advance(Duration::from_millis(1500));
+        crate::support::eventually(|| stub.state().device_polls >= 1).await;
         assert!(stub.state().device_polls >= 1, "the device flow polls");
         for entry in stub.state().devices.values_mut() {
             entry.1 = true;
         }
+        // The next poll, one interval later, finds the code entered.
+        setup.clock.advance(Duration::from_millis(1500));
     } else {
         let url = engine
             .begin_authorization("home")
@@ -742,7 +754,7 @@ async fn exercise(q: &'static Quirks) {
     );
 
     // The token lives 4 s: after half of it (2 s), the next run refreshes first.
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    setup.clock.advance(Duration::from_millis(2_100));
     stub.state().next_expires_in = 3600;
     run_ok(engine, "after the refresh").await;
     assert_eq!(stub.state().refreshes, 1, "{}", q.preset);

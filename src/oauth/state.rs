@@ -4,7 +4,9 @@
 use crate::sync::Locked;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Clock;
 
 use crate::secret::Secret;
 
@@ -21,7 +23,8 @@ pub struct PendingAuthorization {
     pub issuer: Option<String>,
     /// OAuth 1.0a: the temporary credentials' secret, which signs the token request.
     pub oauth1_secret: Option<Secret>,
-    created: Instant,
+    /// When the store registered it (its clock's ms).
+    created_ms: i64,
 }
 
 impl PendingAuthorization {
@@ -32,7 +35,7 @@ impl PendingAuthorization {
             pkce_verifier: None,
             issuer: None,
             oauth1_secret: None,
-            created: Instant::now(),
+            created_ms: 0,
         }
     }
 
@@ -68,6 +71,7 @@ pub const MAX_PENDING: usize = 1024;
 #[derive(Default)]
 pub struct StateStore {
     pending: Mutex<Pending>,
+    clock: Clock,
 }
 
 #[derive(Default)]
@@ -77,7 +81,17 @@ struct Pending {
     order: VecDeque<String>,
 }
 
+const LIFETIME_MS: i64 = STATE_LIFETIME.as_millis() as i64;
+
 impl StateStore {
+    /// A store that reads the time from `clock`.
+    pub fn with_clock(clock: Clock) -> StateStore {
+        StateStore {
+            pending: Mutex::default(),
+            clock,
+        }
+    }
+
     /// Registers a pending authorization under a fresh random state and returns the state.
     pub fn issue(&self, pending: PendingAuthorization) -> String {
         let state = crate::secret::random_token();
@@ -87,15 +101,17 @@ impl StateStore {
 
     /// Registers a pending authorization under a key the provider chose: OAuth 1.0a's
     /// temporary token, which its callback brings back (it has no `state`).
-    pub fn issue_as(&self, key: &str, pending: PendingAuthorization) {
+    pub fn issue_as(&self, key: &str, mut pending: PendingAuthorization) {
         let state = key.to_string();
+        let now_ms = self.clock.now_ms();
+        pending.created_ms = now_ms;
         let mut store = self.pending.locked();
         let Pending { by_state, order } = &mut *store;
         // Drop what expired or was taken, oldest first; then make room.
         while let Some(oldest) = order.front() {
             let stale = by_state
                 .get(oldest)
-                .is_none_or(|p| p.created.elapsed() >= STATE_LIFETIME);
+                .is_none_or(|p| now_ms - p.created_ms >= LIFETIME_MS);
             if !stale && by_state.len() < MAX_PENDING {
                 break;
             }
@@ -111,7 +127,7 @@ impl StateStore {
     pub fn take(&self, state: &str) -> Result<PendingAuthorization, StateError> {
         let mut store = self.pending.locked();
         let pending = store.by_state.remove(state).ok_or(StateError::Unknown)?;
-        if pending.created.elapsed() >= STATE_LIFETIME {
+        if self.clock.now_ms() - pending.created_ms >= LIFETIME_MS {
             return Err(StateError::Expired);
         }
         Ok(pending)
@@ -126,14 +142,6 @@ impl StateStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    #[cfg(test)]
-    fn age(&self, state: &str, by: Duration) {
-        let mut store = self.pending.locked();
-        if let Some(p) = store.by_state.get_mut(state) {
-            p.created = Instant::now().checked_sub(by).unwrap_or(p.created);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -142,7 +150,8 @@ mod tests {
 
     #[test]
     fn states_are_random_single_use_and_expire() {
-        let store = StateStore::default();
+        let clock = Clock::adjustable();
+        let store = StateStore::with_clock(clock.clone());
         let a = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb"));
         let b = store.issue(PendingAuthorization::new("p", "http://127.0.0.1/cb"));
         assert_ne!(a, b);
@@ -150,7 +159,7 @@ mod tests {
         assert_eq!(store.take(&a).map(|p| p.profile), Ok("p".to_string()));
         assert_eq!(store.take(&a).err(), Some(StateError::Unknown));
         assert_eq!(store.take("forged").err(), Some(StateError::Unknown));
-        store.age(&b, STATE_LIFETIME + Duration::from_secs(1));
+        clock.advance(STATE_LIFETIME + Duration::from_secs(1));
         assert_eq!(store.take(&b).err(), Some(StateError::Expired));
     }
 

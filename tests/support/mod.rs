@@ -361,6 +361,24 @@ pub async fn serve(
 }
 
 /// Waits until `done` holds (or 8 s pass) and says whether it did.
+/// Like [`eventually`], moving `clock` forward by `step` between looks: what waits on the clock
+/// (a device flow's interval, a token's life) comes at once, in the order it would have come.
+pub async fn eventually_advancing(
+    clock: &bellhop::clock::Clock,
+    step: Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        clock.advance(step);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    done()
+}
+
 pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(8);
     while std::time::Instant::now() < deadline {

@@ -23,7 +23,7 @@ impl Authorizer {
             oauth::device_authorization(&self.http, &client_config(spec, self.token_timeout))
                 .await?;
         let entry = self.entry(&profile.name);
-        let expires_at_ms = now_ms() + started.expires_in.as_millis() as i64;
+        let expires_at_ms = self.clock.now_ms() + started.expires_in.as_millis() as i64;
         *entry.device.locked() = Some(DeviceProgress::Waiting {
             user_code: started.user_code.clone(),
             verification_uri: started.verification_uri.clone(),
@@ -68,7 +68,7 @@ impl Authorizer {
         };
         let mut interval = started.interval;
         loop {
-            tokio::time::sleep(interval).await;
+            self.clock.sleep(interval).await;
             if entry
                 .device_generation
                 .load(std::sync::atomic::Ordering::SeqCst)
@@ -76,10 +76,17 @@ impl Authorizer {
             {
                 return; // a newer start or Forget authorization took over
             }
-            if now_ms() >= expires_at_ms {
+            if self.clock.now_ms() >= expires_at_ms {
                 return fail("the code expired before it was entered: start again".into());
             }
-            match oauth::device_token(&self.http, &config, &started.device_code, now_ms()).await {
+            match oauth::device_token(
+                &self.http,
+                &config,
+                &started.device_code,
+                self.clock.now_ms(),
+            )
+            .await
+            {
                 Ok(tokens) => {
                     let _guard = entry.refresh.lock().await;
                     if let Err(error) = self.keep_new_tokens(profile, spec, &entry, tokens).await {

@@ -37,7 +37,9 @@ use crate::tokens::{Grant, TokenStore, TokenStoreError};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Clock;
 
 /// A profile's authorization as users see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -163,7 +165,8 @@ struct ProfileAuthorization {
     /// Which device authorization may still poll: a newer start or a forget ends older ones.
     device_generation: std::sync::atomic::AtomicU64,
     dead: Mutex<Option<String>>,
-    backoff: Mutex<Option<(Instant, Duration)>>,
+    /// Until when (the clock's ms) token requests wait, and the last wait.
+    backoff: Mutex<Option<(i64, Duration)>>,
 }
 
 pub struct Authorizer {
@@ -174,16 +177,14 @@ pub struct Authorizer {
     refresh_margin: Duration,
     token_timeout: Duration,
     profiles: Mutex<HashMap<String, Arc<ProfileAuthorization>>>,
+    /// What token expiry, refresh margins, back-off and device flows read the time from.
+    clock: Clock,
 }
 
 /// The path of the callback page under the public base URL, and the family's legacy path.
 pub const CALLBACK_PATH: &str = "oauth2/callback";
 
 pub const LEGACY_CALLBACK_PATH: &str = "oauth2_callback.html";
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 fn time_text(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
@@ -275,7 +276,15 @@ impl Authorizer {
             refresh_margin,
             token_timeout: Duration::from_secs(30),
             profiles: Mutex::new(HashMap::new()),
+            clock: Clock::system(),
         })
+    }
+
+    /// Reads the time from `clock` (the system's by default); the pending authorizations too.
+    pub fn with_clock(mut self, clock: Clock) -> Authorizer {
+        self.states = StateStore::with_clock(clock.clone());
+        self.clock = clock;
+        self
     }
 
     /// How long a token request may take (30 s by default).
@@ -391,7 +400,7 @@ impl Authorizer {
             &client_config(spec, self.token_timeout),
             pending,
             code,
-            now_ms(),
+            self.clock.now_ms(),
         )
         .await?;
         self.keep_new_tokens(profile, spec, &entry, tokens).await
@@ -417,7 +426,7 @@ impl Authorizer {
             &serde_json::Value::Object(answer).to_string(),
             None,
             None,
-            now_ms(),
+            self.clock.now_ms(),
         )?;
         let entry = self.entry(&profile.name);
         let _guard = entry.refresh.lock().await;
@@ -457,7 +466,7 @@ impl Authorizer {
                     refreshed_at: time_text(grant.tokens.issued_at_ms),
                     expires_at: grant.tokens.expires_at_ms.map(time_text),
                     scopes: grant.tokens.scopes.clone(),
-                    expiring: due(&grant.tokens, self.margin_ms(), now_ms()),
+                    expiring: due(&grant.tokens, self.margin_ms(), self.clock.now_ms()),
                     can_refresh: grant.tokens.refresh_token.is_some()
                         || spec.is_some_and(|s| own_token_grant(s.grant)),
                     api_origins: grant.api_origins.clone(),
@@ -471,7 +480,7 @@ impl Authorizer {
                     verification_uri,
                     verification_uri_complete,
                     expires_at_ms,
-                }) if expires_at_ms > now_ms() => AuthorizationStatus::AwaitingUser {
+                }) if expires_at_ms > self.clock.now_ms() => AuthorizationStatus::AwaitingUser {
                     user_code,
                     verification_uri,
                     verification_uri_complete,

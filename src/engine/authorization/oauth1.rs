@@ -61,7 +61,7 @@ impl Authorizer {
             token_type: "OAuth".into(),
             scopes: Vec::new(),
             expires_at_ms: None,
-            issued_at_ms: now_ms(),
+            issued_at_ms: self.clock.now_ms(),
             extra,
         };
         let grant = Grant::new(tokens, oauth1_origins(profile, spec)?);

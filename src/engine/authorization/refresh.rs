@@ -126,7 +126,7 @@ impl Authorizer {
             return Ok(None);
         };
         Authorizer::check_origin(profile, &ready.origins, url)?;
-        let fresh = ready.refresh_at.is_none_or(|at| at > now_ms());
+        let fresh = ready.refresh_at.is_none_or(|at| at > self.clock.now_ms());
         Ok(fresh.then(|| (ready.header.clone(), ready.issued)))
     }
 
@@ -161,7 +161,7 @@ impl Authorizer {
         Authorizer::check_origin(&profile.name, &parse_origins(&grant.api_origins), url)?;
         let tokens = &grant.tokens;
         let refused_now = rejected == Some(tokens.issued_at_ms);
-        if !refused_now && !due(tokens, self.margin_ms(), now_ms()) {
+        if !refused_now && !due(tokens, self.margin_ms(), self.clock.now_ms()) {
             return Ok((tokens.access_token.clone(), tokens.issued_at_ms));
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
@@ -173,26 +173,26 @@ impl Authorizer {
                 "the access token expired and the provider gave no refresh token".to_string(),
             ));
         };
-        Authorizer::check_backoff(&entry)?;
+        self.check_backoff(&entry)?;
         // The last refresh before this process was interrupted: its refresh token may have been
         // rotated out at the provider, with the answer lost.
         let interrupted = grant.refresh_started_ms.is_some();
         // On disk before the request leaves, so a restart knows a refresh was under way.
         let marked = Grant {
-            refresh_started_ms: Some(now_ms()),
+            refresh_started_ms: Some(self.clock.now_ms()),
             ..grant.clone()
         };
         self.save(&profile.name, &marked).await?;
         let config = client_config(spec, self.token_timeout);
         let mut used = refresh_token;
-        let mut answer = oauth::refresh(&self.http, &config, &used, now_ms()).await;
+        let mut answer = oauth::refresh(&self.http, &config, &used, self.clock.now_ms()).await;
         // Refused: the one it replaced, once (a provider that did not keep the rotation it
         // answered, or that accepts the previous token for a grace period).
         if let (Err(error), Some(previous)) = (&answer, &grant.previous_refresh_token) {
             if error.needs_reauthorization() && previous.expose() != used.expose() {
                 tracing::info!(profile = %profile.name, "refresh token refused; trying the one it replaced");
                 used = previous.clone();
-                answer = oauth::refresh(&self.http, &config, &used, now_ms()).await;
+                answer = oauth::refresh(&self.http, &config, &used, self.clock.now_ms()).await;
             }
         }
         match answer {
@@ -250,18 +250,21 @@ impl Authorizer {
                 Err(needs_reauthorization(reason))
             }
             Err(error) => {
-                Authorizer::back_off(&profile.name, &entry, &error);
+                self.back_off(&profile.name, &entry, &error);
                 Err(error.into())
             }
         }
     }
 
-    pub(super) fn check_backoff(entry: &ProfileAuthorization) -> Result<(), AuthorizationError> {
-        if let Some((until, _)) = *entry.backoff.locked() {
-            let now = Instant::now();
-            if now < until {
+    pub(super) fn check_backoff(
+        &self,
+        entry: &ProfileAuthorization,
+    ) -> Result<(), AuthorizationError> {
+        if let Some((until_ms, _)) = *entry.backoff.locked() {
+            let left_ms = until_ms - self.clock.now_ms();
+            if left_ms > 0 {
                 return Err(AuthorizationError::BackingOff(
-                    (until - now).as_secs().max(1),
+                    (u64::try_from(left_ms).unwrap_or_default() / 1000).max(1),
                 ));
             }
         }
@@ -270,7 +273,7 @@ impl Authorizer {
 
     /// After a failed token request: wait longer before the next (the server's Retry-After
     /// when given), within 1 s to 5 min.
-    pub(super) fn back_off(profile: &str, entry: &ProfileAuthorization, error: &OAuthError) {
+    pub(super) fn back_off(&self, profile: &str, entry: &ProfileAuthorization, error: &OAuthError) {
         let mut backoff = entry.backoff.locked();
         let previous = backoff
             .map(|(_, d)| d)
@@ -283,7 +286,8 @@ impl Authorizer {
             _ => previous * 2,
         }
         .clamp(Duration::from_secs(1), Duration::from_secs(300));
-        *backoff = Some((Instant::now() + wait, wait));
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        *backoff = Some((self.clock.now_ms().saturating_add(wait_ms), wait));
         tracing::warn!(profile = %profile, error = %error, wait_secs = wait.as_secs(), "token request failed; backing off");
     }
 
@@ -295,13 +299,13 @@ impl Authorizer {
         spec: &OAuth2Spec,
         entry: &ProfileAuthorization,
     ) -> Result<(Secret, i64), AuthorizationError> {
-        Authorizer::check_backoff(entry)?;
+        self.check_backoff(entry)?;
         let config = client_config(spec, self.token_timeout);
         let result = match (spec.grant, &spec.username, &spec.password) {
             (GrantType::Password, Some(username), Some(password)) => {
-                oauth::password(&self.http, &config, username, password, now_ms()).await
+                oauth::password(&self.http, &config, username, password, self.clock.now_ms()).await
             }
-            _ => oauth::client_credentials(&self.http, &config, now_ms()).await,
+            _ => oauth::client_credentials(&self.http, &config, self.clock.now_ms()).await,
         };
         match result {
             Ok(tokens) => {
@@ -310,7 +314,7 @@ impl Authorizer {
                 Ok(access)
             }
             Err(error) => {
-                Authorizer::back_off(&profile.name, entry, &error);
+                self.back_off(&profile.name, entry, &error);
                 Err(error.into())
             }
         }
