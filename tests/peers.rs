@@ -432,6 +432,7 @@ fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider
         .env("CC_CLIENT_ID", "bellhop-machine")
         .env("CC_CLIENT_SECRET", &machine_secret)
         .env("DEVICE_CLIENT_ID", "bellhop-tv")
+        .env("DEVICE_INTERVAL", "1")
         .env("ACCESS_TTL", "5");
     let (provider, provider_url) = Peer::serving(provider_command);
 

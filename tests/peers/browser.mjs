@@ -64,6 +64,8 @@ await inChromium("target/peer-artifacts", async ({ page, context, shot }) => {
   const live = await context.newPage();
   await live.goto(env.BELLHOP_URL + "/#devices");
   await live.waitForSelector('body[data-live="yes"]');
+  // Back to the editor's tab (a background tab's timers and frames are throttled).
+  await page.bringToFront();
   await page.click("#run-now");
   await page.waitForFunction(() => document.querySelector("#run-result").textContent.includes("ann@example.com"));
   await shot(page, "5-run-now");
@@ -75,12 +77,14 @@ await inChromium("target/peer-artifacts", async ({ page, context, shot }) => {
   const status = await page.textContent("#auth-status");
   if (!/ago|now|in \d/.test(status) || /\d{4}-\d{2}-\d{2}T/.test(status)) throw new Error(`status shows raw times: ${status}`);
   // The device arrives on the open devices page through server-sent events, without a reload.
+  await live.bringToFront();
   await live.waitForFunction(() => {
     const row = document.querySelector('tr[data-device="email"]');
     return row && row.textContent.includes("ann@example.com");
   });
   await shot(live, "6-devices-live");
   // Forget authorization asks first; saying no keeps the tokens.
+  await page.bringToFront();
   page.once("dialog", (dialog) => dialog.dismiss());
   await page.click("#forget");
   await page.waitForTimeout(300);

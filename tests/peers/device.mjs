@@ -36,7 +36,9 @@ await inChromium("target/peer-artifacts/device", async ({ page, context, shot })
   await phone.waitForSelector("#done");
   await shot(phone, "2-provider-done");
 
-  // Bellhop polls the token endpoint and tells the page through its live stream.
+  // Back to Bellhop's tab (a background tab's timers and frames are throttled). Bellhop polls
+  // the token endpoint and tells the page through its live stream.
+  await page.bringToFront();
   await page.waitForFunction(() => document.querySelector("#auth-status").textContent.startsWith("authorized"), null, { timeout: 30000 });
   if (!(await page.isHidden("#device-panel"))) throw new Error("the code still shows after authorization");
   await shot(page, "3-authorized");

@@ -3,7 +3,9 @@
 //   PORT (0 = any free port), REDIRECT_URI, CLIENT_ID, CLIENT_SECRET,
 //   AUTH_METHOD (client_secret_basic | client_secret_post), ACCESS_TTL (seconds);
 //   CC_CLIENT_ID and CC_CLIENT_SECRET: a client-credentials client (optional);
-//   DEVICE_CLIENT_ID: a public device-flow client (optional).
+//   DEVICE_CLIENT_ID: a public device-flow client (optional); DEVICE_INTERVAL (seconds): the
+//   polling interval its device authorization answers (RFC 8628 §3.2; without it, none is sent
+//   and clients wait the default 5 s).
 // Client credentials, the device flow (RFC 8628), revocation (RFC 7009), introspection
 // (RFC 7662), discovery and the `iss` authorization-response parameter (RFC 9207) are on.
 // Prints `READY <port>` when it listens, `TOKEN basic=<bool> grant=<type> status=<n>` for every
@@ -162,6 +164,8 @@ provider.use(async (ctx, next) => {
     console.log(`REVOKE status=${ctx.status} hint=${params.token_type_hint || "-"} gone=${!found}`);
   } else if (ctx.path === "/token/introspection") {
     console.log(`INTROSPECT status=${ctx.status}`);
+  } else if (ctx.path === "/device/auth" && ctx.status === 200 && env.DEVICE_INTERVAL && ctx.body) {
+    ctx.body = { ...ctx.body, interval: Number(env.DEVICE_INTERVAL) };
   }
 });
 
