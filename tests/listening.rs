@@ -62,21 +62,28 @@ async fn curl(args: Vec<String>) -> (u16, String) {
 struct Served {
     engine: Arc<bellhop::engine::Engine>,
     base: String,
+    /// The web layer's time (rate limits): moved forward instead of waiting for a budget.
+    clock: bellhop::clock::Clock,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn serve(ws: &Workspace, events: &[(&str, &str)]) -> Served {
     let engine = ws.running_engine(events);
+    let clock = bellhop::clock::Clock::adjustable();
     let (address, stop) = crate::support::serve(
-        bellhop::web::AppState::new(engine.clone()).with_edge(
-            bellhop::web::Edge::loopback()
-                .with_admin_token(Some(bellhop::secret::Secret::new("an-admin-token-0123456"))),
-        ),
+        bellhop::web::AppState::new(engine.clone())
+            .with_clock(clock.clone())
+            .with_edge(
+                bellhop::web::Edge::loopback()
+                    .with_admin_token(Some(bellhop::secret::Secret::new("an-admin-token-0123456")))
+                    .with_clock(clock.clone()),
+            ),
     )
     .await;
     Served {
         engine,
         base: format!("http://{address}"),
+        clock,
         _stop: stop,
     }
 }
@@ -278,7 +285,7 @@ async fn a_listening_path_guards_itself() {
         ]
     };
     // 10 MB, over the body limit (declared, or sent chunked): 413; not UTF-8: 400; DELETE: 405.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    served.clock.advance(Duration::from_millis(1100));
     let big = ws.path().join("big.txt");
     std::fs::write(&big, "x".repeat(10 * 1024 * 1024)).unwrap_or_else(|e| panic!("{e}"));
     let mut args = auth();
@@ -316,9 +323,9 @@ async fn a_listening_path_guards_itself() {
     );
     // A flood of 1,000 calls: at most the budget gets through, the rest is 429, and the server
     // stays up.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    served.clock.advance(Duration::from_millis(1100));
     let client = reqwest::Client::new();
-    let flood_started = std::time::Instant::now();
+    let flood_started_ms = served.clock.now_ms();
     let calls = (0..1000).map(|i| {
         client
             .post(&url)
@@ -336,7 +343,8 @@ async fn a_listening_path_guards_itself() {
     // The budget: a burst of 8, then 8 a second. (With every connection place taken the server
     // closes idle keep-alive connections, so a few calls racing such a close fail at the
     // connection, status 0, as HTTP/1.1 allows; none gets anything but 200 or 429.)
-    let allowed = 8 + (flood_started.elapsed().as_secs_f64() * 8.0).ceil() as usize;
+    let flood_secs = (served.clock.now_ms() - flood_started_ms) as f64 / 1000.0;
+    let allowed = 8 + (flood_secs * 8.0).ceil() as usize;
     let cut = statuses.iter().filter(|s| **s == 0).count();
     assert!(
         (1..=allowed).contains(&admitted) && admitted + refused + cut == 1000 && refused > 900,

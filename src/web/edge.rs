@@ -17,7 +17,9 @@ use crate::sync::Locked;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Clock;
 
 use subtle::ConstantTimeEq;
 
@@ -58,6 +60,8 @@ pub struct Edge {
     login: Mutex<LoginThrottle>,
     /// Proxies whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<IpAddr>,
+    /// What sessions and the sign-in throttle read the time from.
+    clock: Clock,
 }
 
 /// Sign-in attempts, counted per client address (a burst of 5, then one per 2 s each), under a
@@ -78,31 +82,32 @@ impl LoginThrottle {
     fn new() -> LoginThrottle {
         LoginThrottle {
             clients: HashMap::new(),
-            everyone: TokenBucket::full(LOGIN_EVERYONE_BURST),
+            everyone: TokenBucket::full(LOGIN_EVERYONE_BURST, 0),
         }
     }
 
-    fn take(&mut self, client: Option<IpAddr>) -> Result<(), Duration> {
+    fn take(&mut self, client: Option<IpAddr>, now_ms: i64) -> Result<(), Duration> {
         let (burst, per_second) = (f64::from(LOGIN_BURST), 1.0 / LOGIN_REFILL.as_secs_f64());
         if self.clients.len() >= LOGIN_CLIENTS && !self.clients.contains_key(&client) {
-            let full_after = Duration::from_secs_f64(burst / per_second);
+            let full_after_ms = (burst / per_second * 1000.0) as i64;
             self.clients
-                .retain(|_, bucket| bucket.last.elapsed() < full_after);
+                .retain(|_, bucket| now_ms - bucket.last_ms < full_after_ms);
         }
         if self.clients.len() < LOGIN_CLIENTS || self.clients.contains_key(&client) {
             self.clients
                 .entry(client)
-                .or_insert_with(|| TokenBucket::full(burst))
-                .take(burst, per_second)?;
+                .or_insert_with(|| TokenBucket::full(burst, now_ms))
+                .take(burst, per_second, now_ms)?;
         }
         self.everyone
-            .take(LOGIN_EVERYONE_BURST, LOGIN_EVERYONE_PER_SECOND)
+            .take(LOGIN_EVERYONE_BURST, LOGIN_EVERYONE_PER_SECOND, now_ms)
     }
 }
 
 #[derive(Default)]
 struct Sessions {
-    expiry: HashMap<String, Instant>,
+    /// Until when (the clock's ms) each session lives.
+    expiry: HashMap<String, i64>,
     order: VecDeque<String>,
 }
 
@@ -110,24 +115,25 @@ struct Sessions {
 /// and each listening path's rate limit).
 pub struct TokenBucket {
     tokens: f64,
-    last: Instant,
+    /// When it was last taken from (a clock's ms).
+    last_ms: i64,
 }
 
 impl TokenBucket {
-    /// A full bucket.
-    pub fn full(capacity: f64) -> TokenBucket {
+    /// A bucket full at `now_ms`.
+    pub fn full(capacity: f64, now_ms: i64) -> TokenBucket {
         TokenBucket {
             tokens: capacity,
-            last: Instant::now(),
+            last_ms: now_ms,
         }
     }
 
-    /// Takes one token; `Err(wait)` when there is none, with how long until there is.
-    pub fn take(&mut self, capacity: f64, per_second: f64) -> Result<(), Duration> {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * per_second;
+    /// Takes one token at `now_ms`; `Err(wait)` when there is none, with how long until there is.
+    pub fn take(&mut self, capacity: f64, per_second: f64, now_ms: i64) -> Result<(), Duration> {
+        let elapsed_ms = now_ms.saturating_sub(self.last_ms).max(0);
+        let refill = elapsed_ms as f64 / 1000.0 * per_second;
         self.tokens = (self.tokens + refill).min(capacity);
-        self.last = now;
+        self.last_ms = self.last_ms.max(now_ms);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
@@ -181,11 +187,18 @@ impl Edge {
             session_lifetime,
             sessions: Mutex::new(Sessions::default()),
             login: Mutex::new(LoginThrottle::new()),
+            clock: Clock::system(),
             trusted_proxies: Vec::new(),
         }
     }
 
     /// Proxies whose `X-Forwarded-For` header names the client.
+    /// Reads the time from `clock` (the system's by default): sessions and sign-in attempts.
+    pub fn with_clock(mut self, clock: Clock) -> Edge {
+        self.clock = clock;
+        self
+    }
+
     pub fn with_trusted_proxies(mut self, proxies: &[IpAddr]) -> Edge {
         self.trusted_proxies = proxies.to_vec();
         self
@@ -268,7 +281,7 @@ impl Edge {
     fn session_alive(&self, id: &str) -> bool {
         let mut sessions = self.sessions.locked();
         match sessions.expiry.get(id) {
-            Some(until) if *until > Instant::now() => true,
+            Some(until_ms) if *until_ms > self.clock.now_ms() => true,
             Some(_) => {
                 sessions.expiry.remove(id);
                 false
@@ -281,7 +294,8 @@ impl Edge {
     /// wrong token, or `Err(Some(wait))` when this client's attempts (or everyone's together)
     /// come too fast.
     pub fn sign_in(&self, client: Option<IpAddr>, token: &str) -> Result<String, Option<Duration>> {
-        self.login.locked().take(client).map_err(Some)?;
+        let now_ms = self.clock.now_ms();
+        self.login.locked().take(client, now_ms).map_err(Some)?;
         let Some(expected) = &self.admin_token else {
             return Err(None);
         };
@@ -290,8 +304,7 @@ impl Edge {
         }
         let id = crate::secret::random_token();
         let mut sessions = self.sessions.locked();
-        let now = Instant::now();
-        sessions.expiry.retain(|_, until| *until > now);
+        sessions.expiry.retain(|_, until_ms| *until_ms > now_ms);
         let Sessions { expiry, order } = &mut *sessions;
         order.retain(|s| expiry.contains_key(s));
         while order.len() >= MAX_SESSIONS {
@@ -299,7 +312,8 @@ impl Edge {
                 expiry.remove(&oldest);
             }
         }
-        expiry.insert(id.clone(), now + self.session_lifetime);
+        let lifetime_ms = i64::try_from(self.session_lifetime.as_millis()).unwrap_or(i64::MAX);
+        expiry.insert(id.clone(), now_ms.saturating_add(lifetime_ms));
         order.push_back(id.clone());
         Ok(id)
     }

@@ -33,7 +33,7 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    fn admit(&self, profile: &str, per_second: u32) -> bool {
+    fn admit(&self, profile: &str, per_second: u32, now_ms: i64) -> bool {
         let per_second = f64::from(per_second.max(1));
         let mut buckets = self.buckets.locked();
         // Only loaded profiles get here, so the map is as large as the profile set at most
@@ -43,8 +43,8 @@ impl Throttle {
         }
         buckets
             .entry(profile.to_string())
-            .or_insert_with(|| TokenBucket::full(per_second))
-            .take(per_second, per_second)
+            .or_insert_with(|| TokenBucket::full(per_second, now_ms))
+            .take(per_second, per_second, now_ms)
             .is_ok()
     }
 }
@@ -168,7 +168,7 @@ async fn receive(
     };
     if !state
         .listen_throttle
-        .admit(&profile.name, listen.max_per_second)
+        .admit(&profile.name, listen.max_per_second, state.clock.now_ms())
     {
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -304,11 +304,18 @@ mod tests {
     #[test]
     fn the_throttle_admits_a_burst_then_the_rate() {
         let throttle = Throttle::default();
-        let admitted = (0..50).filter(|_| throttle.admit("hall", 20)).count();
+        let now_ms = 1_000_000;
+        let admitted = (0..50)
+            .filter(|_| throttle.admit("hall", 20, now_ms))
+            .count();
         assert_eq!(admitted, 20, "a burst of max_per_second, then refusals");
         assert!(
-            throttle.admit("kitchen", 20),
+            throttle.admit("kitchen", 20, now_ms),
             "each profile has its own budget"
         );
+        let later = (0..50)
+            .filter(|_| throttle.admit("hall", 20, now_ms + 500))
+            .count();
+        assert_eq!(later, 10, "half a second later, half the rate again");
     }
 }

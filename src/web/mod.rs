@@ -20,6 +20,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::clock::Clock;
 use crate::engine::bus::{Delivery, HubEvent};
 use crate::engine::door::{DoorError, SandboxInput};
 use crate::engine::editor::ProfileForm;
@@ -47,6 +48,8 @@ pub struct AppState {
     listen_base: Arc<str>,
     /// Calls admitted lately per listening profile (its `incoming.max_per_second`).
     listen_throttle: Arc<listening::Throttle>,
+    /// What the listening paths' rate limits read the time from.
+    clock: Clock,
 }
 
 impl AppState {
@@ -58,7 +61,15 @@ impl AppState {
             live_views: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE_VIEWS)),
             listen_base: "/in".into(),
             listen_throttle: Arc::default(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` (the system's by default). The edge has its own
+    /// ([`Edge::with_clock`]).
+    pub fn with_clock(mut self, clock: Clock) -> AppState {
+        self.clock = clock;
+        self
     }
 
     /// Serves listening profiles under `base` (checked by the settings: a path like `/in`).
