@@ -9,7 +9,7 @@
 
 pub mod diagnostic;
 pub mod provider;
-mod raw;
+pub(crate) mod raw;
 mod resolve;
 
 use std::collections::BTreeMap;

@@ -226,51 +226,83 @@ fn read_definition_file(file: &Path) -> Result<String, Diagnostic> {
     String::from_utf8(bytes).map_err(|_| refuse("is not valid UTF-8 text".into()))
 }
 
-/// What each property of a definition does. Properties are matched without regard to case
-/// (the family's own documents spell `accessFromRefreshTokenUrl` two ways). The table is
-/// printed in `profiles/README.md`; a test keeps the two in step.
-pub const PROPERTIES: &[(&str, &str)] = &[
-    ("id", "The provider's id, which profiles name (`provider = \"zoho-eu\"`); default: the file name without `.json`."),
-    ("name", "The name the UI and `bellhop providers` show."),
-    ("oauth_version", "`2.0` (default) or `1.0`/`1.0a`: which protocol the provider speaks."),
-    ("host", "The authorization server's host (with or without `https://`, may hold a path): the base of `authorize_path` and `token_path`."),
-    ("authorize_path", "The authorize endpoint: a path under `host`, or a whole URL."),
-    ("token_path", "The token endpoint: a path under `host`, or a whole URL."),
-    ("accessFromRefreshTokenUrl", "Where refresh requests go, when not to the token endpoint."),
-    ("resource_host", "The API's host: the base of `getProfileInfo`, and the origin the token may be sent to when a profile's URL is computed."),
-    ("oauth2_bearer", "The token header's value with `{AccessToken}`; a bare `{AccessToken}` means `Bearer {AccessToken}`."),
-    ("oauth2_scope", "The scopes a profile asks for when it names none."),
-    ("SuccessVariable", "The callback parameter that carries the code (default `code`)."),
-    ("ErrorVariable", "The callback parameter that carries a refusal (default `error`)."),
-    ("TokenExpiresVariable", "Where the expiry is in the token answer (a JSONPath; default `expires_in`)."),
-    ("TokenIssuedVariable", "Where the issue time is (seconds since 1970), for `TokenTimeoutCodepattern` `AddSecondsToIssued`."),
-    ("TokenTimeout", "The token's lifetime in seconds when the answer does not say."),
-    ("TokenTimeoutCodepattern", "How the expiry is read: `AddSecondsToNow` (default), `AddSecondsToIssued`, `UnixSeconds` (an absolute time, like Strava's `expires_at`), `UnixMilliseconds`, or `Fixed` (`TokenTimeout` from now)."),
-    ("ProfileIdVariable", "The field of the profile answer that identifies the user; shown when there is no display name."),
-    ("ProfileURLVariable", "A token-answer field holding the URL of the profile endpoint (replaces `getProfileInfo`)."),
-    ("getProfileInfo", "The profile endpoint called after authorization: a path under `resource_host`, or a whole URL."),
-    ("getProfileMethod", "`GET` (default) or `POST` for the profile endpoint."),
-    ("TemplateDisplayName", "The display name from the profile answer, fields in braces: `{name}`, `{user.displayName}`."),
-    ("TemplateEmail", "The e-mail address from the profile answer, fields in braces."),
-    ("enable_proof", "Proof Key for Code Exchange (PKCE, S256); on unless `false`."),
-    ("ProcessCodePattern", "Accepted, no effect: the family's only pattern is the generic OAuth 2.0 one, and `grants` says which flows a provider has."),
-    ("UIWindowWidth", "Accepted, no effect: Bellhop opens the provider's page in a browser tab, not a sized window."),
-    ("UIWindowHeight", "Accepted, no effect (as `UIWindowWidth`)."),
-    ("PopUIWindowWidth", "Accepted, no effect (as `UIWindowWidth`)."),
-    ("PopUIWindowHeight", "Accepted, no effect (as `UIWindowWidth`)."),
-    ("XDUIWindowWidth", "Accepted, no effect: there is no desktop dialog."),
-    ("XDUIWindowHeight", "Accepted, no effect: there is no desktop dialog."),
-    ("UIClientIdText", "The label of the client id field in the profile editor."),
-    ("UIClientSecretText", "The label of the client secret field in the profile editor."),
-    ("request_token_path", "OAuth 1.0a: the temporary-credentials (request token) endpoint, under `host` or whole."),
-    ("access_token_path", "OAuth 1.0a: the token-credentials (access token) endpoint, under `host` or whole."),
-    ("signature_method", "OAuth 1.0a: `HMAC-SHA1` (default), `HMAC-SHA256`, `RSA-SHA1` or `PLAINTEXT`."),
-    ("use_ssl", "OAuth 1.0a: `false` for a host reached over plain HTTP (requests are signed)."),
-    ("grants", "Bellhop: the grants the provider supports, the default first (`authorization_code`, `client_credentials`, `device_code`, `password`, `implicit`)."),
-    ("docs", "Bellhop: where to register an application, and what to know."),
-    ("api_base", "Bellhop: the API's base URL (as `resource_host`)."),
-    ("auth.oauth2 keys", "Bellhop: any key of a profile's `[auth.oauth2]` table (`client_auth`, `scope_separator`, `token_params`, `api_query`, `api_host_field`, `token_response`, `token_request`, `device_authorization_url`, `revocation_url`, `issuer`, `settings`, …), used as the profile's default."),
-];
+/// Declares the provider properties once: the parser reads them as [`Property`] values (so it
+/// cannot read a name the table lacks) and the docs list them from [`PROPERTIES`] (so a
+/// property documented but never read is a dead variant, which the build refuses).
+macro_rules! provider_properties {
+    ($($variant:ident => $name:literal : $doc:literal,)*) => {
+        /// A property of a provider definition file.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Property {
+            $($variant,)*
+        }
+
+        impl Property {
+            const ALL: &'static [Property] = &[$(Property::$variant,)*];
+
+            fn name(self) -> &'static str {
+                match self {
+                    $(Property::$variant => $name,)*
+                }
+            }
+
+            /// This property's bit in a set of properties read.
+            fn bit(self) -> u64 {
+                1 << (self as u32)
+            }
+        }
+
+        /// What each property of a definition does. Properties are matched without regard to
+        /// case (the family's own documents spell `accessFromRefreshTokenUrl` two ways). The
+        /// table is printed in `profiles/README.md`; a test keeps the two in step.
+        pub const PROPERTIES: &[(&str, &str)] = &[
+            $(($name, $doc),)*
+            ("auth.oauth2 keys", "Bellhop: any key of a profile's `[auth.oauth2]` table (`client_auth`, `scope_separator`, `token_params`, `api_query`, `api_host_field`, `token_response`, `token_request`, `device_authorization_url`, `revocation_url`, `issuer`, `settings`, …), used as the profile's default."),
+        ];
+    };
+}
+
+provider_properties! {
+    Id => "id": "The provider's id, which profiles name (`provider = \"zoho-eu\"`); default: the file name without `.json`.",
+    Name => "name": "The name the UI and `bellhop providers` show.",
+    OauthVersion => "oauth_version": "`2.0` (default) or `1.0`/`1.0a`: which protocol the provider speaks.",
+    Host => "host": "The authorization server's host (with or without `https://`, may hold a path): the base of `authorize_path` and `token_path`.",
+    AuthorizePath => "authorize_path": "The authorize endpoint: a path under `host`, or a whole URL.",
+    TokenPath => "token_path": "The token endpoint: a path under `host`, or a whole URL.",
+    AccessFromRefreshTokenUrl => "accessFromRefreshTokenUrl": "Where refresh requests go, when not to the token endpoint.",
+    ResourceHost => "resource_host": "The API's host: the base of `getProfileInfo`, and the origin the token may be sent to when a profile's URL is computed.",
+    Oauth2Bearer => "oauth2_bearer": "The token header's value with `{AccessToken}`; a bare `{AccessToken}` means `Bearer {AccessToken}`.",
+    Oauth2Scope => "oauth2_scope": "The scopes a profile asks for when it names none.",
+    SuccessVariable => "SuccessVariable": "The callback parameter that carries the code (default `code`).",
+    ErrorVariable => "ErrorVariable": "The callback parameter that carries a refusal (default `error`).",
+    TokenExpiresVariable => "TokenExpiresVariable": "Where the expiry is in the token answer (a JSONPath; default `expires_in`).",
+    TokenIssuedVariable => "TokenIssuedVariable": "Where the issue time is (seconds since 1970), for `TokenTimeoutCodepattern` `AddSecondsToIssued`.",
+    TokenTimeout => "TokenTimeout": "The token's lifetime in seconds when the answer does not say.",
+    TokenTimeoutCodepattern => "TokenTimeoutCodepattern": "How the expiry is read: `AddSecondsToNow` (default), `AddSecondsToIssued`, `UnixSeconds` (an absolute time, like Strava's `expires_at`), `UnixMilliseconds`, or `Fixed` (`TokenTimeout` from now).",
+    ProfileIdVariable => "ProfileIdVariable": "The field of the profile answer that identifies the user; shown when there is no display name.",
+    ProfileURLVariable => "ProfileURLVariable": "A token-answer field holding the URL of the profile endpoint (replaces `getProfileInfo`).",
+    GetProfileInfo => "getProfileInfo": "The profile endpoint called after authorization: a path under `resource_host`, or a whole URL.",
+    GetProfileMethod => "getProfileMethod": "`GET` (default) or `POST` for the profile endpoint.",
+    TemplateDisplayName => "TemplateDisplayName": "The display name from the profile answer, fields in braces: `{name}`, `{user.displayName}`.",
+    TemplateEmail => "TemplateEmail": "The e-mail address from the profile answer, fields in braces.",
+    EnableProof => "enable_proof": "Proof Key for Code Exchange (PKCE, S256); on unless `false`.",
+    ProcessCodePattern => "ProcessCodePattern": "Accepted, no effect: the family's only pattern is the generic OAuth 2.0 one, and `grants` says which flows a provider has.",
+    UIWindowWidth => "UIWindowWidth": "Accepted, no effect: Bellhop opens the provider's page in a browser tab, not a sized window.",
+    UIWindowHeight => "UIWindowHeight": "Accepted, no effect (as `UIWindowWidth`).",
+    PopUIWindowWidth => "PopUIWindowWidth": "Accepted, no effect (as `UIWindowWidth`).",
+    PopUIWindowHeight => "PopUIWindowHeight": "Accepted, no effect (as `UIWindowWidth`).",
+    XDUIWindowWidth => "XDUIWindowWidth": "Accepted, no effect: there is no desktop dialog.",
+    XDUIWindowHeight => "XDUIWindowHeight": "Accepted, no effect: there is no desktop dialog.",
+    UIClientIdText => "UIClientIdText": "The label of the client id field in the profile editor.",
+    UIClientSecretText => "UIClientSecretText": "The label of the client secret field in the profile editor.",
+    RequestTokenPath => "request_token_path": "OAuth 1.0a: the temporary-credentials (request token) endpoint, under `host` or whole.",
+    AccessTokenPath => "access_token_path": "OAuth 1.0a: the token-credentials (access token) endpoint, under `host` or whole.",
+    SignatureMethod => "signature_method": "OAuth 1.0a: `HMAC-SHA1` (default), `HMAC-SHA256`, `RSA-SHA1` or `PLAINTEXT`.",
+    UseSsl => "use_ssl": "OAuth 1.0a: `false` for a host reached over plain HTTP (requests are signed).",
+    Grants => "grants": "Bellhop: the grants the provider supports, the default first (`authorization_code`, `client_credentials`, `device_code`, `password`, `implicit`).",
+    Docs => "docs": "Bellhop: where to register an application, and what to know.",
+    ApiBase => "api_base": "Bellhop: the API's base URL (as `resource_host`).",
+}
 
 /// The `[auth.oauth2]` keys a definition may set directly.
 const OAUTH2_KEYS: &[&str] = &[
@@ -356,6 +388,17 @@ pub fn parse_definition(
     text: &str,
     built_in: bool,
 ) -> (Option<ProviderDefinition>, Vec<Diagnostic>) {
+    parse_definition_noting_reads(file, text, built_in, &std::cell::Cell::new(0))
+}
+
+/// [`parse_definition`], setting bit `i` of `read` when it reads `Property::ALL[i]` (a test
+/// checks that every documented property is read by the parser).
+fn parse_definition_noting_reads(
+    file: &Path,
+    text: &str,
+    built_in: bool,
+    read: &std::cell::Cell<u64>,
+) -> (Option<ProviderDefinition>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let root: serde_json::Value = match serde_json::from_str(text) {
         Ok(value) => value,
@@ -397,17 +440,16 @@ pub fn parse_definition(
     let error = |key: &str, message: String| {
         Diagnostic::error(file, key, message).at_line(line_of(text, key))
     };
-    let mut found: BTreeMap<String, (String, serde_json::Value)> = BTreeMap::new();
+    let mut found: BTreeMap<&'static str, serde_json::Value> = BTreeMap::new();
     let mut oauth2_table = serde_json::Map::new();
     for (key, value) in properties {
-        let lower = key.to_ascii_lowercase();
         if OAUTH2_KEYS.contains(&key.as_str()) {
             oauth2_table.insert(key, value);
-        } else if PROPERTIES
+        } else if let Some(property) = Property::ALL
             .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case(&lower))
+            .find(|p| p.name().eq_ignore_ascii_case(&key))
         {
-            found.insert(lower, (key, value));
+            found.insert(property.name(), value);
         } else {
             diagnostics.push(
                 Diagnostic::warning(
@@ -419,10 +461,25 @@ pub fn parse_definition(
             );
         }
     }
-    let get = |name: &str| -> Option<String> {
+    // Read once each, for what the family documents them to do; these are read only to be
+    // accepted: the family's window sizes and its single code pattern mean nothing here.
+    for accepted in [
+        Property::ProcessCodePattern,
+        Property::UIWindowWidth,
+        Property::UIWindowHeight,
+        Property::PopUIWindowWidth,
+        Property::PopUIWindowHeight,
+        Property::XDUIWindowWidth,
+        Property::XDUIWindowHeight,
+    ] {
+        read.set(read.get() | accepted.bit());
+        found.remove(accepted.name());
+    }
+    let get = |property: Property| -> Option<String> {
+        read.set(read.get() | property.bit());
         found
-            .get(&name.to_ascii_lowercase())
-            .and_then(|(_, v)| text_of(v))
+            .get(property.name())
+            .and_then(text_of)
             .filter(|s| !s.trim().is_empty())
     };
     let mut settings: RawOAuth2 =
@@ -433,7 +490,7 @@ pub fn parse_definition(
                 return (None, diagnostics);
             }
         };
-    let id = get("id").unwrap_or(stem);
+    let id = get(Property::Id).unwrap_or(stem);
     if id.is_empty()
         || !id
             .chars()
@@ -445,7 +502,7 @@ pub fn parse_definition(
         ));
         return (None, diagnostics);
     }
-    let version = match get("oauth_version").as_deref().map(str::trim) {
+    let version = match get(Property::OauthVersion).as_deref().map(str::trim) {
         None | Some("2.0") | Some("2") => OAuthVersion::V2,
         Some("1.0") | Some("1.0a") | Some("1") => OAuthVersion::V1,
         Some(other) => {
@@ -456,8 +513,8 @@ pub fn parse_definition(
             return (None, diagnostics);
         }
     };
-    let host = get("host").map(|h| base_url(&h));
-    let use_ssl = get("use_ssl").is_none_or(|v| v != "false");
+    let host = get(Property::Host).map(|h| base_url(&h));
+    let use_ssl = get(Property::UseSsl).is_none_or(|v| v != "false");
     let host = host.map(|h| {
         if use_ssl {
             h
@@ -465,16 +522,19 @@ pub fn parse_definition(
             h.replacen("https://", "http://", 1)
         }
     });
-    let api_base = get("api_base").or_else(|| get("resource_host").map(|h| base_url(&h)));
-    let endpoint = |name: &str| get(name).and_then(|path| joined(host.as_deref(), &path));
+    let api_base =
+        get(Property::ApiBase).or_else(|| get(Property::ResourceHost).map(|h| base_url(&h)));
+    let endpoint =
+        |property: Property| get(property).and_then(|path| joined(host.as_deref(), &path));
     let mut problems = Vec::new();
-    for name in [
-        "authorize_path",
-        "token_path",
-        "request_token_path",
-        "access_token_path",
+    for property in [
+        Property::AuthorizePath,
+        Property::TokenPath,
+        Property::RequestTokenPath,
+        Property::AccessTokenPath,
     ] {
-        if get(name).is_some() && endpoint(name).is_none() {
+        if get(property).is_some() && endpoint(property).is_none() {
+            let name = property.name();
             problems.push((
                 name.to_string(),
                 format!("`{name}` is a path, so the definition needs `host`"),
@@ -482,23 +542,23 @@ pub fn parse_definition(
         }
     }
     let oauth1 = (version == OAuthVersion::V1).then(|| OAuth1Definition {
-        request_token_url: endpoint("request_token_path"),
-        authorize_url: endpoint("authorize_path"),
-        access_token_url: endpoint("access_token_path"),
-        signature_method: get("signature_method"),
+        request_token_url: endpoint(Property::RequestTokenPath),
+        authorize_url: endpoint(Property::AuthorizePath),
+        access_token_url: endpoint(Property::AccessTokenPath),
+        signature_method: get(Property::SignatureMethod),
     });
     if version == OAuthVersion::V2 {
         settings.authorize_url = settings
             .authorize_url
-            .or_else(|| endpoint("authorize_path"));
-        settings.token_url = settings.token_url.or_else(|| endpoint("token_path"));
+            .or_else(|| endpoint(Property::AuthorizePath));
+        settings.token_url = settings.token_url.or_else(|| endpoint(Property::TokenPath));
     }
-    settings.refresh_url = settings
-        .refresh_url
-        .or_else(|| get("accessFromRefreshTokenUrl").and_then(|u| joined(host.as_deref(), &u)));
-    settings.scopes = settings.scopes.or_else(|| get("oauth2_scope"));
+    settings.refresh_url = settings.refresh_url.or_else(|| {
+        get(Property::AccessFromRefreshTokenUrl).and_then(|u| joined(host.as_deref(), &u))
+    });
+    settings.scopes = settings.scopes.or_else(|| get(Property::Oauth2Scope));
     settings.header_template = settings.header_template.or_else(|| {
-        get("oauth2_bearer").map(|t| {
+        get(Property::Oauth2Bearer).map(|t| {
             if t.trim() == "{AccessToken}" {
                 "Bearer {AccessToken}".to_string()
             } else {
@@ -506,32 +566,44 @@ pub fn parse_definition(
             }
         })
     });
-    settings.code_param = settings.code_param.or_else(|| get("SuccessVariable"));
-    settings.error_param = settings.error_param.or_else(|| get("ErrorVariable"));
+    settings.code_param = settings
+        .code_param
+        .or_else(|| get(Property::SuccessVariable));
+    settings.error_param = settings
+        .error_param
+        .or_else(|| get(Property::ErrorVariable));
     settings.userinfo_url = settings.userinfo_url.or_else(|| {
-        get("getProfileInfo").and_then(|p| joined(api_base.as_deref().or(host.as_deref()), &p))
+        get(Property::GetProfileInfo)
+            .and_then(|p| joined(api_base.as_deref().or(host.as_deref()), &p))
     });
-    settings.userinfo_method = settings.userinfo_method.or_else(|| get("getProfileMethod"));
+    settings.userinfo_method = settings
+        .userinfo_method
+        .or_else(|| get(Property::GetProfileMethod));
     settings.userinfo_url_field = settings
         .userinfo_url_field
-        .or_else(|| get("ProfileURLVariable"));
-    settings.userinfo_id = settings.userinfo_id.or_else(|| get("ProfileIdVariable"));
+        .or_else(|| get(Property::ProfileURLVariable));
+    settings.userinfo_id = settings
+        .userinfo_id
+        .or_else(|| get(Property::ProfileIdVariable));
     settings.display_name_template = settings
         .display_name_template
-        .or_else(|| get("TemplateDisplayName"));
-    settings.email_template = settings.email_template.or_else(|| get("TemplateEmail"));
-    if let Some(proof) = get("enable_proof") {
+        .or_else(|| get(Property::TemplateDisplayName));
+    settings.email_template = settings
+        .email_template
+        .or_else(|| get(Property::TemplateEmail));
+    if let Some(proof) = get(Property::EnableProof) {
         settings.pkce = settings.pkce.or(Some(proof != "false"));
     }
-    let expiry_pattern =
-        get("TokenTimeoutCodepattern").map(|pattern| match pattern.to_ascii_lowercase().as_str() {
+    let expiry_pattern = get(Property::TokenTimeoutCodepattern).map(|pattern| {
+        match pattern.to_ascii_lowercase().as_str() {
             "addsecondstonow" => Ok("in_seconds"),
             "addsecondstoissued" => Ok("after_issued"),
             "unixseconds" | "epochseconds" => Ok("at_epoch_seconds"),
             "unixmilliseconds" | "epochmilliseconds" => Ok("at_epoch_milliseconds"),
             "fixed" => Ok("fixed"),
             _ => Err(pattern),
-        });
+        }
+    });
     let expiry = match expiry_pattern {
         Some(Ok(expiry)) => Some(expiry.to_string()),
         Some(Err(pattern)) => {
@@ -543,7 +615,7 @@ pub fn parse_definition(
         }
         None => None,
     };
-    let lifetime = match get("TokenTimeout") {
+    let lifetime = match get(Property::TokenTimeout) {
         Some(text) => match text.trim().parse::<u64>() {
             Ok(seconds) => Some(seconds),
             Err(_) => {
@@ -557,9 +629,9 @@ pub fn parse_definition(
         None => None,
     };
     let from_seed = RawTokenResponse {
-        expires: get("TokenExpiresVariable"),
+        expires: get(Property::TokenExpiresVariable),
         expiry,
-        issued: get("TokenIssuedVariable"),
+        issued: get(Property::TokenIssuedVariable),
         lifetime,
         ..RawTokenResponse::default()
     };
@@ -567,7 +639,8 @@ pub fn parse_definition(
         Some(own) => own.over(from_seed),
         None => from_seed,
     });
-    let grants: Vec<String> = match found.get("grants").map(|(_, v)| v) {
+    read.set(read.get() | Property::Grants.bit());
+    let grants: Vec<String> = match found.get(Property::Grants.name()) {
         Some(serde_json::Value::Array(items)) => items.iter().filter_map(text_of).collect(),
         Some(_) => {
             problems.push(("grants".into(), "`grants` is a list of grant names".into()));
@@ -634,16 +707,16 @@ pub fn parse_definition(
     }
     settings.provider = Some(id.clone());
     let definition = ProviderDefinition {
-        name: get("name").unwrap_or_else(|| id.clone()),
+        name: get(Property::Name).unwrap_or_else(|| id.clone()),
         id,
         file: file.to_path_buf(),
         built_in,
         oauth_version: version,
         grants,
         api_base,
-        docs: get("docs"),
-        client_id_label: get("UIClientIdText"),
-        client_secret_label: get("UIClientSecretText"),
+        docs: get(Property::Docs),
+        client_id_label: get(Property::UIClientIdText),
+        client_secret_label: get(Property::UIClientSecretText),
         oauth1,
         settings,
     };
@@ -653,6 +726,59 @@ pub fn parse_definition(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `[auth.oauth2]` key may be a definition's default, except what belongs to one
+    /// profile: its provider, its secrets, its redirect and its user.
+    #[test]
+    fn definitions_may_set_every_profile_key_but_a_profiles_own() {
+        let own = [
+            "client_secret",
+            "password",
+            "provider",
+            "redirect_url",
+            "username",
+        ];
+        let mut keys: Vec<&str> = OAUTH2_KEYS.iter().chain(own.iter()).copied().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, crate::profile::raw::field_names::<RawOAuth2>());
+    }
+
+    /// The docs' table and the parser cannot drift: every documented property is read when a
+    /// definition holds it (an OAuth 2.0 and an OAuth 1.0a definition between them).
+    #[test]
+    fn every_documented_property_is_read_by_the_parser() {
+        assert!(Property::ALL.len() <= 64, "the read set is a u64");
+        let oauth2 = r#"{"id": "every", "name": "Every", "oauth_version": "2.0",
+            "host": "auth.example.com", "authorize_path": "/a", "token_path": "/t",
+            "accessFromRefreshTokenUrl": "/r", "resource_host": "api.example.com",
+            "oauth2_bearer": "{AccessToken}", "oauth2_scope": "s", "SuccessVariable": "code",
+            "ErrorVariable": "error", "TokenExpiresVariable": "expires_in",
+            "TokenIssuedVariable": "iat", "TokenTimeout": "3600",
+            "TokenTimeoutCodepattern": "AddSecondsToNow", "ProfileIdVariable": "id",
+            "ProfileURLVariable": "profile_url", "getProfileInfo": "/me",
+            "getProfileMethod": "GET", "TemplateDisplayName": "{name}",
+            "TemplateEmail": "{email}", "enable_proof": "true", "ProcessCodePattern": "x",
+            "UIWindowWidth": "1", "UIWindowHeight": "1", "PopUIWindowWidth": "1",
+            "PopUIWindowHeight": "1", "XDUIWindowWidth": "1", "XDUIWindowHeight": "1",
+            "UIClientIdText": "Id", "UIClientSecretText": "Secret", "use_ssl": "true",
+            "request_token_path": "/rt", "access_token_path": "/at",
+            "grants": ["authorization_code"], "docs": "d", "api_base": "https://api.example.com"}"#;
+        let oauth1 = r#"{"id": "old", "oauth_version": "1.0a", "host": "auth.example.com",
+            "request_token_path": "/rt", "authorize_path": "/a", "access_token_path": "/at",
+            "signature_method": "HMAC-SHA1"}"#;
+        let read = std::cell::Cell::new(0);
+        for text in [oauth2, oauth1] {
+            let (definition, diagnostics) =
+                parse_definition_noting_reads(Path::new("every.json"), text, false, &read);
+            assert!(definition.is_some(), "{diagnostics:?}");
+        }
+        let unread: Vec<&str> = Property::ALL
+            .iter()
+            .filter(|p| read.get() & p.bit() == 0)
+            .map(|p| p.name())
+            .collect();
+        assert!(unread.is_empty(), "documented but never read: {unread:?}");
+    }
 
     #[test]
     fn every_shipped_definition_loads_cleanly() {

@@ -396,3 +396,49 @@ pub struct RawFeature {
 pub struct RawHistory {
     pub keep: Option<usize>,
 }
+
+#[cfg(test)]
+pub(crate) use field_names::field_names;
+
+/// Tests only: which keys a raw type accepts, so tables of keys elsewhere can be checked
+/// against it.
+#[cfg(test)]
+mod field_names {
+    /// A deserializer that only learns the field names a struct asks for.
+    struct FieldNames<'a>(&'a mut Vec<&'static str>);
+
+    impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("only struct fields are read"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.extend_from_slice(fields);
+            Err(serde::de::Error::custom("fields read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    /// The field names a struct deserializes (sorted), learnt from serde itself.
+    pub(crate) fn field_names<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+        let mut names = Vec::new();
+        let _ = T::deserialize(FieldNames(&mut names));
+        names.sort_unstable();
+        names
+    }
+}
