@@ -115,7 +115,7 @@ fn init_logging(settings: &Settings) {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let _ = if settings.log.format == "json" {
+    let _ = if settings.log.format == bellhop::settings::LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()
@@ -248,10 +248,13 @@ pub(crate) fn build_engine(settings: &Settings) -> Result<Arc<Engine>> {
     for diagnostic in set.diagnostics.iter().chain(&events.diagnostics) {
         tracing::warn!("{diagnostic}");
     }
-    let zone = bellhop::event::Zone::parse(&settings.events.time_zone)?;
+    let zone = settings
+        .events
+        .time_zone
+        .map_or(bellhop::event::Zone::Local, bellhop::event::Zone::Named);
     let authorizer = Authorizer::new(
         store,
-        settings.public_base_url()?,
+        settings.web.public_base_url.clone(),
         std::time::Duration::from_secs(settings.oauth.refresh_margin_secs),
     )?;
     let engine = Engine::new(set, Some(source), hub)?
@@ -282,10 +285,9 @@ fn cap_malloc_arenas() {
 /// `${env:…}` / `${secret:…}` references).
 fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::BridgeConfig>> {
     let mqtt = &settings.mqtt;
-    if mqtt.url.trim().is_empty() {
+    let Some(url) = &mqtt.url else {
         return Ok(None);
-    }
-    let url = url::Url::parse(mqtt.url.trim()).context("mqtt.url")?;
+    };
     let secrets = match &settings.paths.secrets_file {
         Some(path) => bellhop::secret::SecretSource::from_file(path)?,
         None => bellhop::secret::SecretSource::default(),
@@ -332,10 +334,9 @@ fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::Bridg
             .port()
             .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
         tls,
-        protocol: if mqtt.protocol == "5" {
-            bellhop::mqtt::Protocol::V5
-        } else {
-            bellhop::mqtt::Protocol::V311
+        protocol: match mqtt.protocol {
+            bellhop::settings::MqttProtocol::V5 => bellhop::mqtt::Protocol::V5,
+            bellhop::settings::MqttProtocol::V311 => bellhop::mqtt::Protocol::V311,
         },
         username,
         password,
@@ -350,7 +351,7 @@ fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::Bridg
 }
 
 async fn serve(settings: Settings) -> Result<ExitCode> {
-    let address = settings.listen_address()?;
+    let address = settings.web.listen;
     settings.check_exposure()?;
     let engine = build_engine(&settings)?;
     let set = engine.profiles();
@@ -366,7 +367,7 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
             .with_edge(
                 web::Edge::new(
                     Some(address),
-                    Some(&settings.public_base_url()?),
+                    Some(&settings.web.public_base_url),
                     &settings.web.allowed_hosts,
                     Some(settings.web.admin_token.trim())
                         .filter(|t| !t.is_empty())

@@ -37,15 +37,17 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSettings {
-    /// Empty: the bridge is off.
-    pub url: String,
+    /// The broker (`mqtt://` or `mqtts://`, with a host); empty in the file: the bridge is off.
+    #[serde(deserialize_with = "typed::broker_url")]
+    pub url: Option<url::Url>,
     pub username: String,
     pub password: String,
     pub client_id: String,
     pub base_topic: String,
     pub discovery: bool,
     pub discovery_prefix: String,
-    pub protocol: String,
+    #[serde(deserialize_with = "typed::mqtt_protocol")]
+    pub protocol: MqttProtocol,
     pub ca_file: String,
     /// A client certificate (PEM) and its key, for brokers that ask for one (with `ca_file`).
     #[serde(default)]
@@ -62,8 +64,10 @@ pub struct MqttSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSettings {
-    /// The zone cron schedules are read in: empty for the machine's, or an IANA name.
-    pub time_zone: String,
+    /// The zone cron schedules are read in: `None` for the machine's (empty or `local` in the
+    /// file), or an IANA zone.
+    #[serde(deserialize_with = "typed::time_zone")]
+    pub time_zone: Option<chrono_tz::Tz>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,8 +99,11 @@ pub struct PluginInfo {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSettings {
-    pub listen: String,
-    pub public_base_url: String,
+    #[serde(deserialize_with = "typed::listen_address")]
+    pub listen: SocketAddr,
+    /// An http(s) URL ending in `/`.
+    #[serde(deserialize_with = "typed::public_base_url")]
+    pub public_base_url: url::Url,
     #[serde(default)]
     pub admin_token: String,
     /// More host names (with or without port) requests may be addressed to, beyond the listen
@@ -147,7 +154,129 @@ pub struct DeviceSettings {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub level: String,
-    pub format: String,
+    #[serde(deserialize_with = "typed::log_format")]
+    pub format: LogFormat,
+}
+
+/// The MQTT protocol version the bridge speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttProtocol {
+    V311,
+    V5,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `key=value` fields.
+    Text,
+    Json,
+}
+
+/// The values a string in the file must be, checked as it is read: a loaded [`Settings`] holds
+/// them typed, each message naming its key.
+mod typed {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    /// A number in the file or a variable (`BELLHOP_MQTT__PROTOCOL=5`) reads as text too.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+    }
+
+    fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(match Scalar::deserialize(d)? {
+            Scalar::Text(text) => text.trim().to_string(),
+            Scalar::Integer(n) => n.to_string(),
+            Scalar::Float(n) => n.to_string(),
+        })
+    }
+
+    pub(super) fn listen_address<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::net::SocketAddr, D::Error> {
+        let text = text(d)?;
+        text.parse().map_err(|_| {
+            D::Error::custom(format!(
+                "web.listen `{text}` is not an address such as 127.0.0.1:8765"
+            ))
+        })
+    }
+
+    pub(super) fn public_base_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
+        let mut text = text(d)?;
+        if !text.ends_with('/') {
+            text.push('/');
+        }
+        let url = url::Url::parse(&text).map_err(|e| {
+            D::Error::custom(format!("web.public_base_url `{text}` is not a URL: {e}"))
+        })?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(D::Error::custom(
+                "web.public_base_url must be http or https",
+            ));
+        }
+        Ok(url)
+    }
+
+    pub(super) fn broker_url<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<url::Url>, D::Error> {
+        let text = text(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match url::Url::parse(&text) {
+            Ok(url) if matches!(url.scheme(), "mqtt" | "mqtts") && url.host_str().is_some() => {
+                Ok(Some(url))
+            }
+            _ => Err(D::Error::custom(format!(
+                "mqtt.url `{text}` is not a broker URL such as mqtt://127.0.0.1:1883"
+            ))),
+        }
+    }
+
+    pub(super) fn mqtt_protocol<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<super::MqttProtocol, D::Error> {
+        match text(d)?.as_str() {
+            "3.1.1" => Ok(super::MqttProtocol::V311),
+            "5" | "5.0" => Ok(super::MqttProtocol::V5),
+            other => Err(D::Error::custom(format!(
+                "mqtt.protocol `{other}`: \"3.1.1\" or \"5\""
+            ))),
+        }
+    }
+
+    pub(super) fn time_zone<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<chrono_tz::Tz>, D::Error> {
+        let text = text(d)?;
+        if text.is_empty() || text.eq_ignore_ascii_case("local") {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            D::Error::custom(format!(
+                "events.time_zone `{text}` is not a time zone name such as Europe/Berlin"
+            ))
+        })
+    }
+
+    pub(super) fn log_format<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<super::LogFormat, D::Error> {
+        match text(d)?.as_str() {
+            "text" => Ok(super::LogFormat::Text),
+            "json" => Ok(super::LogFormat::Json),
+            other => Err(D::Error::custom(format!(
+                "log.format `{other}` is not text or json"
+            ))),
+        }
+    }
 }
 
 impl Settings {
@@ -188,19 +317,8 @@ impl Settings {
         Ok(settings)
     }
 
+    /// What one value's type cannot say: ranges, and values that must agree.
     fn validate(&self) -> Result<(), SettingsError> {
-        self.listen_address()?;
-        let base = url::Url::parse(&self.web.public_base_url).map_err(|e| {
-            SettingsError::Value(format!(
-                "web.public_base_url `{}` is not a URL: {e}",
-                self.web.public_base_url
-            ))
-        })?;
-        if base.scheme() != "http" && base.scheme() != "https" {
-            return Err(SettingsError::Value(
-                "web.public_base_url must be http or https".into(),
-            ));
-        }
         if self.devices.commit_window_ms == 0 || self.devices.commit_window_ms > 100 {
             return Err(SettingsError::Value(
                 "devices.commit_window_ms must be between 1 and 100".into(),
@@ -233,43 +351,14 @@ impl Settings {
         if let Some(problem) = listen_base_problem(&self.web.listen_base) {
             return Err(SettingsError::Value(format!("web.listen_base: {problem}")));
         }
-        if !self.events.time_zone.trim().is_empty()
-            && !self.events.time_zone.trim().eq_ignore_ascii_case("local")
-            && self
-                .events
-                .time_zone
-                .trim()
-                .parse::<chrono_tz::Tz>()
-                .is_err()
-        {
-            return Err(SettingsError::Value(format!(
-                "events.time_zone `{}` is not a time zone name such as Europe/Berlin",
-                self.events.time_zone
-            )));
-        }
-        if !["text", "json"].contains(&self.log.format.as_str()) {
-            return Err(SettingsError::Value(format!(
-                "log.format `{}` is not text or json",
-                self.log.format
-            )));
-        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| SettingsError::Value(format!("log.level `{}`: {e}", self.log.level)))?;
         Ok(())
     }
 
-    pub fn listen_address(&self) -> Result<SocketAddr, SettingsError> {
-        self.web.listen.parse().map_err(|_| {
-            SettingsError::Value(format!(
-                "web.listen `{}` is not an address such as 127.0.0.1:8765",
-                self.web.listen
-            ))
-        })
-    }
-
     /// `serve` refuses to listen beyond loopback without an admin token.
     pub fn check_exposure(&self) -> Result<(), SettingsError> {
-        let address = self.listen_address()?;
+        let address = self.web.listen;
         if !address.ip().is_loopback() && self.web.admin_token.trim().len() < 16 {
             return Err(SettingsError::Value(format!(
                 "web.listen {address} is reachable from other machines: set web.admin_token (16 characters or more, e.g. through BELLHOP_WEB__ADMIN_TOKEN) first"
@@ -281,28 +370,10 @@ impl Settings {
     /// Why the `[mqtt]` settings cannot work, if they cannot (an empty url: the bridge is off).
     fn mqtt_problem(&self) -> Option<String> {
         let mqtt = &self.mqtt;
-        if mqtt.url.trim().is_empty() {
-            return None;
-        }
+        let url = mqtt.url.as_ref()?;
         let topic_part = |text: &str| {
             !text.is_empty() && !text.contains(['+', '#', '\0']) && !text.starts_with('/')
         };
-        match url::Url::parse(mqtt.url.trim()) {
-            Ok(url) if url.scheme() == "mqtt" && url.host_str().is_some() => {}
-            Ok(url) if url.scheme() == "mqtts" && url.host_str().is_some() => {}
-            _ => {
-                return Some(format!(
-                    "mqtt.url `{}` is not a broker URL such as mqtt://127.0.0.1:1883",
-                    mqtt.url
-                ))
-            }
-        }
-        if !["3.1.1", "5"].contains(&mqtt.protocol.as_str()) {
-            return Some(format!(
-                "mqtt.protocol `{}`: \"3.1.1\" or \"5\"",
-                mqtt.protocol
-            ));
-        }
         if mqtt.qos > 2 {
             return Some("mqtt.qos must be 0, 1 or 2".into());
         }
@@ -314,8 +385,7 @@ impl Settings {
         }
         let (cert, key) = (mqtt.client_cert_file.trim(), mqtt.client_key_file.trim());
         if cert.is_empty() != key.is_empty()
-            || (!cert.is_empty()
-                && (mqtt.ca_file.trim().is_empty() || !mqtt.url.starts_with("mqtts")))
+            || (!cert.is_empty() && (mqtt.ca_file.trim().is_empty() || url.scheme() != "mqtts"))
         {
             return Some(
                 "mqtt.client_cert_file and mqtt.client_key_file go together, with mqtts:// and mqtt.ca_file"
@@ -346,15 +416,6 @@ impl Settings {
 
     pub fn tokens_dir(&self) -> PathBuf {
         self.paths.data_dir.join("tokens")
-    }
-
-    pub fn public_base_url(&self) -> Result<url::Url, SettingsError> {
-        let mut text = self.web.public_base_url.clone();
-        if !text.ends_with('/') {
-            text.push('/');
-        }
-        url::Url::parse(&text)
-            .map_err(|e| SettingsError::Value(format!("web.public_base_url: {e}")))
     }
 
     pub fn store_path(&self) -> PathBuf {
@@ -425,7 +486,7 @@ mod tests {
         let settings =
             Settings::load_with_env(Path::new("/nonexistent/plugin.toml"), false, env(&[]));
         let settings = settings.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(settings.web.listen, "127.0.0.1:8765");
+        assert_eq!(settings.web.listen.to_string(), "127.0.0.1:8765");
         assert_eq!(settings.plugin.id, "bellhop");
     }
 
@@ -441,7 +502,7 @@ mod tests {
             ]),
         );
         assert_eq!(
-            settings.map(|s| s.web.listen).ok().as_deref(),
+            settings.map(|s| s.web.listen.to_string()).ok().as_deref(),
             Some("127.0.0.1:9999")
         );
     }
@@ -463,6 +524,56 @@ mod tests {
             error.is_some_and(|e| e.contains("lisen")),
             "unknown keys are refused"
         );
+    }
+
+    /// Values are typed once, when read; each bad one is named with its key.
+    #[test]
+    fn values_are_typed_when_read() {
+        let load = |pairs: &[(&str, &str)]| {
+            Settings::load_with_env(Path::new("/nonexistent/plugin.toml"), false, env(pairs))
+        };
+        let settings = load(&[
+            ("BELLHOP_MQTT__URL", "mqtts://broker.example:8883"),
+            ("BELLHOP_MQTT__PROTOCOL", "5"),
+            ("BELLHOP_MQTT__CA_FILE", "/etc/ssl/ca.pem"),
+            ("BELLHOP_EVENTS__TIME_ZONE", "Europe/Berlin"),
+            ("BELLHOP_LOG__FORMAT", "json"),
+            (
+                "BELLHOP_WEB__PUBLIC_BASE_URL",
+                "https://hub.example/bellhop",
+            ),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.mqtt.protocol, MqttProtocol::V5);
+        assert_eq!(
+            settings.mqtt.url.as_ref().map(url::Url::as_str),
+            Some("mqtts://broker.example:8883")
+        );
+        assert_eq!(settings.events.time_zone, Some(chrono_tz::Europe::Berlin));
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert_eq!(
+            settings.web.public_base_url.as_str(),
+            "https://hub.example/bellhop/"
+        );
+        let defaults = load(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(defaults.mqtt.url.is_none() && defaults.events.time_zone.is_none());
+        for (key, variable, value) in [
+            ("mqtt.protocol", "BELLHOP_MQTT__PROTOCOL", "4"),
+            ("mqtt.url", "BELLHOP_MQTT__URL", "http://broker"),
+            ("events.time_zone", "BELLHOP_EVENTS__TIME_ZONE", "Mars/Base"),
+            ("log.format", "BELLHOP_LOG__FORMAT", "xml"),
+            (
+                "web.public_base_url",
+                "BELLHOP_WEB__PUBLIC_BASE_URL",
+                "ftp://x/",
+            ),
+        ] {
+            let error = load(&[(variable, value)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains(key), "{key}: {error}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub(crate) fn list_events(settings: &Settings) -> ExitCode {
     for diagnostic in &events.diagnostics {
         println!("{diagnostic}");
     }
-    let zone = Zone::parse(&settings.events.time_zone).unwrap_or(Zone::Local);
+    let zone = settings.events.time_zone.map_or(Zone::Local, Zone::Named);
     let now = chrono::Utc::now();
     for event in events.events.values() {
         let state = if event.enabled { "" } else { " (disabled)" };

@@ -70,7 +70,7 @@ pub(crate) async fn call_server_with(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value> {
-    let mut address = settings.listen_address()?;
+    let mut address = settings.web.listen;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }

@@ -208,7 +208,7 @@ pub(crate) async fn authorize_through_server(
             serde_json::json!({"action": "token"})
         }
         None => {
-            let mut address = settings.listen_address()?;
+            let mut address = settings.web.listen;
             if address.ip().is_unspecified() {
                 address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
