@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::saving::{read_or_new, FormSave, Located};
 use super::{Engine, ProfileSource};
 use crate::profile::{self, AuthSpec, Diagnostic, Profile};
 use crate::secret::REDACTED;
@@ -276,94 +277,12 @@ impl Engine {
     /// `form.name` its name afterwards (a different one renames it). Only what the form changed
     /// is written; nothing is written unless the result loads cleanly.
     pub fn save_profile(&self, path_name: &str, form: &ProfileForm) -> Result<Saved, EditError> {
-        let source: &ProfileSource = self.source.as_ref().ok_or(EditError::NoFolder)?;
-        let name = form.name.trim();
-        for candidate in [name, path_name] {
-            if let Some(problem) = profile::name_problem(candidate, "profile") {
-                return Err(EditError::BadName(problem));
-            }
-        }
-        let set = self.profiles();
-        let editing = match set.get(path_name) {
-            Some(profile) => Editing {
-                file: profile.file.clone(),
-                original: std::fs::read_to_string(&profile.file)
-                    .map_err(|e| EditError::Io(format!("{}: {e}", profile.file.display())))?,
-                before: ProfileForm::of(profile),
-                loaded: true,
-            },
-            None if path_name != name => return Err(EditError::NotLoaded(path_name.to_string())),
-            None => {
-                let file = source.dir.join(format!("{name}.toml"));
-                let original = match std::fs::read_to_string(&file) {
-                    Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                    Err(e) => return Err(EditError::Io(format!("{}: {e}", file.display()))),
-                };
-                Editing {
-                    file,
-                    original,
-                    before: ProfileForm::default(),
-                    loaded: false,
-                }
-            }
+        let mut saving = ProfileSave {
+            form,
+            editing: None,
+            new_secrets: BTreeMap::new(),
         };
-        let renamed = editing.loaded && path_name != name;
-        if renamed && set.get(name).is_some() {
-            return Err(EditError::NameTaken(name.to_string()));
-        }
-        let target = if renamed {
-            let target = source.dir.join(format!("{name}.toml"));
-            if target.exists() {
-                return Err(EditError::NameTaken(name.to_string()));
-            }
-            target
-        } else {
-            editing.file.clone()
-        };
-        let mut doc: toml_edit::DocumentMut = editing.original.parse().map_err(|e| {
-            EditError::Invalid(vec![Diagnostic::error(
-                &editing.file,
-                "",
-                format!("the file is not valid TOML, fix it in the file first: {e}"),
-            )])
-        })?;
-        let mut new_secrets = BTreeMap::new();
-        self.apply_form(&mut doc, &editing, form, name, renamed, &mut new_secrets)?;
-        let text = doc.to_string();
-        if text == editing.original && !renamed {
-            return Ok(Saved::Unchanged);
-        }
-        // Check against the secrets as they will be.
-        let secrets = source
-            .secrets()
-            .map_err(|(_, message)| EditError::Io(message))?
-            .with_values(new_secrets.clone());
-        let (profile, diagnostics) = profile::load_text(&target, &text, &secrets);
-        if profile.is_none() {
-            return Err(EditError::Invalid(diagnostics));
-        }
-        if !new_secrets.is_empty() {
-            match &source.vault {
-                // Encrypted, beside the tokens.
-                Some(vault) => vault
-                    .store_secrets(&new_secrets)
-                    .map_err(|e| EditError::Io(e.to_string()))?,
-                None => {
-                    return Err(EditError::Io(
-                        "secrets cannot be saved: this engine has no encrypted store".into(),
-                    ))
-                }
-            }
-        }
-        crate::tokens::write_atomically(&target, text.as_bytes())
-            .map_err(|e| EditError::Io(e.to_string()))?;
-        if renamed {
-            std::fs::remove_file(&editing.file)
-                .map_err(|e| EditError::Io(format!("{}: {e}", editing.file.display())))?;
-        }
-        self.reload();
-        Ok(Saved::Written)
+        super::saving::save(self, &mut saving, path_name)
     }
 
     /// Writes into `doc` what differs between the form and what the file showed before.
@@ -620,5 +539,118 @@ impl Engine {
         let new_key = secret_name(name, what);
         new_secrets.insert(new_key.clone(), value);
         set_text(doc, path, &format!("${{secret:{new_key}}}"));
+    }
+}
+
+/// Saving a profile's form: its fields diffed against what the file showed, its secrets to the
+/// vault.
+struct ProfileSave<'a> {
+    form: &'a ProfileForm,
+    /// Set by `locate`.
+    editing: Option<Editing>,
+    /// Secrets the form brought, by their vault names.
+    new_secrets: BTreeMap<String, String>,
+}
+
+impl FormSave for ProfileSave<'_> {
+    const WHAT: &'static str = "profile";
+
+    fn new_name(&self) -> &str {
+        self.form.name.trim()
+    }
+
+    fn locate(&mut self, engine: &Engine, path_name: &str) -> Result<Located, EditError> {
+        let source: &ProfileSource = engine.source.as_ref().ok_or(EditError::NoFolder)?;
+        let name = self.form.name.trim();
+        let set = engine.profiles();
+        let editing = match set.get(path_name) {
+            Some(profile) => Editing {
+                file: profile.file.clone(),
+                original: std::fs::read_to_string(&profile.file)
+                    .map_err(|e| EditError::Io(format!("{}: {e}", profile.file.display())))?,
+                before: ProfileForm::of(profile),
+                loaded: true,
+            },
+            None if path_name != name => return Err(EditError::NotLoaded(path_name.to_string())),
+            None => {
+                let file = source.dir.join(format!("{name}.toml"));
+                Editing {
+                    original: read_or_new(&file)?,
+                    file,
+                    before: ProfileForm::default(),
+                    loaded: false,
+                }
+            }
+        };
+        let renamed = editing.loaded && path_name != name;
+        if renamed && set.get(name).is_some() {
+            return Err(EditError::NameTaken(name.to_string()));
+        }
+        let target = if renamed {
+            let target = source.dir.join(format!("{name}.toml"));
+            if target.exists() {
+                return Err(EditError::NameTaken(name.to_string()));
+            }
+            target
+        } else {
+            editing.file.clone()
+        };
+        let located = Located {
+            file: editing.file.clone(),
+            original: editing.original.clone(),
+            target,
+            renamed,
+        };
+        self.editing = Some(editing);
+        Ok(located)
+    }
+
+    fn apply(
+        &mut self,
+        engine: &Engine,
+        doc: &mut toml_edit::DocumentMut,
+        located: &Located,
+    ) -> Result<(), EditError> {
+        let Some(editing) = &self.editing else {
+            return Err(EditError::Io("the profile was not located".into()));
+        };
+        let name = self.form.name.trim();
+        engine.apply_form(
+            doc,
+            editing,
+            self.form,
+            name,
+            located.renamed,
+            &mut self.new_secrets,
+        )
+    }
+
+    /// Checked against the secrets as they will be.
+    fn check(&self, engine: &Engine, located: &Located, text: &str) -> Result<(), EditError> {
+        let source = engine.source.as_ref().ok_or(EditError::NoFolder)?;
+        let secrets = source
+            .secrets()
+            .map_err(|(_, message)| EditError::Io(message))?
+            .with_values(self.new_secrets.clone());
+        let (profile, diagnostics) = profile::load_text(&located.target, text, &secrets);
+        match profile {
+            Some(_) => Ok(()),
+            None => Err(EditError::Invalid(diagnostics)),
+        }
+    }
+
+    /// New secrets go to the vault (encrypted, beside the tokens); the file refers to them.
+    fn before_write(&self, engine: &Engine) -> Result<(), EditError> {
+        if self.new_secrets.is_empty() {
+            return Ok(());
+        }
+        match engine.source.as_ref().and_then(|s| s.vault.as_ref()) {
+            Some(vault) => vault
+                .store_secrets(&self.new_secrets)
+                .map_err(|e| EditError::Io(e.to_string())),
+            None => Err(EditError::Io(
+                "secrets cannot be saved: this engine has no encrypted store".into(),
+            )),
+        }
     }
 }

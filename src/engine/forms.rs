@@ -12,8 +12,9 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
 use super::editor::EditError;
+use super::saving::{read_or_new, FormSave, Located};
 use super::{Engine, ProfileSource};
-use crate::profile::{self, Diagnostic};
+use crate::profile::Diagnostic;
 
 /// How a field is shown and what its value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -689,60 +690,78 @@ impl Engine {
         path_name: &str,
         form: &EventForm,
     ) -> Result<super::editor::Saved, EditError> {
-        use super::editor::Saved;
-        let (_, dir) = self.events_folder()?;
         let name = form
             .get("name")
             .and_then(Json::as_str)
             .unwrap_or(path_name)
             .trim()
             .to_string();
-        for candidate in [name.as_str(), path_name] {
-            if let Some(problem) = profile::name_problem(candidate, "event") {
-                return Err(EditError::BadName(problem));
-            }
-        }
-        let file = self.event_file(&dir, path_name);
-        let original = match std::fs::read_to_string(&file) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(EditError::Io(format!("{}: {e}", file.display()))),
-        };
-        let renamed = name != path_name;
+        super::saving::save(self, &mut EventSave { form, name }, path_name)
+    }
+}
+
+/// Saving an event's form: its fields written as the schema says, checked like a loaded event
+/// (and against the devices the hub has).
+struct EventSave<'a> {
+    form: &'a EventForm,
+    /// The name afterwards.
+    name: String,
+}
+
+impl FormSave for EventSave<'_> {
+    const WHAT: &'static str = "event";
+
+    fn new_name(&self) -> &str {
+        &self.name
+    }
+
+    fn locate(&mut self, engine: &Engine, path_name: &str) -> Result<Located, EditError> {
+        let (_, dir) = engine.events_folder()?;
+        let file = engine.event_file(&dir, path_name);
+        let original = read_or_new(&file)?;
+        let renamed = self.name != path_name;
         let target = if renamed {
-            let target = dir.join(format!("{name}.toml"));
-            if target.exists() || self.automation().events().get(&name).is_some() {
-                return Err(EditError::NameTaken(name));
+            let target = dir.join(format!("{}.toml", self.name));
+            if target.exists() || engine.automation().events().get(&self.name).is_some() {
+                return Err(EditError::NameTaken(self.name.clone()));
             }
             target
         } else {
             file.clone()
         };
-        let mut doc: toml_edit::DocumentMut = original.parse().map_err(|e| {
-            EditError::Invalid(vec![Diagnostic::error(
-                &file,
-                "",
-                format!("the file is not valid TOML, fix it in the file first: {e}"),
-            )])
-        })?;
-        let problems = apply_event_form(&mut doc, form);
+        Ok(Located {
+            file,
+            original,
+            target,
+            renamed,
+        })
+    }
+
+    fn apply(
+        &mut self,
+        _engine: &Engine,
+        doc: &mut toml_edit::DocumentMut,
+        located: &Located,
+    ) -> Result<(), EditError> {
+        let problems = apply_event_form(doc, self.form);
         if !problems.is_empty() {
             return Err(EditError::Invalid(
                 problems
                     .into_iter()
-                    .map(|(key, message)| Diagnostic::error(&target, key, message))
+                    .map(|(key, message)| Diagnostic::error(&located.target, key, message))
                     .collect(),
             ));
         }
         // A `name` key that disagrees with the new file name would be wrong now.
         if doc.get("name").is_some() {
-            doc.insert("name", toml_edit::value(name.as_str()));
+            doc.insert("name", toml_edit::value(self.name.as_str()));
         }
-        let text = doc.to_string();
-        if text == original && !renamed {
-            return Ok(Saved::Unchanged);
-        }
-        let (event, mut diagnostics) = crate::event::load_text(&target, &text, &self.profiles());
+        Ok(())
+    }
+
+    fn check(&self, engine: &Engine, located: &Located, text: &str) -> Result<(), EditError> {
+        let (event, mut diagnostics) =
+            crate::event::load_text(&located.target, text, &engine.profiles());
         diagnostics.retain(Diagnostic::is_error);
         let Some(event) = event.filter(|_| diagnostics.is_empty()) else {
             return Err(EditError::Invalid(diagnostics));
@@ -750,21 +769,13 @@ impl Engine {
         let mut check = crate::event::EventSet::default();
         check
             .events
-            .insert(name.clone(), std::sync::Arc::new(event));
-        super::automation::refuse_unknown_devices(&mut check, &self.hub);
-        if !check.diagnostics.is_empty() {
-            return Err(EditError::Invalid(check.diagnostics));
+            .insert(self.name.clone(), std::sync::Arc::new(event));
+        super::automation::refuse_unknown_devices(&mut check, &engine.hub);
+        if check.diagnostics.is_empty() {
+            Ok(())
+        } else {
+            Err(EditError::Invalid(check.diagnostics))
         }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| EditError::Io(format!("{}: {e}", dir.display())))?;
-        crate::tokens::write_atomically(&target, text.as_bytes())
-            .map_err(|e| EditError::Io(e.to_string()))?;
-        if renamed && file.exists() {
-            std::fs::remove_file(&file)
-                .map_err(|e| EditError::Io(format!("{}: {e}", file.display())))?;
-        }
-        self.reload();
-        Ok(Saved::Written)
     }
 }
 

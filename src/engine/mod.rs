@@ -17,6 +17,7 @@ pub mod mapping;
 pub mod record;
 pub mod request;
 mod running;
+mod saving;
 
 pub use environment::HubEnvironment;
 use history::{restore_history, LastResponses};
