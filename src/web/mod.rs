@@ -253,6 +253,11 @@ fn api() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     warp::path("api").and(warp::path("v1"))
 }
 
+/// `/api/v1/<name>` exactly (a collection, or a command like `reload`).
+fn at(name: &'static str) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    api().and(warp::path(name)).and(warp::path::end())
+}
+
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }

@@ -7,13 +7,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
     let set_methods = || warp::put().or(warp::post()).unify();
     vec![
         // GET /api/v1/devices
-        api()
-            .and(warp::path("devices"))
-            .and(warp::path::end())
-            .and(warp::get())
-            .and(s())
-            .map(list)
-            .boxed(),
+        at("devices").and(warp::get()).and(s()).map(list).boxed(),
         // GET /api/v1/devices/{ref}
         api()
             .and(warp::path!("devices" / u64))
@@ -49,13 +43,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             .map(answer)
             .boxed(),
         // GET /api/v1/globals
-        api()
-            .and(warp::path("globals"))
-            .and(warp::path::end())
-            .and(warp::get())
-            .and(s())
-            .map(globals)
-            .boxed(),
+        at("globals").and(warp::get()).and(s()).map(globals).boxed(),
         // PUT /api/v1/globals/{name}  {value?, string?}
         api()
             .and(warp::path!("globals" / String))

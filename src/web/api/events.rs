@@ -15,13 +15,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
         .unify();
     vec![
         // GET /api/v1/events: the events, their triggers, next firing and last run.
-        api()
-            .and(warp::path("events"))
-            .and(warp::path::end())
-            .and(warp::get())
-            .and(s())
-            .map(list)
-            .boxed(),
+        at("events").and(warp::get()).and(s()).map(list).boxed(),
         // GET /api/v1/events/{name}
         api()
             .and(warp::path!("events" / String))

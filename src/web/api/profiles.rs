@@ -6,13 +6,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
     let s = || with_state(state.clone());
     vec![
         // GET /api/v1/profiles
-        api()
-            .and(warp::path("profiles"))
-            .and(warp::path::end())
-            .and(warp::get())
-            .and(s())
-            .map(list)
-            .boxed(),
+        at("profiles").and(warp::get()).and(s()).map(list).boxed(),
         // POST /api/v1/profiles/validate  {text, file_name?}
         api()
             .and(warp::path!("profiles" / "validate"))

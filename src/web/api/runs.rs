@@ -15,9 +15,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             .map(answer)
             .boxed(),
         // GET /api/v1/runs?profile=&limit=
-        api()
-            .and(warp::path("runs"))
-            .and(warp::path::end())
+        at("runs")
             .and(warp::get())
             .and(warp::query::<RunsQuery>())
             .and(s())

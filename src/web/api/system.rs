@@ -14,18 +14,14 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
         // GET /api/v1/health
         get("health").and(s()).map(health).boxed(),
         // POST /api/v1/reload
-        api()
-            .and(warp::path("reload"))
-            .and(warp::path::end())
+        at("reload")
             .and(warp::post())
             .and(s())
             .then(reload)
             .map(answer)
             .boxed(),
         // POST /api/v1/eval  {expression, input? | profile?}
-        api()
-            .and(warp::path("eval"))
-            .and(warp::path::end())
+        at("eval")
             .and(warp::post())
             .and(json_body())
             .and(s())
