@@ -442,3 +442,54 @@ async fn devices_can_be_deleted() {
         .unwrap_or(0);
     assert!(again > reference, "{record}");
 }
+
+/// The UI is ES modules: every file under web/js/ is served as JavaScript (and one that is not
+/// there is a 404), and every module the entry or another module imports exists.
+#[tokio::test]
+async fn every_ui_module_is_served() {
+    let ws = Workspace::new();
+    let api = Api::new(&ws);
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/js");
+    let mut imported = Vec::new();
+    let mut served = Vec::new();
+    let mut sources = vec![std::fs::read_to_string(folder.join("../app.js")).unwrap_or_default()];
+    for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let response = crate::support::local_request()
+            .path(&format!("/js/{name}"))
+            .reply(&routes(api.state.clone()))
+            .await;
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(
+            response.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"text/javascript; charset=utf-8"[..]),
+            "{name}"
+        );
+        assert_eq!(
+            response.body().as_ref(),
+            std::fs::read(&path).unwrap_or_default().as_slice(),
+            "{name}: the file as it is"
+        );
+        served.push(name);
+        sources.push(std::fs::read_to_string(&path).unwrap_or_default());
+    }
+    for source in &sources {
+        for line in source.lines().filter(|l| l.starts_with("import ")) {
+            if let Some(name) = line.rsplit('/').next() {
+                imported.push(name.trim_end_matches(['"', ';']).to_string());
+            }
+        }
+    }
+    for name in &imported {
+        assert!(
+            served.contains(name),
+            "`{name}` is imported but not in web/js"
+        );
+    }
+    let (status, body) = api.call("GET", "/js/nothing.js", None).await;
+    assert_eq!(status, 404, "{body}");
+}

@@ -54,6 +54,15 @@ pub struct Field {
     /// The TOML key problems are reported under, when it differs from `key`.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub toml_key: &'static str,
+    /// A checkbox's value when the file says nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<bool>,
+    /// Left empty, the chosen provider definition's value is used (the form shows it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub provider_fills: bool,
+    /// Discover fills it from the issuer's metadata.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub discoverable: bool,
 }
 
 /// A list of tables (`[[trigger]]`, `[[action]]`): each item has a kind and the fields of it.
@@ -96,6 +105,9 @@ const fn field(
         group,
         when: None,
         toml_key: "",
+        default: None,
+        provider_fills: false,
+        discoverable: false,
     }
 }
 
@@ -118,6 +130,18 @@ impl Field {
     }
     const fn toml(mut self, key: &'static str) -> Field {
         self.toml_key = key;
+        self
+    }
+    const fn default(mut self, value: bool) -> Field {
+        self.default = Some(value);
+        self
+    }
+    const fn provider_fills(mut self) -> Field {
+        self.provider_fills = true;
+        self
+    }
+    const fn discoverable(mut self) -> Field {
+        self.discoverable = true;
         self
     }
 }
@@ -174,13 +198,15 @@ pub static PROFILE_FORM: FormSchema = FormSchema {
             .when("auth_mode", OAUTH2)
             .help("Kept encrypted beside the tokens; the profile file refers to it.")
             .toml("auth.oauth2.client_secret"),
-        field("scopes", "Scopes", Text, "Authentication").when("auth_mode", OAUTH2).placeholder("identify email").toml("auth.oauth2.scopes"),
-        field("authorize_url", "Authorize URL", Text, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.authorize_url"),
-        field("token_url", "Token URL", Text, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.token_url"),
+        field("scopes", "Scopes", Text, "Authentication").when("auth_mode", OAUTH2).placeholder("identify email").toml("auth.oauth2.scopes").provider_fills(),
+        field("authorize_url", "Authorize URL", Text, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.authorize_url").provider_fills().discoverable(),
+        field("token_url", "Token URL", Text, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.token_url").provider_fills().discoverable(),
         field("device_authorization_url", "Device authorization URL", Text, "Authentication")
             .when("auth_mode", OAUTH2)
             .help("For the device-code grant.")
-            .toml("auth.oauth2.device_authorization_url"),
+            .toml("auth.oauth2.device_authorization_url")
+            .provider_fills()
+            .discoverable(),
         field("issuer", "Issuer URL", Text, "Authentication")
             .when("auth_mode", OAUTH2)
             .placeholder("https://login.example.com")
@@ -189,14 +215,18 @@ pub static PROFILE_FORM: FormSchema = FormSchema {
         field("revocation_url", "Revocation URL", Text, "Authentication")
             .when("auth_mode", OAUTH2)
             .help("Forget authorization revokes the tokens here first (RFC 7009).")
-            .toml("auth.oauth2.revocation_url"),
+            .toml("auth.oauth2.revocation_url")
+            .provider_fills()
+            .discoverable(),
         field("introspection_url", "Introspection URL", Text, "Authentication")
             .when("auth_mode", OAUTH2)
             .help("Check the token at the provider asks here (RFC 7662).")
-            .toml("auth.oauth2.introspection_url"),
+            .toml("auth.oauth2.introspection_url")
+            .discoverable(),
         field("legacy_callback", "Use the family's legacy callback page (/oauth2_callback.html)", Boolean, "Authentication")
             .when("auth_mode", OAUTH2)
-            .toml("auth.oauth2.callback"),
+            .toml("auth.oauth2.callback")
+            .default(false),
         field("extra_authorize_params", "Extra authorize parameters", LongText, "Authentication")
             .when("auth_mode", OAUTH2)
             .placeholder("access_type=offline")
@@ -211,7 +241,7 @@ pub static PROFILE_FORM: FormSchema = FormSchema {
                 ("none", "None (a public client: client ID only)"),
             ])
             .toml("auth.oauth2.client_auth"),
-        field("pkce", "PKCE (S256)", Boolean, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.pkce"),
+        field("pkce", "PKCE (S256)", Boolean, "Authentication").when("auth_mode", OAUTH2).toml("auth.oauth2.pkce").default(true),
         field("header_template", "Authorization header", Text, "Authentication")
             .when("auth_mode", OAUTH2)
             .placeholder("Bearer {AccessToken}")
@@ -245,7 +275,7 @@ pub static EVENT_FORM: FormSchema = FormSchema {
     fields: &[
         field("name", "Name", Text, "Event").help("The file's name; saving under another name renames it."),
         field("description", "Description", Text, "Event"),
-        field("enabled", "Enabled", Boolean, "Event").help("false: the event is loaded and listed but never runs (a firing is recorded as skipped). Default true."),
+        field("enabled", "Enabled", Boolean, "Event").help("false: the event is loaded and listed but never runs (a firing is recorded as skipped). Default true.").default(true),
         field("conditions", "Conditions", Lines, "Event")
             .help("Expressions, one per line; all must be true (devices valNNN/strNNN, globals, input)."),
         field("on_error", "When an action fails", Select, "Event")

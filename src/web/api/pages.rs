@@ -15,18 +15,42 @@ pub(in crate::web) fn routes(_state: &AppState) -> Vec<BoxedFilter<(Response,)>>
             .or(warp::path!("favicon.svg").map(|| static_file(UI_ICON, "image/svg+xml")))
             .unify(),
     );
+    // The UI's modules: GET /js/<name>.js.
+    let modules = warp::path!("js" / String)
+        .and(warp::get())
+        .map(
+            |name: String| match UI_MODULES.iter().find(|(file, _)| *file == name) {
+                Some((_, body)) => static_file(body, "text/javascript; charset=utf-8"),
+                None => ApiError::not_found(format!("no UI module named `{name}`")).into_response(),
+            },
+        );
     // GET /demo/rooms.json: a local JSON source for the quick start.
     let demo = warp::path!("demo" / "rooms.json")
         .and(warp::get())
         .map(|| ok(&demo_rooms()));
 
-    vec![ui.boxed(), demo.boxed()]
+    vec![ui.boxed(), modules.boxed(), demo.boxed()]
 }
 
 const UI_INDEX: &str = include_str!("../../../web/index.html");
 const UI_SCRIPT: &str = include_str!("../../../web/app.js");
 const UI_STYLE: &str = include_str!("../../../web/style.css");
 const UI_ICON: &str = include_str!("../../../web/favicon.svg");
+/// The modules `app.js` imports (web/js/), by file name.
+const UI_MODULES: &[(&str, &str)] = &[
+    ("api.js", include_str!("../../../web/js/api.js")),
+    ("devices.js", include_str!("../../../web/js/devices.js")),
+    ("dom.js", include_str!("../../../web/js/dom.js")),
+    ("events.js", include_str!("../../../web/js/events.js")),
+    ("live.js", include_str!("../../../web/js/live.js")),
+    ("profiles.js", include_str!("../../../web/js/profiles.js")),
+    ("runs.js", include_str!("../../../web/js/runs.js")),
+    (
+        "schema-form.js",
+        include_str!("../../../web/js/schema-form.js"),
+    ),
+    ("state.js", include_str!("../../../web/js/state.js")),
+];
 
 pub(in crate::web) fn static_file(body: &'static str, content_type: &'static str) -> Response {
     let mut response = Response::new(body.into());

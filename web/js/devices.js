@@ -1,0 +1,149 @@
+// The Devices page: a row per device, kept by its reference. The list starts from a snapshot
+// (GET /api/v1/devices) and then follows the live stream: a change updates its row in place,
+// a burst of changes is applied together once per frame, never by rebuilding the table.
+import { api } from "./api.js";
+import { $, cell, timeElement } from "./dom.js";
+import { state } from "./state.js";
+
+/** Rows by device reference. */
+const rows = new Map();
+/** Changes waiting for the next frame, by reference (`null`: removed). */
+const pending = new Map();
+let flushTimer = null;
+
+const label = (d) => (d.feature ? `${d.name} / ${d.feature}` : d.name);
+
+function newRow(d) {
+  const row = document.createElement("tr");
+  row.dataset.ref = d.ref;
+  row.dataset.device = label(d);
+  const cells = [];
+  for (let i = 0; i < 7; i++) { const td = document.createElement("td"); row.append(td); cells.push(td); }
+  const name = document.createElement("a");
+  name.href = "#devices";
+  name.title = "history";
+  name.addEventListener("click", () => showHistory(state.devices.get(d.ref) || d));
+  cells[2].append(name);
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "secondary";
+  remove.textContent = "Delete";
+  remove.addEventListener("click", async () => {
+    if (!confirm(`Delete device ${d.ref} (${row.dataset.device}) and its history? A run of its profile may create it again, with a new reference.`)) return;
+    await api("DELETE", `/devices/${d.ref}`);
+  });
+  cells[6].append(remove);
+  fillRow(row, d);
+  return row;
+}
+
+// Writes a device's state into its row's cells.
+function fillRow(row, d) {
+  const cells = row.children;
+  row.dataset.device = label(d);
+  cells[0].textContent = d.ref;
+  cells[1].textContent = d.profile;
+  cells[2].firstChild.textContent = label(d);
+  // A device that holds text shows no numeric value beside it.
+  cells[3].textContent = d.string && d.value === 0 ? "" : d.value;
+  cells[4].textContent = d.string;
+  cells[5].replaceChildren(timeElement(d.changed_at));
+}
+
+// Puts a row where its reference belongs (references only grow: most go at the end).
+function place(row, ref) {
+  const body = $("#device-rows");
+  let after = body.lastElementChild;
+  while (after && Number(after.dataset.ref) > ref) after = after.previousElementSibling;
+  if (after) after.after(row); else body.prepend(row);
+}
+
+/** Shows the devices as they are now (a snapshot replaces everything shown). */
+export async function loadDevices() {
+  const { ok, data } = await api("GET", "/devices");
+  if (!ok) return;
+  pending.clear();
+  state.devices.clear();
+  rows.clear();
+  const body = $("#device-rows");
+  const fresh = [];
+  for (const d of (data.devices || []).sort((a, b) => a.ref - b.ref)) {
+    state.devices.set(d.ref, d);
+    const row = newRow(d);
+    rows.set(d.ref, row);
+    fresh.push(row);
+  }
+  body.replaceChildren(...fresh);
+}
+
+function flush() {
+  flushTimer = null;
+  for (const [ref, d] of pending) {
+    const row = rows.get(ref);
+    if (d === null) {
+      state.devices.delete(ref);
+      if (row) row.remove();
+      rows.delete(ref);
+      continue;
+    }
+    state.devices.set(ref, d);
+    if (row) fillRow(row, d);
+    else { const created = newRow(d); rows.set(ref, created); place(created, ref); }
+    // The open history follows (its store commits within the commit window).
+    if (state.historyOf === ref && !$("#devices").hidden) setTimeout(() => showHistory(d), 200);
+  }
+  pending.clear();
+}
+
+function schedule() {
+  if (flushTimer === null) flushTimer = setTimeout(flush, 50);
+}
+
+/** A device changed (from the live stream). */
+export function deviceChanged(d) { pending.set(d.ref, d); schedule(); }
+/** A device was deleted (from the live stream). */
+export function deviceRemoved(ref) { pending.set(ref, null); schedule(); }
+
+// A device's history: a chart of its values (numeric devices) and the list of changes.
+const SVG = "http://www.w3.org/2000/svg";
+async function showHistory(device) {
+  state.historyOf = device.ref;
+  const { ok, data } = await api("GET", `/devices/${device.ref}/history?limit=500`);
+  if (!ok) return;
+  $("#device-history").hidden = false;
+  $("#history-title").textContent = `History of ${label(device)}`;
+  const points = data.points || [];
+  const rowsBody = $("#history-rows");
+  rowsBody.replaceChildren();
+  for (const p of [...points].reverse().slice(0, 50)) {
+    const row = document.createElement("tr");
+    cell(row, timeElement(new Date(p.at_ms).toISOString())); cell(row, p.value); cell(row, p.string);
+    rowsBody.append(row);
+  }
+  const chart = $("#history-chart");
+  chart.replaceChildren();
+  const numeric = points.filter((p) => Number.isFinite(p.value));
+  // (An SVG element has no `hidden` property: the attribute is set.)
+  const flat = numeric.length < 2 || numeric.every((p) => p.value === numeric[0].value && p.string);
+  chart.toggleAttribute("hidden", flat);
+  if (flat) return;
+  const [width, height, pad] = [600, 180, 28];
+  const times = numeric.map((p) => p.at_ms), values = numeric.map((p) => p.value);
+  const [t0, t1] = [Math.min(...times), Math.max(...times)];
+  const [v0, v1] = [Math.min(...values), Math.max(...values)];
+  const x = (t) => pad + (t1 === t0 ? 0 : (t - t0) / (t1 - t0)) * (width - 2 * pad);
+  const y = (v) => height - pad - (v1 === v0 ? 0.5 : (v - v0) / (v1 - v0)) * (height - 2 * pad);
+  // A device holds its value until the next change: steps, not slopes.
+  let path = `M${x(times[0])},${y(values[0])}`;
+  for (let i = 1; i < numeric.length; i++) path += ` H${x(times[i])} V${y(values[i])}`;
+  const line = document.createElementNS(SVG, "path");
+  line.setAttribute("d", path);
+  line.setAttribute("class", "line");
+  chart.append(line);
+  for (const [value, at] of [[v1, y(v1)], [v0, y(v0)]]) {
+    const text = document.createElementNS(SVG, "text");
+    text.setAttribute("x", 2); text.setAttribute("y", at + 4);
+    text.textContent = String(value);
+    chart.append(text);
+  }
+}

@@ -1,0 +1,201 @@
+// The Events page: the list (triggers, next firing, last run) and the editor (fields and the
+// trigger/action lists from the schema; each run with its steps).
+import { api } from "./api.js";
+import { $, cell, clearErrors, clearNotesOnInput, lastRun, listProblems, noteAt, openLink, runButton, text, timeElement } from "./dom.js";
+import { buildFields, fieldElement, readField, syncWhen } from "./schema-form.js";
+import { schemaReady, state } from "./state.js";
+
+export async function loadEvents() {
+  const { data } = await api("GET", "/events");
+  $("#event-zone").textContent = data.time_zone ? `Schedules run in ${data.time_zone}.` : "";
+  const rows = $("#event-rows");
+  rows.replaceChildren();
+  for (const event of data.events || []) {
+    const row = document.createElement("tr");
+    row.dataset.event = event.name;
+    cell(row, openLink(event.name, "events", () => openEvent(event.name)));
+    cell(row, (event.triggers || []).join("; ") + (event.enabled ? "" : " (disabled)"));
+    cell(row, event.next_at ? timeElement(event.next_at) : "");
+    cell(row, lastRun(event.last_run && event.last_run.outcome, event.last_run && event.last_run.started_at));
+    const run = runButton(() => runEvent(event.name));
+    cell(row, run);
+    rows.append(row);
+  }
+  listProblems($("#event-problems"), data.diagnostics);
+}
+
+// The list and the open event follow finished runs, a burst at a time.
+let refreshTimer = null;
+export function eventFinished(name) {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => {
+    if (!$("#events").hidden) loadEvents();
+    if (state.editingEvent === name) loadEventRuns(name);
+  }, 300);
+}
+
+// One trigger or action: its kind, the fields of that kind, and a Remove button.
+function listItem(list, values) {
+  const item = document.createElement("div");
+  item.className = "list-item";
+  const kind = document.createElement("select");
+  kind.name = "kind";
+  for (const [value, label] of list.kinds) kind.append(new Option(label, value));
+  kind.value = values.kind || list.kinds[0][0];
+  const kindLabel = document.createElement("label");
+  kindLabel.append(text("Kind "), kind);
+  item.append(kindLabel);
+  for (const field of list.fields) item.append(fieldElement(field, values[field.key]));
+  if (list.key === "trigger" && values.device != null && values.device !== "") item.dataset.deviceRef = values.device;
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "secondary";
+  remove.textContent = "Remove";
+  remove.addEventListener("click", () => item.remove());
+  item.append(remove);
+  kind.addEventListener("change", () => syncWhen(item));
+  syncWhen(item);
+  return item;
+}
+
+function buildEventForm(form) {
+  const container = $("#event-fields");
+  buildFields(container, state.schemas.event.fields, form);
+  for (const list of state.schemas.event.lists) {
+    const set = document.createElement("fieldset");
+    set.dataset.list = list.key;
+    const legend = document.createElement("legend");
+    legend.textContent = list.label;
+    const items = document.createElement("div");
+    items.className = "items";
+    for (const values of form[list.key] || []) items.append(listItem(list, values));
+    const add = document.createElement("button");
+    add.type = "button";
+    add.className = "secondary";
+    add.id = `add-${list.key}`;
+    add.textContent = list.key === "trigger" ? "Add a trigger" : "Add an action";
+    add.addEventListener("click", () => items.append(listItem(list, {})));
+    set.append(legend, items, add);
+    container.append(set);
+  }
+}
+
+function readEventForm() {
+  const container = $("#event-fields");
+  const form = {};
+  for (const field of state.schemas.event.fields) form[field.key] = readField(container.querySelector(`[name="${field.key}"]`), field);
+  form.name = String(form.name || "").trim();
+  for (const list of state.schemas.event.lists) {
+    form[list.key] = [...container.querySelectorAll(`[data-list="${list.key}"] .list-item`)].map((item) => {
+      const values = { kind: item.querySelector('[name="kind"]').value };
+      for (const field of list.fields) {
+        const part = item.querySelector(`.field[data-key="${field.key}"]`);
+        if (part && !part.hidden) values[field.key] = readField(part.querySelector(`[name="${field.key}"]`), field);
+      }
+      if (item.dataset.deviceRef) values.device = item.dataset.deviceRef;
+      return values;
+    });
+  }
+  return form;
+}
+
+// Problems name keys such as `trigger[1].every` or `retrigger`.
+function showEventErrors(diagnostics) {
+  for (const d of diagnostics) {
+    const message = (d.column ? `column ${d.column}: ` : "") + d.message;
+    const inList = /^(trigger|action)\[(\d+)\](?:\.(\w+))?/.exec(d.key || "");
+    let control = null;
+    if (inList) {
+      const item = $("#event-fields").querySelectorAll(`[data-list="${inList[1]}"] .list-item`)[Number(inList[2])];
+      if (item) control = item.querySelector(`[name="${inList[3] || "kind"}"]`) || item.querySelector('[name="kind"]');
+    } else if (d.key) {
+      control = $("#event-fields").querySelector(`[name="${d.key.split(".")[0]}"]`);
+    }
+    noteAt(control, message, $("#event-message"));
+  }
+}
+
+function clearEventErrors() { clearErrors($("#event-editor"), $("#event-message")); }
+
+async function openEvent(name) {
+  await schemaReady;
+  clearEventErrors();
+  const { ok, data } = await api("GET", `/events/${encodeURIComponent(name)}/form`);
+  if (!ok) { $("#event-message").textContent = data.error ? data.error.message : "cannot open"; return; }
+  state.editingEvent = name;
+  buildEventForm(data.form);
+  $("#event-title").textContent = `Event ${name}`;
+  $("#event-editor").hidden = false;
+  const detail = await api("GET", `/events/${encodeURIComponent(name)}`);
+  const webhook = detail.ok && detail.data.webhook_url;
+  $("#event-webhook").hidden = !webhook;
+  $("#event-webhook").textContent = webhook ? `Webhook URL (keep it secret): ${webhook}` : "";
+  loadEventRuns(name);
+}
+
+async function loadEventRuns(name) {
+  const { data } = await api("GET", `/events/${encodeURIComponent(name)}/runs?limit=20`);
+  const rows = $("#event-runs");
+  rows.replaceChildren();
+  for (const run of data.runs || []) {
+    const row = document.createElement("tr");
+    cell(row, timeElement(run.started_at));
+    cell(row, run.trigger + (run.late_ms != null ? ` (${run.late_ms} ms late)` : ""));
+    const mark = document.createElement("span");
+    mark.className = `badge ${run.outcome}`;
+    mark.textContent = run.outcome.replace("_", " ") + (run.reason ? `: ${run.reason}` : "");
+    cell(row, mark);
+    const steps = document.createElement("ul");
+    steps.className = "steps";
+    for (const step of run.steps) {
+      const li = document.createElement("li");
+      li.className = step.ok ? "ok" : "failed";
+      li.textContent = `${step.ok ? "✓" : "✗"} ${step.step}${step.message ? ` — ${step.message}` : ""} (${step.duration_ms} ms)`;
+      steps.append(li);
+    }
+    cell(row, steps);
+    rows.append(row);
+  }
+}
+
+async function runEvent(name) {
+  const { ok, data } = await api("POST", `/events/${encodeURIComponent(name)}/run`, {});
+  if (state.editingEvent === name) {
+    $("#event-message").textContent = ok ? `Ran: ${data.outcome.replace("_", " ")}` : (data.error ? data.error.message : "failed");
+    loadEventRuns(name);
+  }
+  loadEvents();
+}
+
+async function save(event) {
+  event.preventDefault();
+  clearEventErrors();
+  const form = readEventForm();
+  if (!form.name) { showEventErrors([{ key: "name", message: "an event needs a name" }]); return; }
+  const path = state.editingEvent || form.name;
+  const { ok, data } = await api("PUT", `/events/${encodeURIComponent(path)}`, form);
+  if (ok) {
+    await loadEvents();
+    await openEvent(data.saved);
+    $("#event-message").textContent = data.outcome === "unchanged" ? "Nothing changed." : "Saved.";
+  } else {
+    $("#event-message").textContent = data.error ? data.error.message : "not saved";
+    showEventErrors((data.error && data.error.diagnostics) || []);
+  }
+}
+
+export function setUpEvents() {
+  $("#event-editor").addEventListener("submit", save);
+  clearNotesOnInput($("#event-editor"));
+  $("#event-run").addEventListener("click", () => state.editingEvent && runEvent(state.editingEvent));
+  $("#new-event").addEventListener("click", async () => {
+    await schemaReady;
+    state.editingEvent = null;
+    clearEventErrors();
+    buildEventForm({ trigger: [{ kind: "every", every: "1m" }], action: [{ kind: "set_global" }] });
+    $("#event-title").textContent = "New event";
+    $("#event-webhook").hidden = true;
+    $("#event-runs").replaceChildren();
+    $("#event-editor").hidden = false;
+  });
+}

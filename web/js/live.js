@@ -1,0 +1,35 @@
+// What happens in the hub, live (GET /api/v1/stream, server-sent events). Every (re)connection
+// starts from a snapshot: what changed while the stream was away is read again, so nothing is
+// lost in a gap; a `resync` (the stream fell behind) does the same.
+import { $ } from "./dom.js";
+import { deviceChanged, deviceRemoved, loadDevices } from "./devices.js";
+import { eventFinished, loadEvents } from "./events.js";
+import { refreshEditorStatus, refreshProfilesSoon } from "./profiles.js";
+import { state } from "./state.js";
+
+function resync() {
+  loadDevices();
+  refreshProfilesSoon();
+  if (!$("#events").hidden) loadEvents();
+}
+
+export function connect() {
+  const stream = new EventSource("/api/v1/stream");
+  stream.addEventListener("open", () => {
+    document.body.dataset.live = "yes";
+    resync();
+  });
+  stream.addEventListener("error", () => { document.body.dataset.live = "no"; });
+  stream.addEventListener("device", (event) => deviceChanged(JSON.parse(event.data)));
+  stream.addEventListener("device_removed", (event) => deviceRemoved(JSON.parse(event.data).ref));
+  stream.addEventListener("run", refreshProfilesSoon);
+  stream.addEventListener("profiles", refreshProfilesSoon);
+  stream.addEventListener("authorization", (event) => {
+    const { profile } = JSON.parse(event.data);
+    if (state.editing === profile) refreshEditorStatus(profile);
+    refreshProfilesSoon();
+  });
+  stream.addEventListener("resync", resync);
+  stream.addEventListener("event", (event) => eventFinished(JSON.parse(event.data).event));
+  return stream;
+}

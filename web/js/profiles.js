@@ -1,0 +1,291 @@
+// The Profiles page: the list (with each OAuth profile's status and last run) and the editor
+// (fields from the schema, the provider's notes, every way to authorize, Run now).
+import { api } from "./api.js";
+import { $, cell, clearErrors, clearNotesOnInput, lastRun, listProblems, noteAt, openLink, runButton, when } from "./dom.js";
+import { buildFields, readField, syncWhen } from "./schema-form.js";
+import { loadRuns } from "./runs.js";
+import { schemaReady, state } from "./state.js";
+
+export async function loadProfiles() {
+  const { data } = await api("GET", "/profiles");
+  const rows = $("#profile-rows");
+  rows.replaceChildren();
+  const select = $("#sandbox-profile");
+  select.replaceChildren(new Option("(use the input above)", ""));
+  for (const profile of data.profiles || []) {
+    const row = document.createElement("tr");
+    row.dataset.profile = profile.name;
+    cell(row, openLink(profile.name, "profiles", () => openProfile(profile.name)));
+    cell(row, profile.listen ? `listens at ${profile.listen}${profile.listen_token ? " (token)" : ""}` : profile.method + " " + profile.url);
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = profile.auth_mode === "oauth2" ? "…" : profile.auth_mode;
+    cell(row, badge);
+    if (profile.auth_mode === "oauth2") statusBadge(profile.name, badge);
+    const last = profile.last_run;
+    cell(row, lastRun(last && (last.skipped ? "skipped" : (last.ok ? "ok" : "failed")), last && last.started_at));
+    const run = runButton(() => runProfile(profile.name, run));
+    cell(row, run);
+    rows.append(row);
+    select.append(new Option(profile.name, profile.name));
+  }
+  listProblems($("#load-problems"), data.diagnostics);
+}
+
+// The profile list follows runs and reloads, a burst at a time.
+let refreshTimer = null;
+export function refreshProfilesSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => { loadProfiles(); if (!$("#runs").hidden) loadRuns(); }, 300);
+}
+
+export function describeStatus(status) {
+  switch (status.state) {
+    case "never_authorized": return "never authorized";
+    case "authorized": return `authorized ${when(status.authorized_at)}` + (status.authorized_as ? ` as ${status.authorized_as}` : "") + (status.expires_at ? `, token expires ${when(status.expires_at)}` : "") + (status.expiring ? " (refresh due)" : "") + (status.scopes.length ? `, scopes: ${status.scopes.join(" ")}` : "");
+    case "needs_reauthorization": return `needs re-authorization: ${status.reason}`;
+    case "awaiting_user": return `waiting for the code ${status.user_code} to be entered (until ${when(status.expires_at)})`;
+    case "failed": return `not authorized: ${status.reason}`;
+    default: return status.state;
+  }
+}
+
+function profileFields() { return state.schemas.profile.fields; }
+function editorValue(key) { const c = $("#editor-fields").querySelector(`[name="${key}"]`); return c ? c.value : ""; }
+function chosenProvider() { return state.providers.find((p) => p.id === editorValue("provider")); }
+function chosenGrant() {
+  const grant = editorValue("grant");
+  if (grant) return grant;
+  const provider = chosenProvider();
+  return provider && provider.grants.length ? provider.grants[0] : "authorization_code";
+}
+function showProviderDocs() {
+  // The redirect URL matters only to the grants that come back through the browser.
+  const grant = chosenGrant();
+  const redirect = $("#redirect-url").closest("label");
+  redirect.hidden = redirect.nextElementSibling.hidden = !(grant === "authorization_code" || grant === "implicit");
+  const provider = chosenProvider();
+  const docs = $("#provider-docs");
+  docs.hidden = !provider;
+  if (provider) docs.textContent = `${provider.name}: grants ${provider.grants.join(", ")}. ${provider.docs || ""}`;
+  // An empty field takes the provider's value: show it as the placeholder.
+  for (const field of profileFields().filter((f) => f.provider_fills)) {
+    const control = $("#editor-fields").querySelector(`[name="${field.key}"]`);
+    if (!control) continue;
+    if (control.dataset.placeholder === undefined) control.dataset.placeholder = control.placeholder;
+    control.placeholder = provider && provider[field.key] ? `${provider[field.key]} (the provider's)` : control.dataset.placeholder;
+  }
+}
+function showDevice(status) {
+  const waiting = status && status.state === "awaiting_user";
+  $("#device-panel").hidden = !waiting;
+  if (!waiting) return;
+  const link = $("#device-link");
+  link.href = status.verification_uri_complete || status.verification_uri;
+  link.textContent = status.verification_uri;
+  $("#device-code").textContent = status.user_code;
+}
+async function authorizationAction(body) {
+  if (!state.editing) { $("#editor-message").textContent = "Save the profile first."; return null; }
+  const { ok, data } = await api("POST", `/profiles/${encodeURIComponent(state.editing)}/authorization`, body);
+  if (!ok) { $("#auth-status").textContent = data.error ? data.error.message : "failed"; return null; }
+  if (data.status) $("#auth-status").textContent = describeStatus(data.status);
+  return data;
+}
+
+async function statusBadge(name, badge) {
+  const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/authorization`);
+  if (!ok) return;
+  badge.textContent = describeStatus(data.status);
+  badge.classList.add(data.status.state);
+}
+
+// The editor's own widgets (kept aside: rebuilding the fields would take them away).
+const editorExtras = [$("#auth-extras"), $("#devices-extras")];
+function fillForm(form) {
+  const element = $("#editor");
+  const groups = buildFields($("#editor-fields"), profileFields(), form);
+  // The editor's own widgets go into the fieldsets they belong to.
+  for (const extra of editorExtras) {
+    const group = groups.get(extra.dataset.group);
+    if (group) group.append(extra);
+  }
+  state.readOnly = form.read_only || [];
+  const readOnly = state.readOnly;
+  element.elements.auth_mode.disabled = readOnly.includes("auth");
+  $("#auth-read-only").hidden = !readOnly.includes("auth");
+  $("#devices-read-only").hidden = !readOnly.includes("devices");
+  for (const box of ["root_names", "feature_names", "values", "strings"]) element.elements[box].readOnly = readOnly.includes("devices");
+  element.elements.auth_mode.addEventListener("change", () => syncWhen(element));
+  element.elements.legacy_callback.addEventListener("change", () => { state.legacyChanged = true; showRedirect(null); });
+  element.elements.provider.addEventListener("change", showProviderDocs);
+  element.elements.grant.addEventListener("change", showProviderDocs);
+  showProviderDocs();
+  showDevice(null);
+  syncWhen(element);
+}
+
+// The redirect URL Bellhop will send: built by the server from its public base URL.
+function showRedirect(fromServer) {
+  const legacy = $("#editor").elements.legacy_callback.checked;
+  const urls = state.callbackUrls;
+  const fallback = urls ? (legacy ? urls.legacy : urls.standard) : "";
+  $("#redirect-url").value = fromServer && !state.legacyChanged ? fromServer : fallback;
+}
+
+export async function openProfile(name) {
+  await schemaReady;
+  clearEditorErrors();
+  const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/form`);
+  if (!ok) { $("#editor-message").textContent = data.error ? data.error.message : "cannot open"; return; }
+  state.editing = name;
+  fillForm(data.form);
+  $("#editor-title").textContent = `Profile ${name}`;
+  state.legacyChanged = false;
+  showRedirect(data.redirect_uri);
+  $("#auth-status").textContent = data.status ? describeStatus(data.status) : "–";
+  showDevice(data.status);
+  $("#editor").hidden = false;
+  $("#run-result").hidden = true;
+  preview(name);
+}
+
+// What the first value expression gives over the profile's last response.
+async function preview(name) {
+  const values = $("#editor").elements.values.value.split("&&")[0].trim();
+  if (!values) return;
+  const { ok, data } = await api("POST", "/eval", { expression: values, profile: name });
+  $("#preview").textContent = ok ? data.text : (data.error ? data.error.message : "–");
+}
+
+function clearEditorErrors() { clearErrors($("#editor"), $("#editor-message")); }
+
+// Diagnostics name TOML keys; the schema says which field edits each.
+function showErrors(diagnostics) {
+  const fields = profileFields();
+  for (const d of diagnostics) {
+    const field = fields.find((f) => f.toml_key === d.key || f.key === d.key)
+      || fields.find((f) => f.key === d.key.split(".").pop());
+    const input = field ? $("#editor").elements[field.key] : null;
+    noteAt(input, (d.column ? `column ${d.column}: ` : "") + d.message, $("#editor-message"));
+  }
+}
+
+async function save(event) {
+  event.preventDefault();
+  clearEditorErrors();
+  const element = $("#editor");
+  const form = {};
+  for (const field of profileFields()) form[field.key] = readField(element.elements[field.key], field);
+  form.pkce = element.elements.pkce.checked;
+  form.legacy_callback = element.elements.legacy_callback.checked;
+  form.name = form.name.trim();
+  if (!form.name) { showErrors([{ key: "name", message: "a profile needs a name" }]); return; }
+  // Saving an open profile under another name renames it.
+  const path = state.editing || form.name;
+  const { ok, data } = await api("PUT", `/profiles/${encodeURIComponent(path)}`, form);
+  if (ok) {
+    $("#editor-message").textContent = "Saved.";
+    await loadProfiles();
+    await openProfile(form.name);
+    $("#editor-message").textContent = "Saved.";
+  } else {
+    $("#editor-message").textContent = data.error ? data.error.message : "not saved";
+    showErrors((data.error && data.error.diagnostics) || []);
+  }
+}
+
+export async function runProfile(name, button) {
+  button.disabled = true;
+  const { data } = await api("POST", "/actions/run", { profile: name, text: "" });
+  button.disabled = false;
+  const out = $("#run-result");
+  if (data.error) { out.textContent = data.error.message; }
+  else {
+    const lines = [`${data.ok ? "ok" : "failed"} in ${data.duration_ms} ms`];
+    for (const e of data.exchanges) lines.push(`${e.method} ${e.url} → ${e.status ?? "no answer"}`);
+    for (const c of data.changes) lines.push(`${c.kind}: ${c.device.key.root}${c.device.key.feature ? " / " + c.device.key.feature : ""} = ${c.device.string || c.device.value}`);
+    for (const e of data.errors) lines.push(`error (${e.stage}): ${e.message}`);
+    out.textContent = lines.join("\n");
+  }
+  out.hidden = false;
+  if (state.editing === name) {
+    preview(name);
+    refreshEditorStatus(name);
+  }
+  loadProfiles();
+}
+
+// The editor's authorization status after something may have changed it (a run refreshes).
+export async function refreshEditorStatus(name) {
+  const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/authorization`);
+  if (ok && state.editing === name) {
+    $("#auth-status").textContent = describeStatus(data.status);
+    showDevice(data.status);
+  }
+}
+
+/** Wires the editor's buttons; `uiReady` resolves once the server's UI settings are read. */
+export function setUpProfiles(uiReady) {
+  $("#editor").addEventListener("submit", save);
+  clearNotesOnInput($("#editor"));
+  $("#new-profile").addEventListener("click", async () => {
+    await uiReady;
+    await schemaReady;
+    state.editing = null;
+    clearEditorErrors();
+    fillForm({ method: "GET", auth_mode: "oauth2", client_auth: "basic", pkce: true });
+    $("#editor-title").textContent = "New profile";
+    state.legacyChanged = false;
+    showRedirect(null);
+    $("#auth-status").textContent = "save the profile first";
+    $("#editor").hidden = false;
+  });
+  $("#copy-redirect").addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText($("#redirect-url").value));
+  $("#authorize").addEventListener("click", async () => {
+    const editing = state.editing;
+    if (!editing) { $("#editor-message").textContent = "Save the profile first."; return; }
+    const grant = chosenGrant();
+    if (grant === "device_code") {
+      const data = await authorizationAction({ action: "device" });
+      if (data) { refreshEditorStatus(editing); }
+    } else if (grant === "client_credentials" || grant === "password") {
+      await authorizationAction({ action: "token" });
+      loadProfiles();
+    } else {
+      location.href = "/oauth2/start?profile=" + encodeURIComponent(editing);
+    }
+  });
+  $("#discover").addEventListener("click", async () => {
+    const { ok, data } = await api("POST", "/discover", { issuer: editorValue("issuer") });
+    if (!ok) { $("#discover-result").textContent = data.error ? data.error.message : "failed"; return; }
+    const filled = [];
+    for (const field of profileFields().filter((f) => f.discoverable)) {
+      const control = $("#editor-fields").querySelector(`[name="${field.key}"]`);
+      if (control && data[field.key]) { control.value = data[field.key]; filled.push(field.key); }
+    }
+    $("#discover-result").textContent = `Filled ${filled.length} endpoints from ${data.issuer}; save to keep them.`;
+  });
+  $("#finish-pasted").addEventListener("click", async () => {
+    if (await authorizationAction({ action: "redirect", url: $("#pasted-url").value })) $("#pasted-url").value = "";
+  });
+  $("#exchange-code").addEventListener("click", async () => {
+    if (await authorizationAction({ action: "code", code: $("#grant-code").value })) $("#grant-code").value = "";
+  });
+  $("#introspect").addEventListener("click", async () => {
+    const data = await authorizationAction({ action: "introspect" });
+    if (data && data.introspection) {
+      const i = data.introspection;
+      $("#editor-message").textContent = i.active ? `The provider says the token is active${i.scope ? " (" + i.scope + ")" : ""}${i.exp ? ", until " + when(new Date(i.exp * 1000).toISOString()) : ""}.` : "The provider says the token is no longer active.";
+    }
+  });
+  $("#forget").addEventListener("click", async () => {
+    const editing = state.editing;
+    if (!editing) return;
+    if (!confirm(`Forget the authorization of “${editing}”? Its tokens are wiped; runs fail until it is authorized again.`)) return;
+    const { ok, data } = await api("DELETE", `/profiles/${encodeURIComponent(editing)}/authorization`);
+    $("#auth-status").textContent = ok ? describeStatus(data.status) : (data.error ? data.error.message : "failed");
+    loadProfiles();
+  });
+  $("#run-now").addEventListener("click", () => state.editing && runProfile(state.editing, $("#run-now")));
+}
