@@ -360,7 +360,6 @@ pub async fn serve(
     (address, stop)
 }
 
-/// Waits until `done` holds (or 8 s pass) and says whether it did.
 /// Like [`eventually`], moving `clock` forward by `step` between looks: what waits on the clock
 /// (a device flow's interval, a token's life) comes at once, in the order it would have come.
 pub async fn eventually_advancing(
@@ -379,6 +378,7 @@ pub async fn eventually_advancing(
     done()
 }
 
+/// Waits until `done` holds (or 8 s pass) and says whether it did.
 pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(8);
     while std::time::Instant::now() < deadline {
