@@ -463,8 +463,22 @@ fn json_of(item: Option<&toml_edit::Item>, kind: FieldKind) -> Json {
     }
 }
 
+/// A form value that cannot be written as its field's kind.
+#[derive(Debug, thiserror::Error)]
+enum FieldValueError {
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error("`{value}` is not a {kind} value")]
+    WrongKind { value: Json, kind: &'static str },
+    #[error("`{0}` is not text")]
+    NotText(Json),
+}
+
 /// What a form value writes: `None` removes the key (an empty text, an unset choice).
-fn toml_of(value: Option<&Json>, field: &Field) -> Result<Option<toml_edit::Value>, String> {
+fn toml_of(
+    value: Option<&Json>,
+    field: &Field,
+) -> Result<Option<toml_edit::Value>, FieldValueError> {
     let Some(value) = value else { return Ok(None) };
     Ok(match (field.kind, value) {
         (_, Json::Null) => None,
@@ -479,7 +493,7 @@ fn toml_of(value: Option<&Json>, field: &Field) -> Result<Option<toml_edit::Valu
             Err(_) => s
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| format!("`{s}` is not a number"))?
+                .map_err(|_| FieldValueError::NotANumber(s.clone()))?
                 .into(),
         }),
         (Lines, Json::Array(items)) => {
@@ -496,11 +510,18 @@ fn toml_of(value: Option<&Json>, field: &Field) -> Result<Option<toml_edit::Valu
             (!lines.is_empty()).then(|| toml_edit::Value::Array(lines.iter().copied().collect()))
         }
         (_, Json::String(s)) if s.trim().is_empty() => None,
-        (Boolean | Number | Lines, other) => {
-            return Err(format!("`{other}` is not a {:?} value", field.kind).to_lowercase())
+        (kind @ (Boolean | Number | Lines), other) => {
+            return Err(FieldValueError::WrongKind {
+                value: other.clone(),
+                kind: match kind {
+                    Boolean => "boolean",
+                    Number => "number",
+                    _ => "lines",
+                },
+            })
         }
         (_, Json::String(s)) => Some(s.trim().into()),
-        (_, other) => return Err(format!("`{other}` is not text")),
+        (_, other) => return Err(FieldValueError::NotText(other.clone())),
     })
 }
 
@@ -517,7 +538,7 @@ fn apply_fields<'a>(
         let new = match toml_of(values.get(field.key), field) {
             Ok(new) => new,
             Err(problem) => {
-                problems.push((format!("{at}{}", field.key), problem));
+                problems.push((format!("{at}{}", field.key), problem.to_string()));
                 continue;
             }
         };
