@@ -254,18 +254,30 @@ fn run_path(client_auth: &str) {
             .filter(|l| l.starts_with("TOKEN ") && l.contains("grant=refresh_token status=200"))
             .count()
     };
+    // What went wrong with runs that did not go well, for the failure message.
+    let failures = std::sync::Mutex::new(Vec::<String>::new());
     let concurrent_runs = |n: usize| {
         std::thread::scope(|scope| {
             let runs: Vec<_> = (0..n)
                 .map(|_| {
                     scope.spawn(|| {
-                        client
+                        let answer = client
                             .post(format!("{bellhop_url}/api/v1/actions/run"))
                             .json(&serde_json::json!({"profile": "discord"}))
                             .send()
-                            .and_then(|r| r.json::<serde_json::Value>())
-                            .map(|record| record["ok"] == true)
-                            .unwrap_or(false)
+                            .and_then(|r| r.json::<serde_json::Value>());
+                        let ok = matches!(&answer, Ok(record) if record["ok"] == true);
+                        if !ok {
+                            let said = match answer {
+                                Ok(record) => record["errors"].to_string(),
+                                Err(error) => error.to_string(),
+                            };
+                            failures
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(said);
+                        }
+                        ok
                     })
                 })
                 .collect();
@@ -286,7 +298,12 @@ fn run_path(client_auth: &str) {
     assert_eq!(refreshes(), before, "a fresh token was refreshed");
     for round in 1..=3 {
         std::thread::sleep(Duration::from_millis(2_700));
-        assert_eq!(concurrent_runs(200), 200, "round {round}");
+        assert_eq!(
+            concurrent_runs(200),
+            200,
+            "round {round}: {:?}",
+            failures.lock().unwrap_or_else(|p| p.into_inner()).first()
+        );
         assert_eq!(
             refreshes(),
             before + round,
