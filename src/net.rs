@@ -2,6 +2,11 @@
 //! transport failure for people. Knows nothing of any other project module.
 
 /// Describes a transport error by its causes, without the URL (which may carry a key).
+/// How long an idle pooled connection is kept for reuse: below the 5 s keep-alive timeout of
+/// common servers (Node.js's and Apache's defaults), so a request is not sent on a connection
+/// the server is closing just then ("connection closed before message completed").
+pub const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
 pub fn describe(error: &reqwest::Error) -> String {
     let mut parts = Vec::new();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);

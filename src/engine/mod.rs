@@ -221,7 +221,7 @@ fn build_client(verify_tls: bool) -> Result<reqwest::Client, EngineError> {
         .redirect(request::same_origin_redirects())
         .danger_accept_invalid_certs(!verify_tls)
         .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(crate::net::POOL_IDLE_TIMEOUT)
         .user_agent(concat!("bellhop/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| EngineError::Client(e.to_string()))

@@ -265,6 +265,7 @@ impl Authorizer {
     ) -> Result<Authorizer, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(crate::net::POOL_IDLE_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("bellhop/", env!("CARGO_PKG_VERSION")))
             .build()?;
