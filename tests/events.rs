@@ -864,3 +864,57 @@ async fn a_scheduled_action_changes_a_device_that_reaches_the_live_stream() {
     );
     let _ = stop.send(());
 }
+
+/// `GET /api/v1/events` comes a page at a time: `limit` events by name, `next` the cursor to
+/// pass as `after`, none after the last page.
+#[tokio::test]
+async fn the_event_list_comes_a_page_at_a_time() {
+    let ws = Workspace::new();
+    for name in ["a", "b", "c", "d", "e"] {
+        write_event(&ws, name, "[[action]]\nset_global = \"x\"\nvalue = '1'\n");
+    }
+    let engine = running_engine(&ws);
+    let routes = bellhop::web::routes(bellhop::web::AppState::new(engine.clone()));
+    let page = |path: String| {
+        let routes = routes.clone();
+        async move {
+            let response = crate::support::local_request()
+                .path(&path)
+                .reply(&routes)
+                .await;
+            assert_eq!(response.status(), 200, "{path}");
+            let list: serde_json::Value =
+                serde_json::from_slice(response.body()).unwrap_or_default();
+            let names: Vec<String> = list["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["name"].as_str().map(str::to_string))
+                .collect();
+            (names, list["next"].as_str().map(str::to_string))
+        }
+    };
+    assert_eq!(
+        page("/api/v1/events".into()).await,
+        (
+            vec!["a".into(), "b".into(), "c".into(), "d".into(), "e".into()],
+            None
+        ),
+        "one page when the events fit"
+    );
+    let (first, next) = page("/api/v1/events?limit=2".into()).await;
+    assert_eq!(
+        (first, next.as_deref()),
+        (vec!["a".into(), "b".into()], Some("b"))
+    );
+    let (second, next) = page("/api/v1/events?limit=2&after=b".into()).await;
+    assert_eq!(
+        (second, next.as_deref()),
+        (vec!["c".into(), "d".into()], Some("d"))
+    );
+    let (last, next) = page("/api/v1/events?limit=2&after=d".into()).await;
+    assert_eq!((last, next), (vec!["e".into()], None));
+    // A cursor whose event went meanwhile still continues after it.
+    let (after_gone, _) = page("/api/v1/events?limit=2&after=bb".into()).await;
+    assert_eq!(after_gone, vec!["c".to_string(), "d".to_string()]);
+}

@@ -656,6 +656,8 @@ pub struct EventFormView {
 #[derive(Serialize)]
 pub struct EventList<'a, E: Serialize> {
     pub events: Vec<E>,
+    /// The cursor of the next page (`?after=`), when there is one.
+    pub next: Option<String>,
     pub time_zone: String,
     pub diagnostics: &'a [Diagnostic],
 }

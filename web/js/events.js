@@ -5,11 +5,16 @@ import { $, cell, clearErrors, clearNotesOnInput, lastRun, listProblems, noteAt,
 import { buildFields, fieldElement, readField, syncWhen } from "./schema-form.js";
 import { schemaReady, state } from "./state.js";
 
-export async function loadEvents() {
-  const { data } = await api("GET", "/events");
+// The list comes a page at a time (the server's cursor is the last name of a page).
+let nextPage = null;
+export async function loadEvents() { await loadEventPage(null); }
+async function loadEventPage(after) {
+  const { data } = await api("GET", "/events" + (after ? `?after=${encodeURIComponent(after)}` : ""));
   $("#event-zone").textContent = data.time_zone ? `Schedules run in ${data.time_zone}.` : "";
   const rows = $("#event-rows");
-  rows.replaceChildren();
+  if (!after) rows.replaceChildren();
+  nextPage = data.next || null;
+  $("#event-more").hidden = !nextPage;
   for (const event of data.events || []) {
     const row = document.createElement("tr");
     row.dataset.event = event.name;
@@ -185,6 +190,7 @@ async function save(event) {
 }
 
 export function setUpEvents() {
+  $("#event-more").addEventListener("click", () => nextPage && loadEventPage(nextPage));
   $("#event-editor").addEventListener("submit", save);
   clearNotesOnInput($("#event-editor"));
   $("#event-run").addEventListener("click", () => state.editingEvent && runEvent(state.editingEvent));

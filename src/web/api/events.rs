@@ -14,8 +14,14 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             .map(|body: bytes::Bytes| String::from_utf8(body.to_vec()).map_err(|e| e.utf8_error())))
         .unify();
     vec![
-        // GET /api/v1/events: the events, their triggers, next firing and last run.
-        at("events").and(warp::get()).and(s()).map(list).boxed(),
+        // GET /api/v1/events?limit=&after=: the events by name, a page at a time, with their
+        // triggers, next firing and last run.
+        at("events")
+            .and(warp::get())
+            .and(warp::query::<PageQuery>())
+            .and(s())
+            .map(list)
+            .boxed(),
         // GET /api/v1/events/{name}
         api()
             .and(warp::path!("events" / String))
@@ -70,16 +76,42 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
     ]
 }
 
-fn list(state: AppState) -> Response {
+/// Events in a page unless the caller asks for fewer (or up to [`MAX_EVENTS_PAGE`]).
+const DEFAULT_EVENTS_PAGE: usize = 200;
+const MAX_EVENTS_PAGE: usize = 1000;
+
+/// `?limit=` (events in a page) and `?after=` (the cursor: the last name of the page before).
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+fn list(query: PageQuery, state: AppState) -> Response {
+    use std::ops::Bound;
     let automation = state.engine.automation();
     let set = automation.events();
-    let events = set
-        .events
-        .values()
-        .map(|event| event_view(&state, event))
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_EVENTS_PAGE)
+        .clamp(1, MAX_EVENTS_PAGE);
+    let start = match &query.after {
+        Some(after) => Bound::Excluded(after.clone()),
+        None => Bound::Unbounded,
+    };
+    let mut page = set.events.range((start, Bound::Unbounded));
+    let events: Vec<_> = page
+        .by_ref()
+        .take(limit)
+        .map(|(_, event)| event_view(&state, event))
         .collect();
+    let next = match page.next() {
+        Some(_) => events.last().map(|view| view.name.to_string()),
+        None => None,
+    };
     ok(&EventList {
         events,
+        next,
         time_zone: automation.zone().to_string(),
         diagnostics: &set.diagnostics,
     })
