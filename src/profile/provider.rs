@@ -391,15 +391,116 @@ pub fn parse_definition(
     parse_definition_noting_reads(file, text, built_in, &std::cell::Cell::new(0))
 }
 
-/// [`parse_definition`], setting bit `i` of `read` when it reads `Property::ALL[i]` (a test
-/// checks that every documented property is read by the parser).
-fn parse_definition_noting_reads(
+/// Stage 2: how the seed's properties say to read a token answer (where the expiry is, how it
+/// counts, the lifetime when the answer says none); problems as `(key, problem)`.
+fn token_answer_properties(
+    get: &impl Fn(Property) -> Option<String>,
+    problems: &mut Vec<(String, String)>,
+) -> RawTokenResponse {
+    let expiry_pattern = get(Property::TokenTimeoutCodepattern).map(|pattern| {
+        match pattern.to_ascii_lowercase().as_str() {
+            "addsecondstonow" => Ok("in_seconds"),
+            "addsecondstoissued" => Ok("after_issued"),
+            "unixseconds" | "epochseconds" => Ok("at_epoch_seconds"),
+            "unixmilliseconds" | "epochmilliseconds" => Ok("at_epoch_milliseconds"),
+            "fixed" => Ok("fixed"),
+            _ => Err(pattern),
+        }
+    });
+    let expiry = match expiry_pattern {
+        Some(Ok(expiry)) => Some(expiry.to_string()),
+        Some(Err(pattern)) => {
+            problems.push((
+                "TokenTimeoutCodepattern".into(),
+                format!("`{pattern}` is not AddSecondsToNow, AddSecondsToIssued, UnixSeconds, UnixMilliseconds or Fixed"),
+            ));
+            None
+        }
+        None => None,
+    };
+    let lifetime = match get(Property::TokenTimeout) {
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(seconds) => Some(seconds),
+            Err(_) => {
+                problems.push((
+                    "TokenTimeout".into(),
+                    format!("`{text}` is not a number of seconds"),
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    RawTokenResponse {
+        expires: get(Property::TokenExpiresVariable),
+        expiry,
+        issued: get(Property::TokenIssuedVariable),
+        lifetime,
+        ..RawTokenResponse::default()
+    }
+}
+
+/// Stage 3: the endpoints the definition's grants need and it does not give (an issuer to
+/// discover them from will do), as `(key, problem)`.
+fn missing_endpoints(
+    version: OAuthVersion,
+    grants: &[String],
+    settings: &RawOAuth2,
+    oauth1: Option<&OAuth1Definition>,
+) -> Vec<(String, String)> {
+    let mut missing = Vec::new();
+    if version == OAuthVersion::V2 && settings.issuer.is_none() {
+        if settings.token_url.is_none() {
+            missing.push((
+                "token_path".into(),
+                "the definition has no token endpoint (`token_path`, `token_url` or an `issuer` to discover it from)".into(),
+            ));
+        }
+        let browser = grants
+            .iter()
+            .any(|g| g == "authorization_code" || g == "implicit");
+        if browser && settings.authorize_url.is_none() {
+            missing.push((
+                "authorize_path".into(),
+                "the provider's grants need a browser, but the definition has no authorize endpoint (`authorize_path` or `authorize_url`)".into(),
+            ));
+        }
+        if grants.iter().any(|g| g == "device_code") && settings.device_authorization_url.is_none()
+        {
+            missing.push((
+                "device_authorization_url".into(),
+                "the device_code grant needs `device_authorization_url`".into(),
+            ));
+        }
+    }
+    if let Some(oauth1) = oauth1 {
+        for (name, value) in [
+            ("request_token_path", &oauth1.request_token_url),
+            ("authorize_path", &oauth1.authorize_url),
+            ("access_token_path", &oauth1.access_token_url),
+        ] {
+            if value.is_none() {
+                missing.push((
+                    name.into(),
+                    format!("an OAuth 1.0a definition needs `{name}`"),
+                ));
+            }
+        }
+    }
+    missing
+}
+
+/// The documented properties a definition holds, by their names in the table.
+type Found = BTreeMap<&'static str, serde_json::Value>;
+
+/// Stage 1: the JSON object's properties (under `"profile"`, as the family nests them, or at
+/// the top), each a documented [`Property`] or an `[auth.oauth2]` key; anything else is a
+/// warning naming it. `None` when the text is not a JSON object (said in `diagnostics`).
+fn read_properties(
     file: &Path,
     text: &str,
-    built_in: bool,
-    read: &std::cell::Cell<u64>,
-) -> (Option<ProviderDefinition>, Vec<Diagnostic>) {
-    let mut diagnostics = Vec::new();
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(Found, serde_json::Map<String, serde_json::Value>)> {
     let root: serde_json::Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(e) => {
@@ -407,7 +508,7 @@ fn parse_definition_noting_reads(
                 Diagnostic::error(file, "", format!("is not valid JSON: {e}"))
                     .at_line(Some(e.line())),
             );
-            return (None, diagnostics);
+            return None;
         }
     };
     let serde_json::Value::Object(mut top) = root else {
@@ -416,7 +517,7 @@ fn parse_definition_noting_reads(
             "",
             "a provider definition is a JSON object",
         ));
-        return (None, diagnostics);
+        return None;
     };
     // The family nests the properties under "profile"; Bellhop also reads them at the top.
     let mut properties = match top.remove("profile") {
@@ -426,21 +527,14 @@ fn parse_definition_noting_reads(
                 Diagnostic::error(file, "profile", "`profile` must be a JSON object")
                     .at_line(line_of(text, "profile")),
             );
-            return (None, diagnostics);
+            return None;
         }
         None => serde_json::Map::new(),
     };
     for (key, value) in top {
         properties.entry(key).or_insert(value);
     }
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let error = |key: &str, message: String| {
-        Diagnostic::error(file, key, message).at_line(line_of(text, key))
-    };
-    let mut found: BTreeMap<&'static str, serde_json::Value> = BTreeMap::new();
+    let mut found = Found::new();
     let mut oauth2_table = serde_json::Map::new();
     for (key, value) in properties {
         if OAUTH2_KEYS.contains(&key.as_str()) {
@@ -461,6 +555,28 @@ fn parse_definition_noting_reads(
             );
         }
     }
+    Some((found, oauth2_table))
+}
+
+/// [`parse_definition`], setting bit `i` of `read` when it reads `Property::ALL[i]` (a test
+/// checks that every documented property is read by the parser).
+fn parse_definition_noting_reads(
+    file: &Path,
+    text: &str,
+    built_in: bool,
+    read: &std::cell::Cell<u64>,
+) -> (Option<ProviderDefinition>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let Some((mut found, oauth2_table)) = read_properties(file, text, &mut diagnostics) else {
+        return (None, diagnostics);
+    };
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let error = |key: &str, message: String| {
+        Diagnostic::error(file, key, message).at_line(line_of(text, key))
+    };
     // Read once each, for what the family documents them to do; these are read only to be
     // accepted: the family's window sizes and its single code pattern mean nothing here.
     for accepted in [
@@ -594,47 +710,7 @@ fn parse_definition_noting_reads(
     if let Some(proof) = get(Property::EnableProof) {
         settings.pkce = settings.pkce.or(Some(proof != "false"));
     }
-    let expiry_pattern = get(Property::TokenTimeoutCodepattern).map(|pattern| {
-        match pattern.to_ascii_lowercase().as_str() {
-            "addsecondstonow" => Ok("in_seconds"),
-            "addsecondstoissued" => Ok("after_issued"),
-            "unixseconds" | "epochseconds" => Ok("at_epoch_seconds"),
-            "unixmilliseconds" | "epochmilliseconds" => Ok("at_epoch_milliseconds"),
-            "fixed" => Ok("fixed"),
-            _ => Err(pattern),
-        }
-    });
-    let expiry = match expiry_pattern {
-        Some(Ok(expiry)) => Some(expiry.to_string()),
-        Some(Err(pattern)) => {
-            problems.push((
-                "TokenTimeoutCodepattern".into(),
-                format!("`{pattern}` is not AddSecondsToNow, AddSecondsToIssued, UnixSeconds, UnixMilliseconds or Fixed"),
-            ));
-            None
-        }
-        None => None,
-    };
-    let lifetime = match get(Property::TokenTimeout) {
-        Some(text) => match text.trim().parse::<u64>() {
-            Ok(seconds) => Some(seconds),
-            Err(_) => {
-                problems.push((
-                    "TokenTimeout".into(),
-                    format!("`{text}` is not a number of seconds"),
-                ));
-                None
-            }
-        },
-        None => None,
-    };
-    let from_seed = RawTokenResponse {
-        expires: get(Property::TokenExpiresVariable),
-        expiry,
-        issued: get(Property::TokenIssuedVariable),
-        lifetime,
-        ..RawTokenResponse::default()
-    };
+    let from_seed = token_answer_properties(&get, &mut problems);
     settings.token_response = Some(match settings.token_response.take() {
         Some(own) => own.over(from_seed),
         None => from_seed,
@@ -660,44 +736,12 @@ fn parse_definition_noting_reads(
             ));
         }
     }
-    if version == OAuthVersion::V2 && settings.issuer.is_none() {
-        if settings.token_url.is_none() {
-            problems.push((
-                "token_path".into(),
-                "the definition has no token endpoint (`token_path`, `token_url` or an `issuer` to discover it from)".into(),
-            ));
-        }
-        let browser = grants
-            .iter()
-            .any(|g| g == "authorization_code" || g == "implicit");
-        if browser && settings.authorize_url.is_none() {
-            problems.push((
-                "authorize_path".into(),
-                "the provider's grants need a browser, but the definition has no authorize endpoint (`authorize_path` or `authorize_url`)".into(),
-            ));
-        }
-        if grants.iter().any(|g| g == "device_code") && settings.device_authorization_url.is_none()
-        {
-            problems.push((
-                "device_authorization_url".into(),
-                "the device_code grant needs `device_authorization_url`".into(),
-            ));
-        }
-    }
-    if let Some(oauth1) = &oauth1 {
-        for (name, value) in [
-            ("request_token_path", &oauth1.request_token_url),
-            ("authorize_path", &oauth1.authorize_url),
-            ("access_token_path", &oauth1.access_token_url),
-        ] {
-            if value.is_none() {
-                problems.push((
-                    name.into(),
-                    format!("an OAuth 1.0a definition needs `{name}`"),
-                ));
-            }
-        }
-    }
+    problems.extend(missing_endpoints(
+        version,
+        &grants,
+        &settings,
+        oauth1.as_ref(),
+    ));
     let failed = !problems.is_empty();
     for (key, message) in problems {
         diagnostics.push(error(&key, message));
