@@ -350,9 +350,17 @@ fn mqtt_bridge_config(settings: &Settings) -> Result<Option<bellhop::mqtt::Bridg
     }))
 }
 
-async fn serve(settings: Settings) -> Result<ExitCode> {
-    let address = settings.web.listen;
+async fn serve(mut settings: Settings) -> Result<ExitCode> {
     settings.check_exposure()?;
+    // Bound first: with port 0 the system picks one, and a public base URL on port 0 follows
+    // it (redirect URIs, callback pages and ServerURL() name the port actually served).
+    let listener = tokio::net::TcpListener::bind(settings.web.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.web.listen))?;
+    let address = listener.local_addr()?;
+    if settings.web.public_base_url.port() == Some(0) {
+        let _ = settings.web.public_base_url.set_port(Some(address.port()));
+    }
     let engine = build_engine(&settings)?;
     let set = engine.profiles();
     tracing::info!(
@@ -362,7 +370,7 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
         "profiles loaded"
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (bound, server) = web::serve(
+    let (bound, server) = web::serve_on(
         web::AppState::new(engine.clone())
             .with_edge(
                 web::Edge::new(
@@ -377,14 +385,13 @@ async fn serve(settings: Settings) -> Result<ExitCode> {
                 .with_trusted_proxies(&settings.web.trusted_proxies),
             )
             .with_listen_base(&settings.web.listen_base),
-        address,
+        listener,
         settings.web.max_connections,
         async {
             let _ = stopped.await;
         },
     )
-    .await
-    .with_context(|| format!("cannot listen on {address}"))?;
+    .with_context(|| format!("cannot serve on {address}"))?;
     tracing::info!(address = %bound, public = %settings.web.public_base_url, "serving");
     engine.set_server_address(bound);
     let _automation = engine.start_automation();

@@ -502,3 +502,27 @@ async fn the_demo_profiles_follow_the_servers_own_address() {
         );
     }
 }
+
+/// `serve` on port 0 with a public base URL on port 0: the system picks the port, and the
+/// redirect URIs the server gives name the port it serves on.
+#[test]
+fn a_public_base_url_on_port_0_follows_the_port_served() {
+    let ws = Workspace::new();
+    let config = settings(&ws, "127.0.0.1:0");
+    let mut text = std::fs::read_to_string(&config).unwrap_or_default();
+    text = text.replace(
+        "[web]\n",
+        "[web]\npublic_base_url = \"http://127.0.0.1:0\"\n",
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let server = start_server(&config);
+    let ui: serde_json::Value =
+        reqwest::blocking::get(format!("http://{}/api/v1/ui", server.address))
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ui["callback_urls"]["standard"],
+        format!("http://{}/oauth2/callback", server.address),
+        "{ui}"
+    );
+}

@@ -256,10 +256,8 @@ async fn sees_and_drives_bellhop() {
         "events/quiet.toml",
         "home_assistant_button = false\n[[trigger]]\nwebhook = true\n[[action]]\nwait = \"1ms\"\n",
     );
-    let port = free_port();
-    let bellhop = format!("http://127.0.0.1:{port}");
     let mqtt = format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nclient_id = \"bellhop\"\n");
-    let serve = serve_bellhop_with(&bellhop_dir, port, &mqtt);
+    let (serve, bellhop) = serve_bellhop_with(&bellhop_dir, &mqtt);
     let reading = reqwest::get(format!("{bellhop}/in/thermo?t=21&s=20&m=heat"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -380,7 +378,7 @@ async fn sees_and_drives_bellhop() {
         s["state"] == "off" || s["state"] == "unavailable"
     })
     .await;
-    let serve = serve_bellhop_with(&bellhop_dir, port, &mqtt);
+    let (serve, bellhop) = serve_bellhop_with(&bellhop_dir, &mqtt);
     home.wait_state("sensor.thermo_temperature", state_is("21"))
         .await;
     home.wait_state("number.thermo_setpoint", state_is("26.5"))

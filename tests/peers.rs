@@ -168,18 +168,19 @@ fn run_in_chromium(
     );
 }
 
-/// The real `bellhop serve` on 127.0.0.1:`port` over the folders of `dir`, once it serves.
-fn serve_bellhop(dir: &Path, port: u16) -> Peer {
-    serve_bellhop_with(dir, port, "")
+/// The real `bellhop serve` over the folders of `dir`, on a port the system picks (its public
+/// base URL follows it), once it serves; with the URL it serves at.
+fn serve_bellhop(dir: &Path) -> (Peer, String) {
+    serve_bellhop_with(dir, "")
 }
 
 /// `bellhop serve` as [`serve_bellhop`], with more settings (TOML tables) in its plugin.toml.
-pub(crate) fn serve_bellhop_with(dir: &Path, port: u16, more: &str) -> Peer {
+pub(crate) fn serve_bellhop_with(dir: &Path, more: &str) -> (Peer, String) {
     let config = dir.join("plugin.toml");
     std::fs::write(
         &config,
         format!(
-            "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}\"\n[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nevents_dir = \"{d}/events\"\nsecrets_file = \"{d}/data/secrets.toml\"\n[oauth]\nkey_file = \"{d}/key/token.key\"\n{more}",
+            "[web]\nlisten = \"127.0.0.1:0\"\npublic_base_url = \"http://127.0.0.1:0\"\n[paths]\ndata_dir = \"{d}/data\"\nprofiles_dir = \"{d}/profiles\"\nevents_dir = \"{d}/events\"\nsecrets_file = \"{d}/data/secrets.toml\"\n[oauth]\nkey_file = \"{d}/key/token.key\"\n{more}",
             d = dir.display()
         ),
     )
@@ -191,8 +192,23 @@ pub(crate) fn serve_bellhop_with(dir: &Path, port: u16, more: &str) -> Peer {
         .arg("serve")
         .env_remove("BELLHOP_LOG");
     let serve = Peer::spawn(serve_command);
-    serve.wait_for("serving", Duration::from_secs(30));
-    serve
+    let line = serve.wait_for("serving", Duration::from_secs(30));
+    let address = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))
+        .unwrap_or_else(|| panic!("`serving` names no address: {line}"))
+        .to_string();
+    (serve, format!("http://{address}"))
+}
+
+/// The settings file the CLI reads to reach a server started by [`serve_bellhop`]: the same,
+/// with the port it serves on.
+fn cli_settings(dir: &Path, bellhop_url: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(dir.join("plugin.toml")).unwrap_or_default();
+    let address = bellhop_url.trim_start_matches("http://");
+    let cli = dir.join("plugin-cli.toml");
+    std::fs::write(&cli, text.replace("127.0.0.1:0", address)).unwrap_or_else(|e| panic!("{e}"));
+    cli
 }
 
 /// The browser tests (and the Home Assistant test) run one at a time: their timing checks (token
@@ -201,8 +217,13 @@ pub(crate) static ONE_BROWSER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex
 
 fn run_path(client_auth: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let bellhop_port = crate::support::free_port();
-    let bellhop_url = format!("http://127.0.0.1:{bellhop_port}");
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
+    let (serve, bellhop_url) = serve_bellhop(dir.path());
+    let bellhop_port = bellhop_url
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let client_secret = format!("peer-secret-{}", std::process::id());
     let mut provider_command = Command::new("node");
     provider_command
@@ -221,9 +242,6 @@ fn run_path(client_auth: &str) {
         )
         .env("ACCESS_TTL", "5");
     let (provider, provider_url) = Peer::serving(provider_command);
-
-    std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
-    let serve = serve_bellhop(dir.path(), bellhop_port);
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/peer-artifacts")
@@ -376,15 +394,13 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let port = crate::support::free_port();
-    let bellhop_url = format!("http://127.0.0.1:{port}");
     std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
         dir.path().join("profiles/hall.toml"),
         "version = 1\nlisten = \"/sensors/hall\"\n[devices]\nroot_names = '\"hall\"'\nvalues = 'ParseNumber(Query(input, \"t\"))'\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let serve = serve_bellhop(dir.path(), port);
+    let (serve, bellhop_url) = serve_bellhop(dir.path());
     // A sensor reports: the device the event will set.
     let client = reqwest::blocking::Client::new();
     let reply = client
@@ -436,8 +452,11 @@ fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let bellhop_port = crate::support::free_port();
-    let bellhop_url = format!("http://127.0.0.1:{bellhop_port}");
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap_or_else(|e| panic!("{e}"));
+    // Bellhop first (its port is the system's pick, and the provider registers its redirect);
+    // the profiles, written once the endpoints are discovered, come in by a reload.
+    let (serve, bellhop_url) = serve_bellhop(dir.path());
     let machine_secret = format!("machine-secret-{}", std::process::id());
     let mut provider_command = Command::new("node");
     provider_command
@@ -476,8 +495,6 @@ fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider
         .filter(|l| !l.starts_with("client_auth") && !l.starts_with("pkce"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let profiles = dir.path().join("profiles");
-    std::fs::create_dir_all(&profiles).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
         profiles.join("machine.toml"),
         format!("version = 1\n[request]\nurl = \"{provider_url}/me\"\ntimeout_secs = 5\n\n{endpoints}grant = \"client_credentials\"\nclient_id = \"bellhop-machine\"\nclient_secret = \"{machine_secret}\"\nscopes = \"api:read\"\n\n[devices]\nroot_names = '\"who\"'\nvalues = 'JSON(input,\"id\")'\n"),
@@ -488,8 +505,17 @@ fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider
         format!("version = 1\n[request]\nurl = \"{provider_url}/me\"\ntimeout_secs = 5\n\n{endpoints}grant = \"device_code\"\nclient_id = \"bellhop-tv\"\nclient_auth = \"none\"\nscopes = \"openid email offline_access\"\nemail_template = \"{{email}}\"\n\n[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input,\"email\")'\n"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let serve = serve_bellhop(dir.path(), bellhop_port);
     let client = reqwest::blocking::Client::new();
+    let reloaded = client
+        .post(format!("{bellhop_url}/api/v1/reload"))
+        .send()
+        .and_then(|r| r.json::<serde_json::Value>())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        reloaded["profiles"],
+        serde_json::json!(["machine", "tv"]),
+        "{reloaded}"
+    );
     let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
         let mut request = client.request(method, format!("{bellhop_url}{path}"));
         if let Some(body) = body {
@@ -586,7 +612,7 @@ fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider
     // From the command line, through the running server (it holds the store).
     let cli = Command::new(env!("CARGO_BIN_EXE_bellhop"))
         .arg("--config")
-        .arg(dir.path().join("plugin.toml"))
+        .arg(cli_settings(dir.path(), &bellhop_url))
         .args(["authorize", "machine"])
         .env_remove("BELLHOP_LOG")
         .stdin(Stdio::null())

@@ -325,6 +325,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
+    serve_on(state, listener, max_connections, shutdown)
+}
+
+/// Serves on a listener bound already (so its port is known before the engine is built).
+pub fn serve_on(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    max_connections: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let bound = server::local_address(&listener)?;
     let task = tokio::spawn(server::run(
         listener,
