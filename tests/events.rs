@@ -291,9 +291,14 @@ async fn a_one_second_schedule_runs_its_actions() {
         "tock",
         "[[trigger]]\nstartup = true\n[[action]]\nset_global = \"tick\"\nvalue = '0'\n",
     );
-    let engine = running_engine(&ws);
+    // The runner's clock is moved instead of waiting for the seconds to pass.
+    let clock = bellhop::clock::Clock::adjustable();
+    let engine = ws.running_engine_on(&[], clock.clone());
     assert!(
-        eventually(|| global(&engine, "tick").is_some_and(|g| g.value >= 2.0)).await,
+        crate::support::eventually_advancing(&clock, std::time::Duration::from_millis(250), || {
+            global(&engine, "tick").is_some_and(|g| g.value >= 2.0)
+        })
+        .await,
         "{:?}",
         engine.automation().history("tick", 5)
     );

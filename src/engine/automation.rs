@@ -5,6 +5,7 @@
 //! parallel), a rate limit per event and a depth limit for events that run events, so an event
 //! that re-triggers itself is reported, never an endless loop.
 
+use crate::clock::Clock;
 use crate::sync::{Locked, ReadWriteLocked};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -64,7 +65,8 @@ struct PendingInputs {
 struct EventState {
     places: Arc<tokio::sync::Semaphore>,
     waiting: usize,
-    recent: VecDeque<Instant>,
+    /// When the last runs were admitted (the clock's ms), for `max_per_second`.
+    recent: VecDeque<i64>,
     history: VecDeque<Arc<EventRun>>,
 }
 
@@ -110,11 +112,14 @@ pub struct Automation {
     webhook_tokens: RwLock<HashMap<String, crate::secret::Secret>>,
     /// Places for scheduled firings in progress.
     scheduled_places: Arc<tokio::sync::Semaphore>,
+    /// What schedules, lateness, rate limits and `wait` actions read the time from.
+    clock: Clock,
 }
 
 impl Automation {
-    pub fn new(events: EventSet, zone: Zone) -> Automation {
+    pub fn new(events: EventSet, zone: Zone, clock: Clock) -> Automation {
         Automation {
+            clock,
             loaded: RwLock::new(Loaded::new(events)),
             zone,
             states: Mutex::new(HashMap::new()),
@@ -126,6 +131,20 @@ impl Automation {
 
     pub fn events(&self) -> Arc<EventSet> {
         self.loaded().set.clone()
+    }
+
+    /// The runner's clock.
+    pub(super) fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
+    pub(super) fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// The time on the runner's clock.
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default()
     }
 
     fn loaded(&self) -> Arc<Loaded> {
@@ -156,7 +175,7 @@ impl Automation {
 
     /// When an event's schedules fire next.
     pub fn next_firing(&self, event: &Event) -> Option<chrono::DateTime<chrono::Utc>> {
-        let now = chrono::Utc::now();
+        let now = self.now();
         event
             .triggers
             .iter()
@@ -600,12 +619,8 @@ impl Engine {
         }
         // Rate limit and retrigger policy.
         let admitted = self.automation.with_state(name, event.retrigger, |state| {
-            let now = Instant::now();
-            while state
-                .recent
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
-            {
+            let now = self.automation.clock.now_ms();
+            while state.recent.front().is_some_and(|t| now - *t > 1000) {
                 state.recent.pop_front();
             }
             if state.recent.len() >= event.max_per_second as usize {
@@ -664,7 +679,7 @@ impl Engine {
             }
         };
         let late_ms = due.map(|due| {
-            u64::try_from((chrono::Utc::now() - due).num_milliseconds()).unwrap_or_default()
+            u64::try_from((self.automation.now() - due).num_milliseconds()).unwrap_or_default()
         });
         let mut run = Box::pin(self.execute(&event, trigger, input, depth)).await;
         run.late_ms = late_ms;
@@ -772,7 +787,7 @@ impl Engine {
                     }
                 }
                 Action::Wait(duration) => {
-                    tokio::time::sleep(*duration).await;
+                    self.automation.clock.sleep(*duration).await;
                     (
                         format!(
                             "wait {}",
@@ -907,7 +922,7 @@ async fn scheduler(engine: std::sync::Weak<Engine>) {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     loop {
-        let (loaded, zone, reloaded) = {
+        let (loaded, zone, reloaded, clock) = {
             let Some(engine) = engine.upgrade() else {
                 return;
             };
@@ -915,21 +930,21 @@ async fn scheduler(engine: std::sync::Weak<Engine>) {
                 engine.automation.loaded(),
                 engine.automation.zone(),
                 engine.automation.clone_notify(),
+                engine.automation.clock.clone(),
             )
         };
+        let now = || chrono::DateTime::from_timestamp_millis(clock.now_ms()).unwrap_or_default();
         let schedules = &loaded.index.schedules;
-        let start = chrono::Utc::now();
+        let start = now();
         let mut due: BinaryHeap<Reverse<(chrono::DateTime<chrono::Utc>, usize)>> = schedules
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.trigger.next_after(start, zone).map(|at| Reverse((at, i))))
             .collect();
         loop {
-            let wait = due.peek().map(|Reverse((at, _))| {
-                (*at - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-            });
+            let wait = due
+                .peek()
+                .map(|Reverse((at, _))| (*at - now()).to_std().unwrap_or(Duration::ZERO));
             // Check at least once a minute that the engine is still there.
             let sleep = wait
                 .unwrap_or(Duration::from_secs(60))
@@ -937,7 +952,7 @@ async fn scheduler(engine: std::sync::Weak<Engine>) {
             let notified = reloaded.notified();
             tokio::pin!(notified);
             let woken_by_reload = tokio::select! {
-                _ = tokio::time::sleep(sleep) => false,
+                _ = clock.sleep(sleep) => false,
                 _ = &mut notified => true,
             };
             if woken_by_reload {
@@ -946,7 +961,7 @@ async fn scheduler(engine: std::sync::Weak<Engine>) {
             let Some(engine) = engine.upgrade() else {
                 return;
             };
-            let now = chrono::Utc::now();
+            let now = now();
             while let Some(Reverse((at, i))) = due.peek().copied() {
                 if at > now {
                     break;

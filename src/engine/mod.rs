@@ -266,6 +266,7 @@ impl Engine {
             automation: automation::Automation::new(
                 crate::event::EventSet::default(),
                 crate::event::Zone::Local,
+                crate::clock::Clock::system(),
             ),
         })
     }
@@ -277,7 +278,7 @@ impl Engine {
         zone: crate::event::Zone,
     ) -> Engine {
         automation::refuse_unknown_devices(&mut events, &self.hub);
-        self.automation = automation::Automation::new(events, zone);
+        self.automation = automation::Automation::new(events, zone, self.automation.clock());
         self.automation.restore_history(&self.hub);
         self
     }
@@ -294,6 +295,13 @@ impl Engine {
         let _ = self
             .server_url
             .set(format!("http://{host}:{}", address.port()));
+    }
+
+    /// The event runner reads the time from `clock` (the system's by default): schedules,
+    /// lateness, rate limits, `wait` actions.
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Engine {
+        self.automation.set_clock(clock);
+        self
     }
 
     /// Sets what one run may ask of the engine.

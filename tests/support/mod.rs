@@ -277,6 +277,15 @@ impl Workspace {
     /// An engine over the workspace's profiles and its `events/` folder (these events written
     /// there first), with the event runner started. Fails the test on any load error.
     pub fn running_engine(&self, events: &[(&str, &str)]) -> Arc<Engine> {
+        self.running_engine_on(events, bellhop::clock::Clock::system())
+    }
+
+    /// [`Workspace::running_engine`] whose runner reads `clock`.
+    pub fn running_engine_on(
+        &self,
+        events: &[(&str, &str)],
+        clock: bellhop::clock::Clock,
+    ) -> Arc<Engine> {
         let dir = self.path().join("events");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         for (name, text) in events {
@@ -292,6 +301,7 @@ impl Workspace {
         let engine = Arc::new(
             Engine::new(profiles, Some(source), self.hub())
                 .unwrap_or_else(|e| panic!("{e}"))
+                .with_clock(clock)
                 .with_events(events, bellhop::event::Zone::Local),
         );
         engine.start_automation();
