@@ -439,6 +439,63 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
     assert_eq!(device["value"], 42.0, "{device}");
 }
 
+/// Deep links open what they name (a profile's editor, an event's, a device's history), an
+/// unknown one falls back to the overview, and no page logs a console error — a never-run
+/// profile's editor included.
+#[test]
+fn deep_links_open_their_item_without_console_errors() {
+    if !peers_ready() {
+        return;
+    }
+    let _alone = ONE_BROWSER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for folder in ["profiles", "events"] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(
+        dir.path().join("profiles/hall.toml"),
+        "version = 1\nlisten = \"/sensors/hall\"\n[devices]\nroot_names = '\"hall\"'\nvalues = 'ParseNumber(Query(input, \"t\"))'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("profiles/never run.toml"),
+        "version = 1\n[request]\nurl = \"http://127.0.0.1:9/x\"\n[devices]\nroot_names = '\"x\"'\nvalues = 'JSON(input, \"x\")'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("events/evening.toml"),
+        "[[trigger]]\nevery = \"1h\"\n[[action]]\nset_global = \"evening\"\nvalue = '1'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (serve, bellhop_url) = serve_bellhop(dir.path());
+    let client = reqwest::blocking::Client::new();
+    let reply = client
+        .get(format!("{bellhop_url}/in/sensors/hall?t=20"))
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply.status(), 200);
+    let devices: serde_json::Value = client
+        .get(format!("{bellhop_url}/api/v1/devices"))
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reference = devices["devices"][0]["ref"].as_u64().unwrap_or_default();
+    assert!(reference > 0, "{devices}");
+    run_in_chromium(
+        "links.mjs",
+        &[
+            ("BELLHOP_URL", bellhop_url.clone()),
+            ("PROFILE", "never run".into()),
+            ("EVENT", "evening".into()),
+            ("DEVICE_REF", reference.to_string()),
+        ],
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peer-artifacts/links"),
+        &[("bellhop", &serve)],
+    );
+}
+
 /// Every grant without a browser redirect, against the real authorization server: its
 /// endpoints discovered (`bellhop discover`), client credentials fetched and fetched again when
 /// they expire, a device authorization approved by a person in Chromium, introspection, and

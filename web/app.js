@@ -2,12 +2,14 @@
 // This entry wires the pages together: tabs, the adapters' banner, the live stream.
 import { api } from "./js/api.js";
 import { $ } from "./js/dom.js";
-import { loadDevices } from "./js/devices.js";
-import { loadEvents, setUpEvents } from "./js/events.js";
+import { loadDevices, openDevice } from "./js/devices.js";
+import { loadEvents, openEvent, setUpEvents } from "./js/events.js";
 import { connect } from "./js/live.js";
-import { loadProfiles, setUpProfiles } from "./js/profiles.js";
+import { loadProfiles, openProfile, setUpProfiles } from "./js/profiles.js";
 import { loadRuns, setUpSandbox } from "./js/runs.js";
 import { state } from "./js/state.js";
+
+const TABS = ["profiles", "events", "devices", "sandbox", "runs"];
 
 function showTab(name) {
   document.querySelectorAll(".tab").forEach((tab) => { tab.hidden = tab.id !== name; });
@@ -16,7 +18,21 @@ function showTab(name) {
   if (name === "devices") loadDevices();
   if (name === "events") loadEvents();
 }
-window.addEventListener("hashchange", () => showTab(location.hash.slice(1) || "profiles"));
+
+// Deep links: `#profiles/<name>`, `#events/<name>`, `#devices/<ref>` open that item; anything
+// unknown falls back to the profiles overview.
+function route() {
+  const [tab, ...rest] = location.hash.slice(1).split("/");
+  const name = TABS.includes(tab) ? tab : "profiles";
+  showTab(name);
+  let item = "";
+  try { item = decodeURIComponent(rest.join("/")); } catch { item = ""; }
+  if (!item) return;
+  if (name === "profiles") openProfile(item);
+  else if (name === "events") openEvent(item);
+  else if (name === "devices" && /^\d+$/.test(item)) openDevice(Number(item));
+}
+window.addEventListener("hashchange", route);
 
 async function loadUiSettings() {
   const { ok, data } = await api("GET", "/ui");
@@ -42,4 +58,4 @@ loadAdapterHealth();
 setInterval(loadAdapterHealth, 15000);
 loadProfiles();
 connect();
-showTab(location.hash.slice(1) || "profiles");
+route();

@@ -20,9 +20,9 @@ function newRow(d) {
   const cells = [];
   for (let i = 0; i < 7; i++) { const td = document.createElement("td"); row.append(td); cells.push(td); }
   const name = document.createElement("a");
-  name.href = "#devices";
+  name.href = `#devices/${d.ref}`;
   name.title = "history";
-  name.addEventListener("click", () => showHistory(state.devices.get(d.ref) || d));
+  name.addEventListener("click", () => { if (location.hash === name.hash) showHistory(state.devices.get(d.ref) || d); });
   cells[2].append(name);
   const remove = document.createElement("button");
   remove.type = "button";
@@ -103,6 +103,13 @@ function schedule() {
 export function deviceChanged(d) { pending.set(d.ref, d); schedule(); }
 /** A device was deleted (from the live stream). */
 export function deviceRemoved(ref) { pending.set(ref, null); schedule(); }
+
+/** Opens a device's history by its reference (a deep link), once the devices are read. */
+export async function openDevice(ref) {
+  if (!state.devices.has(ref)) await loadDevices();
+  const device = state.devices.get(ref);
+  if (device) showHistory(device);
+}
 
 // A device's history: a chart of its values (numeric devices) and the list of changes.
 const SVG = "http://www.w3.org/2000/svg";

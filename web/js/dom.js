@@ -29,12 +29,15 @@ export function timeElement(iso) {
   return element;
 }
 
-// List rows: a name that opens its editor, the last run's outcome, a Run now button.
+// List rows: a name that opens its editor (its deep link, `#<tab>/<name>`), the last run's
+// outcome, a Run now button.
 export function openLink(name, tab, open) {
   const link = document.createElement("a");
-  link.href = "#" + tab;
+  link.href = `#${tab}/${encodeURIComponent(name)}`;
   link.textContent = name;
-  link.addEventListener("click", open);
+  // Following the link opens the item (hashchange); a click on the link already followed
+  // opens it again.
+  link.addEventListener("click", () => { if (location.hash === link.hash) open(); });
   return link;
 }
 export function lastRun(outcome, startedAt) {

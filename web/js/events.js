@@ -122,7 +122,7 @@ function showEventErrors(diagnostics) {
 
 function clearEventErrors() { clearErrors($("#event-editor"), $("#event-message")); }
 
-async function openEvent(name) {
+export async function openEvent(name) {
   await schemaReady;
   clearEventErrors();
   const { ok, data } = await api("GET", `/events/${encodeURIComponent(name)}/form`);

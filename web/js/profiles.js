@@ -13,6 +13,7 @@ export async function loadProfiles() {
   const select = $("#sandbox-profile");
   select.replaceChildren(new Option("(use the input above)", ""));
   for (const profile of data.profiles || []) {
+    if (profile.last_run) state.ranProfiles.add(profile.name);
     const row = document.createElement("tr");
     row.dataset.profile = profile.name;
     cell(row, openLink(profile.name, "profiles", () => openProfile(profile.name)));
@@ -150,10 +151,12 @@ export async function openProfile(name) {
   preview(name);
 }
 
-// What the first value expression gives over the profile's last response.
+// What the first value expression gives over the profile's last response (a profile that
+// never ran has none: nothing is asked, so no request fails).
 async function preview(name) {
   const values = $("#editor").elements.values.value.split("&&")[0].trim();
   if (!values) return;
+  if (!state.ranProfiles.has(name)) { $("#preview").textContent = "run the profile to see what its values give"; return; }
   const { ok, data } = await api("POST", "/eval", { expression: values, profile: name });
   $("#preview").textContent = ok ? data.text : (data.error ? data.error.message : "–");
 }
@@ -200,6 +203,7 @@ export async function runProfile(name, button) {
   const { data } = await api("POST", "/actions/run", { profile: name, text: "" });
   button.disabled = false;
   const out = $("#run-result");
+  if (data.exchanges && data.exchanges.length) state.ranProfiles.add(name);
   if (data.error) { out.textContent = data.error.message; }
   else {
     const lines = [`${data.ok ? "ok" : "failed"} in ${data.duration_ms} ms`];

@@ -21,6 +21,8 @@ export const state = {
   devices: new Map(),
   /** The device whose history is open. */
   historyOf: null,
+  /** Profiles that have run (so they have a last response to preview against). */
+  ranProfiles: new Set(),
 };
 
 export const schemaReady = api("GET", "/schema").then(({ ok, data }) => { if (ok) state.schemas = data; });

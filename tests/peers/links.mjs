@@ -1,0 +1,36 @@
+// Deep links as a person uses them (a bookmark, a link in a chat), in real Chromium: each opens
+// its item; one that names nothing falls back to the overview; no page logs a console error
+// (a never-run profile's editor asks for no preview it cannot have).
+// Settings from the environment: BELLHOP_URL, PROFILE (never run), EVENT, DEVICE_REF.
+import { inChromium } from "./chromium.mjs";
+
+const env = process.env;
+await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
+  const problems = [];
+  page.on("console", (message) => { if (message.type() === "error") problems.push(`console: ${message.text()}`); });
+  page.on("pageerror", (error) => problems.push(`page: ${error.message}`));
+  page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()}`));
+
+  await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent(env.PROFILE)}`);
+  await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}` && !document.querySelector("#editor").hidden, env.PROFILE);
+  await page.waitForFunction(() => document.querySelector("#preview").textContent.includes("run the profile"));
+  await shot(page, "1-profile");
+
+  await page.goto(`${env.BELLHOP_URL}/#events/${encodeURIComponent(env.EVENT)}`);
+  await page.waitForFunction((name) => document.querySelector("#event-title").textContent === `Event ${name}` && !document.querySelector("#events").hidden, env.EVENT);
+  await shot(page, "2-event");
+
+  await page.goto(`${env.BELLHOP_URL}/#devices/${env.DEVICE_REF}`);
+  await page.waitForSelector("#device-history:not([hidden])");
+  await page.waitForFunction(() => document.querySelector("#history-title").textContent.startsWith("History of"));
+  await shot(page, "3-device");
+
+  await page.goto(`${env.BELLHOP_URL}/#nowhere/at-all`);
+  await page.waitForFunction(() => !document.querySelector("#profiles").hidden && document.querySelector("#profile-rows tr"));
+  await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent("no such profile")}`);
+  await page.waitForFunction(() => !document.querySelector("#profiles").hidden && document.querySelector("#editor-message").textContent.includes("no profile named"));
+  await shot(page, "4-fallback");
+  // The one request allowed to fail: the editor's form of a profile that does not exist (404).
+  const unexpected = problems.filter((p) => !p.includes("no%20such%20profile") && !(p.startsWith("console:") && p.includes("404")));
+  if (unexpected.length) throw new Error(unexpected.join("\n"));
+});
