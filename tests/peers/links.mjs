@@ -1,6 +1,7 @@
 // Deep links as a person uses them (a bookmark, a link in a chat), in real Chromium: each opens
 // its item; one that names nothing falls back to the overview; no page logs a console error
-// (a never-run profile's editor asks for no preview it cannot have).
+// (a never-run profile's editor asks for no preview it cannot have); no page overflows sideways
+// at 1280 px or on a phone (390 px); the system's dark scheme is followed.
 // Settings from the environment: BELLHOP_URL, PROFILE (never run), EVENT, DEVICE_REF.
 import { inChromium } from "./chromium.mjs";
 
@@ -30,6 +31,24 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent("no such profile")}`);
   await page.waitForFunction(() => !document.querySelector("#profiles").hidden && document.querySelector("#editor-message").textContent.includes("no profile named"));
   await shot(page, "4-fallback");
+  // Nothing overflows sideways, on a laptop or a phone, on any page.
+  for (const [width, height] of [[1280, 800], [390, 844]]) {
+    await page.setViewportSize({ width, height });
+    for (const tab of ["profiles", "events", "devices", "runs", "sandbox"]) {
+      await page.goto(`${env.BELLHOP_URL}/#${tab}`);
+      await page.waitForFunction((t) => !document.querySelector(`#${t}`).hidden, tab);
+      await page.waitForTimeout(150);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      if (overflow > 0) { await shot(page, `overflow-${tab}-${width}`); throw new Error(`#${tab} at ${width} px is ${overflow} px too wide`); }
+    }
+  }
+  await shot(page, "5-phone");
+  // The system's dark scheme is followed.
+  const light = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.emulateMedia({ colorScheme: "dark" });
+  const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  if (light === dark) throw new Error(`the page ignores the dark scheme (${light})`);
+  await shot(page, "6-dark");
   // The one request allowed to fail: the editor's form of a profile that does not exist (404).
   const unexpected = problems.filter((p) => !p.includes("no%20such%20profile") && !(p.startsWith("console:") && p.includes("404")));
   if (unexpected.length) throw new Error(unexpected.join("\n"));
