@@ -21,10 +21,14 @@ export function when(iso) {
     : [Math.round(seconds / 86400), "day"];
   return relative.format(amount, unit);
 }
+// One formatter for every local time shown (`toLocaleString` builds one per call: slow in a
+// burst of updates).
+const local = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 export function timeElement(iso) {
   const element = document.createElement("time");
   element.dateTime = iso || "";
-  element.title = iso ? new Date(iso).toLocaleString() : "";
+  const time = iso ? new Date(iso) : null;
+  element.title = time && !Number.isNaN(time.getTime()) ? local.format(time) : "";
   element.textContent = when(iso);
   return element;
 }
