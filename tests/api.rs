@@ -493,3 +493,32 @@ async fn every_ui_module_is_served() {
     let (status, body) = api.call("GET", "/js/nothing.js", None).await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// A device as the API shows it says its unit (from its profile), and a root that only groups
+/// features says so (its own value means nothing), in the list and on the live stream alike.
+#[tokio::test]
+async fn devices_carry_their_unit_and_whether_they_only_group_features() {
+    let ws = Workspace::new();
+    ws.write_profile("thermo", crate::mqtt::THERMO_PROFILE);
+    let api = Api::new(&ws);
+    let response = crate::support::local_request()
+        .path("/in/thermo?t=21.5&s=20&m=heat")
+        .reply(&routes(api.state.clone()))
+        .await;
+    assert_eq!(response.status(), 200);
+    let (status, body) = api.call("GET", "/api/v1/devices", None).await;
+    assert_eq!(status, 200, "{body}");
+    let devices = body["devices"].as_array().cloned().unwrap_or_default();
+    let find = |feature: Option<&str>| {
+        devices
+            .iter()
+            .find(|d| d["name"] == "Thermo" && d["feature"].as_str() == feature)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(find(Some("temperature"))["unit"], "°C", "{body}");
+    assert_eq!(find(Some("temperature"))["value"], 21.5, "{body}");
+    assert_eq!(find(Some("mode"))["unit"], Value::Null, "{body}");
+    assert_eq!(find(None)["grouping"], true, "{body}");
+    assert_eq!(find(Some("temperature"))["grouping"], Value::Null, "{body}");
+}

@@ -483,6 +483,12 @@ fn deep_links_open_their_item_without_console_errors() {
         .unwrap_or_else(|e| panic!("{e}"));
     let reference = devices["devices"][0]["ref"].as_u64().unwrap_or_default();
     assert!(reference > 0, "{devices}");
+    let global = client
+        .put(format!("{bellhop_url}/api/v1/globals/alarm"))
+        .json(&serde_json::json!({"string": "armed"}))
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(global.status(), 200);
     run_in_chromium(
         "links.mjs",
         &[

@@ -14,7 +14,7 @@ use crate::engine::record::{EventRun, RunRecord};
 use crate::event::ErrorClass;
 use crate::oauth::{Introspection, ServerMetadata};
 use crate::profile::provider::{OAuthVersion, ProviderDefinition};
-use crate::profile::{AuthSpec, BodySpec, DeviceRule, Diagnostic, Profile};
+use crate::profile::{AuthSpec, BodySpec, DeviceRule, Diagnostic, Profile, ProfileSet};
 use crate::secret::REDACTED;
 
 #[derive(Serialize)]
@@ -266,6 +266,13 @@ pub struct DeviceView {
     pub value: f64,
     pub string: String,
     pub changed_at: String,
+    /// The unit its profile gives it (`°C`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// A root that only carries features (a `Thermo` whose `temperature` holds the data): its
+    /// own value means nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub grouping: bool,
 }
 
 impl From<&Device> for DeviceView {
@@ -278,7 +285,26 @@ impl From<&Device> for DeviceView {
             value: d.value,
             string: d.string.clone(),
             changed_at: time_text(d.changed_at_ms),
+            unit: None,
+            grouping: false,
         }
+    }
+}
+
+impl DeviceView {
+    /// A device as shown, with what its profile says of it (unit, whether a root is only a
+    /// group of features).
+    pub fn described(d: &Device, profiles: &ProfileSet) -> DeviceView {
+        let mut view = DeviceView::from(d);
+        if let Some(profile) = profiles.get(&d.key.profile) {
+            let mapping = &profile.mapping;
+            view.unit = mapping
+                .description_of(&d.key.root, d.key.feature.as_deref())
+                .0
+                .map(str::to_string);
+            view.grouping = d.key.feature.is_none() && !mapping.root_has_own_value(&d.key.root);
+        }
+        view
     }
 }
 

@@ -24,6 +24,11 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.goto(`${env.BELLHOP_URL}/#devices/${env.DEVICE_REF}`);
   await page.waitForSelector("#device-history:not([hidden])");
   await page.waitForFunction(() => document.querySelector("#history-title").textContent.startsWith("History of"));
+  // Globals are on the Devices page too, and follow the live stream.
+  await page.waitForSelector('#global-rows tr[data-global="alarm"]');
+  const set = await fetch(`${env.BELLHOP_URL}/api/v1/globals/alarm`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ string: "disarmed" }) });
+  if (!set.ok) throw new Error(`setting a global: HTTP ${set.status}`);
+  await page.waitForFunction(() => document.querySelector('#global-rows tr[data-global="alarm"]').textContent.includes("disarmed"));
   await shot(page, "3-device");
 
   await page.goto(`${env.BELLHOP_URL}/#nowhere/at-all`);

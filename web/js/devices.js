@@ -44,8 +44,9 @@ function fillRow(row, d) {
   cells[0].textContent = d.ref;
   cells[1].textContent = d.profile;
   cells[2].firstChild.textContent = label(d);
-  // A device that holds text shows no numeric value beside it.
-  cells[3].textContent = d.string && d.value === 0 ? "" : d.value;
+  // A root that only groups features, or a device that holds text, shows no number; a number
+  // shows its unit.
+  cells[3].textContent = d.grouping || (d.string && d.value === 0) ? "" : `${d.value}${d.unit ? " " + d.unit : ""}`;
   cells[4].textContent = d.string;
   cells[5].replaceChildren(timeElement(d.changed_at));
 }
@@ -58,8 +59,43 @@ function place(row, ref) {
   if (after) after.after(row); else body.prepend(row);
 }
 
-/** Shows the devices as they are now (a snapshot replaces everything shown). */
+// Globals: a row each, by name, kept like the devices'.
+const globalRows = new Map();
+function fillGlobal(row, g) {
+  const cells = row.children;
+  cells[0].textContent = g.name;
+  cells[1].textContent = g.string && g.value === 0 ? "" : g.value;
+  cells[2].textContent = g.string;
+  cells[3].replaceChildren(timeElement(g.changed_at));
+}
+function globalRow(g) {
+  const row = document.createElement("tr");
+  row.dataset.global = g.name;
+  for (let i = 0; i < 4; i++) row.append(document.createElement("td"));
+  fillGlobal(row, g);
+  return row;
+}
+async function loadGlobals() {
+  const { ok, data } = await api("GET", "/globals");
+  if (!ok) return;
+  globalRows.clear();
+  const fresh = (data.globals || []).map((g) => { const row = globalRow(g); globalRows.set(g.name, row); return row; });
+  $("#global-rows").replaceChildren(...fresh);
+}
+/** A global changed (from the live stream). */
+export function globalChanged(g) {
+  const row = globalRows.get(g.name);
+  if (row) { fillGlobal(row, g); return; }
+  const created = globalRow(g);
+  globalRows.set(g.name, created);
+  const body = $("#global-rows");
+  const after = [...body.children].find((r) => r.dataset.global > g.name);
+  if (after) after.before(created); else body.append(created);
+}
+
+/** Shows the devices (and globals) as they are now: a snapshot replaces everything shown. */
 export async function loadDevices() {
+  loadGlobals();
   const { ok, data } = await api("GET", "/devices");
   if (!ok) return;
   pending.clear();
@@ -147,10 +183,22 @@ async function showHistory(device) {
   line.setAttribute("d", path);
   line.setAttribute("class", "line");
   chart.append(line);
-  for (const [value, at] of [[v1, y(v1)], [v0, y(v0)]]) {
-    const text = document.createElementNS(SVG, "text");
-    text.setAttribute("x", 2); text.setAttribute("y", at + 4);
-    text.textContent = String(value);
-    chart.append(text);
-  }
+  const addText = (x, y, text, anchor) => {
+    const element = document.createElementNS(SVG, "text");
+    element.setAttribute("x", x); element.setAttribute("y", y);
+    if (anchor) element.setAttribute("text-anchor", anchor);
+    element.textContent = text;
+    chart.append(element);
+    return element;
+  };
+  for (const [value, at] of [[v1, y(v1)], [v0, y(v0)]]) addText(2, at + 4, String(value));
+  // The time axis: when the first and the last change shown happened (local time).
+  const axis = document.createElementNS(SVG, "line");
+  axis.setAttribute("x1", pad); axis.setAttribute("x2", width - pad);
+  axis.setAttribute("y1", height - pad + 4); axis.setAttribute("y2", height - pad + 4);
+  axis.setAttribute("class", "axis");
+  chart.append(axis);
+  const stamp = (t) => new Date(t).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
+  addText(pad, height - 6, stamp(t0)).setAttribute("class", "time");
+  addText(width - pad, height - 6, stamp(t1), "end").setAttribute("class", "time");
 }

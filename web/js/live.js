@@ -2,7 +2,7 @@
 // starts from a snapshot: what changed while the stream was away is read again, so nothing is
 // lost in a gap; a `resync` (the stream fell behind) does the same.
 import { $ } from "./dom.js";
-import { deviceChanged, deviceRemoved, loadDevices } from "./devices.js";
+import { deviceChanged, deviceRemoved, globalChanged, loadDevices } from "./devices.js";
 import { eventFinished, loadEvents } from "./events.js";
 import { refreshEditorStatus, refreshProfilesSoon } from "./profiles.js";
 import { state } from "./state.js";
@@ -22,6 +22,7 @@ export function connect() {
   stream.addEventListener("error", () => { document.body.dataset.live = "no"; });
   stream.addEventListener("device", (event) => deviceChanged(JSON.parse(event.data)));
   stream.addEventListener("device_removed", (event) => deviceRemoved(JSON.parse(event.data).ref));
+  stream.addEventListener("global", (event) => globalChanged(JSON.parse(event.data)));
   stream.addEventListener("run", refreshProfilesSoon);
   stream.addEventListener("profiles", refreshProfilesSoon);
   stream.addEventListener("authorization", (event) => {

@@ -70,11 +70,12 @@ fn unknown_device(reference: u64) -> ApiError {
 }
 
 fn list(state: AppState) -> Response {
+    let profiles = state.engine.profiles();
     let devices = state
         .engine
         .devices()
         .iter()
-        .map(DeviceView::from)
+        .map(|d| DeviceView::described(d, &profiles))
         .collect();
     ok(&DeviceList { devices })
 }
@@ -84,7 +85,10 @@ fn one(reference: u64, state: AppState) -> Answer {
         .engine
         .device(reference)
         .ok_or_else(|| unknown_device(reference))?;
-    Ok(ok(&DeviceView::from(&device)))
+    Ok(ok(&DeviceView::described(
+        &device,
+        &state.engine.profiles(),
+    )))
 }
 
 async fn history(reference: u64, query: HistoryQuery, state: AppState) -> Answer {
@@ -103,7 +107,10 @@ async fn history(reference: u64, query: HistoryQuery, state: AppState) -> Answer
 
 fn remove(reference: u64, state: AppState) -> Answer {
     let device = state.engine.remove_device(reference)?;
-    Ok(ok(&DeviceView::from(&device)))
+    Ok(ok(&DeviceView::described(
+        &device,
+        &state.engine.profiles(),
+    )))
 }
 
 async fn set(reference: u64, request: SetRequest, state: AppState) -> Answer {
@@ -111,7 +118,10 @@ async fn set(reference: u64, request: SetRequest, state: AppState) -> Answer {
         .engine
         .set_device(reference, request.value, request.string)
         .await?;
-    Ok(ok(&DeviceView::from(&device)))
+    Ok(ok(&DeviceView::described(
+        &device,
+        &state.engine.profiles(),
+    )))
 }
 
 fn globals(state: AppState) -> Response {

@@ -22,12 +22,14 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
                 )
                 .into_response();
             };
-            let listening = (state.engine.subscribe(), permit);
-            let events =
-                futures_util::stream::unfold(listening, |(mut subscription, permit)| async move {
-                    let event = live_event(subscription.next().await)?;
-                    Some((Ok::<_, Infallible>(event), (subscription, permit)))
-                });
+            let listening = (state.engine.subscribe(), permit, state.engine.clone());
+            let events = futures_util::stream::unfold(
+                listening,
+                |(mut subscription, permit, engine)| async move {
+                    let event = live_event(subscription.next().await, &engine)?;
+                    Some((Ok::<_, Infallible>(event), (subscription, permit, engine)))
+                },
+            );
             warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response()
         });
     vec![stream.boxed()]
@@ -35,7 +37,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
 
 /// One hub event as a server-sent event: its kind as the event name, its view as the data.
 /// `None` when the bus is gone (the stream ends).
-fn live_event(delivery: Delivery) -> Option<warp::sse::Event> {
+fn live_event(delivery: Delivery, engine: &crate::engine::Engine) -> Option<warp::sse::Event> {
     let event = warp::sse::Event::default();
     let built = match delivery {
         Delivery::Closed => return None,
@@ -44,7 +46,7 @@ fn live_event(delivery: Delivery) -> Option<warp::sse::Event> {
             let event = event.event(hub_event.name());
             match &hub_event {
                 HubEvent::DeviceChanged { change } => {
-                    event.json_data(DeviceView::from(&change.device))
+                    event.json_data(DeviceView::described(&change.device, &engine.profiles()))
                 }
                 HubEvent::DeviceRemoved { device } => event.json_data(DeviceView::from(device)),
                 HubEvent::GlobalChanged { global } => event.json_data(GlobalView::from(global)),
