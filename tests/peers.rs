@@ -201,6 +201,32 @@ pub(crate) fn serve_bellhop_with(dir: &Path, more: &str) -> (Peer, String) {
     (serve, format!("http://{address}"))
 }
 
+/// `bellhop serve` over `dir` with a listening `hall` profile a sensor has reported to (`t=20`):
+/// the server, its URL and the `hall` device's reference.
+fn serve_with_hall_sensor(dir: &Path) -> (Peer, String, u64) {
+    std::fs::create_dir_all(dir.join("profiles")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("profiles/hall.toml"),
+        "version = 1\nlisten = \"/sensors/hall\"\n[devices]\nroot_names = '\"hall\"'\nvalues = 'ParseNumber(Query(input, \"t\"))'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (serve, bellhop_url) = serve_bellhop(dir);
+    let client = reqwest::blocking::Client::new();
+    let reply = client
+        .get(format!("{bellhop_url}/in/sensors/hall?t=20"))
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply.status(), 200);
+    let devices: serde_json::Value = client
+        .get(format!("{bellhop_url}/api/v1/devices"))
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reference = devices["devices"][0]["ref"].as_u64().unwrap_or_default();
+    assert!(reference > 0, "{devices}");
+    (serve, bellhop_url, reference)
+}
+
 /// The settings file the CLI reads to reach a server started by [`serve_bellhop`]: the same,
 /// with the port it serves on.
 fn cli_settings(dir: &Path, bellhop_url: &str) -> std::path::PathBuf {
@@ -394,27 +420,9 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        dir.path().join("profiles/hall.toml"),
-        "version = 1\nlisten = \"/sensors/hall\"\n[devices]\nroot_names = '\"hall\"'\nvalues = 'ParseNumber(Query(input, \"t\"))'\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let (serve, bellhop_url) = serve_bellhop(dir.path());
     // A sensor reports: the device the event will set.
+    let (serve, bellhop_url, reference) = serve_with_hall_sensor(dir.path());
     let client = reqwest::blocking::Client::new();
-    let reply = client
-        .get(format!("{bellhop_url}/in/sensors/hall?t=20"))
-        .send()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(reply.status(), 200);
-    let devices: serde_json::Value = client
-        .get(format!("{bellhop_url}/api/v1/devices"))
-        .send()
-        .and_then(|r| r.json())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let reference = devices["devices"][0]["ref"].as_u64().unwrap_or_default();
-    assert!(reference > 0, "{devices}");
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peer-artifacts/events");
     run_in_chromium(
         "events.mjs",
@@ -455,11 +463,6 @@ fn deep_links_open_their_item_without_console_errors() {
         std::fs::create_dir_all(dir.path().join(folder)).unwrap_or_else(|e| panic!("{e}"));
     }
     std::fs::write(
-        dir.path().join("profiles/hall.toml"),
-        "version = 1\nlisten = \"/sensors/hall\"\n[devices]\nroot_names = '\"hall\"'\nvalues = 'ParseNumber(Query(input, \"t\"))'\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
         dir.path().join("profiles/never run.toml"),
         "version = 1\n[request]\nurl = \"http://127.0.0.1:9/x\"\n[devices]\nroot_names = '\"x\"'\nvalues = 'JSON(input, \"x\")'\n",
     )
@@ -469,20 +472,8 @@ fn deep_links_open_their_item_without_console_errors() {
         "[[trigger]]\nevery = \"1h\"\n[[action]]\nset_global = \"evening\"\nvalue = '1'\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let (serve, bellhop_url) = serve_bellhop(dir.path());
+    let (serve, bellhop_url, reference) = serve_with_hall_sensor(dir.path());
     let client = reqwest::blocking::Client::new();
-    let reply = client
-        .get(format!("{bellhop_url}/in/sensors/hall?t=20"))
-        .send()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(reply.status(), 200);
-    let devices: serde_json::Value = client
-        .get(format!("{bellhop_url}/api/v1/devices"))
-        .send()
-        .and_then(|r| r.json())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let reference = devices["devices"][0]["ref"].as_u64().unwrap_or_default();
-    assert!(reference > 0, "{devices}");
     let global = client
         .put(format!("{bellhop_url}/api/v1/globals/alarm"))
         .json(&serde_json::json!({"string": "armed"}))
