@@ -468,6 +468,11 @@ fn deep_links_open_their_item_without_console_errors() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
+        dir.path().join("profiles/chat.toml"),
+        "version = 1\n[request]\nurl = \"https://discord.com/api/users/@me\"\n[auth.oauth2]\nprovider = \"discord\"\nclient_id = \"c\"\n[devices]\nroot_names = '\"me\"'\nvalues = 'JSON(input, \"id\")'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
         dir.path().join("events/evening.toml"),
         "[[trigger]]\nevery = \"1h\"\n[[action]]\nset_global = \"evening\"\nvalue = '1'\n",
     )
@@ -485,6 +490,7 @@ fn deep_links_open_their_item_without_console_errors() {
         &[
             ("BELLHOP_URL", bellhop_url.clone()),
             ("PROFILE", "never run".into()),
+            ("PROVIDER_PROFILE", "chat".into()),
             ("EVENT", "evening".into()),
             ("DEVICE_REF", reference.to_string()),
         ],

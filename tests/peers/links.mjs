@@ -17,6 +17,23 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.waitForFunction(() => document.querySelector("#preview").textContent.includes("run the profile"));
   await shot(page, "1-profile");
 
+  // Only what applies is shown: a listening profile has no request and nothing to authorize or
+  // run now; the endpoints a chosen provider fills are out of the way until asked for.
+  const visible = (selector) => page.isVisible(selector);
+  await page.goto(`${env.BELLHOP_URL}/#profiles/hall`);
+  await page.waitForFunction(() => document.querySelector("#editor-title").textContent === "Profile hall");
+  for (const selector of ['#editor [name="url"]', '#editor [name="method"]', "#authorize", "#run-now"]) {
+    if (await visible(selector)) throw new Error(`a listening profile shows ${selector}`);
+  }
+  if (!(await visible('#editor [name="listen"]'))) throw new Error("the listening path is not shown");
+  await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent(env.PROVIDER_PROFILE)}`);
+  await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}`, env.PROVIDER_PROFILE);
+  if (await visible('#editor [name="token_url"]')) throw new Error("the endpoint the provider fills is shown");
+  if (!(await visible('#editor [name="client_id"]')) || !(await visible("#authorize"))) throw new Error("the client id or Request Authorization is hidden");
+  await page.check("#show-provider-fields");
+  if (!(await visible('#editor [name="token_url"]'))) throw new Error("asked for, the provider's endpoints are still hidden");
+  await shot(page, "1b-provider");
+
   await page.goto(`${env.BELLHOP_URL}/#events/${encodeURIComponent(env.EVENT)}`);
   await page.waitForFunction((name) => document.querySelector("#event-title").textContent === `Event ${name}` && !document.querySelector("#events").hidden, env.EVENT);
   await shot(page, "2-event");

@@ -4,7 +4,7 @@ import { api } from "./api.js";
 import { $, cell, clearErrors, clearNotesOnInput, lastRun, listProblems, noteAt, openLink, runButton, when } from "./dom.js";
 import { buildFields, readField, syncWhen } from "./schema-form.js";
 import { loadRuns } from "./runs.js";
-import { schemaReady, state } from "./state.js";
+import { providersReady, schemaReady, state } from "./state.js";
 
 export async function loadProfiles() {
   const { data } = await api("GET", "/profiles");
@@ -77,6 +77,25 @@ function showProviderDocs() {
     control.placeholder = provider && provider[field.key] ? `${provider[field.key]} (the provider's)` : control.dataset.placeholder;
   }
 }
+// Shows only what applies: a listening profile has no request to send, no authorization to
+// request and nothing to run now; the endpoints a chosen provider fills stay out of the way
+// (unless the person asks to override them, or one is written already).
+function syncApplicable() {
+  const element = $("#editor");
+  const part = (key) => element.querySelector(`.field[data-key="${key}"]`);
+  const listening = editorValue("listen").trim() !== "";
+  for (const key of ["method", "url"]) part(key)?.classList.toggle("not-applicable", listening);
+  for (const id of ["#authorize", "#run-now"]) $(id).classList.toggle("not-applicable", listening);
+  const provider = chosenProvider();
+  const overriding = $("#show-provider-fields").checked;
+  $("#show-provider-fields").closest("p").hidden = !provider;
+  for (const field of profileFields().filter((f) => f.provider_fills)) {
+    const control = element.elements[field.key];
+    const filled = Boolean(provider && provider[field.key] && control && !control.value.trim());
+    part(field.key)?.classList.toggle("not-applicable", filled && !overriding);
+  }
+}
+
 function showDevice(status) {
   const waiting = status && status.state === "awaiting_user";
   $("#device-panel").hidden = !waiting;
@@ -119,11 +138,14 @@ function fillForm(form) {
   for (const box of ["root_names", "feature_names", "values", "strings"]) element.elements[box].readOnly = readOnly.includes("devices");
   element.elements.auth_mode.addEventListener("change", () => syncWhen(element));
   element.elements.legacy_callback.addEventListener("change", () => { state.legacyChanged = true; showRedirect(null); });
-  element.elements.provider.addEventListener("change", showProviderDocs);
+  element.elements.provider.addEventListener("change", () => { showProviderDocs(); syncApplicable(); });
   element.elements.grant.addEventListener("change", showProviderDocs);
+  element.elements.listen.addEventListener("input", syncApplicable);
+  $("#show-provider-fields").checked = false;
   showProviderDocs();
   showDevice(null);
   syncWhen(element);
+  syncApplicable();
 }
 
 // The redirect URL Bellhop will send: built by the server from its public base URL.
@@ -136,6 +158,7 @@ function showRedirect(fromServer) {
 
 export async function openProfile(name) {
   await schemaReady;
+  await providersReady;
   clearEditorErrors();
   const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/form`);
   if (!ok) { $("#editor-message").textContent = data.error ? data.error.message : "cannot open"; return; }
@@ -232,6 +255,7 @@ export async function refreshEditorStatus(name) {
 /** Wires the editor's buttons; `uiReady` resolves once the server's UI settings are read. */
 export function setUpProfiles(uiReady) {
   $("#editor").addEventListener("submit", save);
+  $("#show-provider-fields").addEventListener("change", syncApplicable);
   clearNotesOnInput($("#editor"));
   $("#new-profile").addEventListener("click", async () => {
     await uiReady;
