@@ -468,6 +468,11 @@ fn deep_links_open_their_item_without_console_errors() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
+        dir.path().join("profiles/broken.toml"),
+        "version = 1\n[request\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
         dir.path().join("profiles/chat.toml"),
         "version = 1\n[request]\nurl = \"https://discord.com/api/users/@me\"\n[auth.oauth2]\nprovider = \"discord\"\nclient_id = \"c\"\n[devices]\nroot_names = '\"me\"'\nvalues = 'JSON(input, \"id\")'\n",
     )

@@ -12,6 +12,12 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   page.on("pageerror", (error) => problems.push(`page: ${error.message}`));
   page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()}`));
 
+  // Is everything all right? The line over the list says what needs attention.
+  await page.goto(`${env.BELLHOP_URL}/#profiles`);
+  await page.waitForFunction(() => document.querySelector("#overview").textContent.includes("profiles"));
+  const overview = await page.textContent("#overview");
+  if (overview !== "3 profiles: 1 load problem (below).") throw new Error(`the overview says: ${overview}`);
+
   await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent(env.PROFILE)}`);
   await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}` && !document.querySelector("#editor").hidden, env.PROFILE);
   await page.waitForFunction(() => document.querySelector("#preview").textContent.includes("run the profile"));

@@ -31,6 +31,21 @@ export async function loadProfiles() {
     select.append(new Option(profile.name, profile.name));
   }
   listProblems($("#load-problems"), data.diagnostics);
+  showOverview(data.profiles || [], data.diagnostics || []);
+}
+
+// Is everything all right? One line over the list: how many profiles, and what needs
+// attention (a failed last run, a file that does not load).
+function showOverview(profiles, diagnostics) {
+  const failed = profiles.filter((p) => p.last_run && !p.last_run.ok && !p.last_run.skipped).length;
+  const broken = diagnostics.filter((d) => d.severity === "error").length;
+  const parts = [];
+  if (failed) parts.push(`${failed} last run${failed === 1 ? "" : "s"} failed`);
+  if (broken) parts.push(`${broken} load problem${broken === 1 ? "" : "s"} (below)`);
+  const overview = $("#overview");
+  const count = `${profiles.length} profile${profiles.length === 1 ? "" : "s"}`;
+  overview.textContent = parts.length ? `${count}: ${parts.join(", ")}.` : `${count}, all well.`;
+  overview.classList.toggle("attention", parts.length > 0);
 }
 
 // The profile list follows runs and reloads, a burst at a time.
