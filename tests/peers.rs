@@ -241,6 +241,16 @@ fn cli_settings(dir: &Path, bellhop_url: &str) -> std::path::PathBuf {
 /// lifetimes of seconds) must not share two cores with another Chromium or Home Assistant.
 pub(crate) static ONE_BROWSER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The peers are there (or, outside CI, the test is skipped, loudly): this test's turn with the
+/// browser, held until it ends.
+fn browser_turn() -> Option<std::sync::MutexGuard<'static, ()>> {
+    peers_ready().then(|| {
+        ONE_BROWSER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    })
+}
+
 fn run_path(client_auth: &str) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
@@ -388,12 +398,9 @@ fn run_path(client_auth: &str) {
 
 #[test]
 fn a_person_authorizes_a_profile_in_chromium_against_oidc_provider() {
-    if !peers_ready() {
+    let Some(_alone) = browser_turn() else {
         return;
-    }
-    let _alone = ONE_BROWSER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    };
     // The two client authentications are two people with their own provider and Bellhop: side
     // by side, so their waits for tokens to fall due overlap.
     std::thread::scope(|scope| {
@@ -413,12 +420,9 @@ fn a_person_authorizes_a_profile_in_chromium_against_oidc_provider() {
 /// field first), run now, its run and steps seen, the device change seen live with its chart.
 #[test]
 fn a_person_creates_and_runs_an_event_in_chromium() {
-    if !peers_ready() {
+    let Some(_alone) = browser_turn() else {
         return;
-    }
-    let _alone = ONE_BROWSER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     // A sensor reports: the device the event will set.
     let (serve, bellhop_url, reference) = serve_with_hall_sensor(dir.path());
@@ -452,12 +456,9 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
 /// profile's editor included.
 #[test]
 fn deep_links_open_their_item_without_console_errors() {
-    if !peers_ready() {
+    let Some(_alone) = browser_turn() else {
         return;
-    }
-    let _alone = ONE_BROWSER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     for folder in ["profiles", "events"] {
         std::fs::create_dir_all(dir.path().join(folder)).unwrap_or_else(|e| panic!("{e}"));
@@ -508,12 +509,9 @@ fn deep_links_open_their_item_without_console_errors() {
 /// (a PerformanceObserver for long tasks, in Chromium), and the page ends on the final values.
 #[test]
 fn a_burst_of_device_changes_keeps_the_devices_page_responsive() {
-    if !peers_ready() {
+    let Some(_alone) = browser_turn() else {
         return;
-    }
-    let _alone = ONE_BROWSER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
@@ -539,12 +537,9 @@ fn a_burst_of_device_changes_keeps_the_devices_page_responsive() {
 /// revocation on Forget authorization (the server no longer knows the tokens).
 #[test]
 fn discovery_client_credentials_device_flow_and_revocation_against_oidc_provider() {
-    if !peers_ready() {
+    let Some(_alone) = browser_turn() else {
         return;
-    }
-    let _alone = ONE_BROWSER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let profiles = dir.path().join("profiles");
     std::fs::create_dir_all(&profiles).unwrap_or_else(|e| panic!("{e}"));
