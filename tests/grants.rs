@@ -5,228 +5,40 @@
 //! bad inputs (an unknown template variable, a path that matches nothing, a refused client).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bellhop::clock::Clock;
-use bellhop::engine::authorization::{AuthorizationStatus, Authorizer};
+use bellhop::engine::authorization::AuthorizationStatus;
 use bellhop::engine::door::DoorError;
 use bellhop::engine::Engine;
-use bellhop::tokens::{load_or_create_key, TokenStore};
 use bellhop::web::{routes, AppState};
-use warp::Filter;
+use std::sync::Arc;
 
+use crate::support::oauth_server::{
+    authorized_engine, ClientAuth, DeviceApproval, OAuthServer, Quirks, ServerState, STANDARD,
+};
 use crate::support::Workspace;
 
-#[derive(Default)]
-struct Server {
-    codes: Vec<String>,
-    access: Vec<String>,
-    issued: usize,
-    /// Every token request: its grant type, form or JSON fields, and whether Basic was sent.
-    requests: Vec<(String, HashMap<String, String>, bool)>,
-    /// `deny`, `expire` or `slow` (one slow_down, then success), else approve at once.
-    device_mode: &'static str,
-    /// When each device poll came, on the test's clock (ms).
-    device_polls: Vec<i64>,
-    /// The test's clock, shared with the authorization.
-    clock: Clock,
-    refuse_client: bool,
-    revoked: Vec<String>,
-    /// Put in every plain token answer as `id` (a Salesforce-style profile URL).
-    profile_url: Option<String>,
-    userinfo_calls: usize,
-}
-
-type Shared = Arc<Mutex<Server>>;
-
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Server> {
-    shared.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn json(status: u16, value: serde_json::Value) -> warp::reply::Response {
-    let mut response = warp::reply::Response::new(value.to_string().into());
-    *response.status_mut() = warp::http::StatusCode::from_u16(status).unwrap_or_default();
-    response.headers_mut().insert(
-        "content-type",
-        warp::http::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn issue(s: &mut Server, nested: bool) -> warp::reply::Response {
-    s.issued += 1;
-    let token = format!("at-{}", s.issued);
-    s.access.push(token.clone());
-    if nested {
-        json(
-            200,
-            serde_json::json!({"data": {"token": token, "refresh": format!("rt-{}", s.issued), "ttl": 4}}),
-        )
-    } else {
-        let mut answer = serde_json::json!({"access_token": token, "refresh_token": format!("rt-{}", s.issued), "expires_in": 3600});
-        if let Some(url) = &s.profile_url {
-            answer["id"] = url.clone().into();
-        }
-        json(200, answer)
-    }
-}
-
-fn token(
-    shared: &Shared,
-    path: &str,
-    basic: bool,
-    fields: HashMap<String, String>,
-) -> warp::reply::Response {
-    let mut s = lock(shared);
-    let grant = fields.get("grant_type").cloned().unwrap_or_default();
-    s.requests.push((grant.clone(), fields.clone(), basic));
-    if path == "/custom/token" {
-        return match grant.as_str() {
-            "authorization_code"
-                if s.codes
-                    .contains(&fields.get("code").cloned().unwrap_or_default()) =>
-            {
-                issue(&mut s, true)
-            }
-            "refresh_token"
-                if fields
-                    .get("refresh_token")
-                    .is_some_and(|r| r.starts_with("rt-")) =>
-            {
-                issue(&mut s, true)
-            }
-            _ => json(400, serde_json::json!({"error": "invalid_grant"})),
-        };
-    }
-    if s.refuse_client {
-        return json(
-            401,
-            serde_json::json!({"error": "invalid_client", "error_description": "Client authentication failed"}),
-        );
-    }
-    match grant.as_str() {
-        "authorization_code" => {
-            let code = fields.get("code").cloned().unwrap_or_default();
-            if let Some(at) = s.codes.iter().position(|c| *c == code) {
-                s.codes.remove(at);
-                issue(&mut s, false)
-            } else {
-                json(400, serde_json::json!({"error": "invalid_grant"}))
-            }
-        }
-        "password" => {
-            if fields.get("username").map(String::as_str) == Some("ann")
-                && fields.get("password").map(String::as_str) == Some("correct horse")
-            {
-                issue(&mut s, false)
-            } else {
-                json(
-                    400,
-                    serde_json::json!({"error": "invalid_grant", "error_description": "bad user credentials"}),
-                )
-            }
-        }
-        "client_credentials" => issue(&mut s, false),
-        "urn:ietf:params:oauth:grant-type:device_code" => {
-            let now_ms = s.clock.now_ms();
-            s.device_polls.push(now_ms);
-            let polls = s.device_polls.len();
-            match (s.device_mode, polls) {
-                ("deny", _) => json(400, serde_json::json!({"error": "access_denied"})),
-                ("expire", _) => json(400, serde_json::json!({"error": "expired_token"})),
-                ("slow", 1) => json(400, serde_json::json!({"error": "slow_down"})),
-                _ => issue(&mut s, false),
-            }
-        }
-        _ => json(400, serde_json::json!({"error": "unsupported_grant_type"})),
-    }
-}
-
-async fn start_server(shared: Shared) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let token_state = shared.clone();
-    let tokens = warp::post()
-        .and(warp::path::full())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::header::optional::<String>("content-type"))
-        .and(warp::body::bytes())
-        .and_then(move |path: warp::path::FullPath, authorization: Option<String>, content_type: Option<String>, body: bytes::Bytes| {
-            let shared = token_state.clone();
-            async move {
-                let path = path.as_str().to_string();
-                if path == "/revoke" {
-                    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-                    lock(&shared).revoked.extend(fields.get("token").cloned());
-                    return Ok(json(200, serde_json::json!({})));
-                }
-                if path == "/device" {
-                    let hostile = lock(&shared).device_mode == "hostile";
-                    let uri = if hostile { "javascript:alert(document.cookie)" } else { "https://example.com/device" };
-                    return Ok::<_, std::convert::Infallible>(json(200, serde_json::json!({
-                        "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": uri,
-                        "expires_in": 600, "interval": 1
-                    })));
-                }
-                let fields: HashMap<String, String> = if content_type.as_deref() == Some("application/json") {
-                    let mut fields = serde_json::from_slice::<HashMap<String, String>>(&body).unwrap_or_default();
-                    fields.insert("json".into(), "yes".into());
-                    fields
-                } else {
-                    url::form_urlencoded::parse(&body).into_owned().collect()
-                };
-                let basic = authorization.is_some_and(|a| a.starts_with("Basic "));
-                Ok(token(&shared, &path, basic, fields))
-            }
-        });
-    let api_state = shared.clone();
-    let api = warp::get()
-        .and(warp::path("me"))
-        .and(warp::header::optional::<String>("authorization"))
-        .map(move |authorization: Option<String>| {
-            let mut s = lock(&api_state);
-            s.userinfo_calls += 1;
-            let token = authorization
-                .unwrap_or_default()
-                .trim_start_matches("Bearer ")
-                .to_string();
-            if s.access.contains(&token) {
-                json(200, serde_json::json!({"email": "ann@example.com"}))
-            } else {
-                json(401, serde_json::json!({"error": "invalid_token"}))
-            }
-        });
-    // A profile endpoint that answers 2 MB of JSON-ish text.
-    let big = warp::get()
-        .and(warp::path("big"))
-        .map(|| json(200, serde_json::Value::String("x".repeat(2 * 1024 * 1024))));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(tokens.or(big).or(api))
-        .incoming(listener)
-        .graceful(async {
-            let _ = stopped.await;
-        });
-    tokio::spawn(server.run());
-    (address, stop)
-}
+/// A provider that takes whatever client authentication comes (the tests read what came) and
+/// rotates its refresh tokens.
+static GENEROUS: Quirks = Quirks {
+    auth: ClientAuth::Unchecked,
+    rotates: true,
+    ..STANDARD
+};
 
 struct Setup {
     engine: Arc<Engine>,
-    server: Shared,
+    server: OAuthServer,
     base: String,
     /// The authorization's time: moved forward instead of sleeping through intervals and lives.
     clock: Clock,
-    _stop: tokio::sync::oneshot::Sender<()>,
     _ws: Workspace,
 }
 
 impl Setup {
-    fn server(&self) -> std::sync::MutexGuard<'_, Server> {
-        lock(&self.server)
+    fn server(&self) -> std::sync::MutexGuard<'_, ServerState> {
+        self.server.state()
     }
 
     /// Runs the profile and expects it to succeed.
@@ -246,16 +58,23 @@ impl Setup {
     }
 }
 
-/// A profile `p` against the server, with these `[auth.oauth2]` lines (`{base}` is the server).
-async fn setup(oauth: &str, device_mode: &'static str) -> Setup {
+/// A profile `p` against the server, with these `[auth.oauth2]` lines (`{base}` is the server);
+/// its device codes are approved at the first poll.
+async fn setup(oauth: &str) -> Setup {
+    setup_with(oauth, |_| {}).await
+}
+
+/// [`setup`] with the server's state turned first.
+async fn setup_with(oauth: &str, turn: impl FnOnce(&mut ServerState)) -> Setup {
     let clock = Clock::adjustable();
-    let server: Shared = Arc::new(Mutex::new(Server {
-        device_mode,
+    let mut state = ServerState {
+        device_approval: DeviceApproval::AtOnce,
         clock: clock.clone(),
-        ..Server::default()
-    }));
-    let (address, stop) = start_server(server.clone()).await;
-    let base = format!("http://{address}");
+        ..ServerState::default()
+    };
+    turn(&mut state);
+    let server = OAuthServer::start_with(&GENEROUS, state).await;
+    let base = server.base();
     let ws = Workspace::new();
     ws.write_profile(
         "p",
@@ -266,28 +85,13 @@ async fn setup(oauth: &str, device_mode: &'static str) -> Setup {
     );
     let set = ws.load();
     assert!(!set.has_errors(), "{:#?}", set.diagnostics);
-    let key =
-        load_or_create_key(&ws.path().join("keys/token.key")).unwrap_or_else(|e| panic!("{e}"));
-    let store = Arc::new(
-        TokenStore::open(&ws.path().join("data/tokens"), &key).unwrap_or_else(|e| panic!("{e}")),
-    );
-    let public = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
-    let authorizer = Authorizer::new(store, public, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .with_token_timeout(Duration::from_secs(3))
-        .with_clock(clock.clone());
     let source = bellhop::engine::ProfileSource::new(ws.profiles_dir(), None);
-    let engine = Arc::new(
-        Engine::new(set, Some(source), ws.hub())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_authorizer(Arc::new(authorizer)),
-    );
+    let engine = authorized_engine(&ws, set, Some(source), &clock, Duration::from_secs(3));
     Setup {
         engine,
         server,
         base,
         clock,
-        _stop: stop,
         _ws: ws,
     }
 }
@@ -303,7 +107,7 @@ fn state_of(url: &url::Url) -> String {
 
 #[tokio::test]
 async fn an_iss_naming_another_server_is_refused_and_the_state_is_spent() {
-    let setup = setup(&format!("{CODE_FLOW}\nissuer = \"{{base}}\""), "").await;
+    let setup = setup(&format!("{CODE_FLOW}\nissuer = \"{{base}}\"")).await;
     let url = setup
         .engine
         .begin_authorization("p")
@@ -350,8 +154,11 @@ const DEVICE_FLOW: &str = "grant = \"device_code\"\ntoken_url = \"{base}/token\"
 
 #[tokio::test]
 async fn a_denied_or_expired_device_flow_says_why() {
-    for (mode, expected) in [("deny", "access was denied"), ("expire", "expired")] {
-        let setup = setup(DEVICE_FLOW, mode).await;
+    for (mode, expected) in [
+        (DeviceApproval::Deny, "access was denied"),
+        (DeviceApproval::Expire, "expired"),
+    ] {
+        let setup = setup_with(DEVICE_FLOW, |s| s.device_approval = mode).await;
         let device = setup
             .engine
             .start_device_authorization("p")
@@ -363,24 +170,24 @@ async fn a_denied_or_expired_device_flow_says_why() {
                 matches!(setup.status(), AuthorizationStatus::Failed { .. })
             })
             .await,
-            "{mode}: {:?}",
+            "{mode:?}: {:?}",
             setup.status()
         );
         let AuthorizationStatus::Failed { reason } = setup.status() else {
             panic!()
         };
-        assert!(reason.contains(expected), "{mode}: {reason}");
+        assert!(reason.contains(expected), "{mode:?}: {reason}");
         assert_eq!(
             setup.server().device_polls.len(),
             1,
-            "{mode}: no more polls"
+            "{mode:?}: no more polls"
         );
     }
 }
 
 #[tokio::test]
 async fn a_device_profile_is_not_sent_to_a_browser() {
-    let setup = setup(DEVICE_FLOW, "").await;
+    let setup = setup(DEVICE_FLOW).await;
     let refused = setup
         .engine
         .begin_authorization("p")
@@ -396,7 +203,10 @@ async fn a_device_profile_is_not_sent_to_a_browser() {
 
 #[tokio::test]
 async fn slow_down_adds_five_seconds_to_every_later_poll() {
-    let setup = setup(DEVICE_FLOW, "slow").await;
+    let setup = setup_with(DEVICE_FLOW, |s| {
+        s.device_approval = DeviceApproval::SlowDownOnce
+    })
+    .await;
     setup
         .engine
         .start_device_authorization("p")
@@ -422,11 +232,7 @@ async fn slow_down_adds_five_seconds_to_every_later_poll() {
 
 #[tokio::test]
 async fn the_implicit_grant_posts_its_fragment_back_to_the_callback_page() {
-    let setup = setup(
-        "grant = \"implicit\"\nauthorize_url = \"{base}/authorize\"",
-        "",
-    )
-    .await;
+    let setup = setup("grant = \"implicit\"\nauthorize_url = \"{base}/authorize\"").await;
     let url = setup
         .engine
         .begin_authorization("p")
@@ -453,7 +259,7 @@ async fn the_implicit_grant_posts_its_fragment_back_to_the_callback_page() {
         html.contains("data-outcome=\"waiting\"") && html.contains("location.hash"),
         "{html}"
     );
-    setup.server().access.push("implicit-token".into());
+    setup.server().valid_access.push("implicit-token".into());
     let body = format!(
         "access_token=implicit-token&token_type=Bearer&expires_in=3600&state={}",
         state_of(&url)
@@ -478,7 +284,7 @@ async fn the_implicit_grant_posts_its_fragment_back_to_the_callback_page() {
 
 #[tokio::test]
 async fn a_pasted_redirect_url_and_a_self_client_code_finish_an_authorization() {
-    let setup = setup(CODE_FLOW, "").await;
+    let setup = setup(CODE_FLOW).await;
     let refused = setup.engine.complete_pasted_url("not a url").await;
     assert!(
         matches!(&refused, Err(DoorError::Redirect(m)) if m.contains("paste the whole address")),
@@ -530,10 +336,7 @@ async fn a_pasted_redirect_url_and_a_self_client_code_finish_an_authorization() 
 #[tokio::test]
 async fn the_password_grant_fetches_its_own_token() {
     let setup = setup(
-        "grant = \"password\"\ntoken_url = \"{base}/token\"\nusername = \"ann\"\npassword = \"correct horse\"",
-        "",
-    )
-    .await;
+        "grant = \"password\"\ntoken_url = \"{base}/token\"\nusername = \"ann\"\npassword = \"correct horse\"").await;
     setup.run_ok().await;
     let (grant, fields, _) = setup.server().requests[0].clone();
     assert_eq!(grant, "password");
@@ -546,11 +349,7 @@ async fn the_password_grant_fetches_its_own_token() {
 
 #[tokio::test]
 async fn a_refused_client_shows_the_server_message_and_backs_off() {
-    let setup = setup(
-        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"",
-        "",
-    )
-    .await;
+    let setup = setup("grant = \"client_credentials\"\ntoken_url = \"{base}/token\"").await;
     setup.server().refuse_client = true;
     let record = setup
         .engine
@@ -604,7 +403,8 @@ expires = "data.ttl""#;
 
 #[tokio::test]
 async fn token_request_templates_send_json_and_paths_pick_the_tokens() {
-    let setup = setup(TEMPLATED, "").await;
+    // ttl 4 s in the templated answers.
+    let setup = setup_with(TEMPLATED, |s| s.expires_in = 4).await;
     let url = setup
         .engine
         .begin_authorization("p")
@@ -647,7 +447,7 @@ async fn token_request_templates_send_json_and_paths_pick_the_tokens() {
 
 #[tokio::test]
 async fn a_token_path_that_matches_nothing_names_the_path_and_shows_only_the_shape() {
-    let setup = setup(&TEMPLATED.replace("$.data.token", "$.data.access"), "").await;
+    let setup = setup(&TEMPLATED.replace("$.data.token", "$.data.access")).await;
     let url = setup
         .engine
         .begin_authorization("p")
@@ -705,10 +505,7 @@ fn a_template_naming_an_undefined_variable_is_a_load_error() {
 #[tokio::test]
 async fn deleting_an_oauth_profile_revokes_and_wipes_its_tokens() {
     let setup = setup(
-        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nrevocation_url = \"{base}/revoke\"",
-        "",
-    )
-    .await;
+        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nrevocation_url = \"{base}/revoke\"").await;
     setup.run_ok().await;
     let profile = setup
         .engine
@@ -751,10 +548,7 @@ async fn deleting_an_oauth_profile_revokes_and_wipes_its_tokens() {
 async fn a_profile_url_in_the_token_answer_is_followed_only_to_a_known_origin() {
     for (url, called) in [("{base}/me", true), ("https://elsewhere.example/me", false)] {
         let setup = setup(
-            "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nuserinfo_url_field = \"id\"\nemail_template = \"{email}\"",
-            "",
-        )
-        .await;
+            "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nuserinfo_url_field = \"id\"\nemail_template = \"{email}\"").await;
         setup.server().profile_url = Some(url.replace("{base}", &setup.base));
         setup
             .engine
@@ -766,14 +560,10 @@ async fn a_profile_url_in_the_token_answer_is_followed_only_to_a_known_origin() 
         };
         if called {
             assert_eq!(authorized_as.as_deref(), Some("ann@example.com"));
-            assert_eq!(setup.server().userinfo_calls, 1);
+            assert_eq!(setup.server().hits("/me"), 1);
         } else {
             assert_eq!(authorized_as, None);
-            assert_eq!(
-                setup.server().userinfo_calls,
-                0,
-                "the token went nowhere else"
-            );
+            assert_eq!(setup.server().hits("/me"), 0, "the token went nowhere else");
         }
     }
 }
@@ -781,7 +571,7 @@ async fn a_profile_url_in_the_token_answer_is_followed_only_to_a_known_origin() 
 #[tokio::test]
 async fn hostile_provider_answers_are_refused_or_ignored() {
     // A verification address that is not http(s) would become a link in the admin's page.
-    let device = setup(DEVICE_FLOW, "hostile").await;
+    let device = setup_with(DEVICE_FLOW, |s| s.hostile_verification_uri = true).await;
     let refused = device
         .engine
         .start_device_authorization("p")
@@ -796,10 +586,7 @@ async fn hostile_provider_answers_are_refused_or_ignored() {
     ));
     // A profile endpoint answering 2 MB: the authorization stands, without a name.
     let setup = setup(
-        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nuserinfo_url = \"{base}/big\"\ndisplay_name_template = \"{name}\"",
-        "",
-    )
-    .await;
+        "grant = \"client_credentials\"\ntoken_url = \"{base}/token\"\nuserinfo_url = \"{base}/big\"\ndisplay_name_template = \"{name}\"").await;
     setup
         .engine
         .authorize_without_browser("p")

@@ -3,214 +3,37 @@
 //! replayed and denied callbacks, rotation, the 1,000-way single-flight refresh, invalid_grant
 //! without a retry storm, and the replay after a 401.
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use bellhop::devices::DeviceKey;
-use bellhop::engine::authorization::{AuthorizationStatus, Authorizer};
+use bellhop::engine::authorization::AuthorizationStatus;
 use bellhop::engine::Engine;
 use bellhop::tokens::{load_or_create_key, TokenStore};
 use bellhop::web::{routes, AppState};
-use warp::Filter;
 
+use crate::support::oauth_server::{
+    authorized_engine, authorizer, Answer, ClientAuth, Misbehaviour, OAuthServer, Quirks,
+    ServerState, STANDARD,
+};
 use crate::support::Workspace;
 
-#[derive(Default)]
-struct Provider {
-    /// code → PKCE challenge
-    codes: HashMap<String, String>,
-    valid_access: HashSet<String>,
-    valid_refresh: HashSet<String>,
-    issued: usize,
-    code_exchanges: usize,
-    refreshes: usize,
-    /// Whether each token request came with HTTP Basic client authentication.
-    basic: Vec<bool>,
-    refuse_refresh: bool,
-    first_expires_in: u64,
-    /// Misbehave at the token endpoint: "500", "html", "400" or "slow".
-    token_mode: Option<&'static str>,
-    /// Token requests answered by the misbehaving endpoint.
-    misbehaved: usize,
-    /// A refresh is rotated, then its answer held for 10 s (to be lost with its caller).
-    hold_refresh_answers: bool,
-    /// A rotated-out refresh token still works (a provider's grace period).
-    grace: bool,
-}
-
-type Shared = Arc<Mutex<Provider>>;
-
-fn issue(p: &mut Provider, expires_in: u64) -> serde_json::Value {
-    p.issued += 1;
-    let access = format!("at-{}", p.issued);
-    let refresh = format!("rt-{}", p.issued);
-    p.valid_access.insert(access.clone());
-    p.valid_refresh.insert(refresh.clone());
-    // expires_in as a string and scope as a list: lenient parsing is part of the test.
-    serde_json::json!({"access_token": access, "refresh_token": refresh, "expires_in": expires_in.to_string(), "scope": ["identify", "email"]})
-}
-
-async fn start_provider(shared: Shared) -> SocketAddr {
-    let token_state = shared.clone();
-    let misbehaving_state = shared.clone();
-    let misbehaving = warp::path("token").and(warp::post()).and_then(move || {
-        let mode = {
-            let mut p = misbehaving_state.lock().unwrap_or_else(|e| e.into_inner());
-            if p.token_mode.is_some() {
-                p.misbehaved += 1;
-            }
-            p.token_mode
-        };
-        async move {
-            let reply = |status: u16, content_type: &str, body: &'static str, retry: bool| {
-                let mut response = warp::reply::Response::new(body.into());
-                *response.status_mut() =
-                    warp::http::StatusCode::from_u16(status).unwrap_or_default();
-                if let Ok(value) = warp::http::HeaderValue::from_str(content_type) {
-                    response.headers_mut().insert("content-type", value);
-                }
-                if retry {
-                    response
-                        .headers_mut()
-                        .insert("retry-after", warp::http::HeaderValue::from_static("120"));
-                }
-                response
-            };
-            match mode {
-                Some("500") => Ok(reply(500, "text/plain", "upstream broke", true)),
-                Some("html") => Ok(reply(200, "text/html", "<html>Maintenance</html>", false)),
-                Some("400") => Ok(reply(
-                    400,
-                    "application/json",
-                    r#"{"error":"invalid_request","error_description":"bad things"}"#,
-                    false,
-                )),
-                Some("slow") => {
-                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                    Ok(reply(200, "application/json", "{}", false))
-                }
-                _ => Err(warp::reject::not_found()),
-            }
-        }
-    });
-    let hold_state = shared.clone();
-    let token = warp::path("token")
-        .and(warp::post())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::body::form::<HashMap<String, String>>())
-        .map(
-            move |authorization: Option<String>, form: HashMap<String, String>| {
-                let mut p = token_state.lock().unwrap_or_else(|e| e.into_inner());
-                let basic = authorization.is_some_and(|a| a.starts_with("Basic "));
-                p.basic.push(basic);
-                let client_ok = basic
-                    || (form.get("client_id").map(String::as_str) == Some("client-1")
-                        && form.get("client_secret").map(String::as_str) == Some("secret-1"));
-                let refuse = |error: &str| {
-                    warp::reply::with_status(
-                        warp::reply::json(&serde_json::json!({"error": error})),
-                        warp::http::StatusCode::BAD_REQUEST,
-                    )
-                };
-                if !client_ok {
-                    return refuse("invalid_client");
-                }
-                match form.get("grant_type").map(String::as_str) {
-                    Some("authorization_code") => {
-                        p.code_exchanges += 1;
-                        let code = form.get("code").cloned().unwrap_or_default();
-                        let Some(challenge) = p.codes.remove(&code) else {
-                            return refuse("invalid_grant");
-                        };
-                        // RFC 7636 §4.6, computed here, not by Bellhop's code.
-                        let verifier = form.get("code_verifier").cloned().unwrap_or_default();
-                        let computed = {
-                            use base64::Engine;
-                            use sha2::Digest;
-                            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                                .encode(sha2::Sha256::digest(verifier.as_bytes()))
-                        };
-                        if verifier.len() < 43 || computed != challenge {
-                            return refuse("invalid_grant");
-                        }
-                        let expires = p.first_expires_in;
-                        let body = issue(&mut p, expires);
-                        warp::reply::with_status(
-                            warp::reply::json(&body),
-                            warp::http::StatusCode::OK,
-                        )
-                    }
-                    Some("refresh_token") => {
-                        p.refreshes += 1;
-                        let refresh = form.get("refresh_token").cloned().unwrap_or_default();
-                        // Rotation: a refresh token works once (unless in a grace period).
-                        let known = if p.grace {
-                            p.valid_refresh.contains(&refresh)
-                        } else {
-                            p.valid_refresh.remove(&refresh)
-                        };
-                        if p.refuse_refresh || !known {
-                            return refuse("invalid_grant");
-                        }
-                        let body = issue(&mut p, 3600);
-                        warp::reply::with_status(
-                            warp::reply::json(&body),
-                            warp::http::StatusCode::OK,
-                        )
-                    }
-                    _ => refuse("unsupported_grant_type"),
-                }
-            },
-        )
-        .then(move |reply| {
-            let hold = hold_state
-                .lock()
-                .map(|p| p.hold_refresh_answers)
-                .unwrap_or(false);
-            async move {
-                if hold {
-                    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-                }
-                reply
-            }
-        });
-    let api_state = shared.clone();
-    let me = warp::path("me")
-        .and(warp::header::optional::<String>("authorization"))
-        .map(move |authorization: Option<String>| {
-            let p = api_state.lock().unwrap_or_else(|e| e.into_inner());
-            let token = authorization
-                .and_then(|a| a.strip_prefix("Bearer ").map(str::to_string))
-                .unwrap_or_default();
-            if p.valid_access.contains(&token) {
-                warp::reply::with_status(
-                    r#"{"email":"ann@example.com","username":"ann"}"#.to_string(),
-                    warp::http::StatusCode::OK,
-                )
-            } else {
-                warp::reply::with_status(
-                    r#"{"message":"401: Unauthorized"}"#.to_string(),
-                    warp::http::StatusCode::UNAUTHORIZED,
-                )
-            }
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(
-        warp::serve(misbehaving.or(token).or(me))
-            .incoming(listener)
-            .run(),
-    );
-    address
-}
+/// Discord as the tests of this file need it: rotation, lenient answers (`expires_in` as text,
+/// `scope` as a list), and the client authentication of the profile.
+static BASIC: Quirks = Quirks {
+    answer: Answer::Lenient,
+    rotates: true,
+    ..STANDARD
+};
+static BODY: Quirks = Quirks {
+    auth: ClientAuth::Body,
+    answer: Answer::Lenient,
+    rotates: true,
+    ..STANDARD
+};
 
 struct Setup {
-    provider: Shared,
-    /// Where the provider (and its API) answers.
-    address: SocketAddr,
+    provider: OAuthServer,
     engine: Arc<Engine>,
     state: AppState,
     _ws: Workspace,
@@ -221,11 +44,9 @@ struct Setup {
 }
 
 async fn setup(client_auth: &str) -> Setup {
-    let provider: Shared = Arc::new(Mutex::new(Provider {
-        first_expires_in: 3600,
-        ..Provider::default()
-    }));
-    let address = start_provider(provider.clone()).await;
+    let quirks = if client_auth == "body" { &BODY } else { &BASIC };
+    let provider = OAuthServer::start(quirks).await;
+    let address = provider.address;
     let ws = Workspace::new();
     ws.write_profile(
         "discord",
@@ -239,23 +60,17 @@ async fn setup(client_auth: &str) -> Setup {
     );
     let key_file = ws.path().join("keys/token.key");
     let tokens_dir = ws.path().join("data/tokens");
-    let key = load_or_create_key(&key_file).unwrap_or_else(|e| panic!("{e}"));
-    let store = Arc::new(TokenStore::open(&tokens_dir, &key).unwrap_or_else(|e| panic!("{e}")));
-    let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
     let clock = bellhop::clock::Clock::adjustable();
-    let authorizer = Authorizer::new(store, base, std::time::Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .with_token_timeout(std::time::Duration::from_secs(1))
-        .with_clock(clock.clone());
-    let engine = Arc::new(
-        Engine::new(ws.load(), None, ws.hub())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_authorizer(Arc::new(authorizer)),
+    let engine = authorized_engine(
+        &ws,
+        ws.load(),
+        None,
+        &clock,
+        std::time::Duration::from_secs(1),
     );
     let state = AppState::new(engine.clone());
     Setup {
         provider,
-        address,
         engine,
         state,
         _ws: ws,
@@ -281,11 +96,13 @@ impl Setup {
             .to_string();
         let url = url::Url::parse(&location).unwrap_or_else(|e| panic!("{location}: {e}"));
         let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
-        self.provider
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .codes
-            .insert("code-1".into(), query["code_challenge"].clone());
+        {
+            let mut provider = self.provider();
+            provider.codes.push("code-1".into());
+            provider
+                .challenges
+                .insert("code-1".into(), query["code_challenge"].clone());
+        }
         let (status, page) = self
             .callback(&format!("code=code-1&state={}", query["state"]))
             .await;
@@ -303,8 +120,8 @@ impl Setup {
         )
     }
 
-    fn provider(&self) -> std::sync::MutexGuard<'_, Provider> {
-        self.provider.lock().unwrap_or_else(|e| e.into_inner())
+    fn provider(&self) -> std::sync::MutexGuard<'_, ServerState> {
+        self.provider.state()
     }
 
     fn profile(&self) -> Arc<bellhop::profile::Profile> {
@@ -320,7 +137,7 @@ impl Setup {
 /// falls due when the margin is longer than the token lives), so the next run refreshes.
 async fn authorized_with_an_expiring_token(client_auth: &str) -> Setup {
     let setup = setup(client_auth).await;
-    setup.provider().first_expires_in = 1;
+    setup.provider().expires_in = 1;
     let (status, page, _) = setup.authorize().await;
     assert_eq!(status, 200, "{page}");
     setup.clock.advance(std::time::Duration::from_millis(600));
@@ -384,7 +201,7 @@ async fn the_whole_flow_authorizes_and_runs_with_either_client_authentication() 
                 .collect::<Vec<_>>(),
             vec![Some(401), Some(200)]
         );
-        let basic = setup.provider().basic.clone();
+        let basic = setup.provider().basic();
         assert_eq!(basic, vec![style == "basic"; 2], "{style}: {basic:?}");
         // The rotated refresh token is what the store holds.
         let key = load_or_create_key(&setup.key_file).unwrap_or_else(|e| panic!("{e}"));
@@ -442,7 +259,7 @@ async fn bad_replayed_and_denied_callbacks_are_refused_without_a_token_request()
         "{page}"
     );
     assert_eq!(
-        setup.provider().code_exchanges,
+        setup.provider().code_exchanges(),
         1,
         "only the one good callback reached the token endpoint"
     );
@@ -518,28 +335,32 @@ async fn a_dead_grant_asks_for_reauthorization_once_and_stops_refreshing() {
 #[tokio::test]
 async fn a_broken_token_endpoint_gets_a_readable_page_and_stores_nothing() {
     for (mode, expected) in [
-        ("500", "HTTP 500"),
-        ("html", "not JSON"),
-        ("400", "invalid_request (bad things)"),
-        ("slow", "no answer within 1 s"),
+        (Misbehaviour::Status500, "HTTP 500"),
+        (Misbehaviour::Html, "not JSON"),
+        (Misbehaviour::Invalid400, "invalid_request (bad things)"),
+        (Misbehaviour::Slow, "no answer within 1 s"),
     ] {
         let setup = setup("basic").await;
-        setup.provider().token_mode = Some(mode);
+        setup.provider().misbehaviour = Some(mode);
         let (status, page, _) = setup.authorize().await;
-        assert_eq!(status, 502, "{mode}: {page}");
-        assert!(page.contains(expected), "{mode}: {page}");
+        assert_eq!(status, 502, "{mode:?}: {page}");
+        assert!(page.contains(expected), "{mode:?}: {page}");
         let status = setup
             .engine
             .authorizer()
             .and_then(|a| a.status(&setup.profile()).ok());
-        assert_eq!(status, Some(AuthorizationStatus::NeverAuthorized), "{mode}");
+        assert_eq!(
+            status,
+            Some(AuthorizationStatus::NeverAuthorized),
+            "{mode:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_failing_refresh_backs_off_instead_of_hammering() {
     let setup = authorized_with_an_expiring_token("basic").await;
-    setup.provider().token_mode = Some("500");
+    setup.provider().misbehaviour = Some(Misbehaviour::Status500);
     for _ in 0..20 {
         let record = setup
             .engine
@@ -775,7 +596,7 @@ async fn a_dead_grant_stays_dead_across_a_restart() {
 async fn short_lived_tokens_are_refreshed_once_per_expiry_and_keep_their_authorization_time() {
     let setup = setup("body").await;
     // 5 s tokens, a 60 s margin: the margin is capped at half the lifetime.
-    setup.provider().first_expires_in = 5;
+    setup.provider().expires_in = 5;
     let (status, page, _) = setup.authorize().await;
     assert_eq!(status, 200, "{page}");
     let authorized_at = |setup: &Setup| match setup
@@ -854,15 +675,6 @@ async fn the_authorization_health_reaches_the_mqtt_broker() {
 
 /// A new process over the same token store and devices: a new authorizer, a new engine.
 fn restarted(setup: &Setup) -> Arc<Engine> {
-    let key = load_or_create_key(&setup.key_file).unwrap_or_else(|e| panic!("{e}"));
-    let store =
-        Arc::new(TokenStore::open(&setup.tokens_dir, &key).unwrap_or_else(|e| panic!("{e}")));
-    let base = url::Url::parse("http://127.0.0.1:8765/").unwrap_or_else(|e| panic!("{e}"));
-    let authorizer = Arc::new(
-        Authorizer::new(store, base, std::time::Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_clock(setup.clock.clone()),
-    );
     Arc::new(
         Engine::new(
             setup.engine.profiles().as_ref().clone(),
@@ -870,7 +682,7 @@ fn restarted(setup: &Setup) -> Arc<Engine> {
             setup.engine.hub().clone(),
         )
         .unwrap_or_else(|e| panic!("{e}"))
-        .with_authorizer(authorizer),
+        .with_authorizer(authorizer(setup._ws.path(), &setup.clock, None)),
     )
 }
 
@@ -890,7 +702,7 @@ async fn a_refresh_interrupted_by_a_stop_is_retried_and_explained() {
             .cloned()
             .unwrap_or_else(|| panic!("no authorizer"));
         let profile = setup.profile();
-        let url = url::Url::parse(&format!("http://{}/me", setup.address))
+        let url = url::Url::parse(&format!("http://{}/me", setup.provider.address))
             .unwrap_or_else(|e| panic!("{e}"));
         let refreshing =
             tokio::spawn(async move { authorizer.access_token(&profile, &url, None).await });
@@ -930,7 +742,7 @@ async fn a_refresh_interrupted_by_a_stop_is_retried_and_explained() {
 #[tokio::test]
 async fn the_refresh_token_a_rotation_replaced_is_tried_once() {
     let setup = authorized_with_an_expiring_token("basic").await;
-    setup.provider().first_expires_in = 1;
+    setup.provider().expires_in = 1;
     let record = setup
         .engine
         .run("discord", "")
@@ -942,7 +754,7 @@ async fn the_refresh_token_a_rotation_replaced_is_tried_once() {
     {
         let mut provider = setup.provider();
         provider.valid_refresh.clear();
-        provider.valid_refresh.insert("rt-1".into());
+        provider.valid_refresh.push("rt-1".into());
         provider.valid_access.clear();
     }
     let record = setup

@@ -16,6 +16,8 @@ use futures_util::stream;
 use warp::http::StatusCode;
 use warp::{Filter, Reply as _};
 
+pub mod oauth_server;
+
 /// What the stub saw of the requests it answered.
 #[derive(Default, Debug, Clone)]
 pub struct Seen {
