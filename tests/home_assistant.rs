@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::mqtt::{mosquitto_ready, Broker, THERMO_PROFILE};
 use crate::peers::{peers_dir, serve_bellhop_with, Peer};
-use crate::support::{free_port, profile_text, start_stub, EMAIL_DEVICE};
+use crate::support::{profile_text, start_stub, EMAIL_DEVICE};
 
 const SETUP: &str = "bash .ci/run (it makes the venv tests/peers/ha-venv with Python 3.13 and installs tests/peers/home-assistant-requirements.txt)";
 
@@ -230,8 +230,8 @@ fn a_real_home_assistant_sees_and_drives_bellhop() {
 }
 
 async fn sees_and_drives_bellhop() {
-    let mqtt_port = free_port();
-    let _broker = Broker::start(mqtt_port);
+    let broker = Broker::start();
+    let mqtt_port = broker.port;
     let stub = start_stub().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let bellhop_dir = dir.path().join("bellhop");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-pub(crate) use crate::support::free_port;
+use crate::support::free_port;
 use crate::support::{profile_text, start_stub, Workspace, EMAIL_DEVICE};
 
 /// Whether mosquitto is installed; under CI its absence fails the test.
@@ -22,23 +22,34 @@ pub(crate) fn mosquitto_ready() -> bool {
 
 /// A mosquitto of our own on 127.0.0.1:`port`, anonymous, without persistence (as a plain
 /// install is: retained messages die with it). Stopped on drop.
+///
+/// mosquitto cannot listen on port 0 and say which port it got (its `listener 0` is a Unix
+/// socket), so it is given a port free a moment ago; when another process took that port in
+/// between, mosquitto exits and is started again on another.
 pub(crate) struct Broker {
     child: Child,
+    pub(crate) port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
-    pub(crate) fn start(port: u16) -> Broker {
-        Broker::start_with(port, None)
+    pub(crate) fn start() -> Broker {
+        Broker::start_with(None)
+    }
+
+    /// A broker on `port`, where one ran before (a restart): no other port will do.
+    pub(crate) fn start_on(port: u16) -> Broker {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let text = "persistence false\nmax_queued_messages 0\nallow_anonymous true\n".to_string();
+        Broker::run(Some(port), dir, text)
     }
 
     /// With `login`: anonymous clients are refused, this user and password let in.
-    fn start_with(port: u16, login: Option<(&str, &str)>) -> Broker {
+    fn start_with(login: Option<(&str, &str)>) -> Broker {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         // No cap on queued messages per client: the test's observer takes a burst of thousands
         // (mosquitto's default of 1,000 would drop the observer's share, not the bridge's).
-        let mut text =
-            format!("listener {port} 127.0.0.1\npersistence false\nmax_queued_messages 0\n");
+        let mut text = "persistence false\nmax_queued_messages 0\n".to_string();
         match login {
             None => text.push_str("allow_anonymous true\n"),
             Some((user, password)) => {
@@ -61,15 +72,12 @@ impl Broker {
                 ));
             }
         }
-        Broker::run(port, dir, text)
+        Broker::run(None, dir, text)
     }
 
-    /// TLS on `port` with a certificate for 127.0.0.1 from a CA made here; the CA's PEM. With
+    /// TLS with a certificate for 127.0.0.1 from a CA made here; the CA's PEM. With
     /// `clients_show_certificates`, clients must show one the CA signed; one is made too.
-    fn start_tls(
-        port: u16,
-        clients_show_certificates: bool,
-    ) -> (Broker, Vec<u8>, (Vec<u8>, String)) {
+    fn start_tls(clients_show_certificates: bool) -> (Broker, Vec<u8>, (Vec<u8>, String)) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         {
             use std::os::unix::fs::PermissionsExt;
@@ -167,35 +175,62 @@ impl Broker {
             std::fs::read_to_string(d.join("client.key")).unwrap_or_else(|e| panic!("{e}")),
         );
         let mut text = format!(
-            "listener {port} 127.0.0.1\npersistence false\nallow_anonymous true\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+            "persistence false\nallow_anonymous true\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
             d.display()
         );
         if clients_show_certificates {
             text.push_str("require_certificate true\n");
         }
-        (Broker::run(port, dir, text), ca, client)
+        (Broker::run(None, dir, text), ca, client)
     }
 
-    fn run(port: u16, dir: tempfile::TempDir, text: String) -> Broker {
+    /// Starts mosquitto with `settings` and a listener on `port` (a free one when `None`).
+    fn run(port: Option<u16>, dir: tempfile::TempDir, settings: String) -> Broker {
         let config = dir.path().join("mosquitto.conf");
-        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("mosquitto: {e}"));
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        for _attempt in 0..5 {
+            let fixed = port;
+            let port = fixed.unwrap_or_else(free_port);
+            std::fs::write(&config, format!("listener {port} 127.0.0.1\n{settings}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut child = Command::new("/usr/sbin/mosquitto")
+                .arg("-c")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("mosquitto: {e}"));
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let listening = loop {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    break false; // it could not listen there
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    // Someone answers: mosquitto, unless it is about to exit for want of it.
+                    std::thread::sleep(Duration::from_millis(100));
+                    break matches!(child.try_wait(), Ok(None));
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "mosquitto did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            if listening {
+                return Broker {
+                    child,
+                    port,
+                    _dir: dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
             assert!(
-                std::time::Instant::now() < deadline,
-                "mosquitto did not start"
+                fixed.is_none(),
+                "mosquitto could not listen on {port} again"
             );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        Broker { child, _dir: dir }
+        panic!("mosquitto found no free port in five tries")
     }
 }
 
@@ -414,8 +449,8 @@ async fn devices_and_commands_meet_a_real_broker() {
     if !mosquitto_ready() {
         return;
     }
-    let port = free_port();
-    let _broker = Broker::start(port);
+    let broker = Broker::start();
+    let port = broker.port;
     let stub = start_stub().await;
     let ws = Workspace::new();
     ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
@@ -638,8 +673,8 @@ async fn home_assistant_controls_meet_a_real_broker() {
     if !mosquitto_ready() {
         return;
     }
-    let port = free_port();
-    let _broker = Broker::start(port);
+    let broker = Broker::start();
+    let port = broker.port;
     let stub = start_stub().await;
     let ws = Workspace::new();
     ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
@@ -878,8 +913,8 @@ async fn a_broker_restart_loses_nothing() {
     if !mosquitto_ready() {
         return;
     }
-    let port = free_port();
-    let broker = Broker::start(port);
+    let broker = Broker::start();
+    let port = broker.port;
     let ws = Workspace::new();
     ws.write_profile(
         "many",
@@ -916,7 +951,7 @@ async fn a_broker_restart_loses_nothing() {
                 .unwrap_or_else(|e| panic!("{e}"));
         }
     }
-    let _broker = Broker::start(port);
+    let _broker = Broker::start_on(port);
     let observer =
         Observer::connect(port, "after-restart", &["bellhop/#", "homeassistant/#"]).await;
     for device in &devices {
@@ -997,8 +1032,8 @@ async fn a_refused_login_is_reported_and_actions_go_on() {
     if !mosquitto_ready() {
         return;
     }
-    let port = free_port();
-    let _broker = Broker::start_with(port, Some(("ann", "right-password")));
+    let broker = Broker::start_with(Some(("ann", "right-password")));
+    let port = broker.port;
     let stub = start_stub().await;
     let (_ws, wrong) = user_engine(&stub);
     let mut config = bridge_config(port);
@@ -1040,8 +1075,8 @@ async fn mqtt_profiles_take_messages_in_and_publish_actions() {
     if !mosquitto_ready() {
         return;
     }
-    let port = free_port();
-    let _broker = Broker::start(port);
+    let broker = Broker::start();
+    let port = broker.port;
     let ws = Workspace::new();
     ws.write_profile(
         "thermometers",
@@ -1166,8 +1201,8 @@ async fn tls_brokers_are_verified_against_the_configured_ca() {
     if !mosquitto_ready() {
         return;
     }
-    let port = free_port();
-    let (_broker, ca, _) = Broker::start_tls(port, false);
+    let (broker, ca, _) = Broker::start_tls(false);
+    let port = broker.port;
     let stub = start_stub().await;
     // The wrong CA first.
     let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -1213,8 +1248,8 @@ async fn mqtt5_commands_are_answered_on_their_response_topic() {
     if !mosquitto_ready() {
         return;
     }
-    let port = free_port();
-    let _broker = Broker::start(port);
+    let broker = Broker::start();
+    let port = broker.port;
     let stub = start_stub().await;
     let ws = Workspace::new();
     ws.write_profile("user", &profile_text(&stub.url("/user"), EMAIL_DEVICE));
@@ -1306,8 +1341,8 @@ async fn client_certificates_are_shown_to_brokers_that_ask() {
     if !mosquitto_ready() {
         return;
     }
-    let port = free_port();
-    let (_broker, ca, (cert, key)) = Broker::start_tls(port, true);
+    let (broker, ca, (cert, key)) = Broker::start_tls(true);
+    let port = broker.port;
     let stub = start_stub().await;
     let (_ws, without) = user_engine(&stub);
     let mut config = bridge_config(port);
@@ -1333,8 +1368,8 @@ async fn commands_obey_the_allow_list_and_can_be_turned_off() {
     if !mosquitto_ready() {
         return;
     }
-    let port = free_port();
-    let _broker = Broker::start(port);
+    let broker = Broker::start();
+    let port = broker.port;
     let ws = Workspace::new();
     let set = "[[action]]\nset_global = \"ran\"\nstring = 'input'\n";
     let engine = ws.running_engine(&[("allowed", set), ("other", set)]);

@@ -648,8 +648,8 @@ async fn the_authorization_health_reaches_the_mqtt_broker() {
     if !crate::mqtt::mosquitto_ready() {
         return;
     }
-    let port = crate::mqtt::free_port();
-    let _broker = crate::mqtt::Broker::start(port);
+    let broker = crate::mqtt::Broker::start();
+    let port = broker.port;
     let setup = setup("basic").await;
     let _bridge = bellhop::mqtt::start(&setup.engine, crate::mqtt::bridge_config(port))
         .unwrap_or_else(|e| panic!("{e}"));
