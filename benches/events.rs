@@ -4,7 +4,7 @@
 //!    1,000 events loaded, against 10 (target at most 2×: triggers are indexed).
 //! 2. Trigger to action: a listening-profile hit that fires an event whose action calls a local
 //!    stub, against the same action through `POST /api/v1/actions/run` — from sending the
-//!    request to the stub receiving the call, median and p99 (target within 1.2×).
+//!    request to the stub receiving the call, median and p99 (target within 1.1×).
 //! 3. 10,000 events on 1-second schedules in a real `bellhop serve`: its RSS (target under
 //!    50 MB) and how late the schedules fire, p99 (target at most 100 ms).
 //!
@@ -14,49 +14,23 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bellhop::devices::DeviceHub;
 use bellhop::engine::bus::HubEvent;
 use bellhop::engine::listening::IncomingCall;
-use bellhop::engine::{Engine, ProfileSource};
-use warp::Filter;
-
-fn write(path: &Path, text: &str) {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
-    }
-    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-}
-
-fn engine_over(dir: &Path) -> Arc<Engine> {
-    let events_dir = dir.join("events");
-    let source = ProfileSource::new(dir.join("profiles"), None).with_events_dir(events_dir.clone());
-    let profiles = source.load();
-    assert!(!profiles.has_errors(), "{:?}", profiles.diagnostics);
-    let events = bellhop::event::load_dir(&events_dir, &profiles);
-    assert!(!events.has_errors(), "{:?}", events.diagnostics);
-    let hub = DeviceHub::open(&dir.join("data/bellhop.sqlite"), Duration::from_millis(50))
-        .unwrap_or_else(|e| panic!("{e}"));
-    Arc::new(
-        Engine::new(profiles, Some(source), Arc::new(hub))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_events(events, bellhop::event::Zone::Local),
-    )
-}
+use bellhop::engine::Engine;
 
 /// `events` sensors, each a listening profile with an event waiting for its input, its device
 /// and a global of its own.
 fn dispatch_setup(dir: &Path, events: usize) -> Arc<Engine> {
     for i in 0..events {
-        write(
+        common::write(
             &dir.join(format!("profiles/s{i}.toml")),
             &format!("version = 1\nlisten = \"/s{i}\"\n[devices]\nroot_names = '\"t\"'\nvalues = 'Numbers(input)[0]'\n"),
         );
-        write(
+        common::write(
             &dir.join(format!("events/e{i}.toml")),
             &format!(
                 "[[trigger]]\ninput = \"s{i}\"\ntext = \"hot\"\nposition = 0\n\
@@ -66,7 +40,7 @@ fn dispatch_setup(dir: &Path, events: usize) -> Arc<Engine> {
             ),
         );
     }
-    engine_over(dir)
+    common::engine_over(dir)
 }
 
 /// Nanoseconds per `work`, the best of 5 samples of `iterations` each.
@@ -151,108 +125,33 @@ fn dispatch(runtime: &tokio::runtime::Runtime) {
     }
 }
 
-/// A stub API that reports when each call arrives (by the last path segment).
-async fn stub() -> (
-    SocketAddr,
-    tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>,
-) {
-    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
-    let route = warp::path!("hit" / String).map(move |seq: String| {
-        let _ = arrived.send((seq, Instant::now()));
-        "{\"ok\":true}"
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    (address, arrivals)
-}
-
 fn trigger_to_action(runtime: &tokio::runtime::Runtime) {
     let samples = if common::measuring() { 3000 } else { 20 };
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    runtime.block_on(async {
-        let (stub, mut arrivals) = stub().await;
-        write(
-            &dir.path().join("profiles/caller.toml"),
-            &format!("version = 1\n[request]\nurl = \"http://{stub}/hit/${{input}}\"\n"),
-        );
-        write(
-            &dir.path().join("profiles/sensor.toml"),
-            "version = 1\nlisten = \"/sensor\"\n[incoming]\nmax_per_second = 10000\n",
-        );
-        write(
-            &dir.path().join("events/relay.toml"),
-            "retrigger = \"parallel\"\nmax_per_second = 10000\n[[trigger]]\ninput = \"sensor\"\nexpression = 'Length(input) > 0'\n[[action]]\nrun = \"caller\"\ntext = '${input}'\n",
-        );
-        let engine = engine_over(dir.path());
-        engine.start_automation();
-        let (address, _server) = bellhop::web::serve(
-            bellhop::web::AppState::new(engine.clone()),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            256,
-            std::future::pending(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-        let client = reqwest::Client::new();
-        let direct_url = format!("http://{address}/api/v1/actions/run");
-        let trigger_url = format!("http://{address}/in/sensor");
-        let mut wait_for = async |seq: &str| -> Instant {
-            loop {
-                match tokio::time::timeout(Duration::from_secs(10), arrivals.recv()).await {
-                    Ok(Some((arrived, at))) if arrived == seq => return at,
-                    Ok(Some(_)) => continue,
-                    other => panic!("call {seq} never reached the stub: {other:?}"),
-                }
-            }
-        };
-        let (mut direct, mut triggered) = (Vec::new(), Vec::new());
-        for i in 0..samples + samples / 10 {
-            let seq = format!("d{i}");
-            let sent = Instant::now();
-            let response = client
-                .post(&direct_url)
-                .json(&serde_json::json!({"profile": "caller", "text": seq}))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            let arrived = wait_for(&seq).await;
-            let _ = response.bytes().await;
-            let seq = format!("t{i}");
-            let sent_trigger = Instant::now();
-            let response = client
-                .get(format!("{trigger_url}?{seq}"))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            assert!(response.status().is_success(), "{}", response.status());
-            let arrived_trigger = wait_for(&seq).await;
-            let _ = response.bytes().await;
-            // The first tenth warms both paths up.
-            if i >= samples / 10 {
-                direct.push((arrived - sent).as_secs_f64() * 1e6);
-                triggered.push((arrived_trigger - sent_trigger).as_secs_f64() * 1e6);
-            }
-        }
-        if !common::measuring() {
-            println!("events bench check: a listening hit fires the event that calls the stub");
-            return;
-        }
-        direct.sort_by(f64::total_cmp);
-        triggered.sort_by(f64::total_cmp);
-        let (dm, d99) = (common::percentile(&direct, 0.5), common::percentile(&direct, 0.99));
-        let (tm, t99) = (common::percentile(&triggered, 0.5), common::percentile(&triggered, 0.99));
-        println!("Trigger to action, request sent → the stub called, {samples} samples each, alternating:");
-        println!("  POST /api/v1/actions/run          median {dm:>7.0} µs | p99 {d99:>7.0} µs");
-        println!("  listening hit → event → action   median {tm:>7.0} µs | p99 {t99:>7.0} µs");
-        println!(
-            "  ratio: median {:.2}x, p99 {:.2}x (target within 1.2x)",
-            tm / dm,
-            t99 / d99
-        );
-    });
+    let (mut direct, mut triggered) = runtime.block_on(common::trigger_to_action(samples));
+    if !common::measuring() {
+        println!("events bench check: a listening hit fires the event that calls the stub");
+        return;
+    }
+    direct.sort_by(f64::total_cmp);
+    triggered.sort_by(f64::total_cmp);
+    let (dm, d99) = (
+        common::percentile(&direct, 0.5),
+        common::percentile(&direct, 0.99),
+    );
+    let (tm, t99) = (
+        common::percentile(&triggered, 0.5),
+        common::percentile(&triggered, 0.99),
+    );
+    println!(
+        "Trigger to action, request sent → the stub called, {samples} samples each, alternating:"
+    );
+    println!("  POST /api/v1/actions/run          median {dm:>7.0} µs | p99 {d99:>7.0} µs");
+    println!("  listening hit → event → action   median {tm:>7.0} µs | p99 {t99:>7.0} µs");
+    println!(
+        "  ratio: median {:.2}x, p99 {:.2}x (target within 1.1x)",
+        tm / dm,
+        t99 / d99
+    );
 }
 
 /// The late_ms of every event's last run, from the API.
@@ -279,14 +178,14 @@ fn schedules() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir.path().join("profiles")).map_err(|e| e.to_string())?;
     for i in 0..events {
-        write(
+        common::write(
             &dir.path().join(format!("events/tick{i}.toml")),
             &format!("[[trigger]]\nevery = \"1s\"\n[[action]]\nset_global = \"tick{i}\"\nvalue = 'Now()'\n"),
         );
     }
     let port = common::free_port();
     let config = dir.path().join("plugin.toml");
-    write(
+    common::write(
         &config,
         &format!(
             "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}\"\n[paths]\ndata_dir = \"{data}\"\nprofiles_dir = \"{data}/../profiles\"\nevents_dir = \"{data}/../events\"\n[oauth]\nkey_file = \"{data}/../token.key\"\n",

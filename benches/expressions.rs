@@ -14,75 +14,6 @@ struct EmailOnly<'a> {
     email: std::borrow::Cow<'a, str>,
 }
 
-/// A typed parse that keeps exactly the twenty fields of the 20-path profile.
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct Twenty<'a> {
-    #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    username: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    email: std::borrow::Cow<'a, str>,
-    verified: bool,
-    #[serde(borrow)]
-    locale: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    user: TwentyUser<'a>,
-    #[serde(borrow)]
-    stats: TwentyStats<'a>,
-    flags: TwentyFlags,
-    #[serde(borrow)]
-    rooms: Vec<TwentyRoom<'a>>,
-    #[serde(borrow)]
-    items: Vec<TwentyItem<'a>>,
-}
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct TwentyUser<'a> {
-    #[serde(borrow)]
-    name: std::borrow::Cow<'a, str>,
-    age: f64,
-    #[serde(borrow)]
-    address: TwentyAddress<'a>,
-}
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct TwentyAddress<'a> {
-    #[serde(borrow)]
-    city: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    zip: std::borrow::Cow<'a, str>,
-}
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct TwentyStats<'a> {
-    a: f64,
-    b: f64,
-    #[serde(borrow)]
-    c: std::borrow::Cow<'a, str>,
-    d: Vec<f64>,
-}
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct TwentyFlags {
-    mfa: bool,
-    premium: bool,
-}
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct TwentyRoom<'a> {
-    #[serde(borrow)]
-    name: std::borrow::Cow<'a, str>,
-    temp: f64,
-}
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct TwentyItem<'a> {
-    #[serde(borrow)]
-    label: std::borrow::Cow<'a, str>,
-}
-
 fn compile(paths: &[&str]) -> (Vec<Expression>, std::sync::Arc<ExtractionPlan>) {
     let expressions: Vec<Expression> = paths
         .iter()
@@ -134,7 +65,7 @@ fn benches(c: &mut Criterion) {
             &body,
             |b, body| {
                 b.iter(|| {
-                    let parsed: Twenty =
+                    let parsed: common::Twenty =
                         serde_json::from_str(black_box(body)).unwrap_or_else(|e| panic!("{e}"));
                     parsed.email.len() + parsed.items.len()
                 })

@@ -1,10 +1,25 @@
-//! Load tool: actions triggered through `POST /api/v1/actions/run` against a local upstream,
-//! compared in the same run with a bare Rust baseline doing the same job behind the same kind
-//! of HTTP trigger (reqwest GET with a bearer header, typed serde parse of one field, store it).
-//! Then the idle memory of `bellhop serve` with 100 profiles and 10,000 devices.
+//! The load tool: every ratio of the speed goals in one run, each against its bare counterpart
+//! measured in the same run.
 //!
-//! `BELLHOP_LOAD_SECS` sets the seconds per measurement (default 5); `BELLHOP_LOAD_CONCURRENCY`
-//! the requests in flight (default 32). All traffic stays on 127.0.0.1.
+//! 1. Actions through an HTTP trigger (`POST /api/v1/actions/run`), `BELLHOP_LOAD_CONCURRENCY`
+//!    in flight (32), against a bare Rust program behind the same kind of trigger doing the same
+//!    job (reqwest GET with a bearer header, a typed serde parse, store the fields):
+//!    - `email`: a 1 KB JSON answer, one field;
+//!    - `twenty`: the same answer, 20 devices (the bare program stores 20 fields);
+//!    - `one-mb`: a 1 MB answer, one field.
+//!
+//!    For each: actions/s, median latency, and actions per CPU-second. Each side runs on a
+//!    runtime of its own whose threads carry its name, so the CPU time of a side is the sum over
+//!    its threads (`/proc/self/task/*/stat`); Bellhop's side includes its store writer thread.
+//!    The load generator and the upstream API have runtimes of their own, not counted.
+//! 2. A listening hit → event → action, against the same action through the API (latency).
+//! 3. The idle memory of `bellhop serve` with 100 profiles and 10,000 devices.
+//! 4. The memory `bellhop serve` grows by answering `GET /api/v1/events` three times with
+//!    10,000 events loaded.
+//!
+//! Three rounds (`BELLHOP_LOAD_ROUNDS`), the order of the sides flipped every round, each
+//! measurement `BELLHOP_LOAD_SECS` long (5); the ratios are printed per round with their median
+//! and spread. All traffic stays on 127.0.0.1.
 
 mod common;
 
@@ -19,14 +34,53 @@ use bellhop::engine::Engine;
 use bellhop::secret::SecretSource;
 use warp::Filter;
 
-const USER_JSON: &str = r#"{"id":"80351110224678912","username":"ann","email":"ann@example.com","verified":true,"locale":"en-GB"}"#;
-
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A multi-threaded runtime whose threads are all called `name` (at most 15 bytes: the kernel's
+/// limit for a thread's name).
+fn runtime(name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        // Blocking threads stay, so their CPU time stays countable.
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The CPU time (user + system) of this process's threads with one of these names, in clock ticks.
+fn cpu_ticks(names: &[&str]) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut ticks = 0;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !names.contains(&&stat[open + 1..close]) {
+            continue;
+        }
+        // After the name: state (field 3), …, utime (14), stime (15).
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        ticks += field(11).unwrap_or(0) + field(12).unwrap_or(0);
+    }
+    ticks
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (Linux's `USER_HZ`, 100 on every
+/// architecture it supports for user space).
+const TICKS_PER_SECOND: f64 = 100.0;
 
 async fn bind<F>(filter: F) -> SocketAddr
 where
@@ -41,15 +95,19 @@ where
     address
 }
 
+/// The API both sides call: `/user` a 1 KB JSON answer, `/big` a 1 MB one.
 async fn upstream() -> SocketAddr {
-    bind(
-        warp::path("user")
-            .and(warp::header::<String>("authorization"))
-            .map(|_auth: String| {
-                warp::reply::with_header(USER_JSON, "content-type", "application/json")
-            }),
-    )
-    .await
+    let small: &'static str = Box::leak(common::body(1024).into_boxed_str());
+    let big: &'static str = Box::leak(common::body(1 << 20).into_boxed_str());
+    let answer =
+        |body: &'static str| warp::reply::with_header(body, "content-type", "application/json");
+    let user = warp::path("user")
+        .and(warp::header::<String>("authorization"))
+        .map(move |_auth: String| answer(small));
+    let large = warp::path("big")
+        .and(warp::header::<String>("authorization"))
+        .map(move |_auth: String| answer(big));
+    bind(user.or(large)).await
 }
 
 #[derive(serde::Deserialize)]
@@ -57,64 +115,144 @@ struct EmailOnly {
     email: String,
 }
 
-/// The bare program: an HTTP trigger that does GET + parse + store.
-async fn baseline(upstream: SocketAddr) -> SocketAddr {
-    let client = reqwest::Client::new();
-    let store: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-    let url = format!("http://{upstream}/user");
-    bind(warp::path("run").and(warp::post()).and_then(move || {
-        let client = client.clone();
-        let store = store.clone();
-        let url = url.clone();
-        async move {
-            let result = async {
-                let body = client
-                    .get(&url)
-                    .bearer_auth("tok")
-                    .send()
-                    .await?
-                    .bytes()
-                    .await?;
-                Ok::<_, reqwest::Error>(body)
-            }
-            .await;
-            let reply = match result
-                .ok()
-                .and_then(|b| serde_json::from_slice::<EmailOnly>(&b).ok())
-            {
-                Some(parsed) => {
-                    if let Ok(mut store) = store.lock() {
-                        store.insert("email".into(), parsed.email);
-                    }
-                    warp::reply::with_status("{\"ok\":true}", warp::http::StatusCode::OK)
-                }
-                None => {
-                    warp::reply::with_status("{\"ok\":false}", warp::http::StatusCode::BAD_GATEWAY)
-                }
-            };
-            Ok::<_, std::convert::Infallible>(reply)
-        }
-    }))
-    .await
+type Store = Arc<Mutex<HashMap<String, String>>>;
+
+/// Parses an answer typed and stores what the job keeps; whether it could.
+type Keep = fn(&[u8], &mut HashMap<String, String>) -> bool;
+
+/// The bare program's job: GET `url` with the token, parse it typed, store what it keeps.
+async fn bare_job(client: &reqwest::Client, url: &str, store: &Store, keep: Keep) -> bool {
+    let Ok(response) = client.get(url).bearer_auth("tok").send().await else {
+        return false;
+    };
+    let Ok(body) = response.bytes().await else {
+        return false;
+    };
+    match store.lock() {
+        Ok(mut store) => keep(&body, &mut store),
+        Err(_) => false,
+    }
 }
 
+fn keep_email(body: &[u8], store: &mut HashMap<String, String>) -> bool {
+    match serde_json::from_slice::<EmailOnly>(body) {
+        Ok(parsed) => {
+            store.insert("email".into(), parsed.email);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn keep_twenty(body: &[u8], store: &mut HashMap<String, String>) -> bool {
+    let Ok(t) = serde_json::from_slice::<common::Twenty>(body) else {
+        return false;
+    };
+    let room = |i: usize| t.rooms.get(i);
+    let fields: [(&str, String); 20] = [
+        ("id", t.id.to_string()),
+        ("username", t.username.to_string()),
+        ("email", t.email.to_string()),
+        ("verified", t.verified.to_string()),
+        ("locale", t.locale.to_string()),
+        ("user.name", t.user.name.to_string()),
+        ("user.age", t.user.age.to_string()),
+        ("user.address.city", t.user.address.city.to_string()),
+        ("user.address.zip", t.user.address.zip.to_string()),
+        ("stats.a", t.stats.a.to_string()),
+        ("stats.b", t.stats.b.to_string()),
+        ("stats.c", t.stats.c.to_string()),
+        (
+            "stats.d[1]",
+            t.stats.d.get(1).map(f64::to_string).unwrap_or_default(),
+        ),
+        ("flags.mfa", t.flags.mfa.to_string()),
+        ("flags.premium", t.flags.premium.to_string()),
+        (
+            "rooms[0].name",
+            room(0).map(|r| r.name.to_string()).unwrap_or_default(),
+        ),
+        (
+            "rooms[0].temp",
+            room(0).map(|r| r.temp.to_string()).unwrap_or_default(),
+        ),
+        (
+            "rooms[1].name",
+            room(1).map(|r| r.name.to_string()).unwrap_or_default(),
+        ),
+        (
+            "rooms[1].temp",
+            room(1).map(|r| r.temp.to_string()).unwrap_or_default(),
+        ),
+        (
+            "items[0].label",
+            t.items
+                .first()
+                .map(|i| i.label.to_string())
+                .unwrap_or_default(),
+        ),
+    ];
+    for (name, value) in fields {
+        store.insert(name.to_string(), value);
+    }
+    true
+}
+
+/// The bare program: an HTTP trigger per job (`POST /<job>`) that does GET + parse + store.
+async fn bare_program(upstream: SocketAddr) -> SocketAddr {
+    let client = reqwest::Client::new();
+    let store: Store = Arc::default();
+    let route = warp::post()
+        .and(warp::path::param::<String>())
+        .and_then(move |job: String| {
+            let client = client.clone();
+            let store = store.clone();
+            async move {
+                let (path, keep): (&str, Keep) = match job.as_str() {
+                    "twenty" => ("user", keep_twenty),
+                    "one-mb" => ("big", keep_email),
+                    _ => ("user", keep_email),
+                };
+                let url = format!("http://{upstream}/{path}");
+                let ok = bare_job(&client, &url, &store, keep).await;
+                let (body, status) = if ok {
+                    ("{\"ok\":true}", warp::http::StatusCode::OK)
+                } else {
+                    ("{\"ok\":false}", warp::http::StatusCode::BAD_GATEWAY)
+                };
+                Ok::<_, std::convert::Infallible>(warp::reply::with_status(body, status))
+            }
+        });
+    bind(route).await
+}
+
+/// Bellhop as `serve` runs it, with a profile per job.
 async fn bellhop_server(upstream: SocketAddr, dir: &std::path::Path) -> SocketAddr {
     let profiles = dir.join("profiles");
     std::fs::create_dir_all(&profiles).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        profiles.join("discord.toml"),
-        format!(
-            "version = 1\n[request]\nurl = \"http://{upstream}/user\"\n[auth]\nmode = \"bearer\"\ntoken = \"tok\"\n[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'\n"
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let auth = "[auth]\nmode = \"bearer\"\ntoken = \"tok\"\n";
+    let email = "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input, \"email\")'\n";
+    common::write(
+        &profiles.join("email.toml"),
+        &format!("version = 1\n[request]\nurl = \"http://{upstream}/user\"\n{auth}{email}"),
+    );
+    common::write(
+        &profiles.join("one-mb.toml"),
+        &format!("version = 1\n[request]\nurl = \"http://{upstream}/big\"\n{auth}{email}"),
+    );
+    let mut twenty = format!("version = 1\n[request]\nurl = \"http://{upstream}/user\"\n{auth}");
+    for path in common::TWENTY_PATHS {
+        twenty.push_str(&format!(
+            "[[device]]\nname = '\"{path}\"'\nvalue = 'JSON(input, \"{path}\")'\n"
+        ));
+    }
+    common::write(&profiles.join("twenty.toml"), &twenty);
     let set = bellhop::profile::load_dir(&profiles, &SecretSource::default());
     assert!(set.diagnostics.is_empty(), "{:?}", set.diagnostics);
     let hub = DeviceHub::open(&dir.join("data/bellhop.sqlite"), Duration::from_millis(50))
         .unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::new(set, None, Arc::new(hub)).unwrap_or_else(|e| panic!("{e}"));
     let state = bellhop::web::AppState::new(Arc::new(engine));
-    // Bellhop's own server loop (edge checks, bounded connections), as `serve` runs it.
     let (address, _server) = bellhop::web::serve(
         state,
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -130,85 +268,178 @@ struct Measurement {
     per_second: f64,
     median_us: f64,
     failures: usize,
+    /// Actions per CPU-second of the side measured.
+    per_cpu_second: f64,
 }
 
-async fn measure(url: String, body: &'static str, concurrency: usize, seconds: u64) -> Measurement {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let client = client.clone();
-        let url = url.clone();
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                let ok = match response {
-                    Ok(r) => r
-                        .bytes()
-                        .await
-                        .is_ok_and(|b| b.windows(9).any(|w| w == b"\"ok\":true")),
-                    Err(_) => false,
-                };
-                if ok {
-                    latencies.push(sent.elapsed().as_micros() as u64);
-                } else {
-                    failures += 1;
+/// `concurrency` callers POSTing `body` to `url` for `seconds`, on the generator's runtime;
+/// `cpu_of` names the threads whose CPU time the side spent.
+fn measure(
+    generator: &tokio::runtime::Runtime,
+    url: &str,
+    body: &'static str,
+    concurrency: usize,
+    seconds: f64,
+    cpu_of: &[&str],
+) -> Measurement {
+    let ticks_before = cpu_ticks(cpu_of);
+    let url = url.to_string();
+    let (latencies, failures, elapsed) = generator.block_on(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let client = client.clone();
+            let url = url.clone();
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut failures = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    let ok = match response {
+                        Ok(r) => r
+                            .bytes()
+                            .await
+                            .is_ok_and(|b| b.windows(9).any(|w| w == b"\"ok\":true")),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies.push(sent.elapsed().as_micros() as u64);
+                    } else {
+                        failures += 1;
+                    }
                 }
-            }
-            (latencies, failures)
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    let mut failures = 0;
-    for task in tasks {
-        if let Ok((l, f)) = task.await {
-            latencies.extend(l);
-            failures += f;
+                (latencies, failures)
+            }));
         }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut latencies = Vec::new();
+        let mut failures = 0;
+        for task in tasks {
+            if let Ok((l, f)) = task.await {
+                latencies.extend(l);
+                failures += f;
+            }
+        }
+        (latencies, failures, started.elapsed().as_secs_f64())
+    });
+    let cpu_seconds = (cpu_ticks(cpu_of) - ticks_before) as f64 / TICKS_PER_SECOND;
+    let mut latencies = latencies;
     latencies.sort_unstable();
     let median_us = latencies.get(latencies.len() / 2).copied().unwrap_or(0) as f64;
     Measurement {
         per_second: latencies.len() as f64 / elapsed,
         median_us,
         failures,
+        per_cpu_second: latencies.len() as f64 / cpu_seconds.max(0.01),
     }
 }
 
-/// Starts the real `bellhop serve` with 100 profiles and 10,000 devices and reads its idle RSS.
+/// Writes a `plugin.toml` for `serve` over `dir` (profiles and events inside it).
+fn serve_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("plugin.toml");
+    common::write(
+        &config,
+        &format!(
+            "[web]\nlisten = \"127.0.0.1:0\"\n[paths]\ndata_dir = \"{}\"\nprofiles_dir = \"{}\"\nevents_dir = \"{}\"\n[oauth]\nkey_file = \"{}\"\n",
+            dir.join("data").display(),
+            dir.join("profiles").display(),
+            dir.join("events").display(),
+            dir.join("token.key").display()
+        ),
+    );
+    config
+}
+
+/// A running `bellhop serve` over `dir`, stopped on drop.
+struct Serve {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Serve {
+    fn start(dir: &std::path::Path) -> Result<Serve, String> {
+        let log = dir.join("serve.log");
+        let file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_bellhop"))
+            .arg("--config")
+            .arg(serve_config(dir))
+            .arg("serve")
+            .env_remove("BELLHOP_LOG")
+            .stdout(file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(file)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        Ok(Serve { child, log })
+    }
+
+    /// Its RSS in KiB, or why it cannot be read.
+    fn rss_kib(&mut self) -> Result<u64, String> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            return Err(format!(
+                "bellhop serve exited early ({status}): {}",
+                log.trim()
+            ));
+        }
+        common::rss_kib(self.child.id()).ok_or_else(|| "no VmRSS in /proc".to_string())
+    }
+
+    /// The address it serves on, from its log (`serving … address=…`).
+    fn address(&self) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(at) = log.find("address=") {
+                let rest = &log[at + "address=".len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                    .unwrap_or(rest.len());
+                return Ok(rest[..end].to_string());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "no address in the log: {}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        ))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The idle RSS of `bellhop serve` with 100 profiles and 10,000 devices, in KiB.
 fn idle_memory() -> Result<u64, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let profiles = dir.path().join("profiles");
-    std::fs::create_dir_all(&profiles).map_err(|e| e.to_string())?;
     for n in 0..100 {
-        std::fs::write(
-            profiles.join(format!("p{n}.toml")),
-            format!("version = 1\n[request]\nurl = \"http://127.0.0.1:9/item/{n}?q=${{input}}\"\n[devices]\nroot_names = 'JSON(input, \"rooms[*].name\")'\nfeature_names = '\"temp\" && \"light\"'\nvalues = 'JSON(input, \"rooms[*].temp\")[index] && JSON(input, \"rooms[*].light\")[index]'\n"),
-        )
-        .map_err(|e| e.to_string())?;
+        common::write(
+            &dir.path().join(format!("profiles/p{n}.toml")),
+            &format!("version = 1\n[request]\nurl = \"http://127.0.0.1:9/item/{n}?q=${{input}}\"\n[devices]\nroot_names = 'JSON(input, \"rooms[*].name\")'\nfeature_names = '\"temp\" && \"light\"'\nvalues = 'JSON(input, \"rooms[*].temp\")[index] && JSON(input, \"rooms[*].light\")[index]'\n"),
+        );
     }
-    let store = dir.path().join("data/bellhop.sqlite");
     {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
+        let store = dir.path().join("data/bellhop.sqlite");
         let hub = DeviceHub::open(&store, Duration::from_millis(50)).map_err(|e| e.to_string())?;
         let updates: Vec<DeviceUpdate> = (0..10_000)
             .map(|n| DeviceUpdate {
@@ -226,101 +457,243 @@ fn idle_memory() -> Result<u64, String> {
             .map_err(|e| e.to_string())?;
         runtime.block_on(hub.flush()).map_err(|e| e.to_string())?;
     }
-    let config = dir.path().join("plugin.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[web]\nlisten = \"127.0.0.1:0\"\n[paths]\ndata_dir = \"{}\"\nprofiles_dir = \"{}\"\n[oauth]\nkey_file = \"{}\"\n",
-            dir.path().join("data").display(),
-            profiles.display(),
-            dir.path().join("token.key").display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bellhop"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("serve.log")).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    std::thread::sleep(Duration::from_secs(3));
-    let rss = common::rss_kib(child.id());
-    let exited = child.try_wait().ok().flatten();
-    let _ = child.kill();
-    let _ = child.wait();
-    match (rss, exited) {
-        (_, Some(status)) => Err(format!(
-            "bellhop serve exited early ({status}): {}",
-            std::fs::read_to_string(dir.path().join("serve.log"))
-                .unwrap_or_default()
-                .trim()
-        )),
-        (Some(kib), None) => Ok(kib),
-        (None, None) => Err("no VmRSS in /proc".into()),
-    }
+    let mut serve = Serve::start(dir.path())?;
+    serve.address()?;
+    std::thread::sleep(Duration::from_secs(2));
+    serve.rss_kib()
 }
 
+/// `bellhop serve` with 10,000 events: its RSS (KiB) before and after three `GET /api/v1/events`.
+fn event_list_memory() -> Result<(u64, u64, usize), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    common::write(
+        &dir.path().join("profiles/sensor.toml"),
+        "version = 1\nlisten = \"/sensor\"\n",
+    );
+    common::write(
+        &dir.path().join("profiles/caller.toml"),
+        "version = 1\n[request]\nurl = \"http://127.0.0.1:9/hit\"\n",
+    );
+    for n in 0..10_000 {
+        common::write(
+            &dir.path().join(format!("events/e{n:05}.toml")),
+            &format!("[[trigger]]\ninput = \"sensor\"\nexpression = 'input == \"{n}\"'\n[[action]]\nrun = \"caller\"\ntext = 'event {n}'\n"),
+        );
+    }
+    let mut serve = Serve::start(dir.path())?;
+    let address = serve.address()?;
+    std::thread::sleep(Duration::from_secs(2));
+    let before = serve.rss_kib()?;
+    let client = reqwest::blocking::Client::new();
+    let mut bytes = 0;
+    for _ in 0..3 {
+        let answer = client
+            .get(format!("http://{address}/api/v1/events"))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.bytes())
+            .map_err(|e| e.to_string())?;
+        bytes = answer.len();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Ok((before, serve.rss_kib()?, bytes))
+}
+
+/// The median and the spread (lowest, highest) of `values`.
+fn median_and_spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (
+        common::percentile(&sorted, 0.5),
+        sorted.first().copied().unwrap_or(f64::NAN),
+        sorted.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
+fn print_ratio(what: &str, per_round: &[f64], goal: &str) {
+    let (median, low, high) = median_and_spread(per_round);
+    let rounds: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+    println!(
+        "  {what:<44} median {median:.2}x  (rounds {}; spread {low:.2}–{high:.2})  goal {goal}",
+        rounds.join(" ")
+    );
+}
+
+const BELLHOP_THREADS: [&str; 2] = ["bellhop-side", "bellhop-store"];
+const BARE_THREADS: [&str; 1] = ["bare-side"];
+
 fn main() {
-    // Under `cargo test` (no `--bench`), check that both sides work with one short round.
+    // Under `cargo test` (no `--bench`), check that every side works with one short round.
     let measuring = common::measuring();
     let seconds = if measuring {
-        env_number("BELLHOP_LOAD_SECS", 5)
+        env_number("BELLHOP_LOAD_SECS", 5) as f64
+    } else {
+        0.5
+    };
+    let rounds = if measuring {
+        env_number("BELLHOP_LOAD_ROUNDS", 3) as usize
     } else {
         1
     };
     let concurrency = env_number("BELLHOP_LOAD_CONCURRENCY", 32) as usize;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let upstream_runtime = runtime("upstream");
+    let bare_runtime = runtime(BARE_THREADS[0]);
+    let bellhop_runtime = runtime(BELLHOP_THREADS[0]);
+    let generator = runtime("load-generator");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    runtime.block_on(async {
-        let upstream = upstream().await;
-        let bare = baseline(upstream).await;
-        let ours = bellhop_server(upstream, dir.path()).await;
-        let bare_url = format!("http://{bare}/run");
-        let ours_url = format!("http://{ours}/api/v1/actions/run");
-        let action = r#"{"profile":"discord","text":""}"#;
-        if !measuring {
-            let b = measure(bare_url.clone(), "", 4, 1).await;
-            let o = measure(ours_url.clone(), action, 4, 1).await;
-            assert!(b.per_second > 0.0 && b.failures == 0, "the baseline does not work");
-            assert!(o.per_second > 0.0 && o.failures == 0, "bellhop's action endpoint does not work");
-            println!("load tool check: both sides answer ({:.0}/s and {:.0}/s); run `cargo bench --bench load` to measure", b.per_second, o.per_second);
-            return;
+    let upstream = upstream_runtime.block_on(upstream());
+    let bare = bare_runtime.block_on(bare_program(upstream));
+    let ours = bellhop_runtime.block_on(bellhop_server(upstream, dir.path()));
+
+    let jobs: [(&str, &'static str); 3] = [
+        ("email", r#"{"profile":"email","text":""}"#),
+        ("twenty", r#"{"profile":"twenty","text":""}"#),
+        ("one-mb", r#"{"profile":"one-mb","text":""}"#),
+    ];
+    let ours_url = format!("http://{ours}/api/v1/actions/run");
+    let run = |job: &str, body: &'static str, side_is_bare: bool, secs: f64| {
+        if side_is_bare {
+            measure(
+                &generator,
+                &format!("http://{bare}/{job}"),
+                "",
+                concurrency,
+                secs,
+                &BARE_THREADS,
+            )
+        } else {
+            measure(
+                &generator,
+                &ours_url,
+                body,
+                concurrency,
+                secs,
+                &BELLHOP_THREADS,
+            )
         }
-        // Warm both up, then alternate rounds so that noise hits both alike.
-        measure(bare_url.clone(), "", concurrency, 1).await;
-        measure(ours_url.clone(), action, concurrency, 1).await;
-        let mut rounds = Vec::new();
-        for _ in 0..2 {
-            let b = measure(bare_url.clone(), "", concurrency, seconds).await;
-            let o = measure(ours_url.clone(), action, concurrency, seconds).await;
-            rounds.push((b, o));
-        }
-        println!("Actions through an HTTP trigger, {concurrency} in flight, {seconds} s per measurement, 2 rounds:");
-        for (round, (b, o)) in rounds.iter().enumerate() {
-            println!(
-                "  round {}: bare {:>8.0}/s median {:>6.0} µs ({} failed) | bellhop {:>8.0}/s median {:>6.0} µs ({} failed)",
-                round + 1, b.per_second, b.median_us, b.failures, o.per_second, o.median_us, o.failures
+    };
+    // Warm every path up.
+    for (job, body) in jobs {
+        for bare_side in [true, false] {
+            let m = run(job, body, bare_side, seconds.min(1.0));
+            let side = if bare_side {
+                "the bare program"
+            } else {
+                "bellhop"
+            };
+            assert!(
+                m.per_second > 0.0 && m.failures == 0,
+                "{job}: {side} does not work ({} failures)",
+                m.failures
             );
         }
-        let sum = |f: &dyn Fn(&(Measurement, Measurement)) -> f64| rounds.iter().map(f).sum::<f64>();
-        let throughput_ratio = sum(&|(_, o)| o.per_second) / sum(&|(b, _)| b.per_second);
-        let latency_ratio = sum(&|(_, o)| o.median_us) / sum(&|(b, _)| b.median_us);
-        println!("  throughput ratio bellhop/bare: {throughput_ratio:.2}x (target at least 0.7x)");
-        println!("  median latency ratio bellhop/bare: {latency_ratio:.2}x (target at most 1.3x)");
-    });
+    }
+    // (job → per round: (bare, bellhop))
+    let mut results: HashMap<&str, Vec<(Measurement, Measurement)>> = HashMap::new();
+    for round in 0..rounds {
+        for (job, body) in jobs {
+            // The order flips every round, so drift hits both sides alike.
+            let (bare, bellhop) = if round % 2 == 0 {
+                let b = run(job, body, true, seconds);
+                (b, run(job, body, false, seconds))
+            } else {
+                let o = run(job, body, false, seconds);
+                (run(job, body, true, seconds), o)
+            };
+            results.entry(job).or_default().push((bare, bellhop));
+        }
+    }
+    println!(
+        "Actions through an HTTP trigger, {concurrency} in flight, {seconds} s per measurement, {rounds} rounds (ratios bellhop/bare):"
+    );
+    for (job, _) in jobs {
+        let Some(rounds) = results.get(job) else {
+            continue;
+        };
+        for (i, (b, o)) in rounds.iter().enumerate() {
+            println!(
+                "  {job:<7} round {}: bare {:>7.0}/s median {:>6.0} µs {:>7.0}/CPU-s ({} failed) | bellhop {:>7.0}/s median {:>6.0} µs {:>7.0}/CPU-s ({} failed)",
+                i + 1, b.per_second, b.median_us, b.per_cpu_second, b.failures,
+                o.per_second, o.median_us, o.per_cpu_second, o.failures
+            );
+        }
+    }
+    let ratios = |job: &str, f: fn(&Measurement) -> f64| -> Vec<f64> {
+        results
+            .get(job)
+            .map(|r| r.iter().map(|(b, o)| f(o) / f(b)).collect())
+            .unwrap_or_default()
+    };
+    println!("Ratios:");
+    print_ratio(
+        "actions/s, 1 KB, one field",
+        &ratios("email", |m| m.per_second),
+        "≥ 0.90x",
+    );
+    print_ratio(
+        "median latency, 1 KB, one field",
+        &ratios("email", |m| m.median_us),
+        "≤ 1.10x",
+    );
+    print_ratio(
+        "actions per CPU-second, 1 KB, one field",
+        &ratios("email", |m| m.per_cpu_second),
+        "≥ 0.90x",
+    );
+    print_ratio(
+        "actions/s, 20 devices from 1 KB",
+        &ratios("twenty", |m| m.per_second),
+        "≥ 0.75x",
+    );
+    print_ratio(
+        "actions per CPU-second, 20 devices",
+        &ratios("twenty", |m| m.per_cpu_second),
+        "",
+    );
+    print_ratio(
+        "actions/s, 1 MB answer, one field",
+        &ratios("one-mb", |m| m.per_second),
+        "≥ 0.95x",
+    );
+    print_ratio(
+        "actions per CPU-second, 1 MB",
+        &ratios("one-mb", |m| m.per_cpu_second),
+        "",
+    );
+
+    let samples = if measuring { 2000 } else { 20 };
+    let mut trigger = Vec::new();
+    for _ in 0..rounds {
+        let (mut direct, mut triggered) =
+            bellhop_runtime.block_on(common::trigger_to_action(samples));
+        direct.sort_by(f64::total_cmp);
+        triggered.sort_by(f64::total_cmp);
+        trigger.push(common::percentile(&triggered, 0.5) / common::percentile(&direct, 0.5));
+    }
+    print_ratio(
+        "listening hit → event → action / API action",
+        &trigger,
+        "≤ 1.10x (median latency)",
+    );
     if !measuring {
+        println!("load tool check: every side answers; run `cargo bench --bench load` to measure");
         return;
     }
     match idle_memory() {
         Ok(kib) => println!(
-            "Idle `bellhop serve` with 100 profiles and 10,000 devices: {:.1} MiB RSS (target under 30 MiB)",
+            "  idle `bellhop serve`, 100 profiles + 10,000 devices: {:.1} MiB RSS  goal ≤ 24 MiB",
             kib as f64 / 1024.0
         ),
-        Err(why) => println!("Idle memory: could not be measured: {why}"),
+        Err(why) => println!("  idle memory could not be measured: {why}"),
+    }
+    match event_list_memory() {
+        Ok((before, after, bytes)) => println!(
+            "  GET /api/v1/events ×3 with 10,000 events: {:.1} → {:.1} MiB RSS (+{:.1} MiB; {} KB per answer)  goal ≤ +5 MiB",
+            before as f64 / 1024.0,
+            after as f64 / 1024.0,
+            after.saturating_sub(before) as f64 / 1024.0,
+            bytes / 1024
+        ),
+        Err(why) => println!("  event list memory could not be measured: {why}"),
     }
 }

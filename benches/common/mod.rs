@@ -3,7 +3,14 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bellhop::devices::DeviceHub;
+use bellhop::engine::{Engine, ProfileSource};
+use warp::Filter;
 
 /// Where criterion writes its estimates (set explicitly so the ratios can read them back).
 pub fn criterion_dir() -> PathBuf {
@@ -131,4 +138,187 @@ pub fn free_port() -> u16 {
 pub fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     let at = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
     sorted.get(at).copied().unwrap_or(f64::NAN)
+}
+
+/// A typed parse that keeps exactly the twenty fields of the 20-path profile.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+pub struct Twenty<'a> {
+    #[serde(borrow)]
+    pub id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub username: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub email: std::borrow::Cow<'a, str>,
+    pub verified: bool,
+    #[serde(borrow)]
+    pub locale: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub user: TwentyUser<'a>,
+    #[serde(borrow)]
+    pub stats: TwentyStats<'a>,
+    pub flags: TwentyFlags,
+    #[serde(borrow)]
+    pub rooms: Vec<TwentyRoom<'a>>,
+    #[serde(borrow)]
+    pub items: Vec<TwentyItem<'a>>,
+}
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+pub struct TwentyUser<'a> {
+    #[serde(borrow)]
+    pub name: std::borrow::Cow<'a, str>,
+    pub age: f64,
+    #[serde(borrow)]
+    pub address: TwentyAddress<'a>,
+}
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+pub struct TwentyAddress<'a> {
+    #[serde(borrow)]
+    pub city: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub zip: std::borrow::Cow<'a, str>,
+}
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+pub struct TwentyStats<'a> {
+    pub a: f64,
+    pub b: f64,
+    #[serde(borrow)]
+    pub c: std::borrow::Cow<'a, str>,
+    pub d: Vec<f64>,
+}
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+pub struct TwentyFlags {
+    pub mfa: bool,
+    pub premium: bool,
+}
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+pub struct TwentyRoom<'a> {
+    #[serde(borrow)]
+    pub name: std::borrow::Cow<'a, str>,
+    pub temp: f64,
+}
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+pub struct TwentyItem<'a> {
+    #[serde(borrow)]
+    pub label: std::borrow::Cow<'a, str>,
+}
+
+pub fn write(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+pub fn engine_over(dir: &Path) -> Arc<Engine> {
+    let events_dir = dir.join("events");
+    let source = ProfileSource::new(dir.join("profiles"), None).with_events_dir(events_dir.clone());
+    let profiles = source.load();
+    assert!(!profiles.has_errors(), "{:?}", profiles.diagnostics);
+    let events = bellhop::event::load_dir(&events_dir, &profiles);
+    assert!(!events.has_errors(), "{:?}", events.diagnostics);
+    let hub = DeviceHub::open(&dir.join("data/bellhop.sqlite"), Duration::from_millis(50))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(
+        Engine::new(profiles, Some(source), Arc::new(hub))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_events(events, bellhop::event::Zone::Local),
+    )
+}
+
+/// A stub API that reports when each call arrives (by the last path segment).
+async fn stub() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>,
+) {
+    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let route = warp::path!("hit" / String).map(move |seq: String| {
+        let _ = arrived.send((seq, Instant::now()));
+        "{\"ok\":true}"
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    (address, arrivals)
+}
+
+/// A listening hit that fires an event whose action calls a local stub, against the same action
+/// through `POST /api/v1/actions/run`, alternating, `samples` each after a tenth more to warm up:
+/// from sending the request to the stub receiving the call, in µs (direct, triggered).
+pub async fn trigger_to_action(samples: usize) -> (Vec<f64>, Vec<f64>) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let (stub, mut arrivals) = stub().await;
+        write(
+            &dir.path().join("profiles/caller.toml"),
+            &format!("version = 1\n[request]\nurl = \"http://{stub}/hit/${{input}}\"\n"),
+        );
+        write(
+            &dir.path().join("profiles/sensor.toml"),
+            "version = 1\nlisten = \"/sensor\"\n[incoming]\nmax_per_second = 10000\n",
+        );
+        write(
+            &dir.path().join("events/relay.toml"),
+            "retrigger = \"parallel\"\nmax_per_second = 10000\n[[trigger]]\ninput = \"sensor\"\nexpression = 'Length(input) > 0'\n[[action]]\nrun = \"caller\"\ntext = '${input}'\n",
+        );
+        let engine = engine_over(dir.path());
+        engine.start_automation();
+        let (address, _server) = bellhop::web::serve(
+            bellhop::web::AppState::new(engine.clone()),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            256,
+            std::future::pending(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let client = reqwest::Client::new();
+        let direct_url = format!("http://{address}/api/v1/actions/run");
+        let trigger_url = format!("http://{address}/in/sensor");
+        let mut wait_for = async |seq: &str| -> Instant {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), arrivals.recv()).await {
+                    Ok(Some((arrived, at))) if arrived == seq => return at,
+                    Ok(Some(_)) => continue,
+                    other => panic!("call {seq} never reached the stub: {other:?}"),
+                }
+            }
+        };
+        let (mut direct, mut triggered) = (Vec::new(), Vec::new());
+        for i in 0..samples + samples / 10 {
+            let seq = format!("d{i}");
+            let sent = Instant::now();
+            let response = client
+                .post(&direct_url)
+                .json(&serde_json::json!({"profile": "caller", "text": seq}))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let arrived = wait_for(&seq).await;
+            let _ = response.bytes().await;
+            let seq = format!("t{i}");
+            let sent_trigger = Instant::now();
+            let response = client
+                .get(format!("{trigger_url}?{seq}"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(response.status().is_success(), "{}", response.status());
+            let arrived_trigger = wait_for(&seq).await;
+            let _ = response.bytes().await;
+            // The first tenth warms both paths up.
+            if i >= samples / 10 {
+                direct.push((arrived - sent).as_secs_f64() * 1e6);
+                triggered.push((arrived_trigger - sent_trigger).as_secs_f64() * 1e6);
+            }
+        }
+        (direct, triggered)
+    }
 }
