@@ -17,7 +17,8 @@
 //! 4. The memory `bellhop serve` grows by answering `GET /api/v1/events` three times with
 //!    10,000 events loaded.
 //!
-//! Three rounds (`BELLHOP_LOAD_ROUNDS`), the order of the sides flipped every round, each
+//! `BELLHOP_LOAD_JOBS=email,twenty,one-mb` picks the jobs of part 1 and `BELLHOP_LOAD_PARTS=
+//! actions,trigger,memory` the parts (default: all). Three rounds (`BELLHOP_LOAD_ROUNDS`), the order of the sides flipped every round, each
 //! measurement `BELLHOP_LOAD_SECS` long (5); the ratios are printed per round with their median
 //! and spread. All traffic stays on 127.0.0.1.
 
@@ -536,6 +537,8 @@ fn main() {
         1
     };
     let concurrency = env_number("BELLHOP_LOAD_CONCURRENCY", 32) as usize;
+    let parts = std::env::var("BELLHOP_LOAD_PARTS").unwrap_or_default();
+    let part = |name: &str| parts.is_empty() || parts.split(',').any(|p| p.trim() == name);
     let upstream_runtime = runtime("upstream");
     let bare_runtime = runtime(BARE_THREADS[0]);
     let bellhop_runtime = runtime(BELLHOP_THREADS[0]);
@@ -545,11 +548,18 @@ fn main() {
     let bare = bare_runtime.block_on(bare_program(upstream));
     let ours = bellhop_runtime.block_on(bellhop_server(upstream, dir.path()));
 
-    let jobs: [(&str, &'static str); 3] = [
+    // `BELLHOP_LOAD_JOBS=email,twenty,one-mb` picks jobs (default: all).
+    let wanted = std::env::var("BELLHOP_LOAD_JOBS").unwrap_or_default();
+    let jobs: Vec<(&str, &'static str)> = [
         ("email", r#"{"profile":"email","text":""}"#),
         ("twenty", r#"{"profile":"twenty","text":""}"#),
         ("one-mb", r#"{"profile":"one-mb","text":""}"#),
-    ];
+    ]
+    .into_iter()
+    .filter(|(job, _)| {
+        part("actions") && (wanted.is_empty() || wanted.split(',').any(|w| w.trim() == *job))
+    })
+    .collect();
     let ours_url = format!("http://{ours}/api/v1/actions/run");
     let run = |job: &str, body: &'static str, side_is_bare: bool, secs: f64| {
         if side_is_bare {
@@ -573,7 +583,7 @@ fn main() {
         }
     };
     // Warm every path up.
-    for (job, body) in jobs {
+    for &(job, body) in &jobs {
         for bare_side in [true, false] {
             let m = run(job, body, bare_side, seconds.min(1.0));
             let side = if bare_side {
@@ -591,7 +601,7 @@ fn main() {
     // (job → per round: (bare, bellhop))
     let mut results: HashMap<&str, Vec<(Measurement, Measurement)>> = HashMap::new();
     for round in 0..rounds {
-        for (job, body) in jobs {
+        for &(job, body) in &jobs {
             // The order flips every round, so drift hits both sides alike.
             let (bare, bellhop) = if round % 2 == 0 {
                 let b = run(job, body, true, seconds);
@@ -606,7 +616,7 @@ fn main() {
     println!(
         "Actions through an HTTP trigger, {concurrency} in flight, {seconds} s per measurement, {rounds} rounds (ratios bellhop/bare):"
     );
-    for (job, _) in jobs {
+    for &(job, _) in &jobs {
         let Some(rounds) = results.get(job) else {
             continue;
         };
@@ -663,7 +673,7 @@ fn main() {
 
     let samples = if measuring { 2000 } else { 20 };
     let mut trigger = Vec::new();
-    for _ in 0..rounds {
+    for _ in 0..if part("trigger") { rounds } else { 0 } {
         let (mut direct, mut triggered) =
             bellhop_runtime.block_on(common::trigger_to_action(samples));
         direct.sort_by(f64::total_cmp);
@@ -677,6 +687,9 @@ fn main() {
     );
     if !measuring {
         println!("load tool check: every side answers; run `cargo bench --bench load` to measure");
+        return;
+    }
+    if !part("memory") {
         return;
     }
     match idle_memory() {

@@ -755,6 +755,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_renders_only_the_records_it_keeps() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let hub = DeviceHub::open(&dir.path().join("hub.sqlite"), Duration::from_millis(200))?;
+        let rendered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for n in 0..100 {
+            let rendered = rendered.clone();
+            let render = Box::new(move || {
+                rendered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Some(format!("{n}"))
+            });
+            hub.journal(Book::Runs, "p", render, 3)?;
+        }
+        hub.flush().await?;
+        assert_eq!(
+            hub.read_journal(Book::Runs, Some("p"), 100)?,
+            vec!["99", "98", "97"]
+        );
+        // One commit window took all 100; only the three kept were rendered.
+        assert_eq!(rendered.load(std::sync::atomic::Ordering::SeqCst), 3);
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn journal_keeps_the_newest_records() -> Result<(), StoreError> {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
         let hub = open(dir.path());

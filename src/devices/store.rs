@@ -525,19 +525,7 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
         let closing = queue.closed;
         let retention = queue.retention;
         drop(queue);
-        for op in unrendered {
-            if let WriteOp::Journal {
-                book,
-                name,
-                render,
-                keep,
-            } = op
-            {
-                if let Some(record) = render() {
-                    batch.journal.push_back((book, name, record, keep));
-                }
-            }
-        }
+        render_kept(unrendered, &mut batch.journal);
         let outcome = commit(&mut connection, &batch, &retention)
             .map_err(|e| StoreError::Commit(e.to_string()));
         if outcome.is_ok() && pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
@@ -583,6 +571,59 @@ fn writer_loop(mut connection: Connection, shared: &(Mutex<Queue>, Condvar), win
             }
         }
     }
+}
+
+/// Renders the waiting run records the commit keeps, onto `journal`: of each name only its newest
+/// `keep` (the commit would delete older ones of the same batch at once; at thousands of runs a
+/// second most of a batch is such, and rendering is most of a record's cost).
+fn render_kept(unrendered: Vec<WriteOp>, journal: &mut VecDeque<(Book, String, String, usize)>) {
+    let mut seen: HashMap<(Book, &str), usize> = HashMap::new();
+    let kept: Vec<bool> = unrendered
+        .iter()
+        .rev()
+        .map(|op| match op {
+            WriteOp::Journal {
+                book, name, keep, ..
+            } => {
+                let count = seen.entry((*book, name.as_str())).or_insert(0);
+                *count += 1;
+                *count <= *keep
+            }
+            _ => false,
+        })
+        .collect();
+    for (op, kept) in unrendered.into_iter().zip(kept.into_iter().rev()) {
+        if let (
+            WriteOp::Journal {
+                book,
+                name,
+                render,
+                keep,
+            },
+            true,
+        ) = (op, kept)
+        {
+            if let Some(record) = render() {
+                journal.push_back((book, name, record, keep));
+            }
+        }
+    }
+}
+
+/// Which records of `journal` (oldest first) are among the newest `keep` of their name.
+fn newest_of_each(journal: &VecDeque<(Book, String, String, usize)>) -> Vec<bool> {
+    let mut seen: HashMap<(Book, &str), usize> = HashMap::new();
+    let mut kept: Vec<bool> = journal
+        .iter()
+        .rev()
+        .map(|(book, name, _, keep)| {
+            let count = seen.entry((*book, name.as_str())).or_insert(0);
+            *count += 1;
+            *count <= *keep
+        })
+        .collect();
+    kept.reverse();
+    kept
 }
 
 fn commit(
@@ -655,13 +696,18 @@ fn commit(
         )?;
     }
     let mut journaled: HashMap<(Book, &str), usize> = HashMap::new();
-    for (book, name, record, keep) in &batch.journal {
-        let (table, column) = book.table();
-        transaction.execute(
-            &format!("INSERT INTO {table} ({column}, record) VALUES (?1, ?2)"),
-            params![name, record],
-        )?;
+    let kept = newest_of_each(&batch.journal);
+    for ((book, name, record, keep), kept) in batch.journal.iter().zip(kept) {
         journaled.insert((*book, name), *keep);
+        if !kept {
+            continue; // deleted below before anyone could read it
+        }
+        let (table, column) = book.table();
+        transaction
+            .prepare_cached(&format!(
+                "INSERT INTO {table} ({column}, record) VALUES (?1, ?2)"
+            ))?
+            .execute(params![name, record])?;
     }
     // Keep the newest `keep` records of each name written to in this batch.
     for ((book, name), keep) in journaled {
