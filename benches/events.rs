@@ -85,8 +85,18 @@ fn incoming(
                 run: received.record,
             },
         ),
-        ("device change", HubEvent::DeviceChanged { change }),
-        ("global change", HubEvent::GlobalChanged { global }),
+        (
+            "device change",
+            HubEvent::DeviceChanged {
+                change: Arc::new(change),
+            },
+        ),
+        (
+            "global change",
+            HubEvent::GlobalChanged {
+                global: Arc::new(global),
+            },
+        ),
     ]
 }
 

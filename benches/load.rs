@@ -442,12 +442,24 @@ fn idle_memory() -> Result<u64, String> {
             .map_err(|e| e.to_string())?;
         let store = dir.path().join("data/bellhop.sqlite");
         let hub = DeviceHub::open(&store, Duration::from_millis(50)).map_err(|e| e.to_string())?;
-        let updates: Vec<DeviceUpdate> = (0..10_000)
+        // 10,000 devices: in each of the 100 profiles 10 rooms (roots), each with 9 features.
+        const FEATURES: [&str; 9] = [
+            "temperature",
+            "humidity",
+            "battery",
+            "light",
+            "motion",
+            "co2",
+            "pressure",
+            "noise",
+            "door",
+        ];
+        let updates: Vec<DeviceUpdate> = (0..9_000)
             .map(|n| DeviceUpdate {
                 key: DeviceKey::feature(
                     &format!("p{}", n % 100),
-                    &format!("room {}", n / 100),
-                    "temp",
+                    &format!("room {}", (n / 100) % 10),
+                    FEATURES[n / 1000],
                 ),
                 value: Some(n as f64),
                 string: Some(format!("{n} °C")),
@@ -457,11 +469,32 @@ fn idle_memory() -> Result<u64, String> {
             .block_on(hub.apply(&updates, Creation::Allowed))
             .map_err(|e| e.to_string())?;
         runtime.block_on(hub.flush()).map_err(|e| e.to_string())?;
+        let devices = hub.len();
+        if devices != 10_000 {
+            return Err(format!("the fixture made {devices} devices, not 10,000"));
+        }
     }
     let mut serve = Serve::start(dir.path())?;
     serve.address()?;
     std::thread::sleep(Duration::from_secs(2));
-    serve.rss_kib()
+    let rss = serve.rss_kib()?;
+    // Where it is: the binary's and libraries' pages (file) against the heap and stacks (anon).
+    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", serve.child.id()))
+        .unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    println!(
+        "    of which file-backed (the binary, libraries) {:.1} MiB, anonymous (heap, stacks, SQLite cache) {:.1} MiB",
+        (field("Rss:") - field("Anonymous:")) as f64 / 1024.0,
+        field("Anonymous:") as f64 / 1024.0
+    );
+    Ok(rss)
 }
 
 /// `bellhop serve` with 10,000 events: its RSS (KiB) before and after three `GET /api/v1/events`.

@@ -207,6 +207,10 @@ pub(crate) fn open(path: &Path) -> Result<(Connection, Loaded), StoreError> {
         .map_err(&error)?;
     let highest = devices.iter().map(|d| d.reference).max().unwrap_or(0);
     let next_ref = (stored_next.unwrap_or(1).max(1) as u64).max(highest + 1);
+    // Memory holds every device now: the pages the load read need not stay cached as well.
+    connection
+        .execute_batch("PRAGMA shrink_memory;")
+        .map_err(&error)?;
     Ok((
         connection,
         Loaded {

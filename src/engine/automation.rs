@@ -473,7 +473,7 @@ impl Engine {
                     value,
                     string,
                     ..
-                } = global;
+                } = &**global;
                 let waiting = index.global(name);
                 if !waiting.is_empty() {
                     let input = value_text(*value, string);

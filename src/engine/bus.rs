@@ -20,15 +20,17 @@ pub const CAPACITY: usize = 4096;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HubEvent {
+    // Payloads behind `Arc`: every subscriber gets a clone of each event, and the bus holds
+    // `CAPACITY` slots the size of the largest variant.
     DeviceChanged {
-        change: DeviceChange,
+        change: Arc<DeviceChange>,
     },
     /// A device was deleted; its last state.
     DeviceRemoved {
-        device: crate::devices::Device,
+        device: Arc<crate::devices::Device>,
     },
     GlobalChanged {
-        global: Global,
+        global: Arc<Global>,
     },
     RunFinished {
         run: Arc<RunRecord>,

@@ -241,11 +241,15 @@ impl Engine {
         let publisher = bus.clone();
         hub.observe(Arc::new(move |change| {
             publisher.publish(match change {
-                crate::devices::Changed::Device(change) => bus::HubEvent::DeviceChanged { change },
-                crate::devices::Changed::DeviceRemoved(device) => {
-                    bus::HubEvent::DeviceRemoved { device }
-                }
-                crate::devices::Changed::Global(global) => bus::HubEvent::GlobalChanged { global },
+                crate::devices::Changed::Device(change) => bus::HubEvent::DeviceChanged {
+                    change: Arc::new(change),
+                },
+                crate::devices::Changed::DeviceRemoved(device) => bus::HubEvent::DeviceRemoved {
+                    device: Arc::new(device),
+                },
+                crate::devices::Changed::Global(global) => bus::HubEvent::GlobalChanged {
+                    global: Arc::new(global),
+                },
             })
         }));
         Ok(Engine {

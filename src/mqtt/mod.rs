@@ -483,7 +483,7 @@ async fn run_publisher(
                 Delivery::Event(HubEvent::DeviceRemoved { device }) => {
                     state.dirty_devices.remove(&device.reference);
                     state.announced.remove(&device.reference);
-                    state.removed.push(device);
+                    state.removed.push(Arc::unwrap_or_clone(device));
                 }
                 Delivery::Event(HubEvent::GlobalChanged { global }) => {
                     state.dirty_globals.insert(global.name.clone());

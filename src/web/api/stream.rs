@@ -48,8 +48,8 @@ fn live_event(delivery: Delivery, engine: &crate::engine::Engine) -> Option<warp
                 HubEvent::DeviceChanged { change } => {
                     event.json_data(DeviceView::described(&change.device, &engine.profiles()))
                 }
-                HubEvent::DeviceRemoved { device } => event.json_data(DeviceView::from(device)),
-                HubEvent::GlobalChanged { global } => event.json_data(GlobalView::from(global)),
+                HubEvent::DeviceRemoved { device } => event.json_data(DeviceView::from(&**device)),
+                HubEvent::GlobalChanged { global } => event.json_data(GlobalView::from(&**global)),
                 HubEvent::RunFinished { run } => event.json_data(RunFinishedView {
                     profile: &run.profile,
                     ok: run.ok,
