@@ -453,7 +453,9 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
 
 /// Deep links open what they name (a profile's editor, an event's, a device's history), an
 /// unknown one falls back to the overview, and no page logs a console error — a never-run
-/// profile's editor included.
+/// profile's editor included. axe-core (npm) finds no serious or critical accessibility
+/// violation on any page, at 1280 and 390 px, in the light and the dark scheme, nor on the
+/// callback page.
 #[test]
 fn deep_links_open_their_item_without_console_errors() {
     let Some(_alone) = browser_turn() else {

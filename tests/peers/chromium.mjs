@@ -3,7 +3,7 @@
 // with a 20 s timeout. Prints "BROWSER OK", or "BROWSER FAILED: …" with a screenshot of the
 // failure in ARTIFACTS (or the given folder), and sets a non-zero exit code.
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 
 export async function inChromium(defaultArtifacts, journey) {
   const artifacts = process.env.ARTIFACTS || defaultArtifacts;
@@ -28,4 +28,15 @@ export async function inChromium(defaultArtifacts, journey) {
   } finally {
     await browser.close();
   }
+}
+
+// axe-core's serious and critical violations on the page as it is now, one line each. axe is
+// evaluated through the driver (the page's Content-Security-Policy forbids inline scripts).
+const axeSource = readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+export async function seriousViolations(page) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(axeSource);
+  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return results.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}${v.nodes.length > 3 ? ` (+${v.nodes.length - 3})` : ""}`);
 }

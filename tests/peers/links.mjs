@@ -1,16 +1,18 @@
 // Deep links as a person uses them (a bookmark, a link in a chat), in real Chromium: each opens
 // its item; one that names nothing falls back to the overview; no page logs a console error
 // (a never-run profile's editor asks for no preview it cannot have); no page overflows sideways
-// at 1280 px or on a phone (390 px); the system's dark scheme is followed.
+// at 1280 px or on a phone (390 px); the system's dark scheme is followed; axe-core finds no
+// serious or critical accessibility violation on any page, in either scheme, at either size.
 // Settings from the environment: BELLHOP_URL, PROFILE (never run), EVENT, DEVICE_REF.
-import { inChromium } from "./chromium.mjs";
+import { inChromium, seriousViolations } from "./chromium.mjs";
 
 const env = process.env;
 await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   const problems = [];
   page.on("console", (message) => { if (message.type() === "error") problems.push(`console: ${message.text()}`); });
   page.on("pageerror", (error) => problems.push(`page: ${error.message}`));
-  page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()}`));
+  let leavingTheApp = false; // then the live stream's request is cut, as it should be
+  page.on("requestfailed", (request) => { if (!(leavingTheApp && request.url().endsWith("/api/v1/stream"))) problems.push(`request failed: ${request.url()}`); });
 
   // Is everything all right? The line over the list says what needs attention.
   await page.goto(`${env.BELLHOP_URL}/#profiles`);
@@ -22,6 +24,9 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}` && !document.querySelector("#editor").hidden, env.PROFILE);
   await page.waitForFunction(() => document.querySelector("#preview").textContent.includes("run the profile"));
   await shot(page, "1-profile");
+  const inaccessible = [];
+  const audit = async (where) => { for (const v of await seriousViolations(page)) inaccessible.push(`${where}: ${v}`); };
+  await audit("profile editor");
 
   // Only what applies is shown: a listening profile has no request and nothing to authorize or
   // run now; the endpoints a chosen provider fills are out of the way until asked for.
@@ -39,10 +44,12 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.check("#show-provider-fields");
   if (!(await visible('#editor [name="token_url"]'))) throw new Error("asked for, the provider's endpoints are still hidden");
   await shot(page, "1b-provider");
+  await audit("profile editor with a provider");
 
   await page.goto(`${env.BELLHOP_URL}/#events/${encodeURIComponent(env.EVENT)}`);
   await page.waitForFunction((name) => document.querySelector("#event-title").textContent === `Event ${name}` && !document.querySelector("#events").hidden, env.EVENT);
   await shot(page, "2-event");
+  await audit("event editor");
 
   await page.goto(`${env.BELLHOP_URL}/#devices/${env.DEVICE_REF}`);
   await page.waitForSelector("#device-history:not([hidden])");
@@ -53,6 +60,7 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   if (!set.ok) throw new Error(`setting a global: HTTP ${set.status}`);
   await page.waitForFunction(() => document.querySelector('#global-rows tr[data-global="alarm"]').textContent.includes("disarmed"));
   await shot(page, "3-device");
+  await audit("device history");
 
   await page.goto(`${env.BELLHOP_URL}/#nowhere/at-all`);
   await page.waitForFunction(() => !document.querySelector("#profiles").hidden && document.querySelector("#profile-rows tr"));
@@ -68,6 +76,7 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
       await page.waitForTimeout(150);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       if (overflow > 0) { await shot(page, `overflow-${tab}-${width}`); throw new Error(`#${tab} at ${width} px is ${overflow} px too wide`); }
+      await audit(`#${tab} at ${width} px`);
     }
   }
   await shot(page, "5-phone");
@@ -77,7 +86,19 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   if (light === dark) throw new Error(`the page ignores the dark scheme (${light})`);
   await shot(page, "6-dark");
+  for (const tab of ["profiles", "events", "devices", "runs", "sandbox"]) {
+    await page.goto(`${env.BELLHOP_URL}/#${tab}`);
+    await page.waitForFunction((t) => !document.querySelector(`#${t}`).hidden, tab);
+    await page.waitForTimeout(150);
+    await audit(`#${tab} in the dark scheme`);
+  }
+  // The page the provider sends the browser back to, here refusing a forged answer.
+  await page.emulateMedia({ colorScheme: "light" });
+  leavingTheApp = true;
+  await page.goto(`${env.BELLHOP_URL}/oauth2/callback?code=x&state=forged`);
+  await audit("the callback page refusing a forged state");
+  if (inaccessible.length) throw new Error(`axe-core:\n${[...new Set(inaccessible)].join("\n")}`);
   // The one request allowed to fail: the editor's form of a profile that does not exist (404).
-  const unexpected = problems.filter((p) => !p.includes("no%20such%20profile") && !(p.startsWith("console:") && p.includes("404")));
+  const unexpected = problems.filter((p) => !p.includes("no%20such%20profile") && !(p.startsWith("console:") && (p.includes("404") || p.includes("400"))));
   if (unexpected.length) throw new Error(unexpected.join("\n"));
 });
