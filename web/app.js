@@ -6,24 +6,26 @@ import { loadDevices, openDevice } from "./js/devices.js";
 import { loadEvents, openEvent, setUpEvents } from "./js/events.js";
 import { connect } from "./js/live.js";
 import { loadProfiles, openProfile, setUpProfiles } from "./js/profiles.js";
+import { loadOverview } from "./js/overview.js";
 import { loadRuns, setUpSandbox } from "./js/runs.js";
 import { state } from "./js/state.js";
 
-const TABS = ["profiles", "events", "devices", "sandbox", "runs"];
+const TABS = ["overview", "profiles", "events", "devices", "sandbox", "runs"];
 
 function showTab(name) {
   document.querySelectorAll(".tab").forEach((tab) => { tab.hidden = tab.id !== name; });
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.tab === name));
+  if (name === "overview") loadOverview();
   if (name === "runs") loadRuns();
   if (name === "devices") loadDevices();
   if (name === "events") loadEvents();
 }
 
 // Deep links: `#profiles/<name>`, `#events/<name>`, `#devices/<ref>` open that item; anything
-// unknown falls back to the profiles overview.
+// unknown falls back to the Overview.
 function route() {
   const [tab, ...rest] = location.hash.slice(1).split("/");
-  const name = TABS.includes(tab) ? tab : "profiles";
+  const name = TABS.includes(tab) ? tab : "overview";
   showTab(name);
   let item = "";
   try { item = decodeURIComponent(rest.join("/")); } catch { item = ""; }

@@ -29,7 +29,8 @@ pub fn page(status: StatusCode, kind: &str, title: &str, message: &str) -> Respo
         .replace("{{kind}}", kind)
         .replace("{{title}}", &escape(title))
         .replace("{{message}}", &escape(message))
-        .replace("{{back}}", "/");
+        // Back where Request Authorization was pressed: the profiles.
+        .replace("{{back}}", "/#profiles");
     let reply = warp::reply::with_header(warp::reply::html(html), "cache-control", "no-store");
     warp::reply::with_status(reply, status).into_response()
 }

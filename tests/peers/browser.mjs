@@ -11,6 +11,9 @@ await inChromium("target/peer-artifacts", async ({ page, context, shot }) => {
   // The person opens the UI through another name (localhost) than the public base URL: the
   // redirect URL shown must still be the one Bellhop sends, built from the public base URL.
   await page.goto((env.BELLHOP_UI_URL || env.BELLHOP_URL) + "/");
+  // The landing page is the Overview; the person goes to Profiles.
+  await page.waitForFunction(() => !document.querySelector("#overview").hidden);
+  await page.click('nav a[data-tab="profiles"]');
   if (!(await page.isHidden("#editor"))) throw new Error("the empty editor shows on page load");
   const icon = await page.request.get(env.BELLHOP_URL + "/favicon.svg");
   if (icon.status() !== 200) throw new Error(`favicon: ${icon.status()}`);

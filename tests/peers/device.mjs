@@ -8,7 +8,7 @@ import { inChromium } from "./chromium.mjs";
 
 const env = process.env;
 await inChromium("target/peer-artifacts/device", async ({ page, context, shot }) => {
-  await page.goto(env.BELLHOP_URL + "/");
+  await page.goto(env.BELLHOP_URL + "/#profiles");
   await page.waitForSelector(`tr[data-profile="${env.PROFILE}"] a`);
   await page.click(`tr[data-profile="${env.PROFILE}"] a`);
   await page.waitForFunction(() => document.querySelector("#auth-status").textContent.includes("never authorized"));

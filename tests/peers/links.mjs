@@ -1,5 +1,6 @@
 // Deep links as a person uses them (a bookmark, a link in a chat), in real Chromium: each opens
-// its item; one that names nothing falls back to the overview; no page logs a console error
+// its item; one that names nothing falls back to the Overview, the landing page, which says what
+// needs attention and follows the hub live; no page logs a console error
 // (a never-run profile's editor asks for no preview it cannot have); no page overflows sideways
 // at 1280 px or on a phone (390 px); the system's dark scheme is followed; axe-core finds no
 // serious or critical accessibility violation on any page, in either scheme, at either size.
@@ -14,18 +15,32 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   let leavingTheApp = false; // then the live stream's request is cut, as it should be
   page.on("requestfailed", (request) => { if (!(leavingTheApp && request.url().endsWith("/api/v1/stream"))) problems.push(`request failed: ${request.url()}`); });
 
-  // Is everything all right? The line over the list says what needs attention.
+  // Is everything all right? The landing page says so, and what needs attention.
+  await page.goto(`${env.BELLHOP_URL}/`);
+  await page.waitForFunction(() => !document.querySelector("#overview").hidden && document.querySelector("#overview-summary").textContent);
+  const summary = await page.textContent("#overview-summary");
+  if (summary !== "1 thing needs attention.") throw new Error(`the overview says: ${summary}`);
+  const attention = await page.textContent("#attention-list");
+  if (!attention.includes("broken.toml does not load") || !attention.includes("chat: never authorized")) throw new Error(`needs attention: ${attention}`);
+  const health = await page.textContent("#health-list");
+  if (!health.includes("Device store: every change committed")) throw new Error(`health: ${health}`);
+  const next = await page.textContent("#next-list");
+  if (!next.includes(env.EVENT)) throw new Error(`next scheduled: ${next}`);
+  await shot(page, "0-overview");
+  const inaccessible = [];
+  const audit = async (where) => { for (const v of await seriousViolations(page)) inaccessible.push(`${where}: ${v}`); };
+  await audit("overview");
+
+  // The line over the profile list says what needs attention there.
   await page.goto(`${env.BELLHOP_URL}/#profiles`);
-  await page.waitForFunction(() => document.querySelector("#overview").textContent.includes("profiles"));
-  const overview = await page.textContent("#overview");
-  if (overview !== "3 profiles: 1 load problem (below).") throw new Error(`the overview says: ${overview}`);
+  await page.waitForFunction(() => document.querySelector("#profiles-summary").textContent.includes("profiles"));
+  const overview = await page.textContent("#profiles-summary");
+  if (overview !== "3 profiles: 1 load problem (below).") throw new Error(`the profiles' summary says: ${overview}`);
 
   await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent(env.PROFILE)}`);
   await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}` && !document.querySelector("#editor").hidden, env.PROFILE);
   await page.waitForFunction(() => document.querySelector("#preview").textContent.includes("run the profile"));
   await shot(page, "1-profile");
-  const inaccessible = [];
-  const audit = async (where) => { for (const v of await seriousViolations(page)) inaccessible.push(`${where}: ${v}`); };
   await audit("profile editor");
 
   // Only what applies is shown: a listening profile has no request and nothing to authorize or
@@ -63,14 +78,14 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await audit("device history");
 
   await page.goto(`${env.BELLHOP_URL}/#nowhere/at-all`);
-  await page.waitForFunction(() => !document.querySelector("#profiles").hidden && document.querySelector("#profile-rows tr"));
+  await page.waitForFunction(() => !document.querySelector("#overview").hidden && document.querySelector("#overview-summary").textContent);
   await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent("no such profile")}`);
   await page.waitForFunction(() => !document.querySelector("#profiles").hidden && document.querySelector("#editor-message").textContent.includes("no profile named"));
   await shot(page, "4-fallback");
   // Nothing overflows sideways, on a laptop or a phone, on any page.
   for (const [width, height] of [[1280, 800], [390, 844]]) {
     await page.setViewportSize({ width, height });
-    for (const tab of ["profiles", "events", "devices", "runs", "sandbox"]) {
+    for (const tab of ["overview", "profiles", "events", "devices", "runs", "sandbox"]) {
       await page.goto(`${env.BELLHOP_URL}/#${tab}`);
       await page.waitForFunction((t) => !document.querySelector(`#${t}`).hidden, tab);
       await page.waitForTimeout(150);
@@ -86,12 +101,23 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   if (light === dark) throw new Error(`the page ignores the dark scheme (${light})`);
   await shot(page, "6-dark");
-  for (const tab of ["profiles", "events", "devices", "runs", "sandbox"]) {
+  for (const tab of ["overview", "profiles", "events", "devices", "runs", "sandbox"]) {
     await page.goto(`${env.BELLHOP_URL}/#${tab}`);
     await page.waitForFunction((t) => !document.querySelector(`#${t}`).hidden, tab);
     await page.waitForTimeout(150);
     await audit(`#${tab} in the dark scheme`);
   }
+  // What just happened arrives on the Overview live: a run (this one fails: the profile was
+  // never authorized), and with it one more thing that needs attention.
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.goto(`${env.BELLHOP_URL}/#overview`);
+  await page.waitForFunction(() => document.body.dataset.live === "yes" && document.querySelector("#overview-summary").textContent);
+  const ran = await fetch(`${env.BELLHOP_URL}/api/v1/actions/run`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ profile: env.PROVIDER_PROFILE, text: "" }) });
+  if (!ran.ok) throw new Error(`running ${env.PROVIDER_PROFILE}: HTTP ${ran.status}`);
+  await page.waitForFunction((name) => document.querySelector("#activity-list").textContent.includes(`${name} ran: failed`), env.PROVIDER_PROFILE);
+  await page.waitForFunction(() => document.querySelector("#overview-summary").textContent === "2 things need attention.");
+  await shot(page, "7-overview-live");
   // The page the provider sends the browser back to, here refusing a forged answer.
   await page.emulateMedia({ colorScheme: "light" });
   leavingTheApp = true;

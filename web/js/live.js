@@ -4,6 +4,7 @@
 import { $ } from "./dom.js";
 import { deviceChanged, deviceRemoved, globalChanged, loadDevices } from "./devices.js";
 import { eventFinished, loadEvents } from "./events.js";
+import { activity, loadOverview } from "./overview.js";
 import { refreshEditorStatus, refreshProfilesSoon } from "./profiles.js";
 import { state } from "./state.js";
 
@@ -11,6 +12,7 @@ function resync() {
   loadDevices();
   refreshProfilesSoon();
   if (!$("#events").hidden) loadEvents();
+  if (!$("#overview").hidden) loadOverview();
 }
 
 export function connect() {
@@ -23,14 +25,19 @@ export function connect() {
   stream.addEventListener("device", (event) => deviceChanged(JSON.parse(event.data)));
   stream.addEventListener("device_removed", (event) => deviceRemoved(JSON.parse(event.data).ref));
   stream.addEventListener("global", (event) => globalChanged(JSON.parse(event.data)));
-  stream.addEventListener("run", refreshProfilesSoon);
+  stream.addEventListener("run", (event) => { activity("run", JSON.parse(event.data)); refreshProfilesSoon(); });
   stream.addEventListener("profiles", refreshProfilesSoon);
   stream.addEventListener("authorization", (event) => {
     const { profile } = JSON.parse(event.data);
+    activity("authorization", { profile });
     if (state.editing === profile) refreshEditorStatus(profile);
     refreshProfilesSoon();
   });
   stream.addEventListener("resync", resync);
-  stream.addEventListener("event", (event) => eventFinished(JSON.parse(event.data).event));
+  stream.addEventListener("event", (event) => {
+    const data = JSON.parse(event.data);
+    activity("event", data);
+    eventFinished(data.event);
+  });
   return stream;
 }

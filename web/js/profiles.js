@@ -42,7 +42,7 @@ function showOverview(profiles, diagnostics) {
   const parts = [];
   if (failed) parts.push(`${failed} last run${failed === 1 ? "" : "s"} failed`);
   if (broken) parts.push(`${broken} load problem${broken === 1 ? "" : "s"} (below)`);
-  const overview = $("#overview");
+  const overview = $("#profiles-summary");
   const count = `${profiles.length} profile${profiles.length === 1 ? "" : "s"}`;
   overview.textContent = parts.length ? `${count}: ${parts.join(", ")}.` : `${count}, all well.`;
   overview.classList.toggle("attention", parts.length > 0);

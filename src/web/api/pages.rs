@@ -39,6 +39,7 @@ const UI_ICON: &str = include_str!("../../../web/favicon.svg");
 /// The modules `app.js` imports (web/js/), by file name.
 const UI_MODULES: &[(&str, &str)] = &[
     ("api.js", include_str!("../../../web/js/api.js")),
+    ("overview.js", include_str!("../../../web/js/overview.js")),
     ("devices.js", include_str!("../../../web/js/devices.js")),
     ("dom.js", include_str!("../../../web/js/dom.js")),
     ("events.js", include_str!("../../../web/js/events.js")),
