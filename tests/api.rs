@@ -490,6 +490,14 @@ async fn every_ui_module_is_served() {
             "`{name}` is imported but not in web/js"
         );
     }
+    // The page asks for every module at once (modulepreload), not import by import.
+    let index = std::fs::read_to_string(folder.join("../index.html")).unwrap_or_default();
+    for name in &served {
+        assert!(
+            index.contains(&format!("<link rel=\"modulepreload\" href=\"/js/{name}\">")),
+            "web/index.html does not preload `{name}`"
+        );
+    }
     let (status, body) = api.call("GET", "/js/nothing.js", None).await;
     assert_eq!(status, 404, "{body}");
 }

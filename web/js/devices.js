@@ -1,6 +1,7 @@
 // The Devices page: a row per device, kept by its reference. The list starts from a snapshot
 // (GET /api/v1/devices) and then follows the live stream: a change updates its row in place,
-// a burst of changes is applied together once per frame, never by rebuilding the table.
+// a burst of changes is applied together every 50 ms, never by rebuilding the table. The page
+// holds at most a few hundred rows (more on request); its filter searches every device.
 import { api } from "./api.js";
 import { $, cell, timeElement } from "./dom.js";
 import { state } from "./state.js";
@@ -51,14 +52,6 @@ function fillRow(row, d) {
   cells[5].replaceChildren(timeElement(d.changed_at));
 }
 
-// Puts a row where its reference belongs (references only grow: most go at the end).
-function place(row, ref) {
-  const body = $("#device-rows");
-  let after = body.lastElementChild;
-  while (after && Number(after.dataset.ref) > ref) after = after.previousElementSibling;
-  if (after) after.after(row); else body.prepend(row);
-}
-
 // Globals: a row each, by name, kept like the devices'.
 const globalRows = new Map();
 function fillGlobal(row, g) {
@@ -93,6 +86,11 @@ export function globalChanged(g) {
   if (after) after.before(created); else body.append(created);
 }
 
+/** How many device rows the page holds at most until asked for more: 10,000 rows in a table
+ * take a second of layout; the filter searches every device, not only the rows shown. */
+const PAGE = 500;
+let limit = PAGE;
+
 /** Shows the devices (and globals) as they are now: a snapshot replaces everything shown. */
 export async function loadDevices() {
   loadGlobals();
@@ -100,35 +98,87 @@ export async function loadDevices() {
   if (!ok) return;
   pending.clear();
   state.devices.clear();
-  rows.clear();
-  const body = $("#device-rows");
-  const fresh = [];
-  for (const d of (data.devices || []).sort((a, b) => a.ref - b.ref)) {
-    state.devices.set(d.ref, d);
-    const row = newRow(d);
-    rows.set(d.ref, row);
-    fresh.push(row);
-  }
-  body.replaceChildren(...fresh);
+  for (const d of data.devices || []) state.devices.set(d.ref, d);
+  // Rows are kept only for devices still there; their cells are filled anew when shown.
+  for (const ref of rows.keys()) if (!state.devices.has(ref)) rows.delete(ref);
+  render();
 }
+
+// The filter box: devices whose reference, profile or name contain every word typed.
+function filterWords() { return $("#device-filter").value.toLowerCase().split(/\s+/).filter(Boolean); }
+function matches(d, words) {
+  const text = `${d.ref} ${d.profile} ${label(d)}`.toLowerCase();
+  return words.every((w) => text.includes(w));
+}
+
+/** The devices that pass the filter, in reference order, and how many there are. */
+function selection() {
+  const words = filterWords();
+  const chosen = [...state.devices.values()].filter((d) => matches(d, words)).sort((a, b) => a.ref - b.ref);
+  return { words, chosen };
+}
+
+/** Shows the first `limit` devices of the selection (rows reused, by reference). */
+function render() {
+  const { words, chosen } = selection();
+  const shown = chosen.slice(0, limit).map((d) => {
+    let row = rows.get(d.ref);
+    if (row) fillRow(row, d); else { row = newRow(d); rows.set(d.ref, row); }
+    return row;
+  });
+  const body = $("#device-rows");
+  body.replaceChildren(...shown);
+  body.dataset.shown = String(shown.length);
+  countShown(words, chosen.length);
+  $("#device-more").hidden = chosen.length <= shown.length;
+}
+
+/** Whether a device not shown yet belongs on the page as it is: the page has room, or its
+ * reference comes before the last one shown (and it passes the filter). */
+function belongsShown(d) {
+  const body = $("#device-rows");
+  if (!matches(d, filterWords())) return false;
+  if (body.children.length < limit) return true;
+  return d.ref < Number(body.lastElementChild?.dataset.ref ?? Infinity);
+}
+let filterTimer = null;
+$("#device-filter").addEventListener("input", () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => { limit = PAGE; render(); }, 120);
+});
+$("#device-more").addEventListener("click", () => { limit += PAGE; render(); });
 
 function flush() {
   flushTimer = null;
+  let reshow = false;
+  let arrivedOffPage = false;
   for (const [ref, d] of pending) {
     const row = rows.get(ref);
     if (d === null) {
       state.devices.delete(ref);
-      if (row) row.remove();
-      rows.delete(ref);
+      if (row) { row.remove(); rows.delete(ref); }
       continue;
     }
+    const known = state.devices.has(ref);
     state.devices.set(ref, d);
-    if (row) fillRow(row, d);
-    else { const created = newRow(d); rows.set(ref, created); place(created, ref); }
+    if (row && row.isConnected) fillRow(row, d);
+    else if (!known && belongsShown(d)) reshow = true; // a new device on the page: render places it
+    else if (!known) arrivedOffPage = true;
     // The open history follows (its store commits within the commit window).
     if (state.historyOf === ref && !$("#devices").hidden) setTimeout(() => showHistory(d), 200);
   }
   pending.clear();
+  if (reshow) render();
+  else if (arrivedOffPage) { $("#device-more").hidden = false; countShown(); }
+}
+
+// Says how many devices are shown, of how many.
+function countShown(words = filterWords(), matching = null) {
+  const shown = $("#device-rows").children.length;
+  const total = state.devices.size;
+  const count = $("#device-count");
+  if (words.length) count.textContent = matching === shown ? `${matching} of ${total} devices` : `${shown} of ${matching ?? "the"} matching, ${total} devices shown`;
+  else count.textContent = shown < total ? `${shown} of ${total} devices shown` : "";
 }
 
 function schedule() {
