@@ -66,9 +66,20 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await shot(page, "2-event");
   await audit("event editor");
 
+  // A second reading, so the device's history has a line to draw.
+  const reading = await fetch(`${env.BELLHOP_URL}/in/sensors/hall?t=23.5`);
+  if (!reading.ok) throw new Error(`a sensor reading: HTTP ${reading.status}`);
+  // History is read from the store, which commits within its window: wait until it has both.
+  for (let tries = 0; ; tries++) {
+    const history = await (await fetch(`${env.BELLHOP_URL}/api/v1/devices/${env.DEVICE_REF}/history`)).json();
+    if ((history.points || []).length >= 2) break;
+    if (tries > 50) throw new Error(`the second reading never reached the history: ${JSON.stringify(history)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   await page.goto(`${env.BELLHOP_URL}/#devices/${env.DEVICE_REF}`);
   await page.waitForSelector("#device-history:not([hidden])");
   await page.waitForFunction(() => document.querySelector("#history-title").textContent.startsWith("History of"));
+  await page.waitForSelector("#history-chart:not([hidden])");
   // Globals are on the Devices page too, and follow the live stream.
   await page.waitForSelector('#global-rows tr[data-global="alarm"]');
   const set = await fetch(`${env.BELLHOP_URL}/api/v1/globals/alarm`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ string: "disarmed" }) });
