@@ -172,6 +172,15 @@ fn run_in_chromium(
     }
 }
 
+/// A temporary folder with the `profiles/` and `events/` folders `serve` reads.
+fn hub_folders() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for folder in ["profiles", "events"] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    dir
+}
+
 /// The real `bellhop serve` over the folders of `dir`, on a port the system picks (its public
 /// base URL follows it), once it serves; with the URL it serves at.
 fn serve_bellhop(dir: &Path) -> (Peer, String) {
@@ -465,10 +474,7 @@ fn deep_links_open_their_item_without_console_errors() {
     let Some(_alone) = browser_turn() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    for folder in ["profiles", "events"] {
-        std::fs::create_dir_all(dir.path().join(folder)).unwrap_or_else(|e| panic!("{e}"));
-    }
+    let dir = hub_folders();
     std::fs::write(
         dir.path().join("profiles/never run.toml"),
         "version = 1\n[request]\nurl = \"http://127.0.0.1:9/x\"\n[devices]\nroot_names = '\"x\"'\nvalues = 'JSON(input, \"x\")'\n",
@@ -546,10 +552,7 @@ fn a_hub_of_ten_thousand_devices_opens_fast_and_stays_responsive() {
     let Some(_alone) = browser_turn() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    for folder in ["profiles", "events"] {
-        std::fs::create_dir_all(dir.path().join(folder)).unwrap_or_else(|e| panic!("{e}"));
-    }
+    let dir = hub_folders();
     std::fs::write(
         dir.path().join("profiles/many.toml"),
         "version = 1\nlisten = \"/many\"\n[devices]\nroot_names = 'Split(input, \",\")'\nvalues = '21.5'\n",
