@@ -34,7 +34,24 @@ function route() {
   else if (name === "events") openEvent(item);
   else if (name === "devices" && /^\d+$/.test(item)) openDevice(Number(item));
 }
-window.addEventListener("hashchange", route);
+// Leaving an editor with changes not saved asks first: moving inside the page (a link, the
+// back button) and leaving it (another address, closing the tab) alike.
+let shownHash = location.hash;
+function unsavedWhat() {
+  return [...state.unsaved].map((kind) => (kind === "profile" ? `profile ${state.editing ?? "(new)"}` : `event ${state.editingEvent ?? "(new)"}`)).join(" and ");
+}
+window.addEventListener("hashchange", () => {
+  if (state.unsaved.size && !confirm(`Leave without saving your changes to ${unsavedWhat()}?`)) {
+    history.replaceState(null, "", shownHash || location.pathname);
+    return;
+  }
+  state.unsaved.clear();
+  shownHash = location.hash;
+  route();
+});
+window.addEventListener("beforeunload", (event) => {
+  if (state.unsaved.size) event.preventDefault();
+});
 
 async function loadUiSettings() {
   const { ok, data } = await api("GET", "/ui");

@@ -61,6 +61,20 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await shot(page, "1b-provider");
   await audit("profile editor with a provider");
 
+  // Leaving a profile with changes not saved asks first; staying keeps the editor and its text.
+  await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent(env.PROFILE)}`);
+  await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}` && !document.querySelector("#editor").hidden, env.PROFILE);
+  await page.fill('#editor [name="url"]', "http://127.0.0.1:9/changed");
+  let asked = "";
+  page.once("dialog", (dialog) => { asked = dialog.message(); dialog.dismiss(); });
+  await page.click('nav a[data-tab="devices"]');
+  await page.waitForFunction(() => location.hash.startsWith("#profiles/"));
+  if (!asked.includes(`Leave without saving your changes to profile ${env.PROFILE}`)) throw new Error(`leaving unsaved changes asked: ${asked || "nothing"}`);
+  if (await page.isHidden("#editor") || (await page.inputValue('#editor [name="url"]')) !== "http://127.0.0.1:9/changed") throw new Error("staying lost the editor or its text");
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.click('nav a[data-tab="devices"]');
+  await page.waitForFunction(() => !document.querySelector("#devices").hidden);
+
   await page.goto(`${env.BELLHOP_URL}/#events/${encodeURIComponent(env.EVENT)}`);
   await page.waitForFunction((name) => document.querySelector("#event-title").textContent === `Event ${name}` && !document.querySelector("#events").hidden, env.EVENT);
   await shot(page, "2-event");

@@ -56,7 +56,7 @@ function listItem(list, values) {
   remove.type = "button";
   remove.className = "secondary";
   remove.textContent = "Remove";
-  remove.addEventListener("click", () => item.remove());
+  remove.addEventListener("click", () => { item.remove(); state.unsaved.add("event"); });
   item.append(remove);
   kind.addEventListener("change", () => syncWhen(item));
   syncWhen(item);
@@ -79,7 +79,7 @@ function buildEventForm(form) {
     add.className = "secondary";
     add.id = `add-${list.key}`;
     add.textContent = list.key === "trigger" ? "Add a trigger" : "Add an action";
-    add.addEventListener("click", () => items.append(listItem(list, {})));
+    add.addEventListener("click", () => { items.append(listItem(list, {})); state.unsaved.add("event"); });
     set.append(legend, items, add);
     container.append(set);
   }
@@ -131,6 +131,7 @@ export async function openEvent(name) {
   buildEventForm(data.form);
   $("#event-title").textContent = `Event ${name}`;
   $("#event-editor").hidden = false;
+  state.unsaved.delete("event");
   const detail = await api("GET", `/events/${encodeURIComponent(name)}`);
   const webhook = detail.ok && detail.data.webhook_url;
   $("#event-webhook").hidden = !webhook;
@@ -180,6 +181,7 @@ async function save(event) {
   const path = state.editingEvent || form.name;
   const { ok, data } = await api("PUT", `/events/${encodeURIComponent(path)}`, form);
   if (ok) {
+    state.unsaved.delete("event");
     await loadEvents();
     await openEvent(data.saved);
     $("#event-message").textContent = data.outcome === "unchanged" ? "Nothing changed." : "Saved.";
@@ -193,6 +195,7 @@ export function setUpEvents() {
   $("#event-more").addEventListener("click", () => nextPage && loadEventPage(nextPage));
   $("#event-editor").addEventListener("submit", save);
   clearNotesOnInput($("#event-editor"));
+  for (const kind of ["input", "change"]) $("#event-editor").addEventListener(kind, (e) => { if (e.target.name) state.unsaved.add("event"); });
   $("#event-run").addEventListener("click", () => state.editingEvent && runEvent(state.editingEvent));
   $("#new-event").addEventListener("click", async () => {
     await schemaReady;
@@ -203,5 +206,6 @@ export function setUpEvents() {
     $("#event-webhook").hidden = true;
     $("#event-runs").replaceChildren();
     $("#event-editor").hidden = false;
+    state.unsaved.delete("event");
   });
 }

@@ -186,6 +186,7 @@ export async function openProfile(name) {
   showDevice(data.status);
   $("#editor").hidden = false;
   $("#run-result").hidden = true;
+  state.unsaved.delete("profile");
   preview(name);
 }
 
@@ -226,6 +227,7 @@ async function save(event) {
   const path = state.editing || form.name;
   const { ok, data } = await api("PUT", `/profiles/${encodeURIComponent(path)}`, form);
   if (ok) {
+    state.unsaved.delete("profile");
     $("#editor-message").textContent = "Saved.";
     await loadProfiles();
     await openProfile(form.name);
@@ -272,6 +274,8 @@ export function setUpProfiles(uiReady) {
   $("#editor").addEventListener("submit", save);
   $("#show-provider-fields").addEventListener("change", syncApplicable);
   clearNotesOnInput($("#editor"));
+  // A change to a field of the profile (the view's own boxes, which have no name, are not one).
+  for (const kind of ["input", "change"]) $("#editor").addEventListener(kind, (e) => { if (e.target.name) state.unsaved.add("profile"); });
   $("#new-profile").addEventListener("click", async () => {
     await uiReady;
     await schemaReady;
@@ -283,6 +287,7 @@ export function setUpProfiles(uiReady) {
     showRedirect(null);
     $("#auth-status").textContent = "save the profile first";
     $("#editor").hidden = false;
+    state.unsaved.delete("profile");
   });
   $("#copy-redirect").addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText($("#redirect-url").value));
   $("#authorize").addEventListener("click", async () => {

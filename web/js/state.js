@@ -23,6 +23,8 @@ export const state = {
   historyOf: null,
   /** Profiles that have run (so they have a last response to preview against). */
   ranProfiles: new Set(),
+  /** The open editors with changes not saved yet: "profile", "event". */
+  unsaved: new Set(),
 };
 
 export const schemaReady = api("GET", "/schema").then(({ ok, data }) => { if (ok) state.schemas = data; });
