@@ -7,7 +7,7 @@ import { loadEvents, openEvent, setUpEvents } from "./js/events.js";
 import { connect } from "./js/live.js";
 import { loadProfiles, openProfile, setUpProfiles } from "./js/profiles.js";
 import { loadOverview } from "./js/overview.js";
-import { loadRuns, setUpSandbox } from "./js/runs.js";
+import { loadRuns, setUpRuns, setUpSandbox } from "./js/runs.js";
 import { state } from "./js/state.js";
 
 const TABS = ["overview", "profiles", "events", "devices", "sandbox", "runs"];
@@ -16,12 +16,13 @@ function showTab(name) {
   document.querySelectorAll(".tab").forEach((tab) => { tab.hidden = tab.id !== name; });
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.tab === name));
   if (name === "overview") loadOverview();
-  if (name === "runs") loadRuns();
+  if (name === "runs" && !location.hash.startsWith("#runs/")) loadRuns("");
   if (name === "devices") loadDevices();
   if (name === "events") loadEvents();
 }
 
-// Deep links: `#profiles/<name>`, `#events/<name>`, `#devices/<ref>` open that item; anything
+// Deep links: `#profiles/<name>`, `#events/<name>`, `#devices/<ref>` open that item,
+// `#runs/<profile>` that profile's runs; anything
 // unknown falls back to the Overview.
 function route() {
   const [tab, ...rest] = location.hash.slice(1).split("/");
@@ -33,6 +34,7 @@ function route() {
   if (name === "profiles") openProfile(item);
   else if (name === "events") openEvent(item);
   else if (name === "devices" && /^\d+$/.test(item)) openDevice(Number(item));
+  else if (name === "runs") loadRuns(item);
 }
 // Leaving an editor with changes not saved asks first: moving inside the page (a link, the
 // back button) and leaving it (another address, closing the tab) alike.
@@ -73,6 +75,7 @@ const uiReady = loadUiSettings();
 setUpProfiles(uiReady);
 setUpEvents();
 setUpSandbox();
+setUpRuns();
 loadAdapterHealth();
 setInterval(loadAdapterHealth, 15000);
 loadProfiles();

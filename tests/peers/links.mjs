@@ -143,6 +143,19 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.waitForFunction((name) => document.querySelector("#activity-list").textContent.includes(`${name} ran: failed`), env.PROVIDER_PROFILE);
   await page.waitForFunction(() => document.querySelector("#overview-summary").textContent === "2 things need attention.");
   await shot(page, "7-overview-live");
+  // Runs, filtered by profile (a link one can keep) and by outcome, each opening to its steps.
+  await page.goto(`${env.BELLHOP_URL}/#runs/${encodeURIComponent(env.PROVIDER_PROFILE)}`);
+  await page.waitForFunction(() => document.querySelectorAll("#run-rows tr").length > 0);
+  const profilesShown = await page.$$eval("#run-rows tr td:nth-child(2)", (cells) => [...new Set(cells.map((c) => c.textContent))]);
+  if (profilesShown.join() !== env.PROVIDER_PROFILE) throw new Error(`#runs/${env.PROVIDER_PROFILE} shows runs of ${profilesShown.join()}`);
+  await page.click("#run-rows tr:first-child summary");
+  const steps = await page.textContent("#run-rows tr:first-child ul.steps");
+  if (!steps.includes("auth")) throw new Error(`the failed run's steps say: ${steps}`);
+  await page.selectOption("#runs-profile", "");
+  await page.waitForFunction(() => location.hash === "#runs" && document.querySelectorAll("#run-rows tr[data-outcome='ok']").length > 0);
+  await page.check("#runs-failed");
+  await page.waitForFunction(() => [...document.querySelectorAll("#run-rows tr")].every((r) => r.dataset.outcome === "failed") && document.querySelectorAll("#run-rows tr").length > 0);
+  await audit("runs, filtered and opened");
   // The page the provider sends the browser back to, here refusing a forged answer.
   await page.emulateMedia({ colorScheme: "light" });
   leavingTheApp = true;
