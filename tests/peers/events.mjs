@@ -19,6 +19,9 @@ await inChromium("target/peer-artifacts/events", async ({ page, shot }) => {
   await page.selectOption(`${action} [name="kind"]`, "set_device");
   await page.fill(`${action} [name="set_device"]`, env.DEVICE_REF);
   await page.fill(`${action} [name="value"]`, "40 + 2");
+  // Each card says what it does in words, as it is being filled in.
+  const said = await page.$$eval(`${editor} .list-item .summary`, (lines) => lines.map((l) => l.textContent));
+  if (said.join(" | ") !== `Every soon | Set device ${env.DEVICE_REF} to 40 + 2`) throw new Error(`the cards say: ${said.join(" | ")}`);
   await page.click("#event-save");
   // The bad period is shown at its own field, and nothing is saved.
   await page.waitForSelector(`${trigger} [name="every"] + .field-error`);

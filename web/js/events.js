@@ -60,7 +60,53 @@ function listItem(list, values) {
   item.append(remove);
   kind.addEventListener("change", () => syncWhen(item));
   syncWhen(item);
+  // A line a person reads ("When hall / temperature crosses above 25"), kept up to date.
+  const summary = document.createElement("p");
+  summary.className = "summary";
+  item.prepend(summary);
+  const say = () => { summary.textContent = summarize(list.key, item); };
+  item.addEventListener("input", say);
+  item.addEventListener("change", say);
+  say();
   return item;
+}
+
+const COMPARED = { "=": "is", "!=": "is not", "<": "is below", "<=": "is at most", ">": "is above", ">=": "is at least" };
+const CROSSES = { "=": "becomes", "!=": "stops being", "<": "drops below", "<=": "drops to", ">": "crosses above", ">=": "reaches" };
+
+/** One trigger or action in words, from its fields as they are now. */
+function summarize(list, item) {
+  const v = (name) => { const c = item.querySelector(`[name="${name}"]`); return c ? (c.type === "checkbox" ? c.checked : c.value.trim()) : ""; };
+  const or = (value, placeholder) => value || placeholder;
+  const to = () => v("value") ? `to ${v("value")}` : v("string") ? `to “${v("string")}”` : "";
+  if (list === "trigger") {
+    switch (v("kind")) {
+      case "every": return `Every ${or(v("every"), "…")}`;
+      case "cron": return `On the schedule ${or(v("cron"), "…")}`;
+      case "startup": return "When Bellhop starts";
+      case "webhook": return "When its webhook URL is called";
+      case "global": return `When global ${or(v("global"), "…")} changes`;
+      case "error": return `When profile ${or(v("error"), "…")} fails${v("class") ? ` (${v("class").replace("_", " ")})` : ""}`;
+      case "input": {
+        const matcher = v("expression") ? `makes ${v("expression")} true` : v("text") ? `holds “${v("text")}”` : v("onoff") ? `says ${v("onoff")}` : v("compare") && v("to") !== "" ? `has a number that ${COMPARED[v("compare")]} ${v("to")}` : "comes";
+        return `When ${or(v("input"), "a profile")}'s input ${matcher}`;
+      }
+      case "device": {
+        const device = [or(v("profile"), "…"), or(v("root"), "…"), v("feature")].filter(Boolean).join(" / ");
+        const comparison = v("compare") && v("to") !== "" ? `${(v("crossing") ? CROSSES : COMPARED)[v("compare")]} ${v("to")}` : "changes";
+        return `When ${device} ${comparison}`;
+      }
+      default: return "";
+    }
+  }
+  switch (v("kind")) {
+    case "run": return `Run profile ${or(v("run"), "…")}${v("text") ? ` with “${v("text")}”` : ""}`;
+    case "set_device": return `Set device ${or(v("set_device"), "…")} ${to()}`.trim();
+    case "set_global": return `Set global ${or(v("set_global"), "…")} ${to()}`.trim();
+    case "wait": return `Wait ${or(v("wait"), "…")}`;
+    case "event": return `Run event ${or(v("event"), "…")}`;
+    default: return "";
+  }
 }
 
 function buildEventForm(form) {
