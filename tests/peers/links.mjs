@@ -96,6 +96,15 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.waitForSelector("#device-history:not([hidden])");
   await page.waitForFunction(() => document.querySelector("#history-title").textContent.startsWith("History of"));
   await page.waitForSelector("#history-chart:not([hidden])");
+  // Hovering a point says its value; the ranges narrow the history; the device can be set here.
+  const hover = await page.$$eval("#history-chart .point title", (titles) => titles.map((t) => t.textContent));
+  if (hover.length !== 2 || !hover[1].startsWith("23.5 at ")) throw new Error(`the chart's points say: ${hover.join(" | ")}`);
+  await page.click('#device-history [data-range="3600000"]');
+  await page.waitForFunction(() => document.querySelector('#device-history [data-range="3600000"]').getAttribute("aria-pressed") === "true");
+  await page.fill('#device-set [name="value"]', "19");
+  await page.click('#device-set button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector("#device-set-result").textContent === "Set.");
+  await page.waitForFunction((ref) => document.querySelector(`#device-rows tr[data-ref="${ref}"]`).children[3].textContent.startsWith("19"), env.DEVICE_REF);
   // Globals are on the Devices page too, and follow the live stream.
   await page.waitForSelector('#global-rows tr[data-global="alarm"]');
   const set = await fetch(`${env.BELLHOP_URL}/api/v1/globals/alarm`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ string: "disarmed" }) });

@@ -199,9 +199,32 @@ export async function openDevice(ref) {
 
 // A device's history: a chart of its values (numeric devices) and the list of changes.
 const SVG = "http://www.w3.org/2000/svg";
+/** The history's time range in ms (0: all that is kept). */
+let range = 0;
+for (const button of document.querySelectorAll("#device-history [data-range]")) {
+  button.addEventListener("click", () => {
+    range = Number(button.dataset.range);
+    for (const other of document.querySelectorAll("#device-history [data-range]")) other.setAttribute("aria-pressed", String(other === button));
+    const device = state.devices.get(state.historyOf);
+    if (device) showHistory(device);
+  });
+}
+// Setting the open device from the page: a number, a text, or both.
+$("#device-set").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const body = {};
+  if (form.elements.value.value !== "") body.value = Number(form.elements.value.value);
+  if (form.elements.string.value !== "") body.string = form.elements.string.value;
+  if (!Object.keys(body).length) { $("#device-set-result").textContent = "Give a value or a text."; return; }
+  const { ok, data } = await api("PUT", `/devices/${state.historyOf}`, body);
+  $("#device-set-result").textContent = ok ? "Set." : (data.error ? data.error.message : "not set");
+});
+
 async function showHistory(device) {
   state.historyOf = device.ref;
-  const { ok, data } = await api("GET", `/devices/${device.ref}/history?limit=500`);
+  const since = range ? `&since=${Date.now() - range}` : "";
+  const { ok, data } = await api("GET", `/devices/${device.ref}/history?limit=500${since}`);
   if (!ok) return;
   $("#device-history").hidden = false;
   $("#history-title").textContent = `History of ${label(device)}`;
@@ -242,6 +265,17 @@ async function showHistory(device) {
     return element;
   };
   for (const [value, at] of [[v1, y(v1)], [v0, y(v0)]]) addText(2, at + 4, String(value));
+  // Hovering a change says its value and time (a title, as the browser shows it).
+  const local = (t) => new Date(t).toLocaleString();
+  numeric.forEach((p, i) => {
+    const dot = document.createElementNS(SVG, "circle");
+    dot.setAttribute("cx", x(times[i])); dot.setAttribute("cy", y(values[i])); dot.setAttribute("r", 4);
+    dot.setAttribute("class", "point");
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `${p.value}${device.unit ? " " + device.unit : ""} at ${local(p.at_ms)}`;
+    dot.append(title);
+    chart.append(dot);
+  });
   // The time axis: when the first and the last change shown happened (local time).
   const axis = document.createElementNS(SVG, "line");
   axis.setAttribute("x1", pad); axis.setAttribute("x2", width - pad);
