@@ -52,6 +52,11 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
     if (await visible(selector)) throw new Error(`a listening profile shows ${selector}`);
   }
   if (!(await visible('#editor [name="listen"]'))) throw new Error("the listening path is not shown");
+  if (!(await page.isChecked('#profile-mode input[value="listens"]'))) throw new Error("a listening profile's mode is not 'listens'");
+  // Choosing "calls an API" shows the request and takes the listening path away.
+  await page.check('#profile-mode input[value="calls"]');
+  if (!(await visible('#editor [name="url"]')) || (await visible('#editor [name="listen"]'))) throw new Error("the mode 'calls an API' does not show the request alone");
+  page.once("dialog", (dialog) => dialog.accept()); // leaving the unsaved change
   await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent(env.PROVIDER_PROFILE)}`);
   await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}`, env.PROVIDER_PROFILE);
   if (await visible('#editor [name="token_url"]')) throw new Error("the endpoint the provider fills is shown");

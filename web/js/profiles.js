@@ -98,8 +98,10 @@ function showProviderDocs() {
 function syncApplicable() {
   const element = $("#editor");
   const part = (key) => element.querySelector(`.field[data-key="${key}"]`);
-  const listening = editorValue("listen").trim() !== "";
+  // What the person chose the profile to be: only that mode's fields are shown.
+  const listening = element.elements.mode.value === "listens";
   for (const key of ["method", "url"]) part(key)?.classList.toggle("not-applicable", listening);
+  part("listen")?.classList.toggle("not-applicable", !listening);
   for (const id of ["#authorize", "#run-now"]) $(id).classList.toggle("not-applicable", listening);
   const provider = chosenProvider();
   const overriding = $("#show-provider-fields").checked;
@@ -155,7 +157,8 @@ function fillForm(form) {
   element.elements.legacy_callback.addEventListener("change", () => { state.legacyChanged = true; showRedirect(null); });
   element.elements.provider.addEventListener("change", () => { showProviderDocs(); syncApplicable(); });
   element.elements.grant.addEventListener("change", showProviderDocs);
-  element.elements.listen.addEventListener("input", syncApplicable);
+  // The mode follows the file: a listening path makes a listening profile.
+  element.elements.mode.value = (form.listen || "").trim() ? "listens" : "calls";
   $("#show-provider-fields").checked = false;
   showProviderDocs();
   showDevice(null);
@@ -273,6 +276,15 @@ export async function refreshEditorStatus(name) {
 export function setUpProfiles(uiReady) {
   $("#editor").addEventListener("submit", save);
   $("#show-provider-fields").addEventListener("change", syncApplicable);
+  for (const radio of $("#profile-mode").querySelectorAll("input")) {
+    radio.addEventListener("change", () => {
+      const listen = $("#editor").elements.listen;
+      // A profile that calls out has no listening path; one that listens is asked for it.
+      if (radio.value === "calls") listen.value = "";
+      syncApplicable();
+      if (radio.value === "listens") listen.focus();
+    });
+  }
   clearNotesOnInput($("#editor"));
   // A change to a field of the profile (the view's own boxes, which have no name, are not one).
   for (const kind of ["input", "change"]) $("#editor").addEventListener(kind, (e) => { if (e.target.name) state.unsaved.add("profile"); });
