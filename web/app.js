@@ -16,7 +16,6 @@ function showTab(name) {
   document.querySelectorAll(".tab").forEach((tab) => { tab.hidden = tab.id !== name; });
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.tab === name));
   if (name === "overview") loadOverview();
-  if (name === "runs" && !location.hash.startsWith("#runs/")) loadRuns("");
   if (name === "devices") loadDevices();
   if (name === "events") loadEvents();
 }
@@ -30,11 +29,11 @@ function route() {
   showTab(name);
   let item = "";
   try { item = decodeURIComponent(rest.join("/")); } catch { item = ""; }
+  if (name === "runs") { loadRuns(item); return; }
   if (!item) return;
   if (name === "profiles") openProfile(item);
   else if (name === "events") openEvent(item);
   else if (name === "devices" && /^\d+$/.test(item)) openDevice(Number(item));
-  else if (name === "runs") loadRuns(item);
 }
 // Leaving an editor with changes not saved asks first: moving inside the page (a link, the
 // back button) and leaving it (another address, closing the tab) alike.

@@ -172,6 +172,10 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.check("#runs-failed");
   await page.waitForFunction(() => [...document.querySelectorAll("#run-rows tr")].every((r) => r.dataset.outcome === "failed") && document.querySelectorAll("#run-rows tr").length > 0);
   await audit("runs, filtered and opened");
+  // A link whose name is not even valid %-encoding shows every run.
+  await page.uncheck("#runs-failed");
+  await page.goto(`${env.BELLHOP_URL}/#runs/%E0%A4%A`);
+  await page.waitForFunction(() => document.querySelector("#runs-profile").value === "" && document.querySelectorAll("#run-rows tr[data-outcome='ok']").length > 0);
   // The page the provider sends the browser back to, here refusing a forged answer.
   await page.emulateMedia({ colorScheme: "light" });
   leavingTheApp = true;
