@@ -19,6 +19,9 @@ await inChromium("target/peer-artifacts/events", async ({ page, shot }) => {
   await page.selectOption(`${action} [name="kind"]`, "set_device");
   await page.fill(`${action} [name="set_device"]`, env.DEVICE_REF);
   await page.fill(`${action} [name="value"]`, "40 + 2");
+  // Fields that name something offer what exists: here the device to set, by reference.
+  if ((await page.getAttribute(`${action} [name="set_device"]`, "list")) !== "device-refs") throw new Error("the device field offers no devices");
+  await page.waitForFunction((ref) => [...document.querySelectorAll("#device-refs option")].some((o) => o.value === ref), env.DEVICE_REF);
   // Each card says what it does in words, as it is being filled in.
   const said = await page.$$eval(`${editor} .list-item .summary`, (lines) => lines.map((l) => l.textContent));
   if (said.join(" | ") !== `Every soon | Set device ${env.DEVICE_REF} to 40 + 2`) throw new Error(`the cards say: ${said.join(" | ")}`);

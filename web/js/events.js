@@ -60,6 +60,8 @@ function listItem(list, values) {
   item.append(remove);
   kind.addEventListener("change", () => syncWhen(item));
   syncWhen(item);
+  // Fields that name a profile, an event, a global or a device offer the ones that exist.
+  for (const [key, list] of Object.entries(PICKERS)) item.querySelector(`[name="${key}"]`)?.setAttribute("list", list);
   // A line a person reads ("When hall / temperature crosses above 25"), kept up to date.
   const summary = document.createElement("p");
   summary.className = "summary";
@@ -69,6 +71,19 @@ function listItem(list, values) {
   item.addEventListener("change", say);
   say();
   return item;
+}
+
+/** The datalist each naming field offers. */
+const PICKERS = { input: "profile-names", run: "profile-names", profile: "profile-names", error: "profile-names", event: "event-names", global: "global-names", set_global: "global-names", set_device: "device-refs" };
+
+/** Fills the pickers with what exists now. */
+async function fillPickers() {
+  const [profiles, events, globals, devices] = await Promise.all([api("GET", "/profiles"), api("GET", "/events?limit=1000"), api("GET", "/globals"), api("GET", "/devices")]);
+  const fill = (id, entries) => $(`#${id}`).replaceChildren(...entries.map(([value, label]) => { const o = document.createElement("option"); o.value = value; if (label) o.label = label; return o; }));
+  fill("profile-names", (profiles.data.profiles || []).map((p) => [p.name]));
+  fill("event-names", (events.data.events || []).map((e) => [e.name]));
+  fill("global-names", (globals.data.globals || []).map((g) => [g.name]));
+  fill("device-refs", (devices.data.devices || []).map((d) => [String(d.ref), `${d.profile}: ${d.feature ? `${d.name} / ${d.feature}` : d.name}`]));
 }
 
 const COMPARED = { "=": "is", "!=": "is not", "<": "is below", "<=": "is at most", ">": "is above", ">=": "is at least" };
@@ -174,6 +189,7 @@ export async function openEvent(name) {
   const { ok, data } = await api("GET", `/events/${encodeURIComponent(name)}/form`);
   if (!ok) { $("#event-message").textContent = data.error ? data.error.message : "cannot open"; return; }
   state.editingEvent = name;
+  fillPickers();
   buildEventForm(data.form);
   $("#event-title").textContent = `Event ${name}`;
   $("#event-editor").hidden = false;
@@ -246,6 +262,7 @@ export function setUpEvents() {
   $("#new-event").addEventListener("click", async () => {
     await schemaReady;
     state.editingEvent = null;
+    fillPickers();
     clearEventErrors();
     buildEventForm({ trigger: [{ kind: "every", every: "1m" }], action: [{ kind: "set_global" }] });
     $("#event-title").textContent = "New event";
