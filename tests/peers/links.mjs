@@ -115,6 +115,12 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   const set = await fetch(`${env.BELLHOP_URL}/api/v1/globals/alarm`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ string: "disarmed" }) });
   if (!set.ok) throw new Error(`setting a global: HTTP ${set.status}`);
   await page.waitForFunction(() => document.querySelector('#global-rows tr[data-global="alarm"]').textContent.includes("disarmed"));
+  // A global is set from the page too; a new name makes a new one, and the list follows.
+  await page.fill('#global-set [name="name"]', "guests");
+  await page.fill('#global-set [name="value"]', "3");
+  await page.click('#global-set button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector("#global-set-result").textContent === "Set.");
+  await page.waitForFunction(() => document.querySelector('#global-rows tr[data-global="guests"]')?.children[1].textContent === "3");
   await shot(page, "3-device");
   await audit("device history");
 

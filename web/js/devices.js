@@ -74,6 +74,8 @@ async function loadGlobals() {
   globalRows.clear();
   const fresh = (data.globals || []).map((g) => { const row = globalRow(g); globalRows.set(g.name, row); return row; });
   $("#global-rows").replaceChildren(...fresh);
+  // The names offered where a global is named (here and in the event editor).
+  $("#global-names").replaceChildren(...(data.globals || []).map((g) => { const o = document.createElement("option"); o.value = g.name; return o; }));
 }
 /** A global changed (from the live stream). */
 export function globalChanged(g) {
@@ -209,6 +211,19 @@ for (const button of document.querySelectorAll("#device-history [data-range]")) 
     if (device) showHistory(device);
   });
 }
+// Setting a global from the page (a new name makes a new global); the list follows live.
+$("#global-set").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const name = form.elements.name.value.trim();
+  const body = {};
+  if (form.elements.value.value !== "") body.value = Number(form.elements.value.value);
+  if (form.elements.string.value !== "") body.string = form.elements.string.value;
+  if (!name || !Object.keys(body).length) { $("#global-set-result").textContent = "Give a name and a value or a text."; return; }
+  const { ok, data } = await api("PUT", `/globals/${encodeURIComponent(name)}`, body);
+  $("#global-set-result").textContent = ok ? "Set." : (data.error ? data.error.message : "not set");
+});
+
 // Setting the open device from the page: a number, a text, or both.
 $("#device-set").addEventListener("submit", async (event) => {
   event.preventDefault();
