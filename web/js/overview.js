@@ -3,7 +3,7 @@
 // a failed last run, a file that does not load), the next scheduled firings, and what just
 // happened in the hub (runs, event runs, authorization changes) as the live stream tells it.
 import { api } from "./api.js";
-import { $, timeElement, when } from "./dom.js";
+import { $, timeElement } from "./dom.js";
 import { describeStatus } from "./profiles.js";
 
 const ACTIVITY_KEPT = 20;
@@ -112,10 +112,26 @@ export async function loadOverview() {
     ? `${troubled} thing${troubled === 1 ? "" : "s"} need${troubled === 1 ? "s" : ""} attention.`
     : attention.length ? "All is well; some profiles are not authorized yet." : "All is well.";
   summary.classList.toggle("attention", troubled > 0);
+  drawFeed();
 }
 
-// What the live stream told, newest first, the last ACTIVITY_KEPT of it.
+// What the live stream told, newest first, the last ACTIVITY_KEPT of it. Kept as data; the list
+// is drawn (at most every 100 ms) only while the Overview is shown, so a burst of runs on
+// another page costs no DOM work.
+const feed = [];
+let drawTimer = null;
 export function activity(kind, data) {
+  if (!["run", "event", "authorization"].includes(kind)) return;
+  feed.unshift({ kind, data, at: new Date() });
+  feed.length = Math.min(feed.length, ACTIVITY_KEPT);
+  if ($("#overview").hidden) return;
+  if (drawTimer === null) drawTimer = setTimeout(drawFeed, 100);
+  // What needs attention may have changed with it.
+  const failed = (kind === "run" && !data.ok && !data.skipped) || (kind === "event" && data.outcome === "failed");
+  if (kind === "authorization" || failed) refreshSoon();
+}
+
+function feedEntry({ kind, data, at }) {
   let entry;
   if (kind === "run") {
     const outcome = data.skipped ? "skipped" : data.ok ? "ok" : "failed";
@@ -124,23 +140,17 @@ export function activity(kind, data) {
   } else if (kind === "event") {
     entry = item(data.event, `#events/${encodeURIComponent(data.event)}`, ` (${data.trigger}): ${data.outcome.replace("_", " ")}`);
     if (data.outcome === "failed") entry.className = "problem";
-  } else if (kind === "authorization") {
-    entry = item(data.profile, `#profiles/${encodeURIComponent(data.profile)}`, ": its authorization changed");
   } else {
-    return;
+    entry = item(data.profile, `#profiles/${encodeURIComponent(data.profile)}`, ": its authorization changed");
   }
-  const at = document.createElement("time");
-  const now = new Date();
-  at.dateTime = now.toISOString();
-  at.title = now.toLocaleString();
-  at.textContent = when(now.toISOString());
-  entry.prepend(at, " ");
-  const list = $("#activity-list");
-  list.querySelector(".hint")?.remove();
-  list.prepend(entry);
-  while (list.children.length > ACTIVITY_KEPT) list.lastElementChild.remove();
-  // What needs attention may have changed with it.
-  if (!$("#overview").hidden && (kind === "authorization" || entry.className === "problem")) refreshSoon();
+  entry.prepend(timeElement(at.toISOString()), " ");
+  return entry;
+}
+
+function drawFeed() {
+  drawTimer = null;
+  if (!feed.length) return;
+  $("#activity-list").replaceChildren(...feed.map(feedEntry));
 }
 
 let refreshTimer = null;
