@@ -199,26 +199,40 @@ pub async fn start_stub() -> StubApi {
                 _ => text(404, "text/plain", "no such thing"),
             }
         });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("stub cannot bind: {e}"));
-    let address = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("stub address: {e}"));
+    let (address, stop) = serve_on_loopback(routes, "the stub API").await;
     if let Ok(mut cell) = port_cell.lock() {
         *cell = Some(address.port());
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(routes).incoming(listener).graceful(async {
-        let _ = stopped.await;
-    });
-    tokio::spawn(server.run());
     StubApi {
         address,
         seen,
         hits,
         stop: Some(stop),
     }
+}
+
+/// Serves `filter` on a loopback port the system picks, until the returned sender is used or
+/// dropped; `what` names the server in a panic.
+pub async fn serve_on_loopback<F>(
+    filter: F,
+    what: &str,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>)
+where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{what} cannot bind a loopback port: {e}"));
+    let address = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{what}: a bound listener has no address: {e}"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = warp::serve(filter).incoming(listener).graceful(async {
+        let _ = stopped.await;
+    });
+    tokio::spawn(server.run());
+    (address, stop)
 }
 
 /// A temporary folder with a `profiles/` folder in it.

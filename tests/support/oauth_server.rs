@@ -319,18 +319,8 @@ impl OAuthServer {
                     }
                 },
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("the OAuth test server binds a loopback port: {e}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("a bound listener has an address: {e}"));
+        let (address, stop) = super::serve_on_loopback(route, "the OAuth test server").await;
         *lock(&base) = format!("http://{address}");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = warp::serve(route).incoming(listener).graceful(async {
-            let _ = stopped.await;
-        });
-        tokio::spawn(server.run());
         OAuthServer {
             address,
             state,
