@@ -5,7 +5,7 @@ import { $ } from "./js/dom.js";
 import { loadDevices, openDevice } from "./js/devices.js";
 import { loadEvents, openEvent, setUpEvents } from "./js/events.js";
 import { connect } from "./js/live.js";
-import { loadProfiles, openProfile, setUpProfiles } from "./js/profiles.js";
+import { loadProfiles, newProfile, openProfile, setUpProfiles, showProfileList } from "./js/profiles.js";
 import { loadOverview } from "./js/overview.js";
 import { loadRuns, setUpRuns, setUpSandbox } from "./js/runs.js";
 import { state } from "./js/state.js";
@@ -21,15 +21,17 @@ function showTab(name) {
 }
 
 // Deep links: `#profiles/<name>`, `#events/<name>`, `#devices/<ref>` open that item,
-// `#runs/<profile>` that profile's runs; anything
+// `#new-profile` an empty profile editor, `#runs/<profile>` that profile's runs; anything
 // unknown falls back to the Overview.
 function route() {
+  if (location.hash === "#new-profile") { showTab("profiles"); newProfile(uiReady); return; }
   const [tab, ...rest] = location.hash.slice(1).split("/");
   const name = TABS.includes(tab) ? tab : "overview";
   showTab(name);
   let item = "";
   try { item = decodeURIComponent(rest.join("/")); } catch { item = ""; }
   if (name === "runs") { loadRuns(item); return; }
+  if (name === "profiles" && !item) showProfileList();
   if (!item) return;
   if (name === "profiles") openProfile(item);
   else if (name === "events") openEvent(item);
@@ -37,17 +39,17 @@ function route() {
 }
 // Leaving an editor with changes not saved asks first: moving inside the page (a link, the
 // back button) and leaving it (another address, closing the tab) alike.
-let shownHash = location.hash;
+state.shownHash = location.hash;
 function unsavedWhat() {
   return [...state.unsaved].map((kind) => (kind === "profile" ? `profile ${state.editing ?? "(new)"}` : `event ${state.editingEvent ?? "(new)"}`)).join(" and ");
 }
 window.addEventListener("hashchange", () => {
   if (state.unsaved.size && !confirm(`Leave without saving your changes to ${unsavedWhat()}?`)) {
-    history.replaceState(null, "", shownHash || location.pathname);
+    history.replaceState(null, "", state.shownHash || location.pathname);
     return;
   }
   state.unsaved.clear();
-  shownHash = location.hash;
+  state.shownHash = location.hash;
   route();
 });
 window.addEventListener("beforeunload", (event) => {
@@ -71,7 +73,7 @@ async function loadAdapterHealth() {
 }
 
 const uiReady = loadUiSettings();
-setUpProfiles(uiReady);
+setUpProfiles();
 setUpEvents();
 setUpSandbox();
 setUpRuns();

@@ -40,8 +40,27 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.goto(`${env.BELLHOP_URL}/#profiles/${encodeURIComponent(env.PROFILE)}`);
   await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}` && !document.querySelector("#editor").hidden, env.PROFILE);
   await page.waitForFunction(() => document.querySelector("#preview").textContent.includes("run the profile"));
+  // The editor is a view of its own: the list is not under it, and Save stays in sight
+  // while the form scrolls (the action bar sticks to the bottom).
+  if (await page.isVisible("#profile-rows")) throw new Error("the profile list shows beside the editor");
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const saveInView = await page.evaluate(() => { const r = document.querySelector("#save").getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; });
+  if (!saveInView) throw new Error("Save is out of sight at the top of a long profile");
   await shot(page, "1-profile");
   await audit("profile editor");
+  // Back to the list, by the editor's own link and by the browser's back button.
+  await page.click("#editor-back");
+  await page.waitForFunction(() => !document.querySelector("#profile-list").hidden && document.querySelector("#editor").hidden);
+  await page.goBack();
+  await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}` && !document.querySelector("#editor").hidden, env.PROFILE);
+  await page.goBack();
+  await page.waitForFunction(() => !document.querySelector("#profile-list").hidden && document.querySelector("#editor").hidden);
+  // A new profile has an address of its own; nothing to authorize or run before it is saved.
+  await page.click("#new-profile");
+  await page.waitForFunction(() => location.hash === "#new-profile" && document.querySelector("#editor-title").textContent === "New profile" && !document.querySelector("#editor").hidden);
+  for (const selector of ["#authorize", "#run-now", "#forget"]) {
+    if (await page.isVisible(selector)) throw new Error(`a profile not saved yet shows ${selector}`);
+  }
 
   // Only what applies is shown: a listening profile has no request and nothing to authorize or
   // run now; the endpoints a chosen provider fills are out of the way until asked for.
@@ -61,7 +80,7 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}`, env.PROVIDER_PROFILE);
   if (await visible('#editor [name="token_url"]')) throw new Error("the endpoint the provider fills is shown");
   if (!(await visible('#editor [name="client_id"]')) || !(await visible("#authorize"))) throw new Error("the client id or Request Authorization is hidden");
-  await page.check("#show-provider-fields");
+  await page.click("#provider-advanced summary");
   if (!(await visible('#editor [name="token_url"]'))) throw new Error("asked for, the provider's endpoints are still hidden");
   await shot(page, "1b-provider");
   await audit("profile editor with a provider");

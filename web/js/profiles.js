@@ -92,9 +92,29 @@ function showProviderDocs() {
     control.placeholder = provider && provider[field.key] ? `${provider[field.key]} (the provider's)` : control.dataset.placeholder;
   }
 }
+// With a provider chosen, what it already gives (endpoints, grant, how the client
+// authenticates, PKCE, extra parameters) waits behind "Advanced"; what only the person can give
+// (client ID, secret, scopes) and the redirect URL to copy stay in view.
+const ADVANCED_WITH_PROVIDER = ["grant", "authorize_url", "token_url", "device_authorization_url", "issuer", "revocation_url", "introspection_url", "client_auth", "pkce", "extra_authorize_params", "header_template", "legacy_callback"];
+// Where each field moved behind "Advanced" came from (a marker left in its place).
+const advancedHomes = new Map();
+function moveBehindAdvanced(part, key) {
+  if (advancedHomes.has(key)) return;
+  const home = document.createComment(key);
+  part.before(home);
+  advancedHomes.set(key, home);
+  $("#advanced-fields").append(part);
+}
+function moveHome(part, key) {
+  const home = advancedHomes.get(key);
+  if (!home) return;
+  home.replaceWith(part);
+  advancedHomes.delete(key);
+}
+
 // Shows only what applies: a listening profile has no request to send, no authorization to
-// request and nothing to run now; the endpoints a chosen provider fills stay out of the way
-// (unless the person asks to override them, or one is written already).
+// request and nothing to run now; a profile not saved yet has nothing to authorize or run; the
+// values a chosen provider fills stay behind "Advanced" (unless one is written already).
 function syncApplicable() {
   const element = $("#editor");
   const part = (key) => element.querySelector(`.field[data-key="${key}"]`);
@@ -102,15 +122,36 @@ function syncApplicable() {
   const listening = element.elements.mode.value === "listens";
   for (const key of ["method", "url"]) part(key)?.classList.toggle("not-applicable", listening);
   part("listen")?.classList.toggle("not-applicable", !listening);
-  for (const id of ["#authorize", "#run-now"]) $(id).classList.toggle("not-applicable", listening);
+  const saved = state.editing !== null;
+  const authorizing = element.elements.auth_mode.value === "oauth2" || state.readOnly.includes("auth");
+  $("#run-now").classList.toggle("not-applicable", listening || !saved);
+  $("#authorize").classList.toggle("not-applicable", listening || !saved || !authorizing);
+  $("#forget").classList.toggle("not-applicable", !saved || !authorizing);
   const provider = chosenProvider();
-  const overriding = $("#show-provider-fields").checked;
-  $("#show-provider-fields").closest("p").hidden = !provider;
-  for (const field of profileFields().filter((f) => f.provider_fills)) {
-    const control = element.elements[field.key];
-    const filled = Boolean(provider && provider[field.key] && control && !control.value.trim());
-    part(field.key)?.classList.toggle("not-applicable", filled && !overriding);
+  $("#provider-advanced").hidden = !provider;
+  for (const key of ADVANCED_WITH_PROVIDER) {
+    const wrapper = part(key);
+    if (!wrapper) continue;
+    const control = element.elements[key];
+    const written = control && control.type !== "checkbox" && control.tagName !== "SELECT" && control.value.trim();
+    if (provider && !written) moveBehindAdvanced(wrapper, key);
+    else moveHome(wrapper, key);
   }
+  // Discovery fills endpoints from an issuer: with a provider, it is an advanced tool too.
+  if (provider) $("#advanced-fields").append($("#discover-row"));
+  else $("#provider-docs").after($("#discover-row"));
+}
+
+// The Profiles page shows the list or the editor, never both.
+function showEditorView(open) {
+  $("#profile-list").hidden = open;
+  $("#editor").hidden = !open;
+  if (open) $("#profile-notice").hidden = true;
+}
+/** The list view (`#profiles`): the editor closes. */
+export function showProfileList() {
+  state.editing = null;
+  showEditorView(false);
 }
 
 function showDevice(status) {
@@ -141,6 +182,9 @@ async function statusBadge(name, badge) {
 const editorExtras = [$("#auth-extras"), $("#devices-extras")];
 function fillForm(form) {
   const element = $("#editor");
+  // The fields are built anew: the ones kept behind "Advanced" belong to the old form.
+  $("#advanced-fields").replaceChildren();
+  advancedHomes.clear();
   const groups = buildFields($("#editor-fields"), profileFields(), form);
   // The editor's own widgets go into the fieldsets they belong to.
   for (const extra of editorExtras) {
@@ -153,13 +197,13 @@ function fillForm(form) {
   $("#auth-read-only").hidden = !readOnly.includes("auth");
   $("#devices-read-only").hidden = !readOnly.includes("devices");
   for (const box of ["root_names", "feature_names", "values", "strings"]) element.elements[box].readOnly = readOnly.includes("devices");
-  element.elements.auth_mode.addEventListener("change", () => syncWhen(element));
+  element.elements.auth_mode.addEventListener("change", () => { syncWhen(element); syncApplicable(); });
   element.elements.legacy_callback.addEventListener("change", () => { state.legacyChanged = true; showRedirect(null); });
   element.elements.provider.addEventListener("change", () => { showProviderDocs(); syncApplicable(); });
   element.elements.grant.addEventListener("change", showProviderDocs);
   // The mode follows the file: a listening path makes a listening profile.
   element.elements.mode.value = (form.listen || "").trim() ? "listens" : "calls";
-  $("#show-provider-fields").checked = false;
+  $("#provider-advanced").open = false;
   showProviderDocs();
   showDevice(null);
   syncWhen(element);
@@ -179,7 +223,15 @@ export async function openProfile(name) {
   await providersReady;
   clearEditorErrors();
   const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/form`);
-  if (!ok) { $("#editor-message").textContent = data.error ? data.error.message : "cannot open"; return; }
+  if (!ok) {
+    // The list stays, saying why the profile did not open.
+    const message = data.error ? data.error.message : "cannot open";
+    $("#editor-message").textContent = message;
+    showProfileList();
+    $("#profile-notice").textContent = message;
+    $("#profile-notice").hidden = false;
+    return;
+  }
   state.editing = name;
   fillForm(data.form);
   $("#editor-title").textContent = `Profile ${name}`;
@@ -187,7 +239,7 @@ export async function openProfile(name) {
   showRedirect(data.redirect_uri);
   $("#auth-status").textContent = data.status ? describeStatus(data.status) : "–";
   showDevice(data.status);
-  $("#editor").hidden = false;
+  showEditorView(true);
   $("#run-result").hidden = true;
   state.unsaved.delete("profile");
   preview(name);
@@ -234,6 +286,9 @@ async function save(event) {
     $("#editor-message").textContent = "Saved.";
     await loadProfiles();
     await openProfile(form.name);
+    // The address names the profile as saved (a new one, or one renamed), without reopening it.
+    const address = `#profiles/${encodeURIComponent(form.name)}`;
+    if (location.hash !== address) { history.replaceState(null, "", address); state.shownHash = address; }
     $("#editor-message").textContent = "Saved.";
   } else {
     $("#editor-message").textContent = data.error ? data.error.message : "not saved";
@@ -272,10 +327,27 @@ export async function refreshEditorStatus(name) {
   }
 }
 
-/** Wires the editor's buttons; `uiReady` resolves once the server's UI settings are read. */
-export function setUpProfiles(uiReady) {
+/** An empty editor for a new profile (`#new-profile`); `uiReady` resolves once the server's UI
+ * settings are read. */
+export async function newProfile(uiReady) {
+  await uiReady;
+  await schemaReady;
+  await providersReady;
+  state.editing = null;
+  clearEditorErrors();
+  fillForm({ method: "GET", auth_mode: "oauth2", client_auth: "basic", pkce: true });
+  $("#editor-title").textContent = "New profile";
+  state.legacyChanged = false;
+  showRedirect(null);
+  $("#auth-status").textContent = "save the profile first";
+  $("#run-result").hidden = true;
+  showEditorView(true);
+  state.unsaved.delete("profile");
+}
+
+/** Wires the editor's buttons. */
+export function setUpProfiles() {
   $("#editor").addEventListener("submit", save);
-  $("#show-provider-fields").addEventListener("change", syncApplicable);
   for (const radio of $("#profile-mode").querySelectorAll("input")) {
     radio.addEventListener("change", () => {
       const listen = $("#editor").elements.listen;
@@ -288,19 +360,7 @@ export function setUpProfiles(uiReady) {
   clearNotesOnInput($("#editor"));
   // A change to a field of the profile (the view's own boxes, which have no name, are not one).
   for (const kind of ["input", "change"]) $("#editor").addEventListener(kind, (e) => { if (e.target.name) state.unsaved.add("profile"); });
-  $("#new-profile").addEventListener("click", async () => {
-    await uiReady;
-    await schemaReady;
-    state.editing = null;
-    clearEditorErrors();
-    fillForm({ method: "GET", auth_mode: "oauth2", client_auth: "basic", pkce: true });
-    $("#editor-title").textContent = "New profile";
-    state.legacyChanged = false;
-    showRedirect(null);
-    $("#auth-status").textContent = "save the profile first";
-    $("#editor").hidden = false;
-    state.unsaved.delete("profile");
-  });
+  $("#new-profile").addEventListener("click", () => { location.hash = "#new-profile"; });
   $("#copy-redirect").addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText($("#redirect-url").value));
   $("#authorize").addEventListener("click", async () => {
     const editing = state.editing;

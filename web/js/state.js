@@ -23,6 +23,8 @@ export const state = {
   historyOf: null,
   /** Profiles that have run (so they have a last response to preview against). */
   ranProfiles: new Set(),
+  /** The address shown (kept to go back to when leaving unsaved changes is refused). */
+  shownHash: "",
   /** The open editors with changes not saved yet: "profile", "event". */
   unsaved: new Set(),
 };
