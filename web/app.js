@@ -30,7 +30,13 @@ function route() {
   showTab(name);
   let item = "";
   try { item = decodeURIComponent(rest.join("/")); } catch { item = ""; }
-  if (name === "runs") { loadRuns(item); return; }
+  if (name === "runs") {
+    // `#runs/<profile or event:name>[/<ref>@<ms>]` (names hold no slash).
+    let [shown, change] = ["", ""];
+    try { [shown, change] = [decodeURIComponent(rest[0] || ""), rest[1] || ""]; } catch { shown = ""; }
+    loadRuns(shown, change);
+    return;
+  }
   if (name === "profiles" && !item) showProfileList();
   if (!item) return;
   if (name === "profiles") openProfile(item);

@@ -123,6 +123,15 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   // Hovering a point says its value; the ranges narrow the history; the device can be set here.
   const hover = await page.$$eval("#history-chart .point title", (titles) => titles.map((t) => t.textContent));
   if (hover.length !== 2 || !hover[1].startsWith("23.5 at ")) throw new Error(`the chart's points say: ${hover.join(" | ")}`);
+  // Each change links to the run that made it: the reading's run is found and opened.
+  await page.click("#history-rows tr:first-child a");
+  await page.waitForFunction(() => location.hash.startsWith("#runs/hall/") && !document.querySelector("#runs-found").hidden);
+  const found = await page.textContent("#runs-found");
+  if (!found.includes("marked below")) throw new Error(`the run of the reading: ${found}`);
+  const made = await page.textContent("#run-rows tr.highlight ul.steps");
+  if (!made.includes("23.5")) throw new Error(`the run marked as the reading's says: ${made}`);
+  await page.goBack();
+  await page.waitForSelector("#history-chart:not([hidden])");
   await page.click('#device-history [data-range="3600000"]');
   await page.waitForFunction(() => document.querySelector('#device-history [data-range="3600000"]').getAttribute("aria-pressed") === "true");
   await page.fill('#device-set [name="value"]', "19");
@@ -201,6 +210,15 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.uncheck("#runs-failed");
   await page.goto(`${env.BELLHOP_URL}/#runs/%E0%A4%A`);
   await page.waitForFunction(() => document.querySelector("#runs-profile").value === "" && document.querySelectorAll("#run-rows tr[data-outcome='ok']").length > 0);
+  // An event's runs, on the same page: what fired it and each step.
+  const fired = await fetch(`${env.BELLHOP_URL}/api/v1/events/${encodeURIComponent(env.EVENT)}/run`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  if (!fired.ok) throw new Error(`running the event: HTTP ${fired.status}`);
+  await page.goto(`${env.BELLHOP_URL}/#runs/event:${encodeURIComponent(env.EVENT)}`);
+  await page.waitForFunction(() => document.querySelector("#run-rows tr:first-child a")?.getAttribute("href").startsWith("#events/"));
+  const eventRun = await page.textContent("#run-rows tr:first-child");
+  if (!eventRun.includes(env.EVENT) || !eventRun.includes("evening")) throw new Error(`the event's run says: ${eventRun}`);
+  await page.selectOption("#runs-profile", "");
+  await page.waitForFunction(() => location.hash === "#runs");
   // The page the provider sends the browser back to, here refusing a forged answer.
   await page.emulateMedia({ colorScheme: "light" });
   leavingTheApp = true;

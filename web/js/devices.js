@@ -249,6 +249,11 @@ async function showHistory(device) {
   for (const p of [...points].reverse().slice(0, 50)) {
     const row = document.createElement("tr");
     cell(row, timeElement(new Date(p.at_ms).toISOString())); cell(row, p.value); cell(row, p.string);
+    // The run that made the change, found among the runs kept (a change set by hand has none).
+    const made = document.createElement("a");
+    made.href = `#runs/${encodeURIComponent(device.profile)}/${device.ref}@${p.at_ms}`;
+    made.textContent = "its run";
+    cell(row, made);
     rowsBody.append(row);
   }
   const chart = $("#history-chart");

@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 import { $, cell, clearErrors, clearNotesOnInput, lastRun, listProblems, noteAt, openLink, runButton, text, timeElement } from "./dom.js";
 import { buildFields, fieldElement, readField, syncWhen } from "./schema-form.js";
+import { stepList } from "./runs.js";
 import { schemaReady, state } from "./state.js";
 
 // The list comes a page at a time (the server's cursor is the last name of a page).
@@ -213,15 +214,7 @@ async function loadEventRuns(name) {
     mark.className = `badge ${run.outcome}`;
     mark.textContent = run.outcome.replace("_", " ") + (run.reason ? `: ${run.reason}` : "");
     cell(row, mark);
-    const steps = document.createElement("ul");
-    steps.className = "steps";
-    for (const step of run.steps) {
-      const li = document.createElement("li");
-      li.className = step.ok ? "ok" : "failed";
-      li.textContent = `${step.ok ? "✓" : "✗"} ${step.step}${step.message ? ` — ${step.message}` : ""} (${step.duration_ms} ms)`;
-      steps.append(li);
-    }
-    cell(row, steps);
+    cell(row, stepList(run.steps));
     rows.append(row);
   }
 }
