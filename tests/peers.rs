@@ -464,6 +464,46 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
     assert_eq!(device["value"], 42.0, "{device}");
 }
 
+/// Creating a profile and an event with the keyboard alone (Tab, Enter, Space, arrows, typing):
+/// every control on the way is reached and shows its focus; both are saved as files and the
+/// event, run with Space, sets its global.
+#[test]
+fn a_person_creates_a_profile_and_an_event_with_the_keyboard_alone() {
+    let Some(_alone) = browser_turn() else {
+        return;
+    };
+    let dir = hub_folders();
+    let (serve, bellhop_url) = serve_bellhop(dir.path());
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peer-artifacts/keyboard");
+    run_in_chromium(
+        "keyboard.mjs",
+        &[("BELLHOP_URL", bellhop_url.clone())],
+        &artifacts,
+        &[("bellhop", &serve)],
+    );
+    let profile =
+        std::fs::read_to_string(dir.path().join("profiles/keys.toml")).unwrap_or_default();
+    assert!(
+        profile.contains("http://127.0.0.1:9/keys") && profile.contains("JSON(input,\"n\")"),
+        "{profile}"
+    );
+    let event = std::fs::read_to_string(dir.path().join("events/by-keys.toml")).unwrap_or_default();
+    assert!(
+        event.contains("every = \"1h\"") && event.contains("set_global = \"typed\""),
+        "{event}"
+    );
+    let globals: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{bellhop_url}/api/v1/globals"))
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let typed = globals["globals"]
+        .as_array()
+        .and_then(|all| all.iter().find(|g| g["name"] == "typed"))
+        .unwrap_or_else(|| panic!("no global `typed`: {globals}"));
+    assert_eq!(typed["value"], 42.0, "{typed}");
+}
+
 /// Deep links open what they name (a profile's editor, an event's, a device's history), an
 /// unknown one falls back to the overview, and no page logs a console error — a never-run
 /// profile's editor included. axe-core (npm) finds no serious or critical accessibility

@@ -283,7 +283,6 @@ async function save(event) {
   const { ok, data } = await api("PUT", `/profiles/${encodeURIComponent(path)}`, form);
   if (ok) {
     state.unsaved.delete("profile");
-    $("#editor-message").textContent = "Saved.";
     await loadProfiles();
     await openProfile(form.name);
     // The address names the profile as saved (a new one, or one renamed), without reopening it.
