@@ -16,6 +16,7 @@ function showTab(name) {
   document.querySelectorAll(".tab").forEach((tab) => { tab.hidden = tab.id !== name; });
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.tab === name));
   if (name === "overview") loadOverview();
+  if (name === "profiles" || name === "sandbox") loadProfiles();
   if (name === "devices") loadDevices();
   if (name === "events") loadEvents();
 }
@@ -85,6 +86,6 @@ setUpSandbox();
 setUpRuns();
 loadAdapterHealth();
 setInterval(loadAdapterHealth, 15000);
-loadProfiles();
-connect();
-route();
+// The first page is read once the live stream listens (a second at most without it).
+const { firstOpen } = connect();
+Promise.race([firstOpen, new Promise((resolve) => setTimeout(resolve, 1000))]).then(route);

@@ -18,8 +18,8 @@ await inChromium("target/peer-artifacts/scale", async ({ page, shot }) => {
   // What "usable" means on each page.
   const READY = {
     overview: () => document.querySelector("#overview-summary").textContent !== "" && document.querySelectorAll("#next-list li a").length === 5,
-    devices1000: () => document.querySelector("#device-rows").dataset.shown === "500",
-    devices10000: () => document.querySelector("#device-count").textContent === "500 of 10000 devices shown",
+    devices1000: () => document.querySelector("#device-rows").dataset.shown === "200",
+    devices10000: () => document.querySelector("#device-count").textContent === "200 of 10000 devices shown",
   };
   // Milliseconds from a fresh navigation's start until the page is usable.
   const usableAfter = async (hash, which) => {
@@ -31,15 +31,15 @@ await inChromium("target/peer-artifacts/scale", async ({ page, shot }) => {
   };
   const overview = await usableAfter("#overview", "overview");
   await shot(page, "1-overview");
-  // The page shows the first 500 devices (more on request; the filter searches them all).
+  // The page shows the first 200 devices (more on request; the filter searches them all).
   const devices = await usableAfter("#devices", "devices1000");
   const said = await page.textContent("#device-count");
-  if (said !== "500 of 1000 devices shown") throw new Error(`the device count says: ${said}`);
+  if (said !== "200 of 1000 devices shown") throw new Error(`the device count says: ${said}`);
   await shot(page, "2-devices-1000");
   console.log(`MEASURED usable after navigation, 1,000 devices and 200 events: Overview ${overview} ms, Devices ${devices} ms`);
   // The goal is 300 ms; this machine (2 cores, software rendering, the debug build of serve
-  // under `cargo test`) measures 400–800 ms, so the test holds the line at a second: a page that
-  // hangs or rebuilds itself fails it.
+  // under `cargo test`) measures about 160–400 ms, with outliers when it is busy, so the test
+  // holds the line at a second: a page that hangs or rebuilds itself fails it.
   if (overview > 1000 || devices > 1000) throw new Error(`not usable within a second: Overview ${overview} ms, Devices ${devices} ms`);
 
   // 9,000 more devices arrive while the page is open (one call, 9,000 live changes).
@@ -47,7 +47,7 @@ await inChromium("target/peer-artifacts/scale", async ({ page, shot }) => {
   const names = Array.from({ length: 9000 }, (_, i) => `d${1000 + i}`).join(",");
   const grown = await fetch(`${env.BELLHOP_URL}${env.MANY_PATH}`, { method: "POST", body: names });
   if (!grown.ok) throw new Error(`adding 9,000 devices: HTTP ${grown.status}`);
-  await page.waitForFunction(() => document.querySelector("#device-count").textContent === "500 of 10000 devices shown");
+  await page.waitForFunction(() => document.querySelector("#device-count").textContent === "200 of 10000 devices shown");
   const duringArrival = Math.round(await page.evaluate(() => window.longestTask));
   // Opened anew with 10,000 devices.
   const tenThousand = await usableAfter("#devices", "devices10000");
@@ -58,7 +58,7 @@ await inChromium("target/peer-artifacts/scale", async ({ page, shot }) => {
   console.log(`MEASURED 10,000 devices: 9,000 arriving live on the open page, longest main-thread task ${duringArrival} ms; opened anew, usable after ${tenThousand} ms, longest task ${onOpening} ms`);
   if (onOpening > 100) throw new Error(`a main-thread task of ${onOpening} ms opening the Devices page with 10,000 devices`);
   await page.click("#device-more");
-  await page.waitForFunction(() => document.querySelector("#device-count").textContent === "1000 of 10000 devices shown");
+  await page.waitForFunction(() => document.querySelector("#device-count").textContent === "400 of 10000 devices shown");
   await page.fill("#device-filter", "d9999");
   await page.waitForFunction(() => document.querySelector("#device-count").textContent === "1 of 10000 devices");
   const visible = await page.evaluate(() => [...document.querySelectorAll("#device-rows tr")].filter((r) => !r.hidden).map((r) => r.dataset.device));

@@ -90,7 +90,7 @@ export function globalChanged(g) {
 
 /** How many device rows the page holds at most until asked for more: 10,000 rows in a table
  * take a second of layout; the filter searches every device, not only the rows shown. */
-const PAGE = 500;
+const PAGE = 200;
 let limit = PAGE;
 
 /** Shows the devices (and globals) as they are now: a snapshot replaces everything shown. */

@@ -185,7 +185,7 @@ function showEventErrors(diagnostics) {
 function clearEventErrors() { clearErrors($("#event-editor"), $("#event-message")); }
 
 export async function openEvent(name) {
-  await schemaReady;
+  await schemaReady();
   clearEventErrors();
   const { ok, data } = await api("GET", `/events/${encodeURIComponent(name)}/form`);
   if (!ok) { $("#event-message").textContent = data.error ? data.error.message : "cannot open"; return; }
@@ -253,7 +253,7 @@ export function setUpEvents() {
   for (const kind of ["input", "change"]) $("#event-editor").addEventListener(kind, (e) => { if (e.target.name) state.unsaved.add("event"); });
   $("#event-run").addEventListener("click", () => state.editingEvent && runEvent(state.editingEvent));
   $("#new-event").addEventListener("click", async () => {
-    await schemaReady;
+    await schemaReady();
     state.editingEvent = null;
     fillPickers();
     clearEventErrors();

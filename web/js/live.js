@@ -8,20 +8,29 @@ import { activity, loadOverview } from "./overview.js";
 import { refreshEditorStatus, refreshProfilesSoon } from "./profiles.js";
 import { state } from "./state.js";
 
+// What the open page shows is read anew (a page opened later reads its own when shown).
 function resync() {
-  loadDevices();
+  if (!$("#devices").hidden) loadDevices();
   refreshProfilesSoon();
   if (!$("#events").hidden) loadEvents();
   if (!$("#overview").hidden) loadOverview();
 }
 
+/** Connects the live stream; `firstOpen` resolves once it is open (or could not open): the
+ * page reads its first snapshot then, so nothing changed before the stream listened is missed
+ * and nothing is read twice. Later (re)connections read the open page again. */
 export function connect() {
   const stream = new EventSource("/api/v1/stream");
+  let opened = false;
+  let settle;
+  const firstOpen = new Promise((resolve) => { settle = resolve; });
   stream.addEventListener("open", () => {
     document.body.dataset.live = "yes";
-    resync();
+    if (opened) resync();
+    opened = true;
+    settle();
   });
-  stream.addEventListener("error", () => { document.body.dataset.live = "no"; });
+  stream.addEventListener("error", () => { document.body.dataset.live = "no"; settle(); });
   stream.addEventListener("device", (event) => deviceChanged(JSON.parse(event.data)));
   stream.addEventListener("device_removed", (event) => deviceRemoved(JSON.parse(event.data).ref));
   stream.addEventListener("global", (event) => globalChanged(JSON.parse(event.data)));
@@ -39,5 +48,5 @@ export function connect() {
     activity("event", data);
     eventFinished(data.event);
   });
-  return stream;
+  return { stream, firstOpen };
 }

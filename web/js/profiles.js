@@ -6,7 +6,12 @@ import { buildFields, readField, syncWhen } from "./schema-form.js";
 import { loadRuns } from "./runs.js";
 import { providersReady, schemaReady, state } from "./state.js";
 
-export async function loadProfiles() {
+/** Reads the profile list (and which profiles have run); `state.profilesRead` is the reading. */
+export function loadProfiles() {
+  state.profilesRead = readProfiles();
+  return state.profilesRead;
+}
+async function readProfiles() {
   const { data } = await api("GET", "/profiles");
   const rows = $("#profile-rows");
   rows.replaceChildren();
@@ -48,11 +53,15 @@ function showOverview(profiles, diagnostics) {
   overview.classList.toggle("attention", parts.length > 0);
 }
 
-// The profile list follows runs and reloads, a burst at a time.
+// The profile list follows runs and reloads, a burst at a time, while a page that shows it is
+// open (showing the page reads it anew).
 let refreshTimer = null;
 export function refreshProfilesSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => { loadProfiles(); if (!$("#runs").hidden) loadRuns(); }, 300);
+  refreshTimer = setTimeout(() => {
+    if (!$("#profiles").hidden || !$("#sandbox").hidden) loadProfiles();
+    if (!$("#runs").hidden) loadRuns();
+  }, 300);
 }
 
 export function describeStatus(status) {
@@ -219,8 +228,8 @@ function showRedirect(fromServer) {
 }
 
 export async function openProfile(name) {
-  await schemaReady;
-  await providersReady;
+  await schemaReady();
+  await providersReady();
   clearEditorErrors();
   const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/form`);
   if (!ok) {
@@ -250,6 +259,7 @@ export async function openProfile(name) {
 async function preview(name) {
   const values = $("#editor").elements.values.value.split("&&")[0].trim();
   if (!values) return;
+  await state.profilesRead;
   if (!state.ranProfiles.has(name)) { $("#preview").textContent = "run the profile to see what its values give"; return; }
   const { ok, data } = await api("POST", "/eval", { expression: values, profile: name });
   $("#preview").textContent = ok ? data.text : (data.error ? data.error.message : "–");
@@ -330,8 +340,8 @@ export async function refreshEditorStatus(name) {
  * settings are read. */
 export async function newProfile(uiReady) {
   await uiReady;
-  await schemaReady;
-  await providersReady;
+  await schemaReady();
+  await providersReady();
   state.editing = null;
   clearEditorErrors();
   fillForm({ method: "GET", auth_mode: "oauth2", client_auth: "basic", pkce: true });

@@ -21,6 +21,8 @@ export const state = {
   devices: new Map(),
   /** The device whose history is open. */
   historyOf: null,
+  /** The latest reading of the profile list (a promise; null before the first). */
+  profilesRead: null,
   /** Profiles that have run (so they have a last response to preview against). */
   ranProfiles: new Set(),
   /** The address shown (kept to go back to when leaving unsaved changes is refused). */
@@ -29,5 +31,16 @@ export const state = {
   unsaved: new Set(),
 };
 
-export const schemaReady = api("GET", "/schema").then(({ ok, data }) => { if (ok) state.schemas = data; });
-export const providersReady = api("GET", "/providers").then(({ ok, data }) => { if (ok) state.providers = data.providers; });
+// Read once, when an editor first needs them (not on every page load).
+let schemaReading = null;
+let providersReading = null;
+/** The forms' schema, read on first use. */
+export function schemaReady() {
+  schemaReading ??= api("GET", "/schema").then(({ ok, data }) => { if (ok) state.schemas = data; });
+  return schemaReading;
+}
+/** The provider definitions, read on first use. */
+export function providersReady() {
+  providersReading ??= api("GET", "/providers").then(({ ok, data }) => { if (ok) state.providers = data.providers; });
+  return providersReading;
+}
