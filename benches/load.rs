@@ -55,34 +55,6 @@ fn runtime(name: &str) -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The CPU time (user + system) of this process's threads with one of these names, in clock ticks.
-fn cpu_ticks(names: &[&str]) -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    let mut ticks = 0;
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if !names.contains(&&stat[open + 1..close]) {
-            continue;
-        }
-        // After the name: state (field 3), …, utime (14), stime (15).
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        ticks += field(11).unwrap_or(0) + field(12).unwrap_or(0);
-    }
-    ticks
-}
-
-/// Clock ticks per second of `/proc/*/stat` times (Linux's `USER_HZ`, 100 on every
-/// architecture it supports for user space).
-const TICKS_PER_SECOND: f64 = 100.0;
-
 async fn bind<F>(filter: F) -> SocketAddr
 where
     F: Filter + Clone + Send + Sync + 'static,
@@ -283,7 +255,7 @@ fn measure(
     seconds: f64,
     cpu_of: &[&str],
 ) -> Measurement {
-    let ticks_before = cpu_ticks(cpu_of);
+    let ticks_before = common::cpu_ticks(cpu_of);
     let url = url.to_string();
     let (latencies, failures, elapsed) = generator.block_on(async move {
         let client = reqwest::Client::builder()
@@ -336,7 +308,7 @@ fn measure(
         }
         (latencies, failures, started.elapsed().as_secs_f64())
     });
-    let cpu_seconds = (cpu_ticks(cpu_of) - ticks_before) as f64 / TICKS_PER_SECOND;
+    let cpu_seconds = (common::cpu_ticks(cpu_of) - ticks_before) as f64 / common::TICKS_PER_SECOND;
     let mut latencies = latencies;
     latencies.sort_unstable();
     let median_us = latencies.get(latencies.len() / 2).copied().unwrap_or(0) as f64;

@@ -322,3 +322,31 @@ pub async fn trigger_to_action(samples: usize) -> (Vec<f64>, Vec<f64>) {
         (direct, triggered)
     }
 }
+
+/// The CPU time (user + system) of this process's threads with one of these names, in clock ticks.
+pub fn cpu_ticks(names: &[&str]) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut ticks = 0;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !names.contains(&&stat[open + 1..close]) {
+            continue;
+        }
+        // After the name: state (field 3), …, utime (14), stime (15).
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        ticks += field(11).unwrap_or(0) + field(12).unwrap_or(0);
+    }
+    ticks
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (Linux's `USER_HZ`, 100 on every
+/// architecture it supports for user space).
+pub const TICKS_PER_SECOND: f64 = 100.0;

@@ -662,35 +662,38 @@ fn commit(
             ])?;
         }
     }
+    // One statement prepared for every device of the batch (a window holds thousands).
+    let mut upsert = transaction.prepare_cached(
+        "INSERT INTO devices (ref, profile, root, feature, value, string, changed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (ref) DO UPDATE SET value = excluded.value, string = excluded.string,
+                                             changed_at = excluded.changed_at",
+    )?;
     for device in batch.devices.values() {
-        transaction.execute(
-            "INSERT INTO devices (ref, profile, root, feature, value, string, changed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (ref) DO UPDATE SET value = excluded.value, string = excluded.string,
-                                                 changed_at = excluded.changed_at",
-            params![
-                device.reference as i64,
-                device.key.profile,
-                device.key.root,
-                device.key.feature.as_deref().unwrap_or(""),
-                device.value,
-                device.string,
-                device.changed_at_ms
-            ],
-        )?;
+        upsert.execute(params![
+            device.reference as i64,
+            device.key.profile,
+            device.key.root,
+            device.key.feature.as_deref().unwrap_or(""),
+            device.value,
+            device.string,
+            device.changed_at_ms
+        ])?;
     }
+    drop(upsert);
     for global in batch.globals.values() {
-        transaction.execute(
-            "INSERT INTO globals (name, value, string, changed_at) VALUES (?1, ?2, ?3, ?4)
+        transaction
+            .prepare_cached(
+                "INSERT INTO globals (name, value, string, changed_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, string = excluded.string,
                                                   changed_at = excluded.changed_at",
-            params![
+            )?
+            .execute(params![
                 global.name,
                 global.value,
                 global.string,
                 global.changed_at_ms
-            ],
-        )?;
+            ])?;
     }
     if let Some(next) = batch.next_ref {
         transaction.execute(
