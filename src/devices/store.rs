@@ -719,13 +719,12 @@ fn commit(
     // Keep the newest `keep` records of each name written to in this batch.
     for ((book, name), keep) in journaled {
         let (table, column) = book.table();
-        transaction.execute(
-            &format!(
-                    "DELETE FROM {table} WHERE {column} = ?1 AND id <= (
+        transaction
+            .prepare_cached(&format!(
+                "DELETE FROM {table} WHERE {column} = ?1 AND id <= (
                      SELECT id FROM {table} WHERE {column} = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)"
-                ),
-            params![name, keep as i64],
-        )?;
+            ))?
+            .execute(params![name, keep as i64])?;
     }
     transaction.commit()
 }
