@@ -2,7 +2,7 @@
 // This entry wires the pages together: tabs, the adapters' banner, the live stream.
 import { api } from "./js/api.js";
 import { $ } from "./js/dom.js";
-import { loadDevices, openDevice } from "./js/devices.js";
+import { loadDevices, openDevice, openGlobal } from "./js/devices.js";
 import { loadEvents, openEvent, setUpEvents } from "./js/events.js";
 import { connect } from "./js/live.js";
 import { loadProfiles, newProfile, openProfile, setUpProfiles, showProfileList } from "./js/profiles.js";
@@ -26,7 +26,9 @@ function showTab(name) {
 // unknown falls back to the Overview.
 function route() {
   if (location.hash === "#new-profile") { showTab("profiles"); newProfile(uiReady); return; }
-  const [tab, ...rest] = location.hash.slice(1).split("/");
+  const [hashTab, ...rest] = location.hash.slice(1).split("/");
+  // A global's history is on the Devices page.
+  const tab = hashTab === "globals" ? "devices" : hashTab;
   const name = TABS.includes(tab) ? tab : "overview";
   showTab(name);
   let item = "";
@@ -42,6 +44,7 @@ function route() {
   if (!item) return;
   if (name === "profiles") openProfile(item);
   else if (name === "events") openEvent(item);
+  else if (name === "devices" && hashTab === "globals") openGlobal(item);
   else if (name === "devices" && /^\d+$/.test(item)) openDevice(Number(item));
 }
 // Leaving an editor with changes not saved asks first: moving inside the page (a link, the

@@ -6,7 +6,7 @@
 
 mod store;
 
-pub use store::{Book, HistoryPoint, HistoryRetention, StoreHealth};
+pub use store::{Book, HistoryOf, HistoryPoint, HistoryRetention, StoreHealth};
 
 use crate::sync::{Locked, ReadWriteLocked};
 use std::collections::{BTreeMap, HashMap};
@@ -515,15 +515,15 @@ impl DeviceHub {
         store::read_journal(&self.path, book, name, limit)
     }
 
-    /// A device's recorded changes from `since_ms` on, oldest first, the newest `limit` of them
-    /// (reads what is committed).
+    /// A device's or a global's recorded changes from `since_ms` on, oldest first, the newest
+    /// `limit` of them (reads what is committed).
     pub fn history(
         &self,
-        reference: u64,
+        of: HistoryOf<'_>,
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<HistoryPoint>, StoreError> {
-        store::read_history(&self.path, reference, since_ms, limit)
+        store::read_history(&self.path, of, since_ms, limit)
     }
 
     /// How much device history the store keeps from now on.
@@ -673,16 +673,25 @@ mod tests {
             hub.flush().await?;
         }
         let reference = hub.list()[0].reference;
-        let points = hub.history(reference, 0, 100)?;
+        let points = hub.history(HistoryOf::Device(reference), 0, 100)?;
         // A write that changed nothing is no change.
         assert_eq!(
             points.iter().map(|p| p.value).collect::<Vec<_>>(),
             vec![1.0, 2.0, 3.0, 4.0]
         );
         assert!(points.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
-        assert_eq!(hub.history(reference, 0, 2)?.len(), 2, "the newest two");
-        assert_eq!(hub.history(reference, 0, 2)?[1].value, 4.0);
-        assert!(hub.history(reference + 1, 0, 100)?.is_empty());
+        assert_eq!(
+            hub.history(HistoryOf::Device(reference), 0, 2)?.len(),
+            2,
+            "the newest two"
+        );
+        assert_eq!(
+            hub.history(HistoryOf::Device(reference), 0, 2)?[1].value,
+            4.0
+        );
+        assert!(hub
+            .history(HistoryOf::Device(reference + 1), 0, 100)?
+            .is_empty());
         // Beyond the row cap the oldest go; beyond the age, everything.
         let connection = rusqlite::Connection::open(dir.path().join("hub.sqlite"))
             .map_err(|e| StoreError::Commit(e.to_string()))?;
@@ -692,14 +701,16 @@ mod tests {
         };
         prune(Duration::from_secs(3600), 2)?;
         let kept: Vec<f64> = hub
-            .history(reference, 0, 100)?
+            .history(HistoryOf::Device(reference), 0, 100)?
             .iter()
             .map(|p| p.value)
             .collect();
         assert_eq!(kept, vec![3.0, 4.0]);
         std::thread::sleep(Duration::from_millis(5));
         prune(Duration::from_millis(1), 100)?;
-        assert!(hub.history(reference, 0, 100)?.is_empty());
+        assert!(hub
+            .history(HistoryOf::Device(reference), 0, 100)?
+            .is_empty());
         // No history at all when the age is zero.
         hub.set_history_retention(HistoryRetention {
             max_age: Duration::ZERO,
@@ -708,7 +719,49 @@ mod tests {
         hub.apply(&[update("t", None, 9.0, "")], Creation::Allowed)
             .await?;
         hub.flush().await?;
-        assert!(hub.history(reference, 0, 100)?.is_empty());
+        assert!(hub
+            .history(HistoryOf::Device(reference), 0, 100)?
+            .is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn each_committed_change_of_a_global_is_history_too() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Commit(e.to_string()))?;
+        let hub = open(dir.path());
+        for (value, string) in [(Some(1.0), None), (None, Some("armed")), (Some(2.0), None)] {
+            hub.set_global("alarm", value, string.map(str::to_string))?;
+            hub.flush().await?;
+        }
+        hub.set_global("other", Some(5.0), None)?;
+        hub.flush().await?;
+        let points = hub.history(HistoryOf::Global("alarm"), 0, 100)?;
+        assert_eq!(
+            points
+                .iter()
+                .map(|p| (p.value, p.string.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(1.0, ""), (1.0, "armed"), (2.0, "armed")]
+        );
+        assert_eq!(hub.history(HistoryOf::Global("other"), 0, 100)?.len(), 1);
+        assert!(hub.history(HistoryOf::Global("nobody"), 0, 100)?.is_empty());
+        // A name that is SQL is only a name.
+        assert!(hub
+            .history(HistoryOf::Global("' OR 1=1 --"), 0, 100)?
+            .is_empty());
+        // The retention prunes globals' history too.
+        let connection = rusqlite::Connection::open(dir.path().join("hub.sqlite"))
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
+        store::prune_history(
+            &connection,
+            &HistoryRetention {
+                max_age: Duration::from_secs(3600),
+                max_rows: 1,
+            },
+        )
+        .map_err(|e| StoreError::Commit(e.to_string()))?;
+        assert!(hub.history(HistoryOf::Global("alarm"), 0, 100)?.is_empty());
+        assert_eq!(hub.history(HistoryOf::Global("other"), 0, 100)?.len(), 1);
         Ok(())
     }
 
@@ -728,7 +781,7 @@ mod tests {
             assert_eq!(hub.remove(a)?.value, 5.0);
             assert!(matches!(hub.remove(a), Err(StoreError::UnknownDevice(_))));
             hub.flush().await?;
-            assert!(hub.history(a, 0, 10)?.is_empty());
+            assert!(hub.history(HistoryOf::Device(a), 0, 10)?.is_empty());
             a
         };
         let hub = open(dir.path());

@@ -56,6 +56,15 @@ CREATE TABLE IF NOT EXISTS device_history (
 );
 CREATE INDEX IF NOT EXISTS device_history_by_ref ON device_history (ref, id);
 CREATE INDEX IF NOT EXISTS device_history_by_time ON device_history (at);
+CREATE TABLE IF NOT EXISTS global_history (
+    id     INTEGER PRIMARY KEY,
+    name   TEXT NOT NULL,
+    at     INTEGER NOT NULL,
+    value  REAL NOT NULL,
+    string TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS global_history_by_name ON global_history (name, id);
+CREATE INDEX IF NOT EXISTS global_history_by_time ON global_history (at);
 ";
 
 /// How much device history the store keeps: changes younger than `max_age`, and at most
@@ -221,7 +230,18 @@ pub(crate) fn open(path: &Path) -> Result<(Connection, Loaded), StoreError> {
     ))
 }
 
-/// Drops the history older than the retention's age, then the oldest rows beyond its count.
+/// Whose history: a device's (by reference) or a global's (by name).
+#[derive(Debug, Clone, Copy)]
+pub enum HistoryOf<'a> {
+    Device(u64),
+    Global(&'a str),
+}
+
+/// The history tables: devices' and globals' (each kept by the same retention).
+const HISTORY_TABLES: [&str; 2] = ["device_history", "global_history"];
+
+/// Drops the history older than the retention's age, then the oldest rows beyond its count
+/// (in each history table).
 pub(crate) fn prune_history(
     connection: &Connection,
     retention: &HistoryRetention,
@@ -230,22 +250,27 @@ pub(crate) fn prune_history(
     let oldest_kept = chrono::Utc::now()
         .timestamp_millis()
         .saturating_sub(max_age_ms);
-    connection.execute(
-        "DELETE FROM device_history WHERE at < ?1",
-        params![oldest_kept],
-    )?;
-    connection.execute(
-        "DELETE FROM device_history WHERE id <= (
-             SELECT id FROM device_history ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-        params![i64::try_from(retention.max_rows).unwrap_or(i64::MAX)],
-    )?;
+    for table in HISTORY_TABLES {
+        connection.execute(
+            &format!("DELETE FROM {table} WHERE at < ?1"),
+            params![oldest_kept],
+        )?;
+        connection.execute(
+            &format!(
+                "DELETE FROM {table} WHERE id <= (
+                     SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?1)"
+            ),
+            params![i64::try_from(retention.max_rows).unwrap_or(i64::MAX)],
+        )?;
+    }
     Ok(())
 }
 
-/// A device's history from `since_ms` on, oldest first: the newest `limit` changes.
+/// A device's or a global's history from `since_ms` on, oldest first: the newest `limit`
+/// changes.
 pub(crate) fn read_history(
     path: &Path,
-    reference: u64,
+    of: HistoryOf<'_>,
     since_ms: i64,
     limit: usize,
 ) -> Result<Vec<HistoryPoint>, StoreError> {
@@ -255,14 +280,18 @@ pub(crate) fn read_history(
     connection
         .busy_timeout(Duration::from_secs(5))
         .map_err(&error)?;
+    let (table, column, subject): (&str, &str, rusqlite::types::Value) = match of {
+        HistoryOf::Device(reference) => ("device_history", "ref", (reference as i64).into()),
+        HistoryOf::Global(name) => ("global_history", "name", name.to_string().into()),
+    };
     let mut statement = connection
-        .prepare(
-            "SELECT at, value, string FROM device_history WHERE ref = ?1 AND at >= ?2
-             ORDER BY id DESC LIMIT ?3",
-        )
+        .prepare(&format!(
+            "SELECT at, value, string FROM {table} WHERE {column} = ?1 AND at >= ?2
+             ORDER BY id DESC LIMIT ?3"
+        ))
         .map_err(&error)?;
     let rows = statement
-        .query_map(params![reference as i64, since_ms, limit as i64], |row| {
+        .query_map(params![subject, since_ms, limit as i64], |row| {
             Ok(HistoryPoint {
                 at_ms: row.get(0)?,
                 value: row.get(1)?,
@@ -681,6 +710,19 @@ fn commit(
         ])?;
     }
     drop(upsert);
+    if !retention.max_age.is_zero() {
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO global_history (name, at, value, string) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for global in batch.globals.values() {
+            insert.execute(params![
+                global.name,
+                global.changed_at_ms,
+                global.value,
+                global.string
+            ])?;
+        }
+    }
     for global in batch.globals.values() {
         transaction
             .prepare_cached(

@@ -84,7 +84,22 @@ impl Engine {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<crate::devices::HistoryPoint>, StoreError> {
-        self.hub.history(reference, since_ms, limit)
+        self.hub.history(
+            crate::devices::HistoryOf::Device(reference),
+            since_ms,
+            limit,
+        )
+    }
+
+    /// A global's recorded changes from `since_ms` on, oldest first (the newest `limit`).
+    pub fn global_history(
+        &self,
+        name: &str,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::devices::HistoryPoint>, StoreError> {
+        self.hub
+            .history(crate::devices::HistoryOf::Global(name), since_ms, limit)
     }
 
     pub fn device_count(&self) -> usize {

@@ -601,6 +601,13 @@ pub struct DeviceHistory<'a> {
     pub points: Vec<HistoryPointView<'a>>,
 }
 
+/// A global's recorded changes, oldest first.
+#[derive(Serialize)]
+pub struct GlobalHistory<'a> {
+    pub name: &'a str,
+    pub points: Vec<HistoryPointView<'a>>,
+}
+
 /// One state a device had, from `at_ms` on.
 #[derive(Serialize)]
 pub struct HistoryPointView<'a> {

@@ -151,6 +151,12 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.waitForFunction(() => document.querySelector('#global-rows tr[data-global="guests"]')?.children[1].textContent === "3");
   await shot(page, "3-device");
   await audit("device history");
+  // A global's history, from its name (`#globals/<name>`): what it was set to, in order.
+  await page.click('#global-rows tr[data-global="alarm"] a');
+  await page.waitForFunction(() => location.hash === "#globals/alarm" && document.querySelector("#history-title").textContent === "History of the global alarm");
+  await page.waitForFunction(() => document.querySelector("#history-rows").textContent.includes("disarmed"));
+  if (await page.isVisible("#device-set")) throw new Error("a global's history offers the device's set form");
+  await audit("global history");
 
   await page.goto(`${env.BELLHOP_URL}/#nowhere/at-all`);
   await page.waitForFunction(() => !document.querySelector("#overview").hidden && document.querySelector("#overview-summary").textContent);

@@ -56,7 +56,7 @@ function fillRow(row, d) {
 const globalRows = new Map();
 function fillGlobal(row, g) {
   const cells = row.children;
-  cells[0].textContent = g.name;
+  cells[0].firstChild.textContent = g.name;
   cells[1].textContent = g.string && g.value === 0 ? "" : g.value;
   cells[2].textContent = g.string;
   cells[3].replaceChildren(timeElement(g.changed_at));
@@ -65,6 +65,12 @@ function globalRow(g) {
   const row = document.createElement("tr");
   row.dataset.global = g.name;
   for (let i = 0; i < 4; i++) row.append(document.createElement("td"));
+  // The name opens its history (`#globals/<name>`).
+  const name = document.createElement("a");
+  name.href = `#globals/${encodeURIComponent(g.name)}`;
+  name.title = "history";
+  name.addEventListener("click", () => { if (location.hash === name.hash) openGlobal(g.name); });
+  row.firstChild.append(name);
   fillGlobal(row, g);
   return row;
 }
@@ -79,6 +85,8 @@ async function loadGlobals() {
 }
 /** A global changed (from the live stream). */
 export function globalChanged(g) {
+  // The open history follows (its store commits within the commit window).
+  if (state.globalHistoryOf === g.name && !$("#devices").hidden) setTimeout(() => openGlobal(g.name), 200);
   const row = globalRows.get(g.name);
   if (row) { fillGlobal(row, g); return; }
   const created = globalRow(g);
@@ -209,6 +217,7 @@ for (const button of document.querySelectorAll("#device-history [data-range]")) 
     for (const other of document.querySelectorAll("#device-history [data-range]")) other.setAttribute("aria-pressed", String(other === button));
     const device = state.devices.get(state.historyOf);
     if (device) showHistory(device);
+    else if (state.globalHistoryOf !== null) openGlobal(state.globalHistoryOf);
   });
 }
 // Setting a global from the page (a new name makes a new global); the list follows live.
@@ -236,24 +245,37 @@ $("#device-set").addEventListener("submit", async (event) => {
   $("#device-set-result").textContent = ok ? "Set." : (data.error ? data.error.message : "not set");
 });
 
-async function showHistory(device) {
-  state.historyOf = device.ref;
+/** Opens a global's history (a deep link, `#globals/<name>`). */
+export async function openGlobal(name) {
+  await showHistory(null, name);
+  $("#device-history").scrollIntoView({ block: "nearest" });
+}
+
+// The open history: a device's, or (with `device` null) the global `global`'s.
+async function showHistory(device, global = null) {
+  state.historyOf = device ? device.ref : null;
+  state.globalHistoryOf = device ? null : global;
   const since = range ? `&since=${Date.now() - range}` : "";
-  const { ok, data } = await api("GET", `/devices/${device.ref}/history?limit=500${since}`);
+  const address = device ? `/devices/${device.ref}/history` : `/globals/${encodeURIComponent(global)}/history`;
+  const { ok, data } = await api("GET", `${address}?limit=500${since}`);
   if (!ok) return;
   $("#device-history").hidden = false;
-  $("#history-title").textContent = `History of ${label(device)}`;
+  $("#device-set").hidden = !device;
+  $("#history-title").textContent = device ? `History of ${label(device)}` : `History of the global ${global}`;
   const points = data.points || [];
   const rowsBody = $("#history-rows");
   rowsBody.replaceChildren();
   for (const p of [...points].reverse().slice(0, 50)) {
     const row = document.createElement("tr");
     cell(row, timeElement(new Date(p.at_ms).toISOString())); cell(row, p.value); cell(row, p.string);
-    // The run that made the change, found among the runs kept (a change set by hand has none).
-    const made = document.createElement("a");
-    made.href = `#runs/${encodeURIComponent(device.profile)}/${device.ref}@${p.at_ms}`;
-    made.textContent = "its run";
-    cell(row, made);
+    // The run that made a device's change, found among the runs kept (a change set by hand
+    // has none); a global is set by events and by hand, not by runs.
+    if (device) {
+      const made = document.createElement("a");
+      made.href = `#runs/${encodeURIComponent(device.profile)}/${device.ref}@${p.at_ms}`;
+      made.textContent = "its run";
+      cell(row, made);
+    } else cell(row, "");
     rowsBody.append(row);
   }
   const chart = $("#history-chart");
@@ -292,7 +314,7 @@ async function showHistory(device) {
     dot.setAttribute("cx", x(times[i])); dot.setAttribute("cy", y(values[i])); dot.setAttribute("r", 4);
     dot.setAttribute("class", "point");
     const title = document.createElementNS(SVG, "title");
-    title.textContent = `${p.value}${device.unit ? " " + device.unit : ""} at ${local(p.at_ms)}`;
+    title.textContent = `${p.value}${device?.unit ? " " + device.unit : ""} at ${local(p.at_ms)}`;
     dot.append(title);
     chart.append(dot);
   });

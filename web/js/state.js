@@ -21,6 +21,8 @@ export const state = {
   devices: new Map(),
   /** The device whose history is open. */
   historyOf: null,
+  /** The global whose history is open (when no device's is). */
+  globalHistoryOf: null,
   /** The latest reading of the profile list (a promise; null before the first). */
   profilesRead: null,
   /** Profiles that have run (so they have a last response to preview against). */

@@ -1,4 +1,4 @@
-//! Routes of devices and globals: list, read, set, delete, and a device's history.
+//! Routes of devices and globals: list, read, set, delete, and their history.
 
 use super::*;
 
@@ -44,6 +44,15 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             .boxed(),
         // GET /api/v1/globals
         at("globals").and(warp::get()).and(s()).map(globals).boxed(),
+        // GET /api/v1/globals/{name}/history?since=<ms>&limit=<n>: recorded changes, oldest first.
+        api()
+            .and(warp::path!("globals" / String / "history"))
+            .and(warp::get())
+            .and(warp::query::<HistoryQuery>())
+            .and(s())
+            .then(global_history)
+            .map(answer)
+            .boxed(),
         // PUT /api/v1/globals/{name}  {value?, string?}
         api()
             .and(warp::path!("globals" / String))
@@ -101,6 +110,26 @@ async fn history(reference: u64, query: HistoryQuery, state: AppState) -> Answer
     let points = blocking(move || engine.device_history(reference, since, limit)).await??;
     Ok(ok(&DeviceHistory {
         reference,
+        points: points.iter().map(HistoryPointView::from).collect(),
+    }))
+}
+
+async fn global_history(name: String, query: HistoryQuery, state: AppState) -> Answer {
+    let name = decode(&name);
+    if !state.engine.globals().iter().any(|g| g.name == name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_global",
+            format!("no global is named `{name}`"),
+        ));
+    }
+    let limit = query.limit.unwrap_or(1000).clamp(1, MAX_HISTORY_POINTS);
+    let since = query.since.unwrap_or(0);
+    let engine = state.engine.clone();
+    let looked_up = name.clone();
+    let points = blocking(move || engine.global_history(&looked_up, since, limit)).await??;
+    Ok(ok(&GlobalHistory {
+        name: &name,
         points: points.iter().map(HistoryPointView::from).collect(),
     }))
 }
