@@ -3,7 +3,7 @@
 import { api } from "./js/api.js";
 import { $ } from "./js/dom.js";
 import { loadDevices, openDevice, openGlobal } from "./js/devices.js";
-import { loadEvents, openEvent, setUpEvents } from "./js/events.js";
+import { loadEvents, newEvent, openEvent, setUpEvents, showEventList } from "./js/events.js";
 import { connect } from "./js/live.js";
 import { loadProfiles, newProfile, openProfile, setUpProfiles, showProfileList } from "./js/profiles.js";
 import { loadOverview } from "./js/overview.js";
@@ -22,10 +22,11 @@ function showTab(name) {
 }
 
 // Deep links: `#profiles/<name>`, `#events/<name>`, `#devices/<ref>` open that item,
-// `#new-profile` an empty profile editor, `#runs/<profile>` that profile's runs; anything
+// `#new-profile` and `#new-event` empty editors, `#globals/<name>` a global's history, `#runs/<profile>` that profile's runs; anything
 // unknown falls back to the Overview.
 function route() {
   if (location.hash === "#new-profile") { showTab("profiles"); newProfile(uiReady); return; }
+  if (location.hash === "#new-event") { showTab("events"); newEvent(); return; }
   const [hashTab, ...rest] = location.hash.slice(1).split("/");
   // A global's history is on the Devices page.
   const tab = hashTab === "globals" ? "devices" : hashTab;
@@ -41,6 +42,7 @@ function route() {
     return;
   }
   if (name === "profiles" && !item) showProfileList();
+  if (name === "events" && !item) showEventList();
   if (!item) return;
   if (name === "profiles") openProfile(item);
   else if (name === "events") openEvent(item);

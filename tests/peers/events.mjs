@@ -32,7 +32,7 @@ await inChromium("target/peer-artifacts/events", async ({ page, shot }) => {
   await page.fill(`${trigger} [name="every"]`, "1h");
   await page.click("#event-save");
   await page.waitForFunction(() => document.querySelector("#event-message").textContent.includes("Saved"));
-  await page.waitForSelector('tr[data-event="evening"]');
+  await page.waitForSelector('tr[data-event="evening"]', { state: "attached" }); // in the list behind the editor
   await page.click("#event-run");
   await page.waitForFunction(() => {
     const runs = document.querySelector("#event-runs");

@@ -101,6 +101,7 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
 
   await page.goto(`${env.BELLHOP_URL}/#events/${encodeURIComponent(env.EVENT)}`);
   await page.waitForFunction((name) => document.querySelector("#event-title").textContent === `Event ${name}` && !document.querySelector("#events").hidden, env.EVENT);
+  if (await page.isVisible("#event-rows")) throw new Error("the event list shows beside the editor");
   const cards = await page.$$eval("#event-editor .list-item .summary", (lines) => lines.map((l) => l.textContent));
   if (cards.join(" | ") !== "Every 1h | Set global evening to 1") throw new Error(`the event's cards say: ${cards.join(" | ")}`);
   await shot(page, "2-event");

@@ -184,16 +184,36 @@ function showEventErrors(diagnostics) {
 
 function clearEventErrors() { clearErrors($("#event-editor"), $("#event-message")); }
 
+// The Events page shows the list or the editor, never both.
+function showEditorView(open) {
+  $("#event-list").hidden = open;
+  $("#event-editor").hidden = !open;
+  if (open) $("#event-notice").hidden = true;
+}
+/** The list view (`#events`): the editor closes. */
+export function showEventList() {
+  state.editingEvent = null;
+  showEditorView(false);
+}
+
 export async function openEvent(name) {
   await schemaReady();
   clearEventErrors();
   const { ok, data } = await api("GET", `/events/${encodeURIComponent(name)}/form`);
-  if (!ok) { $("#event-message").textContent = data.error ? data.error.message : "cannot open"; return; }
+  if (!ok) {
+    // The list stays, saying why the event did not open.
+    const message = data.error ? data.error.message : "cannot open";
+    $("#event-message").textContent = message;
+    showEventList();
+    $("#event-notice").textContent = message;
+    $("#event-notice").hidden = false;
+    return;
+  }
   state.editingEvent = name;
   fillPickers();
   buildEventForm(data.form);
   $("#event-title").textContent = `Event ${name}`;
-  $("#event-editor").hidden = false;
+  showEditorView(true);
   state.unsaved.delete("event");
   const detail = await api("GET", `/events/${encodeURIComponent(name)}`);
   const webhook = detail.ok && detail.data.webhook_url;
@@ -239,6 +259,9 @@ async function save(event) {
     state.unsaved.delete("event");
     await loadEvents();
     await openEvent(data.saved);
+    // The address names the event as saved (a new one, or one renamed), without reopening it.
+    const address = `#events/${encodeURIComponent(data.saved)}`;
+    if (location.hash !== address) { history.replaceState(null, "", address); state.shownHash = address; }
     $("#event-message").textContent = data.outcome === "unchanged" ? "Nothing changed." : "Saved.";
   } else {
     $("#event-message").textContent = data.error ? data.error.message : "not saved";
@@ -252,16 +275,19 @@ export function setUpEvents() {
   clearNotesOnInput($("#event-editor"));
   for (const kind of ["input", "change"]) $("#event-editor").addEventListener(kind, (e) => { if (e.target.name) state.unsaved.add("event"); });
   $("#event-run").addEventListener("click", () => state.editingEvent && runEvent(state.editingEvent));
-  $("#new-event").addEventListener("click", async () => {
-    await schemaReady();
-    state.editingEvent = null;
-    fillPickers();
-    clearEventErrors();
-    buildEventForm({ trigger: [{ kind: "every", every: "1m" }], action: [{ kind: "set_global" }] });
-    $("#event-title").textContent = "New event";
-    $("#event-webhook").hidden = true;
-    $("#event-runs").replaceChildren();
-    $("#event-editor").hidden = false;
-    state.unsaved.delete("event");
-  });
+  $("#new-event").addEventListener("click", () => { location.hash = "#new-event"; });
+}
+
+/** An empty editor for a new event (`#new-event`). */
+export async function newEvent() {
+  await schemaReady();
+  state.editingEvent = null;
+  fillPickers();
+  clearEventErrors();
+  buildEventForm({ trigger: [{ kind: "every", every: "1m" }], action: [{ kind: "set_global" }] });
+  $("#event-title").textContent = "New event";
+  $("#event-webhook").hidden = true;
+  $("#event-runs").replaceChildren();
+  showEditorView(true);
+  state.unsaved.delete("event");
 }
