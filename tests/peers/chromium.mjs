@@ -13,7 +13,16 @@ export async function inChromium(defaultArtifacts, journey) {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
   });
-  const shot = (page, name) => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+  // The whole page; the window is made as tall as the page for it, so a bar that sticks to the
+  // bottom of the window shows at the bottom of the picture.
+  const shot = async (page, name) => {
+    const size = page.viewportSize();
+    const height = await page.evaluate(() => document.documentElement.scrollHeight).catch(() => 0);
+    const taller = size && height > size.height;
+    if (taller) await page.setViewportSize({ width: size.width, height: Math.min(height, 16000) });
+    await page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+    if (taller) await page.setViewportSize(size);
+  };
   let page;
   try {
     const context = await browser.newContext();

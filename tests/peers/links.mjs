@@ -80,9 +80,9 @@ await inChromium("target/peer-artifacts/links", async ({ page, shot }) => {
   await page.waitForFunction((name) => document.querySelector("#editor-title").textContent === `Profile ${name}`, env.PROVIDER_PROFILE);
   if (await visible('#editor [name="token_url"]')) throw new Error("the endpoint the provider fills is shown");
   if (!(await visible('#editor [name="client_id"]')) || !(await visible("#authorize"))) throw new Error("the client id or Request Authorization is hidden");
+  await shot(page, "1b-provider");
   await page.click("#provider-advanced summary");
   if (!(await visible('#editor [name="token_url"]'))) throw new Error("asked for, the provider's endpoints are still hidden");
-  await shot(page, "1b-provider");
   await audit("profile editor with a provider");
 
   // Leaving a profile with changes not saved asks first; staying keeps the editor and its text.
