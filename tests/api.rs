@@ -27,6 +27,15 @@ impl Api {
         }
     }
 
+    /// Commits what the hub holds (history is read from the store).
+    async fn flush(&self) {
+        self.state
+            .engine
+            .flush()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = crate::support::local_request().method(method).path(path);
         if let Some(body) = body {
@@ -529,4 +538,127 @@ async fn devices_carry_their_unit_and_whether_they_only_group_features() {
     assert_eq!(find(Some("mode"))["unit"], Value::Null, "{body}");
     assert_eq!(find(None)["grouping"], true, "{body}");
     assert_eq!(find(Some("temperature"))["grouping"], Value::Null, "{body}");
+}
+
+#[tokio::test]
+async fn the_editor_previews_each_box_element_over_the_last_response() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "discord",
+        &profile_text(
+            &stub.url("/user"),
+            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input,\"email\")'",
+        ),
+    );
+    let api = Api::new(&ws);
+    let boxes = serde_json::json!({
+        "root_names": "\"me\" &&& Upper(JSON(input, \"username\"))",
+        "values": "JSON(input,\"email\") && 1 + && 2 + 10 / (1 - 1)",
+        "strings": "",
+    });
+    // Never run: nothing to preview against, and that is no error.
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/v1/profiles/discord/preview",
+            Some(boxes.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["ran"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
+    let (status, _) = api
+        .call(
+            "POST",
+            "/api/v1/actions/run",
+            Some(serde_json::json!({"profile": "discord", "text": ""})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = api
+        .call("POST", "/api/v1/profiles/discord/preview", Some(boxes))
+        .await;
+    assert_eq!((status, body["ran"].as_bool()), (200, Some(true)), "{body}");
+    assert_eq!(
+        body["boxes"]["root_names"],
+        serde_json::json!([{"text": "me"}, {"text": "ANN"}])
+    );
+    // Each element on its own: a value, a syntax error and a failing evaluation, each at its
+    // column in the box as typed.
+    let values = &body["boxes"]["values"];
+    assert_eq!(values[0]["text"], "ann@example.com", "{body}");
+    assert_eq!(values[1]["column"].as_u64(), Some(27), "{body}");
+    assert!(values[1]["error"].is_string(), "{body}");
+    assert_eq!(values[2]["column"].as_u64(), Some(35), "{body}");
+    assert_eq!(body["boxes"]["strings"], serde_json::json!([]));
+    assert!(body["boxes"].get("feature_names").is_none(), "{body}");
+    // Bounded: a box of a thousand elements previews the first eight.
+    let many = vec!["1"; 1000].join(" &&& ");
+    let (_, body) = api
+        .call(
+            "POST",
+            "/api/v1/profiles/discord/preview",
+            Some(serde_json::json!({ "values": many })),
+        )
+        .await;
+    assert_eq!(
+        body["boxes"]["values"].as_array().map(Vec::len),
+        Some(8),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/v1/profiles/ghost/preview",
+            Some(serde_json::json!({"values": "1"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_error_shape(&body, "not_found");
+}
+
+#[tokio::test]
+async fn a_global_has_a_history_of_what_it_was_set_to() {
+    let ws = Workspace::new();
+    let api = Api::new(&ws);
+    for body in [
+        serde_json::json!({"value": 1}),
+        serde_json::json!({"string": "away"}),
+    ] {
+        let (status, _) = api.call("PUT", "/api/v1/globals/mode", Some(body)).await;
+        assert_eq!(status, 200);
+        api.flush().await;
+    }
+    let (status, body) = api.call("GET", "/api/v1/globals/mode/history", None).await;
+    assert_eq!(status, 200, "{body}");
+    let points: Vec<(f64, String)> = body["points"]
+        .as_array()
+        .map(|points| {
+            points
+                .iter()
+                .map(|p| {
+                    (
+                        p["value"].as_f64().unwrap_or(-1.0),
+                        p["string"].as_str().unwrap_or("?").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        points,
+        vec![(1.0, String::new()), (1.0, "away".to_string())],
+        "{body}"
+    );
+    let (status, body) = api
+        .call("GET", "/api/v1/globals/nobody/history", None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = api
+        .call("GET", "/api/v1/globals/mode/history?since=abc", None)
+        .await;
+    assert_eq!(status, 400);
 }

@@ -30,6 +30,20 @@ pub struct Evaluation {
     pub warnings: Vec<CompileWarning>,
 }
 
+/// What one element of a device box (an expression between `&&&` / `&&`) gives over a
+/// profile's last response: its value as text (at most [`PREVIEW_TEXT_CHARS`] characters), or
+/// the problem and its 1-based character column in the box.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ElementPreview {
+    Value(String),
+    Problem { message: String, column: usize },
+}
+
+/// The most elements of one box a preview evaluates (each parses the last response anew).
+pub const PREVIEW_ELEMENTS: usize = 8;
+/// The longest value text a preview shows.
+pub const PREVIEW_TEXT_CHARS: usize = 200;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("profile `{0}` has no response yet: run it first")]
@@ -198,6 +212,74 @@ impl Engine {
             value,
             warnings: expression.warnings().to_vec(),
         })
+    }
+
+    /// Previews device boxes (their source as typed in the editor) over `profile`'s last
+    /// response, element by element (empty elements skipped, the first [`PREVIEW_ELEMENTS`] of
+    /// each box); `None` when the profile has no response yet.
+    pub fn preview_boxes(
+        &self,
+        profile: &str,
+        boxes: &[&str],
+    ) -> Result<Option<Vec<Vec<ElementPreview>>>, DoorError> {
+        if self.profiles().get(profile).is_none() {
+            return Err(DoorError::UnknownProfile(profile.to_string()));
+        }
+        if self.last_response(profile).is_none() {
+            return Ok(None);
+        }
+        let column_in = |source: &str, byte: usize| {
+            source
+                .get(..byte.min(source.len()))
+                .map_or(1, |before| before.chars().count() + 1)
+        };
+        let preview = |source: &str| -> Vec<ElementPreview> {
+            crate::profile::split_box(source)
+                .into_iter()
+                .flatten()
+                .filter(|element| !element.text.trim().is_empty())
+                .take(PREVIEW_ELEMENTS)
+                .map(|element| {
+                    let trimmed = element.text.trim();
+                    let start =
+                        element.offset + (element.text.len() - element.text.trim_start().len());
+                    match self.evaluate(trimmed, SandboxInput::LastResponse(profile.to_string())) {
+                        Ok(evaluation) => ElementPreview::Value(
+                            evaluation
+                                .value
+                                .to_text()
+                                .chars()
+                                .take(PREVIEW_TEXT_CHARS)
+                                .collect(),
+                        ),
+                        Err(SandboxError::Compile(errors)) => {
+                            let first = errors.errors.first();
+                            ElementPreview::Problem {
+                                message: errors
+                                    .errors
+                                    .iter()
+                                    .map(|e| e.message.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join("; "),
+                                column: column_in(
+                                    source,
+                                    start + first.map_or(0, |e| e.span.start),
+                                ),
+                            }
+                        }
+                        Err(SandboxError::Eval(error)) => ElementPreview::Problem {
+                            message: error.kind.to_string(),
+                            column: column_in(source, start + error.span.start),
+                        },
+                        Err(error @ SandboxError::NoResponse(_)) => ElementPreview::Problem {
+                            message: error.to_string(),
+                            column: 1,
+                        },
+                    }
+                })
+                .collect()
+        };
+        Ok(Some(boxes.iter().map(|source| preview(source)).collect()))
     }
 
     fn oauth_profile(&self, name: &str) -> Result<Arc<Profile>, DoorError> {

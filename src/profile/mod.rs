@@ -23,7 +23,7 @@ use crate::expr::{Expression, ExtractionPlan, Template};
 use crate::secret::{Secret, SecretSource};
 pub use diagnostic::{Diagnostic, Severity};
 pub use provider::{ProviderCatalog, ProviderDefinition, PROPERTIES as PROVIDER_PROPERTIES};
-pub use resolve::{name_problem, GRANTS, MAX_LISTEN_BODY_BYTES, MAX_NAME_CHARS};
+pub use resolve::{name_problem, split_box, GRANTS, MAX_LISTEN_BODY_BYTES, MAX_NAME_CHARS};
 
 /// A compiled, valid profile.
 #[derive(Debug, Clone)]

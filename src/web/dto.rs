@@ -601,6 +601,42 @@ pub struct DeviceHistory<'a> {
     pub points: Vec<HistoryPointView<'a>>,
 }
 
+/// The editor's device boxes over a profile's last response (`ran` false: it has none yet).
+#[derive(Serialize)]
+pub struct BoxesPreview<'a> {
+    pub ran: bool,
+    pub boxes: std::collections::BTreeMap<&'static str, Vec<ElementView<'a>>>,
+}
+
+/// One element of a box: its value as text, or the problem and its column in the box.
+#[derive(Serialize)]
+pub struct ElementView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+impl<'a> From<&'a crate::engine::door::ElementPreview> for ElementView<'a> {
+    fn from(element: &'a crate::engine::door::ElementPreview) -> ElementView<'a> {
+        use crate::engine::door::ElementPreview;
+        match element {
+            ElementPreview::Value(text) => ElementView {
+                text: Some(text),
+                error: None,
+                column: None,
+            },
+            ElementPreview::Problem { message, column } => ElementView {
+                text: None,
+                error: Some(message),
+                column: Some(*column),
+            },
+        }
+    }
+}
+
 /// A global's recorded changes, oldest first.
 #[derive(Serialize)]
 pub struct GlobalHistory<'a> {

@@ -72,6 +72,16 @@ await inChromium("target/peer-artifacts", async ({ page, context, shot }) => {
   await page.click("#run-now");
   await page.waitForFunction(() => document.querySelector("#run-result").textContent.includes("ann@example.com"));
   await shot(page, "5-run-now");
+  // Under each device box, what it gives over that response, following what is typed: a
+  // value, and a mistake at its column, before anything is saved.
+  await page.waitForFunction(() => document.querySelector('#editor output[data-for="values"]').textContent.includes("ann@example.com"));
+  await fill("root_names", '"email" &&& Upper(JSON(input,"email") +');
+  await page.waitForFunction(() => {
+    const parts = [...document.querySelectorAll('#editor output[data-for="root_names"] span')].map((s) => s.textContent);
+    return parts.length === 2 && parts[0] === "email" && parts[1].startsWith("column ");
+  });
+  await fill("root_names", '"email"');
+  await page.waitForFunction(() => document.querySelector('#editor output[data-for="root_names"]').textContent === "email");
   // The list shows the last run beside the authorization; times are relative and local.
   await page.waitForFunction(() => {
     const row = document.querySelector('tr[data-profile="discord"]');

@@ -6,19 +6,14 @@ import { buildFields, readField, syncWhen } from "./schema-form.js";
 import { loadRuns } from "./runs.js";
 import { providersReady, schemaReady, state } from "./state.js";
 
-/** Reads the profile list (and which profiles have run); `state.profilesRead` is the reading. */
-export function loadProfiles() {
-  state.profilesRead = readProfiles();
-  return state.profilesRead;
-}
-async function readProfiles() {
+/** Reads the profile list. */
+export async function loadProfiles() {
   const { data } = await api("GET", "/profiles");
   const rows = $("#profile-rows");
   rows.replaceChildren();
   const select = $("#sandbox-profile");
   select.replaceChildren(new Option("(use the input above)", ""));
   for (const profile of data.profiles || []) {
-    if (profile.last_run) state.ranProfiles.add(profile.name);
     const row = document.createElement("tr");
     row.dataset.profile = profile.name;
     cell(row, openLink(profile.name, "profiles", () => openProfile(profile.name)));
@@ -205,6 +200,15 @@ function fillForm(form) {
   element.elements.auth_mode.disabled = readOnly.includes("auth");
   $("#auth-read-only").hidden = !readOnly.includes("auth");
   $("#devices-read-only").hidden = !readOnly.includes("devices");
+  // Under each device box, what it gives (filled by previewBoxes).
+  for (const key of PREVIEWED) {
+    const output = document.createElement("output");
+    output.className = "preview";
+    output.dataset.for = key;
+    output.setAttribute("aria-live", "polite");
+    element.elements[key].closest(".field").append(output);
+    element.elements[key].addEventListener("input", previewSoon);
+  }
   for (const box of ["root_names", "feature_names", "values", "strings"]) element.elements[box].readOnly = readOnly.includes("devices");
   element.elements.auth_mode.addEventListener("change", () => { syncWhen(element); syncApplicable(); });
   element.elements.legacy_callback.addEventListener("change", () => { state.legacyChanged = true; showRedirect(null); });
@@ -251,18 +255,42 @@ export async function openProfile(name) {
   showEditorView(true);
   $("#run-result").hidden = true;
   state.unsaved.delete("profile");
-  preview(name);
+  previewBoxes();
 }
 
-// What the first value expression gives over the profile's last response (a profile that
-// never ran has none: nothing is asked, so no request fails).
-async function preview(name) {
-  const values = $("#editor").elements.values.value.split("&&")[0].trim();
-  if (!values) return;
-  await state.profilesRead;
-  if (!state.ranProfiles.has(name)) { $("#preview").textContent = "run the profile to see what its values give"; return; }
-  const { ok, data } = await api("POST", "/eval", { expression: values, profile: name });
-  $("#preview").textContent = ok ? data.text : (data.error ? data.error.message : "–");
+// What each box gives over the profile's last response, element by element, under the box,
+// following what is typed (a profile that never ran has no response: nothing is evaluated).
+const PREVIEWED = ["root_names", "feature_names", "values", "strings"];
+let previewTimer = null;
+function previewSoon() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(previewBoxes, 400);
+}
+async function previewBoxes() {
+  const name = state.editing;
+  const outputs = PREVIEWED.map((key) => $("#editor").querySelector(`output[data-for="${key}"]`));
+  const clear = () => outputs.forEach((output) => { if (output) output.replaceChildren(); });
+  if (!name) { $("#preview").textContent = "save and run the profile to see what its boxes give"; clear(); return; }
+  const elements = $("#editor").elements;
+  const body = Object.fromEntries(PREVIEWED.map((key) => [key, elements[key].value]));
+  const { ok, data } = await api("POST", `/profiles/${encodeURIComponent(name)}/preview`, body);
+  if (state.editing !== name) return;
+  if (!ok || !data.ran) {
+    $("#preview").textContent = ok ? "run the profile to see what its values give" : (data.error ? data.error.message : "–");
+    clear();
+    return;
+  }
+  $("#preview").textContent = "under each box";
+  PREVIEWED.forEach((key, i) => {
+    const output = outputs[i];
+    if (!output) return;
+    output.replaceChildren(...(data.boxes[key] || []).map((element) => {
+      const part = document.createElement("span");
+      part.className = element.error ? "problem" : "value";
+      part.textContent = element.error ? `column ${element.column}: ${element.error}` : (element.text === "" ? "(empty)" : element.text);
+      return part;
+    }));
+  });
 }
 
 function clearEditorErrors() { clearErrors($("#editor"), $("#editor-message")); }
@@ -310,7 +338,6 @@ export async function runProfile(name, button) {
   const { data } = await api("POST", "/actions/run", { profile: name, text: "" });
   button.disabled = false;
   const out = $("#run-result");
-  if (data.exchanges && data.exchanges.length) state.ranProfiles.add(name);
   if (data.error) { out.textContent = data.error.message; }
   else {
     const lines = [`${data.ok ? "ok" : "failed"} in ${data.duration_ms} ms`];
@@ -321,7 +348,7 @@ export async function runProfile(name, button) {
   }
   out.hidden = false;
   if (state.editing === name) {
-    preview(name);
+    previewBoxes();
     refreshEditorStatus(name);
   }
   loadProfiles();

@@ -23,10 +23,6 @@ export const state = {
   historyOf: null,
   /** The global whose history is open (when no device's is). */
   globalHistoryOf: null,
-  /** The latest reading of the profile list (a promise; null before the first). */
-  profilesRead: null,
-  /** Profiles that have run (so they have a last response to preview against). */
-  ranProfiles: new Set(),
   /** The address shown (kept to go back to when leaving unsaved changes is refused). */
   shownHash: "",
   /** The open editors with changes not saved yet: "profile", "event". */

@@ -10,6 +10,7 @@ mod oauth2;
 mod request;
 
 use auth::*;
+pub use devices::split_box;
 use devices::*;
 pub use listen::MAX_LISTEN_BODY_BYTES;
 use listen::*;

@@ -1,4 +1,5 @@
-//! Routes of profiles: the list, one profile, validating a text, the editor's form and saving it.
+//! Routes of profiles: the list, one profile, validating a text, the editor's form, its device
+//! boxes' preview and saving it.
 
 use super::*;
 
@@ -28,6 +29,16 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             .and(warp::get())
             .and(s())
             .then(form)
+            .map(answer)
+            .boxed(),
+        // POST /api/v1/profiles/{name}/preview {root_names?, feature_names?, values?, strings?}:
+        // what each element of the boxes, as typed, gives over the profile's last response.
+        api()
+            .and(warp::path!("profiles" / String / "preview"))
+            .and(warp::post())
+            .and(json_body())
+            .and(s())
+            .then(preview)
             .map(answer)
             .boxed(),
         // PUT /api/v1/profiles/{name}: save from the editor (a different form name renames).
@@ -123,5 +134,44 @@ async fn save(name: String, form: ProfileForm, state: AppState) -> Answer {
     Ok(ok(&SavedView {
         saved: &saved_name,
         outcome,
+    }))
+}
+
+/// The editor's device boxes, as typed (each absent one is not previewed).
+#[derive(serde::Deserialize)]
+struct PreviewRequest {
+    root_names: Option<String>,
+    feature_names: Option<String>,
+    values: Option<String>,
+    strings: Option<String>,
+}
+
+async fn preview(name: String, request: PreviewRequest, state: AppState) -> Answer {
+    let name = decode(&name);
+    let boxes: Vec<(&'static str, String)> = [
+        ("root_names", request.root_names),
+        ("feature_names", request.feature_names),
+        ("values", request.values),
+        ("strings", request.strings),
+    ]
+    .into_iter()
+    .filter_map(|(key, source)| Some((key, source?)))
+    .collect();
+    let engine = state.engine.clone();
+    let sources: Vec<String> = boxes.iter().map(|(_, source)| source.clone()).collect();
+    let previews = blocking(move || {
+        let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
+        engine.preview_boxes(&name, &sources)
+    })
+    .await??;
+    let ran = previews.is_some();
+    let previews = previews.unwrap_or_default();
+    Ok(ok(&BoxesPreview {
+        ran,
+        boxes: boxes
+            .iter()
+            .zip(&previews)
+            .map(|((key, _), elements)| (*key, elements.iter().map(ElementView::from).collect()))
+            .collect(),
     }))
 }
