@@ -94,3 +94,22 @@ export function clearNotesOnInput(form) {
     if (note && note.classList.contains("field-error")) note.remove();
   });
 }
+
+// A page with a list view and an editor view (Profiles, Events): one shown at a time.
+// `list`, `editor`, `notice` are the two views and the list's notice line.
+export function listOrEditor(list, editor, notice) {
+  const show = (open) => { list.hidden = open; editor.hidden = !open; if (open) notice.hidden = true; };
+  return {
+    editor: () => show(true),
+    list: () => show(false),
+    /** The list, saying why an item did not open. */
+    refused: (message) => { show(false); notice.textContent = message; notice.hidden = false; },
+  };
+}
+// The address names the item as saved (a new one, or one renamed) without reopening it; the
+// address kept to go back to follows.
+export function nameInAddress(address, state) {
+  if (location.hash === address) return;
+  history.replaceState(null, "", address);
+  state.shownHash = address;
+}

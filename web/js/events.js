@@ -1,7 +1,7 @@
 // The Events page: the list (triggers, next firing, last run) and the editor (fields and the
 // trigger/action lists from the schema; each run with its steps).
 import { api } from "./api.js";
-import { $, cell, clearErrors, clearNotesOnInput, lastRun, listProblems, noteAt, openLink, runButton, text, timeElement } from "./dom.js";
+import { $, cell, clearErrors, clearNotesOnInput, lastRun, listOrEditor, listProblems, nameInAddress, noteAt, openLink, runButton, text, timeElement } from "./dom.js";
 import { buildFields, fieldElement, readField, syncWhen } from "./schema-form.js";
 import { stepList } from "./runs.js";
 import { schemaReady, state } from "./state.js";
@@ -184,16 +184,11 @@ function showEventErrors(diagnostics) {
 
 function clearEventErrors() { clearErrors($("#event-editor"), $("#event-message")); }
 
-// The Events page shows the list or the editor, never both.
-function showEditorView(open) {
-  $("#event-list").hidden = open;
-  $("#event-editor").hidden = !open;
-  if (open) $("#event-notice").hidden = true;
-}
+const view = listOrEditor($("#event-list"), $("#event-editor"), $("#event-notice"));
 /** The list view (`#events`): the editor closes. */
 export function showEventList() {
   state.editingEvent = null;
-  showEditorView(false);
+  view.list();
 }
 
 export async function openEvent(name) {
@@ -204,16 +199,15 @@ export async function openEvent(name) {
     // The list stays, saying why the event did not open.
     const message = data.error ? data.error.message : "cannot open";
     $("#event-message").textContent = message;
-    showEventList();
-    $("#event-notice").textContent = message;
-    $("#event-notice").hidden = false;
+    state.editingEvent = null;
+    view.refused(message);
     return;
   }
   state.editingEvent = name;
   fillPickers();
   buildEventForm(data.form);
   $("#event-title").textContent = `Event ${name}`;
-  showEditorView(true);
+  view.editor();
   state.unsaved.delete("event");
   const detail = await api("GET", `/events/${encodeURIComponent(name)}`);
   const webhook = detail.ok && detail.data.webhook_url;
@@ -259,9 +253,7 @@ async function save(event) {
     state.unsaved.delete("event");
     await loadEvents();
     await openEvent(data.saved);
-    // The address names the event as saved (a new one, or one renamed), without reopening it.
-    const address = `#events/${encodeURIComponent(data.saved)}`;
-    if (location.hash !== address) { history.replaceState(null, "", address); state.shownHash = address; }
+    nameInAddress(`#events/${encodeURIComponent(data.saved)}`, state);
     $("#event-message").textContent = data.outcome === "unchanged" ? "Nothing changed." : "Saved.";
   } else {
     $("#event-message").textContent = data.error ? data.error.message : "not saved";
@@ -288,6 +280,6 @@ export async function newEvent() {
   $("#event-title").textContent = "New event";
   $("#event-webhook").hidden = true;
   $("#event-runs").replaceChildren();
-  showEditorView(true);
+  view.editor();
   state.unsaved.delete("event");
 }

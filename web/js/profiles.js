@@ -1,7 +1,7 @@
 // The Profiles page: the list (with each OAuth profile's status and last run) and the editor
 // (fields from the schema, the provider's notes, every way to authorize, Run now).
 import { api } from "./api.js";
-import { $, cell, clearErrors, clearNotesOnInput, lastRun, listProblems, noteAt, openLink, runButton, when } from "./dom.js";
+import { $, cell, clearErrors, clearNotesOnInput, lastRun, listOrEditor, listProblems, nameInAddress, noteAt, openLink, runButton, when } from "./dom.js";
 import { buildFields, readField, syncWhen } from "./schema-form.js";
 import { loadRuns } from "./runs.js";
 import { providersReady, schemaReady, state } from "./state.js";
@@ -146,16 +146,11 @@ function syncApplicable() {
   else $("#provider-docs").after($("#discover-row"));
 }
 
-// The Profiles page shows the list or the editor, never both.
-function showEditorView(open) {
-  $("#profile-list").hidden = open;
-  $("#editor").hidden = !open;
-  if (open) $("#profile-notice").hidden = true;
-}
+const view = listOrEditor($("#profile-list"), $("#editor"), $("#profile-notice"));
 /** The list view (`#profiles`): the editor closes. */
 export function showProfileList() {
   state.editing = null;
-  showEditorView(false);
+  view.list();
 }
 
 function showDevice(status) {
@@ -240,9 +235,8 @@ export async function openProfile(name) {
     // The list stays, saying why the profile did not open.
     const message = data.error ? data.error.message : "cannot open";
     $("#editor-message").textContent = message;
-    showProfileList();
-    $("#profile-notice").textContent = message;
-    $("#profile-notice").hidden = false;
+    state.editing = null;
+    view.refused(message);
     return;
   }
   state.editing = name;
@@ -252,7 +246,7 @@ export async function openProfile(name) {
   showRedirect(data.redirect_uri);
   $("#auth-status").textContent = data.status ? describeStatus(data.status) : "–";
   showDevice(data.status);
-  showEditorView(true);
+  view.editor();
   $("#run-result").hidden = true;
   state.unsaved.delete("profile");
   previewBoxes();
@@ -323,9 +317,7 @@ async function save(event) {
     state.unsaved.delete("profile");
     await loadProfiles();
     await openProfile(form.name);
-    // The address names the profile as saved (a new one, or one renamed), without reopening it.
-    const address = `#profiles/${encodeURIComponent(form.name)}`;
-    if (location.hash !== address) { history.replaceState(null, "", address); state.shownHash = address; }
+    nameInAddress(`#profiles/${encodeURIComponent(form.name)}`, state);
     $("#editor-message").textContent = "Saved.";
   } else {
     $("#editor-message").textContent = data.error ? data.error.message : "not saved";
@@ -377,7 +369,7 @@ export async function newProfile(uiReady) {
   showRedirect(null);
   $("#auth-status").textContent = "save the profile first";
   $("#run-result").hidden = true;
-  showEditorView(true);
+  view.editor();
   state.unsaved.delete("profile");
 }
 
