@@ -609,6 +609,20 @@ async fn the_editor_previews_each_box_element_over_the_last_response() {
         Some(8),
         "{body}"
     );
+    // A box too long to split is said so, not split.
+    let (_, body) = api
+        .call(
+            "POST",
+            "/api/v1/profiles/discord/preview",
+            Some(serde_json::json!({ "values": "&&&".repeat(300_000) })),
+        )
+        .await;
+    assert!(
+        body["boxes"]["values"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("900000 bytes")),
+        "{body}"
+    );
     let (status, body) = api
         .call(
             "POST",

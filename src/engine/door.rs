@@ -43,6 +43,8 @@ pub enum ElementPreview {
 pub const PREVIEW_ELEMENTS: usize = 8;
 /// The longest value text a preview shows.
 pub const PREVIEW_TEXT_CHARS: usize = 200;
+/// The longest box a preview reads (splitting a box costs memory per element).
+pub const PREVIEW_BOX_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -234,6 +236,15 @@ impl Engine {
                 .map_or(1, |before| before.chars().count() + 1)
         };
         let preview = |source: &str| -> Vec<ElementPreview> {
+            if source.len() > PREVIEW_BOX_BYTES {
+                return vec![ElementPreview::Problem {
+                    message: format!(
+                        "the box is {} bytes long; the preview reads boxes of at most {PREVIEW_BOX_BYTES}",
+                        source.len()
+                    ),
+                    column: 1,
+                }];
+            }
             crate::profile::split_box(source)
                 .into_iter()
                 .flatten()
