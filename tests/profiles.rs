@@ -95,6 +95,43 @@ fn a_broken_folder_reports_every_problem_at_once_and_loads_the_rest() {
 }
 
 #[test]
+fn a_box_of_thousands_of_elements_is_refused_before_it_is_compiled() {
+    let ws = Workspace::new();
+    let roots = vec!["\"a\""; 120_000].join(" &&& ");
+    ws.write_profile(
+        "bomb",
+        &profile_text(
+            "http://127.0.0.1:1/x",
+            &format!("[devices]\nroot_names = '{roots}'"),
+        ),
+    );
+    let features = vec!["\"t\""; 1_001].join(" && ");
+    ws.write_profile(
+        "wide",
+        &profile_text(
+            "http://127.0.0.1:1/x",
+            &format!("[devices]\nroot_names = '\"a\"'\nfeature_names = '{features}'"),
+        ),
+    );
+    ws.write_profile(
+        "fine",
+        &profile_text("http://127.0.0.1:1/x", "[devices]\nroot_names = '\"a\"'"),
+    );
+    let set = ws.load();
+    let problem = find(&set.diagnostics, "bomb.toml", "devices.root_names");
+    assert!(
+        problem.message.contains("120000 elements") && problem.message.contains("1000"),
+        "{problem}"
+    );
+    assert!(problem.line.is_some(), "{problem:?}");
+    let problem = find(&set.diagnostics, "wide.toml", "devices.feature_names");
+    assert!(problem.message.contains("1001 elements"), "{problem}");
+    // The others load.
+    assert!(set.get("fine").is_some());
+    assert!(set.get("bomb").is_none() && set.get("wide").is_none());
+}
+
+#[test]
 fn boxes_must_line_up() {
     let ws = Workspace::new();
     ws.write_profile(

@@ -286,12 +286,32 @@ pub(super) fn resolve_settable(
     }
 }
 
+/// The most elements one device box may hold (each is an expression compiled at load): far
+/// beyond a real profile, and a bound on what a file of separators can make the loader build.
+pub const MAX_BOX_ELEMENTS: usize = 1_000;
+
+/// Whether a split box is within [`MAX_BOX_ELEMENTS`] (said at `key` when not).
+fn within_bound(c: &mut Collector<'_>, key: &str, groups: &[Vec<BoxElement<'_>>]) -> bool {
+    let elements: usize = groups.iter().map(Vec::len).sum();
+    if elements > MAX_BOX_ELEMENTS {
+        c.error(
+            key,
+            format!("the box has {elements} elements, over the limit of {MAX_BOX_ELEMENTS}"),
+        );
+        return false;
+    }
+    true
+}
+
 pub(super) fn resolve_boxes(devices: &RawDevices, c: &mut Collector<'_>) -> Vec<DeviceRule> {
     let Some(root_source) = devices.root_names.as_deref() else {
         c.error("devices.root_names", "the device boxes need `root_names`");
         return Vec::new();
     };
     let root_groups = split_box(root_source);
+    if !within_bound(c, "devices.root_names", &root_groups) {
+        return Vec::new();
+    }
     let mut roots = Vec::new();
     for group in &root_groups {
         if group.len() > 1 {
@@ -325,6 +345,11 @@ pub(super) fn resolve_boxes(devices: &RawDevices, c: &mut Collector<'_>) -> Vec<
         .as_deref()
         .filter(|s| !s.trim().is_empty())
         .map(split_box);
+    if let Some(groups) = &feature_groups {
+        if !within_bound(c, "devices.feature_names", groups) {
+            return Vec::new();
+        }
+    }
     let expected_shape = match &feature_groups {
         Some(groups) => shape_of(groups),
         None => vec![1; roots.len()],
