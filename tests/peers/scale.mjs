@@ -36,11 +36,14 @@ await inChromium("target/peer-artifacts/scale", async ({ page, shot }) => {
   const said = await page.textContent("#device-count");
   if (said !== "200 of 1000 devices shown") throw new Error(`the device count says: ${said}`);
   await shot(page, "2-devices-1000");
-  console.log(`MEASURED usable after navigation, 1,000 devices and 200 events: Overview ${overview} ms, Devices ${devices} ms`);
+  // The first navigation of a fresh browser compiles every module and has nothing cached; the
+  // Overview is opened once more, as a person coming back to it would.
+  const overviewAgain = await usableAfter("#overview", "overview");
+  console.log(`MEASURED usable after navigation, 1,000 devices and 200 events: Overview ${overview} ms (a fresh browser), Devices ${devices} ms, Overview again ${overviewAgain} ms`);
   // The goal is 300 ms; this machine (2 cores, software rendering, the debug build of serve
   // under `cargo test`) measures about 160–400 ms, with outliers when it is busy, so the test
   // holds the line at a second: a page that hangs or rebuilds itself fails it.
-  if (overview > 1000 || devices > 1000) throw new Error(`not usable within a second: Overview ${overview} ms, Devices ${devices} ms`);
+  if (overview > 1000 || devices > 1000 || overviewAgain > 1000) throw new Error(`not usable within a second: Overview ${overview} ms, Devices ${devices} ms, Overview again ${overviewAgain} ms`);
 
   // 9,000 more devices arrive while the page is open (one call, 9,000 live changes).
   await page.evaluate(() => { window.longestTask = 0; });
