@@ -437,9 +437,34 @@ fn a_person_creates_and_runs_an_event_in_chromium() {
         return;
     };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // A thermostat whose `setpoint` feature appears only after another device (`attic`) did:
+    // the Devices page still shows it under its root.
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("profiles/thermo.toml"),
+        crate::mqtt::THERMO_PROFILE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("profiles/attic.toml"),
+        "version = 1\nlisten = \"/attic\"\n[devices]\nroot_names = '\"attic\"'\nvalues = '1'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     // A sensor reports: the device the event will set.
     let (serve, bellhop_url, reference) = serve_with_hall_sensor(dir.path());
     let client = reqwest::blocking::Client::new();
+    for path in ["/in/thermo?t=21", "/in/attic", "/in/thermo?t=21&s=19"] {
+        let reply = client
+            .get(format!("{bellhop_url}{path}"))
+            .send()
+            .unwrap_or_else(|e| panic!("{e}"));
+        // (A reading without `s` maps `setpoint` to an error: 422, the rest is applied.)
+        assert!(
+            !reply.status().is_server_error(),
+            "{path}: {}",
+            reply.status()
+        );
+    }
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peer-artifacts/events");
     run_in_chromium(
         "events.mjs",

@@ -47,6 +47,12 @@ await inChromium("target/peer-artifacts/events", async ({ page, shot }) => {
     const row = [...document.querySelectorAll("#device-rows tr")].find((r) => r.firstChild.textContent === ref);
     return row && row.textContent.includes("42");
   }, env.DEVICE_REF);
+  // Grouped by root: a thermostat's features under it (`setpoint` came after `attic` did),
+  // indented.
+  const order = await page.$$eval("#device-rows tr", (rows) => rows.map((r) => r.dataset.device));
+  const thermo = order.indexOf("Thermo");
+  if (order.slice(thermo, thermo + 5).join(" | ") !== "Thermo | Thermo / temperature | Thermo / mode | Thermo / setpoint | attic") throw new Error(`the devices are shown in the order ${order.join(" | ")}`);
+  if (!(await page.$eval('#device-rows tr[data-device="Thermo / setpoint"]', (r) => r.classList.contains("feature")))) throw new Error("a feature's row is not marked as one");
   const row = await page.$$eval("#device-rows tr", (rows, ref) => rows.findIndex((r) => r.firstChild.textContent === ref), env.DEVICE_REF);
   await page.click(`#device-rows tr:nth-child(${row + 1}) a`);
   await page.waitForSelector("#history-chart:not([hidden]) path.line");

@@ -18,6 +18,8 @@ function newRow(d) {
   const row = document.createElement("tr");
   row.dataset.ref = d.ref;
   row.dataset.device = label(d);
+  // A feature's row sits under its root's, indented.
+  if (d.feature) row.classList.add("feature");
   const cells = [];
   for (let i = 0; i < 7; i++) { const td = document.createElement("td"); row.append(td); cells.push(td); }
   const name = document.createElement("a");
@@ -121,10 +123,29 @@ function matches(d, words) {
   return words.every((w) => text.includes(w));
 }
 
-/** The devices that pass the filter, in reference order, and how many there are. */
+// Grouped by root: a root device's row, then its features' rows (indented), roots in reference
+// order. A feature sorts by its root's reference (its own when its root is not known).
+function rootRefs() {
+  const roots = new Map();
+  for (const d of state.devices.values()) if (!d.feature) roots.set(`${d.profile}\u0000${d.name}`, d.ref);
+  return roots;
+}
+function orderKey(d, roots) {
+  return [roots.get(`${d.profile}\u0000${d.name}`) ?? d.ref, d.feature ? 1 : 0, d.ref];
+}
+function before(a, b) {
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
+}
+
+/** The devices that pass the filter, grouped by root, and how many there are. */
 function selection() {
   const words = filterWords();
-  const chosen = [...state.devices.values()].filter((d) => matches(d, words)).sort((a, b) => a.ref - b.ref);
+  const roots = rootRefs();
+  const chosen = [...state.devices.values()].filter((d) => matches(d, words))
+    .map((d) => ({ d, key: orderKey(d, roots) }))
+    .sort((a, b) => (before(a.key, b.key) ? -1 : before(b.key, a.key) ? 1 : 0))
+    .map(({ d }) => d);
   return { words, chosen };
 }
 
@@ -145,11 +166,13 @@ function render() {
 
 /** Whether a device not shown yet belongs on the page as it is: the page has room, or its
  * reference comes before the last one shown (and it passes the filter). */
-function belongsShown(d) {
+function belongsShown(d, roots) {
   const body = $("#device-rows");
   if (!matches(d, filterWords())) return false;
   if (body.children.length < limit) return true;
-  return d.ref < Number(body.lastElementChild?.dataset.ref ?? Infinity);
+  const last = state.devices.get(Number(body.lastElementChild?.dataset.ref));
+  if (!last) return true;
+  return before(orderKey(d, roots), orderKey(last, roots));
 }
 let filterTimer = null;
 $("#device-filter").addEventListener("input", () => {
@@ -162,6 +185,7 @@ function flush() {
   flushTimer = null;
   let reshow = false;
   let arrivedOffPage = false;
+  let roots = null;
   for (const [ref, d] of pending) {
     const row = rows.get(ref);
     if (d === null) {
@@ -172,7 +196,8 @@ function flush() {
     const known = state.devices.has(ref);
     state.devices.set(ref, d);
     if (row && row.isConnected) fillRow(row, d);
-    else if (!known && belongsShown(d)) reshow = true; // a new device on the page: render places it
+    // (The roots are read once a flush: a burst may bring thousands of new devices.)
+    else if (!known && belongsShown(d, roots ??= rootRefs())) reshow = true; // a new device on the page: render places it
     else if (!known) arrivedOffPage = true;
     // The open history follows (its store commits within the commit window).
     if (state.historyOf === ref && !$("#devices").hidden) setTimeout(() => showHistory(d), 200);
