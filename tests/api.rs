@@ -60,10 +60,8 @@ fn assert_error_shape(body: &Value, code: &str) {
     );
 }
 
-#[tokio::test]
-async fn run_then_read_and_set_devices() {
-    let stub = start_stub().await;
-    let ws = Workspace::new();
+/// The `discord` profile: the stub's `/user`, its `email` as a device.
+fn write_email_profile(ws: &Workspace, stub: &crate::support::StubApi) {
     ws.write_profile(
         "discord",
         &profile_text(
@@ -71,6 +69,13 @@ async fn run_then_read_and_set_devices() {
             "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input,\"email\")'",
         ),
     );
+}
+
+#[tokio::test]
+async fn run_then_read_and_set_devices() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    write_email_profile(&ws, &stub);
     let api = Api::new(&ws);
     let (status, record) = api
         .call(
@@ -544,13 +549,7 @@ async fn devices_carry_their_unit_and_whether_they_only_group_features() {
 async fn the_editor_previews_each_box_element_over_the_last_response() {
     let stub = start_stub().await;
     let ws = Workspace::new();
-    ws.write_profile(
-        "discord",
-        &profile_text(
-            &stub.url("/user"),
-            "[devices]\nroot_names = '\"email\"'\nvalues = 'JSON(input,\"email\")'",
-        ),
-    );
+    write_email_profile(&ws, &stub);
     let api = Api::new(&ws);
     let boxes = serde_json::json!({
         "root_names": "\"me\" &&& Upper(JSON(input, \"username\"))",
