@@ -144,6 +144,10 @@ impl Engine {
         self.hub.globals()
     }
 
+    pub fn global(&self, name: &str) -> Option<Global> {
+        self.hub.global(name)
+    }
+
     pub fn set_global(
         &self,
         name: &str,

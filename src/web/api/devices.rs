@@ -116,7 +116,7 @@ async fn history(reference: u64, query: HistoryQuery, state: AppState) -> Answer
 
 async fn global_history(name: String, query: HistoryQuery, state: AppState) -> Answer {
     let name = decode(&name);
-    if !state.engine.globals().iter().any(|g| g.name == name) {
+    if state.engine.global(&name).is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_global",
