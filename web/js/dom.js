@@ -96,14 +96,21 @@ export function clearNotesOnInput(form) {
 }
 
 // A page with a list view and an editor view (Profiles, Events): one shown at a time.
-// `list`, `editor`, `notice` are the two views and the list's notice line.
-export function listOrEditor(list, editor, notice) {
+// `list`, `editor`, `notice` are the two views and the list's notice line; `message` is the
+// editor's own message line.
+export function listOrEditor(list, editor, notice, message) {
   const show = (open) => { list.hidden = open; editor.hidden = !open; if (open) notice.hidden = true; };
   return {
     editor: () => show(true),
     list: () => show(false),
-    /** The list, saying why an item did not open. */
-    refused: (message) => { show(false); notice.textContent = message; notice.hidden = false; },
+    /** The list, saying why an item did not open (the answer of the request that failed). */
+    refused: (data) => {
+      const why = data.error ? data.error.message : "cannot open";
+      message.textContent = why;
+      show(false);
+      notice.textContent = why;
+      notice.hidden = false;
+    },
   };
 }
 // The address names the item as saved (a new one, or one renamed) without reopening it; the

@@ -184,7 +184,7 @@ function showEventErrors(diagnostics) {
 
 function clearEventErrors() { clearErrors($("#event-editor"), $("#event-message")); }
 
-const view = listOrEditor($("#event-list"), $("#event-editor"), $("#event-notice"));
+const view = listOrEditor($("#event-list"), $("#event-editor"), $("#event-notice"), $("#event-message"));
 /** The list view (`#events`): the editor closes. */
 export function showEventList() {
   state.editingEvent = null;
@@ -196,11 +196,8 @@ export async function openEvent(name) {
   clearEventErrors();
   const { ok, data } = await api("GET", `/events/${encodeURIComponent(name)}/form`);
   if (!ok) {
-    // The list stays, saying why the event did not open.
-    const message = data.error ? data.error.message : "cannot open";
-    $("#event-message").textContent = message;
     state.editingEvent = null;
-    view.refused(message);
+    view.refused(data);
     return;
   }
   state.editingEvent = name;

@@ -146,7 +146,7 @@ function syncApplicable() {
   else $("#provider-docs").after($("#discover-row"));
 }
 
-const view = listOrEditor($("#profile-list"), $("#editor"), $("#profile-notice"));
+const view = listOrEditor($("#profile-list"), $("#editor"), $("#profile-notice"), $("#editor-message"));
 /** The list view (`#profiles`): the editor closes. */
 export function showProfileList() {
   state.editing = null;
@@ -232,11 +232,8 @@ export async function openProfile(name) {
   clearEditorErrors();
   const { ok, data } = await api("GET", `/profiles/${encodeURIComponent(name)}/form`);
   if (!ok) {
-    // The list stays, saying why the profile did not open.
-    const message = data.error ? data.error.message : "cannot open";
-    $("#editor-message").textContent = message;
     state.editing = null;
-    view.refused(message);
+    view.refused(data);
     return;
   }
   state.editing = name;
