@@ -103,17 +103,29 @@ export function globalChanged(g) {
 const PAGE = 200;
 let limit = PAGE;
 
+/** Where the page's devices come from: `none` until a snapshot is first asked for (the stream's
+ * changes are not kept: the snapshot brings them), `loading` while one is read (changes wait),
+ * `loaded` after (changes apply). A page that drew the stream's changes before its snapshot
+ * would show a few devices as if they were all. */
+let snapshot = "none";
+
 /** Shows the devices (and globals) as they are now: a snapshot replaces everything shown. */
 export async function loadDevices() {
   loadGlobals();
-  const { ok, data } = await api("GET", "/devices");
-  if (!ok) return;
+  // Changes received before the snapshot is asked for are in it; those received while it is
+  // read are applied on top, in order (the newest of each device wins).
   pending.clear();
+  const before = snapshot;
+  snapshot = "loading";
+  const { ok, data } = await api("GET", "/devices");
+  if (!ok) { snapshot = before === "loaded" ? "loaded" : "none"; return; }
+  snapshot = "loaded";
   state.devices.clear();
   for (const d of data.devices || []) state.devices.set(d.ref, d);
   // Rows are kept only for devices still there; their cells are filled anew when shown.
   for (const ref of rows.keys()) if (!state.devices.has(ref)) rows.delete(ref);
   render();
+  if (pending.size) flush();
 }
 
 // The filter box: devices whose reference, profile or name contain every word typed.
@@ -183,6 +195,7 @@ $("#device-more").addEventListener("click", () => { limit += PAGE; render(); });
 
 function flush() {
   flushTimer = null;
+  if (snapshot !== "loaded") return; // applied when the snapshot is in
   let reshow = false;
   let arrivedOffPage = false;
   let roots = null;
@@ -221,9 +234,9 @@ function schedule() {
 }
 
 /** A device changed (from the live stream). */
-export function deviceChanged(d) { pending.set(d.ref, d); schedule(); }
+export function deviceChanged(d) { if (snapshot !== "none") { pending.set(d.ref, d); schedule(); } }
 /** A device was deleted (from the live stream). */
-export function deviceRemoved(ref) { pending.set(ref, null); schedule(); }
+export function deviceRemoved(ref) { if (snapshot !== "none") { pending.set(ref, null); schedule(); } }
 
 /** Opens a device's history by its reference (a deep link), once the devices are read. */
 export async function openDevice(ref) {
