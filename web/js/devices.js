@@ -76,19 +76,30 @@ function globalRow(g) {
   fillGlobal(row, g);
   return row;
 }
+/** Globals changed while their snapshot is read (applied on top of it, in order); `null`
+ * before a snapshot is first asked for: the stream's changes are not drawn until then. */
+let globalsWaiting = null;
+let globalsRead = false;
 async function loadGlobals() {
+  globalsWaiting = [];
   const { ok, data } = await api("GET", "/globals");
+  const waiting = globalsWaiting;
+  globalsWaiting = null;
   if (!ok) return;
+  globalsRead = true;
   globalRows.clear();
   const fresh = (data.globals || []).map((g) => { const row = globalRow(g); globalRows.set(g.name, row); return row; });
   $("#global-rows").replaceChildren(...fresh);
   // The names offered where a global is named (here and in the event editor).
   $("#global-names").replaceChildren(...(data.globals || []).map((g) => { const o = document.createElement("option"); o.value = g.name; return o; }));
+  for (const g of waiting) globalChanged(g);
 }
 /** A global changed (from the live stream). */
 export function globalChanged(g) {
   // The open history follows (its store commits within the commit window).
   if (state.globalHistoryOf === g.name && !$("#devices").hidden) setTimeout(() => openGlobal(g.name), 200);
+  if (globalsWaiting) { globalsWaiting.push(g); return; }
+  if (!globalsRead) return;
   const row = globalRows.get(g.name);
   if (row) { fillGlobal(row, g); return; }
   const created = globalRow(g);
