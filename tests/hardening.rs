@@ -1053,3 +1053,182 @@ async fn wrong_sign_ins_from_one_address_do_not_lock_out_another() {
         .and_then(|c| c.to_str().ok())
         .is_some_and(|c| c.starts_with("bellhop_session=")));
 }
+
+/// Sends `head` (a request's head, lines joined by CRLF, without the final blank line) and
+/// `body` over a fresh connection; returns the status and the body of the answer.
+async fn raw_exchange(address: std::net::SocketAddr, head: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let request = format!("{head}\r\nconnection: close\r\n\r\n{body}");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let status = answer
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The action route is answered ahead of the filter tree over a socket (the shortcut in
+/// `web::shortcut`): every request answers there as the filters answer it — the refusals of the
+/// edge, each body error with its wording, and a run.
+#[tokio::test]
+async fn the_action_route_answers_over_a_socket_as_the_filters_do() {
+    let ws = Workspace::new();
+    let stub = crate::support::start_stub().await;
+    ws.write_profile(
+        "email",
+        &crate::support::profile_text(&stub.url("/user"), crate::support::EMAIL_DEVICE),
+    );
+    let token = "an-admin-token-0123456";
+    let state = api_state(&ws).with_edge(
+        bellhop::web::Edge::loopback().with_admin_token(Some(bellhop::secret::Secret::new(token))),
+    );
+    let routes = bellhop::web::routes(state.clone());
+    let (address, _stop) = crate::support::serve(state).await;
+    let run = r#"{"profile":"email"}"#;
+    let bearer = format!("authorization: Bearer {token}");
+    let big = format!(r#"{{"profile":"email","text":"{}"}}"#, "x".repeat(1 << 20));
+    // (what, head lines after the request line, body)
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
+        (
+            "a run",
+            vec![bearer.clone(), "content-type: application/json".into()],
+            run.into(),
+        ),
+        ("no content type", vec![bearer.clone()], run.into()),
+        (
+            "JSON with a charset",
+            vec![
+                bearer.clone(),
+                "content-type: application/json; charset=utf-8".into(),
+            ],
+            run.into(),
+        ),
+        (
+            "an unknown profile",
+            vec![bearer.clone()],
+            r#"{"profile":"nobody"}"#.into(),
+        ),
+        (
+            "no admin token",
+            vec!["content-type: application/json".into()],
+            run.into(),
+        ),
+        (
+            "a wrong admin token",
+            vec!["authorization: Bearer guess".into()],
+            run.into(),
+        ),
+        (
+            "a foreign host",
+            vec!["host: rebind.evil.example".into(), bearer.clone()],
+            run.into(),
+        ),
+        (
+            "a foreign origin",
+            vec![bearer.clone(), "origin: https://ads.example".into()],
+            run.into(),
+        ),
+        (
+            "a session cookie that is not one",
+            vec!["cookie: bellhop_session=forged".into()],
+            run.into(),
+        ),
+        (
+            "text",
+            vec![bearer.clone(), "content-type: text/plain".into()],
+            run.into(),
+        ),
+        ("not JSON", vec![bearer.clone()], "{\"profile\":".into()),
+        (
+            "the wrong JSON",
+            vec![bearer.clone()],
+            r#"{"profil":"email"}"#.into(),
+        ),
+        ("too large", vec![bearer.clone()], big),
+        (
+            "a header that is not text",
+            vec![bearer.clone(), "origin: http://\u{e9}.example".into()],
+            run.into(),
+        ),
+    ];
+    for (what, lines, body) in &cases {
+        let has_host = lines.iter().any(|l| l.starts_with("host:"));
+        let mut head = String::from("POST /api/v1/actions/run HTTP/1.1");
+        if !has_host {
+            head.push_str("\r\nhost: 127.0.0.1:8765");
+        }
+        let mut filtered = warp::test::request()
+            .method("POST")
+            .path("/api/v1/actions/run")
+            .body(body.clone());
+        if !has_host {
+            filtered = filtered.header("host", "127.0.0.1:8765");
+        }
+        for line in lines {
+            head.push_str("\r\n");
+            head.push_str(line);
+            let (name, value) = line.split_once(": ").unwrap_or_else(|| panic!("{line}"));
+            filtered = filtered.header(name, value.as_bytes());
+        }
+        head.push_str(&format!("\r\ncontent-length: {}", body.len()));
+        let (status, answer) = raw_exchange(address, &head, body).await;
+        let expected = filtered.reply(&routes).await;
+        let expected_body = String::from_utf8_lossy(expected.body()).to_string();
+        assert_eq!(status, expected.status().as_u16(), "{what}: {answer}");
+        // A run's record differs in its times only (and in its changes: the second run of the
+        // pair finds the device set already).
+        let without_times = |text: &str| {
+            serde_json::from_str::<serde_json::Value>(text)
+                .map(|mut v| {
+                    for field in ["started_at", "duration_ms", "changes"] {
+                        v.as_object_mut().map(|o| o.remove(field));
+                    }
+                    if let Some(exchanges) = v.get_mut("exchanges").and_then(|e| e.as_array_mut()) {
+                        for exchange in exchanges {
+                            exchange.as_object_mut().map(|o| o.remove("duration_ms"));
+                        }
+                    }
+                    v.to_string()
+                })
+                .unwrap_or_else(|_| text.to_string())
+        };
+        assert_eq!(
+            without_times(&answer),
+            without_times(&expected_body),
+            "{what}"
+        );
+    }
+    // A body sent in chunks, without a length, is refused as the filters refuse it.
+    let head = format!("POST /api/v1/actions/run HTTP/1.1\r\nhost: 127.0.0.1:8765\r\n{bearer}\r\ntransfer-encoding: chunked");
+    let chunked = format!("{:x}\r\n{run}\r\n0\r\n\r\n", run.len());
+    let (status, answer) = raw_exchange(address, &head, &chunked).await;
+    assert_eq!(status, 411, "{answer}");
+    // The runs went through: the stub was called by each admitted run.
+    let admitted = cases
+        .iter()
+        .filter(|(what, ..)| {
+            what.starts_with("a run") || what.starts_with("no content") || what.starts_with("JSON")
+        })
+        .count();
+    assert_eq!(
+        stub.seen().len(),
+        2 * admitted,
+        "each admitted run calls the API once, over the socket and in the filters"
+    );
+}

@@ -296,6 +296,19 @@ pub async fn send(
     timeout: Duration,
     limit: u64,
 ) -> Result<Response, RequestError> {
+    // One deadline covers connecting, the headers and the whole body, so a body that drips
+    // forever ends there too (one timer per exchange: reqwest's own would set one for the
+    // request and another for the body).
+    tokio::time::timeout(timeout, send_unbounded(client, request, limit))
+        .await
+        .unwrap_or(Err(RequestError::Timeout(timeout)))
+}
+
+async fn send_unbounded(
+    client: &reqwest::Client,
+    request: PreparedRequest,
+    limit: u64,
+) -> Result<Response, RequestError> {
     let method = match request.method {
         Method::Get => reqwest::Method::GET,
         Method::Post => reqwest::Method::POST,
@@ -304,22 +317,12 @@ pub async fn send(
         Method::Delete => reqwest::Method::DELETE,
     };
     let origin = request.url.origin();
-    let mut builder = client
-        .request(method, request.url)
-        .headers(request.headers)
-        .timeout(timeout);
+    let mut builder = client.request(method, request.url).headers(request.headers);
     if let Some((_, body)) = request.body {
         builder = builder.body(body);
     }
-    // The client's timeout covers connecting, the headers and the whole body, so a body that
-    // drips forever ends there too.
-    let response = builder.send().await.map_err(|e| {
-        if e.is_timeout() {
-            RequestError::Timeout(timeout)
-        } else {
-            RequestError::Transport(crate::net::describe(&e))
-        }
-    })?;
+    let transport = |e: reqwest::Error| RequestError::Transport(crate::net::describe(&e));
+    let response = builder.send().await.map_err(transport)?;
     if response.status().is_redirection() && response.url().origin() == origin {
         if let Some(target) = response
             .headers()
@@ -342,13 +345,7 @@ pub async fn send(
     let mut bytes = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            if e.is_timeout() {
-                RequestError::Timeout(timeout)
-            } else {
-                RequestError::Transport(crate::net::describe(&e))
-            }
-        })?;
+        let chunk = chunk.map_err(transport)?;
         if bytes.len() as u64 + chunk.len() as u64 > limit {
             return Err(RequestError::TooLarge { limit });
         }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod listening;
 pub mod oauth;
 mod server;
+mod shortcut;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -341,9 +342,11 @@ pub fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let bound = server::local_address(&listener)?;
+    let state = state.with_connection_limit(max_connections);
     let task = tokio::spawn(server::run(
         listener,
-        routes(state.with_connection_limit(max_connections)),
+        routes(state.clone()),
+        shortcut::ActionShortcut::new(state),
         max_connections,
         shutdown,
     ));

@@ -10,7 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::Either;
+use hyper::body::Incoming;
 use warp::Filter;
+
+use super::shortcut::{ActionShortcut, Offered};
 
 /// How long a client may take to send a request's head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,9 +27,10 @@ const CLOSE_CHECK: Duration = Duration::from_millis(100);
 /// connection is asked to close once its request in flight is answered (a connection still
 /// waiting for its first request, once that one is): idle keep-alive connections go, streams and
 /// requests in progress finish, and new clients get the places.
-pub async fn run<F>(
+pub(super) async fn run<F>(
     listener: tokio::net::TcpListener,
     filter: F,
+    shortcut: ActionShortcut,
     max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) where
@@ -77,14 +82,23 @@ pub async fn run<F>(
         let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let service = {
             let (warp_service, served) = (warp::service(filter.clone()), served.clone());
-            hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            let shortcut = shortcut.clone();
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 served.store(true, std::sync::atomic::Ordering::Relaxed);
                 // Who is on the other end of the socket, for filters that count per client.
                 request
                     .extensions_mut()
                     .insert(super::edge::ClientSocket(remote));
                 let mut warp_service = warp_service.clone();
-                async move { tower_service::Service::call(&mut warp_service, request).await }
+                let shortcut = shortcut.clone();
+                async move {
+                    let request = match shortcut.offer(request).await {
+                        Offered::Answered(response) => return Ok(response),
+                        Offered::Declined(request) => request.map(Either::Left),
+                        Offered::Reread(request) => request.map(Either::Right),
+                    };
+                    tower_service::Service::call(&mut warp_service, request).await
+                }
             })
         };
         let mut asked_to_close = close_idle.subscribe();

@@ -11,8 +11,7 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             .and(warp::post())
             .and(json_body())
             .and(s())
-            .then(run)
-            .map(answer)
+            .then(answer_run)
             .boxed(),
         // GET /api/v1/runs?profile=&limit=
         at("runs")
@@ -22,6 +21,12 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
             .map(recent)
             .boxed(),
     ]
+}
+
+/// Runs an action and answers with its record (the filter route's handler and the shortcut's,
+/// `web::shortcut`).
+pub(in crate::web) async fn answer_run(request: RunRequest, state: AppState) -> Response {
+    answer(run(request, state).await)
 }
 
 async fn run(request: RunRequest, state: AppState) -> Answer {
