@@ -86,10 +86,15 @@ impl Engine {
         }
         {
             let mut history = self.history.locked();
-            let runs = history.entry(profile.name.clone()).or_default();
-            runs.push_back(record.clone());
-            while runs.len() > profile.history_keep {
-                runs.pop_front();
+            // (The name is copied only for a profile's first run, not on every run.)
+            if !history.contains_key(&profile.name) {
+                history.insert(profile.name.clone(), VecDeque::new());
+            }
+            if let Some(runs) = history.get_mut(&profile.name) {
+                runs.push_back(record.clone());
+                while runs.len() > profile.history_keep {
+                    runs.pop_front();
+                }
             }
         }
         self.bus.publish(bus::HubEvent::RunFinished { run: record });

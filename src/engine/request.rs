@@ -138,20 +138,26 @@ pub fn prepare(
     spec: &RequestSpec,
     scope: &Scope<'_>,
 ) -> Result<Option<PreparedRequest>, RequestError> {
-    let url_splice = if spec.encode_url_segments {
-        Splice::UrlSegment
-    } else {
-        Splice::Text
+    let mut url = match &spec.fixed_url {
+        Some(fixed) => fixed.clone(),
+        None => {
+            let url_splice = if spec.encode_url_segments {
+                Splice::UrlSegment
+            } else {
+                Splice::Text
+            };
+            let Some(url_text) = render(&spec.url, scope, "url", url_splice)? else {
+                return Ok(None);
+            };
+            let url = url::Url::parse(&url_text)
+                .map_err(|e| RequestError::BadUrl(url_text.clone(), e.to_string()))?;
+            if url.scheme() != "http" && url.scheme() != "https" {
+                return Err(RequestError::BadUrl(url_text, "not http or https".into()));
+            }
+            url
+        }
     };
-    let Some(url_text) = render(&spec.url, scope, "url", url_splice)? else {
-        return Ok(None);
-    };
-    let mut url = url::Url::parse(&url_text)
-        .map_err(|e| RequestError::BadUrl(url_text.clone(), e.to_string()))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(RequestError::BadUrl(url_text, "not http or https".into()));
-    }
-    let display_url = url.to_string();
+    let display_url = url.as_str().to_string();
     let mut headers = HeaderMap::new();
     for (name, template) in &spec.headers {
         let Some(value) = render(

@@ -185,6 +185,10 @@ impl Engine {
     /// Renders one piece of an action text (itself a template: `position=${val12}`) against the
     /// hub. `None`: nothing is to be sent — the record says why (an error, or `skipped`).
     fn action_text(&self, piece: &str, record: &mut RunRecord) -> Option<String> {
+        // Plain text (no `$`, no `\` escape) is its own rendering.
+        if !piece.contains(['$', '\\']) {
+            return Some(piece.to_string());
+        }
         let env = HubEnvironment::new(&self.hub);
         // The action text is itself a template (`position=${val12}`).
         let action_template = match Template::compile(piece) {

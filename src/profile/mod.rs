@@ -79,6 +79,9 @@ impl Method {
 pub struct RequestSpec {
     pub method: Method,
     pub url: Template,
+    /// The URL parsed once, when it is literal text (no `${…}`): every request starts from a
+    /// copy instead of parsing it again.
+    pub fixed_url: Option<url::Url>,
     /// URL-encode what `${…}` segments splice into the URL (the default).
     pub encode_url_segments: bool,
     /// The URL reads the action text (`input`): it is then not also sent as the body.

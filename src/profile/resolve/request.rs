@@ -58,9 +58,16 @@ pub(super) fn resolve_request(raw: &RawRequest, c: &mut Collector<'_>) -> Option
         );
     }
     let url = url?;
+    let fixed_url = match url.parts() {
+        [crate::expr::TemplatePart::Text(text)] => url::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https")),
+        _ => None,
+    };
     Some(RequestSpec {
         method: method?,
         url_reads_input: url.reads_input(),
+        fixed_url,
         url,
         encode_url_segments: !raw.raw_url,
         headers,
