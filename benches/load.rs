@@ -699,7 +699,15 @@ fn main() {
             bellhop_runtime.block_on(common::trigger_to_action(samples));
         direct.sort_by(f64::total_cmp);
         triggered.sort_by(f64::total_cmp);
-        trigger.push(common::percentile(&triggered, 0.5) / common::percentile(&direct, 0.5));
+        let (direct, triggered) = (
+            common::percentile(&direct, 0.5),
+            common::percentile(&triggered, 0.5),
+        );
+        println!(
+            "  trigger round {}: API action median {direct:.0} µs | listening hit → event → action median {triggered:.0} µs",
+            trigger.len() + 1
+        );
+        trigger.push(triggered / direct);
     }
     if !trigger.is_empty() {
         print_ratio(

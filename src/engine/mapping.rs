@@ -77,7 +77,7 @@ pub fn evaluate(
                 rule,
                 key,
                 &root_scope,
-                &format!("device `{root_name}`"),
+                &|| format!("device `{root_name}`"),
                 &mut outcome,
             );
             for (feature_position, feature) in rule.features.iter().enumerate() {
@@ -107,7 +107,7 @@ pub fn evaluate(
                     }
                     let feature_scope = bind(&root_scope, feature_binding);
                     let key = DeviceKey::feature(profile, root_name, feature_name);
-                    let target = format!("device `{root_name}` / `{feature_name}`");
+                    let target = || format!("device `{root_name}` / `{feature_name}`");
                     push_update(feature, key, &feature_scope, &target, &mut outcome);
                 }
             }
@@ -185,7 +185,8 @@ fn push_update(
     rule: &DeviceRule,
     key: DeviceKey,
     scope: &Scope<'_>,
-    target: &str,
+    // Named only when something went wrong (most runs: never).
+    target: &dyn Fn() -> String,
     outcome: &mut MappingOutcome,
 ) {
     let errors = &mut outcome.errors;
@@ -195,7 +196,7 @@ fn push_update(
                 None => Ok(Value::Null),
                 Some(e) => e.evaluate(scope).map_err(|error| {
                     errors.push(MappingError {
-                        target: format!("{target} {what}"),
+                        target: format!("{} {what}", target()),
                         error,
                     })
                 }),
@@ -214,7 +215,7 @@ fn push_update(
     };
     if value.as_number().is_some_and(|n| !n.is_finite()) {
         errors.push(MappingError {
-            target: format!("{target} value"),
+            target: format!("{} value", target()),
             error: EvalError {
                 kind: EvalErrorKind::NotFinite,
                 span: Span::new(0, 0),
