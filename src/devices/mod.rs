@@ -168,6 +168,36 @@ struct State {
     next_ref: u64,
 }
 
+impl State {
+    /// Makes the device `key` (with what `wanted` gives it, if anything), queues its write.
+    fn create(
+        &mut self,
+        key: DeviceKey,
+        wanted: Option<&DeviceUpdate>,
+        now: i64,
+        ops: &mut Vec<WriteOp>,
+    ) -> DeviceChange {
+        let reference = self.next_ref;
+        self.next_ref += 1;
+        let device = Device {
+            reference,
+            key: key.clone(),
+            value: wanted.and_then(|w| w.value).unwrap_or(0.0),
+            string: wanted.and_then(|w| w.string.clone()).unwrap_or_default(),
+            changed_at_ms: now,
+        };
+        self.by_key.insert(key, reference);
+        self.by_ref.insert(reference, device.clone());
+        ops.push(WriteOp::NextRef(self.next_ref));
+        ops.push(WriteOp::Device(device.clone()));
+        DeviceChange {
+            kind: ChangeKind::Created,
+            device,
+            previous: None,
+        }
+    }
+}
+
 /// The device hub: an in-memory view for fast reads, written through to the store.
 pub struct DeviceHub {
     state: Mutex<State>,
@@ -303,66 +333,49 @@ impl DeviceHub {
         let now = now_ms();
         let mut created_any = false;
         for update in updates {
-            let mut keys = Vec::with_capacity(2);
+            // A feature's root exists first (made, without a value, when creation is allowed).
             if let Some(parent) = update.key.parent() {
-                keys.push((parent, None));
-            }
-            keys.push((update.key.clone(), Some(update)));
-            for (key, wanted) in keys {
-                let existing = state.by_key.get(&key).copied();
-                let reference = match existing {
-                    Some(reference) => reference,
-                    None if creation == Creation::Forbidden => break,
-                    None => {
-                        let reference = state.next_ref;
-                        state.next_ref += 1;
-                        let device = Device {
-                            reference,
-                            key: key.clone(),
-                            value: wanted.and_then(|w| w.value).unwrap_or(0.0),
-                            string: wanted.and_then(|w| w.string.clone()).unwrap_or_default(),
-                            changed_at_ms: now,
-                        };
-                        state.by_key.insert(key, reference);
-                        state.by_ref.insert(reference, device.clone());
-                        ops.push(WriteOp::NextRef(state.next_ref));
-                        ops.push(WriteOp::Device(device.clone()));
-                        changes.push(DeviceChange {
-                            kind: ChangeKind::Created,
-                            device,
-                            previous: None,
-                        });
-                        created_any = true;
+                if !state.by_key.contains_key(&parent) {
+                    if creation == Creation::Forbidden {
                         continue;
                     }
-                };
-                let Some(wanted) = wanted else { continue };
-                let Some(device) = state.by_ref.get_mut(&reference) else {
-                    continue;
-                };
-                let value = wanted.value.unwrap_or(device.value);
-                let new_string = wanted
-                    .string
-                    .as_ref()
-                    .filter(|s| **s != device.string)
-                    .cloned();
-                if value == device.value && new_string.is_none() {
-                    continue;
+                    changes.push(state.create(parent, None, now, &mut ops));
+                    created_any = true;
                 }
-                let previous_string = match new_string {
-                    Some(string) => std::mem::replace(&mut device.string, string),
-                    None => device.string.clone(),
-                };
-                let previous = Some((device.value, previous_string));
-                device.value = value;
-                device.changed_at_ms = now;
-                ops.push(WriteOp::Device(device.clone()));
-                changes.push(DeviceChange {
-                    kind: ChangeKind::Updated,
-                    device: device.clone(),
-                    previous,
-                });
             }
+            // (Looked up by reference: the key is copied only for a device made now.)
+            let Some(reference) = state.by_key.get(&update.key).copied() else {
+                if creation == Creation::Allowed {
+                    changes.push(state.create(update.key.clone(), Some(update), now, &mut ops));
+                    created_any = true;
+                }
+                continue;
+            };
+            let Some(device) = state.by_ref.get_mut(&reference) else {
+                continue;
+            };
+            let value = update.value.unwrap_or(device.value);
+            let new_string = update
+                .string
+                .as_ref()
+                .filter(|s| **s != device.string)
+                .cloned();
+            if value == device.value && new_string.is_none() {
+                continue;
+            }
+            let previous_string = match new_string {
+                Some(string) => std::mem::replace(&mut device.string, string),
+                None => device.string.clone(),
+            };
+            let previous = Some((device.value, previous_string));
+            device.value = value;
+            device.changed_at_ms = now;
+            ops.push(WriteOp::Device(device.clone()));
+            changes.push(DeviceChange {
+                kind: ChangeKind::Updated,
+                device: device.clone(),
+                previous,
+            });
         }
         // Queued and announced while the state is still locked: the store and listeners see
         // each device's changes in the order memory applied them.
