@@ -62,4 +62,27 @@ await inChromium("target/peer-artifacts/events", async ({ page, shot }) => {
   await page.click(`#device-rows tr:nth-child(${row + 1}) a`);
   await page.waitForSelector("#history-chart:not([hidden]) path.line");
   await shot(page, "3-device-history");
+  // Two snapshots asked for in turn (the page shown twice), the older answering last: it must
+  // not undo a change the stream brought after the newer one.
+  let asked = 0;
+  const olderLast = async (route) => {
+    asked += 1;
+    const response = await route.fetch();
+    if (asked === 1) await new Promise((r) => setTimeout(r, 1500));
+    await route.fulfill({ response });
+  };
+  await page.route("**/api/v1/devices", olderLast);
+  for (const tab of ["overview", "devices", "overview", "devices"]) await page.click(`nav a[data-tab="${tab}"]`);
+  for (let waited = 0; asked < 2 && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  // (The attic, not the device the event set: that one keeps the event's value.)
+  const attic = await page.$eval('#device-rows tr[data-device="attic"]', (r) => r.dataset.ref);
+  const set = await fetch(`${env.BELLHOP_URL}/api/v1/devices/${attic}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: 7 }) });
+  if (!set.ok) throw new Error(`setting the device: HTTP ${set.status}`);
+  const atticShows = (value) => document.querySelector('#device-rows tr[data-device="attic"]')?.children[3].textContent === value;
+  await page.waitForFunction(atticShows, "7");
+  await new Promise((r) => setTimeout(r, 2000)); // the older snapshot answers meanwhile
+  const shown = await page.$eval('#device-rows tr[data-device="attic"]', (r) => r.children[3].textContent);
+  if (asked !== 2) throw new Error(`the page asked for ${asked} snapshots, not 2`);
+  if (shown !== "7") throw new Error(`an older snapshot undid a newer change: the device shows ${shown}, not 7`);
+  await page.unroute("**/api/v1/devices", olderLast);
 });

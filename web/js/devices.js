@@ -77,15 +77,19 @@ function globalRow(g) {
   return row;
 }
 /** Globals changed while their snapshot is read (applied on top of it, in order); `null`
- * before a snapshot is first asked for: the stream's changes are not drawn until then. */
+ * before a snapshot is first asked for: the stream's changes are not drawn until then. Only the
+ * newest snapshot asked for counts. */
 let globalsWaiting = null;
 let globalsRead = false;
+let globalsAsked = 0;
 async function loadGlobals() {
   globalsWaiting = [];
+  const asked = ++globalsAsked;
   const { ok, data } = await api("GET", "/globals");
-  const waiting = globalsWaiting;
+  if (asked !== globalsAsked) return; // a newer snapshot is on its way
+  const waiting = globalsWaiting || [];
   globalsWaiting = null;
-  if (!ok) return;
+  if (!ok) { if (globalsRead) for (const g of waiting) globalChanged(g); return; }
   globalsRead = true;
   globalRows.clear();
   const fresh = (data.globals || []).map((g) => { const row = globalRow(g); globalRows.set(g.name, row); return row; });
@@ -119,6 +123,10 @@ let limit = PAGE;
  * `loaded` after (changes apply). A page that drew the stream's changes before its snapshot
  * would show a few devices as if they were all. */
 let snapshot = "none";
+/** The newest snapshot asked for (a reconnection may ask again while one is read: only the
+ * newest answer counts, an older one would undo changes received since). */
+let snapshotAsked = 0;
+let everLoaded = false;
 
 /** Shows the devices (and globals) as they are now: a snapshot replaces everything shown. */
 export async function loadDevices() {
@@ -126,11 +134,18 @@ export async function loadDevices() {
   // Changes received before the snapshot is asked for are in it; those received while it is
   // read are applied on top, in order (the newest of each device wins).
   pending.clear();
-  const before = snapshot;
+  const asked = ++snapshotAsked;
   snapshot = "loading";
   const { ok, data } = await api("GET", "/devices");
-  if (!ok) { snapshot = before === "loaded" ? "loaded" : "none"; return; }
+  if (asked !== snapshotAsked) return; // a newer snapshot is on its way
+  if (!ok) {
+    // What was shown stays, with what came meanwhile; never shown: nothing to follow yet.
+    snapshot = everLoaded ? "loaded" : "none";
+    if (everLoaded) flush(); else pending.clear();
+    return;
+  }
   snapshot = "loaded";
+  everLoaded = true;
   state.devices.clear();
   for (const d of data.devices || []) state.devices.set(d.ref, d);
   // Rows are kept only for devices still there; their cells are filled anew when shown.
