@@ -2,11 +2,11 @@
 //!
 //! Every request meets warp's filters: the edge gate extracts five headers as owned strings,
 //! then the request descends the tree of routes, its body is read by a chain of body filters.
-//! For an action that is a fifth of Bellhop's own cost per action (see ARCHITECTURE.md,
-//! "Speed"). The shortcut takes a request only when it is plainly the case that the filters
+//! For an action that was a fifth of Bellhop's own cost per action (ARCHITECTURE.md,
+//! "Performance notes"). The shortcut takes a request only when it is plainly the case that the filters
 //! would admit it: the exact method and path, a Host (and an Origin, if any) the edge knows, the
 //! admin token when one is set, no cookie (a browser's session goes the long way), JSON or no
-//! content type, a `Content-Length` within the body limit. Anything else — and a body that is
+//! content type, a `Content-Length` within the body limit and no `Transfer-Encoding`. Anything else — and a body that is
 //! not the expected JSON — goes to the filters unchanged, which answer it as they always did
 //! (the refusals, the error envelope and their wording stay in one place). Taken, it runs the
 //! same handler as the filter route.
@@ -14,7 +14,9 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, ORIGIN};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, ORIGIN, TRANSFER_ENCODING,
+};
 use warp::reply::Response;
 use warp::Reply;
 
@@ -52,8 +54,20 @@ impl ActionShortcut {
             return Offered::Declined(request);
         }
         let (parts, body) = request.into_parts();
-        let bytes = match body.collect().await {
+        // (The declared length was checked; the reading is bounded all the same.)
+        let limit = usize::try_from(BODY_LIMIT).unwrap_or(usize::MAX);
+        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                return Offered::Answered(
+                    super::error::ApiError::new(
+                        warp::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        "the request body is too large",
+                    )
+                    .into_response(),
+                )
+            }
             // The client went away mid-body: nobody reads the answer.
             Err(_) => {
                 return Offered::Answered(
@@ -83,9 +97,13 @@ impl ActionShortcut {
             None => Ok(None),
             Some(value) => value.to_str().map(Some).map_err(|_| ()),
         };
-        let (Ok(Some(host)), Ok(origin), Ok(authorization), Ok(None)) =
-            (text(HOST), text(ORIGIN), text(AUTHORIZATION), text(COOKIE))
-        else {
+        let (Ok(Some(host)), Ok(origin), Ok(authorization), Ok(None), Ok(None)) = (
+            text(HOST),
+            text(ORIGIN),
+            text(AUTHORIZATION),
+            text(COOKIE),
+            text(TRANSFER_ENCODING),
+        ) else {
             return false;
         };
         if host.parse::<warp::host::Authority>().is_err() {
