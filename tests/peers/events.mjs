@@ -85,4 +85,15 @@ await inChromium("target/peer-artifacts/events", async ({ page, shot }) => {
   if (asked !== 2) throw new Error(`the page asked for ${asked} snapshots, not 2`);
   if (shown !== "7") throw new Error(`an older snapshot undid a newer change: the device shows ${shown}, not 7`);
   await page.unroute("**/api/v1/devices", olderLast);
+  // A snapshot that cannot be read (the connection fails) leaves the page following the stream.
+  let failed = false;
+  const failOnce = async (route) => { if (failed) return route.continue(); failed = true; await route.abort("connectionreset"); };
+  await page.route("**/api/v1/devices", failOnce);
+  for (const tab of ["overview", "devices"]) await page.click(`nav a[data-tab="${tab}"]`);
+  await new Promise((r) => setTimeout(r, 300));
+  const again = await fetch(`${env.BELLHOP_URL}/api/v1/devices/${attic}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: 8 }) });
+  if (!again.ok) throw new Error(`setting the device again: HTTP ${again.status}`);
+  await page.waitForFunction(atticShows, "8", { timeout: 5000 }).catch(() => { throw new Error("after a snapshot that failed, the page stopped following the stream"); });
+  if (!failed) throw new Error("no snapshot was asked for");
+  await page.unroute("**/api/v1/devices", failOnce);
 });

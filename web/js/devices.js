@@ -85,7 +85,7 @@ let globalsAsked = 0;
 async function loadGlobals() {
   globalsWaiting = [];
   const asked = ++globalsAsked;
-  const { ok, data } = await api("GET", "/globals");
+  const { ok, data } = await api("GET", "/globals").catch(() => ({ ok: false, data: {} }));
   if (asked !== globalsAsked) return; // a newer snapshot is on its way
   const waiting = globalsWaiting || [];
   globalsWaiting = null;
@@ -133,15 +133,19 @@ export async function loadDevices() {
   loadGlobals();
   // Changes received before the snapshot is asked for are in it; those received while it is
   // read are applied on top, in order (the newest of each device wins).
+  const before = new Map(pending);
   pending.clear();
   const asked = ++snapshotAsked;
   snapshot = "loading";
-  const { ok, data } = await api("GET", "/devices");
+  const { ok, data } = await api("GET", "/devices").catch(() => ({ ok: false, data: {} }));
   if (asked !== snapshotAsked) return; // a newer snapshot is on its way
   if (!ok) {
-    // What was shown stays, with what came meanwhile; never shown: nothing to follow yet.
+    // What was shown stays, with every change not applied yet (those from before the snapshot
+    // was asked for first, the newest of each device last); never shown: nothing to follow.
     snapshot = everLoaded ? "loaded" : "none";
-    if (everLoaded) flush(); else pending.clear();
+    const waiting = new Map([...before, ...pending]);
+    pending.clear();
+    if (everLoaded) { for (const [ref, d] of waiting) pending.set(ref, d); flush(); }
     return;
   }
   snapshot = "loaded";
