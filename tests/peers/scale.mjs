@@ -50,7 +50,8 @@ await inChromium("target/peer-artifacts/scale", async ({ page, shot }) => {
   const names = Array.from({ length: 9000 }, (_, i) => `d${1000 + i}`).join(",");
   const grown = await fetch(`${env.BELLHOP_URL}${env.MANY_PATH}`, { method: "POST", body: names });
   if (!grown.ok) throw new Error(`adding 9,000 devices: HTTP ${grown.status}`);
-  await page.waitForFunction(() => document.querySelector("#device-count").textContent === "200 of 10000 devices shown");
+  await page.waitForFunction(() => document.querySelector("#device-count").textContent === "200 of 10000 devices shown")
+    .catch(async () => { throw new Error(`after 9,000 devices arrived the page says "${await page.textContent("#device-count")}" (live: ${await page.getAttribute("body", "data-live")})`); });
   const duringArrival = Math.round(await page.evaluate(() => window.longestTask));
   // Opened anew with 10,000 devices.
   const tenThousand = await usableAfter("#devices", "devices10000");

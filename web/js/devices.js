@@ -118,44 +118,42 @@ export function globalChanged(g) {
 const PAGE = 200;
 let limit = PAGE;
 
-/** Where the page's devices come from: `none` until a snapshot is first asked for (the stream's
- * changes are not kept: the snapshot brings them), `loading` while one is read (changes wait),
- * `loaded` after (changes apply). A page that drew the stream's changes before its snapshot
- * would show a few devices as if they were all. */
-let snapshot = "none";
-/** The newest snapshot asked for (a reconnection may ask again while one is read: only the
- * newest answer counts, an older one would undo changes received since). */
-let snapshotAsked = 0;
+/** Whether a device snapshot was ever read: until then the stream's changes are not drawn (a
+ * page that drew them first would show a few devices as if they were all). After, changes are
+ * drawn as they come, also while another snapshot is read, so the page never waits on one. */
 let everLoaded = false;
+/** The newest snapshot asked for: only its answer counts (an older one answering last would
+ * undo changes received since). */
+let snapshotAsked = 0;
+/** Changes received since the newest snapshot was asked for (`null`: none is being read): they
+ * are applied again on top of it, the newest of each device winning. */
+let sinceAsked = null;
 
 /** Shows the devices (and globals) as they are now: a snapshot replaces everything shown. */
 export async function loadDevices() {
   loadGlobals();
-  // Changes received before the snapshot is asked for are in it; those received while it is
-  // read are applied on top, in order (the newest of each device wins).
-  const before = new Map(pending);
-  pending.clear();
   const asked = ++snapshotAsked;
-  snapshot = "loading";
+  sinceAsked = new Map();
+  // (A failed connection is an answer that is not ok.)
   const { ok, data } = await api("GET", "/devices").catch(() => ({ ok: false, data: {} }));
   if (asked !== snapshotAsked) return; // a newer snapshot is on its way
+  const since = sinceAsked;
+  sinceAsked = null;
   if (!ok) {
-    // What was shown stays, with every change not applied yet (those from before the snapshot
-    // was asked for first, the newest of each device last); never shown: nothing to follow.
-    snapshot = everLoaded ? "loaded" : "none";
-    const waiting = new Map([...before, ...pending]);
-    pending.clear();
-    if (everLoaded) { for (const [ref, d] of waiting) pending.set(ref, d); flush(); }
+    // What was shown stays and follows the stream; never shown: nothing to follow yet.
+    if (!everLoaded) pending.clear();
     return;
   }
-  snapshot = "loaded";
   everLoaded = true;
+  // Changes waiting for the next flush came before the snapshot (it has them) or after it
+  // was asked for (`since` has them).
+  pending.clear();
   state.devices.clear();
   for (const d of data.devices || []) state.devices.set(d.ref, d);
+  for (const [ref, d] of since) { if (d === null) state.devices.delete(ref); else state.devices.set(ref, d); }
   // Rows are kept only for devices still there; their cells are filled anew when shown.
   for (const ref of rows.keys()) if (!state.devices.has(ref)) rows.delete(ref);
   render();
-  if (pending.size) flush();
 }
 
 // The filter box: devices whose reference, profile or name contain every word typed.
@@ -225,7 +223,7 @@ $("#device-more").addEventListener("click", () => { limit += PAGE; render(); });
 
 function flush() {
   flushTimer = null;
-  if (snapshot !== "loaded") return; // applied when the snapshot is in
+  if (!everLoaded) return; // the first snapshot brings them
   let reshow = false;
   let arrivedOffPage = false;
   let roots = null;
@@ -264,9 +262,13 @@ function schedule() {
 }
 
 /** A device changed (from the live stream). */
-export function deviceChanged(d) { if (snapshot !== "none") { pending.set(d.ref, d); schedule(); } }
+export function deviceChanged(d) { changed(d.ref, d); }
 /** A device was deleted (from the live stream). */
-export function deviceRemoved(ref) { if (snapshot !== "none") { pending.set(ref, null); schedule(); } }
+export function deviceRemoved(ref) { changed(ref, null); }
+function changed(ref, d) {
+  sinceAsked?.set(ref, d);
+  if (everLoaded || sinceAsked) { pending.set(ref, d); schedule(); }
+}
 
 /** Opens a device's history by its reference (a deep link), once the devices are read. */
 export async function openDevice(ref) {
