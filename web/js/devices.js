@@ -130,8 +130,8 @@ let snapshotAsked = 0;
 let sinceAsked = null;
 
 /** Shows the devices (and globals) as they are now: a snapshot replaces everything shown. */
-export async function loadDevices() {
-  loadGlobals();
+export async function loadDevices(attempt = 1) {
+  if (attempt === 1) loadGlobals();
   const asked = ++snapshotAsked;
   sinceAsked = new Map();
   // (A failed connection is an answer that is not ok.)
@@ -140,8 +140,11 @@ export async function loadDevices() {
   const since = sinceAsked;
   sinceAsked = null;
   if (!ok) {
-    // What was shown stays and follows the stream; never shown: nothing to follow yet.
+    // What was shown stays and follows the stream; never shown: nothing to follow yet. A
+    // snapshot that could not be read (a connection closed under load) is asked for again,
+    // a few times, later each time: a resync's gap is only closed by one.
     if (!everLoaded) pending.clear();
+    if (attempt < 5) setTimeout(() => { if (asked === snapshotAsked && !$("#devices").hidden) loadDevices(attempt + 1); }, 300 * attempt);
     return;
   }
   everLoaded = true;
