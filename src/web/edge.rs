@@ -14,6 +14,7 @@
 //!   dropped on sign-out, and are bounded in number.
 
 use crate::sync::Locked;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -145,15 +146,22 @@ impl TokenBucket {
     }
 }
 
-/// The host name of a `Host` header or URL authority, lowercased, without port or brackets.
-fn host_name(authority: &str) -> String {
-    let authority = authority.trim().to_ascii_lowercase();
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default().to_string();
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
-        _ => authority,
+/// The host name of a `Host` header or URL authority, lowercased, without port or brackets
+/// (borrowed from `authority` unless it had to be lowercased: this runs on every request).
+fn host_name(authority: &str) -> Cow<'_, str> {
+    let authority = authority.trim();
+    let name = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        }
+    };
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
     }
 }
 
@@ -173,9 +181,12 @@ impl Edge {
         admin_token: Option<Secret>,
         session_lifetime: Duration,
     ) -> Edge {
-        let mut hosts: HashSet<String> = allowed_hosts.iter().map(|h| host_name(h)).collect();
+        let mut hosts: HashSet<String> = allowed_hosts
+            .iter()
+            .map(|h| host_name(h).into_owned())
+            .collect();
         if let Some(host) = public_base_url.and_then(|u| u.host_str()) {
-            hosts.insert(host_name(host));
+            hosts.insert(host_name(host).into_owned());
         }
         if let Some(address) = listen.filter(|a| !a.ip().is_unspecified()) {
             hosts.insert(address.ip().to_string());

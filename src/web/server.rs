@@ -81,22 +81,24 @@ pub(super) async fn run<F>(
         // pressure (a connection just accepted has its first request still to come).
         let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let service = {
-            let (warp_service, served) = (warp::service(filter.clone()), served.clone());
+            // Shared: a request the shortcut answers never clones the filter tree.
+            let (warp_service, served) = (Arc::new(warp::service(filter.clone())), served.clone());
             let shortcut = shortcut.clone();
-            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 served.store(true, std::sync::atomic::Ordering::Relaxed);
-                // Who is on the other end of the socket, for filters that count per client.
-                request
-                    .extensions_mut()
-                    .insert(super::edge::ClientSocket(remote));
-                let mut warp_service = warp_service.clone();
+                let warp_service = warp_service.clone();
                 let shortcut = shortcut.clone();
                 async move {
-                    let request = match shortcut.offer(request).await {
+                    let mut request = match shortcut.offer(request).await {
                         Offered::Answered(response) => return Ok(response),
                         Offered::Declined(request) => request.map(Either::Left),
                         Offered::Reread(request) => request.map(Either::Right),
                     };
+                    // Who is on the other end of the socket, for filters that count per client.
+                    request
+                        .extensions_mut()
+                        .insert(super::edge::ClientSocket(remote));
+                    let mut warp_service = (*warp_service).clone();
                     tower_service::Service::call(&mut warp_service, request).await
                 }
             })
