@@ -310,6 +310,9 @@ pub async fn send(
         .unwrap_or(Err(RequestError::Timeout(timeout)))
 }
 
+/// Most room made for a body ahead of its bytes, whatever length it declares.
+const RESERVE_AT_MOST: u64 = 1 << 20;
+
 async fn send_unbounded(
     client: &reqwest::Client,
     request: PreparedRequest,
@@ -347,9 +350,13 @@ async fn send_unbounded(
         return Err(RequestError::TooLarge { limit });
     }
     let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let mut bytes = Vec::new();
-    let mut stream = response.bytes_stream();
+    // Room for the declared length (bounded: a server may declare more than it sends).
+    let declared = response.content_length().unwrap_or(0).min(limit);
+    let mut bytes = Vec::with_capacity(usize::try_from(declared.min(RESERVE_AT_MOST)).unwrap_or(0));
+    // The head's parts are taken, not copied.
+    let (head, body) = hyper::Response::<reqwest::Body>::from(response).into_parts();
+    let headers = head.headers;
+    let mut stream = http_body_util::BodyDataStream::new(body);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(transport)?;
         if bytes.len() as u64 + chunk.len() as u64 > limit {
