@@ -26,10 +26,16 @@ pub(in crate::web) fn routes(state: &AppState) -> Vec<BoxedFilter<(Response,)>> 
 /// Runs an action and answers with its record (the filter route's handler and the shortcut's,
 /// `web::shortcut`).
 pub(in crate::web) async fn answer_run(request: RunRequest, state: AppState) -> Response {
+    answer_run_with(request, &state).await
+}
+
+/// [`answer_run`] on a borrowed state (the shortcut's: no clone of the state's handles per
+/// request).
+pub(in crate::web) async fn answer_run_with(request: RunRequest, state: &AppState) -> Response {
     answer(run(request, state).await)
 }
 
-async fn run(request: RunRequest, state: AppState) -> Answer {
+async fn run(request: RunRequest, state: &AppState) -> Answer {
     let record = state.engine.run(&request.profile, &request.text).await?;
     Ok(ok(&RunView::from(&*record)))
 }
