@@ -350,9 +350,10 @@ async fn send_unbounded(
         return Err(RequestError::TooLarge { limit });
     }
     let status = response.status().as_u16();
-    // Room for the declared length (bounded: a server may declare more than it sends).
-    let declared = response.content_length().unwrap_or(0).min(limit);
-    let mut bytes = Vec::with_capacity(usize::try_from(declared.min(RESERVE_AT_MOST)).unwrap_or(0));
+    // Room for the declared length (already within `limit`; bounded all the same: a server may
+    // declare more than it sends).
+    let declared = response.content_length().unwrap_or(0).min(RESERVE_AT_MOST);
+    let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
     // The head's parts are taken, not copied.
     let (head, body) = hyper::Response::<reqwest::Body>::from(response).into_parts();
     let headers = head.headers;

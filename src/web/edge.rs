@@ -374,6 +374,26 @@ mod tests {
     }
 
     #[test]
+    fn a_host_name_is_lowercased_without_port_or_brackets_and_borrowed_when_it_can_be() {
+        let cases = [
+            ("localhost", "localhost", true),
+            (" Home.Example.ORG:8765 ", "home.example.org", false),
+            ("[::1]:8765", "::1", true),
+            ("[::1]", "::1", true),
+            ("[::1", "::1", true),
+            ("[", "", true),
+            ("", "", true),
+            // A "port" that is not digits is part of the name (and the name is then unknown).
+            ("evil.example:http", "evil.example:http", true),
+        ];
+        for (authority, name, borrowed) in cases {
+            let got = host_name(authority);
+            assert_eq!(got, name, "{authority:?}");
+            assert_eq!(matches!(got, Cow::Borrowed(_)), borrowed, "{authority:?}");
+        }
+    }
+
+    #[test]
     fn hosts_and_origins_are_checked_against_what_the_server_is_known_as() {
         let edge = edge(None);
         for host in [
