@@ -1232,3 +1232,152 @@ async fn the_action_route_answers_over_a_socket_as_the_filters_do() {
         "each admitted run calls the API once, over the socket and in the filters"
     );
 }
+
+/// Listening paths are answered ahead of the filter tree over a socket (`web::shortcut`) as the
+/// filters answer them: calls with and without their token, a body over the path's limit, a
+/// method the paths do not take, an unknown path, input the devices cannot take, and the edge's
+/// refusals.
+#[tokio::test]
+async fn listening_paths_answer_over_a_socket_as_the_filters_do() {
+    let ws = Workspace::new();
+    ws.write_profile(
+        "hall",
+        "version = 1\nlisten = \"/hall\"\n[incoming]\nmax_per_second = 10000\n[devices]\nroot_names = '\"hall\"'\nvalues = 'ParseNumber(Query(input, \"t\"))'\n",
+    );
+    ws.write_profile(
+        "door",
+        "version = 1\nlisten = \"/door\"\n[incoming]\ntoken = \"a-door-token-0123456789\"\nreply = 'door is ${Upper(input)}'\nmax_body_bytes = 64\nmax_per_second = 10000\n[devices]\nroot_names = '\"door\"'\nstrings = 'input'\n",
+    );
+    let state = api_state(&ws);
+    let engine = state.engine.clone();
+    let routes = bellhop::web::routes(state.clone());
+    let (address, _stop) = crate::support::serve(state).await;
+    let token = "x-bellhop-token: a-door-token-0123456789".to_string();
+    // (what, method, path and query, head lines after the request line, body)
+    let cases: Vec<(&str, &str, &str, Vec<String>, String)> = vec![
+        ("a reading", "GET", "/in/hall?t=21.5", vec![], String::new()),
+        (
+            "a body",
+            "POST",
+            "/in/door",
+            vec![token.clone()],
+            "open".into(),
+        ),
+        (
+            "a PUT",
+            "PUT",
+            "/in/door",
+            vec![token.clone()],
+            "shut".into(),
+        ),
+        (
+            "the token in the query",
+            "GET",
+            "/in/door?token=a-door-token-0123456789",
+            vec![],
+            String::new(),
+        ),
+        (
+            "a bearer token",
+            "POST",
+            "/in/door",
+            vec!["authorization: Bearer a-door-token-0123456789".into()],
+            "ajar".into(),
+        ),
+        ("no token", "POST", "/in/door", vec![], "open".into()),
+        (
+            "a wrong token",
+            "POST",
+            "/in/door",
+            vec!["x-bellhop-token: guess".into()],
+            "open".into(),
+        ),
+        (
+            "over the path's limit",
+            "POST",
+            "/in/door",
+            vec![token.clone()],
+            "x".repeat(65),
+        ),
+        (
+            "input the devices cannot take",
+            "GET",
+            "/in/hall?t=warm",
+            vec![],
+            String::new(),
+        ),
+        (
+            "a method not taken",
+            "DELETE",
+            "/in/hall",
+            vec![],
+            String::new(),
+        ),
+        (
+            "an unknown path",
+            "GET",
+            "/in/cellar?t=1",
+            vec![],
+            String::new(),
+        ),
+        ("the base alone", "GET", "/in", vec![], String::new()),
+        (
+            "a path beside the base",
+            "GET",
+            "/inside?t=1",
+            vec![],
+            String::new(),
+        ),
+        (
+            "a foreign host",
+            "GET",
+            "/in/hall?t=1",
+            vec!["host: rebind.evil.example".into()],
+            String::new(),
+        ),
+        (
+            "a foreign origin",
+            "POST",
+            "/in/door",
+            vec![token.clone(), "origin: https://ads.example".into()],
+            "open".into(),
+        ),
+        (
+            "a header that is not text",
+            "GET",
+            "/in/hall?t=1",
+            vec!["origin: http://\u{e9}.example".into()],
+            String::new(),
+        ),
+    ];
+    for (what, method, target, lines, body) in &cases {
+        let has_host = lines.iter().any(|l| l.starts_with("host:"));
+        let mut head = format!("{method} {target} HTTP/1.1");
+        let mut filtered = warp::test::request()
+            .method(method)
+            .path(target)
+            .body(body.clone());
+        if !has_host {
+            head.push_str("\r\nhost: 127.0.0.1:8765");
+            filtered = filtered.header("host", "127.0.0.1:8765");
+        }
+        for line in lines {
+            head.push_str("\r\n");
+            head.push_str(line);
+            let (name, value) = line.split_once(": ").unwrap_or_else(|| panic!("{line}"));
+            filtered = filtered.header(name, value.as_bytes());
+        }
+        head.push_str(&format!("\r\ncontent-length: {}", body.len()));
+        let (status, answer) = raw_exchange(address, &head, body).await;
+        let expected = filtered.reply(&routes).await;
+        assert_eq!(status, expected.status().as_u16(), "{what}: {answer}");
+        assert_eq!(answer, String::from_utf8_lossy(expected.body()), "{what}");
+    }
+    // The calls were taken: the door holds the last body sent with its token (each case ran
+    // over the socket, then through the filters).
+    let door = engine
+        .hub()
+        .find(&bellhop::devices::DeviceKey::root("door", "door"))
+        .map(|d| d.string);
+    assert_eq!(door.as_deref(), Some("ajar"));
+}

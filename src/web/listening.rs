@@ -89,8 +89,8 @@ fn without_token(query: &str) -> String {
 }
 
 /// Reads at most `limit` bytes of a body; `Err(None)` when it is longer.
-async fn read_body(
-    mut body: impl futures_util::Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+async fn read_body<E: std::fmt::Display>(
+    mut body: impl futures_util::Stream<Item = Result<impl Buf, E>> + Unpin,
     limit: u64,
 ) -> Result<Vec<u8>, Option<String>> {
     let mut bytes = Vec::new();
@@ -129,19 +129,21 @@ pub fn route(state: AppState) -> BoxedFilter<(Response,)> {
              query: String,
              body,
              state: AppState| async move {
-                receive(state, path, method, headers, query, Box::pin(body)).await
+                receive(&state, path, method, headers, query, Box::pin(body)).await
             },
         )
         .boxed()
 }
 
-async fn receive(
-    state: AppState,
+/// A call to the listening profile at `path` (under the listen base): the route's handler, and
+/// the shortcut's (`web::shortcut`).
+pub(super) async fn receive<E: std::fmt::Display>(
+    state: &AppState,
     path: String,
     method: warp::http::Method,
     mut headers: HeaderMap,
     query: String,
-    body: impl futures_util::Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    body: impl futures_util::Stream<Item = Result<impl Buf, E>> + Unpin,
 ) -> Response {
     let method = match method {
         warp::http::Method::GET => Method::Get,

@@ -346,7 +346,7 @@ pub fn serve_on(
     let task = tokio::spawn(server::run(
         listener,
         routes(state.clone()),
-        shortcut::ActionShortcut::new(state),
+        shortcut::Shortcut::new(state),
         max_connections,
         shutdown,
     ));

@@ -14,7 +14,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 use warp::Filter;
 
-use super::shortcut::{ActionShortcut, Offered};
+use super::shortcut::{Offered, Shortcut};
 
 /// How long a client may take to send a request's head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,7 +30,7 @@ const CLOSE_CHECK: Duration = Duration::from_millis(100);
 pub(super) async fn run<F>(
     listener: tokio::net::TcpListener,
     filter: F,
-    shortcut: ActionShortcut,
+    shortcut: Shortcut,
     max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) where

@@ -1,15 +1,18 @@
-//! The busiest route, `POST /api/v1/actions/run`, answered ahead of the filter tree.
+//! The busiest routes, answered ahead of the filter tree: `POST /api/v1/actions/run` and the
+//! calls sensors make to listening paths (`GET|POST|PUT <listen base>/…`).
 //!
 //! Every request meets warp's filters: the edge gate extracts five headers as owned strings,
 //! then the request descends the tree of routes, its body is read by a chain of body filters.
-//! For an action that was a fifth of Bellhop's own cost per action (ARCHITECTURE.md,
-//! "Performance notes"). The shortcut takes a request only when it is plainly the case that the filters
-//! would admit it: the exact method and path, a Host (and an Origin, if any) the edge knows, the
-//! admin token when one is set, no cookie (a browser's session goes the long way), JSON or no
-//! content type, a `Content-Length` within the body limit and no `Transfer-Encoding`. Anything else — and a body that is
-//! not the expected JSON — goes to the filters unchanged, which answer it as they always did
-//! (the refusals, the error envelope and their wording stay in one place). Taken, it runs the
-//! same handler as the filter route.
+//! For an action that was a fifth of Bellhop's own cost per action, and a listening call spent
+//! 7 µs there before its handler (ARCHITECTURE.md, "Performance notes"). The shortcut takes a
+//! request only when it is plainly the case that the filters would admit it to the same
+//! handler: the exact method and path, a Host (and an Origin, if any) the edge knows, and no
+//! `Transfer-Encoding`. An action also needs the admin token when one is set, no cookie (a
+//! browser's session goes the long way), JSON or no content type and a `Content-Length` within
+//! the body limit. Anything else — and an action's body that is not the expected JSON — goes to
+//! the filters unchanged, which answer it as they always did (the refusals, the error envelope
+//! and their wording stay in one place). Taken, a request runs the same handler as its filter
+//! route.
 
 use std::sync::Arc;
 
@@ -25,8 +28,14 @@ use warp::Reply;
 use super::{api, open_path, AppState, BODY_LIMIT};
 use crate::web::dto::RunRequest;
 
-/// The path the shortcut answers.
+/// The action route's path.
 const ACTION_PATH: &str = "/api/v1/actions/run";
+
+/// Which handler a request the shortcut takes goes to.
+enum Taken {
+    Action,
+    Listening,
+}
 
 /// What became of a request offered to the shortcut.
 pub(super) enum Offered {
@@ -39,26 +48,53 @@ pub(super) enum Offered {
     Reread(hyper::Request<Full<Bytes>>),
 }
 
-/// The action route, ahead of the filters. Cloned per request: one shared pointer, not the
+/// The busiest routes, ahead of the filters. Cloned per request: one shared pointer, not the
 /// state's half-dozen handles (each clone and drop of those is an atomic on a cache line both
 /// worker threads touch).
 #[derive(Clone)]
-pub(super) struct ActionShortcut {
+pub(super) struct Shortcut {
     state: Arc<AppState>,
 }
 
-impl ActionShortcut {
-    pub(super) fn new(state: AppState) -> ActionShortcut {
-        ActionShortcut {
+impl Shortcut {
+    pub(super) fn new(state: AppState) -> Shortcut {
+        Shortcut {
             state: Arc::new(state),
         }
     }
 
-    /// Answers `request` if it is plainly an admitted action; otherwise hands it back.
+    /// Answers `request` if it is plainly an admitted action or listening call; otherwise
+    /// hands it back.
     pub(super) async fn offer(&self, request: hyper::Request<Incoming>) -> Offered {
-        if !self.takes(&request) {
-            return Offered::Declined(request);
+        match self.takes(&request) {
+            None => Offered::Declined(request),
+            Some(Taken::Action) => self.run_action(request).await,
+            Some(Taken::Listening) => Offered::Answered(self.receive_call(request).await),
         }
+    }
+
+    /// A call to a listening path, handed to the listening route's handler.
+    async fn receive_call(&self, request: hyper::Request<Incoming>) -> Response {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path();
+        let rest = path
+            .strip_prefix(&*self.state.listen_base)
+            .unwrap_or(path)
+            .to_string();
+        let query = parts.uri.query().unwrap_or_default().to_string();
+        super::listening::receive(
+            &self.state,
+            rest,
+            parts.method,
+            parts.headers,
+            query,
+            http_body_util::BodyDataStream::new(body),
+        )
+        .await
+    }
+
+    /// An action, when its body is the JSON the route expects.
+    async fn run_action(&self, request: hyper::Request<Incoming>) -> Offered {
         let (parts, body) = request.into_parts();
         // (The declared length was checked; the reading is bounded all the same.)
         let limit = usize::try_from(BODY_LIMIT).unwrap_or(usize::MAX);
@@ -88,14 +124,23 @@ impl ActionShortcut {
         }
     }
 
-    /// Whether the filters would admit `request` to the action route with a body they read:
-    /// every doubt says no.
-    fn takes(&self, request: &hyper::Request<Incoming>) -> bool {
-        if request.method() != hyper::Method::POST
-            || request.uri().path() != ACTION_PATH
-            || request.uri().authority().is_some()
-        {
-            return false;
+    /// The handler the filters would admit `request` to, if that is plain (and the body is one
+    /// they read): every doubt says no.
+    fn takes(&self, request: &hyper::Request<Incoming>) -> Option<Taken> {
+        let path = request.uri().path();
+        let taken = match *request.method() {
+            hyper::Method::POST if path == ACTION_PATH => Taken::Action,
+            hyper::Method::GET | hyper::Method::POST | hyper::Method::PUT
+                if path
+                    .strip_prefix(&*self.state.listen_base)
+                    .is_some_and(|rest| rest.starts_with('/')) =>
+            {
+                Taken::Listening
+            }
+            _ => return None,
+        };
+        if request.uri().authority().is_some() {
+            return None;
         }
         let headers = request.headers();
         // A header that is not text is the filters' to refuse.
@@ -103,24 +148,27 @@ impl ActionShortcut {
             None => Ok(None),
             Some(value) => value.to_str().map(Some).map_err(|_| ()),
         };
-        let (Ok(Some(host)), Ok(origin), Ok(authorization), Ok(None), Ok(None)) = (
-            text(HOST),
-            text(ORIGIN),
-            text(AUTHORIZATION),
-            text(COOKIE),
-            text(TRANSFER_ENCODING),
-        ) else {
-            return false;
+        let (Ok(Some(host)), Ok(origin), Ok(None)) =
+            (text(HOST), text(ORIGIN), text(TRANSFER_ENCODING))
+        else {
+            return None;
         };
-        if host.parse::<warp::host::Authority>().is_err() {
-            return false;
-        }
         let edge = &self.state.edge;
-        if edge.check_addressing(Some(host), origin).is_err()
-            || !(open_path(ACTION_PATH, &self.state.listen_base)
-                || edge.admitted(authorization, None))
+        if host.parse::<warp::host::Authority>().is_err()
+            || edge.check_addressing(Some(host), origin).is_err()
         {
-            return false;
+            return None;
+        }
+        if let Taken::Listening = taken {
+            // Open without the admin token (`open_path`); the handler checks the rest.
+            return Some(taken);
+        }
+        let (Ok(authorization), Ok(None)) = (text(AUTHORIZATION), text(COOKIE)) else {
+            return None;
+        };
+        if !(open_path(ACTION_PATH, &self.state.listen_base) || edge.admitted(authorization, None))
+        {
+            return None;
         }
         let json = match text(CONTENT_TYPE) {
             Ok(None) => true,
@@ -135,6 +183,6 @@ impl ActionShortcut {
             .flatten()
             .and_then(|length| length.parse::<u64>().ok())
             .is_some_and(|length| length <= BODY_LIMIT);
-        json && length_within
+        (json && length_within).then_some(taken)
     }
 }
