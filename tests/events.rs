@@ -923,3 +923,62 @@ async fn the_event_list_comes_a_page_at_a_time() {
     let (after_gone, _) = page("/api/v1/events?limit=2&after=bb".into()).await;
     assert_eq!(after_gone, vec!["c".to_string(), "d".to_string()]);
 }
+
+/// A finished run fires its input triggers once per run (from the run's own task, not again
+/// from the bus), and only once the runner is started.
+#[tokio::test]
+async fn an_input_trigger_fires_once_per_received_input() {
+    let ws = Workspace::new();
+    ws.write_profile(
+        "probe",
+        "version = 1\nlisten = \"/probe\"\n[incoming]\nmax_per_second = 1000\n",
+    );
+    let event = (
+        "count",
+        "retrigger = \"parallel\"\nmax_per_second = 1000\n[[trigger]]\ninput = \"probe\"\nexpression = 'Length(input) > 0'\n[[action]]\nset_global = \"last\"\nstring = 'input'\n",
+    );
+    let receive = |engine: std::sync::Arc<bellhop::engine::Engine>, reading: String| async move {
+        let profile = engine
+            .listener("/probe")
+            .unwrap_or_else(|| panic!("not listening"));
+        let call = bellhop::engine::listening::IncomingCall {
+            method: bellhop::profile::Method::Post,
+            token: None,
+            input: reading.into(),
+            headers: Default::default(),
+        };
+        let received = engine
+            .receive(profile, call)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(received.record.ok, "{:?}", received.record.errors);
+    };
+    let engine = ws.running_engine(&[event]);
+    for n in 0..12 {
+        receive(engine.clone(), format!("reading {n}")).await;
+    }
+    let runs = || engine.automation().history("count", 1000).len();
+    assert!(eventually(|| runs() >= 12).await, "{} runs", runs());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(runs(), 12, "one event run per input, not two");
+    assert!(global(&engine, "last").is_some());
+
+    // An engine whose runner is not started fires nothing.
+    let other = Workspace::new();
+    other.write_profile(
+        "probe",
+        "version = 1\nlisten = \"/probe\"\n[incoming]\nmax_per_second = 1000\n",
+    );
+    write_event(&other, event.0, event.1);
+    let idle = std::sync::Arc::new(
+        bellhop::engine::Engine::new(other.load(), None, other.hub())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_events(
+                bellhop::event::load_dir(&events_dir(&other), &other.load()),
+                bellhop::event::Zone::Local,
+            ),
+    );
+    receive(idle.clone(), "unheard".into()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(idle.automation().history("count", 1000).is_empty());
+}

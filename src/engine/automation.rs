@@ -1,5 +1,7 @@
 //! The event runner: fires loaded events from their triggers — schedules, startup, what the bus
-//! says (device and global changes, finished runs: their input and their errors) and API calls —
+//! says (device and global changes), finished runs (their input and their errors, dispatched
+//! from the run's own task as it is recorded: no wait for the bus, none lost to its lag) and API
+//! calls —
 //! checks their conditions and runs their actions in order through the engine's own door,
 //! recording every run. Bounded: a retrigger policy per event (skip, a short queue, a few in
 //! parallel), a rate limit per event and a depth limit for events that run events, so an event
@@ -114,6 +116,8 @@ pub struct Automation {
     scheduled_places: Arc<tokio::sync::Semaphore>,
     /// What schedules, lateness, rate limits and `wait` actions read the time from.
     clock: Clock,
+    /// Whether the runner was started: until then nothing fires on its own.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl Automation {
@@ -126,6 +130,7 @@ impl Automation {
             rescheduled: Arc::new(tokio::sync::Notify::new()),
             webhook_tokens: RwLock::new(HashMap::new()),
             scheduled_places: Arc::new(tokio::sync::Semaphore::new(SCHEDULED_AT_ONCE)),
+            started: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -354,6 +359,9 @@ impl Engine {
     /// Starts the runner: startup triggers fire now; schedules and the bus are followed until
     /// the engine is dropped.
     pub fn start_automation(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        self.automation
+            .started
+            .store(true, std::sync::atomic::Ordering::Release);
         for event in self.automation.events().events.values() {
             if event.triggers.iter().any(|t| matches!(t, Trigger::Startup)) {
                 self.fire_detached(&event.name, "startup", None);
@@ -370,6 +378,8 @@ impl Engine {
                         return;
                     };
                     match delivery {
+                        // Dispatched by the run itself (`Engine::run_finished`).
+                        Delivery::Event(HubEvent::RunFinished { .. }) => {}
                         Delivery::Event(event) => engine.dispatch(&event),
                         Delivery::Resync { missed } => {
                             missed_since_said += missed;
@@ -394,8 +404,22 @@ impl Engine {
         vec![listener, scheduler]
     }
 
-    /// Fires the events whose triggers wait for what the bus just said. Input matchers (which
-    /// may read a large input) are evaluated on the blocking pool.
+    /// Fires the events a finished run triggers (its profile's input and error triggers), once
+    /// the runner is started. Called by the run's own task as the run is recorded: an event
+    /// starts without waiting for the runner's task to hear of it on the bus, and none is
+    /// missed when the runner falls behind the bus.
+    pub(super) fn run_finished(self: &Arc<Self>, finished: &HubEvent) {
+        if self
+            .automation
+            .started
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.dispatch(finished);
+        }
+    }
+
+    /// Fires the events whose triggers wait for what happened. Input matchers (which may read a
+    /// large input) are evaluated on the blocking pool.
     fn dispatch(self: &Arc<Self>, happened: &HubEvent) {
         let (firings, inputs) = self.triggered(happened);
         for firing in firings {

@@ -68,7 +68,7 @@ impl Engine {
         runs
     }
 
-    pub(super) fn remember(&self, profile: &Profile, record: Arc<RunRecord>) {
+    pub(super) fn remember(self: &Arc<Self>, profile: &Profile, record: Arc<RunRecord>) {
         let journaled = record.clone();
         let render = Box::new(move || serde_json::to_string(&*journaled).ok());
         if let Err(error) = self.hub.journal(
@@ -97,7 +97,9 @@ impl Engine {
                 }
             }
         }
-        self.bus.publish(bus::HubEvent::RunFinished { run: record });
+        let finished = bus::HubEvent::RunFinished { run: record };
+        self.run_finished(&finished);
+        self.bus.publish(finished);
     }
 
     /// Keeps what a profile received last (for the sandbox and the input triggers).

@@ -104,7 +104,11 @@ impl Engine {
         Ok(DetachOnDrop::new(async move { engine.run_to_end(profile, &action_text).await }).await)
     }
 
-    async fn run_to_end(&self, profile: Arc<Profile>, action_text: &str) -> Arc<RunRecord> {
+    async fn run_to_end(
+        self: &Arc<Self>,
+        profile: Arc<Profile>,
+        action_text: &str,
+    ) -> Arc<RunRecord> {
         let started = Instant::now();
         let mut record = RunRecord::starting(&profile.name, action_text);
         let pieces = split_waits(action_text);
