@@ -18,7 +18,7 @@ pub use super::record::{EventOutcome, EventRun, StepRecord};
 use super::{Engine, EngineError, HubEnvironment};
 use crate::devices::Global;
 use crate::event::index::TriggerIndex;
-use crate::event::{Action, Event, EventSet, InputMatcher, OnError, Retrigger, Trigger, Zone};
+use crate::event::{Action, Event, EventSet, OnError, Retrigger, Trigger, Zone};
 use crate::expr::{Document, Expression, Scope, Value};
 
 /// Event runs kept per event, at most…
@@ -57,10 +57,12 @@ impl Firing {
     }
 }
 
-/// Input matchers to evaluate against what a profile received.
+/// Input matchers to evaluate against what a profile received: those of `profile` in the
+/// index `loaded` holds (shared, not copied: an expression matcher is a tree).
 struct PendingInputs {
     input: Arc<str>,
-    matchers: Vec<(Arc<str>, InputMatcher)>,
+    loaded: Arc<Loaded>,
+    run: Arc<super::RunRecord>,
 }
 
 /// Per-event bookkeeping.
@@ -523,16 +525,14 @@ impl Engine {
                 }
             }
             HubEvent::RunFinished { run } => {
-                let matchers = index.input(&run.profile);
-                if let (false, Some(input)) =
-                    (matchers.is_empty(), self.last_response(&run.profile))
-                {
+                if let (false, Some(input)) = (
+                    index.input(&run.profile).is_empty(),
+                    self.last_response(&run.profile),
+                ) {
                     let pending = PendingInputs {
                         input,
-                        matchers: matchers
-                            .iter()
-                            .map(|m| (m.event.clone(), m.trigger.clone()))
-                            .collect(),
+                        loaded: loaded.clone(),
+                        run: run.clone(),
                     };
                     return (firings, Some(pending));
                 }
@@ -551,14 +551,15 @@ impl Engine {
         let environment = HubEnvironment::new(&self.hub);
         let mut fired = std::collections::HashSet::new();
         let mut firings = Vec::new();
-        for (event, matcher) in pending.matchers {
-            if fired.contains(&event) {
+        for waiting in pending.loaded.index.input(&pending.run.profile) {
+            let event = &waiting.event;
+            if fired.contains(event) {
                 continue;
             }
-            match matcher.matches(&pending.input, &environment) {
+            match waiting.trigger.matches(&pending.input, &environment) {
                 Ok(true) => {
-                    firings.push(Firing::new(&event, "input", pending.input.clone()));
-                    fired.insert(event);
+                    firings.push(Firing::new(event, "input", pending.input.clone()));
+                    fired.insert(event.clone());
                 }
                 Ok(false) => {}
                 Err(error) => {
