@@ -43,6 +43,29 @@ async fn bearer_profile_maps_the_email_into_a_device() {
     assert!(!json.contains("tok-123"));
 }
 
+/// An answer that arrives in pieces (no length, a character split between two of them) is read
+/// whole, as one that arrives at once.
+#[tokio::test]
+async fn an_answer_in_pieces_is_read_whole() {
+    let stub = start_stub().await;
+    let ws = Workspace::new();
+    ws.write_profile(
+        "pieces",
+        &profile_text(&stub.url("/pieces"), crate::support::EMAIL_DEVICE),
+    );
+    let engine = ws.engine();
+    let record = engine
+        .run("pieces", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.ok, "{:?}", record.errors);
+    assert_eq!(record.exchanges[0].response_bytes, 31);
+    assert_eq!(
+        device_string(&engine, DeviceKey::root("pieces", "email")).map(|d| d.0),
+        Some("pi\u{e9}ces@example.com".to_string())
+    );
+}
+
 #[tokio::test]
 async fn boxes_create_roots_and_features_and_keep_their_references() {
     let stub = start_stub().await;

@@ -350,22 +350,42 @@ async fn send_unbounded(
         return Err(RequestError::TooLarge { limit });
     }
     let status = response.status().as_u16();
-    // Room for the declared length (already within `limit`; bounded all the same: a server may
-    // declare more than it sends).
-    let declared = response.content_length().unwrap_or(0).min(RESERVE_AT_MOST);
-    let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    let declared = response.content_length();
     // The head's parts are taken, not copied.
     let (head, body) = hyper::Response::<reqwest::Body>::from(response).into_parts();
     let headers = head.headers;
     let mut stream = http_body_util::BodyDataStream::new(body);
+    // A body that comes in one piece (most answers) is decoded from it; only one in pieces is
+    // gathered first.
+    let mut first: Option<bytes::Bytes> = None;
+    let mut gathered = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(transport)?;
-        if bytes.len() as u64 + chunk.len() as u64 > limit {
+        let held = first.as_ref().map_or(0, bytes::Bytes::len) + gathered.len();
+        if held as u64 + chunk.len() as u64 > limit {
             return Err(RequestError::TooLarge { limit });
         }
-        bytes.extend_from_slice(&chunk);
+        if held == 0 && first.is_none() {
+            first = Some(chunk);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            // Room for the declared length (already within `limit`; bounded all the same: a
+            // server may declare more than it sends).
+            let room = declared.unwrap_or(0).min(RESERVE_AT_MOST);
+            gathered.reserve(
+                usize::try_from(room)
+                    .unwrap_or(0)
+                    .max(first.len() + chunk.len()),
+            );
+            gathered.extend_from_slice(&first);
+        }
+        gathered.extend_from_slice(&chunk);
     }
-    let body = decode_text(bytes, &headers)?;
+    let body = match &first {
+        Some(only) => decode_text(only, &headers)?,
+        None => decode_text(&gathered, &headers)?,
+    };
     Ok(Response {
         status,
         headers,
@@ -375,12 +395,18 @@ async fn send_unbounded(
 
 /// The body as text: UTF-8 (what JSON is), or Latin-1 when the response says so. Anything else
 /// is an error naming where the text breaks, never silently replaced characters.
-fn decode_text(bytes: Vec<u8>, headers: &HeaderMap) -> Result<std::sync::Arc<str>, RequestError> {
+fn decode_text(bytes: &[u8], headers: &HeaderMap) -> Result<std::sync::Arc<str>, RequestError> {
     let latin1 = headers
         .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.to_ascii_lowercase())
-        .is_some_and(|v| v.contains("charset=iso-8859-1") || v.contains("charset=latin1"));
+        .map(|v| v.as_bytes())
+        .is_some_and(|v| {
+            [&b"charset=iso-8859-1"[..], b"charset=latin1"]
+                .iter()
+                .any(|charset| {
+                    v.windows(charset.len())
+                        .any(|w| w.eq_ignore_ascii_case(charset))
+                })
+        });
     if latin1 {
         return Ok(bytes
             .iter()
@@ -388,9 +414,9 @@ fn decode_text(bytes: Vec<u8>, headers: &HeaderMap) -> Result<std::sync::Arc<str
             .collect::<String>()
             .into());
     }
-    String::from_utf8(bytes)
+    std::str::from_utf8(bytes)
         .map(Into::into)
-        .map_err(|e| RequestError::NotText(e.utf8_error().valid_up_to()))
+        .map_err(|e| RequestError::NotText(e.valid_up_to()))
 }
 
 /// The redirect policy: follow at most 10 redirects, and only within the first URL's origin, so

@@ -155,6 +155,16 @@ pub async fn start_stub() -> StubApi {
                     let body = warp::reply::stream(stream::iter(chunks)).into_response();
                     shaped(body, 200, &[("content-type", "application/json".into())])
                 }
+                "/pieces" => {
+                    // A JSON answer sent in three pieces, without a length; the middle one
+                    // splits a two-byte character.
+                    let pieces = [&b"{\"email\":\"pi\xc3"[..], b"\xa9ces@example.com\"", b"}"];
+                    let chunks = pieces
+                        .into_iter()
+                        .map(|piece| Ok::<_, std::io::Error>(Bytes::from_static(piece)));
+                    let body = warp::reply::stream(stream::iter(chunks)).into_response();
+                    shaped(body, 200, &[("content-type", "application/json".into())])
+                }
                 "/drip" => {
                     // One byte every 200 ms, forever.
                     let drip = futures_util::stream::unfold((), |_| async {
