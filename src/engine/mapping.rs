@@ -2,6 +2,8 @@
 //! device updates, fanning out over list-valued names. An expression that fails leaves its
 //! device alone and is reported; the other devices still update.
 
+use std::borrow::Cow;
+
 use crate::devices::{DeviceKey, DeviceUpdate};
 use crate::expr::{EvalError, EvalErrorKind, Scope, Span, Value};
 use crate::profile::{DeviceMapping, DeviceRule};
@@ -63,7 +65,7 @@ pub fn evaluate(
                 continue;
             }
         };
-        for (root_name, binding) in &roots {
+        for (root_name, binding) in roots.each() {
             if outcome.updates.len() >= max_devices {
                 outcome.errors.push(MappingError {
                     target: format!("root {} name", position + 1),
@@ -72,7 +74,7 @@ pub fn evaluate(
                 return outcome;
             }
             let root_scope = bind(scope, binding);
-            let key = DeviceKey::root(profile, root_name);
+            let key = DeviceKey::root(profile, &root_name);
             push_update(
                 rule,
                 key,
@@ -94,7 +96,7 @@ pub fn evaluate(
                         continue;
                     }
                 };
-                for (feature_name, feature_binding) in &features {
+                for (feature_name, feature_binding) in features.each() {
                     if outcome.updates.len() >= max_devices {
                         outcome.errors.push(MappingError {
                             target: format!(
@@ -106,7 +108,7 @@ pub fn evaluate(
                         return outcome;
                     }
                     let feature_scope = bind(&root_scope, feature_binding);
-                    let key = DeviceKey::feature(profile, root_name, feature_name);
+                    let key = DeviceKey::feature(profile, &root_name, &feature_name);
                     let target = || format!("device `{root_name}` / `{feature_name}`");
                     push_update(feature, key, &feature_scope, &target, &mut outcome);
                 }
@@ -126,12 +128,51 @@ fn too_many(max_devices: usize) -> EvalError {
     }
 }
 
-/// A device name and, for a fanned-out name, the list element and its position.
-type Named = (String, Option<(Value, usize)>);
+/// What a rule's name gave: no device (`null` or blank text), one, or one per list element
+/// (each with its element and position, which the rule's other boxes read as `item` and
+/// `index`). Held as the values themselves: a name is copied once, into its device's key.
+enum Names {
+    Nothing,
+    One(Value),
+    Each(std::sync::Arc<Vec<Value>>),
+}
 
-fn bind<'a>(scope: &Scope<'a>, binding: &'a Option<(Value, usize)>) -> Scope<'a> {
+impl Names {
+    /// The values that name a device (a list's blank and `null` elements name none), with their
+    /// position in a list.
+    fn values(&self) -> impl Iterator<Item = (&Value, Option<usize>)> {
+        let (one, each): (Option<&Value>, &[Value]) = match self {
+            Names::Nothing => (None, &[]),
+            Names::One(value) => (Some(value), &[]),
+            Names::Each(items) => (None, items.as_slice()),
+        };
+        one.map(|value| (value, None)).into_iter().chain(
+            each.iter()
+                .enumerate()
+                .filter(|(_, item)| !blank(item))
+                .map(|(index, item)| (item, Some(index))),
+        )
+    }
+
+    /// Each device's name, with its list element and position for a fanned-out name.
+    fn each(&self) -> impl Iterator<Item = (Cow<'_, str>, Option<(&Value, usize)>)> {
+        self.values()
+            .map(|(value, index)| (value.as_text(), index.map(|index| (value, index))))
+    }
+}
+
+/// Whether a name is no name (`null`, or text that is only spaces).
+fn blank(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Number(_) | Value::Bool(_) => false,
+        other => other.as_text().trim().is_empty(),
+    }
+}
+
+fn bind<'a>(scope: &Scope<'a>, binding: Option<(&'a Value, usize)>) -> Scope<'a> {
     match binding {
-        Some((item, index)) => scope.with_item(item, *index),
+        Some((item, index)) => scope.with_item(item, index),
         None => Scope {
             input: scope.input,
             item: scope.item,
@@ -142,16 +183,22 @@ fn bind<'a>(scope: &Scope<'a>, binding: &'a Option<(Value, usize)>) -> Scope<'a>
 }
 
 /// Evaluates a rule's name: one device, none (`null` or empty), or one per list element.
-fn names(rule: &DeviceRule, scope: &Scope<'_>) -> Result<Vec<Named>, EvalError> {
-    let named = names_unchecked(rule, scope)?;
-    if let Some((long, _)) = named
-        .iter()
-        .find(|(name, _)| name.len() > MAX_DEVICE_NAME_BYTES)
-    {
+fn names(rule: &DeviceRule, scope: &Scope<'_>) -> Result<Names, EvalError> {
+    let named = match rule.name.evaluate(scope)? {
+        Value::List(items) => Names::Each(items),
+        other if blank(&other) => Names::Nothing,
+        other => Names::One(other),
+    };
+    // (A number's or a boolean's text is short: only the others are measured.)
+    let long = named.values().find_map(|(value, _)| match value {
+        Value::Number(_) | Value::Bool(_) => None,
+        other => Some(other.as_text().len()).filter(|&size| size > MAX_DEVICE_NAME_BYTES),
+    });
+    if let Some(size) = long {
         return Err(EvalError {
             kind: EvalErrorKind::TooLarge {
                 what: "device name",
-                size: long.len(),
+                size,
                 limit: MAX_DEVICE_NAME_BYTES,
             },
             span: Span::new(0, rule.name.source().len()),
@@ -159,26 +206,6 @@ fn names(rule: &DeviceRule, scope: &Scope<'_>) -> Result<Vec<Named>, EvalError> 
         });
     }
     Ok(named)
-}
-
-fn names_unchecked(rule: &DeviceRule, scope: &Scope<'_>) -> Result<Vec<Named>, EvalError> {
-    Ok(match rule.name.evaluate(scope)? {
-        Value::Null => Vec::new(),
-        Value::List(items) => items
-            .iter()
-            .enumerate()
-            .filter(|(_, item)| !item.is_null() && !item.to_text().trim().is_empty())
-            .map(|(index, item)| (item.to_text(), Some((item.clone(), index))))
-            .collect(),
-        other => {
-            let text = other.to_text();
-            if text.trim().is_empty() {
-                Vec::new()
-            } else {
-                vec![(text, None)]
-            }
-        }
-    })
 }
 
 fn push_update(
@@ -238,4 +265,98 @@ fn push_update(
         update.string = Some(string.to_text());
     }
     outcome.updates.push(update);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{Document, EmptyEnvironment};
+    use crate::secret::SecretSource;
+
+    /// The updates (key, value, string) and errors of a profile's `[[device]]` text over `input`.
+    fn mapped(
+        devices: &str,
+        input: &str,
+    ) -> (Vec<(String, Option<f64>, Option<String>)>, Vec<String>) {
+        let text = format!("version = 1\n[request]\nurl = \"http://127.0.0.1:9/\"\n{devices}");
+        let (profile, diagnostics) = crate::profile::load_text(
+            std::path::Path::new("t.toml"),
+            &text,
+            &SecretSource::default(),
+        );
+        let profile = profile.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let document = Document::new(input, Default::default());
+        let outcome = evaluate(
+            "t",
+            &profile.mapping,
+            &Scope::new(&document, &EmptyEnvironment),
+            100,
+        );
+        let updates = outcome
+            .updates
+            .iter()
+            .map(|u| {
+                let key = match &u.key.feature {
+                    Some(feature) => format!("{}/{feature}", u.key.root),
+                    None => u.key.root.clone(),
+                };
+                (key, u.value, u.string.clone())
+            })
+            .collect();
+        let errors = outcome
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.target, e.error))
+            .collect();
+        (updates, errors)
+    }
+
+    #[test]
+    fn a_list_name_skips_null_and_blank_elements_and_keeps_their_positions() {
+        let (updates, errors) = mapped(
+            "[[device]]\nname = 'JSON(input, \"rooms\")'\nvalue = 'index'\n[[device.feature]]\nname = 'item'\nstring = '\"of \" + item'\n",
+            r#"{"rooms": ["Hall", null, "  ", 7, "Attic"]}"#,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            updates,
+            vec![
+                ("Hall".into(), Some(0.0), None),
+                ("Hall/Hall".into(), None, Some("of Hall".into())),
+                ("7".into(), Some(3.0), None),
+                ("7/7".into(), None, Some("of 7".into())),
+                ("Attic".into(), Some(4.0), None),
+                ("Attic/Attic".into(), None, Some("of Attic".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_single_name_may_be_a_number_a_blank_or_too_long() {
+        let (updates, _) = mapped("[[device]]\nname = '21.5'\nvalue = '1'\n", "{}");
+        assert_eq!(updates, vec![("21.5".into(), Some(1.0), None)]);
+        let (updates, errors) = mapped("[[device]]\nname = '\"   \"'\nvalue = '1'\n", "{}");
+        assert!(
+            updates.is_empty() && errors.is_empty(),
+            "{updates:?} {errors:?}"
+        );
+        let (updates, errors) = mapped(
+            "[[device]]\nname = 'input'\nvalue = '1'\n",
+            &"x".repeat(MAX_DEVICE_NAME_BYTES + 1),
+        );
+        assert!(updates.is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("root 1 name") && errors[0].contains("1025"),
+            "{errors:?}"
+        );
+        // A long name inside a list is refused the same way.
+        let long = "y".repeat(MAX_DEVICE_NAME_BYTES + 5);
+        let (updates, errors) = mapped(
+            "[[device]]\nname = 'JSON(input, \"names\")'\nvalue = '1'\n",
+            &format!(r#"{{"names": ["ok", "{long}"]}}"#),
+        );
+        assert!(updates.is_empty(), "{updates:?}");
+        assert!(errors[0].contains("1029"), "{errors:?}");
+    }
 }

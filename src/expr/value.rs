@@ -43,10 +43,15 @@ impl Value {
 
     /// The value as text, the way it is spliced into templates and device strings.
     pub fn to_text(&self) -> String {
+        self.as_text().into_owned()
+    }
+
+    /// [`Value::to_text`], borrowed when the value is text already.
+    pub fn as_text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Value::Text(t) => t.to_string(),
-            Value::Number(n) => format_number(*n),
-            other => other.to_string(),
+            Value::Text(t) => std::borrow::Cow::Borrowed(t),
+            Value::Number(n) => std::borrow::Cow::Owned(format_number(*n)),
+            other => std::borrow::Cow::Owned(other.to_string()),
         }
     }
 
