@@ -273,11 +273,11 @@ mod tests {
     use crate::expr::{Document, EmptyEnvironment};
     use crate::secret::SecretSource;
 
-    /// The updates (key, value, string) and errors of a profile's `[[device]]` text over `input`.
-    fn mapped(
-        devices: &str,
-        input: &str,
-    ) -> (Vec<(String, Option<f64>, Option<String>)>, Vec<String>) {
+    /// An update as (key, value, string).
+    type Seen = (String, Option<f64>, Option<String>);
+
+    /// The updates and errors of a profile's `[[device]]` text over `input`.
+    fn mapped(devices: &str, input: &str) -> (Vec<Seen>, Vec<String>) {
         let text = format!("version = 1\n[request]\nurl = \"http://127.0.0.1:9/\"\n{devices}");
         let (profile, diagnostics) = crate::profile::load_text(
             std::path::Path::new("t.toml"),
