@@ -609,6 +609,12 @@ async fn crossing_triggers_fire_once_per_crossing() {
 /// Sends one reading to the `probe` listening profile and waits a moment (one at a time:
 /// `retrigger = skip` would drop a firing that comes while one runs).
 async fn send_reading(engine: &std::sync::Arc<bellhop::engine::Engine>, reading: &str) {
+    receive_reading(engine, reading).await;
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+}
+
+/// Hands one reading to the `probe` listening profile; it must be taken.
+async fn receive_reading(engine: &std::sync::Arc<bellhop::engine::Engine>, reading: &str) {
     let profile = engine
         .listener("/probe")
         .unwrap_or_else(|| panic!("not listening"));
@@ -623,7 +629,6 @@ async fn send_reading(engine: &std::sync::Arc<bellhop::engine::Engine>, reading:
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(received.record.ok, "{:?}", received.record.errors);
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
 }
 
 /// A restart forgets nothing events depend on: a crossing is judged against the value the store
@@ -937,25 +942,9 @@ async fn an_input_trigger_fires_once_per_received_input() {
         "count",
         "retrigger = \"parallel\"\nmax_per_second = 1000\n[[trigger]]\ninput = \"probe\"\nexpression = 'Length(input) > 0'\n[[action]]\nset_global = \"last\"\nstring = 'input'\n",
     );
-    let receive = |engine: std::sync::Arc<bellhop::engine::Engine>, reading: String| async move {
-        let profile = engine
-            .listener("/probe")
-            .unwrap_or_else(|| panic!("not listening"));
-        let call = bellhop::engine::listening::IncomingCall {
-            method: bellhop::profile::Method::Post,
-            token: None,
-            input: reading.into(),
-            headers: Default::default(),
-        };
-        let received = engine
-            .receive(profile, call)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(received.record.ok, "{:?}", received.record.errors);
-    };
     let engine = ws.running_engine(&[event]);
     for n in 0..12 {
-        receive(engine.clone(), format!("reading {n}")).await;
+        receive_reading(&engine, &format!("reading {n}")).await;
     }
     let runs = || engine.automation().history("count", 1000).len();
     assert!(eventually(|| runs() >= 12).await, "{} runs", runs());
@@ -978,7 +967,7 @@ async fn an_input_trigger_fires_once_per_received_input() {
                 bellhop::event::Zone::Local,
             ),
     );
-    receive(idle.clone(), "unheard".into()).await;
+    receive_reading(&idle, "unheard").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(idle.automation().history("count", 1000).is_empty());
 }

@@ -1083,6 +1083,40 @@ async fn raw_exchange(address: std::net::SocketAddr, head: &str, body: &str) -> 
     (status, body)
 }
 
+/// Sends one request both ways: over a socket to `address` (where the shortcut may take it) and
+/// through `routes` (the filters). Returns the socket's status and body, then the filters' answer.
+/// A Host of the server's own is added unless `lines` (head lines, `name: value`) carry one.
+async fn over_socket_and_filters<F>(
+    address: std::net::SocketAddr,
+    routes: &F,
+    (method, target): (&str, &str),
+    lines: &[String],
+    body: &str,
+) -> ((u16, String), warp::http::Response<bytes::Bytes>)
+where
+    F: warp::Filter + 'static,
+    F::Extract: warp::Reply + Send,
+{
+    let mut head = format!("{method} {target} HTTP/1.1");
+    let mut filtered = warp::test::request()
+        .method(method)
+        .path(target)
+        .body(body);
+    if !lines.iter().any(|l| l.starts_with("host:")) {
+        head.push_str("\r\nhost: 127.0.0.1:8765");
+        filtered = filtered.header("host", "127.0.0.1:8765");
+    }
+    for line in lines {
+        head.push_str("\r\n");
+        head.push_str(line);
+        let (name, value) = line.split_once(": ").unwrap_or_else(|| panic!("{line}"));
+        filtered = filtered.header(name, value.as_bytes());
+    }
+    head.push_str(&format!("\r\ncontent-length: {}", body.len()));
+    let over_socket = raw_exchange(address, &head, body).await;
+    (over_socket, filtered.reply(routes).await)
+}
+
 /// The action route is answered ahead of the filter tree over a socket (the shortcut in
 /// `web::shortcut`): every request answers there as the filters answer it — the refusals of the
 /// edge, each body error with its wording, and a run.
@@ -1168,27 +1202,14 @@ async fn the_action_route_answers_over_a_socket_as_the_filters_do() {
         ),
     ];
     for (what, lines, body) in &cases {
-        let has_host = lines.iter().any(|l| l.starts_with("host:"));
-        let mut head = String::from("POST /api/v1/actions/run HTTP/1.1");
-        if !has_host {
-            head.push_str("\r\nhost: 127.0.0.1:8765");
-        }
-        let mut filtered = warp::test::request()
-            .method("POST")
-            .path("/api/v1/actions/run")
-            .body(body.clone());
-        if !has_host {
-            filtered = filtered.header("host", "127.0.0.1:8765");
-        }
-        for line in lines {
-            head.push_str("\r\n");
-            head.push_str(line);
-            let (name, value) = line.split_once(": ").unwrap_or_else(|| panic!("{line}"));
-            filtered = filtered.header(name, value.as_bytes());
-        }
-        head.push_str(&format!("\r\ncontent-length: {}", body.len()));
-        let (status, answer) = raw_exchange(address, &head, body).await;
-        let expected = filtered.reply(&routes).await;
+        let ((status, answer), expected) = over_socket_and_filters(
+            address,
+            &routes,
+            ("POST", "/api/v1/actions/run"),
+            lines,
+            body,
+        )
+        .await;
         let expected_body = String::from_utf8_lossy(expected.body()).to_string();
         assert_eq!(status, expected.status().as_u16(), "{what}: {answer}");
         // A run's record differs in its times only (and in its changes: the second run of the
@@ -1351,25 +1372,8 @@ async fn listening_paths_answer_over_a_socket_as_the_filters_do() {
         ),
     ];
     for (what, method, target, lines, body) in &cases {
-        let has_host = lines.iter().any(|l| l.starts_with("host:"));
-        let mut head = format!("{method} {target} HTTP/1.1");
-        let mut filtered = warp::test::request()
-            .method(method)
-            .path(target)
-            .body(body.clone());
-        if !has_host {
-            head.push_str("\r\nhost: 127.0.0.1:8765");
-            filtered = filtered.header("host", "127.0.0.1:8765");
-        }
-        for line in lines {
-            head.push_str("\r\n");
-            head.push_str(line);
-            let (name, value) = line.split_once(": ").unwrap_or_else(|| panic!("{line}"));
-            filtered = filtered.header(name, value.as_bytes());
-        }
-        head.push_str(&format!("\r\ncontent-length: {}", body.len()));
-        let (status, answer) = raw_exchange(address, &head, body).await;
-        let expected = filtered.reply(&routes).await;
+        let ((status, answer), expected) =
+            over_socket_and_filters(address, &routes, (method, target), lines, body).await;
         assert_eq!(status, expected.status().as_u16(), "{what}: {answer}");
         assert_eq!(answer, String::from_utf8_lossy(expected.body()), "{what}");
     }
