@@ -1098,10 +1098,7 @@ where
     F::Extract: warp::Reply + Send,
 {
     let mut head = format!("{method} {target} HTTP/1.1");
-    let mut filtered = warp::test::request()
-        .method(method)
-        .path(target)
-        .body(body);
+    let mut filtered = warp::test::request().method(method).path(target).body(body);
     if !lines.iter().any(|l| l.starts_with("host:")) {
         head.push_str("\r\nhost: 127.0.0.1:8765");
         filtered = filtered.header("host", "127.0.0.1:8765");
