@@ -1,11 +1,10 @@
 //! The event runner: fires loaded events from their triggers — schedules, startup, what the bus
 //! says (device and global changes), finished runs (their input and their errors, dispatched
-//! from the run's own task as it is recorded: no wait for the bus, none lost to its lag) and API
-//! calls —
-//! checks their conditions and runs their actions in order through the engine's own door,
-//! recording every run. Bounded: a retrigger policy per event (skip, a short queue, a few in
-//! parallel), a rate limit per event and a depth limit for events that run events, so an event
-//! that re-triggers itself is reported, never an endless loop.
+//! from the run's own task as it is recorded: no wait for the bus, none lost to its lag) and
+//! API calls — checks their conditions and runs their actions in order through the engine's
+//! own door, recording every run. Bounded: a retrigger policy per event (skip, a short queue, a
+//! few in parallel), a rate limit per event and a depth limit for events that run events, so an
+//! event that re-triggers itself is reported, never an endless loop.
 
 use crate::clock::Clock;
 use crate::sync::{Locked, ReadWriteLocked};

@@ -365,7 +365,7 @@ async fn send_unbounded(
         if held as u64 + chunk.len() as u64 > limit {
             return Err(RequestError::TooLarge { limit });
         }
-        if held == 0 && first.is_none() {
+        if first.is_none() && gathered.is_empty() {
             first = Some(chunk);
             continue;
         }

@@ -88,6 +88,12 @@ fn without_token(query: &str) -> String {
         .join("&")
 }
 
+/// The part of `path` under the listen base `base` (`/in/hall` under `/in` is `/hall`); `None`
+/// for a path outside it (`/inside`, `/in` itself).
+pub(super) fn under_base<'a>(base: &str, path: &'a str) -> Option<&'a str> {
+    path.strip_prefix(base).filter(|rest| rest.starts_with('/'))
+}
+
 /// Reads at most `limit` bytes of a body; `Err(None)` when it is longer.
 async fn read_body<E: std::fmt::Display>(
     mut body: impl futures_util::Stream<Item = Result<impl Buf, E>> + Unpin,
@@ -111,9 +117,9 @@ pub fn route(state: AppState) -> BoxedFilter<(Response,)> {
         .and_then(move |path: warp::path::FullPath| {
             let base = base.clone();
             async move {
-                match path.as_str().strip_prefix(&*base) {
-                    Some(rest) if rest.starts_with('/') => Ok(rest.to_string()),
-                    _ => Err(warp::reject::not_found()),
+                match under_base(&base, path.as_str()) {
+                    Some(rest) => Ok(rest.to_string()),
+                    None => Err(warp::reject::not_found()),
                 }
             }
         })
@@ -301,6 +307,16 @@ mod tests {
         );
         headers.insert("authorization", "Bearer bearer".parse().unwrap());
         assert_eq!(token_of(&headers, "").as_deref(), Some("bearer"));
+    }
+
+    #[test]
+    fn a_path_is_under_the_base_only_past_its_slash() {
+        assert_eq!(under_base("/in", "/in/hall"), Some("/hall"));
+        assert_eq!(under_base("/in", "/in/"), Some("/"));
+        assert_eq!(under_base("/in", "/in"), None);
+        assert_eq!(under_base("/in", "/inside/hall"), None);
+        assert_eq!(under_base("/sensors/in", "/sensors/in/a/b"), Some("/a/b"));
+        assert_eq!(under_base("/in", "/api/v1/in/x"), None);
     }
 
     #[test]

@@ -100,9 +100,7 @@ fn open_path(path: &str, listen_base: &str) -> bool {
     // Webhooks carry their own secret token, which the route checks; listening profiles are
     // called by sensors, which cannot sign in (their optional token is checked by the route).
     path.starts_with("/hooks/")
-        || path
-            .strip_prefix(listen_base)
-            .is_some_and(|rest| rest.starts_with('/'))
+        || listening::under_base(listen_base, path).is_some()
         || matches!(
             path,
             "/oauth2/callback"

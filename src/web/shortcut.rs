@@ -77,8 +77,8 @@ impl Shortcut {
     async fn receive_call(&self, request: hyper::Request<Incoming>) -> Response {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
-        let rest = path
-            .strip_prefix(&*self.state.listen_base)
+        // (Under the base: `takes` said so.)
+        let rest = super::listening::under_base(&self.state.listen_base, path)
             .unwrap_or(path)
             .to_string();
         let query = parts.uri.query().unwrap_or_default().to_string();
@@ -131,9 +131,7 @@ impl Shortcut {
         let taken = match *request.method() {
             hyper::Method::POST if path == ACTION_PATH => Taken::Action,
             hyper::Method::GET | hyper::Method::POST | hyper::Method::PUT
-                if path
-                    .strip_prefix(&*self.state.listen_base)
-                    .is_some_and(|rest| rest.starts_with('/')) =>
+                if super::listening::under_base(&self.state.listen_base, path).is_some() =>
             {
                 Taken::Listening
             }
