@@ -16,7 +16,7 @@ fn hub_with(devices: usize, dir: &std::path::Path, runtime: &tokio::runtime::Run
         .unwrap_or_else(|e| panic!("{e}"));
     let updates: Vec<DeviceUpdate> = (0..devices)
         .map(|n| DeviceUpdate {
-            key: DeviceKey::root("bench", &format!("device {n}")),
+            key: DeviceKey::root("bench", format!("device {n}")),
             value: Some(n as f64),
             string: None,
         })
@@ -36,7 +36,7 @@ fn benches(c: &mut Criterion) {
     for count in [10usize, 10_000] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let hub = hub_with(count, dir.path(), &runtime);
-        let key = DeviceKey::root("bench", &format!("device {}", count / 2));
+        let key = DeviceKey::root("bench", format!("device {}", count / 2));
         let mut value = 0.0;
         group.bench_with_input(BenchmarkId::new("update_one", count), &count, |b, _| {
             b.iter(|| {
@@ -110,7 +110,7 @@ fn history_load(keep: bool) -> HistoryLoad {
         });
     }
     let keys: Vec<DeviceKey> = (0..SCALE_DEVICES)
-        .map(|n| DeviceKey::root("bench", &format!("device {n}")))
+        .map(|n| DeviceKey::root("bench", format!("device {n}")))
         .collect();
     let batches_per_second = CHANGES_PER_SECOND / SCALE_DEVICES;
     let tick = Duration::from_secs(1) / batches_per_second as u32;

@@ -429,12 +429,12 @@ fn idle_memory() -> Result<u64, String> {
         let updates: Vec<DeviceUpdate> = (0..9_000)
             .map(|n| DeviceUpdate {
                 key: DeviceKey::feature(
-                    &format!("p{}", n % 100),
-                    &format!("room {}", (n / 100) % 10),
+                    format!("p{}", n % 100),
+                    format!("room {}", (n / 100) % 10),
                     FEATURES[n / 1000],
                 ),
                 value: Some(n as f64),
-                string: Some(format!("{n} °C")),
+                string: Some(format!("{n} °C").into()),
             })
             .collect();
         runtime

@@ -150,7 +150,7 @@ async fn throughput(port: u16, changes: usize) -> (f64, f64) {
     );
     let updates: Vec<DeviceUpdate> = (0..DEVICES)
         .map(|n| DeviceUpdate {
-            key: DeviceKey::root("bench", &format!("d{n}")),
+            key: DeviceKey::root("bench", format!("d{n}")),
             value: Some(-1.0),
             string: None,
         })

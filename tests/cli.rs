@@ -283,7 +283,7 @@ async fn serve_keeps_serving_through_bad_input_and_a_kill_loses_no_acknowledged_
     let hub = bellhop::devices::DeviceHub::open(&ws.store_path(), Duration::from_millis(10))
         .unwrap_or_else(|e| panic!("the store does not open after a kill: {e}"));
     for name in &acknowledged {
-        let found = hub.find(&bellhop::devices::DeviceKey::root("echo", name));
+        let found = hub.find(&bellhop::devices::DeviceKey::root("echo", name.as_str()));
         assert!(found.is_some(), "{name} was acknowledged but is gone");
     }
     let connection = rusqlite::Connection::open(ws.store_path()).unwrap_or_else(|e| panic!("{e}"));

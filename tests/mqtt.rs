@@ -717,7 +717,7 @@ async fn home_assistant_controls_meet_a_real_broker() {
         engine
             .devices()
             .into_iter()
-            .find(|d| d.key.root == "Thermo" && d.key.feature.as_deref() == feature)
+            .find(|d| &*d.key.root == "Thermo" && d.key.feature.as_deref() == feature)
             .map(|d| d.reference)
             .unwrap_or_else(|| panic!("no Thermo {feature:?}: {:?}", engine.devices()))
     };
@@ -1124,7 +1124,7 @@ async fn mqtt_profiles_take_messages_in_and_publish_actions() {
         engine
             .devices()
             .into_iter()
-            .find(|d| d.key.profile == "thermometers" && d.key.root == root)
+            .find(|d| &*d.key.profile == "thermometers" && &*d.key.root == root)
             .map(|d| d.value)
     };
     while value("kitchen") != Some(21.5) || value("hall") != Some(27.0) {
@@ -1139,7 +1139,7 @@ async fn mqtt_profiles_take_messages_in_and_publish_actions() {
     let kitchen = engine
         .devices()
         .into_iter()
-        .find(|d| d.key.root == "kitchen")
+        .find(|d| &*d.key.root == "kitchen")
         .map_or(0, |d| d.reference);
     let configs = Observer::connect(port, "configs", &["homeassistant/#"]).await;
     let config = configs

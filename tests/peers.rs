@@ -1020,7 +1020,7 @@ fn oauth1_against_an_oauthlib_provider_with_every_signature_method() {
         let garmin = engine
             .devices()
             .into_iter()
-            .find(|d| d.key.profile == "g")
+            .find(|d| &*d.key.profile == "g")
             .map(|d| d.string);
         assert_eq!(garmin.as_deref(), Some("garmin-user-1"), "{method}");
         let signed_ok = provider

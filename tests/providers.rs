@@ -91,7 +91,7 @@ async fn run_ok(engine: &Arc<Engine>, what: &str) {
     let value = engine
         .devices()
         .into_iter()
-        .find(|d| d.key.profile == "home" && d.key.root == "temperature")
+        .find(|d| &*d.key.profile == "home" && &*d.key.root == "temperature")
         .map(|d| d.value);
     assert_eq!(value, Some(21.5), "{what}");
 }

@@ -11,7 +11,7 @@ pub use store::{Book, HistoryOf, HistoryPoint, HistoryRetention, StoreHealth};
 use crate::sync::{Locked, ReadWriteLocked};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -57,36 +57,42 @@ pub type Observer = std::sync::Arc<dyn Fn(Changed) + Send + Sync>;
 /// Writes waiting for the store past which callers of [`DeviceHub::apply`] wait for a commit.
 const BACKLOG_LIMIT: usize = 50_000;
 
-/// Identity of a device: stable across runs and restarts.
+/// Identity of a device: stable across runs and restarts. Its names are shared text: a run
+/// keys its devices under one copy of the profile's name, and a name that an expression gave as
+/// text is the key's without a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeviceKey {
-    pub profile: String,
-    pub root: String,
+    pub profile: Arc<str>,
+    pub root: Arc<str>,
     /// `None` for a root device.
-    pub feature: Option<String>,
+    pub feature: Option<Arc<str>>,
 }
 
 impl DeviceKey {
-    pub fn root(profile: &str, root: &str) -> DeviceKey {
+    pub fn root(profile: impl Into<Arc<str>>, root: impl Into<Arc<str>>) -> DeviceKey {
         DeviceKey {
-            profile: profile.to_string(),
-            root: root.to_string(),
+            profile: profile.into(),
+            root: root.into(),
             feature: None,
         }
     }
 
-    pub fn feature(profile: &str, root: &str, feature: &str) -> DeviceKey {
+    pub fn feature(
+        profile: impl Into<Arc<str>>,
+        root: impl Into<Arc<str>>,
+        feature: impl Into<Arc<str>>,
+    ) -> DeviceKey {
         DeviceKey {
-            profile: profile.to_string(),
-            root: root.to_string(),
-            feature: Some(feature.to_string()),
+            profile: profile.into(),
+            root: root.into(),
+            feature: Some(feature.into()),
         }
     }
 
     fn parent(&self) -> Option<DeviceKey> {
         self.feature
             .as_ref()
-            .map(|_| DeviceKey::root(&self.profile, &self.root))
+            .map(|_| DeviceKey::root(self.profile.clone(), self.root.clone()))
     }
 }
 
@@ -122,7 +128,8 @@ pub struct Global {
 pub struct DeviceUpdate {
     pub key: DeviceKey,
     pub value: Option<f64>,
-    pub string: Option<String>,
+    /// Shared text: an update that leaves the string as it was copies nothing.
+    pub string: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,7 +190,10 @@ impl State {
             reference,
             key: key.clone(),
             value: wanted.and_then(|w| w.value).unwrap_or(0.0),
-            string: wanted.and_then(|w| w.string.clone()).unwrap_or_default(),
+            string: wanted
+                .and_then(|w| w.string.as_deref())
+                .map(str::to_string)
+                .unwrap_or_default(),
             changed_at_ms: now,
         };
         self.by_key.insert(key, reference);
@@ -358,8 +368,8 @@ impl DeviceHub {
             let new_string = update
                 .string
                 .as_ref()
-                .filter(|s| **s != device.string)
-                .cloned();
+                .filter(|s| ***s != *device.string)
+                .map(|s| s.to_string());
             if value == device.value && new_string.is_none() {
                 continue;
             }
@@ -400,7 +410,11 @@ impl DeviceHub {
             .get(reference)
             .map(|d| d.key)
             .ok_or(StoreError::UnknownDevice(reference))?;
-        let update = DeviceUpdate { key, value, string };
+        let update = DeviceUpdate {
+            key,
+            value,
+            string: string.map(Into::into),
+        };
         let (mut changes, _) = self.apply_in_memory(&[update], Creation::Forbidden)?;
         Ok(changes.pop())
     }
@@ -586,7 +600,7 @@ mod tests {
             key: DeviceKey {
                 profile: "p".into(),
                 root: root.into(),
-                feature: feature.map(str::to_string),
+                feature: feature.map(Into::into),
             },
             value: Some(value),
             string: Some(string.into()),

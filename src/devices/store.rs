@@ -174,15 +174,27 @@ pub(crate) fn open(path: &Path) -> Result<(Connection, Loaded), StoreError> {
         let mut statement = connection
             .prepare("SELECT ref, profile, root, feature, value, string, changed_at FROM devices ORDER BY ref")
             .map_err(&error)?;
+        // The devices of a profile share one copy of its name.
+        let mut profiles: HashMap<String, Arc<str>> = HashMap::new();
         let rows = statement
             .query_map([], |row| {
+                let profile: String = row.get(1)?;
+                let root: String = row.get(2)?;
                 let feature: String = row.get(3)?;
+                let profile = match profiles.get(&profile) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        let shared: Arc<str> = Arc::from(profile.as_str());
+                        profiles.insert(profile, shared.clone());
+                        shared
+                    }
+                };
                 Ok(Device {
                     reference: row.get::<_, i64>(0)? as u64,
                     key: DeviceKey {
-                        profile: row.get(1)?,
-                        root: row.get(2)?,
-                        feature: (!feature.is_empty()).then_some(feature),
+                        profile,
+                        root: root.into(),
+                        feature: (!feature.is_empty()).then(|| feature.into()),
                     },
                     value: row.get(4)?,
                     string: row.get(5)?,
@@ -701,8 +713,8 @@ fn commit(
     for device in batch.devices.values() {
         upsert.execute(params![
             device.reference as i64,
-            device.key.profile,
-            device.key.root,
+            &*device.key.profile,
+            &*device.key.root,
             device.key.feature.as_deref().unwrap_or(""),
             device.value,
             device.string,

@@ -2,7 +2,7 @@
 //! device updates, fanning out over list-valued names. An expression that fails leaves its
 //! device alone and is reported; the other devices still update.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::devices::{DeviceKey, DeviceUpdate};
 use crate::expr::{EvalError, EvalErrorKind, Scope, Span, Value};
@@ -33,11 +33,19 @@ pub fn evaluate(
     scope: &Scope<'_>,
     max_devices: usize,
 ) -> MappingOutcome {
+    // A device per rule unless a name fans out: room for that many, made once.
+    let rules: usize = mapping
+        .roots
+        .iter()
+        .map(|rule| 1 + rule.features.len())
+        .sum();
     let mut outcome = MappingOutcome {
-        updates: Vec::new(),
+        updates: Vec::with_capacity(rules.min(max_devices)),
         errors: Vec::new(),
         not_affected: false,
     };
+    // One copy of the profile's name for every device of the run.
+    let profile: Arc<str> = profile.into();
     if let Some(affect) = &mapping.affect {
         match affect.evaluate(scope) {
             Ok(value) if value.is_truthy() => {}
@@ -74,7 +82,7 @@ pub fn evaluate(
                 return outcome;
             }
             let root_scope = bind(scope, binding);
-            let key = DeviceKey::root(profile, &root_name);
+            let key = DeviceKey::root(profile.clone(), root_name.clone());
             push_update(
                 rule,
                 key,
@@ -108,7 +116,11 @@ pub fn evaluate(
                         return outcome;
                     }
                     let feature_scope = bind(&root_scope, feature_binding);
-                    let key = DeviceKey::feature(profile, &root_name, &feature_name);
+                    let key = DeviceKey::feature(
+                        profile.clone(),
+                        root_name.clone(),
+                        feature_name.clone(),
+                    );
                     let target = || format!("device `{root_name}` / `{feature_name}`");
                     push_update(feature, key, &feature_scope, &target, &mut outcome);
                 }
@@ -134,7 +146,7 @@ fn too_many(max_devices: usize) -> EvalError {
 enum Names {
     Nothing,
     One(Value),
-    Each(std::sync::Arc<Vec<Value>>),
+    Each(Arc<Vec<Value>>),
 }
 
 impl Names {
@@ -154,10 +166,11 @@ impl Names {
         )
     }
 
-    /// Each device's name, with its list element and position for a fanned-out name.
-    fn each(&self) -> impl Iterator<Item = (Cow<'_, str>, Option<(&Value, usize)>)> {
+    /// Each device's name (shared with the value when it is text), with its list element and
+    /// position for a fanned-out name.
+    fn each(&self) -> impl Iterator<Item = (Arc<str>, Option<(&Value, usize)>)> {
         self.values()
-            .map(|(value, index)| (value.as_text(), index.map(|index| (value, index))))
+            .map(|(value, index)| (value.shared_text(), index.map(|index| (value, index))))
     }
 }
 
@@ -258,11 +271,11 @@ fn push_update(
         other => match other.as_number() {
             Some(n) => update.value = Some(n),
             // The family's rule: a value box that gives text sets the device's string.
-            None => update.string = Some(other.to_text()),
+            None => update.string = Some(other.shared_text()),
         },
     }
     if !string.is_null() {
-        update.string = Some(string.to_text());
+        update.string = Some(string.shared_text());
     }
     outcome.updates.push(update);
 }
@@ -298,9 +311,9 @@ mod tests {
             .map(|u| {
                 let key = match &u.key.feature {
                     Some(feature) => format!("{}/{feature}", u.key.root),
-                    None => u.key.root.clone(),
+                    None => u.key.root.to_string(),
                 };
-                (key, u.value, u.string.clone())
+                (key, u.value, u.string.as_deref().map(str::to_string))
             })
             .collect();
         let errors = outcome
@@ -309,6 +322,31 @@ mod tests {
             .map(|e| format!("{}: {}", e.target, e.error))
             .collect();
         (updates, errors)
+    }
+
+    #[test]
+    fn a_run_keys_its_devices_under_shared_names() {
+        let text = "version = 1\n[request]\nurl = \"http://127.0.0.1:9/\"\n[[device]]\nname = '\"Kitchen\"'\nstring = 'JSON(input, \"room\")'\n[[device.feature]]\nname = '\"temp\"'\nvalue = '1'\n[[device]]\nname = '\"Hall\"'\nvalue = '2'\n";
+        let (profile, diagnostics) = crate::profile::load_text(
+            std::path::Path::new("t.toml"),
+            text,
+            &SecretSource::default(),
+        );
+        let profile = profile.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let document = Document::new(r#"{"room":"warm"}"#, Default::default());
+        let scope = Scope::new(&document, &EmptyEnvironment);
+        let outcome = evaluate("t", &profile.mapping, &scope, 100);
+        let keys: Vec<&DeviceKey> = outcome.updates.iter().map(|u| &u.key).collect();
+        assert_eq!(keys.len(), 3);
+        // One copy of the profile's name for the run; a feature shares its root's name.
+        assert!(keys.iter().all(|k| &*k.profile == "t"));
+        assert!(Arc::ptr_eq(&keys[0].profile, &keys[2].profile));
+        assert!(Arc::ptr_eq(&keys[0].root, &keys[1].root));
+        assert_eq!(keys[1].feature.as_deref(), Some("temp"));
+        // A name written as text is the expression's own text, not a copy of it.
+        let again = evaluate("t", &profile.mapping, &scope, 100);
+        assert!(Arc::ptr_eq(&keys[2].root, &again.updates[2].key.root));
+        assert_eq!(outcome.updates[0].string.as_deref(), Some("warm"));
     }
 
     #[test]

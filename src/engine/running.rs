@@ -470,10 +470,13 @@ impl Engine {
                 let (value, issued) = match cached {
                     Some(ready) => ready,
                     None => {
-                        let (token, issued) = authorizer
-                            .access_token(profile, &prepared.url, rejected)
-                            .await
-                            .map_err(refused)?;
+                        // Boxed: getting a token (a refresh, a wait for one) is a large future
+                        // that most runs never start, and every run's own future would be as
+                        // large as it.
+                        let (token, issued) =
+                            Box::pin(authorizer.access_token(profile, &prepared.url, rejected))
+                                .await
+                                .map_err(refused)?;
                         let value =
                             authorization::token_value(spec, &token).ok_or_else(|| RunError {
                                 stage: RunStage::Request,

@@ -55,6 +55,14 @@ impl Value {
         }
     }
 
+    /// [`Value::to_text`] as shared text: text already is shared without a copy.
+    pub fn shared_text(&self) -> Arc<str> {
+        match self {
+            Value::Text(t) => t.clone(),
+            other => Arc::from(other.as_text()),
+        }
+    }
+
     /// The value as a number, if it is one or is text that reads as one.
     pub fn as_number(&self) -> Option<f64> {
         match self {

@@ -461,7 +461,7 @@ pub fn discovery_config(
     let unique_id = format!("{node}_{reference}");
     let key = &device.key;
     let component = platform.component();
-    let names: Vec<&str> = std::iter::once(key.root.as_str())
+    let names: Vec<&str> = std::iter::once(&*key.root)
         .chain(key.feature.as_deref())
         .collect();
     let state = state_topic(&config.base_topic, device);
@@ -568,7 +568,7 @@ mod tests {
             key: DeviceKey {
                 profile: profile.into(),
                 root: root.into(),
-                feature: feature.map(str::to_string),
+                feature: feature.map(Into::into),
             },
             value: 21.5,
             string: string.into(),

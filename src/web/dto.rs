@@ -260,9 +260,9 @@ fn time_text(ms: i64) -> String {
 pub struct DeviceView {
     #[serde(rename = "ref")]
     pub reference: u64,
-    pub profile: String,
-    pub name: String,
-    pub feature: Option<String>,
+    pub profile: std::sync::Arc<str>,
+    pub name: std::sync::Arc<str>,
+    pub feature: Option<std::sync::Arc<str>>,
     pub value: f64,
     pub string: String,
     pub changed_at: String,
