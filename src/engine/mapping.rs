@@ -289,15 +289,20 @@ mod tests {
     /// An update as (key, value, string).
     type Seen = (String, Option<f64>, Option<String>);
 
-    /// The updates and errors of a profile's `[[device]]` text over `input`.
-    fn mapped(devices: &str, input: &str) -> (Vec<Seen>, Vec<String>) {
+    /// A profile `t` with the `[[device]]` text `devices`.
+    fn profile_with(devices: &str) -> crate::profile::Profile {
         let text = format!("version = 1\n[request]\nurl = \"http://127.0.0.1:9/\"\n{devices}");
         let (profile, diagnostics) = crate::profile::load_text(
             std::path::Path::new("t.toml"),
             &text,
             &SecretSource::default(),
         );
-        let profile = profile.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        profile.unwrap_or_else(|| panic!("{diagnostics:?}"))
+    }
+
+    /// The updates and errors of a profile's `[[device]]` text over `input`.
+    fn mapped(devices: &str, input: &str) -> (Vec<Seen>, Vec<String>) {
+        let profile = profile_with(devices);
         let document = Document::new(input, Default::default());
         let outcome = evaluate(
             "t",
@@ -326,13 +331,9 @@ mod tests {
 
     #[test]
     fn a_run_keys_its_devices_under_shared_names() {
-        let text = "version = 1\n[request]\nurl = \"http://127.0.0.1:9/\"\n[[device]]\nname = '\"Kitchen\"'\nstring = 'JSON(input, \"room\")'\n[[device.feature]]\nname = '\"temp\"'\nvalue = '1'\n[[device]]\nname = '\"Hall\"'\nvalue = '2'\n";
-        let (profile, diagnostics) = crate::profile::load_text(
-            std::path::Path::new("t.toml"),
-            text,
-            &SecretSource::default(),
+        let profile = profile_with(
+            "[[device]]\nname = '\"Kitchen\"'\nstring = 'JSON(input, \"room\")'\n[[device.feature]]\nname = '\"temp\"'\nvalue = '1'\n[[device]]\nname = '\"Hall\"'\nvalue = '2'\n",
         );
-        let profile = profile.unwrap_or_else(|| panic!("{diagnostics:?}"));
         let document = Document::new(r#"{"room":"warm"}"#, Default::default());
         let scope = Scope::new(&document, &EmptyEnvironment);
         let outcome = evaluate("t", &profile.mapping, &scope, 100);
