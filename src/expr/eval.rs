@@ -63,6 +63,8 @@ pub struct Document {
     plan: Arc<ExtractionPlan>,
     parsed: OnceLock<Result<Arc<serde_json::Value>, String>>,
     whole: OnceLock<Result<Arc<serde_json::Value>, String>>,
+    /// The planned paths' values, straight from one parse (`None`: the tree answers).
+    slots: OnceLock<Option<Vec<Option<Value>>>>,
 }
 
 impl Document {
@@ -72,6 +74,7 @@ impl Document {
             plan,
             parsed: OnceLock::new(),
             whole: OnceLock::new(),
+            slots: OnceLock::new(),
         }
     }
 
@@ -108,7 +111,17 @@ impl Document {
             .map_err(|e| EvalErrorKind::InvalidJson(e.clone()))
     }
 
-    fn select(&self, path: &DottedPath) -> Result<Value, EvalErrorKind> {
+    fn select(&self, path: &Arc<DottedPath>) -> Result<Value, EvalErrorKind> {
+        // A planned literal path is answered from its slot; a slot left empty (the path is
+        // missing or meets another shape) gets its answer, or its error, from the tree.
+        if let Some(slots) = &self.plan.slots {
+            if let Some(slot) = slots.slot_of(path) {
+                let values = self.slots.get_or_init(|| slots.fill(&self.text));
+                if let Some(Some(value)) = values.as_ref().and_then(|values| values.get(slot)) {
+                    return Ok(value.clone());
+                }
+            }
+        }
         if self.plan.needs_whole_tree || self.plan.trie.covers(path) {
             path.select(self.planned_tree()?)
         } else {

@@ -497,15 +497,30 @@ impl<'de> Visitor<'de> for SparseVisitor<'_> {
     }
 }
 
-/// A shared, immutable extraction plan: the trie plus whether some expression needs the whole tree.
+/// A shared, immutable extraction plan: the trie plus whether some expression needs the whole
+/// tree, and the slots that answer literal paths without the tree (made by `shared`).
 #[derive(Debug, Default, Clone)]
 pub struct ExtractionPlan {
     pub trie: PathTrie,
     pub needs_whole_tree: bool,
+    /// The dotted paths planned, as the expressions hold them.
+    paths: Vec<Arc<DottedPath>>,
+    pub(super) slots: Option<super::slots::Slots>,
 }
 
 impl ExtractionPlan {
-    pub fn shared(self) -> Arc<ExtractionPlan> {
+    /// Plans a dotted path an expression reads from `input`.
+    pub fn insert(&mut self, path: &Arc<DottedPath>) {
+        self.trie.insert(path);
+        self.paths.push(path.clone());
+    }
+
+    pub fn shared(mut self) -> Arc<ExtractionPlan> {
+        self.slots = if self.needs_whole_tree {
+            None
+        } else {
+            super::slots::Slots::plan(&self.paths)
+        };
         Arc::new(self)
     }
 }

@@ -13,6 +13,7 @@ pub mod json_path;
 mod lex;
 pub mod limits;
 mod parse;
+mod slots;
 mod template;
 pub mod value;
 
@@ -132,7 +133,7 @@ impl Expression {
             if let NodeKind::Json { source, selector } = &node.kind {
                 if matches!(source.kind, NodeKind::Input) {
                     match selector {
-                        JsonSelector::Dotted(path) => plan.trie.insert(path),
+                        JsonSelector::Dotted(path) => plan.insert(path),
                         _ => plan.needs_whole_tree = true,
                     }
                 }

@@ -512,3 +512,64 @@ fn an_unknown_name_suggests_quotes() {
         "{message}"
     );
 }
+
+/// Literal paths answered from their slots give what the tree gives, values and errors alike,
+/// whatever the body: missing keys, other shapes, repeated keys, lists, objects, text that is
+/// not JSON.
+#[test]
+fn slots_answer_as_the_tree_does() {
+    let paths = [
+        "id",
+        "user.name",
+        "user.age",
+        "user.address.city",
+        "stats.d[1]",
+        "stats.d[7]",
+        "rooms[0].name",
+        "rooms[1].temp",
+        "flags",
+        "list",
+        "big",
+        "neg",
+        "esc",
+        "nothing",
+        "deep[0][1].x",
+    ];
+    let bodies = [
+        r#"{"id":7,"user":{"name":"ann","age":41,"address":{"city":"Oslo","zip":"0150"}},"stats":{"d":[1.5,2.5e3,-3]},"rooms":[{"name":"hall","temp":20},{"name":"bath","temp":22.5}],"flags":{"mfa":true,"x":[1,{"y":null}]},"list":[1,"two",null,[3]],"big":18446744073709551615,"neg":-9223372036854775808,"esc":"a\"b\\c\u00e9\n","nothing":null,"deep":[[0,{"x":"yes"}]]}"#,
+        r#"{"user":{"name":"ann"},"user":{"age":5}}"#,
+        r#"{"user":{"name":"a","name":"b"}}"#,
+        r#"{"user":"text","rooms":{"0":{"name":"x"}},"stats":{"d":"no"}}"#,
+        r#"{"rooms":[],"stats":{"d":[1]},"deep":[[0]]}"#,
+        r#"{"user":{"address":[]},"id":"7"}"#,
+        r#"[1,2,3]"#,
+        r#""just text""#,
+        r#"{"id":1} trailing"#,
+        r#"{"id":1,"user":{"name":"ann""#,
+        "",
+        r#"{"id":1e400}"#,
+    ];
+    let expressions: Vec<Expression> = paths
+        .iter()
+        .map(|p| {
+            Expression::compile(&format!("JSON(input, \"{p}\")")).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let mut plan = ExtractionPlan::default();
+    for expression in &expressions {
+        expression.plan_into(&mut plan);
+    }
+    let without_slots = Arc::new(plan.clone());
+    let with_slots = plan.shared();
+    assert!(with_slots.slots.is_some(), "these paths all take slots");
+    assert!(without_slots.slots.is_none());
+    for body in bodies {
+        let slotted = Document::new(body, with_slots.clone());
+        let treed = Document::new(body, without_slots.clone());
+        for (path, expression) in paths.iter().zip(&expressions) {
+            let a = expression.evaluate(&Scope::new(&slotted, &EmptyEnvironment));
+            let b = expression.evaluate(&Scope::new(&treed, &EmptyEnvironment));
+            assert_eq!(a, b, "{path} over {body}");
+        }
+    }
+}
