@@ -35,6 +35,8 @@ pub struct Expression {
     source: Arc<str>,
     root: Node,
     warnings: Vec<CompileWarning>,
+    /// Its own plan, made the first time it is asked for.
+    plan: std::sync::OnceLock<Arc<ExtractionPlan>>,
 }
 
 /// All problems of one compilation; the first is usually the one to fix.
@@ -85,6 +87,7 @@ impl Expression {
             source: source.into(),
             root,
             warnings,
+            plan: std::sync::OnceLock::new(),
         })
     }
 
@@ -141,11 +144,16 @@ impl Expression {
         });
     }
 
-    /// A plan for evaluating this expression alone.
+    /// A plan for evaluating this expression alone (made once: a trigger's matcher or a
+    /// condition asks for it on every evaluation).
     pub fn plan(&self) -> Arc<ExtractionPlan> {
-        let mut plan = ExtractionPlan::default();
-        self.plan_into(&mut plan);
-        plan.shared()
+        self.plan
+            .get_or_init(|| {
+                let mut plan = ExtractionPlan::default();
+                self.plan_into(&mut plan);
+                plan.shared()
+            })
+            .clone()
     }
 }
 
