@@ -615,6 +615,96 @@ async fn many_live_views_never_lock_out_the_api() {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
 }
 
+/// Idle keep-alive clients cannot hold every place: once none is free, the open connections
+/// are asked to close when idle (each after the request it is serving, one still waiting for
+/// its first request once that is answered), and a new client is served. At shutdown the idle
+/// ones close at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_clients_make_room_and_close_at_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PLACES: usize = 4;
+    let ws = Workspace::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (address, server) = bellhop::web::serve(
+        api_state(&ws),
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        PLACES,
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let request = format!("GET /api/v1/health HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    // Reads one answer's head (and whatever came with it): whether it is a 200.
+    async fn answered(stream: &mut tokio::net::TcpStream) -> bool {
+        let mut buffer = vec![0u8; 4096];
+        match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+        {
+            Ok(Ok(n)) => buffer[..n].starts_with(b"HTTP/1.1 200"),
+            _ => false,
+        }
+    }
+    // Whether the server closed `stream` (end of stream) within five seconds.
+    async fn closed(stream: &mut tokio::net::TcpStream) -> bool {
+        let mut buffer = [0u8; 256];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+    // Every place taken by a client that asked once and keeps its connection open.
+    let mut idle = Vec::new();
+    for _ in 0..PLACES {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            answered(&mut stream).await,
+            "a keep-alive client was not answered"
+        );
+        idle.push(stream);
+    }
+    let mut newcomer = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    newcomer
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        answered(&mut newcomer).await,
+        "a new client got no place while {PLACES} idle keep-alive clients held them all"
+    );
+    for stream in &mut idle {
+        assert!(
+            closed(stream).await,
+            "an idle keep-alive connection stayed open under pressure"
+        );
+    }
+    // Shutdown: the newcomer's idle connection closes now, and the server stops.
+    let _ = stop.send(());
+    assert!(
+        closed(&mut newcomer).await,
+        "an idle connection stayed open at shutdown"
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), server)
+            .await
+            .is_ok(),
+        "the server did not stop"
+    );
+}
+
 #[tokio::test]
 async fn response_encodings_are_decoded_or_named() {
     let stub = crate::support::start_stub().await;
