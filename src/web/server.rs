@@ -7,12 +7,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Weak};
-use std::task::Poll;
+use std::sync::Arc;
 use std::time::Duration;
-
-use futures_util::task::AtomicWaker;
 
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -45,13 +41,18 @@ pub(super) async fn run<F>(
         + 'static,
 {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
-    // Asks open connections to close when idle (pressure or shutdown); dropped, it asks too.
-    let mut connections = OpenConnections::default();
+    // Bumped to ask every open connection to close when idle (pressure or shutdown).
+    let (close_idle, _) = tokio::sync::watch::channel(0u64);
+    let close_idle = Arc::new(close_idle);
     let mut shutdown = std::pin::pin!(shutdown);
+    let ask_idle_to_close = || {
+        close_idle
+            .send_modify(|generation| *generation = generation.wrapping_add(1) % (u64::MAX - 1));
+    };
     loop {
         // Every place is taken: idle keep-alive connections are asked to make room.
         if permits.available_permits() == 0 {
-            connections.ask_all(Asked::Pressure);
+            ask_idle_to_close();
         }
         // A free place first, then a connection: beyond the bound, clients wait in the backlog.
         let permit = tokio::select! {
@@ -74,7 +75,7 @@ pub(super) async fn run<F>(
             () = &mut shutdown => break,
         };
         if permits.available_permits() < max_connections / 8 {
-            connections.ask_all(Asked::Pressure);
+            ask_idle_to_close();
         }
         // Whether the connection has sent a request: only those are asked to close under
         // pressure (a connection just accepted has its first request still to come).
@@ -102,7 +103,7 @@ pub(super) async fn run<F>(
                 }
             })
         };
-        let close = connections.open();
+        let mut asked_to_close = close_idle.subscribe();
         tokio::spawn(async move {
             let mut builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -116,13 +117,11 @@ pub(super) async fn run<F>(
             let mut closing = false;
             // Asked to close before its first request: it closes once that is answered.
             let mut close_after_first = false;
-            let mut asked = std::pin::pin!(close.asked());
             let outcome = loop {
                 tokio::select! {
-                    biased;
                     outcome = connection.as_mut() => break outcome,
-                    asked = &mut asked, if !closing && !close_after_first => {
-                        let shutting_down = asked == Asked::Shutdown;
+                    changed = asked_to_close.changed(), if !closing && !close_after_first => {
+                        let shutting_down = changed.is_err() || *asked_to_close.borrow() == u64::MAX;
                         if shutting_down || served.load(std::sync::atomic::Ordering::Relaxed) {
                             closing = true;
                             connection.as_mut().graceful_shutdown();
@@ -146,95 +145,9 @@ pub(super) async fn run<F>(
     }
     drop(listener);
     // Shutdown: idle connections close now; requests in flight get a while to finish.
-    connections.ask_all(Asked::Shutdown);
+    close_idle.send_replace(u64::MAX);
     let everyone = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(10), permits.acquire_many(everyone)).await;
-}
-
-/// Why a connection is asked to close once idle.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Asked {
-    /// Places are running out: a connection still waiting for its first request closes once
-    /// that is answered.
-    Pressure = 1,
-    /// The server stops: every idle connection closes now.
-    Shutdown = 2,
-}
-
-/// One connection's request to close once idle, set by the accept loop. Each connection waits
-/// on its own (an atomic and a waker), so a wake of a connection touches nothing the others
-/// share: one `watch` for all of them was a mutex every connection locked on every wake.
-#[derive(Default)]
-struct CloseRequest {
-    /// 0 while not asked, else an `Asked` (a shutdown overrides pressure).
-    asked: AtomicU8,
-    waker: AtomicWaker,
-}
-
-impl CloseRequest {
-    fn ask(&self, asked: Asked) {
-        self.asked.fetch_max(asked as u8, Ordering::AcqRel);
-        self.waker.wake();
-    }
-
-    fn seen(&self) -> Option<Asked> {
-        match self.asked.load(Ordering::Acquire) {
-            0 => None,
-            1 => Some(Asked::Pressure),
-            _ => Some(Asked::Shutdown),
-        }
-    }
-
-    /// Resolves once the connection is asked to close.
-    fn asked(&self) -> impl std::future::Future<Output = Asked> + '_ {
-        std::future::poll_fn(move |context| {
-            if let Some(asked) = self.seen() {
-                return Poll::Ready(asked);
-            }
-            self.waker.register(context.waker());
-            // (Asked between the first look and the registration: seen now.)
-            self.seen().map_or(Poll::Pending, Poll::Ready)
-        })
-    }
-}
-
-/// The open connections' close requests, held weakly by the accept loop (a closed connection's
-/// request is gone). Dropped — the loop ended or was dropped — it asks every connection still
-/// open to close, as a shutdown.
-#[derive(Default)]
-struct OpenConnections {
-    requests: Vec<Weak<CloseRequest>>,
-}
-
-impl OpenConnections {
-    /// A new connection's request.
-    fn open(&mut self) -> Arc<CloseRequest> {
-        if self.requests.len() == self.requests.capacity() {
-            // Closed connections are forgotten when the list is full; if most are still open,
-            // the list doubles, so this costs O(1) per connection over time.
-            self.requests.retain(|request| request.strong_count() > 0);
-            self.requests.reserve(self.requests.len().max(8));
-        }
-        let request = Arc::new(CloseRequest::default());
-        self.requests.push(Arc::downgrade(&request));
-        request
-    }
-
-    fn ask_all(&mut self, asked: Asked) {
-        self.requests.retain(|request| match request.upgrade() {
-            Some(request) => {
-                request.ask(asked);
-                true
-            }
-            None => false,
-        });
-    }
-}
-
-impl Drop for OpenConnections {
-    fn drop(&mut self) {
-        self.ask_all(Asked::Shutdown);
-    }
 }
 
 /// The bound address, for callers that listen on port 0.
