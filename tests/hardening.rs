@@ -705,6 +705,83 @@ async fn idle_keep_alive_clients_make_room_and_close_at_shutdown() {
     );
 }
 
+/// A client must send a request's head within the head time limit (30 s; shortened here): a
+/// head still incomplete, or an idle keep-alive connection that sends none, is cut off by the
+/// limit and not much before it, while a head sent slowly but in time is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_must_come_within_the_time_limit() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LIMIT: Duration = Duration::from_millis(600);
+    let ws = Workspace::new();
+    let (address, _server) = crate::support::serve(api_state(&ws).with_head_timeout(LIMIT)).await;
+    let connect = || async move {
+        tokio::net::TcpStream::connect(address)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // How long until the server closed `stream` (reading whatever it sent); None past 5 s.
+    async fn closed_after(stream: &mut tokio::net::TcpStream, since: Instant) -> Option<Duration> {
+        let mut buffer = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(since.elapsed()),
+                Ok(Ok(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+    let head = format!("GET /api/v1/health HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    let cut = |after: Option<Duration>, what: &str| {
+        let after = after.unwrap_or_else(|| panic!("{what}: still open after 5 s"));
+        assert!(
+            after >= LIMIT.mul_f64(0.7) && after <= LIMIT + Duration::from_millis(900),
+            "{what}: cut off after {after:?} (limit {LIMIT:?})"
+        );
+    };
+    // Half a head, then nothing.
+    let mut stalled = connect().await;
+    let started = Instant::now();
+    stalled
+        .write_all(&head.as_bytes()[..20])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    cut(
+        closed_after(&mut stalled, started).await,
+        "a half-sent head",
+    );
+    // One request answered, then an idle keep-alive connection.
+    let mut idle = connect().await;
+    idle.write_all(head.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let answered = Instant::now();
+    cut(
+        closed_after(&mut idle, answered).await,
+        "an idle keep-alive connection",
+    );
+    // A head in three pieces, the last well within the limit: answered.
+    let mut slow = connect().await;
+    for piece in head.as_bytes().chunks(head.len() / 3 + 1) {
+        slow.write_all(piece)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(LIMIT / 6).await;
+    }
+    let mut answer = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), slow.read_exact(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("a slow head in time was not answered"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(&answer, b"HTTP/1.1 200");
+}
+
 #[tokio::test]
 async fn response_encodings_are_decoded_or_named() {
     let stub = crate::support::start_stub().await;

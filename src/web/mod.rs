@@ -51,6 +51,8 @@ pub struct AppState {
     listen_throttle: Arc<listening::Throttle>,
     /// What the listening paths' rate limits read the time from.
     clock: Clock,
+    /// How long a client may take to send a request's head (30 s).
+    head_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -63,7 +65,14 @@ impl AppState {
             listen_base: "/in".into(),
             listen_throttle: Arc::default(),
             clock: Clock::system(),
+            head_timeout: server::HEADER_TIMEOUT,
         }
+    }
+
+    /// Gives clients `timeout` to send a request's head (30 s by default; tests shorten it).
+    pub fn with_head_timeout(mut self, timeout: std::time::Duration) -> AppState {
+        self.head_timeout = timeout;
+        self
     }
 
     /// Reads the time from `clock` (the system's by default). The edge has its own
@@ -341,8 +350,10 @@ pub fn serve_on(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let bound = server::local_address(&listener)?;
     let state = state.with_connection_limit(max_connections);
+    let head_timeout = state.head_timeout;
     let task = tokio::spawn(server::run(
         listener,
+        head_timeout,
         routes(state.clone()),
         shortcut::Shortcut::new(state),
         max_connections,
