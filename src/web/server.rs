@@ -108,12 +108,10 @@ pub(super) async fn run<F>(
         tokio::spawn(async move {
             let mut builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let head_limit = HeadLimit::new(head_timeout);
             builder
                 .http1()
-                .timer(HeadClock)
-                .header_read_timeout(head_limit.deadline);
-            let mut head_watch = head_limit.watch();
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(head_timeout);
             let connection = builder
                 .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);
@@ -132,8 +130,6 @@ pub(super) async fn run<F>(
                             close_after_first = true;
                         }
                     }
-                    // (Polls the connection again, so a head past its deadline is refused.)
-                    _ = head_watch.tick() => {}
                     () = tokio::time::sleep(CLOSE_CHECK), if close_after_first && !closing => {
                         if served.load(std::sync::atomic::Ordering::Relaxed) {
                             closing = true;
@@ -154,75 +150,6 @@ pub(super) async fn run<F>(
     let everyone = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(10), permits.acquire_many(everyone)).await;
 }
-
-/// The time limit on a request's head, kept without a timer per request.
-///
-/// hyper's header timeout made a timer for every request head and dropped it once the head
-/// was read: a boxed tokio sleep registered in the runtime's timer wheel and removed again, under
-/// the wheel's lock, thousands of times a second. Here hyper's deadline is a plain instant
-/// ([`HeadClock`]) that is only checked when the connection is polled, and each connection has
-/// one ticker that polls it every sixth of the limit. The deadline is set a tick short of the
-/// limit, so a head that is not in by the limit is refused at the latest when it runs out.
-struct HeadLimit {
-    deadline: Duration,
-    tick: Duration,
-}
-
-impl HeadLimit {
-    fn new(timeout: Duration) -> HeadLimit {
-        let tick = (timeout / 6).max(Duration::from_millis(1));
-        HeadLimit {
-            deadline: timeout.saturating_sub(tick),
-            tick,
-        }
-    }
-
-    /// A connection's ticker (its first tick one period from now).
-    fn watch(&self) -> tokio::time::Interval {
-        let mut ticker =
-            tokio::time::interval_at(tokio::time::Instant::now() + self.tick, self.tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker
-    }
-}
-
-/// hyper's timer for the head deadline: a sleep is the instant it ends and is ready once that
-/// has passed. It wakes nobody: the connection's ticker (`HeadLimit::watch`) polls it.
-#[derive(Clone, Copy)]
-struct HeadClock;
-
-impl hyper::rt::Timer for HeadClock {
-    fn sleep(&self, duration: Duration) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_until(std::time::Instant::now() + duration)
-    }
-
-    fn sleep_until(
-        &self,
-        deadline: std::time::Instant,
-    ) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(HeadDeadline(deadline))
-    }
-}
-
-/// The end of a head's time (see [`HeadClock`]).
-struct HeadDeadline(std::time::Instant);
-
-impl std::future::Future for HeadDeadline {
-    type Output = ();
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        _context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if std::time::Instant::now() >= self.0 {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    }
-}
-
-impl hyper::rt::Sleep for HeadDeadline {}
 
 /// The bound address, for callers that listen on port 0.
 pub fn local_address(listener: &tokio::net::TcpListener) -> std::io::Result<SocketAddr> {
