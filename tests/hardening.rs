@@ -615,13 +615,53 @@ async fn many_live_views_never_lock_out_the_api() {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
 }
 
+/// A client connected to `address` that sent `request` (or part of a request).
+async fn client_sending(address: std::net::SocketAddr, request: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream
+}
+
+/// How long after `since` the server closed `stream` (reading whatever it sent); None if it is
+/// still open five seconds on.
+async fn closed_after(
+    stream: &mut tokio::net::TcpStream,
+    since: std::time::Instant,
+) -> Option<std::time::Duration> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(since.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Whether the next thing `stream` reads within five seconds is a 200's status line.
+async fn answered_ok(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut status = [0u8; 12];
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_exact(&mut status)).await,
+        Ok(Ok(_)) if &status == b"HTTP/1.1 200"
+    )
+}
+
 /// Idle keep-alive clients cannot hold every place: once none is free, the open connections
 /// are asked to close when idle (each after the request it is serving, one still waiting for
 /// its first request once that is answered), and a new client is served. At shutdown the idle
 /// ones close at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_clients_make_room_and_close_at_shutdown() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const PLACES: usize = 4;
     let ws = Workspace::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -636,53 +676,24 @@ async fn idle_keep_alive_clients_make_room_and_close_at_shutdown() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     let request = format!("GET /api/v1/health HTTP/1.1\r\nHost: {address}\r\n\r\n");
-    // Reads one answer's head (and whatever came with it): whether it is a 200.
-    async fn answered(stream: &mut tokio::net::TcpStream) -> bool {
-        let mut buffer = vec![0u8; 4096];
-        match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer))
+    let closed = async |stream: &mut tokio::net::TcpStream| {
+        closed_after(stream, std::time::Instant::now())
             .await
-        {
-            Ok(Ok(n)) => buffer[..n].starts_with(b"HTTP/1.1 200"),
-            _ => false,
-        }
-    }
-    // Whether the server closed `stream` (end of stream) within five seconds.
-    async fn closed(stream: &mut tokio::net::TcpStream) -> bool {
-        let mut buffer = [0u8; 256];
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(_)) => continue,
-                Err(_) => return false,
-            }
-        }
-    }
+            .is_some()
+    };
     // Every place taken by a client that asked once and keeps its connection open.
     let mut idle = Vec::new();
     for _ in 0..PLACES {
-        let mut stream = tokio::net::TcpStream::connect(address)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut stream = client_sending(address, request.as_bytes()).await;
         assert!(
-            answered(&mut stream).await,
+            answered_ok(&mut stream).await,
             "a keep-alive client was not answered"
         );
         idle.push(stream);
     }
-    let mut newcomer = tokio::net::TcpStream::connect(address)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    newcomer
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut newcomer = client_sending(address, request.as_bytes()).await;
     assert!(
-        answered(&mut newcomer).await,
+        answered_ok(&mut newcomer).await,
         "a new client got no place while {PLACES} idle keep-alive clients held them all"
     );
     for stream in &mut idle {
@@ -711,27 +722,10 @@ async fn idle_keep_alive_clients_make_room_and_close_at_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_head_must_come_within_the_time_limit() {
     use std::time::{Duration, Instant};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     const LIMIT: Duration = Duration::from_millis(600);
     let ws = Workspace::new();
     let (address, _server) = crate::support::serve(api_state(&ws).with_head_timeout(LIMIT)).await;
-    let connect = || async move {
-        tokio::net::TcpStream::connect(address)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-    };
-    // How long until the server closed `stream` (reading whatever it sent); None past 5 s.
-    async fn closed_after(stream: &mut tokio::net::TcpStream, since: Instant) -> Option<Duration> {
-        let mut buffer = [0u8; 1024];
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return Some(since.elapsed()),
-                Ok(Ok(_)) => continue,
-                Err(_) => return None,
-            }
-        }
-    }
     let head = format!("GET /api/v1/health HTTP/1.1\r\nHost: {address}\r\n\r\n");
     let cut = |after: Option<Duration>, what: &str| {
         let after = after.unwrap_or_else(|| panic!("{what}: still open after 5 s"));
@@ -741,45 +735,36 @@ async fn a_request_head_must_come_within_the_time_limit() {
         );
     };
     // Half a head, then nothing.
-    let mut stalled = connect().await;
     let started = Instant::now();
-    stalled
-        .write_all(&head.as_bytes()[..20])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stalled = client_sending(address, &head.as_bytes()[..20]).await;
     cut(
         closed_after(&mut stalled, started).await,
         "a half-sent head",
     );
     // One request answered, then an idle keep-alive connection.
-    let mut idle = connect().await;
-    idle.write_all(head.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut answer = [0u8; 12];
-    idle.read_exact(&mut answer)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(&answer, b"HTTP/1.1 200");
+    let mut idle = client_sending(address, head.as_bytes()).await;
+    assert!(
+        answered_ok(&mut idle).await,
+        "a whole head was not answered"
+    );
     let answered = Instant::now();
     cut(
         closed_after(&mut idle, answered).await,
         "an idle keep-alive connection",
     );
     // A head in three pieces, the last well within the limit: answered.
-    let mut slow = connect().await;
-    for piece in head.as_bytes().chunks(head.len() / 3 + 1) {
+    let mut pieces = head.as_bytes().chunks(head.len() / 3 + 1);
+    let mut slow = client_sending(address, pieces.next().unwrap_or_default()).await;
+    for piece in pieces {
+        tokio::time::sleep(LIMIT / 6).await;
         slow.write_all(piece)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        tokio::time::sleep(LIMIT / 6).await;
     }
-    let mut answer = [0u8; 12];
-    tokio::time::timeout(Duration::from_secs(5), slow.read_exact(&mut answer))
-        .await
-        .unwrap_or_else(|_| panic!("a slow head in time was not answered"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(&answer, b"HTTP/1.1 200");
+    assert!(
+        answered_ok(&mut slow).await,
+        "a slow head sent in time was not answered"
+    );
 }
 
 #[tokio::test]
