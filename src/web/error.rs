@@ -179,9 +179,7 @@ struct Envelope<'a> {
 
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status;
-        warp::reply::with_status(warp::reply::json(&Envelope { error: &self }), status)
-            .into_response()
+        super::json(self.status, &Envelope { error: &self })
     }
 }
 

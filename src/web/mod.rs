@@ -240,8 +240,26 @@ fn login(state: AppState) -> BoxedFilter<(Response,)> {
     form.or(submit).unify().or(logout).unify().boxed()
 }
 
+/// The room a JSON answer is written into before it grows: a run's answer (about 500 bytes)
+/// and most others fit. From serde_json's own 128 bytes an answer grew by two or three
+/// `realloc`s, and glibc takes its arena's lock for every `realloc` (under load, the most
+/// contended of Bellhop's own allocations: ARCHITECTURE.md, "Performance notes").
+const ANSWER_ROOM: usize = 1024;
+
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
-    warp::reply::with_status(warp::reply::json(value), status).into_response()
+    let mut body = Vec::with_capacity(ANSWER_ROOM);
+    if let Err(error) = serde_json::to_writer(&mut body, value) {
+        // (Only a type that cannot be JSON fails here: a defect, not an input.)
+        tracing::error!(error = %error, "an answer could not be written as JSON");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn ok<T: serde::Serialize>(value: &T) -> Response {
