@@ -174,7 +174,8 @@ impl<'de> Visitor<'de> for SlotSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen: Vec<usize> = Vec::new();
+        // Room for every wanted key once: growing it took `realloc`s, a lock on glibc's arena.
+        let mut seen: Vec<usize> = Vec::with_capacity(self.node.keys.len());
         while let Some(wanted) = map.next_key_seed(KeyMatch(self.node))? {
             match wanted {
                 Some(at) => {
