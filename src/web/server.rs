@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use warp::Filter;
 
 use super::shortcut::{Offered, Shortcut};
+use crate::sync::Locked;
 
 /// How long a client may take to send a request's head, by default.
 pub(super) const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,14 +43,9 @@ pub(super) async fn run<F>(
         + 'static,
 {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
-    // Bumped to ask every open connection to close when idle (pressure or shutdown).
-    let (close_idle, _) = tokio::sync::watch::channel(0u64);
-    let close_idle = Arc::new(close_idle);
+    let close_requests = Arc::new(CloseRequests::default());
     let mut shutdown = std::pin::pin!(shutdown);
-    let ask_idle_to_close = || {
-        close_idle
-            .send_modify(|generation| *generation = generation.wrapping_add(1) % (u64::MAX - 1));
-    };
+    let ask_idle_to_close = || close_requests.ask_all(Close::ForRoom);
     loop {
         // Every place is taken: idle keep-alive connections are asked to make room.
         if permits.available_permits() == 0 {
@@ -104,7 +100,8 @@ pub(super) async fn run<F>(
                 }
             })
         };
-        let mut asked_to_close = close_idle.subscribe();
+        let (ticket, mut asked_to_close) = close_requests.listen();
+        let close_requests = close_requests.clone();
         tokio::spawn(async move {
             let mut builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -121,8 +118,9 @@ pub(super) async fn run<F>(
             let outcome = loop {
                 tokio::select! {
                     outcome = connection.as_mut() => break outcome,
-                    changed = asked_to_close.changed(), if !closing && !close_after_first => {
-                        let shutting_down = changed.is_err() || *asked_to_close.borrow() == u64::MAX;
+                    asked = &mut asked_to_close, if !closing && !close_after_first => {
+                        // The server gone without a word is a shutdown too.
+                        let shutting_down = asked.unwrap_or(Close::ForShutdown) == Close::ForShutdown;
                         if shutting_down || served.load(std::sync::atomic::Ordering::Relaxed) {
                             closing = true;
                             connection.as_mut().graceful_shutdown();
@@ -138,6 +136,7 @@ pub(super) async fn run<F>(
                     }
                 }
             };
+            close_requests.forget(ticket);
             if let Err(error) = outcome {
                 tracing::debug!(remote = %remote, error = %error, "connection ended");
             }
@@ -146,9 +145,61 @@ pub(super) async fn run<F>(
     }
     drop(listener);
     // Shutdown: idle connections close now; requests in flight get a while to finish.
-    close_idle.send_replace(u64::MAX);
+    close_requests.ask_all(Close::ForShutdown);
     let everyone = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(10), permits.acquire_many(everyone)).await;
+}
+
+/// Why a connection is asked to close.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Close {
+    /// Places are running out: close once the request in flight (or the first one) is answered.
+    ForRoom,
+    /// The server is stopping: close now unless a request is in flight.
+    ForShutdown,
+}
+
+/// Where the server asks its open connections to close: one one-shot channel per connection.
+///
+/// A connection polls its own receiver each time its task runs, and a pending one-shot receiver
+/// is polled with atomics alone. A shared `watch` channel took a mutex on every poll of every
+/// connection (tokio's `Notified` locks its waiter list while pending), one both worker threads
+/// contended for on every request.
+#[derive(Default)]
+struct CloseRequests {
+    waiting: std::sync::Mutex<CloseWaiting>,
+}
+
+#[derive(Default)]
+struct CloseWaiting {
+    next_ticket: u64,
+    senders: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Close>>,
+}
+
+impl CloseRequests {
+    /// A new connection's ticket and the receiver it listens on.
+    fn listen(&self) -> (u64, tokio::sync::oneshot::Receiver<Close>) {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let mut waiting = self.waiting.locked();
+        let ticket = waiting.next_ticket;
+        waiting.next_ticket = waiting.next_ticket.wrapping_add(1);
+        waiting.senders.insert(ticket, sender);
+        (ticket, receiver)
+    }
+
+    /// A connection has ended: nothing to ask it any more.
+    fn forget(&self, ticket: u64) {
+        self.waiting.locked().senders.remove(&ticket);
+    }
+
+    /// Asks every open connection once; each stops listening after its first request to close.
+    fn ask_all(&self, why: Close) {
+        let senders = std::mem::take(&mut self.waiting.locked().senders);
+        for sender in senders.into_values() {
+            // A connection that has just ended has dropped its receiver: nothing to ask.
+            let _ = sender.send(why);
+        }
+    }
 }
 
 /// The bound address, for callers that listen on port 0.
